@@ -1,0 +1,261 @@
+"""The one error hierarchy of aion.
+
+Every error aion raises derives from :class:`AionError` and carries a stable string ``code`` that scripts,
+the CLI (``error[<code>]: ...``) and the documentation (``docs/errors.md``) use to name it::
+
+    >>> try:
+    ...     raise WorkflowNotFoundError("order-1")
+    ... except AionError as error:
+    ...     print(error.code)
+    not_found
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AionError(Exception):
+    """Base of every error raised by aion; ``code`` names the kind of error in a stable way."""
+
+    code: ClassVar[str] = "aion_error"
+
+
+class InvalidArgumentError(AionError, ValueError):
+    """An argument is malformed: a bad workflow id, a negative timeout, an unknown option."""
+
+    code = "invalid_argument"
+
+
+class PayloadError(AionError, TypeError):
+    """A value cannot be serialised; the message names the path of the bad value (``order.items[3]``)."""
+
+    code = "payload_error"
+
+
+class PayloadTooLargeError(PayloadError):
+    """An encoded payload exceeds the configured size limit."""
+
+    code = "payload_too_large"
+
+    def __init__(self, size: int, limit: int, what: str = "payload") -> None:
+        super().__init__(f"{what} is {size} bytes encoded, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class NotFoundError(AionError, LookupError):
+    """Something named does not exist."""
+
+    code = "not_found"
+
+
+class WorkflowNotFoundError(NotFoundError):
+    """No workflow (or run) with this id exists."""
+
+    def __init__(self, workflow_id: str, run_id: str | None = None) -> None:
+        what = f"workflow {workflow_id!r}" + (f" run {run_id!r}" if run_id else "")
+        super().__init__(f"{what} not found")
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class UnknownWorkflowTypeError(NotFoundError):
+    """A workflow type name is not registered with the engine."""
+
+    code = "unknown_workflow_type"
+
+
+class UnknownActivityTypeError(NotFoundError):
+    """An activity type name is not registered with the engine."""
+
+    code = "unknown_activity_type"
+
+
+class RegistrationError(AionError, ValueError):
+    """A workflow or activity cannot be registered (duplicate name, not an ``async def`` workflow, ...)."""
+
+    code = "registration_error"
+
+
+class WorkflowAlreadyStartedError(AionError):
+    """A workflow with this id is running; its id cannot start another run now."""
+
+    code = "already_started"
+
+    def __init__(self, workflow_id: str, run_id: str) -> None:
+        super().__init__(f"workflow {workflow_id!r} is already running (run {run_id})")
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class WorkflowNotRunningError(AionError):
+    """The operation needs a running workflow, and this one is closed."""
+
+    code = "not_running"
+
+
+class SequenceConflictError(AionError):
+    """An append named an expected head sequence that is not the workflow's current head."""
+
+    code = "sequence_conflict"
+
+    def __init__(self, workflow_id: str, expected_head: int, actual_head: int) -> None:
+        super().__init__(
+            f"append to workflow {workflow_id!r} expected head {expected_head}, but the head is {actual_head}"
+        )
+        self.workflow_id = workflow_id
+        self.expected_head = expected_head
+        self.actual_head = actual_head
+
+
+class StoreError(AionError):
+    """The event store cannot do what was asked (I/O error, disk full, not an aion store)."""
+
+    code = "store_error"
+
+
+class StoreLockedError(StoreError):
+    """Another engine holds the data directory."""
+
+    code = "store_locked"
+
+
+class StoreFormatError(StoreError):
+    """The data directory is not an aion store, or was written by a newer format version."""
+
+    code = "store_format"
+
+
+class CorruptEventError(StoreError):
+    """A stored event cannot be decoded."""
+
+    code = "corrupt_event"
+
+
+class EngineNotRunningError(AionError):
+    """The engine is not started (use it as a context manager), or has stopped."""
+
+    code = "engine_not_running"
+
+
+class QueryError(AionError):
+    """A query could not be answered: unknown name, or the handler raised."""
+
+    code = "query_error"
+
+
+class NonDeterminismError(AionError):
+    """Workflow code and its recorded history disagree at a command anchor."""
+
+    code = "non_determinism"
+
+    def __init__(self, workflow_id: str, seq: int, expected: str, found: str) -> None:
+        super().__init__(
+            f"workflow {workflow_id!r} diverged from its history at seq {seq}: "
+            f"history has {expected}, the code now does {found}"
+        )
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.expected = expected
+        self.found = found
+
+
+class NonDeterministicCallError(AionError):
+    """Workflow code called a non-deterministic function; the message names the safe replacement."""
+
+    code = "non_deterministic_call"
+
+
+class ContinueAsNewError(AionError):
+    """``workflow.continue_as_new`` cannot be honoured now (for example work is still pending)."""
+
+    code = "continue_as_new_refused"
+
+
+class FailureError(AionError):
+    """An error that carries a recorded failure: the original type, message, traceback and details."""
+
+    code = "failure"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str = "Exception",
+        traceback: str | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        self.traceback = traceback
+        self.details = details
+
+
+class WorkflowFailedError(FailureError):
+    """The workflow run failed; ``type``, ``message`` and ``traceback`` describe the cause."""
+
+    code = "workflow_failed"
+
+
+class WorkflowCancelledError(AionError):
+    """The workflow run was cancelled."""
+
+    code = "workflow_cancelled"
+
+
+class WorkflowTerminatedError(AionError):
+    """The workflow run was terminated."""
+
+    code = "workflow_terminated"
+
+
+class WorkflowTimedOutError(AionError):
+    """The workflow run passed its execution or run timeout."""
+
+    code = "workflow_timed_out"
+
+
+class ActivityError(FailureError):
+    """An activity failed for good (retries exhausted or non-retryable); raised inside the workflow."""
+
+    code = "activity_failed"
+
+
+class ApplicationError(FailureError):
+    """Raised by user code to fail with a chosen type, details and retry behaviour.
+
+    ``non_retryable=True`` stops an activity's retries at once.
+    """
+
+    code = "application_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,
+        non_retryable: bool = False,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message, type=type or "ApplicationError", details=details)
+        self.non_retryable = non_retryable
+
+
+class CancelledError(AionError):
+    """Cancellation delivered to workflow or activity code; it may be caught to run clean-up."""
+
+    code = "cancelled"
+
+
+class ResultTimeoutError(AionError, TimeoutError):
+    """Waiting for a result took longer than the caller's timeout; the workflow itself goes on."""
+
+    code = "result_timeout"
+
+
+class ControlError(AionError):
+    """The control socket refused or could not serve a request."""
+
+    code = "control_error"

@@ -1,0 +1,1 @@
+"""supervisors: OTP-style supervision of OS processes on pykka (usable without aion)."""

@@ -1,0 +1,64 @@
+"""Suite-wide guards: every test runs with a deadline, and no process of ours outlives a test."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Adopt orphaned descendants, so a process left behind by a SIGKILLed engine is still seen as ours."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+_become_subreaper()
+
+
+def _reap_zombies() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def live_descendants() -> list[psutil.Process]:
+    """Descendants of the test process that are alive (zombies are reaped first)."""
+    _reap_zombies()
+    alive = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fail a test that leaves a child process alive (after a short grace), and kill what it left."""
+    yield
+    leaked = live_descendants()
+    if leaked:
+        _, still = psutil.wait_procs(leaked, timeout=3.0)
+        still = [p for p in still if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if still:
+            described = [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in still]
+            for proc in still:
+                try:
+                    proc.send_signal(signal.SIGKILL)
+                except psutil.NoSuchProcess:
+                    pass
+            _reap_zombies()
+            pytest.fail(f"test leaked {len(still)} process(es): {described}")
