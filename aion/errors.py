@@ -259,3 +259,9 @@ class ControlError(AionError):
     """The control socket refused or could not serve a request."""
 
     code = "control_error"
+
+
+class CorruptPayloadError(PayloadError):
+    """Bytes given to the payload decoder are not an encoded payload (truncated, damaged or not aion's)."""
+
+    code = "corrupt_payload"

@@ -1,0 +1,402 @@
+"""The msgpack codec of aion: user payloads and history events.
+
+Payloads
+========
+:func:`encode_payload` accepts, recursively:
+
+* ``None``, ``bool``, ``float``, ``str``, ``bytes`` and ``list`` (native msgpack);
+* ``int`` of any size: ints in msgpack's range (``-2**63 .. 2**64-1``) are native, larger ones are stored as
+  an extension (signed big-endian bytes) and come back as the same ``int``;
+* ``dict`` whose keys are all ``str`` (any other key is refused, naming the path);
+* ``tuple`` (an extension, so it decodes as a ``tuple``, not a ``list``);
+* ``datetime``: naive stays naive; an aware one keeps its UTC offset and ``fold`` and decodes with a
+  fixed-offset ``datetime.timezone`` (UTC decodes as ``datetime.UTC``; a ``zoneinfo`` name is not kept);
+* ``date``, ``Decimal`` (as its exact string) and ``UUID`` (as 16 bytes);
+* dataclass instances, stored as ``"module:qualname"`` plus a map of all fields. Decoding imports ``module``
+  (if it is not already imported) and rebuilds the class; if the class cannot be found, is not a dataclass, or
+  refuses the stored fields, the value decodes to a plain ``dict`` of the fields plus a ``"__dataclass__"``
+  key holding ``"module:qualname"``.
+
+Only these exact types are accepted: subclasses (``IntEnum``, ``StrEnum``, ``OrderedDict``, namedtuples...),
+sets and every other object are refused with :class:`~aion.errors.PayloadError` whose message names the path
+of the bad value, for example ``order.items[3].price: cannot serialise <class 'object'>``. Paths start at a
+root name (``value`` unless told), add ``.key`` for a dict key or dataclass field (``['key']`` when the key is
+not a Python identifier) and ``[i]`` for a list or tuple index.
+
+Events
+======
+:func:`encode_event` writes one msgpack map per event: ``"type"`` (the class name), ``"v"`` (the class's
+``version``) and every field; field values use the payload encoding, and a nested
+:class:`~aion.events.Failure` is an extension holding a map of its fields. :func:`decode_event` accepts older
+versions (a field missing from the map takes its dataclass default) and refuses, with
+:class:`~aion.errors.CorruptEventError`, anything it cannot decode exactly: bad bytes, an unknown type, a
+newer version, an unknown field, a missing required field or a field of the wrong type.
+
+Encoding and decoding are thread-safe (no shared packer state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Final
+
+import msgpack
+
+from aion.errors import CorruptEventError, CorruptPayloadError, PayloadError, PayloadTooLargeError
+from aion.events import EVENT_TYPES, Event, Failure
+
+__all__ = [
+    "DEFAULT_PAYLOAD_LIMIT",
+    "check_payload",
+    "decode_event",
+    "decode_payload",
+    "encode_event",
+    "encode_payload",
+]
+
+#: Default largest encoded payload, in bytes.
+DEFAULT_PAYLOAD_LIMIT: Final = 2 * 1024 * 1024
+
+# Extension type codes. They are part of the stored format: never reuse or renumber one.
+_EXT_TUPLE: Final = 1
+_EXT_DATETIME: Final = 2
+_EXT_DATE: Final = 3
+_EXT_DECIMAL: Final = 4
+_EXT_UUID: Final = 5
+_EXT_DATACLASS: Final = 6
+_EXT_BIGINT: Final = 7
+_EXT_FAILURE: Final = 8
+
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+_DATACLASS_KEY: Final = "__dataclass__"
+
+_FAILURE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Failure))
+
+# --- encoding ----------------------------------------------------------------------------------------------
+
+_SCALARS: Final[frozenset[type]] = frozenset({type(None), bool, float, str, bytes, date, Decimal, uuid.UUID})
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
+
+
+def _check(value: Any, path: str) -> None:
+    """Raise PayloadError naming the first value under ``value`` that the codec cannot encode."""
+    kind = type(value)
+    if kind in _SCALARS or kind is datetime:
+        return
+    if kind is int:
+        return
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            kind_item = type(item)
+            if kind_item in _SCALARS or kind_item is int:
+                continue
+            _check(item, f"{path}[{index}]")
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise PayloadError(f"{path}: dict key {key!r} is a {type(key)}, only str keys are allowed")
+            if type(item) in _SCALARS or type(item) is int:
+                continue
+            _check(item, _child(path, key))
+        return
+    if kind is Failure:
+        for name in _FAILURE_FIELDS:
+            _check(getattr(value, name), f"{path}.{name}")
+        return
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            _check(getattr(value, field.name), f"{path}.{field.name}")
+        return
+    raise PayloadError(f"{path}: cannot serialise {kind}")
+
+
+def _tz_offset_us(value: datetime) -> int | None:
+    offset = value.utcoffset()
+    if offset is None:
+        return None
+    return (offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds
+
+
+def _default(obj: Any) -> Any:
+    """msgpack ``default`` hook: the extension types. Only sees values that :func:`_check` accepted."""
+    kind = type(obj)
+    if kind is tuple:
+        return msgpack.ExtType(_EXT_TUPLE, _packb(list(obj)))
+    if kind is datetime:
+        return msgpack.ExtType(
+            _EXT_DATETIME,
+            _packb(
+                [
+                    obj.year,
+                    obj.month,
+                    obj.day,
+                    obj.hour,
+                    obj.minute,
+                    obj.second,
+                    obj.microsecond,
+                    obj.fold,
+                    _tz_offset_us(obj),
+                ]
+            ),
+        )
+    if kind is date:
+        return msgpack.ExtType(_EXT_DATE, _packb([obj.year, obj.month, obj.day]))
+    if kind is Decimal:
+        return msgpack.ExtType(_EXT_DECIMAL, str(obj).encode())
+    if kind is uuid.UUID:
+        return msgpack.ExtType(_EXT_UUID, obj.bytes)
+    if kind is int:  # only called for ints outside msgpack's native range
+        length = (obj.bit_length() + 8) // 8
+        return msgpack.ExtType(_EXT_BIGINT, obj.to_bytes(length, "big", signed=True))
+    if kind is Failure:
+        return msgpack.ExtType(_EXT_FAILURE, _packb({name: getattr(obj, name) for name in _FAILURE_FIELDS}))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        name = f"{kind.__module__}:{kind.__qualname__}"
+        fields = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
+        return msgpack.ExtType(_EXT_DATACLASS, _packb([name, fields]))
+    raise TypeError(f"cannot serialise {kind}")  # unreachable after _check
+
+
+def _packb(value: Any) -> bytes:
+    data: bytes = msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True, datetime=False)
+    return data
+
+
+def _encode_checked(value: Any, path: str) -> bytes:
+    _check(value, path)
+    try:
+        return _packb(value)
+    except (ValueError, OverflowError, TypeError) as error:  # nesting too deep, str over 4 GiB, ...
+        raise PayloadError(f"{path}: cannot serialise: {error}") from error
+
+
+def encode_payload(value: Any, *, path: str = "value", limit: int | None = DEFAULT_PAYLOAD_LIMIT) -> bytes:
+    """Encode a user value; ``path`` names it in errors. Raises PayloadError or PayloadTooLargeError.
+
+    ``limit=None`` disables the size check.
+    """
+    data = _encode_checked(value, path)
+    if limit is not None and len(data) > limit:
+        raise PayloadTooLargeError(len(data), limit, what=path)
+    return data
+
+
+def check_payload(value: Any, *, path: str = "value", limit: int | None = DEFAULT_PAYLOAD_LIMIT) -> int:
+    """Check that ``value`` can be encoded within ``limit`` bytes and return its encoded size."""
+    return len(encode_payload(value, path=path, limit=limit))
+
+
+# --- decoding ----------------------------------------------------------------------------------------------
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else f"{type(error).__name__} (not valid msgpack)"
+
+
+def _unpackb(data: bytes) -> Any:
+    # strict_map_key (the default) keeps maps to str/bytes keys, which is all we ever write.
+    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, timestamp=0, strict_map_key=True)
+
+
+def _tz_from_us(offset_us: int) -> timezone:
+    if offset_us == 0:
+        return UTC
+    return timezone(timedelta(microseconds=offset_us))
+
+
+def _resolve_dataclass(name: str) -> type | None:
+    module_name, _, qualname = name.partition(":")
+    try:
+        obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:
+        return None
+    if isinstance(obj, type) and dataclasses.is_dataclass(obj):
+        return obj
+    return None
+
+
+def _rebuild_dataclass(name: str, fields: dict[str, Any]) -> Any:
+    cls = _resolve_dataclass(name)
+    if cls is not None:
+        declared = {field.name: field for field in dataclasses.fields(cls)}
+        if set(declared) == set(fields):
+            try:
+                instance = cls(**{k: v for k, v in fields.items() if declared[k].init})
+                for key, field in declared.items():
+                    if not field.init:
+                        object.__setattr__(instance, key, fields[key])
+            except Exception:
+                pass
+            else:
+                return instance
+    return {_DATACLASS_KEY: name, **fields}
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_TUPLE:
+        items = _unpackb(data)
+        if type(items) is not list:
+            raise ValueError("tuple extension does not hold an array")
+        return tuple(items)
+    if code == _EXT_DATETIME:
+        year, month, day, hour, minute, second, micro, fold, offset = _unpackb(data)
+        tz = None if offset is None else _tz_from_us(offset)
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz, fold=fold)
+    if code == _EXT_DATE:
+        year, month, day = _unpackb(data)
+        return date(year, month, day)
+    if code == _EXT_DECIMAL:
+        return Decimal(data.decode())
+    if code == _EXT_UUID:
+        return uuid.UUID(bytes=data)
+    if code == _EXT_BIGINT:
+        return int.from_bytes(data, "big", signed=True)
+    if code == _EXT_FAILURE:
+        fields = _unpackb(data)
+        if type(fields) is not dict or not isinstance(fields.get("type"), str):
+            raise ValueError("failure extension does not hold a failure map")
+        unknown = set(fields) - set(_FAILURE_FIELDS)
+        if unknown:
+            raise ValueError(f"failure has unknown fields {sorted(unknown)}")
+        return Failure(**fields)
+    if code == _EXT_DATACLASS:
+        name, fields = _unpackb(data)
+        if type(name) is not str or type(fields) is not dict:
+            raise ValueError("dataclass extension does not hold a name and a field map")
+        return _rebuild_dataclass(name, fields)
+    raise ValueError(f"unknown extension type {code}")
+
+
+def decode_payload(data: bytes) -> Any:
+    """Decode bytes from :func:`encode_payload`. Raises CorruptPayloadError if they cannot be decoded."""
+    try:
+        return _unpackb(data)
+    except Exception as error:
+        raise CorruptPayloadError(f"cannot decode payload: {_describe(error)}") from error
+
+
+# --- events ------------------------------------------------------------------------------------------------
+
+_Checker = Callable[[Any], bool]
+
+
+def _checker(hint: Any) -> _Checker:
+    """A predicate telling whether a decoded value fits a field's type hint (lenient where it must be)."""
+    if hint is Any or hint is object:
+        return lambda value: True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [_checker(arg) for arg in typing.get_args(hint)]
+        return lambda value: any(option(value) for option in options)
+    if hint is type(None):
+        return lambda value: value is None
+    if hint is float:
+        return lambda value: type(value) in (float, int)
+    if hint is int:
+        return lambda value: type(value) is int
+    if origin is not None:
+        return lambda value: isinstance(value, origin)
+    if isinstance(hint, type):
+        return lambda value: isinstance(value, hint)
+    return lambda value: True
+
+
+@dataclasses.dataclass(frozen=True)
+class _FieldSpec:
+    name: str
+    required: bool
+    fits: _Checker
+    hint: str
+
+
+_SPECS: dict[type[Event], tuple[_FieldSpec, ...]] = {}
+
+
+def _specs(cls: type[Event]) -> tuple[_FieldSpec, ...]:
+    specs = _SPECS.get(cls)
+    if specs is None:
+        hints = typing.get_type_hints(cls)
+        missing = dataclasses.MISSING
+        specs = tuple(
+            _FieldSpec(
+                name=field.name,
+                required=field.default is missing and field.default_factory is missing,
+                fits=_checker(hints[field.name]),
+                hint=str(field.type),
+            )
+            for field in dataclasses.fields(cls)
+            if field.init
+        )
+        _SPECS[cls] = specs
+    return specs
+
+
+def encode_event(event: Event) -> bytes:
+    """Encode one history event as a msgpack map with ``type``, ``v`` and its fields.
+
+    Raises PayloadError (the path starts with the event's type name) if a field holds a value the payload
+    codec refuses. No size limit applies here: use :func:`check_payload` before recording.
+    """
+    cls = type(event)
+    if EVENT_TYPES.get(cls.__name__) is not cls:
+        raise PayloadError(f"{cls.__name__}: not a registered event type")
+    record: dict[str, Any] = {"type": cls.__name__, "v": cls.version}
+    for spec in _specs(cls):
+        record[spec.name] = getattr(event, spec.name)
+    return _encode_checked(record, cls.__name__)
+
+
+def decode_event(data: bytes) -> Event:
+    """Decode bytes from :func:`encode_event`; raise CorruptEventError for anything not decodable exactly."""
+    try:
+        record = _unpackb(data)
+    except Exception as error:
+        raise CorruptEventError(f"cannot decode event: {_describe(error)}") from error
+    if type(record) is not dict:
+        raise CorruptEventError(f"cannot decode event: expected a map, found {type(record).__name__}")
+    name = record.pop("type", None)
+    version = record.pop("v", None)
+    if type(name) is not str:
+        raise CorruptEventError(f"cannot decode event: no type name (found {name!r})")
+    cls = EVENT_TYPES.get(name)
+    if cls is None:
+        raise CorruptEventError(f"cannot decode event: unknown event type {name!r}")
+    if type(version) is not int or version < 1:
+        raise CorruptEventError(f"cannot decode {name} event: bad format version {version!r}")
+    if version > cls.version:
+        raise CorruptEventError(
+            f"cannot decode {name} event: format version {version} is newer than this aion's {cls.version}"
+        )
+    kwargs: dict[str, Any] = {}
+    for spec in _specs(cls):
+        if spec.name in record:
+            value = record.pop(spec.name)
+            if not spec.fits(value):
+                raise CorruptEventError(
+                    f"cannot decode {name} event: field {spec.name!r} should be {spec.hint}, found {value!r}"
+                )
+            kwargs[spec.name] = value
+        elif spec.required:
+            raise CorruptEventError(f"cannot decode {name} event: required field {spec.name!r} is missing")
+    if record:
+        raise CorruptEventError(f"cannot decode {name} event v{version}: unknown fields {sorted(record)}")
+    try:
+        return cls(**kwargs)
+    except Exception as error:
+        raise CorruptEventError(f"cannot decode {name} event: {error}") from error
