@@ -1,0 +1,146 @@
+"""Commands: what workflow code asks the engine to do, each with the correlation key that replay matches on.
+
+A command is issued by the SDK inside the workflow process and becomes, once the engine records it, a
+*command anchor* event in history. On replay the same code issues the same commands again; each is matched with
+its recorded anchor by key (``("activity", 3)``) and kind, never by position, and a mismatch is a
+:class:`~aion.errors.NonDeterminismError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aion import events as ev
+
+#: A correlation key: the kind of work and its ordinal (or name).
+Key = tuple[str, int | str]
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of every command a workflow issues."""
+
+    @property
+    def key(self) -> Key:
+        """The correlation key that matches this command with its recorded anchor."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short human description, used in non-determinism messages."""
+        return type(self).__name__
+
+    def matches(self, event: ev.Event) -> bool:
+        """Whether ``event`` is the anchor this command recorded (same kind and same identity)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ScheduleActivity(Command):
+    """Run activity ``activity_type`` with positional ``args``; ``activity_id`` is the ordinal."""
+
+    activity_id: int
+    activity_type: str
+    args: list[Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> Key:
+        return ("activity", self.activity_id)
+
+    def describe(self) -> str:
+        return f"activity {self.activity_id} of type {self.activity_type!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.ActivityScheduled) and event.activity_type == self.activity_type
+
+
+@dataclass(frozen=True)
+class StartTimer(Command):
+    """Start timer ``timer_id`` firing ``seconds`` after it is recorded."""
+
+    timer_id: int
+    seconds: float
+
+    @property
+    def key(self) -> Key:
+        return ("timer", self.timer_id)
+
+    def describe(self) -> str:
+        return f"timer {self.timer_id}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.TimerStarted)
+
+
+@dataclass(frozen=True)
+class CancelTimer(Command):
+    """Cancel timer ``timer_id``; a no-op if it has fired already."""
+
+    timer_id: int
+
+    @property
+    def key(self) -> Key:
+        return ("cancel_timer", self.timer_id)
+
+    def describe(self) -> str:
+        return f"cancellation of timer {self.timer_id}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.TimerCancelled)
+
+
+@dataclass(frozen=True)
+class CompleteWorkflow(Command):
+    """The workflow function returned ``result``."""
+
+    result: Any
+
+    @property
+    def key(self) -> Key:
+        return ("close", 0)
+
+    def describe(self) -> str:
+        return "completion of the workflow"
+
+    def matches(self, event: ev.Event) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class FailWorkflow(Command):
+    """The workflow function raised; ``failure`` describes the exception."""
+
+    failure: ev.Failure
+
+    @property
+    def key(self) -> Key:
+        return ("close", 0)
+
+    def describe(self) -> str:
+        return f"failure of the workflow ({self.failure.type})"
+
+    def matches(self, event: ev.Event) -> bool:
+        return False
+
+
+def anchor_key(event: ev.Event) -> Key | None:
+    """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
+    match event:
+        case ev.ActivityScheduled(activity_id=activity_id):
+            return ("activity", activity_id)
+        case ev.TimerStarted(timer_id=timer_id):
+            return ("timer", timer_id)
+        case ev.TimerCancelled(timer_id=timer_id):
+            return ("cancel_timer", timer_id)
+    return None
+
+
+def describe_event(event: ev.Event) -> str:
+    """A short human description of a recorded event, used in non-determinism messages."""
+    match event:
+        case ev.ActivityScheduled(activity_id=activity_id, activity_type=activity_type):
+            return f"activity {activity_id} of type {activity_type!r}"
+        case ev.TimerStarted(timer_id=timer_id):
+            return f"timer {timer_id}"
+    return event.type

@@ -1,0 +1,148 @@
+"""The determinism guard: catches wall-clock, randomness and uuid calls made by workflow code.
+
+Installed once in each workflow process (never in the engine). It replaces ``time.time``, ``time.time_ns``,
+``time.monotonic``, ``datetime.datetime`` (its ``now``/``utcnow``/``today``), ``datetime.date.today``, the
+module-level functions of ``random`` and ``uuid.uuid1``/``uuid.uuid4`` with wrappers that raise
+:class:`~aion.errors.NonDeterministicCallError` when **both**:
+
+- a workflow step is running in this process (the runtime is driving workflow code), and
+- the direct caller is user code: a file outside the standard library, the installed packages and aion itself.
+
+So library internals (logging's timestamps, a parser's use of ``time``) keep working under workflow code, while
+a workflow that calls ``datetime.now()`` fails at once with a message that names ``workflow.now()``.
+
+Limits: a name bound before the guard was installed (``from time import time`` at the top of a module that was
+already imported when the workflow process started) keeps the original function and is not caught.
+"""
+
+from __future__ import annotations
+
+import datetime as _datetime
+import os
+import random as _random
+import sys
+import sysconfig
+import time as _time
+import uuid as _uuid
+from collections.abc import Callable
+from typing import Any
+
+import aion
+from aion.errors import NonDeterministicCallError
+from aion.workflow import _runtime
+
+_installed = False
+_trusted_prefixes: tuple[str, ...] = ()
+
+
+def _compute_trusted_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[name] for name in ("stdlib", "platstdlib", "purelib", "platlib") if name in paths}
+    roots.add(os.path.dirname(os.path.abspath(aion.__file__)))
+    return tuple(os.path.join(os.path.realpath(root), "") for root in roots)
+
+
+def _caller_is_user_code(depth: int) -> bool:
+    filename = sys._getframe(depth + 1).f_code.co_filename
+    if filename.startswith("<"):
+        # Frozen stdlib modules and interactive code: treat <frozen ...> as trusted, anything else as user code.
+        return not filename.startswith("<frozen")
+    return not os.path.realpath(filename).startswith(_trusted_prefixes)
+
+
+def check(call: str, replacement: str, depth: int = 1) -> None:
+    """Raise if workflow code is running and the caller ``depth`` frames up is user code."""
+    if _runtime._current is not None and _caller_is_user_code(depth + 1):
+        raise NonDeterministicCallError(
+            f"{call} is not deterministic and cannot be called from workflow code: use {replacement}"
+        )
+
+
+def _guard(function: Callable[..., Any], call: str, replacement: str) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        check(call, replacement, depth=1)
+        return function(*args, **kwargs)
+
+    guarded.__name__ = getattr(function, "__name__", call)
+    guarded.__doc__ = getattr(function, "__doc__", None)
+    guarded.__wrapped__ = function  # type: ignore[attr-defined]
+    return guarded
+
+
+_RealDatetime = _datetime.datetime
+_RealDate = _datetime.date
+
+
+class _DatetimeMeta(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, _RealDatetime)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, _RealDatetime)
+
+
+class _GuardedDatetime(_RealDatetime, metaclass=_DatetimeMeta):
+    """``datetime.datetime`` whose clock readers are guarded; instances are plain datetimes."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _GuardedDatetime:
+        return _RealDatetime(*args, **kwargs)  # type: ignore[return-value]
+
+    @classmethod
+    def now(cls, tz: _datetime.tzinfo | None = None) -> _GuardedDatetime:
+        check("datetime.now()", "workflow.now()", depth=1)
+        return _RealDatetime.now(tz)  # type: ignore[return-value]
+
+    @classmethod
+    def utcnow(cls) -> _GuardedDatetime:
+        check("datetime.utcnow()", "workflow.now()", depth=1)
+        return _RealDatetime.utcnow()  # type: ignore[return-value]
+
+    @classmethod
+    def today(cls) -> _GuardedDatetime:
+        check("datetime.today()", "workflow.now()", depth=1)
+        return _RealDatetime.today()  # type: ignore[return-value]
+
+
+class _DateMeta(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, _RealDate)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, _RealDate)
+
+
+class _GuardedDate(_RealDate, metaclass=_DateMeta):
+    """``datetime.date`` whose ``today`` is guarded; instances are plain dates."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _GuardedDate:
+        return _RealDate(*args, **kwargs)  # type: ignore[return-value]
+
+    @classmethod
+    def today(cls) -> _GuardedDate:
+        check("date.today()", "workflow.now().date()", depth=1)
+        return _RealDate.today()  # type: ignore[return-value]
+
+
+_RANDOM_FUNCTIONS = (
+    "random", "uniform", "triangular", "randint", "choice", "randrange", "sample", "shuffle", "choices",
+    "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate", "gammavariate", "gauss",
+    "betavariate", "paretovariate", "weibullvariate", "getrandbits", "randbytes",
+)  # fmt: skip
+
+
+def install() -> None:
+    """Install the guard in this process (idempotent). Only workflow processes call it."""
+    global _installed, _trusted_prefixes
+    if _installed:
+        return
+    _installed = True
+    _trusted_prefixes = _compute_trusted_prefixes()
+    for name in ("time", "time_ns", "monotonic", "monotonic_ns"):
+        setattr(_time, name, _guard(getattr(_time, name), f"time.{name}()", "workflow.now()"))
+    _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
+    _datetime.date = _GuardedDate  # type: ignore[misc]
+    for name in _RANDOM_FUNCTIONS:
+        if hasattr(_random, name):
+            setattr(_random, name, _guard(getattr(_random, name), f"random.{name}()", "workflow.random()"))
+    for name in ("uuid1", "uuid4"):
+        setattr(_uuid, name, _guard(getattr(_uuid, name), f"uuid.{name}()", "workflow.uuid4()"))

@@ -1,0 +1,113 @@
+"""A deterministic asyncio event loop for workflow code.
+
+Workflow coroutines run on this loop so that ``asyncio.Future``, ``asyncio.Task`` and ``asyncio.gather`` work
+as users expect, while nothing depends on wall-clock time or I/O: the loop only runs ready callbacks, in FIFO
+order, until none is left (``run_until_idle``). Everything a workflow waits on is resolved from outside the loop
+by the replay runtime, one history event at a time, so a replay makes exactly the same steps as the live run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+from aion.errors import NonDeterministicCallError
+
+_T = TypeVar("_T")
+
+
+class DeterministicLoop(asyncio.AbstractEventLoop):
+    """An event loop with no clock and no I/O: ``call_soon`` callbacks run in order when asked to."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._clock = clock
+        self._running = False
+        self._closed = False
+        #: Exceptions reported through ``call_exception_handler`` (never-retrieved task errors and the like).
+        self.unhandled: list[dict[str, Any]] = []
+
+    # -- what asyncio.Future and asyncio.Task need ------------------------------------------------------------
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        """Queue ``callback(*args)`` to run in this loop's next ``run_until_idle`` pass."""
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def create_future(self) -> asyncio.Future[Any]:
+        """A new future bound to this loop."""
+        return asyncio.Future(loop=self)
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[_T]:
+        """Wrap ``coro`` in a task that runs on this loop."""
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def get_debug(self) -> bool:
+        """Debug mode is off: it would read the clock."""
+        return False
+
+    def is_running(self) -> bool:
+        """True while ``run_until_idle`` is running callbacks."""
+        return self._running
+
+    def is_closed(self) -> bool:
+        """True once ``close`` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Drop every queued callback; the loop cannot run again."""
+        self._ready.clear()
+        self._closed = True
+
+    def time(self) -> float:
+        """The workflow's deterministic time (seconds since the epoch at the current replay position)."""
+        return self._clock()
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Keep the report; the runtime decides what an unhandled error means."""
+        self.unhandled.append(context)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Keep the report, as ``call_exception_handler`` does."""
+        self.unhandled.append(context)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+        """Refused: wall-clock timers are not durable. Use ``workflow.sleep``."""
+        raise NonDeterministicCallError(
+            "asyncio timers (asyncio.sleep with a delay, asyncio.wait_for, asyncio.timeout) are not durable "
+            "inside a workflow: use workflow.sleep(seconds) or workflow.wait_signal(name, timeout=...)"
+        )
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+        """Refused, as ``call_later``."""
+        return self.call_later(0, callback, *args)
+
+    # -- driving ------------------------------------------------------------------------------------------------
+
+    def run_until_idle(self) -> None:
+        """Run ready callbacks, including the ones they queue, until none is left (nothing once closed)."""
+        if self._closed:
+            return
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        self._running = True
+        try:
+            while self._ready and not self._closed:
+                handle = self._ready.popleft()
+                if not handle.cancelled():
+                    handle._run()
+        finally:
+            self._running = False
+            asyncio.events._set_running_loop(previous)
