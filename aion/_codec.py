@@ -32,7 +32,8 @@ versions (a field missing from the map takes its dataclass default) and refuses,
 :class:`~aion.errors.CorruptEventError`, anything it cannot decode exactly: bad bytes, an unknown type, a
 newer version, an unknown field, a missing required field or a field of the wrong type.
 
-Encoding and decoding are thread-safe (no shared packer state).
+Containers may nest at most :data:`MAX_PAYLOAD_DEPTH` levels deep. Encoding and decoding are thread-safe (no
+shared packer state).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from aion.events import EVENT_TYPES, Event, Failure
 
 __all__ = [
     "DEFAULT_PAYLOAD_LIMIT",
+    "MAX_PAYLOAD_DEPTH",
     "check_payload",
     "decode_event",
     "decode_payload",
@@ -80,6 +82,9 @@ _INT_MAX: Final = 2**64 - 1
 
 _DATACLASS_KEY: Final = "__dataclass__"
 
+#: Deepest nesting of containers (lists, tuples, dicts, dataclasses) a payload may have.
+MAX_PAYLOAD_DEPTH: Final = 100
+
 _FAILURE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Failure))
 
 # --- encoding ----------------------------------------------------------------------------------------------
@@ -91,19 +96,20 @@ def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
 
 
-def _check(value: Any, path: str) -> None:
+def _check(value: Any, path: str, depth: int = 0) -> None:
     """Raise PayloadError naming the first value under ``value`` that the codec cannot encode."""
     kind = type(value)
-    if kind in _SCALARS or kind is datetime:
+    if kind in _SCALARS or kind is datetime or kind is int:
         return
-    if kind is int:
-        return
+    depth += 1
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise PayloadError(f"{path}: nested deeper than {MAX_PAYLOAD_DEPTH} levels")
     if kind is list or kind is tuple:
         for index, item in enumerate(value):
             kind_item = type(item)
             if kind_item in _SCALARS or kind_item is int:
                 continue
-            _check(item, f"{path}[{index}]")
+            _check(item, f"{path}[{index}]", depth)
         return
     if kind is dict:
         for key, item in value.items():
@@ -111,15 +117,15 @@ def _check(value: Any, path: str) -> None:
                 raise PayloadError(f"{path}: dict key {key!r} is a {type(key)}, only str keys are allowed")
             if type(item) in _SCALARS or type(item) is int:
                 continue
-            _check(item, _child(path, key))
+            _check(item, _child(path, key), depth)
         return
     if kind is Failure:
         for name in _FAILURE_FIELDS:
-            _check(getattr(value, name), f"{path}.{name}")
+            _check(getattr(value, name), f"{path}.{name}", depth)
         return
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
-            _check(getattr(value, field.name), f"{path}.{field.name}")
+            _check(getattr(value, field.name), f"{path}.{field.name}", depth)
         return
     raise PayloadError(f"{path}: cannot serialise {kind}")
 
@@ -180,7 +186,7 @@ def _encode_checked(value: Any, path: str) -> bytes:
     _check(value, path)
     try:
         return _packb(value)
-    except (ValueError, OverflowError, TypeError) as error:  # nesting too deep, str over 4 GiB, ...
+    except (ValueError, OverflowError, TypeError, RecursionError) as error:  # a str over 4 GiB, ...
         raise PayloadError(f"{path}: cannot serialise: {error}") from error
 
 
