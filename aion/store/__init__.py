@@ -1,0 +1,59 @@
+"""The event store: durable workflow histories and the indexes derived from them.
+
+Open the durable store of a data directory with :func:`open_store`; use :class:`MemoryEventStore` in tests.
+Both implement :class:`EventStore`. In the engine only the recorder (``aion.recorder``) writes to a store;
+readers (the CLI, visibility) may open the same directory read-only from other processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aion.store._derive import DEFAULT_MAX_EVENT_BYTES
+from aion.store._lmdb import DEFAULT_MAP_SIZE, SCHEMA_VERSION, LmdbEventStore
+from aion.store._memory import MemoryEventStore
+from aion.store._protocol import EventStore
+from aion.store._types import (
+    ACTIVITY_RETRY,
+    EXECUTION_TIMEOUT,
+    RUN_TIMEOUT,
+    TIMER,
+    TIMER_KINDS,
+    AppendRequest,
+    RunInfo,
+    TimerRow,
+)
+
+__all__ = [
+    "ACTIVITY_RETRY",
+    "EXECUTION_TIMEOUT",
+    "RUN_TIMEOUT",
+    "SCHEMA_VERSION",
+    "TIMER",
+    "TIMER_KINDS",
+    "AppendRequest",
+    "EventStore",
+    "LmdbEventStore",
+    "MemoryEventStore",
+    "RunInfo",
+    "TimerRow",
+    "open_store",
+]
+
+
+def open_store(
+    path: str | os.PathLike[str],
+    *,
+    readonly: bool = False,
+    map_size: int = DEFAULT_MAP_SIZE,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> LmdbEventStore:
+    """Open the aion store in the data directory ``path`` (created unless ``readonly``).
+
+    A writer takes the directory's ``writer.lock``: a second writer gets ``StoreLockedError``; read-only
+    opens from other processes are allowed beside it. A directory that is not an aion store, or was written by
+    a newer schema, raises ``StoreFormatError``; other I/O failures raise ``StoreError``. ``map_size`` is the
+    initial LMDB map size (it doubles on demand); ``max_event_bytes`` bounds one encoded event
+    (``PayloadTooLargeError`` beyond it).
+    """
+    return LmdbEventStore(path, readonly=readonly, map_size=map_size, max_event_bytes=max_event_bytes)

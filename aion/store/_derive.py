@@ -1,0 +1,312 @@
+"""Validation, stamping and derived state of one append: shared by every store implementation.
+
+Both stores call :func:`apply_request` with the workflow's current run record and apply what it returns (the
+stamped and encoded events, the new run record, the timer-row operations, the new runs to index) inside their
+write transaction. Keeping the derivation pure and in one place is what makes the two implementations agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aion._codec import DEFAULT_PAYLOAD_LIMIT, encode_event
+from aion._ids import validate_run_id, validate_workflow_id
+from aion.errors import (
+    AionError,
+    InvalidArgumentError,
+    PayloadTooLargeError,
+    SequenceConflictError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotRunningError,
+)
+from aion.events import (
+    ActivityCancelled,
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityStarted,
+    Event,
+    SearchAttributesUpserted,
+    TimerCancelled,
+    TimerFired,
+    TimerStarted,
+    WorkflowStarted,
+)
+from aion.status import TERMINAL_STATUS, WorkflowStatus
+from aion.store._types import (
+    ACTIVITY_RETRY,
+    EXECUTION_TIMEOUT,
+    RUN_TIMEOUT,
+    TIMER,
+    AppendRequest,
+    RunInfo,
+)
+
+#: Longest workflow type name and run id, in UTF-8 bytes (they are parts of LMDB keys, at most 511 bytes).
+MAX_NAME_BYTES = 200
+
+#: Default largest encoded event: room for one payload at the codec's limit plus the event's other fields.
+DEFAULT_MAX_EVENT_BYTES = 2 * DEFAULT_PAYLOAD_LIMIT
+
+_ACTIVITY_EVENTS = (ActivityStarted, ActivityCompleted, ActivityCancelled, ActivityFailed)
+
+
+@dataclass(frozen=True)
+class TimerPut:
+    """Add (or move) the timer row ``(kind, key)`` of the workflow to ``fire_at``."""
+
+    kind: str
+    key: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True)
+class TimerDelete:
+    """Remove the timer row ``(kind, key)`` of the workflow, if present."""
+
+    kind: str
+    key: int
+
+
+@dataclass(frozen=True)
+class TimerClear:
+    """Remove every timer row of the workflow (its run closed)."""
+
+
+TimerOp = TimerPut | TimerDelete | TimerClear
+
+
+@dataclass
+class Applied:
+    """The outcome of one validated append, ready to be written."""
+
+    workflow_id: str
+    events: list[Event]
+    encoded: list[bytes]
+    #: The run record after the append (``None`` only for an empty append to an unknown workflow).
+    run: RunInfo | None
+    timer_ops: list[TimerOp] = field(default_factory=list)
+    #: ``(run_id, first_seq)`` of every run the append starts.
+    new_runs: list[tuple[str, int]] = field(default_factory=list)
+
+
+def check_name(value: object, what: str) -> str:
+    """Check a workflow type name or run id: a non-empty string without NUL, at most ``MAX_NAME_BYTES``."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{what} must be a non-empty string, not {value!r}")
+    if "\x00" in value or len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InvalidArgumentError(f"{what} {value!r} is too long or contains NUL")
+    return value
+
+
+def check_aware(value: datetime, what: str) -> datetime:
+    """Refuse a naive datetime: every time in the store is UTC."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgumentError(f"{what} must be a timezone-aware datetime, not {value!r}")
+    return value.astimezone(UTC)
+
+
+def parse_status(status: object) -> WorkflowStatus | None:
+    """A status filter: ``None``, a ``WorkflowStatus`` or its string value (``InvalidArgumentError`` else)."""
+    if status is None:
+        return None
+    try:
+        return WorkflowStatus(str(status))
+    except ValueError:
+        raise InvalidArgumentError(f"unknown workflow status {status!r}") from None
+
+
+def check_limit(limit: object) -> None:
+    """A ``limit`` argument: ``None`` or a non-negative int."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidArgumentError(f"limit must be a non-negative int or None, not {limit!r}")
+
+
+def _check_key(key: object, what: str) -> int:
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**63:
+        raise InvalidArgumentError(f"{what} must be a non-negative int, not {key!r}")
+    return key
+
+
+def check_workflow_id(workflow_id: object) -> str:
+    """Validate a workflow id with the domain rules (``InvalidArgumentError``)."""
+    if not isinstance(workflow_id, str):
+        raise InvalidArgumentError(f"workflow id must be a string, not {type(workflow_id).__name__}")
+    validate_workflow_id(workflow_id)
+    return workflow_id
+
+
+def apply_request(
+    workflow_id: str,
+    events: Sequence[Event],
+    expected_head: int,
+    *,
+    current: RunInfo | None,
+    now: datetime,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> Applied:
+    """Validate one append against the workflow's ``current`` run record, stamp and encode its events.
+
+    Raises the typed error that refuses the append; writes nothing itself.
+    """
+    check_workflow_id(workflow_id)
+    if isinstance(expected_head, bool) or not isinstance(expected_head, int) or expected_head < 0:
+        raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
+    head = current.head_seq if current is not None else 0
+    if expected_head != head:
+        raise SequenceConflictError(workflow_id, expected_head, head)
+    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+        raise InvalidArgumentError("events must be a sequence of events")
+    run = current
+    stamped: list[Event] = []
+    encoded: list[bytes] = []
+    timer_ops: list[TimerOp] = []
+    new_runs: list[tuple[str, int]] = []
+    attributes: dict[str, Any] | None = None
+    seq = head
+    for given in events:
+        if not isinstance(given, Event):
+            raise InvalidArgumentError(f"not an event: {given!r}")
+        if given.workflow_id != workflow_id:
+            raise InvalidArgumentError(
+                f"event {given.type} is for workflow {given.workflow_id!r}, not {workflow_id!r}"
+            )
+        seq += 1
+        event = dataclasses.replace(given, seq=seq, recorded_at=now)
+        if isinstance(event, WorkflowStarted):
+            if run is not None and run.status is WorkflowStatus.RUNNING:
+                raise WorkflowAlreadyStartedError(workflow_id, run.run_id)
+            check_name(event.workflow_type, "workflow type")
+            validate_run_id(event.run_id)
+            if any(run_id == event.run_id for run_id, _ in new_runs):
+                raise InvalidArgumentError(f"run id {event.run_id!r} is used twice")
+            attributes = dict(event.search_attributes or {})
+            run = RunInfo(
+                workflow_id=workflow_id,
+                run_id=event.run_id,
+                workflow_type=event.workflow_type,
+                status=WorkflowStatus.RUNNING,
+                head_seq=seq,
+                run_first_seq=seq,
+                start_time=now,
+                search_attributes=attributes,
+                parent_run_id=event.parent_run_id,
+                first_run_id=event.first_run_id or event.run_id,
+                parent_workflow_id=event.parent_workflow_id,
+                parent_workflow_run_id=event.parent_workflow_run_id,
+                run_number=run.run_number + 1 if run is not None else 1,
+            )
+            new_runs.append((event.run_id, seq))
+            if event.run_timeout is not None:
+                timer_ops.append(TimerPut(RUN_TIMEOUT, 0, now + timedelta(seconds=event.run_timeout)))
+            if event.execution_deadline is not None:
+                deadline = check_aware(event.execution_deadline, "execution_deadline")
+                timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, deadline))
+            elif event.execution_timeout is not None:
+                timer_ops.append(
+                    TimerPut(EXECUTION_TIMEOUT, 0, now + timedelta(seconds=event.execution_timeout))
+                )
+        elif run is None:
+            raise InvalidArgumentError(
+                f"the history of workflow {workflow_id!r} must start with WorkflowStarted, not {event.type}"
+            )
+        elif run.status is not WorkflowStatus.RUNNING:
+            raise WorkflowNotRunningError(
+                f"workflow {workflow_id!r} run {run.run_id} is {run.status}; cannot append {event.type}"
+            )
+        elif event.terminal:
+            run = dataclasses.replace(run, status=TERMINAL_STATUS[event.type], close_time=now)
+            timer_ops.append(TimerClear())
+        elif isinstance(event, TimerStarted):
+            timer_id = _check_key(event.timer_id, "timer_id")
+            timer_ops.append(TimerPut(TIMER, timer_id, check_aware(event.fire_at, "fire_at")))
+        elif isinstance(event, (TimerFired, TimerCancelled)):
+            timer_ops.append(TimerDelete(TIMER, _check_key(event.timer_id, "timer_id")))
+        elif isinstance(event, _ACTIVITY_EVENTS):
+            activity_id = _check_key(event.activity_id, "activity_id")
+            timer_ops.append(TimerDelete(ACTIVITY_RETRY, activity_id))
+            if isinstance(event, ActivityFailed) and event.next_attempt_at is not None:
+                fire_at = check_aware(event.next_attempt_at, "next_attempt_at")
+                timer_ops.append(TimerPut(ACTIVITY_RETRY, activity_id, fire_at))
+        elif isinstance(event, SearchAttributesUpserted):
+            if attributes is None:
+                attributes = dict(run.search_attributes)
+            for name, value in event.attributes.items():
+                if value is None:
+                    attributes.pop(name, None)
+                else:
+                    attributes[name] = value
+            run = dataclasses.replace(run, search_attributes=attributes)
+        data = encode_event(event)
+        if len(data) > max_event_bytes:
+            raise PayloadTooLargeError(len(data), max_event_bytes, what=f"{event.type} event (seq {seq})")
+        encoded.append(data)
+        stamped.append(event)
+    if run is not None and seq != run.head_seq:
+        run = dataclasses.replace(run, head_seq=seq)
+    return Applied(workflow_id, stamped, encoded, run, timer_ops, new_runs)
+
+
+@dataclass
+class BatchPlan:
+    """A validated batch: per-request results, the writes in order, each touched workflow's run records."""
+
+    results: list[list[Event] | AionError]
+    writes: list[Applied]
+    #: workflow id -> (run record before the batch, run record after it)
+    runs: dict[str, tuple[RunInfo | None, RunInfo]]
+
+
+def plan_batch(
+    requests: Sequence[AppendRequest],
+    *,
+    atomic: bool,
+    now: datetime,
+    load_run: Callable[[str], RunInfo | None],
+    run_id_taken: Callable[[str], bool],
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> BatchPlan:
+    """Validate and stamp every request of a batch against the stored run records, chaining requests of the
+    same workflow; load each workflow's run record once. With ``atomic`` the first refusal is raised."""
+    results: list[list[Event] | AionError] = []
+    writes: list[Applied] = []
+    runs: dict[str, tuple[RunInfo | None, RunInfo]] = {}
+    current: dict[str, RunInfo | None] = {}
+    batch_run_ids: set[str] = set()
+    for request in requests:
+        try:
+            if not isinstance(request, AppendRequest):
+                raise InvalidArgumentError(f"not an AppendRequest: {request!r}")
+            workflow_id = check_workflow_id(request.workflow_id)
+            if workflow_id in current:
+                before = current[workflow_id]
+            else:
+                before = current[workflow_id] = load_run(workflow_id)
+            applied = apply_request(
+                workflow_id,
+                request.events,
+                request.expected_head,
+                current=before,
+                now=now,
+                max_event_bytes=max_event_bytes,
+            )
+            for run_id, _ in applied.new_runs:
+                if run_id in batch_run_ids or run_id_taken(run_id):
+                    raise InvalidArgumentError(f"run id {run_id!r} is already used")
+        except AionError as error:
+            if atomic:
+                raise
+            results.append(error)
+            continue
+        results.append(applied.events)
+        if not applied.events or applied.run is None:
+            continue
+        batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
+        writes.append(applied)
+        original = runs[workflow_id][0] if workflow_id in runs else before
+        runs[workflow_id] = (original, applied.run)
+        current[workflow_id] = applied.run
+    return BatchPlan(results, writes, runs)

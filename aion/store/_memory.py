@@ -1,0 +1,203 @@
+"""``MemoryEventStore``: the event store in memory, for tests and for the conformance suite's reference.
+
+It follows the same rules as the LMDB store (it shares their derivation in ``_derive``) and keeps every event
+as the bytes of ``encode_event``, so a round trip through it is a round trip through the codec.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+from aion._codec import decode_event
+from aion.errors import AionError, StoreError, WorkflowNotFoundError
+from aion.events import Event, WorkflowStarted
+from aion.status import WorkflowStatus
+from aion.store._derive import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Applied,
+    TimerClear,
+    TimerDelete,
+    TimerPut,
+    check_aware,
+    check_limit,
+    check_workflow_id,
+    parse_status,
+    plan_batch,
+)
+from aion.store._types import AppendRequest, RunInfo, TimerRow
+
+
+class MemoryEventStore:
+    """An ``EventStore`` held in memory (thread-safe; nothing survives the process)."""
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._lock = threading.RLock()
+        self._history: dict[str, list[bytes]] = {}
+        self._runs: dict[str, RunInfo] = {}
+        self._run_index: dict[str, tuple[str, int]] = {}
+        self._timers: dict[str, dict[tuple[str, int], datetime]] = {}
+        self._max_event_bytes = max_event_bytes
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryEventStore({len(self._runs)} workflows)"
+
+    # --- writes --------------------------------------------------------------------------------------------
+
+    def append(self, workflow_id: str, events: Sequence[Event], expected_head: int) -> list[Event]:
+        """Append ``events`` after ``expected_head``; return them stamped (see ``EventStore.append``)."""
+        check_workflow_id(workflow_id)
+        result = self.append_batch([AppendRequest(workflow_id, events, expected_head)], atomic=True)
+        stamped = result[0]
+        assert not isinstance(stamped, AionError)
+        return stamped
+
+    def append_batch(
+        self, requests: Sequence[AppendRequest], *, atomic: bool = False
+    ) -> list[list[Event] | AionError]:
+        """Several appends at once (see ``EventStore.append_batch``)."""
+        with self._lock:
+            self._check_open()
+            plan = plan_batch(
+                requests,
+                atomic=atomic,
+                now=datetime.now(UTC),
+                load_run=self._runs.get,
+                run_id_taken=self._run_index.__contains__,
+                max_event_bytes=self._max_event_bytes,
+            )
+            for applied in plan.writes:
+                self._write(applied)
+            for workflow_id, (_, run) in plan.runs.items():
+                self._runs[workflow_id] = run
+            return plan.results
+
+    def _write(self, applied: Applied) -> None:
+        workflow_id = applied.workflow_id
+        self._history.setdefault(workflow_id, []).extend(applied.encoded)
+        for run_id, first_seq in applied.new_runs:
+            self._run_index[run_id] = (workflow_id, first_seq)
+        timers = self._timers.setdefault(workflow_id, {})
+        for op in applied.timer_ops:
+            if isinstance(op, TimerPut):
+                timers[(op.kind, op.key)] = op.fire_at
+            elif isinstance(op, TimerDelete):
+                timers.pop((op.kind, op.key), None)
+            elif isinstance(op, TimerClear):
+                timers.clear()
+        if not timers:
+            del self._timers[workflow_id]
+
+    # --- reads ---------------------------------------------------------------------------------------------
+
+    def head(self, workflow_id: str) -> int:
+        """The workflow's last sequence number, 0 when unknown."""
+        check_workflow_id(workflow_id)
+        with self._lock:
+            self._check_open()
+            return len(self._history.get(workflow_id, ()))
+
+    def read_history(self, workflow_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """The workflow's history after ``after_seq`` (all runs), at most ``limit`` events."""
+        check_workflow_id(workflow_id)
+        check_limit(limit)
+        with self._lock:
+            self._check_open()
+            history = self._history.get(workflow_id, [])
+            end = len(history) if limit is None else max(after_seq, 0) + limit
+            chunk = history[max(after_seq, 0) : end]
+        return [decode_event(data) for data in chunk]
+
+    def read_run(self, workflow_id: str, run_id: str | None = None) -> list[Event]:
+        """One run's events (the current run by default)."""
+        check_workflow_id(workflow_id)
+        with self._lock:
+            self._check_open()
+            if run_id is None:
+                run = self._runs.get(workflow_id)
+                if run is None:
+                    raise WorkflowNotFoundError(workflow_id)
+                first = run.run_first_seq
+            else:
+                entry = self._run_index.get(run_id)
+                if entry is None or entry[0] != workflow_id:
+                    raise WorkflowNotFoundError(workflow_id, run_id)
+                first = entry[1]
+            chunk = self._history[workflow_id][first - 1 :]
+        events = [decode_event(chunk[0])]
+        for data in chunk[1:]:
+            event = decode_event(data)
+            if isinstance(event, WorkflowStarted):
+                break
+            events.append(event)
+        return events
+
+    def get_run(self, workflow_id: str) -> RunInfo | None:
+        """The workflow's current run record, or ``None``."""
+        check_workflow_id(workflow_id)
+        with self._lock:
+            self._check_open()
+            return _copy(self._runs.get(workflow_id))
+
+    def list_workflows(
+        self,
+        status: WorkflowStatus | str | None = None,
+        workflow_type: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[RunInfo]:
+        """Current runs filtered by status and/or type, by start time (then workflow id)."""
+        check_limit(limit)
+        wanted = parse_status(status)
+        with self._lock:
+            self._check_open()
+            runs = [
+                run
+                for run in self._runs.values()
+                if (wanted is None or run.status is wanted)
+                and (workflow_type is None or run.workflow_type == workflow_type)
+            ]
+        runs.sort(key=lambda run: (run.start_time, run.workflow_id), reverse=newest_first)
+        return [_copy_run(run) for run in runs[:limit]]
+
+    def running_workflows(self) -> Iterator[RunInfo]:
+        """Every running workflow, oldest start first."""
+        return iter(self.list_workflows(WorkflowStatus.RUNNING, newest_first=False))
+
+    def due_timers(self, before: datetime, limit: int | None = None) -> list[TimerRow]:
+        """Timer rows due at or before ``before``, in fire order."""
+        before = check_aware(before, "before")
+        check_limit(limit)
+        rows = [row for row in self.all_timers() if row.fire_at <= before]
+        return rows[:limit]
+
+    def all_timers(self) -> list[TimerRow]:
+        """Every timer row, in fire order."""
+        with self._lock:
+            self._check_open()
+            rows = [
+                TimerRow(fire_at, workflow_id, kind, key)
+                for workflow_id, timers in self._timers.items()
+                for (kind, key), fire_at in timers.items()
+            ]
+        rows.sort()
+        return rows
+
+    def close(self) -> None:
+        """Forget nothing, but refuse further calls."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the event store is closed")
+
+
+def _copy_run(run: RunInfo) -> RunInfo:
+    # The run record is frozen, but its attribute map is a dict: hand out a copy so callers cannot alter ours.
+    return RunInfo(**{**run.__dict__, "search_attributes": dict(run.search_attributes)})
+
+
+def _copy(run: RunInfo | None) -> RunInfo | None:
+    return None if run is None else _copy_run(run)

@@ -1,0 +1,91 @@
+"""The ``EventStore`` protocol: what every event store implementation offers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from aion.errors import AionError
+from aion.events import Event
+from aion.status import WorkflowStatus
+from aion.store._types import AppendRequest, RunInfo, TimerRow
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Durable, append-only workflow histories plus the indexes derived from them.
+
+    The store is the sequence authority: ``append`` stamps ``seq`` (gapless from 1 per workflow) and
+    ``recorded_at`` (one UTC instant per transaction) on the events and returns the stamped copies. The run
+    record, the visibility indexes and the timer rows are derived from the events in the same transaction, so
+    they never disagree with history.
+
+    Structural rules the store enforces on every append:
+
+    * every event's ``workflow_id`` equals the append's workflow id (``InvalidArgumentError``);
+    * ``expected_head`` equals the current head (``SequenceConflictError``);
+    * a workflow's history starts with ``WorkflowStarted`` (``InvalidArgumentError``);
+    * a ``WorkflowStarted`` while the current run is running is refused (``WorkflowAlreadyStartedError``);
+    * nothing but a ``WorkflowStarted`` may follow a run's terminal event (``WorkflowNotRunningError``), so a
+      run has exactly one terminal event;
+    * payloads must pass the codec (``PayloadError`` / ``PayloadTooLargeError``).
+    """
+
+    def append(self, workflow_id: str, events: Sequence[Event], expected_head: int) -> list[Event]:
+        """Append ``events`` after ``expected_head``, durably and all-or-nothing; return them stamped."""
+        ...
+
+    def append_batch(
+        self, requests: Sequence[AppendRequest], *, atomic: bool = False
+    ) -> list[list[Event] | AionError]:
+        """Run several appends in one write transaction (one fsync).
+
+        Each slot of the result holds the stamped events of its request, or the error that refused it while
+        the other requests committed. Requests for the same workflow chain in order. With ``atomic=True``
+        any refused request aborts the whole batch and its error is raised. A failure of the transaction
+        itself (I/O error, full disk) raises ``StoreError`` and nothing is written.
+        """
+        ...
+
+    def head(self, workflow_id: str) -> int:
+        """The workflow's last sequence number, 0 when it has no history."""
+        ...
+
+    def read_history(self, workflow_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """The workflow's whole history (all runs) after ``after_seq``, at most ``limit`` events."""
+        ...
+
+    def read_run(self, workflow_id: str, run_id: str | None = None) -> list[Event]:
+        """One run's slice of history (the current run by default); ``WorkflowNotFoundError`` if unknown."""
+        ...
+
+    def get_run(self, workflow_id: str) -> RunInfo | None:
+        """The workflow's current run record, or ``None`` when the workflow is unknown."""
+        ...
+
+    def list_workflows(
+        self,
+        status: WorkflowStatus | str | None = None,
+        workflow_type: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[RunInfo]:
+        """Current runs filtered by status and/or type, ordered by start time (then workflow id)."""
+        ...
+
+    def running_workflows(self) -> Iterator[RunInfo]:
+        """Every workflow whose current run is running, oldest start first."""
+        ...
+
+    def due_timers(self, before: datetime, limit: int | None = None) -> list[TimerRow]:
+        """Timer rows due at or before ``before``, in fire order."""
+        ...
+
+    def all_timers(self) -> list[TimerRow]:
+        """Every timer row, in fire order."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; further calls raise ``StoreError``. Closing twice is harmless."""
+        ...
