@@ -265,3 +265,9 @@ class CorruptPayloadError(PayloadError):
     """Bytes given to the payload decoder are not an encoded payload (truncated, damaged or not aion's)."""
 
     code = "corrupt_payload"
+
+
+class RecorderStoppedError(EngineNotRunningError):
+    """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
+
+    code = "recorder_stopped"
