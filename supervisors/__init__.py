@@ -1,1 +1,56 @@
-"""supervisors: OTP-style supervision of OS processes on pykka (usable without aion)."""
+"""supervisors: OTP-style supervision of OS processes on pykka (usable without aion).
+
+A `Supervisor` is a pykka actor that starts children from specs (`ProcessSpec`, `ActorSpec`, nested
+`SupervisorSpec`), restarts them by strategy (`Strategy`) and restart type (`Restart`) within a restart
+intensity, and escalates to its parent when that intensity is exceeded. Process children run a Python
+callable in their own OS process, forked from a `Zygote` (optionally handed over from a warm pool), and talk
+to their owner over a msgpack `Channel`. Process children can be linked and monitored (`Down`,
+`ExitSignal`); every exit has an `ExitReason`.
+
+Example::
+
+    import supervisors as sv
+
+    def worker(channel: sv.Channel, name: str) -> None:
+        while True:
+            channel.send(["pong", channel.recv()])
+
+    if __name__ == "__main__":
+        zygote = sv.Zygote.start(warm_pool=2)          # first, before any thread
+        root = sv.Supervisor.start(sv.SupervisorSpec(id="root", children=[
+            sv.ProcessSpec(id="w1", target=worker, args=("w1",)),
+        ]), zygote=zygote)
+        print(root.tree())
+        root.stop()
+        zygote.stop()
+"""
+
+from ._channel import Channel, ChannelClosedError, OwnerChannel
+from ._hub import SpawnError
+from ._reasons import Down, ExitReason, ExitSignal
+from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec, TargetError
+from ._supervisor import ChildInfo, StartError, Supervisor, SupervisorError
+from ._zygote import Zygote, ZygoteError
+
+__all__ = [
+    "ActorSpec",
+    "Channel",
+    "ChannelClosedError",
+    "ChildInfo",
+    "ChildSpec",
+    "Down",
+    "ExitReason",
+    "ExitSignal",
+    "OwnerChannel",
+    "ProcessSpec",
+    "Restart",
+    "SpawnError",
+    "StartError",
+    "Strategy",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorSpec",
+    "TargetError",
+    "Zygote",
+    "ZygoteError",
+]

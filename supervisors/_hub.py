@@ -1,0 +1,468 @@
+"""The I/O hub: one thread multiplexing the zygote's control socket and every process child's channel.
+
+It turns the zygote's ``(pid, wait status)`` reports into `ExitReason` s, delivers frames to ``on_message``,
+and applies links and monitors. No thread per child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import select
+import selectors
+import signal
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from . import _fds
+from ._channel import DATA, EXIT_INFO, REQUEST, SYSTEM, FrameReader, OwnerChannel, make_pair, pack, unpack
+from ._links import ChildMonitor, LinkTable
+from ._reasons import Down, ExitReason
+
+logger = logging.getLogger("supervisors")
+
+OnStart = Callable[[int, OwnerChannel], None]
+OnMessage = Callable[[Any], None]
+OnExit = Callable[[int, ExitReason], None]
+Notify = Callable[[Down], None] | Any  # a callable, or a pykka ActorRef (told the Down)
+
+
+class SpawnError(RuntimeError):
+    """A process child could not be started (unknown target, zygote gone, ...)."""
+
+
+@dataclass(eq=False)
+class Proc:
+    """The hub's record of one live process child."""
+
+    pid: int
+    channel: OwnerChannel
+    on_message: OnMessage | None
+    on_exit: OnExit | None
+    trap_exit: bool
+    reader: FrameReader = field(default_factory=FrameReader)
+    exc_info: list[Any] | None = None
+    link_kill: str | None = None
+    shutdown_requested: bool = False
+    reason: ExitReason | None = None
+    exited: threading.Event = field(default_factory=threading.Event)
+    registered: bool = False
+
+
+@dataclass(eq=False)
+class _Pending:
+    sock: socket.socket
+    on_start: OnStart | None
+    on_message: OnMessage | None
+    on_exit: OnExit | None
+    trap_exit: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    pid: int = 0
+    error: str | None = None
+
+
+class Hub:
+    """Owns the engine's end of the zygote's control socket and every live process child."""
+
+    def __init__(self, ctl: socket.socket, zygote_pid: int) -> None:
+        self._ctl = ctl
+        self._zygote_pid = zygote_pid
+        self._ctl_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        for fd in (self._sel.fileno(), self._wake_r, self._wake_w, ctl.fileno()):
+            _fds.register(fd)
+        self._procs: dict[int, Proc] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._reqs = itertools.count(1)
+        self._refs = itertools.count(1)
+        self._links = LinkTable()
+        self._exited: dict[int, ExitReason] = {}
+        self._zygote_alive = True
+        self.zygote_status: int | None = None
+        self._thread = threading.Thread(target=self._run, name="supervisors-hub", daemon=True)
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the hub thread."""
+        self._ctl.setblocking(False)
+        self._sel.register(self._ctl, selectors.EVENT_READ, "ctl")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the hub thread to end (after the zygote exited)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        """True while the zygote is up."""
+        return self._zygote_alive
+
+    def wake(self) -> None:
+        """Make the hub thread look at its queues."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def send_ctl(self, msg: list[Any], fds: Sequence[int] = ()) -> None:
+        """Send a control message to the zygote (thread-safe)."""
+        data = pack(msg)
+        with self._ctl_lock:
+            while True:
+                try:
+                    if fds:
+                        socket.send_fds(self._ctl, [data], list(fds))
+                    else:
+                        self._ctl.send(data)
+                    return
+                except BlockingIOError:
+                    select.select([], [self._ctl], [], 1.0)
+                except OSError as exc:
+                    raise SpawnError(f"the zygote is gone: {exc}") from exc
+
+    # -- processes ----------------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        ref: str,
+        args: Sequence[Any],
+        *,
+        on_start: OnStart | None,
+        on_message: OnMessage | None,
+        on_exit: OnExit | None,
+        trap_exit: bool,
+        timeout: float,
+    ) -> int:
+        """Ask the zygote for a process running ``ref(channel, *args)``; return its pid once it exists."""
+        try:
+            packed_args = list(args)
+            pack(packed_args)
+        except (TypeError, ValueError, msgpack.PackException) as exc:
+            raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
+        if not self._zygote_alive:
+            raise SpawnError("the zygote is not running")
+        mine, theirs = make_pair()
+        _fds.register(mine.fileno())
+        pending = _Pending(mine, on_start, on_message, on_exit, trap_exit)
+        req = next(self._reqs)
+        with self._lock:
+            self._pending[req] = pending
+        try:
+            self.send_ctl(["spawn", req, ref, packed_args], [theirs.fileno()])
+        except SpawnError:
+            with self._lock:
+                self._pending.pop(req, None)
+            _fds.unregister(mine.fileno())
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        if not pending.done.wait(timeout):
+            raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
+        if pending.error is not None:
+            raise SpawnError(pending.error)
+        return pending.pid
+
+    def signal(self, pid: int, signum: int) -> None:
+        """Signal a process child, through the zygote (which only signals its own unreaped children)."""
+        with contextlib.suppress(SpawnError):
+            self.send_ctl(["signal", pid, int(signum)])
+
+    def proc(self, pid: int) -> Proc | None:
+        """The live process record for ``pid``."""
+        with self._lock:
+            return self._procs.get(pid)
+
+    def pids(self) -> list[int]:
+        """Pids of the live process children."""
+        with self._lock:
+            return list(self._procs)
+
+    def terminate(self, pid: int, timeout: float, *, kill: bool = False) -> ExitReason | None:
+        """Stop a process child: SIGTERM, up to ``timeout`` s of grace, then SIGKILL. None if not alive."""
+        proc = self.proc(pid)
+        if proc is None:
+            return self._exited.get(pid)
+        proc.shutdown_requested = True
+        if not kill:
+            self.signal(pid, signal.SIGTERM)
+            if proc.exited.wait(timeout):
+                return proc.reason
+        self.signal(pid, signal.SIGKILL)
+        proc.exited.wait(30.0)
+        return proc.reason
+
+    # -- links and monitors -------------------------------------------------------------------------
+
+    def link(self, a: int, b: int) -> None:
+        """Link two process children; a dead one sends a ``noproc`` exit signal to the other at once."""
+        with self._lock:
+            pa, pb = self._procs.get(a), self._procs.get(b)
+            if pa is not None and pb is not None:
+                self._links.link(a, b)
+                return
+        noproc = ExitReason(kind="noproc")
+        if pa is not None:
+            self._exit_signal(pa, b, noproc)
+        if pb is not None:
+            self._exit_signal(pb, a, noproc)
+
+    def unlink(self, a: int, b: int) -> None:
+        """Remove a link."""
+        with self._lock:
+            self._links.unlink(a, b)
+
+    def links_of(self, pid: int) -> set[int]:
+        """Pids linked to ``pid``."""
+        with self._lock:
+            return self._links.links_of(pid)
+
+    def set_trap_exit(self, pid: int, flag: bool) -> None:
+        """Make a process child trap exits (or not)."""
+        proc = self.proc(pid)
+        if proc is not None:
+            proc.trap_exit = flag
+
+    def monitor(self, pid: int, notify: Notify) -> int:
+        """Monitor ``pid``: ``notify`` gets one `Down` when it exits (at once if it is already dead)."""
+        ref = next(self._refs)
+        self._add_monitor(ref, pid, notify)
+        return ref
+
+    def _add_monitor(self, ref: int, pid: int, notify: Notify) -> None:
+        with self._lock:
+            if pid in self._procs:
+                self._links.add_monitor(ref, pid, notify)
+                return
+        self._deliver_down(notify, Down(ref, pid, self._exited.get(pid, ExitReason(kind="noproc"))))
+
+    def demonitor(self, ref: int) -> bool:
+        """Cancel a monitor; False if it had already fired or did not exist."""
+        with self._lock:
+            return self._links.remove_monitor(ref)
+
+    def _deliver_down(self, notify: Notify, down: Down) -> None:
+        try:
+            if isinstance(notify, ChildMonitor):
+                proc = self.proc(notify.owner)
+                if proc is not None:
+                    body = pack(["down", notify.local_ref, down.pid, down.reason.to_dict()])
+                    proc.channel.send_frame(SYSTEM, body)
+            elif hasattr(notify, "tell"):
+                notify.tell(down)
+            else:
+                notify(down)
+        except Exception:
+            logger.exception("delivering %r failed", down)
+
+    def _exit_signal(self, target: Proc, from_pid: int, reason: ExitReason) -> None:
+        """Deliver an exit signal from ``from_pid`` to ``target``: a message if it traps exits, else death."""
+        if target.trap_exit:
+            with contextlib.suppress(Exception):
+                target.channel.send_frame(SYSTEM, pack(["exit", from_pid, reason.to_dict()]))
+        elif reason.kind != "normal":
+            target.link_kill = f"linked process {from_pid} exited: {reason}"
+            self.signal(target.pid, signal.SIGKILL)
+
+    # -- the thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                for key, _ in self._sel.select():
+                    data = key.data
+                    if data == "wake":
+                        with contextlib.suppress(OSError):
+                            while os.read(self._wake_r, 4096):
+                                pass
+                    elif data == "ctl":
+                        if not self._read_ctl():
+                            self._zygote_gone()
+                            return
+                    else:
+                        self._read_channel(data)
+        except Exception:
+            logger.exception("supervisors hub crashed")
+            self._zygote_gone()
+
+    def _read_ctl(self) -> bool:
+        while True:
+            try:
+                data = self._ctl.recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            msg = unpack(data)
+            op = msg[0]
+            if op == "spawned":
+                self._spawned(msg[1], msg[2])
+            elif op == "error":
+                with self._lock:
+                    pending = self._pending.pop(msg[1], None)
+                if pending is not None:
+                    _fds.unregister(pending.sock.fileno())
+                    pending.sock.close()
+                    pending.error = msg[2]
+                    pending.done.set()
+            elif op == "exit":
+                self._exit(msg[1], msg[2])
+
+    def _spawned(self, req: int, pid: int) -> None:
+        with self._lock:
+            pending = self._pending.pop(req, None)
+        if pending is None:
+            return
+        channel = OwnerChannel(pending.sock, pid)
+        proc = Proc(pid, channel, pending.on_message, pending.on_exit, pending.trap_exit)
+        with self._lock:
+            self._procs[pid] = proc
+            self._exited.pop(pid, None)
+        pending.pid = pid
+        if pending.on_start is not None:
+            try:
+                pending.on_start(pid, channel)
+            except Exception:
+                logger.exception("on_start of process %d failed", pid)
+        self._sel.register(pending.sock, selectors.EVENT_READ, proc)
+        proc.registered = True
+        pending.done.set()
+
+    def _read_channel(self, proc: Proc) -> None:
+        while True:
+            data = proc.channel.recv_nowait()
+            if data is None:
+                break
+            if not data:
+                self._unregister(proc)
+                break
+            proc.reader.feed(data)
+        self._dispatch(proc)
+
+    def _unregister(self, proc: Proc) -> None:
+        if proc.registered:
+            proc.registered = False
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(proc.channel.fileno())
+
+    def _dispatch(self, proc: Proc) -> None:
+        while True:
+            try:
+                item = proc.reader.next()
+            except ValueError:
+                logger.exception("bad frame from process %d", proc.pid)
+                self._unregister(proc)
+                return
+            if item is None:
+                return
+            kind, body = item
+            try:
+                if kind == DATA:
+                    if proc.on_message is not None:
+                        proc.on_message(unpack(body))
+                elif kind == EXIT_INFO:
+                    proc.exc_info = unpack(body)
+                elif kind == REQUEST:
+                    self._request(proc, unpack(body))
+            except Exception:
+                logger.exception("handling a frame from process %d failed", proc.pid)
+
+    def _request(self, proc: Proc, req: list[Any]) -> None:
+        op = req[0]
+        if op == "link":
+            self.link(proc.pid, req[1])
+        elif op == "unlink":
+            self.unlink(proc.pid, req[1])
+        elif op == "monitor":
+            self._add_monitor(next(self._refs), req[2], ChildMonitor(proc.pid, req[1]))
+        elif op == "demonitor":
+            with self._lock:
+                ref = self._links.child_ref(proc.pid, req[1])
+                if ref is not None:
+                    self._links.remove_monitor(ref)
+        elif op == "trap_exit":
+            proc.trap_exit = bool(req[1])
+
+    def _exit(self, pid: int, status: int | None) -> None:
+        proc = self.proc(pid)
+        if proc is None:
+            return
+        # Everything the child wrote before dying is in the socket buffer: drain it first.
+        if proc.registered:
+            self._read_channel(proc)
+            self._unregister(proc)
+        reason = self._reason(proc, status)
+        with self._lock:
+            self._procs.pop(pid, None)
+            self._exited[pid] = reason
+            if len(self._exited) > 10_000:
+                self._exited.pop(next(iter(self._exited)))
+            monitors = self._links.pop_monitors(pid)
+            self._links.drop_owner(pid)
+            linked = [p for p in (self._procs.get(x) for x in self._links.pop_links(pid)) if p is not None]
+        _fds.unregister(proc.channel.fileno())
+        proc.channel.close()
+        proc.reason = reason
+        for ref, notify in monitors:
+            self._deliver_down(notify, Down(ref, pid, reason))
+        for other in linked:
+            self._exit_signal(other, pid, reason)
+        proc.exited.set()
+        if proc.on_exit is not None:
+            try:
+                proc.on_exit(pid, reason)
+            except Exception:
+                logger.exception("on_exit of process %d failed", pid)
+
+    @staticmethod
+    def _reason(proc: Proc, status: int | None) -> ExitReason:
+        if proc.exc_info is not None:
+            exc_type, message, tb = proc.exc_info
+            return ExitReason(kind="exception", exc_type=exc_type, message=message, traceback=tb)
+        if status is None:
+            base = ExitReason.killed_by(signal.SIGKILL, "the zygote exited")
+        else:
+            base = ExitReason.from_wait_status(status)
+        if proc.shutdown_requested:
+            return ExitReason(kind="shutdown", signal=base.signal, exit_code=base.exit_code)
+        if proc.link_kill is not None and base.kind == "killed":
+            return ExitReason(kind="killed", signal=base.signal, message=proc.link_kill)
+        return base
+
+    def _zygote_gone(self) -> None:
+        self._zygote_alive = False
+        with self._lock:
+            pendings = list(self._pending.values())
+            self._pending.clear()
+        for pending in pendings:
+            _fds.unregister(pending.sock.fileno())
+            pending.sock.close()
+            pending.error = "the zygote exited"
+            pending.done.set()
+        try:
+            _, status = os.waitpid(self._zygote_pid, 0)
+            self.zygote_status = status
+        except ChildProcessError:
+            pass
+        for pid in self.pids():
+            self._exit(pid, None)
+        for fd in (self._sel.fileno(), self._wake_r, self._wake_w, self._ctl.fileno()):
+            _fds.unregister(fd)
+        self._sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self._ctl.close()

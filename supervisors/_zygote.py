@@ -1,0 +1,214 @@
+"""The engine's handle on the zygote: a process forked early that forks every process child."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from . import _fds
+from ._channel import OwnerChannel, unpack
+from ._host import CTL_BUFFER, zygote_main
+from ._hub import Hub, Notify, SpawnError
+from ._reasons import ExitReason
+from ._specs import target_ref
+
+
+class ZygoteError(RuntimeError):
+    """The zygote could not be started (a preload module failed to import, ...)."""
+
+
+class Zygote:
+    """A process forked from the engine before its threads exist, that forks every process child.
+
+    Call `Zygote.start` early, before any thread is started (pykka actors included): forking a process that
+    has threads is unsafe. It still works when called later (under pytest, for example), but a lock held by
+    another thread at that moment stays held in the zygote forever.
+
+    The zygote imports the ``preload`` modules once, then forks children that share those pages
+    copy-on-write, and keeps ``warm_pool`` idle forked hosts ready so that starting (or restarting) a child
+    is a hand-off of a socket rather than a fork. It is the parent and reaper of every process child and
+    reports their exits to the engine's I/O hub thread, which this object owns.
+
+    The zygote and every process child die with ``SIGKILL`` when their parent dies (``PR_SET_PDEATHSIG``),
+    even if the engine is killed with ``SIGKILL``; the zygote also exits, killing its children, when its
+    control socket reaches EOF. The parent-death signal is tied to the *thread* that called ``start``: call
+    it from the main thread (or a thread that lives as long as the zygote).
+    """
+
+    def __init__(self, pid: int, ctl: socket.socket, preload: Sequence[str], warm_pool: int) -> None:
+        self.pid = pid
+        """The zygote's OS pid."""
+        self.preload = tuple(preload)
+        """The modules imported in the zygote."""
+        self.warm_pool = warm_pool
+        """The number of idle hosts the zygote keeps ready."""
+        self._hub = Hub(ctl, pid)
+        self._stopped = False
+
+    @classmethod
+    def start(cls, preload: Iterable[str] = (), warm_pool: int = 0, *, ready_timeout: float = 60.0) -> Zygote:
+        """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
+
+        Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
+        """
+        preload = list(preload)
+        engine_pid = os.getpid()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s in (mine, theirs):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CTL_BUFFER)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CTL_BUFFER)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the zygote
+            code = 1
+            try:
+                mine.close()
+                _fds.close_all_in_child()
+                zygote_main(theirs, preload, warm_pool, engine_pid)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        theirs.close()
+        mine.settimeout(ready_timeout)
+        try:
+            data = mine.recv(1 << 20)
+        except (TimeoutError, OSError) as exc:
+            cls._abort(pid, mine)
+            raise ZygoteError(f"the zygote did not become ready: {exc}") from exc
+        msg = unpack(data) if data else ["error", "the zygote exited during start-up"]
+        if msg[0] != "ready":
+            cls._abort(pid, mine)
+            raise ZygoteError(f"the zygote failed to start:\n{msg[1]}")
+        mine.settimeout(None)
+        zygote = cls(pid, mine, preload, warm_pool)
+        zygote._hub.start()
+        return zygote
+
+    @staticmethod
+    def _abort(pid: int, sock: socket.socket) -> None:
+        sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    @property
+    def alive(self) -> bool:
+        """True while the zygote runs."""
+        return self._hub.alive and not self._stopped
+
+    def spawn(
+        self,
+        target: Callable[..., Any] | str,
+        args: Sequence[Any] = (),
+        *,
+        on_start: Callable[[int, OwnerChannel], None] | None = None,
+        on_message: Callable[[Any], None] | None = None,
+        on_exit: Callable[[int, ExitReason], None] | None = None,
+        trap_exit: bool = False,
+        timeout: float = 10.0,
+    ) -> int:
+        """Start an unsupervised process child running ``target(channel, *args)``; return its pid.
+
+        ``on_start(pid, channel)`` runs in the hub thread before any message is delivered, and gives the
+        owner's end of the channel; ``on_message(msg)`` and ``on_exit(pid, reason)`` also run in the hub
+        thread. Raises `SpawnError` if the target cannot be resolved in the zygote (the message says why).
+        """
+        return self._hub.spawn(
+            target_ref(target),
+            args,
+            on_start=on_start,
+            on_message=on_message,
+            on_exit=on_exit,
+            trap_exit=trap_exit,
+            timeout=timeout,
+        )
+
+    def channel(self, pid: int) -> OwnerChannel | None:
+        """The owner's end of the channel of the live process ``pid``."""
+        proc = self._hub.proc(pid)
+        return None if proc is None else proc.channel
+
+    def pids(self) -> list[int]:
+        """Pids of the live process children."""
+        return self._hub.pids()
+
+    def signal(self, pid: int, signum: int) -> None:
+        """Send ``signum`` to a live process child (no effect on pids that are not ours)."""
+        self._hub.signal(pid, signum)
+
+    def terminate(self, pid: int, timeout: float = 5.0, *, kill: bool = False) -> ExitReason | None:
+        """Stop a process child: ``SIGTERM``, ``timeout`` s of grace, then ``SIGKILL`` (at once if ``kill``).
+
+        Blocks until it is reaped; returns its exit reason (kind ``shutdown``), or None if it was unknown.
+        """
+        return self._hub.terminate(pid, timeout, kill=kill)
+
+    def link(self, a: int, b: int) -> None:
+        """Link two process children: an exit other than ``normal`` of one kills the other, unless the
+        other traps exits, in which case it receives an `ExitSignal` message on its channel instead."""
+        self._hub.link(a, b)
+
+    def unlink(self, a: int, b: int) -> None:
+        """Remove the link between ``a`` and ``b``."""
+        self._hub.unlink(a, b)
+
+    def links(self, pid: int) -> set[int]:
+        """The pids linked to ``pid``."""
+        return self._hub.links_of(pid)
+
+    def set_trap_exit(self, pid: int, flag: bool = True) -> None:
+        """Make the process child ``pid`` receive exit signals as messages (or not)."""
+        self._hub.set_trap_exit(pid, flag)
+
+    def monitor(self, pid: int, notify: Notify) -> int:
+        """Monitor the process ``pid``; return the monitor ref.
+
+        ``notify`` is a callable or a pykka ``ActorRef``; it receives exactly one `Down(ref, pid, reason)`
+        when the process exits (from the hub thread), or at once with kind ``noproc`` (or the known reason)
+        if it is not alive.
+        """
+        return self._hub.monitor(pid, notify)
+
+    def demonitor(self, ref: int) -> bool:
+        """Cancel a monitor. True if it was active (so its `Down` will never be delivered)."""
+        return self._hub.demonitor(ref)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the zygote: it SIGKILLs whatever children remain and exits; wait for it and the hub.
+
+        Stop your supervisors first for an ordered shutdown.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        with contextlib.suppress(SpawnError):
+            self._hub.send_ctl(["stop"])
+        if not self._hub.join(timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+            while not self._hub.join(0.1) and time.monotonic() < deadline:
+                pass
+
+    def __enter__(self) -> Zygote:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Zygote pid={self.pid} warm_pool={self.warm_pool}{'' if self.alive else ' stopped'}>"
