@@ -93,6 +93,15 @@ class Applied:
     new_runs: list[tuple[str, int]] = field(default_factory=list)
 
 
+def evolve(run: RunInfo, **changes: Any) -> RunInfo:
+    """A copy of the frozen ``run`` with ``changes``: ``dataclasses.replace`` without re-running ``__init__``
+    (this is on the append hot path; RunInfo has no ``__post_init__`` and no slots)."""
+    new = object.__new__(RunInfo)
+    new.__dict__.update(run.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def check_name(value: object, what: str) -> str:
     """Check a workflow type name or run id: a non-empty string without NUL, at most ``MAX_NAME_BYTES``."""
     if not isinstance(value, str) or not value:
@@ -150,9 +159,9 @@ def apply_request(
 ) -> Applied:
     """Validate one append against the workflow's ``current`` run record, stamp and encode its events.
 
-    Raises the typed error that refuses the append; writes nothing itself.
+    Raises the typed error that refuses the append; writes nothing itself. ``workflow_id`` must have been
+    validated with :func:`check_workflow_id`.
     """
-    check_workflow_id(workflow_id)
     if isinstance(expected_head, bool) or not isinstance(expected_head, int) or expected_head < 0:
         raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
     head = current.head_seq if current is not None else 0
@@ -218,7 +227,7 @@ def apply_request(
                 f"workflow {workflow_id!r} run {run.run_id} is {run.status}; cannot append {event.type}"
             )
         elif event.terminal:
-            run = dataclasses.replace(run, status=TERMINAL_STATUS[event.type], close_time=now)
+            run = evolve(run, status=TERMINAL_STATUS[event.type], close_time=now)
             timer_ops.append(TimerClear())
         elif isinstance(event, TimerStarted):
             timer_id = _check_key(event.timer_id, "timer_id")
@@ -239,14 +248,14 @@ def apply_request(
                     attributes.pop(name, None)
                 else:
                     attributes[name] = value
-            run = dataclasses.replace(run, search_attributes=attributes)
+            run = evolve(run, search_attributes=attributes)
         data = encode_event(event)
         if len(data) > max_event_bytes:
             raise PayloadTooLargeError(len(data), max_event_bytes, what=f"{event.type} event (seq {seq})")
         encoded.append(data)
         stamped.append(event)
     if run is not None and seq != run.head_seq:
-        run = dataclasses.replace(run, head_seq=seq)
+        run = evolve(run, head_seq=seq)
     return Applied(workflow_id, stamped, encoded, run, timer_ops, new_runs)
 
 

@@ -92,6 +92,8 @@ _MICRO: Final = timedelta(microseconds=1)
 _TIME_BIAS: Final = 2**63
 _RECORD_VERSION: Final = 1
 _PAGE: Final = 512
+#: Run records the writer keeps decoded (it is the only writer, so they cannot go stale); cleared when full.
+_RUN_CACHE_SIZE: Final = 100_000
 
 
 def _time_key(value: datetime) -> bytes:
@@ -233,6 +235,7 @@ class LmdbEventStore:
         self._write_lock = threading.Lock()
         self._gate = _ReadGate()
         self._closed = False
+        self._run_cache: dict[str, RunInfo] = {}
         self._lock_fd: int | None = None
         if not readonly:
             self._lock_fd = self._take_writer_lock()
@@ -376,26 +379,35 @@ class LmdbEventStore:
                 except lmdb.Error as error:
                     raise _store_error(error, "cannot begin a write transaction") from error
                 try:
-                    results = self._write_batch(txn, requests, atomic, now)
+                    results, runs = self._write_batch(txn, requests, atomic, now)
                     txn.commit()
-                    return results
                 except lmdb.MapFullError:
                     _abort(txn)
                     self._grow()
+                    continue
                 except lmdb.Error as error:
                     _abort(txn)
                     raise _store_error(error, "the write transaction failed; nothing was written") from error
                 except BaseException:
                     _abort(txn)
                     raise
+                # Committed: only now may the decoded run records be remembered.
+                if len(self._run_cache) + len(runs) > _RUN_CACHE_SIZE:
+                    self._run_cache.clear()
+                self._run_cache.update(runs)
+                return results
 
     def _write_batch(
         self, txn: Any, requests: Sequence[AppendRequest], atomic: bool, now: datetime
-    ) -> list[list[Event] | AionError]:
+    ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo]]:
         runs_db = self._runs
         run_index = self._run_index
+        cache = self._run_cache
 
         def load_run(workflow_id: str) -> RunInfo | None:
+            run = cache.get(workflow_id)
+            if run is not None:
+                return run
             data = txn.get(workflow_id.encode(), db=runs_db)
             return None if data is None else _decode_run(workflow_id, data)
 
@@ -414,7 +426,7 @@ class LmdbEventStore:
             self._write(txn, applied)
         for workflow_id, (before, after) in plan.runs.items():
             self._write_run(txn, workflow_id.encode(), before, after)
-        return plan.results
+        return plan.results, {workflow_id: after for workflow_id, (_, after) in plan.runs.items()}
 
     def _write(self, txn: Any, applied: Applied) -> None:
         wf = applied.workflow_id.encode()
