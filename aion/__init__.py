@@ -4,6 +4,8 @@ Workflows are ``async def`` functions whose every step is recorded in a history;
 replayed from it and continue at the same ``await``. See ``README.md`` and ``docs/`` for the guide.
 """
 
+from aion import activity, workflow
+from aion.engine import Engine, WorkflowDescription, WorkflowHandle
 from aion.errors import (
     ActivityError,
     AionError,
@@ -22,11 +24,20 @@ from aion.errors import (
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
+from aion.status import WorkflowStatus
+from aion.store import RunInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActivityError",
+    "Engine",
+    "RunInfo",
+    "WorkflowDescription",
+    "WorkflowHandle",
+    "WorkflowStatus",
+    "activity",
+    "workflow",
     "AionError",
     "ApplicationError",
     "CancelledError",

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, overload
 
+from aion._codec import check_payload
 from aion._definitions import activity_type_name, define_workflow
 from aion._durations import Duration, optional_seconds, to_seconds
 from aion.workflow._runtime import WorkflowInfo, current_runtime
@@ -78,8 +79,6 @@ def execute_activity(
     raises :class:`aion.ActivityError` at the ``await``; an argument that cannot be serialised raises
     :class:`aion.PayloadError` here.
     """
-    from aion._codec import check_payload
-
     runtime = current_runtime()
     name = activity_type_name(activity)
     options = {

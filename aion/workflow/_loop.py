@@ -32,7 +32,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
 
     # -- what asyncio.Future and asyncio.Task need ------------------------------------------------------------
 
-    def call_soon(
+    def call_soon(  # type: ignore[override]
         self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
         """Queue ``callback(*args)`` to run in this loop's next ``run_until_idle`` pass."""
@@ -44,7 +44,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         """A new future bound to this loop."""
         return asyncio.Future(loop=self)
 
-    def create_task(  # type: ignore[override]
+    def create_task(
         self,
         coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
         *,
@@ -83,14 +83,18 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         """Keep the report, as ``call_exception_handler`` does."""
         self.unhandled.append(context)
 
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+    def call_later(  # type: ignore[override]
+        self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> Any:
         """Refused: wall-clock timers are not durable. Use ``workflow.sleep``."""
         raise NonDeterministicCallError(
             "asyncio timers (asyncio.sleep with a delay, asyncio.wait_for, asyncio.timeout) are not durable "
             "inside a workflow: use workflow.sleep(seconds) or workflow.wait_signal(name, timeout=...)"
         )
 
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> Any:
         """Refused, as ``call_later``."""
         return self.call_later(0, callback, *args)
 

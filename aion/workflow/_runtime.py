@@ -105,7 +105,7 @@ class WorkflowRuntime:
         self._started = started
         self._now: datetime = started.recorded_at
         self._position = started.seq
-        self._loop = DeterministicLoop(lambda: self._now.timestamp())
+        self._loop = DeterministicLoop(self._clock)  # type: ignore[abstract]
         self.random = random.Random(uuid.UUID(started.run_id).int)
         self._next_activity_id = 1
         self._next_timer_id = 1
@@ -123,8 +123,13 @@ class WorkflowRuntime:
         self._divergence: NonDeterminismError | None = None
         self._main: asyncio.Task[Any] | None = None
         self.closed = False
+        #: Set by the host: raises ``UnknownActivityTypeError`` for an activity type the engine does not know.
+        self.check_activity: Callable[[str], object] | None = None
 
     # -- driving ------------------------------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return self._now.timestamp()
 
     @property
     def now(self) -> datetime:
@@ -187,6 +192,8 @@ class WorkflowRuntime:
 
     def schedule_activity(self, activity_type: str, args: list[Any], options: dict[str, Any]) -> asyncio.Future[Any]:
         """Issue ``ScheduleActivity`` and return the future its result (or ``ActivityError``) resolves."""
+        if self.check_activity is not None:
+            self.check_activity(activity_type)
         activity_id = self._next_activity_id
         self._next_activity_id += 1
         future = self._loop.create_future()

@@ -12,7 +12,14 @@ import pytest
 from aion import events as ev
 from aion import workflow
 from aion.errors import ActivityError, NonDeterminismError, QueryError
-from aion.workflow._commands import CancelTimer, Command, CompleteWorkflow, FailWorkflow, ScheduleActivity, StartTimer
+from aion.workflow._commands import (
+    CancelTimer,
+    Command,
+    CompleteWorkflow,
+    FailWorkflow,
+    ScheduleActivity,
+    StartTimer,
+)
 from aion.workflow._runtime import WorkflowRuntime
 
 RUN_ID = "5f0c6f2e-8a43-4c1e-9d6f-2b9d1f3a7e10"
@@ -46,11 +53,15 @@ class MiniEngine:
                     self.record(ev.ActivityScheduled(workflow_id="wf", activity_id=aid, activity_type=name, input=args))
                     try:
                         result = self.activities[name](*args)
-                        self.pending.append(ev.ActivityCompleted(workflow_id="wf", activity_id=aid, result=result, attempt=1))
+                        self.pending.append(
+                            ev.ActivityCompleted(workflow_id="wf", activity_id=aid, result=result, attempt=1)
+                        )
                     except Exception as error:
                         failure = ev.Failure(type(error).__name__, str(error))
                         self.pending.append(
-                            ev.ActivityFailed(workflow_id="wf", activity_id=aid, failure=failure, attempt=1, retryable=False)
+                            ev.ActivityFailed(
+                                workflow_id="wf", activity_id=aid, failure=failure, attempt=1, retryable=False
+                            )
                         )
                 case StartTimer(timer_id=tid, seconds=seconds):
                     self.record(ev.TimerStarted(workflow_id="wf", timer_id=tid, fire_at=self.clock))
@@ -114,7 +125,14 @@ async def sequence_then_parallel(x: int) -> dict[str, Any]:
     await workflow.sleep(timedelta(seconds=5))
     b, c = await workflow.gather(workflow.execute_activity("double", a), workflow.execute_activity("double", 1))
     stage = "done"
-    return {"a": a, "b": b, "c": c, "by": approved_by, "at": workflow.now().isoformat(), "r": workflow.random().random()}
+    return {
+        "a": a,
+        "b": b,
+        "c": c,
+        "by": approved_by,
+        "at": workflow.now().isoformat(),
+        "r": workflow.random().random(),
+    }
 
 
 @pytest.mark.timeout(10)

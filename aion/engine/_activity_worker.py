@@ -1,0 +1,59 @@
+"""The activity worker process: runs one activity attempt at a time, sync or ``async def``.
+
+It is a permanent child of the activity supervisor. A task arrives on its channel; the result (or the failure,
+with type, message and traceback) goes back. A result that cannot be serialised fails the attempt as
+non-retryable: running it again would not help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aion._codec import decode_payload, encode_payload
+from aion.activity import _context
+from aion.engine import _protocol as protocol
+from aion.engine._registry import installed
+from aion.errors import PayloadError
+from aion.workflow._runtime import failure_from_exception
+from supervisors import Channel, ChannelClosedError
+
+
+def run_activity_worker(channel: Channel) -> None:
+    """Process target: take tasks from ``channel`` until it closes."""
+    try:
+        while True:
+            message = channel.recv()
+            if message.get("t") == protocol.TASK:
+                channel.send(_run_task(channel, message))
+            elif message.get("t") == protocol.STOP:
+                return
+    except ChannelClosedError:
+        return
+
+
+def _run_task(channel: Channel, task: dict[str, Any]) -> dict[str, Any]:
+    task_id = task["task"]
+    reply: dict[str, Any] = {"t": protocol.RESULT, "task": task_id}
+    info = _context.ActivityInfo(**task["info"], heartbeat_details=decode_payload(task["heartbeat"]))
+
+    def send_heartbeat(details: Any) -> None:
+        channel.send({"t": protocol.HEARTBEAT, "task": task_id, "details": encode_payload(details)})
+
+    token = _context.enter(_context.ActivityContext(info, send_heartbeat))
+    try:
+        definition = installed().activity(info.activity_type)
+        args = decode_payload(task["args"])
+        result = asyncio.run(definition.function(*args)) if definition.is_async else definition.function(*args)
+    except Exception as error:
+        reply.update(ok=False, failure=encode_payload(failure_from_exception(error), limit=None))
+        return reply
+    finally:
+        _context.leave(token)
+    try:
+        reply.update(ok=True, result=encode_payload(result, path=f"{info.activity_type} result"))
+    except PayloadError as error:
+        failure = failure_from_exception(error)
+        failure = type(failure)(failure.type, failure.message, failure.traceback, None, non_retryable=True)
+        reply.update(ok=False, failure=encode_payload(failure, limit=None))
+    return reply

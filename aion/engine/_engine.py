@@ -1,0 +1,312 @@
+"""``aion.Engine``: spawns the actor system on a data directory and is the Python API to it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+import supervisors as sv
+from aion import events as ev
+from aion._codec import check_payload
+from aion._definitions import workflow_type_name
+from aion._ids import new_workflow_id, validate_workflow_id
+from aion.engine import _registry
+from aion.engine._activity_worker import run_activity_worker
+from aion.engine._core import (
+    Closures,
+    EngineCore,
+    ProcessDown,
+    ProcessGaveUp,
+    ProcessMessage,
+    ProcessUp,
+    WorkerDown,
+    WorkerMessage,
+    WorkerUp,
+)
+from aion.engine._handle import WorkflowHandle
+from aion.engine._registry import Registry
+from aion.engine._workflow_host import run_workflow_host
+from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
+from aion.recorder import RecorderHandle, start_recorder
+from aion.status import WorkflowStatus
+from aion.store import EventStore, RunInfo, open_store
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """A durable workflow engine on one data directory. Use it as a context manager::
+
+        with aion.Engine("./data", workflows=[checkout], activities=[charge]) as engine:
+            handle = engine.start_workflow(checkout, {"id": 1}, workflow_id="order-1")
+            print(handle.result(timeout=30))
+
+    Entering starts the actor system (a zygote, the supervision tree, the recorder, activity workers) and
+    resumes every workflow that was running in the data directory; leaving stops it cleanly. Workflows and
+    activities must be decorated with ``@workflow.defn`` / ``@activity.defn``.
+
+    Options: ``activity_workers`` (default: the number of CPUs), ``warm_pool`` (idle forked hosts kept ready),
+    ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        workflows: Iterable[Callable[..., Any]] = (),
+        activities: Iterable[Callable[..., Any]] = (),
+        *,
+        activity_workers: int | None = None,
+        warm_pool: int = 2,
+        max_restarts: int = 5,
+        max_seconds: float = 60.0,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.registry = Registry.build(workflows, activities)
+        workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
+        if workers < 1:
+            raise InvalidArgumentError(f"activity_workers must be at least 1, got {workers}")
+        if max_restarts < 0 or max_seconds <= 0:
+            raise InvalidArgumentError("max_restarts must be >= 0 and max_seconds > 0")
+        self._activity_workers = workers
+        self._warm_pool = warm_pool
+        self._max_restarts = max_restarts
+        self._max_seconds = max_seconds
+        self._lock = threading.Lock()
+        self._running = False
+        self._store: EventStore | None = None
+        self._recorder: RecorderHandle | None = None
+        self._zygote: sv.Zygote | None = None
+        self._root: Any = None
+        self._core: pykka.ActorProxy[EngineCore] | None = None
+        self._type_supervisors: dict[str, Any] = {}
+        self.closures = Closures()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the actor system and resume the running workflows found in the data directory."""
+        with self._lock:
+            if self._running:
+                return
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._store = open_store(self.data_dir)
+            try:
+                _registry.install(self.registry)
+                self._zygote = sv.Zygote.start(preload=self.registry.modules(), warm_pool=self._warm_pool)
+                self._recorder = start_recorder(self._store)
+                core_ref = EngineCore.start(self._store, self._recorder, self.registry, self, self.closures)
+                self._core = core_ref.proxy()
+                self._root = sv.Supervisor.start(
+                    sv.SupervisorSpec(id="aion", strategy=sv.Strategy.ONE_FOR_ONE, max_restarts=10, max_seconds=5.0),
+                    zygote=self._zygote,
+                )
+                self._root.start_child(self._activity_supervisor_spec(core_ref))
+                self._running = True
+                self._core.recover().get()
+            except BaseException:
+                self._running = True
+                self._shutdown()
+                raise
+
+    def stop(self) -> None:
+        """Stop every process and actor; recorded history stays, and a new engine resumes from it."""
+        with self._lock:
+            if self._running:
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._running = False
+        for step in (self._stop_root, self._stop_core, self._stop_recorder, self._stop_zygote, self._close_store):
+            try:
+                step()
+            except Exception:
+                log.exception("error while stopping the engine")
+        self._type_supervisors.clear()
+
+    def _stop_root(self) -> None:
+        if self._root is not None:
+            self._root.stop()
+            self._root = None
+
+    def _stop_core(self) -> None:
+        if self._core is not None:
+            self._core.actor_ref.stop()
+            self._core = None
+
+    def _stop_recorder(self) -> None:
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._recorder = None
+
+    def _stop_zygote(self) -> None:
+        if self._zygote is not None:
+            self._zygote.stop()
+            self._zygote = None
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- the Python API -------------------------------------------------------------------------------------
+
+    def start_workflow(
+        self,
+        workflow: str | Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        search_attributes: dict[str, Any] | None = None,
+    ) -> WorkflowHandle:
+        """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
+
+        ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
+        running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
+        """
+        core = self._require_core()
+        name = workflow_type_name(workflow)
+        self.registry.workflow(name)
+        workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
+        arguments = list(args)
+        check_payload(arguments, path=f"{name} input")
+        if search_attributes is not None:
+            check_payload(search_attributes, path="search_attributes")
+        options = {"search_attributes": search_attributes}
+        durable = core.start_workflow(name, workflow_id, arguments, options).get()
+        events = durable.get()
+        started = events[0]
+        assert isinstance(started, ev.WorkflowStarted)
+        return WorkflowHandle(self, workflow_id, started.run_id)
+
+    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+        """A handle to ``workflow_id``'s current run (or run ``run_id``); ``WorkflowNotFoundError`` if unknown."""
+        info = self.store.get_run(validate_workflow_id(workflow_id))
+        if info is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return WorkflowHandle(self, workflow_id, run_id or info.run_id)
+
+    def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | str | None = None,
+        workflow_type: str | Callable[..., Any] | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
+        """The workflows' current runs, newest first, optionally filtered by status and type."""
+        wanted = None
+        if status is not None:
+            try:
+                wanted = WorkflowStatus(status)
+            except ValueError:
+                known = ", ".join(s.value for s in WorkflowStatus)
+                raise InvalidArgumentError(f"unknown status {status!r} (one of: {known})") from None
+        type_name = None if workflow_type is None else workflow_type_name(workflow_type)
+        return self.store.list_workflows(status=wanted, workflow_type=type_name, limit=limit)
+
+    def supervision_tree(self) -> dict[str, Any]:
+        """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids)."""
+        if self._root is None:
+            raise EngineNotRunningError("the engine is not running")
+        tree: dict[str, Any] = self._root.tree()
+        return tree
+
+    @property
+    def store(self) -> EventStore:
+        """The event store (read it freely; only the recorder writes)."""
+        if self._store is None:
+            raise EngineNotRunningError("the engine is not running: use it as a context manager")
+        return self._store
+
+    @property
+    def core(self) -> pykka.ActorProxy[EngineCore]:
+        """The engine core actor (internal)."""
+        return self._require_core()
+
+    def _require_core(self) -> pykka.ActorProxy[EngineCore]:
+        if self._core is None or not self._running:
+            raise EngineNotRunningError("the engine is not running: use it as a context manager")
+        return self._core
+
+    # -- processes (the core's Processes protocol) ----------------------------------------------------------
+
+    def start_run_process(self, workflow_type: str, child_id: str) -> None:
+        """Start the process hosting a run under its type's supervisor."""
+        self._type_supervisor(workflow_type).start_child(self._workflow_spec(child_id, sv.Restart.TRANSIENT))
+
+    def start_query_process(self, workflow_type: str, child_id: str) -> None:
+        """Start a one-off process that replays a run to answer a query."""
+        self._type_supervisor(workflow_type).start_child(self._workflow_spec(child_id, sv.Restart.TEMPORARY))
+
+    def stop_run_process(self, workflow_type: str, child_id: str) -> None:
+        """Kill a run's process; its supervisor restarts it if the run is open."""
+        supervisor = self._type_supervisors.get(workflow_type)
+        if supervisor is not None:
+            supervisor.terminate_child(child_id, kill=True)
+
+    def _type_supervisor(self, workflow_type: str) -> Any:
+        supervisor = self._type_supervisors.get(workflow_type)
+        if supervisor is None:
+            spec = sv.SupervisorSpec(
+                id=f"workflows:{workflow_type}",
+                strategy=sv.Strategy.ONE_FOR_ONE,
+                restart=sv.Restart.PERMANENT,
+                max_restarts=None,
+            )
+            supervisor = self._root.start_child(spec)
+            self._type_supervisors[workflow_type] = supervisor
+        return supervisor
+
+    def _workflow_spec(self, child_id: str, restart: sv.Restart) -> sv.ProcessSpec:
+        core = self._require_core().actor_ref
+        workflow_id = child_id.split(":", 2)[2]
+        return sv.ProcessSpec(
+            id=child_id,
+            target=run_workflow_host,
+            args=(workflow_id,),
+            restart=restart,
+            shutdown_timeout=1.0,
+            on_start=lambda cid, _pid, channel: core.tell(ProcessUp(cid, channel)),
+            on_message=lambda cid, message: core.tell(ProcessMessage(cid, message)),
+            on_exit=lambda cid, reason: core.tell(ProcessDown(cid, str(reason))),
+            max_restarts=self._max_restarts,
+            max_seconds=self._max_seconds,
+            on_give_up=lambda cid, reason: core.tell(ProcessGaveUp(cid, str(reason))),
+            meta={"workflow_id": workflow_id, "role": child_id.split(":", 1)[0]},
+        )
+
+    def _activity_supervisor_spec(self, core: pykka.ActorRef[EngineCore]) -> sv.SupervisorSpec:
+        workers: Sequence[sv.ProcessSpec] = [
+            sv.ProcessSpec(
+                id=f"worker-{index}",
+                target=run_activity_worker,
+                restart=sv.Restart.PERMANENT,
+                shutdown_timeout=1.0,
+                on_start=lambda cid, _pid, channel: core.tell(WorkerUp(cid, channel)),
+                on_message=lambda cid, message: core.tell(WorkerMessage(cid, message)),
+                on_exit=lambda cid, reason: core.tell(WorkerDown(cid, str(reason))),
+                meta={"role": "activity_worker"},
+            )
+            for index in range(1, self._activity_workers + 1)
+        ]
+        return sv.SupervisorSpec(
+            id="activities",
+            strategy=sv.Strategy.ONE_FOR_ONE,
+            max_restarts=100,
+            max_seconds=10.0,
+            children=workers,
+        )

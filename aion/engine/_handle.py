@@ -1,0 +1,140 @@
+"""``WorkflowHandle``: what a caller holds to talk to one workflow run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aion import events as ev
+from aion._codec import check_payload
+from aion._durations import Duration, optional_seconds
+from aion.errors import (
+    InvalidArgumentError,
+    ResultTimeoutError,
+    WorkflowCancelledError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
+    WorkflowTerminatedError,
+    WorkflowTimedOutError,
+)
+from aion.status import WorkflowStatus, status_of_run
+
+if TYPE_CHECKING:
+    from aion.engine._engine import Engine
+
+
+@dataclass(frozen=True)
+class WorkflowDescription:
+    """A run as ``describe()`` sees it: identity, status, times and history length."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: WorkflowStatus
+    start_time: datetime
+    close_time: datetime | None
+    history_length: int
+    search_attributes: dict[str, Any]
+
+
+class WorkflowHandle:
+    """A handle to one run of a workflow: wait for its result, signal it, query it, read its history."""
+
+    def __init__(self, engine: Engine, workflow_id: str, run_id: str) -> None:
+        self._engine = engine
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(workflow_id={self.workflow_id!r}, run_id={self.run_id!r})"
+
+    def result(self, timeout: Duration | None = None) -> Any:
+        """Wait for the run to close and return its result.
+
+        Raises ``WorkflowFailedError`` (with the cause's ``type``, ``message`` and ``traceback``),
+        ``WorkflowCancelledError``, ``WorkflowTerminatedError`` or ``WorkflowTimedOutError`` for the other
+        endings, and ``ResultTimeoutError`` if ``timeout`` passes first (the run goes on).
+        """
+        seconds = optional_seconds(timeout, "timeout")
+        deadline = None if seconds is None else time.monotonic() + seconds
+        closures = self._engine.closures
+        with closures.condition:
+            while True:
+                terminal = self._terminal_event()
+                if terminal is not None:
+                    return _outcome(terminal)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeoutError(
+                        f"workflow {self.workflow_id!r} did not close within {seconds:g} s (it is still running)"
+                    )
+                closures.condition.wait(remaining)
+
+    def signal(self, name: str, payload: Any = None) -> None:
+        """Send signal ``name`` with ``payload``; returns once the signal is durable (it is never lost)."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"signal name must be a non-empty string, got {name!r}")
+        check_payload(payload, path=f"signal {name!r} payload")
+        durable = self._engine.core.signal(self.workflow_id, name, payload).get()
+        durable.get()
+
+    def query(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
+        """Ask the workflow's query handler ``name``; answered from the live run, or by replaying a closed one."""
+        check_payload(list(args), path=f"query {name!r} args")
+        reply = self._engine.core.query(self.workflow_id, name, list(args)).get()
+        return reply.get(timeout=timeout)
+
+    def describe(self) -> WorkflowDescription:
+        """The run's identity, status, times and history length, derived from its history."""
+        history = self.history()
+        started = history[0]
+        assert isinstance(started, ev.WorkflowStarted)
+        closed = history[-1] if history[-1].terminal else None
+        return WorkflowDescription(
+            workflow_id=self.workflow_id,
+            run_id=self.run_id,
+            workflow_type=started.workflow_type,
+            status=status_of_run(history),
+            start_time=started.recorded_at,
+            close_time=closed.recorded_at if closed is not None else None,
+            history_length=len(history),
+            search_attributes=dict(started.search_attributes),
+        )
+
+    def history(self) -> list[ev.Event]:
+        """The events of this run, in order."""
+        history = self._engine.store.read_run(self.workflow_id, self.run_id)
+        if not history:
+            raise WorkflowNotFoundError(self.workflow_id, self.run_id)
+        return history
+
+    def _terminal_event(self) -> ev.Event | None:
+        info = self._engine.store.get_run(self.workflow_id)
+        if info is None:
+            raise WorkflowNotFoundError(self.workflow_id)
+        if info.run_id == self.run_id and info.is_running:
+            return None
+        last = self.history()[-1]
+        return last if last.terminal else None
+
+
+def _outcome(terminal: ev.Event) -> Any:
+    match terminal:
+        case ev.WorkflowCompleted(result=result):
+            return result
+        case ev.WorkflowFailed(failure=failure):
+            raise WorkflowFailedError(
+                f"workflow {terminal.workflow_id!r} failed: {failure.type}: {failure.message}",
+                type=failure.type,
+                traceback=failure.traceback,
+                details=failure.details,
+            )
+        case ev.WorkflowCancelled(reason=reason):
+            raise WorkflowCancelledError(f"workflow {terminal.workflow_id!r} was cancelled: {reason}")
+        case ev.WorkflowTerminated(reason=reason):
+            raise WorkflowTerminatedError(f"workflow {terminal.workflow_id!r} was terminated: {reason}")
+        case ev.WorkflowTimedOut(kind=kind):
+            raise WorkflowTimedOutError(f"workflow {terminal.workflow_id!r} timed out ({kind} timeout)")
+    raise WorkflowFailedError(f"run closed with {terminal.type}", type=terminal.type)

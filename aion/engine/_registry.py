@@ -1,0 +1,75 @@
+"""The workflow and activity types an engine runs, and how its child processes find them.
+
+The engine installs its registry in this module before it forks the zygote, so every workflow host and
+activity worker (all forked from the zygote) inherits it, including functions defined in ``__main__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aion._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, workflow_definition
+from aion.errors import RegistrationError, UnknownActivityTypeError, UnknownWorkflowTypeError
+
+
+@dataclass
+class Registry:
+    """Workflow and activity definitions by type name."""
+
+    workflows: dict[str, WorkflowDefinition] = field(default_factory=dict)
+    activities: dict[str, ActivityDefinition] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, workflows: Iterable[Callable[..., Any]], activities: Iterable[Callable[..., Any]]) -> Registry:
+        """A registry of decorated functions; ``RegistrationError`` on an undecorated one or a duplicate name."""
+        registry = cls()
+        for function in workflows:
+            definition = workflow_definition(function)
+            if definition.name in registry.workflows:
+                raise RegistrationError(f"workflow type {definition.name!r} is registered twice")
+            registry.workflows[definition.name] = definition
+        for function in activities:
+            activity = activity_definition(function)
+            if activity.name in registry.activities:
+                raise RegistrationError(f"activity type {activity.name!r} is registered twice")
+            registry.activities[activity.name] = activity
+        return registry
+
+    def workflow(self, name: str) -> WorkflowDefinition:
+        """The workflow type ``name``; ``UnknownWorkflowTypeError`` naming the known ones otherwise."""
+        try:
+            return self.workflows[name]
+        except KeyError:
+            known = ", ".join(sorted(self.workflows)) or "none"
+            raise UnknownWorkflowTypeError(f"unknown workflow type {name!r} (registered: {known})") from None
+
+    def activity(self, name: str) -> ActivityDefinition:
+        """The activity type ``name``; ``UnknownActivityTypeError`` naming the known ones otherwise."""
+        try:
+            return self.activities[name]
+        except KeyError:
+            known = ", ".join(sorted(self.activities)) or "none"
+            raise UnknownActivityTypeError(f"unknown activity type {name!r} (registered: {known})") from None
+
+    def modules(self) -> list[str]:
+        """The modules that define the registered functions (preloaded in the zygote)."""
+        functions = [d.function for d in self.workflows.values()] + [d.function for d in self.activities.values()]
+        return sorted({f.__module__ for f in functions if f.__module__ and f.__module__ != "__main__"})
+
+
+_installed: Registry | None = None
+
+
+def install(registry: Registry) -> None:
+    """Make ``registry`` the one child processes forked from now on use."""
+    global _installed
+    _installed = registry
+
+
+def installed() -> Registry:
+    """The registry installed by the engine that forked this process."""
+    if _installed is None:
+        raise RuntimeError("no aion registry is installed in this process")
+    return _installed

@@ -1,0 +1,79 @@
+"""The timer service: a heap of due times in memory and one thread that waits for the earliest.
+
+The durable part of a timer is its ``TimerStarted`` event (and the timer row the store derives from it in the
+same transaction); this service only wakes the core when one is due. On engine start the core re-arms every
+pending timer from history, so past-due timers fire at once and future ones at their time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+Callback = Callable[[Any], None]
+
+
+class TimerService:
+    """Calls ``on_due(key)`` (from its own thread) when an armed key's time (epoch seconds) has come."""
+
+    def __init__(self, on_due: Callback) -> None:
+        self._on_due = on_due
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._armed: dict[Hashable, float] = {}
+        self._counter = 0
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="aion-timers", daemon=True)
+
+    def start(self) -> None:
+        """Start the timer thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the timer thread; armed timers are dropped (they are durable in history)."""
+        with self._condition:
+            self._stopped = True
+            self._condition.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def arm(self, fire_at: float, key: Hashable) -> None:
+        """Call back with ``key`` at ``fire_at`` (seconds since the epoch); re-arming moves the time."""
+        with self._condition:
+            self._armed[key] = fire_at
+            self._counter += 1
+            heapq.heappush(self._heap, (fire_at, self._counter, key))
+            self._condition.notify()
+
+    def disarm(self, key: Hashable) -> None:
+        """Forget ``key``; a no-op if it is not armed."""
+        with self._condition:
+            self._armed.pop(key, None)
+
+    def pending(self) -> int:
+        """How many timers are armed."""
+        with self._condition:
+            return len(self._armed)
+
+    def _run(self) -> None:
+        while True:
+            due: list[Hashable] = []
+            with self._condition:
+                while not self._stopped:
+                    now = time.time()
+                    while self._heap and self._heap[0][0] <= now:
+                        fire_at, _, key = heapq.heappop(self._heap)
+                        if self._armed.get(key) == fire_at:
+                            del self._armed[key]
+                            due.append(key)
+                    if due:
+                        break
+                    timeout = self._heap[0][0] - now if self._heap else None
+                    self._condition.wait(timeout)
+                if self._stopped:
+                    return
+            for key in due:
+                self._on_due(key)
