@@ -180,9 +180,7 @@ def apply_request(
         if not isinstance(given, Event):
             raise InvalidArgumentError(f"not an event: {given!r}")
         if given.workflow_id != workflow_id:
-            raise InvalidArgumentError(
-                f"event {given.type} is for workflow {given.workflow_id!r}, not {workflow_id!r}"
-            )
+            raise InvalidArgumentError(f"event {given.type} is for workflow {given.workflow_id!r}, not {workflow_id!r}")
         seq += 1
         event = dataclasses.replace(given, seq=seq, recorded_at=now)
         if isinstance(event, WorkflowStarted):
@@ -215,9 +213,7 @@ def apply_request(
                 deadline = check_aware(event.execution_deadline, "execution_deadline")
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, deadline))
             elif event.execution_timeout is not None:
-                timer_ops.append(
-                    TimerPut(EXECUTION_TIMEOUT, 0, now + timedelta(seconds=event.execution_timeout))
-                )
+                timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, now + timedelta(seconds=event.execution_timeout)))
         elif run is None:
             raise InvalidArgumentError(
                 f"the history of workflow {workflow_id!r} must start with WorkflowStarted, not {event.type}"

@@ -364,9 +364,7 @@ class LmdbEventStore:
         assert not isinstance(stamped, AionError)
         return stamped
 
-    def append_batch(
-        self, requests: Sequence[AppendRequest], *, atomic: bool = False
-    ) -> list[list[Event] | AionError]:
+    def append_batch(self, requests: Sequence[AppendRequest], *, atomic: bool = False) -> list[list[Event] | AionError]:
         """Several appends in one write transaction and one fsync (see ``EventStore.append_batch``)."""
         if self.readonly:
             raise StoreError(f"the store at {str(self.path)!r} is open read-only")

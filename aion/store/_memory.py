@@ -54,9 +54,7 @@ class MemoryEventStore:
         assert not isinstance(stamped, AionError)
         return stamped
 
-    def append_batch(
-        self, requests: Sequence[AppendRequest], *, atomic: bool = False
-    ) -> list[list[Event] | AionError]:
+    def append_batch(self, requests: Sequence[AppendRequest], *, atomic: bool = False) -> list[list[Event] | AionError]:
         """Several appends at once (see ``EventStore.append_batch``)."""
         with self._lock:
             self._check_open()

@@ -36,9 +36,7 @@ class EventStore(Protocol):
         """Append ``events`` after ``expected_head``, durably and all-or-nothing; return them stamped."""
         ...
 
-    def append_batch(
-        self, requests: Sequence[AppendRequest], *, atomic: bool = False
-    ) -> list[list[Event] | AionError]:
+    def append_batch(self, requests: Sequence[AppendRequest], *, atomic: bool = False) -> list[list[Event] | AionError]:
         """Run several appends in one write transaction (one fsync).
 
         Each slot of the result holds the stamped events of its request, or the error that refused it while
