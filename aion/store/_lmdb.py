@@ -465,6 +465,13 @@ class LmdbEventStore:
 
     def _write_run(self, txn: Any, wf: bytes, before: RunInfo | None, after: RunInfo) -> None:
         txn.put(wf, _encode_run(after), db=self._runs)
+        if (
+            before is not None
+            and before.status is after.status
+            and before.start_time == after.start_time
+            and before.workflow_type == after.workflow_type
+        ):
+            return  # the usual append: only the head moved, the visibility keys stay
         new = _vis_keys(after, wf)
         old = _vis_keys(before, wf) if before is not None else (None, None, None)
         dbs = (self._vis_status, self._vis_type, self._vis_start)
