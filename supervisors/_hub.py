@@ -421,12 +421,12 @@ class Hub:
             self._deliver_down(notify, Down(ref, pid, reason))
         for other in linked:
             self._exit_signal(other, pid, reason)
-        proc.exited.set()
         if proc.on_exit is not None:
             try:
                 proc.on_exit(pid, reason)
             except Exception:
                 logger.exception("on_exit of process %d failed", pid)
+        proc.exited.set()
 
     @staticmethod
     def _reason(proc: Proc, status: int | None) -> ExitReason:

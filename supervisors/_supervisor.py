@@ -474,6 +474,8 @@ class _SupervisorActor(pykka.ThreadingActor):
         if child.kind == "process":
             if child.pid is not None and child.state == "running":
                 node.update(_process_stats(child.pid))
+                if not node["alive"]:
+                    node["state"] = "exiting"  # dead, its exit not yet handled by this supervisor
             else:
                 node.update({"alive": False, "memory_rss": None, "cpu_seconds": None})
         elif child.sup is not None:
