@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -56,9 +57,7 @@ def no_leaked_processes() -> Iterator[None]:
         if still:
             described = [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in still]
             for proc in still:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     proc.send_signal(signal.SIGKILL)
-                except psutil.NoSuchProcess:
-                    pass
             _reap_zombies()
             pytest.fail(f"test leaked {len(still)} process(es): {described}")

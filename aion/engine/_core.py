@@ -10,6 +10,7 @@ this actor as a message; process callbacks from the supervisors' hub arrive the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -44,7 +45,9 @@ from aion.workflow._commands import (
     FailWorkflow,
     ScheduleActivity,
     StartTimer,
+    is_arrival,
 )
+from supervisors import ChannelClosedError
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +262,7 @@ class EngineCore(pykka.ThreadingActor):
         if run is not None and not run.closing:
             run.queries[query_id] = reply
             if run.channel is not None:
-                run.channel.send(message)
+                self._send(run, message)
             else:
                 run.waiting_queries.append((query_id, message))
             return reply
@@ -277,6 +280,14 @@ class EngineCore(pykka.ThreadingActor):
     # -- messages -------------------------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            self._handle(message)
+        except Exception:
+            # One bad message must not take the sequencer down; the run it concerns is resynced if needed.
+            log.exception("engine core failed to handle %r", message)
+        return None
+
+    def _handle(self, message: Any) -> None:
         match message:
             case _Appended():
                 self._on_appended(message)
@@ -303,7 +314,6 @@ class EngineCore(pykka.ThreadingActor):
                 self._pump()
             case TimerDue(workflow_id=workflow_id, run_id=run_id, timer_id=timer_id):
                 self._on_timer_due(workflow_id, run_id, timer_id)
-        return None
 
     # -- recording ------------------------------------------------------------------------------------------
 
@@ -351,8 +361,8 @@ class EngineCore(pykka.ThreadingActor):
         if run.channel is None or event.seq <= run.delivered:
             return
         run.delivered = event.seq
-        if _is_arrival(event):
-            run.channel.send(protocol.event_message(event))
+        if is_arrival(event):
+            self._send(run, protocol.event_message(event))
 
     def _close(self, run: Run) -> None:
         for timer_id in list(run.timers):
@@ -398,10 +408,18 @@ class EngineCore(pykka.ThreadingActor):
         history = self._store.read_run(workflow_id)
         run.channel = channel
         run.delivered = history[-1].seq
-        channel.send(protocol.run_message(history))
+        self._send(run, protocol.run_message(history))
         for _, message in run.waiting_queries:
-            channel.send(message)
+            self._send(run, message)
         run.waiting_queries.clear()
+
+    @staticmethod
+    def _send(run: Run, message: dict[str, Any]) -> None:
+        """Send to the run's process; if it just died, forget it: its restart is sent the history anew."""
+        try:
+            run.channel.send(message)
+        except ChannelClosedError:
+            run.channel = None
 
     def _on_process_message(self, child_id: str, message: dict[str, Any]) -> None:
         kind = message.get("t")
@@ -502,7 +520,9 @@ class EngineCore(pykka.ThreadingActor):
 
     def _pump(self) -> None:
         for worker_channel, task in self._pool.assignments():
-            worker_channel.send(task.message())
+            # A worker that just died drops the task here; its WorkerDown hands the task back to the queue.
+            with contextlib.suppress(ChannelClosedError):
+                worker_channel.send(task.message())
 
     def _on_worker_message(self, worker_id: str, message: dict[str, Any]) -> None:
         if message.get("t") != protocol.RESULT:
@@ -549,12 +569,6 @@ class EngineCore(pykka.ThreadingActor):
         if info is None:
             raise WorkflowNotFoundError(workflow_id)
         raise WorkflowNotRunningError(f"workflow {workflow_id!r} is {info.status.value}: it takes no signals")
-
-
-def _is_arrival(event: ev.Event) -> bool:
-    if isinstance(event, ev.ActivityFailed):
-        return event.next_attempt_at is None
-    return isinstance(event, ev.ActivityCompleted | ev.TimerFired | ev.SignalReceived)
 
 
 def _resolve_query(reply: pykka.Future[Any], message: dict[str, Any]) -> None:

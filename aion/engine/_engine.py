@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -39,6 +40,16 @@ from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
 
 log = logging.getLogger(__name__)
+
+
+def _teller(core: pykka.ActorRef[EngineCore], make: Callable[..., Any]) -> Callable[..., None]:
+    """A callback that tells the core ``make(*args)``; silent once the core has stopped (engine shutdown)."""
+
+    def tell(*args: Any) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            core.tell(make(*args))
+
+    return tell
 
 
 class Engine:
@@ -280,12 +291,12 @@ class Engine:
             args=(workflow_id,),
             restart=restart,
             shutdown_timeout=1.0,
-            on_start=lambda cid, _pid, channel: core.tell(ProcessUp(cid, channel)),
-            on_message=lambda cid, message: core.tell(ProcessMessage(cid, message)),
-            on_exit=lambda cid, reason: core.tell(ProcessDown(cid, str(reason))),
+            on_start=_teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),
+            on_message=_teller(core, ProcessMessage),
+            on_exit=_teller(core, lambda cid, reason: ProcessDown(cid, str(reason))),
             max_restarts=self._max_restarts,
             max_seconds=self._max_seconds,
-            on_give_up=lambda cid, reason: core.tell(ProcessGaveUp(cid, str(reason))),
+            on_give_up=_teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
             meta={"workflow_id": workflow_id, "role": child_id.split(":", 1)[0]},
         )
 
@@ -296,9 +307,9 @@ class Engine:
                 target=run_activity_worker,
                 restart=sv.Restart.PERMANENT,
                 shutdown_timeout=1.0,
-                on_start=lambda cid, _pid, channel: core.tell(WorkerUp(cid, channel)),
-                on_message=lambda cid, message: core.tell(WorkerMessage(cid, message)),
-                on_exit=lambda cid, reason: core.tell(WorkerDown(cid, str(reason))),
+                on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel)),
+                on_message=_teller(core, WorkerMessage),
+                on_exit=_teller(core, lambda cid, reason: WorkerDown(cid, str(reason))),
                 meta={"role": "activity_worker"},
             )
             for index in range(1, self._activity_workers + 1)

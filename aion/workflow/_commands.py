@@ -144,3 +144,13 @@ def describe_event(event: ev.Event) -> str:
         case ev.TimerStarted(timer_id=timer_id):
             return f"timer {timer_id}"
     return event.type
+
+
+def is_arrival(event: ev.Event) -> bool:
+    """Whether ``event`` is an arrival: something recorded that the workflow code waits for and is delivered.
+
+    A failed activity attempt with a retry due (``next_attempt_at`` set) is not: only its final outcome is.
+    """
+    if isinstance(event, ev.ActivityFailed):
+        return event.next_attempt_at is None
+    return isinstance(event, ev.ActivityCompleted | ev.TimerFired | ev.SignalReceived)

@@ -38,6 +38,7 @@ from aion.workflow._commands import (
     StartTimer,
     anchor_key,
     describe_event,
+    is_arrival,
 )
 from aion.workflow._loop import DeterministicLoop
 
@@ -157,7 +158,7 @@ class WorkflowRuntime:
         try:
             self._start()
             for event in history[1:]:
-                if self._is_arrival(event):
+                if is_arrival(event):
                     self._deliver(event)
                 self._position = event.seq
             unmatched = [event for key, event in self._anchors.items() if key not in self._matched]
@@ -172,7 +173,7 @@ class WorkflowRuntime:
     def apply(self, event: ev.Event) -> list[Command]:
         """Apply one live arrival (already recorded) and return the commands the code issued in response."""
         self._position = event.seq
-        if self._is_arrival(event):
+        if is_arrival(event):
             self._deliver(event)
         self._raise_divergence()
         return self._take_outbox()
@@ -256,12 +257,6 @@ class WorkflowRuntime:
             self._issue(CompleteWorkflow(main.result()))
         else:
             self._issue(FailWorkflow(failure_from_exception(error)))
-
-    @staticmethod
-    def _is_arrival(event: ev.Event) -> bool:
-        if isinstance(event, ev.ActivityFailed):
-            return event.next_attempt_at is None
-        return isinstance(event, ev.ActivityCompleted | ev.TimerFired | ev.SignalReceived)
 
     def _deliver(self, event: ev.Event) -> None:
         if self._divergence is not None:
