@@ -20,6 +20,7 @@ from ._specs import resolve_target
 
 CTL_BUFFER = 1 << 20
 MAX_CTL_MESSAGE = 1 << 20
+REFILL_DELAY = 0.003
 
 
 class _Terminated(BaseException):
@@ -99,7 +100,9 @@ class ZygoteServer:
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         while True:
             need = len(self.idle) < self.warm_pool
-            events = self.sel.select(0 if need else None)
+            # Refill the pool only once things are quiet for a moment: a fork right after a hand-off would
+            # compete for the CPU with the child that is starting.
+            events = self.sel.select(REFILL_DELAY if need else None)
             for key, _ in events:
                 if key.data == "wake":
                     with contextlib.suppress(OSError):
