@@ -150,8 +150,37 @@ async def sleeper(log: str, seconds: float) -> str:
     return workflow.now().isoformat()
 
 
+@activity.defn
+def step(log: str, i: int) -> int:
+    info = activity.info()
+    log_execution(log, f"{info.workflow_id}:{info.activity_id}")
+    return i
+
+
+@workflow.defn
+async def steps(log: str, n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await workflow.execute_activity(step, log, i)
+    return total
+
+
+@workflow.defn(name="versioned")
+async def versioned_v1(log: str) -> int:
+    value = await workflow.execute_activity(double, log, 21)
+    await workflow.wait_signal("finish")
+    return value
+
+
+@workflow.defn(name="versioned")
+async def versioned_v2(log: str) -> int:
+    value = await workflow.execute_activity(async_add, log, 20, 22)
+    await workflow.wait_signal("finish")
+    return value
+
+
 ALL_WORKFLOWS = [
     checkout, chain, gated, uses_async_activity, catches_failure, raises, reads_wall_clock,
-    calls_unknown_activity, crash_loop, waits_for_signals, sleeper,
+    calls_unknown_activity, crash_loop, waits_for_signals, sleeper, steps,
 ]  # fmt: skip
-ALL_ACTIVITIES = [charge, double, async_add, gate, fails]
+ALL_ACTIVITIES = [charge, double, async_add, gate, fails, step]

@@ -1,0 +1,93 @@
+"""The whole engine killed with SIGKILL mid-run; a new engine on the same data directory finishes everything."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+import aion
+from aion import events as ev
+from aion.store import open_store
+from tests.engine import flows
+from tests.supervisors.helpers import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def recorded_completions(data: Path) -> set[str]:
+    """``workflow_id:activity_id`` of every activity whose completion is in the store."""
+    store = open_store(data, readonly=True)
+    try:
+        done = set()
+        for info in store.list_workflows():
+            for event in store.read_history(info.workflow_id):
+                if isinstance(event, ev.ActivityCompleted):
+                    done.add(f"{event.workflow_id}:{event.activity_id}")
+        return done
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_of_the_engine_then_a_new_engine_finishes_every_workflow(tmp_path: Path) -> None:
+    data, log, count = tmp_path / "data", str(tmp_path / "executions.log"), 8
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.engine.engine_proc", str(data), log, str(count)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        wait_until(lambda: len(flows.executions(log)) >= 12, timeout=30)
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert descendants, "the engine should have a zygote, workers and workflow processes"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Children die with the engine (parent-death signal and pipe EOF).
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+    completed_before = recorded_completions(data)
+    assert completed_before
+
+    with aion.Engine(data, workflows=flows.ALL_WORKFLOWS, activities=flows.ALL_ACTIVITIES) as engine:
+        results = [engine.get_workflow(f"steps-{i}").result(timeout=60) for i in range(count)]
+        signalled = engine.get_workflow("signals")
+        signalled.signal("item", "c")
+        assert signalled.result(timeout=30) == ["a", "b", "c"]  # the signals sent before the crash survived
+        histories = {f"steps-{i}": engine.get_workflow(f"steps-{i}").history() for i in range(count)}
+
+    assert results == [sum(range(6))] * count
+    runs = Counter(flows.executions(log))
+    expected = {f"steps-{i}:{a}" for i in range(count) for a in range(1, 7)}
+    assert set(runs) == expected  # every activity ran
+    assert all(runs[key] == 1 for key in completed_before)  # no recorded completion ran again
+    for workflow_id, history in histories.items():
+        assert [e.seq for e in history] == list(range(1, len(history) + 1)), workflow_id
+        assert sum(e.terminal for e in history) == 1
+
+
+@pytest.mark.timeout(60)
+def test_changed_workflow_code_fails_the_run_with_non_determinism(tmp_path: Path) -> None:
+    data, log = tmp_path / "data", str(tmp_path / "executions.log")
+    with aion.Engine(data, workflows=[flows.versioned_v1], activities=[flows.double, flows.async_add]) as engine:
+        handle = engine.start_workflow("versioned", log, workflow_id="v")
+        wait_until(lambda: any(isinstance(e, ev.ActivityCompleted) for e in handle.history()))
+    changed = aion.Engine(data, workflows=[flows.versioned_v2], activities=[flows.double, flows.async_add])
+    with changed as engine, pytest.raises(aion.WorkflowFailedError) as caught:
+        engine.get_workflow("v").result(timeout=30)
+    assert caught.value.type == "NonDeterminismError"
+    assert "seq 2" in str(caught.value) and "'double'" in str(caught.value) and "'async_add'" in str(caught.value)
+    assert flows.executions(log) == ["double:21"]  # the diverged code never ran its activity
