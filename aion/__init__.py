@@ -24,6 +24,7 @@ from aion.errors import (
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
+from aion.retry import RetryPolicy
 from aion.status import WorkflowStatus
 from aion.store import RunInfo
 
@@ -41,6 +42,7 @@ __all__ = [
     "PayloadError",
     "PayloadTooLargeError",
     "QueryError",
+    "RetryPolicy",
     "RunInfo",
     "SequenceConflictError",
     "StoreError",

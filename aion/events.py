@@ -195,11 +195,21 @@ class ActivityCompleted(Event):
 class ActivityFailed(Event):
     """An attempt failed. With ``next_attempt_at`` set a retry is due then; without it the activity failed."""
 
+    version: ClassVar[int] = 2
     activity_id: int
     failure: Failure
     attempt: int
     retryable: bool
     next_attempt_at: datetime | None = None
+    #: The last heartbeat details of the failed attempt, handed to the next one (added in version 2).
+    heartbeat_details: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityCancelRequested(Event):
+    """The workflow asked to cancel the activity; the running attempt is told, then killed after a grace."""
+
+    activity_id: int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,13 +71,25 @@ class ActivityPool:
         """Queue a task for the next idle worker."""
         self._queue.append(task)
 
-    def assignments(self) -> Iterator[tuple[Any, ActivityTask]]:
-        """Pair queued tasks with idle workers (each pair is marked busy as it is yielded)."""
+    def assignments(self) -> Iterator[tuple[str, Any, ActivityTask]]:
+        """Pair queued tasks with idle workers: ``(worker_id, channel, task)``, marked busy as yielded."""
         while self._queue and self._idle:
             worker_id, channel = self._idle.popitem(last=False)
             task = self._queue.popleft()
             self._busy[worker_id] = task
-            yield channel, task
+            yield worker_id, channel, task
+
+    def withdraw(self, task_id: int) -> None:
+        """Remove a queued task that no worker has taken yet."""
+        self._queue = collections.deque(task for task in self._queue if task.task_id != task_id)
+
+    def channel_of(self, worker_id: str) -> Any:
+        """The channel of a live worker, or ``None``."""
+        return self._channels.get(worker_id)
+
+    def task_of(self, worker_id: str) -> ActivityTask | None:
+        """The task a worker is running, if any."""
+        return self._busy.get(worker_id)
 
     def finished(self, worker_id: str) -> ActivityTask | None:
         """The worker finished its task and is idle again; returns that task."""

@@ -14,7 +14,7 @@ from aion._codec import decode_payload, encode_payload
 from aion.activity import _context
 from aion.engine import _protocol as protocol
 from aion.engine._registry import installed
-from aion.errors import PayloadError
+from aion.errors import CancelledError, PayloadError
 from aion.workflow._runtime import failure_from_exception
 from supervisors import Channel, ChannelClosedError
 
@@ -37,8 +37,16 @@ def _run_task(channel: Channel, task: dict[str, Any]) -> dict[str, Any]:
     reply: dict[str, Any] = {"t": protocol.RESULT, "task": task_id}
     info = _context.ActivityInfo(**task["info"], heartbeat_details=decode_payload(task["heartbeat"]))
 
+    cancelled = False
+
     def send_heartbeat(details: Any) -> None:
+        nonlocal cancelled
         channel.send({"t": protocol.HEARTBEAT, "task": task_id, "details": encode_payload(details)})
+        while not cancelled and channel.poll(0):
+            message = channel.recv()
+            cancelled = message.get("t") == protocol.CANCEL and message.get("task") == task_id
+        if cancelled:
+            raise CancelledError(f"activity {info.activity_type} (task {task_id}) was cancelled")
 
     token = _context.enter(_context.ActivityContext(info, send_heartbeat))
     try:

@@ -24,7 +24,8 @@ from aion import events as ev
 from aion._codec import check_payload, decode_payload, encode_payload
 from aion._ids import new_run_id
 from aion.engine import _protocol as protocol
-from aion.engine._activities import ActivityPool, ActivityTask
+from aion.engine._activities import ActivityPool
+from aion.engine._activity_manager import ActivityManager
 from aion.engine._registry import Registry
 from aion.engine._runs import PendingActivity, Run, next_query_id
 from aion.engine._timers import TimerService
@@ -43,6 +44,7 @@ from aion.workflow._commands import (
     Command,
     CompleteWorkflow,
     FailWorkflow,
+    RequestCancelActivity,
     ScheduleActivity,
     StartTimer,
     is_arrival,
@@ -63,6 +65,9 @@ class Processes(Protocol):
 
     def stop_run_process(self, workflow_type: str, child_id: str) -> None:
         """Kill the process ``child_id`` if it runs (its supervisor restarts it if the run is open)."""
+
+    def kill_worker(self, worker_id: str) -> None:
+        """SIGKILL activity worker ``worker_id`` (its supervisor replaces it)."""
 
 
 class Closures:
@@ -148,12 +153,10 @@ class WorkerDown:
 
 
 @dataclass(frozen=True)
-class TimerDue:
-    """A durable timer's time has come."""
+class Due:
+    """A timer of the core is due: ``key[0]`` says which kind, ``key[1:3]`` the workflow and run."""
 
-    workflow_id: str
-    run_id: str
-    timer_id: int
+    key: tuple[Any, ...]
 
 
 def run_child_id(run_id: str, workflow_id: str) -> str:
@@ -182,6 +185,8 @@ class EngineCore(pykka.ThreadingActor):
         registry: Registry,
         processes: Processes,
         closures: Closures,
+        *,
+        cancel_grace: float = 5.0,
     ) -> None:
         super().__init__()
         self._store = store
@@ -192,6 +197,7 @@ class EngineCore(pykka.ThreadingActor):
         self._runs: dict[str, Run] = {}
         self._pool = ActivityPool()
         self._timers = TimerService(self._timer_due)
+        self._activities = ActivityManager(self._append, self._timers, self._pool, processes, cancel_grace=cancel_grace)
         self._one_off_queries: dict[int, tuple[str, dict[str, Any], pykka.Future[Any]]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -206,12 +212,13 @@ class EngineCore(pykka.ThreadingActor):
         """Resume every running workflow found in the store; returns how many."""
         count = 0
         for info in list(self._store.running_workflows()):
-            run = Run.from_history(self._store.read_run(info.workflow_id))
+            history = self._store.read_run(info.workflow_id)
+            run = Run.from_history(history)
             self._runs[run.workflow_id] = run
             for timer_id, fire_at in run.timers.items():
-                self._timers.arm(fire_at, (run.workflow_id, run.run_id, timer_id))
-            for activity in run.activities.values():
-                self._dispatch(run, activity)
+                self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
+            self._activities.recover(run, history)
+            self._pump()
             self._processes.start_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id))
             count += 1
         return count
@@ -310,10 +317,10 @@ class EngineCore(pykka.ThreadingActor):
                 lost = self._pool.worker_down(worker_id)
                 if lost is not None:
                     log.warning("activity worker %s lost (%s) while running %s", worker_id, reason, lost)
-                    self._pool.submit(lost)
+                    self._activities.worker_lost(self._runs.get(lost.workflow_id), lost, reason)
                 self._pump()
-            case TimerDue(workflow_id=workflow_id, run_id=run_id, timer_id=timer_id):
-                self._on_timer_due(workflow_id, run_id, timer_id)
+            case Due(key=key):
+                self._on_due(key)
 
     # -- recording ------------------------------------------------------------------------------------------
 
@@ -366,7 +373,8 @@ class EngineCore(pykka.ThreadingActor):
 
     def _close(self, run: Run) -> None:
         for timer_id in list(run.timers):
-            self._timers.disarm((run.workflow_id, run.run_id, timer_id))
+            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
+        self._activities.forget(run)
         for query in run.queries.values():
             query.set_exception((QueryError, QueryError("the run closed before answering"), None))
         if self._runs.get(run.workflow_id) is run:
@@ -481,16 +489,30 @@ class EngineCore(pykka.ThreadingActor):
                 scheduled = ev.ActivityScheduled(
                     workflow_id=wf, activity_id=aid, activity_type=name, input=args, options=options
                 )
-                self._append(run, [scheduled], then=lambda _: self._dispatch(run, activity))
+
+                def dispatch(stamped: list[ev.Event]) -> None:
+                    self._activities.scheduled(run, activity, stamped[0].recorded_at)
+                    self._pump()
+
+                self._append(run, [scheduled], then=dispatch)
+            case RequestCancelActivity(activity_id=aid):
+                if aid in run.activities:
+
+                    def cancel(_: list[ev.Event]) -> None:
+                        self._activities.cancel(run, aid)
+                        self._pump()
+
+                    requested = ev.ActivityCancelRequested(workflow_id=wf, activity_id=aid)
+                    self._append(run, [requested], then=cancel)
             case StartTimer(timer_id=tid, seconds=seconds):
                 fire_at = datetime.now(UTC) + timedelta(seconds=seconds)
                 run.timers[tid] = fire_at.timestamp()
                 started = ev.TimerStarted(workflow_id=wf, timer_id=tid, fire_at=fire_at)
-                key_ = (wf, run.run_id, tid)
+                key_ = ("timer", wf, run.run_id, tid)
                 self._append(run, [started], then=lambda _: self._timers.arm(fire_at.timestamp(), key_))
             case CancelTimer(timer_id=tid):
                 if run.timers.pop(tid, None) is not None:
-                    self._timers.disarm((wf, run.run_id, tid))
+                    self._timers.disarm(("timer", wf, run.run_id, tid))
                     self._append(run, [ev.TimerCancelled(workflow_id=wf, timer_id=tid)])
             case CompleteWorkflow(result=result):
                 try:
@@ -503,63 +525,48 @@ class EngineCore(pykka.ThreadingActor):
             case FailWorkflow(failure=failure):
                 self._fail_run(run, failure)
 
-    # -- activities -----------------------------------------------------------------------------------------
-
-    def _dispatch(self, run: Run, activity: PendingActivity) -> None:
-        self._pool.submit(
-            ActivityTask(
-                workflow_id=run.workflow_id,
-                run_id=run.run_id,
-                activity_id=activity.activity_id,
-                activity_type=activity.activity_type,
-                args=activity.args,
-                attempt=activity.attempt,
-            )
-        )
-        self._pump()
+    # -- activities ---------------------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        for worker_channel, task in self._pool.assignments():
-            # A worker that just died drops the task here; its WorkerDown hands the task back to the queue.
+        """Hand queued attempts to idle workers."""
+        for worker_id, worker_channel, task in self._pool.assignments():
+            # A worker that just died drops the task here; its WorkerDown reports the attempt lost.
             with contextlib.suppress(ChannelClosedError):
                 worker_channel.send(task.message())
+            self._activities.assigned(self._runs.get(task.workflow_id), worker_id, task)
 
     def _on_worker_message(self, worker_id: str, message: dict[str, Any]) -> None:
-        if message.get("t") != protocol.RESULT:
-            return
-        task = self._pool.finished(worker_id)
-        self._pump()
-        if task is None:
-            return
-        run = self._runs.get(task.workflow_id)
-        if run is None or run.run_id != task.run_id or run.closing or task.activity_id not in run.activities:
-            return
-        del run.activities[task.activity_id]
-        wf = run.workflow_id
-        outcome: ev.Event
-        if message["ok"]:
-            result = decode_payload(message["result"])
-            outcome = ev.ActivityCompleted(
-                workflow_id=wf, activity_id=task.activity_id, result=result, attempt=task.attempt
-            )
-        else:
-            failure = decode_payload(message["failure"])
-            outcome = ev.ActivityFailed(
-                workflow_id=wf, activity_id=task.activity_id, failure=failure, attempt=task.attempt, retryable=False
-            )
-        self._append(run, [outcome])
+        kind = message.get("t")
+        if kind == protocol.RESULT:
+            task = self._pool.finished(worker_id)
+            if task is not None and task.task_id == message.get("task"):
+                self._activities.result(self._runs.get(task.workflow_id), task, message)
+            self._pump()
+        elif kind == protocol.HEARTBEAT:
+            task = self._pool.task_of(worker_id)
+            if task is not None and task.task_id == message.get("task"):
+                details = decode_payload(message["details"])
+                self._activities.heartbeat(self._runs.get(task.workflow_id), task, details)
 
     # -- timers ---------------------------------------------------------------------------------------------
 
-    def _timer_due(self, key: tuple[str, str, int]) -> None:
+    def _timer_due(self, key: tuple[Any, ...]) -> None:
         """Called on the timer thread: hand over to the actor."""
-        self.actor_ref.tell(TimerDue(*key))
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(Due(key))
 
-    def _on_timer_due(self, workflow_id: str, run_id: str, timer_id: int) -> None:
+    def _on_due(self, key: tuple[Any, ...]) -> None:
+        kind, workflow_id, run_id = key[0], key[1], key[2]
         run = self._runs.get(workflow_id)
-        if run is None or run.run_id != run_id or run.closing or run.timers.pop(timer_id, None) is None:
+        if run is None or run.run_id != run_id or run.closing:
             return
-        self._append(run, [ev.TimerFired(workflow_id=workflow_id, timer_id=timer_id)])
+        if kind == "timer":
+            timer_id = key[3]
+            if run.timers.pop(timer_id, None) is not None:
+                self._append(run, [ev.TimerFired(workflow_id=workflow_id, timer_id=timer_id)])
+            return
+        self._activities.due(run, key)
+        self._pump()
 
     def _resident(self, workflow_id: str) -> Run:
         run = self._runs.get(workflow_id)

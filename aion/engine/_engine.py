@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -17,7 +18,9 @@ import supervisors as sv
 from aion import events as ev
 from aion._codec import check_payload
 from aion._definitions import workflow_type_name
+from aion._durations import to_seconds
 from aion._ids import new_workflow_id, validate_workflow_id
+from aion.control import ControlServer, start_control_server
 from aion.engine import _registry
 from aion.engine._activity_worker import run_activity_worker
 from aion.engine._core import (
@@ -77,6 +80,7 @@ class Engine:
         warm_pool: int = 2,
         max_restarts: int = 5,
         max_seconds: float = 60.0,
+        activity_cancel_grace: float = 5.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.registry = Registry.build(workflows, activities)
@@ -89,6 +93,7 @@ class Engine:
         self._warm_pool = warm_pool
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
+        self._cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
         self._lock = threading.Lock()
         self._running = False
         self._store: EventStore | None = None
@@ -97,7 +102,9 @@ class Engine:
         self._root: Any = None
         self._core: pykka.ActorProxy[EngineCore] | None = None
         self._type_supervisors: dict[str, Any] = {}
+        self._activity_supervisor: Any = None
         self.closures = Closures()
+        self._control: ControlServer | None = None  # the CLI's control socket, served while running
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -121,15 +128,18 @@ class Engine:
                 _registry.install(self.registry)
                 self._zygote = sv.Zygote.start(preload=self.registry.modules(), warm_pool=self._warm_pool)
                 self._recorder = start_recorder(self._store)
-                core_ref = EngineCore.start(self._store, self._recorder, self.registry, self, self.closures)
+                core_ref = EngineCore.start(
+                    self._store, self._recorder, self.registry, self, self.closures, cancel_grace=self._cancel_grace
+                )
                 self._core = core_ref.proxy()
                 self._root = sv.Supervisor.start(
                     sv.SupervisorSpec(id="aion", strategy=sv.Strategy.ONE_FOR_ONE, max_restarts=10, max_seconds=5.0),
                     zygote=self._zygote,
                 )
-                self._root.start_child(self._activity_supervisor_spec(core_ref))
+                self._activity_supervisor = self._root.start_child(self._activity_supervisor_spec(core_ref))
                 self._running = True
                 self._core.recover().get()
+                self._control = start_control_server(self)
             except BaseException:
                 self._running = True
                 self._shutdown()
@@ -142,6 +152,9 @@ class Engine:
                 self._shutdown()
 
     def _shutdown(self) -> None:
+        control, self._control = self._control, None
+        if control is not None:
+            control.stop()
         self._running = False
         for step in (self._stop_root, self._stop_core, self._stop_recorder, self._stop_zygote, self._close_store):
             try:
@@ -268,6 +281,14 @@ class Engine:
         supervisor = self._type_supervisors.get(workflow_type)
         if supervisor is not None:
             supervisor.terminate_child(child_id, kill=True)
+
+    def kill_worker(self, worker_id: str) -> None:
+        """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
+        supervisor = self._activity_supervisor
+        pid = supervisor.pid_of(worker_id) if supervisor is not None else None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _type_supervisor(self, workflow_type: str) -> Any:
         supervisor = self._type_supervisors.get(workflow_type)

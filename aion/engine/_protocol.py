@@ -5,7 +5,7 @@ the payload codec, so the framing layer never sees a user type.
 
 Engine → workflow host: ``run`` (the run's history), ``event`` (one recorded arrival), ``query``, ``stop``.
 Workflow host → engine: ``commands``, ``diverged`` (a non-determinism failure), ``answer`` (to a query).
-Engine → activity worker: ``task``. Activity worker → engine: ``result``, ``heartbeat``.
+Engine → activity worker: ``task``, ``cancel``. Activity worker → engine: ``result``, ``heartbeat``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ COMMANDS = "commands"
 DIVERGED = "diverged"
 ANSWER = "answer"
 TASK = "task"
+CANCEL = "cancel"
 RESULT = "result"
 HEARTBEAT = "heartbeat"
 

@@ -15,13 +15,32 @@ from aion.workflow._commands import Key, anchor_key
 
 @dataclass
 class PendingActivity:
-    """An activity that was scheduled and has no final outcome yet."""
+    """An activity that was scheduled and has no final outcome yet, and where its attempts stand."""
 
     activity_id: int
     activity_type: str
     args: list[Any]
     options: dict[str, Any]
     attempt: int = 1
+    #: When ``ActivityScheduled`` was recorded (epoch seconds): the start of the schedule-to-close timeout.
+    scheduled_at: float | None = None
+    #: The attempt being dispatched or run now, and the worker running it.
+    task_id: int | None = None
+    worker_id: str | None = None
+    heartbeat_details: Any = None
+    last_heartbeat: float | None = None
+    cancel_requested: bool = False
+    #: When a backoff ends (epoch seconds), while the activity waits for its next attempt.
+    next_attempt_at: float | None = None
+    #: From history after an engine restart: an attempt was started and never finished.
+    lost_attempt: int | None = None
+
+    def schedule_deadline(self) -> float | None:
+        """When the schedule-to-close timeout ends (epoch seconds), if there is one."""
+        timeout = self.options.get("schedule_to_close_timeout")
+        if timeout is None or self.scheduled_at is None:
+            return None
+        return float(self.scheduled_at + timeout)
 
 
 @dataclass
@@ -58,12 +77,24 @@ class Run:
                 run.issued.add(key)
             match event:
                 case ev.ActivityScheduled(activity_id=aid, activity_type=name, input=args, options=options):
-                    run.activities[aid] = PendingActivity(aid, name, list(args), dict(options))
+                    run.activities[aid] = PendingActivity(
+                        aid, name, list(args), dict(options), scheduled_at=event.recorded_at.timestamp()
+                    )
+                case ev.ActivityStarted(activity_id=aid, attempt=attempt) if aid in run.activities:
+                    run.activities[aid].attempt = attempt
+                    run.activities[aid].lost_attempt = attempt
+                    run.activities[aid].next_attempt_at = None
                 case ev.ActivityFailed(activity_id=aid, attempt=attempt, next_attempt_at=next_at):
                     if next_at is None:
                         run.activities.pop(aid, None)
                     elif aid in run.activities:
-                        run.activities[aid].attempt = attempt + 1
+                        pending = run.activities[aid]
+                        pending.attempt = attempt + 1
+                        pending.next_attempt_at = next_at.timestamp()
+                        pending.lost_attempt = None
+                        pending.heartbeat_details = event.heartbeat_details
+                case ev.ActivityCancelRequested(activity_id=aid) if aid in run.activities:
+                    run.activities[aid].cancel_requested = True
                 case ev.ActivityCompleted(activity_id=aid) | ev.ActivityCancelled(activity_id=aid):
                     run.activities.pop(aid, None)
                 case ev.TimerStarted(timer_id=tid, fire_at=fire_at):

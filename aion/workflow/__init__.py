@@ -21,16 +21,19 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 from typing import Any, TypeVar, overload
 
 from aion._codec import check_payload
 from aion._definitions import activity_type_name, define_workflow
 from aion._durations import Duration, optional_seconds, to_seconds
+from aion.errors import InvalidArgumentError
+from aion.retry import RetryPolicy
 from aion.workflow._runtime import WorkflowInfo, current_runtime
 
 __all__ = [
+    "ActivityHandle",
     "WorkflowInfo",
     "defn",
     "execute_activity",
@@ -40,6 +43,7 @@ __all__ = [
     "random",
     "set_query_handler",
     "sleep",
+    "start_activity",
     "uuid4",
     "wait_signal",
 ]
@@ -66,29 +70,89 @@ def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Call
     return decorate(function) if function is not None else decorate
 
 
+class ActivityHandle:
+    """A scheduled activity: await it for its result, or :meth:`cancel` it.
+
+    The outcome is whatever history records first: after ``cancel()`` the await raises
+    :class:`aion.CancelledError`, unless the activity completed before the cancellation reached it.
+    """
+
+    def __init__(self, activity_id: int, future: asyncio.Future[Any]) -> None:
+        self.activity_id = activity_id
+        self._future = future
+
+    def cancel(self) -> None:
+        """Request cancellation (the running attempt sees it at its next ``activity.heartbeat()``)."""
+        current_runtime().cancel_activity(self.activity_id)
+
+    def done(self) -> bool:
+        """True once the activity's outcome is known to the workflow."""
+        return self._future.done()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._future.__await__()
+
+
+def start_activity(
+    activity: str | Callable[..., Any],
+    *args: Any,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle:
+    """Schedule an activity (a decorated function or its type name) and return its :class:`ActivityHandle`.
+
+    At least one of ``start_to_close_timeout`` (one attempt) and ``schedule_to_close_timeout`` (all attempts,
+    backoffs included) is required. ``heartbeat_timeout`` fails an attempt that stops heartbeating.
+    ``retry_policy`` defaults to :class:`aion.RetryPolicy` (unlimited attempts, 1 s doubling up to 100 s).
+    An argument that cannot be serialised raises :class:`aion.PayloadError` here.
+    """
+    runtime = current_runtime()
+    name = activity_type_name(activity)
+    options: dict[str, Any] = {
+        "start_to_close_timeout": optional_seconds(start_to_close_timeout, "start_to_close_timeout"),
+        "schedule_to_close_timeout": optional_seconds(schedule_to_close_timeout, "schedule_to_close_timeout"),
+        "heartbeat_timeout": optional_seconds(heartbeat_timeout, "heartbeat_timeout"),
+    }
+    if options["start_to_close_timeout"] is None and options["schedule_to_close_timeout"] is None:
+        raise InvalidArgumentError(
+            f"activity {name!r} needs start_to_close_timeout or schedule_to_close_timeout (or both): "
+            "an activity without a timeout could hang its workflow forever"
+        )
+    if retry_policy is not None:
+        if not isinstance(retry_policy, RetryPolicy):
+            raise InvalidArgumentError(f"retry_policy must be an aion.RetryPolicy, got {retry_policy!r}")
+        options["retry_policy"] = retry_policy.to_dict()
+    arguments = list(args)
+    check_payload(arguments, path=f"{name}.args")
+    recorded = {key: value for key, value in options.items() if value is not None}
+    activity_id, future = runtime.schedule_activity(name, arguments, recorded)
+    return ActivityHandle(activity_id, future)
+
+
 def execute_activity(
     activity: str | Callable[..., Any],
     *args: Any,
     start_to_close_timeout: Duration | None = None,
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
-) -> Awaitable[Any]:
-    """Run an activity (a decorated function or its type name) with ``args``; await the result.
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle:
+    """Run an activity and await its result: :func:`start_activity` under the name that reads well in
+    ``result = await workflow.execute_activity(charge, order, start_to_close_timeout=30)``.
 
-    The activity is scheduled when this is called, so several calls before awaiting run in parallel. A failure
-    raises :class:`aion.ActivityError` at the ``await``; an argument that cannot be serialised raises
-    :class:`aion.PayloadError` here.
+    When retries end, the await raises :class:`aion.ActivityError` with the last cause (type, message,
+    details, traceback) and the attempt count.
     """
-    runtime = current_runtime()
-    name = activity_type_name(activity)
-    options = {
-        "start_to_close_timeout": optional_seconds(start_to_close_timeout, "start_to_close_timeout"),
-        "schedule_to_close_timeout": optional_seconds(schedule_to_close_timeout, "schedule_to_close_timeout"),
-        "heartbeat_timeout": optional_seconds(heartbeat_timeout, "heartbeat_timeout"),
-    }
-    arguments = list(args)
-    check_payload(arguments, path=f"{name}.args")
-    return runtime.schedule_activity(name, arguments, {k: v for k, v in options.items() if v is not None})
+    return start_activity(
+        activity,
+        *args,
+        start_to_close_timeout=start_to_close_timeout,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+    )
 
 
 async def sleep(duration: Duration) -> None:

@@ -56,6 +56,23 @@ class ScheduleActivity(Command):
 
 
 @dataclass(frozen=True)
+class RequestCancelActivity(Command):
+    """Cancel activity ``activity_id``: the running attempt is told, then killed after a grace period."""
+
+    activity_id: int
+
+    @property
+    def key(self) -> Key:
+        return ("cancel_activity", self.activity_id)
+
+    def describe(self) -> str:
+        return f"cancellation of activity {self.activity_id}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.ActivityCancelRequested)
+
+
+@dataclass(frozen=True)
 class StartTimer(Command):
     """Start timer ``timer_id`` firing ``seconds`` after it is recorded."""
 
@@ -129,6 +146,8 @@ def anchor_key(event: ev.Event) -> Key | None:
     match event:
         case ev.ActivityScheduled(activity_id=activity_id):
             return ("activity", activity_id)
+        case ev.ActivityCancelRequested(activity_id=activity_id):
+            return ("cancel_activity", activity_id)
         case ev.TimerStarted(timer_id=timer_id):
             return ("timer", timer_id)
         case ev.TimerCancelled(timer_id=timer_id):
@@ -153,4 +172,4 @@ def is_arrival(event: ev.Event) -> bool:
     """
     if isinstance(event, ev.ActivityFailed):
         return event.next_attempt_at is None
-    return isinstance(event, ev.ActivityCompleted | ev.TimerFired | ev.SignalReceived)
+    return isinstance(event, ev.ActivityCompleted | ev.ActivityCancelled | ev.TimerFired | ev.SignalReceived)

@@ -27,13 +27,14 @@ from datetime import datetime
 from typing import Any
 
 from aion import events as ev
-from aion.errors import ActivityError, FailureError, NonDeterminismError, QueryError
+from aion.errors import ActivityError, CancelledError, FailureError, NonDeterminismError, QueryError
 from aion.workflow._commands import (
     CancelTimer,
     Command,
     CompleteWorkflow,
     FailWorkflow,
     Key,
+    RequestCancelActivity,
     ScheduleActivity,
     StartTimer,
     anchor_key,
@@ -111,6 +112,7 @@ class WorkflowRuntime:
         self._next_activity_id = 1
         self._next_timer_id = 1
         self._activities: dict[int, asyncio.Future[Any]] = {}
+        self._cancelling: set[int] = set()
         self._timers: dict[int, asyncio.Future[None]] = {}
         self._signals: dict[str, collections.deque[Any]] = collections.defaultdict(collections.deque)
         self._signal_waiters: dict[str, collections.deque[asyncio.Future[Any]]] = collections.defaultdict(
@@ -191,8 +193,10 @@ class WorkflowRuntime:
 
     # -- what the SDK calls ------------------------------------------------------------------------------------
 
-    def schedule_activity(self, activity_type: str, args: list[Any], options: dict[str, Any]) -> asyncio.Future[Any]:
-        """Issue ``ScheduleActivity`` and return the future its result (or ``ActivityError``) resolves."""
+    def schedule_activity(
+        self, activity_type: str, args: list[Any], options: dict[str, Any]
+    ) -> tuple[int, asyncio.Future[Any]]:
+        """Issue ``ScheduleActivity``; returns the activity ordinal and the future its outcome resolves."""
         if self.check_activity is not None:
             self.check_activity(activity_type)
         activity_id = self._next_activity_id
@@ -200,7 +204,15 @@ class WorkflowRuntime:
         future = self._loop.create_future()
         self._activities[activity_id] = future
         self._issue(ScheduleActivity(activity_id, activity_type, args, options))
-        return future
+        return activity_id, future
+
+    def cancel_activity(self, activity_id: int) -> None:
+        """Ask for activity ``activity_id`` to be cancelled, unless it has finished (once per activity)."""
+        future = self._activities.get(activity_id)
+        if future is None or future.done() or activity_id in self._cancelling:
+            return
+        self._cancelling.add(activity_id)
+        self._issue(RequestCancelActivity(activity_id))
 
     def start_timer(self, seconds: float) -> asyncio.Future[None]:
         """Issue ``StartTimer`` and return the future its firing resolves."""
@@ -271,6 +283,10 @@ class WorkflowRuntime:
                 future = self._activities.pop(activity_id, None)
                 if future is not None and not future.done():
                     future.set_exception(_activity_error(failure, activity_id, attempt))
+            case ev.ActivityCancelled(activity_id=activity_id):
+                future = self._activities.pop(activity_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(CancelledError(f"activity {activity_id} was cancelled"))
             case ev.TimerFired(timer_id=timer_id):
                 timer = self._timers.pop(timer_id, None)
                 if timer is not None and not timer.done():

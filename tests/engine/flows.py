@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aion
 from aion import activity, workflow
 
 
@@ -70,7 +71,10 @@ async def checkout(log: str, order: dict[str, Any]) -> dict[str, Any]:
     approval = await workflow.wait_signal("approve", timeout=timedelta(hours=1))
     stage = "sleeping"
     await workflow.sleep(0.2)
-    a, b = await workflow.gather(workflow.execute_activity(double, log, 1), workflow.execute_activity(double, log, 2))
+    a, b = await workflow.gather(
+        workflow.execute_activity(double, log, 1, start_to_close_timeout=30),
+        workflow.execute_activity(double, log, 2, start_to_close_timeout=30),
+    )
     stage = "done"
     return {"receipt": receipt, "by": approval, "sum": a + b, "at": workflow.now().isoformat()}
 
@@ -79,7 +83,7 @@ async def checkout(log: str, order: dict[str, Any]) -> dict[str, Any]:
 async def chain(log: str, n: int) -> int:
     total = 0
     for i in range(n):
-        total += await workflow.execute_activity(double, log, i)
+        total += await workflow.execute_activity(double, log, i, start_to_close_timeout=30)
     return total
 
 
@@ -88,14 +92,15 @@ async def gated(log: str, gate_dir: str) -> list[str]:
     """Waits at each await kind in turn: an activity, a sleep, a signal, a gather of two activities."""
     stage = "activity"
     workflow.set_query_handler("stage", lambda: stage)
-    first = await workflow.execute_activity(gate, log, "a", gate_dir)
+    first = await workflow.execute_activity(gate, log, "a", gate_dir, start_to_close_timeout=30)
     stage = "sleep"
     await workflow.sleep(0.3)
     stage = "signal"
     by = await workflow.wait_signal("go")
     stage = "gather"
     rest = await workflow.gather(
-        workflow.execute_activity(gate, log, "b", gate_dir), workflow.execute_activity(gate, log, "c", gate_dir)
+        workflow.execute_activity(gate, log, "b", gate_dir, start_to_close_timeout=30),
+        workflow.execute_activity(gate, log, "c", gate_dir, start_to_close_timeout=30),
     )
     stage = "done"
     return [first, by, *rest]
@@ -103,13 +108,15 @@ async def gated(log: str, gate_dir: str) -> list[str]:
 
 @workflow.defn
 async def uses_async_activity(log: str) -> int:
-    return await workflow.execute_activity(async_add, log, 2, 3)
+    return await workflow.execute_activity(async_add, log, 2, 3, start_to_close_timeout=30)
 
 
 @workflow.defn
 async def catches_failure(log: str) -> str:
     try:
-        await workflow.execute_activity(fails, log, "nope")
+        await workflow.execute_activity(
+            fails, log, "nope", start_to_close_timeout=30, retry_policy=aion.RetryPolicy(maximum_attempts=1)
+        )
     except Exception as error:
         return f"caught {type(error).__name__}: {getattr(error, 'type', '?')}"
     return "no error"
@@ -127,7 +134,7 @@ async def reads_wall_clock(log: str) -> float:
 
 @workflow.defn
 async def calls_unknown_activity(log: str) -> Any:
-    return await workflow.execute_activity("no-such-activity", log)
+    return await workflow.execute_activity("no-such-activity", log, start_to_close_timeout=30)
 
 
 @workflow.defn
@@ -161,20 +168,20 @@ def step(log: str, i: int) -> int:
 async def steps(log: str, n: int) -> int:
     total = 0
     for i in range(n):
-        total += await workflow.execute_activity(step, log, i)
+        total += await workflow.execute_activity(step, log, i, start_to_close_timeout=30)
     return total
 
 
 @workflow.defn(name="versioned")
 async def versioned_v1(log: str) -> int:
-    value = await workflow.execute_activity(double, log, 21)
+    value = await workflow.execute_activity(double, log, 21, start_to_close_timeout=30)
     await workflow.wait_signal("finish")
     return value
 
 
 @workflow.defn(name="versioned")
 async def versioned_v2(log: str) -> int:
-    value = await workflow.execute_activity(async_add, log, 20, 22)
+    value = await workflow.execute_activity(async_add, log, 20, 22, start_to_close_timeout=30)
     await workflow.wait_signal("finish")
     return value
 

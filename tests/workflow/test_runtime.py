@@ -119,11 +119,14 @@ def boom(x: int) -> int:
 async def sequence_then_parallel(x: int) -> dict[str, Any]:
     stage = "start"
     workflow.set_query_handler("stage", lambda: stage)
-    a = await workflow.execute_activity("double", x)
+    a = await workflow.execute_activity("double", x, start_to_close_timeout=30)
     stage = "waiting"
     approved_by = await workflow.wait_signal("approve")
     await workflow.sleep(timedelta(seconds=5))
-    b, c = await workflow.gather(workflow.execute_activity("double", a), workflow.execute_activity("double", 1))
+    b, c = await workflow.gather(
+        workflow.execute_activity("double", a, start_to_close_timeout=30),
+        workflow.execute_activity("double", 1, start_to_close_timeout=30),
+    )
     stage = "done"
     return {
         "a": a,
@@ -163,7 +166,7 @@ def test_activity_failure_reaches_workflow_code_as_activity_error() -> None:
     @workflow.defn
     async def catches(x: int) -> str:
         try:
-            await workflow.execute_activity("boom", x)
+            await workflow.execute_activity("boom", x, start_to_close_timeout=30)
         except ActivityError as error:
             return f"{error.type}: caught"
         return "not raised"
@@ -227,7 +230,7 @@ def test_changed_activity_type_is_non_determinism_with_seq_expected_and_found() 
 
     @workflow.defn
     async def changed(x: int) -> int:
-        return await workflow.execute_activity("triple", x)
+        return await workflow.execute_activity("triple", x, start_to_close_timeout=30)
 
     with pytest.raises(NonDeterminismError) as caught:
         replay(changed, engine.history)
@@ -243,7 +246,7 @@ def test_removed_step_is_non_determinism_and_nothing_is_issued() -> None:
 
     @workflow.defn
     async def shorter(x: int) -> int:
-        a = await workflow.execute_activity("double", x)
+        a = await workflow.execute_activity("double", x, start_to_close_timeout=30)
         await workflow.wait_signal("approve")
         return a
 
