@@ -123,10 +123,12 @@ class Engine:
             if self._running:
                 return
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._store = open_store(self.data_dir)
+            # The zygote is forked first: before any engine thread exists (fork safety), and before the store
+            # is open, so no child process inherits the writer lock or LMDB's file descriptors.
+            _registry.install(self.registry)
+            self._zygote = sv.Zygote.start(preload=self.registry.modules(), warm_pool=self._warm_pool)
             try:
-                _registry.install(self.registry)
-                self._zygote = sv.Zygote.start(preload=self.registry.modules(), warm_pool=self._warm_pool)
+                self._store = open_store(self.data_dir)
                 self._recorder = start_recorder(self._store)
                 core_ref = EngineCore.start(
                     self._store, self._recorder, self.registry, self, self.closures, cancel_grace=self._cancel_grace

@@ -1,0 +1,239 @@
+"""Activities end to end: retries with durable backoff, timeouts, heartbeats, cancellation, lost workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import aion
+from aion import events as ev
+from aion.store import open_store
+from tests.engine import activity_flows as af
+from tests.engine import flows
+from tests.supervisors.helpers import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = {"initial_interval": 0.05, "backoff_coefficient": 2.0}
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> str:
+    return str(tmp_path / "executions.log")
+
+
+@pytest.fixture
+def gates(tmp_path: Path) -> Path:
+    path = tmp_path / "gates"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[aion.Engine]:
+    with aion.Engine(
+        tmp_path / "data",
+        workflows=af.WORKFLOWS,
+        activities=af.ACTIVITIES,
+        activity_workers=2,
+        activity_cancel_grace=0.3,
+    ) as running:
+        yield running
+
+
+def run_call(engine: aion.Engine, log: str, name: str, args: list[Any], **options: Any) -> tuple[Any, list[ev.Event]]:
+    handle = engine.start_workflow(af.call, log, name, args, options)
+    return handle.result(timeout=60), handle.history()
+
+
+def of_type(history: list[ev.Event], kind: type[ev.Event]) -> list[Any]:
+    return [event for event in history if isinstance(event, kind)]
+
+
+@pytest.mark.timeout(60)
+def test_failing_twice_then_succeeding_completes_on_attempt_3_after_recorded_backoffs(
+    engine: aion.Engine, log: str
+) -> None:
+    result, history = run_call(engine, log, "flaky", [2], start_to_close_timeout=10, retry_policy=FAST)
+    assert result == 3
+    assert flows.executions(log) == ["flaky:1", "flaky:2", "flaky:3"]
+    assert [e.attempt for e in of_type(history, ev.ActivityStarted)] == [1, 2, 3]
+    failed = of_type(history, ev.ActivityFailed)
+    assert [(f.attempt, f.retryable, f.failure.type) for f in failed] == [
+        (1, True, "ConnectionError"),
+        (2, True, "ConnectionError"),
+    ]
+    started = of_type(history, ev.ActivityStarted)
+    for failure, next_start in zip(failed, started[1:], strict=True):
+        assert failure.next_attempt_at is not None and failure.next_attempt_at > failure.recorded_at
+        assert next_start.recorded_at >= failure.next_attempt_at  # the recorded backoff was honoured
+    first_gap = failed[0].next_attempt_at - failed[0].recorded_at
+    second_gap = failed[1].next_attempt_at - failed[1].recorded_at
+    assert second_gap > first_gap  # backoff grows by the coefficient
+    assert of_type(history, ev.ActivityCompleted)[0].attempt == 3
+
+
+@pytest.mark.timeout(60)
+def test_non_retryable_failures_stop_at_once(engine: aion.Engine, log: str) -> None:
+    result, _ = run_call(engine, log, "declines", ["application"], start_to_close_timeout=10, retry_policy=FAST)
+    assert result == {"error": "Declined", "attempt": 1, "details": {"code": 51}}
+    policy = {**FAST, "non_retryable_error_types": ["CardDeclinedError"]}
+    result, history = run_call(engine, log, "declines", ["type"], start_to_close_timeout=10, retry_policy=policy)
+    assert result["error"] == "CardDeclinedError" and result["attempt"] == 1
+    (final,) = of_type(history, ev.ActivityFailed)
+    assert final.retryable is False and final.next_attempt_at is None
+    assert flows.executions(log) == ["declines:1", "declines:1"]
+
+
+@pytest.mark.timeout(60)
+def test_maximum_attempts_is_honoured(engine: aion.Engine, log: str) -> None:
+    policy = {**FAST, "maximum_attempts": 3}
+    result, history = run_call(engine, log, "flaky", [10], start_to_close_timeout=10, retry_policy=policy)
+    assert result["error"] == "ConnectionError" and result["attempt"] == 3
+    assert flows.executions(log) == ["flaky:1", "flaky:2", "flaky:3"]
+    assert of_type(history, ev.ActivityFailed)[-1].next_attempt_at is None
+
+
+@pytest.mark.timeout(60)
+def test_heartbeat_details_reach_the_next_attempt(engine: aion.Engine, log: str) -> None:
+    result, history = run_call(engine, log, "heartbeats_then_fails", [], start_to_close_timeout=10, retry_policy=FAST)
+    assert result == {"progress": 41}
+    assert of_type(history, ev.ActivityFailed)[0].heartbeat_details == {"progress": 41}
+
+
+@pytest.mark.timeout(60)
+def test_start_to_close_timeout_kills_the_attempt_and_retries(engine: aion.Engine, log: str) -> None:
+    policy = {**FAST, "maximum_attempts": 2}
+    result, history = run_call(engine, log, "sleeps", [30], start_to_close_timeout=0.3, retry_policy=policy)
+    assert result["error"] == "StartToCloseTimeout" and result["attempt"] == 2
+    assert [f.failure.type for f in of_type(history, ev.ActivityFailed)] == ["StartToCloseTimeout"] * 2
+    # The killed workers were replaced: the pool still runs activities.
+    assert run_call(engine, log, "flaky", [0], start_to_close_timeout=10)[0] == 1
+
+
+@pytest.mark.timeout(60)
+def test_schedule_to_close_timeout_ends_the_retries(engine: aion.Engine, log: str) -> None:
+    result, _ = run_call(
+        engine, log, "sleeps", [30], start_to_close_timeout=10, schedule_to_close_timeout=0.4, retry_policy=FAST
+    )
+    assert result["error"] == "ScheduleToCloseTimeout"
+    result, history = run_call(engine, log, "flaky", [100], schedule_to_close_timeout=0.5, retry_policy=FAST)
+    assert result["error"] in ("ConnectionError", "ScheduleToCloseTimeout")
+    assert len(of_type(history, ev.ActivityStarted)) >= 2
+
+
+@pytest.mark.timeout(60)
+def test_missing_heartbeats_fail_the_attempt(engine: aion.Engine, log: str) -> None:
+    policy = {**FAST, "maximum_attempts": 1}
+    result, _ = run_call(
+        engine,
+        log,
+        "heartbeats_once_then_stalls",
+        [],
+        start_to_close_timeout=30,
+        heartbeat_timeout=0.3,
+        retry_policy=policy,
+    )
+    assert result["error"] == "HeartbeatTimeout"
+
+
+@pytest.mark.timeout(60)
+def test_worker_killed_mid_activity_fails_the_attempt_which_is_retried(
+    engine: aion.Engine, log: str, gates: Path
+) -> None:
+    handle = engine.start_workflow(
+        af.call, log, "waits_for_gate", [str(gates)], {"start_to_close_timeout": 30, "retry_policy": FAST}
+    )
+    pid = int(wait_until(lambda: (gates / "pid.1").exists() and (gates / "pid.1").read_text()))
+    os.kill(pid, signal.SIGKILL)
+    wait_until((gates / "pid.2").exists)
+    (gates / "open.2").touch()
+    assert handle.result(timeout=30) == 2
+    (lost,) = of_type(handle.history(), ev.ActivityFailed)
+    assert lost.failure.type == "WorkerLost" and "SIGKILL" in lost.failure.message and lost.retryable
+
+
+@pytest.mark.timeout(60)
+def test_cancelling_a_heartbeating_activity_reaches_it(engine: aion.Engine, log: str, gates: Path) -> None:
+    handle = engine.start_workflow(af.cancels, log, "heartbeats_until_cancelled", str(gates))
+    wait_until((gates / "heartbeating.started").exists)
+    handle.signal("cancel")
+    assert handle.result(timeout=30) == "cancelled"
+    assert "heartbeating:saw-cancel" in flows.executions(log)
+    types = [e.type for e in handle.history()]
+    assert types.index("ActivityCancelRequested") < types.index("ActivityCancelled")
+
+
+@pytest.mark.timeout(60)
+def test_cancelling_an_activity_that_never_heartbeats_kills_it_after_the_grace(
+    engine: aion.Engine, log: str, gates: Path
+) -> None:
+    handle = engine.start_workflow(af.cancels, log, "ignores_cancellation", str(gates))
+    wait_until((gates / "ignores.started").exists)
+    handle.signal("cancel")
+    assert handle.result(timeout=30) == "cancelled"
+    assert "ActivityCancelled" in [e.type for e in handle.history()]
+    assert run_call(engine, log, "flaky", [0], start_to_close_timeout=10)[0] == 1  # the worker was replaced
+
+
+@pytest.mark.timeout(60)
+def test_bad_activity_inputs_and_results_are_typed_errors(engine: aion.Engine, log: str) -> None:
+    result, history = run_call(engine, log, "returns_unserialisable", [], start_to_close_timeout=10, retry_policy=FAST)
+    assert result["error"] == "PayloadError" and result["attempt"] == 1
+    assert "cannot serialise" in of_type(history, ev.ActivityFailed)[0].failure.message
+    for which in ("none", "zero", "negative"):
+        outcome = engine.start_workflow(af.bad_timeouts, log, which).result(timeout=30)
+        assert outcome.startswith("refused:"), outcome
+    assert "start_to_close_timeout or schedule_to_close_timeout" in engine.start_workflow(
+        af.bad_timeouts, log, "none"
+    ).result(timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_engine_sigkill_during_a_backoff_and_a_running_attempt(tmp_path: Path, log: str, gates: Path) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.engine.activity_engine_proc", str(data), log, str(gates)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        wait_until(lambda: "flaky:1" in flows.executions(log) and (gates / "pid.1").exists(), timeout=30)
+
+        def backoff_recorded() -> bool:
+            store = open_store(data, readonly=True)
+            try:
+                return any(isinstance(e, ev.ActivityFailed) for e in store.read_history("backoff"))
+            finally:
+                store.close()
+
+        wait_until(backoff_recorded, timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (gates / "open.2").touch()
+    with aion.Engine(data, workflows=af.WORKFLOWS, activities=af.ACTIVITIES, activity_workers=2) as engine:
+        backoff = engine.get_workflow("backoff")
+        running = engine.get_workflow("running")
+        assert backoff.result(timeout=30) == 2
+        assert running.result(timeout=30) == 2
+        backoff_history, running_history = backoff.history(), running.history()
+    # The backoff resumed at its recorded time; the lost attempt was recorded as failed and retried.
+    (failed,) = of_type(backoff_history, ev.ActivityFailed)
+    assert of_type(backoff_history, ev.ActivityStarted)[-1].recorded_at >= failed.next_attempt_at
+    (lost,) = of_type(running_history, ev.ActivityFailed)
+    assert lost.failure.type == "WorkerLost" and lost.attempt == 1
+    runs = flows.executions(log)
+    assert runs.count("flaky:1") == 1 and runs.count("flaky:2") == 1
+    assert runs.count("gated:2") == 1
