@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import struct
 import sys
+import threading
 import types
 import typing
 import uuid
@@ -61,7 +63,10 @@ __all__ = [
     "decode_event",
     "decode_payload",
     "encode_event",
+    "encode_event_body",
     "encode_payload",
+    "encode_time",
+    "stamp_event",
 ]
 
 #: Default largest encoded payload, in bytes.
@@ -90,10 +95,43 @@ _FAILURE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Failure))
 # --- encoding ----------------------------------------------------------------------------------------------
 
 _SCALARS: Final[frozenset[type]] = frozenset({type(None), bool, float, str, bytes, date, Decimal, uuid.UUID})
+#: Types that are leaves of a payload: never containers, always encodable (an int out of msgpack's range
+#: becomes an extension).
+_LEAVES: Final[frozenset[type]] = _SCALARS | {int, datetime}
 
 
 def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
+
+
+def _valid(value: Any, depth: int) -> bool:
+    """True when :func:`_check` would accept ``value`` (at ``depth``): the same walk without building paths.
+
+    It is the fast path of encoding; only when it says no does :func:`_check` walk again to name the path."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return True
+    if depth >= MAX_PAYLOAD_DEPTH:
+        return False
+    depth += 1
+    leaves = _LEAVES
+    if kind is list or kind is tuple:
+        for item in value:  # noqa: SIM110 (a loop is faster than all() over a generator here)
+            if type(item) not in leaves and not _valid(item, depth):
+                return False
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in leaves and not _valid(item, depth):
+                return False
+        return True
+    if kind is Failure:
+        return all(_valid(getattr(value, name), depth) for name in _FAILURE_FIELDS)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_valid(getattr(value, field.name), depth) for field in dataclasses.fields(value))
+    return False
 
 
 def _check(value: Any, path: str, depth: int = 0) -> None:
@@ -137,28 +175,32 @@ def _tz_offset_us(value: datetime) -> int | None:
     return (offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds
 
 
+def _datetime_ext(obj: datetime) -> msgpack.ExtType:
+    return msgpack.ExtType(
+        _EXT_DATETIME,
+        _packb(
+            [
+                obj.year,
+                obj.month,
+                obj.day,
+                obj.hour,
+                obj.minute,
+                obj.second,
+                obj.microsecond,
+                obj.fold,
+                _tz_offset_us(obj),
+            ]
+        ),
+    )
+
+
 def _default(obj: Any) -> Any:
-    """msgpack ``default`` hook: the extension types. Only sees values that :func:`_check` accepted."""
+    """msgpack ``default`` hook: the extension types. Only sees values that :func:`_valid` accepted."""
     kind = type(obj)
+    if kind is datetime:
+        return _datetime_ext(obj)
     if kind is tuple:
         return msgpack.ExtType(_EXT_TUPLE, _packb(list(obj)))
-    if kind is datetime:
-        return msgpack.ExtType(
-            _EXT_DATETIME,
-            _packb(
-                [
-                    obj.year,
-                    obj.month,
-                    obj.day,
-                    obj.hour,
-                    obj.minute,
-                    obj.second,
-                    obj.microsecond,
-                    obj.fold,
-                    _tz_offset_us(obj),
-                ]
-            ),
-        )
     if kind is date:
         return msgpack.ExtType(_EXT_DATE, _packb([obj.year, obj.month, obj.day]))
     if kind is Decimal:
@@ -174,16 +216,39 @@ def _default(obj: Any) -> Any:
         name = f"{kind.__module__}:{kind.__qualname__}"
         fields = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
         return msgpack.ExtType(_EXT_DATACLASS, _packb([name, fields]))
-    raise TypeError(f"cannot serialise {kind}")  # unreachable after _check
+    raise TypeError(f"cannot serialise {kind}")  # unreachable after _valid
+
+
+class _Packers(threading.local):
+    """Each thread's idle packers. ``msgpack.packb`` builds (and mallocs a buffer for) a new ``Packer`` per
+    call, which costs more than packing a small value; a nested pack (an extension's content, from
+    :func:`_default`) takes another packer from the list, so a packer is never re-entered."""
+
+    def __init__(self) -> None:
+        self.idle: list[Any] = []
+
+
+_PACKERS: Final = _Packers()
+#: A packer whose output was bigger than this is dropped rather than kept idle with its grown buffer.
+_KEEP_PACKER_BYTES: Final = 64 * 1024
 
 
 def _packb(value: Any) -> bytes:
-    data: bytes = msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True, datetime=False)
+    idle = _PACKERS.idle
+    packer = (
+        idle.pop()
+        if idle
+        else msgpack.Packer(default=_default, use_bin_type=True, strict_types=True, datetime=False, autoreset=True)
+    )
+    data: bytes = packer.pack(value)  # on an error the packer is dropped (its buffer may hold a partial value)
+    if len(data) <= _KEEP_PACKER_BYTES:
+        idle.append(packer)
     return data
 
 
 def _encode_checked(value: Any, path: str) -> bytes:
-    _check(value, path)
+    if not _valid(value, 0):
+        _check(value, path)  # raises PayloadError naming the path
     try:
         return _packb(value)
     except (ValueError, OverflowError, TypeError, RecursionError) as error:  # a str over 4 GiB, ...
@@ -353,6 +418,83 @@ def _specs(cls: type[Event]) -> tuple[_FieldSpec, ...]:
     return specs
 
 
+def _event_record(event: Event, *, stamp: bool) -> dict[str, Any]:
+    cls = type(event)
+    if EVENT_TYPES.get(cls.__name__) is not cls:
+        raise PayloadError(f"{cls.__name__}: not a registered event type")
+    record: dict[str, Any] = {"type": cls.__name__, "v": cls.version}
+    for spec in _specs(cls):
+        if stamp or spec.name not in _STAMP_FIELDS:
+            record[spec.name] = getattr(event, spec.name)
+    return record
+
+
+# The stamp fields go last in the map of a stamped event, after the body (map order carries no meaning).
+_STAMP_FIELDS: Final = frozenset({"seq", "recorded_at"})
+_SEQ_KEY: Final = b"\xa3seq"
+_RECORDED_AT_KEY: Final = b"\xabrecorded_at"
+_FIXMAP: Final = 0x80
+_MAP16: Final = 0xDE
+_UINT = (struct.Struct(">BB"), struct.Struct(">BH"), struct.Struct(">BI"), struct.Struct(">BQ"))
+_FIXINTS: Final = tuple(bytes((n,)) for n in range(128))
+#: The last datetime :func:`encode_time` encoded, and its bytes: the recorder stamps one instant per batch.
+_last_time: tuple[datetime | None, bytes] = (None, b"")
+
+
+def _uint_bytes(value: Any) -> bytes | None:
+    """msgpack bytes of a non-negative int below 2**64 (the shortest form, as msgpack writes it), else None."""
+    if type(value) is not int or value < 0:
+        return None
+    if value < 128:
+        return _FIXINTS[value]
+    if value < 0x100:
+        return _UINT[0].pack(0xCC, value)
+    if value < 0x10000:
+        return _UINT[1].pack(0xCD, value)
+    if value < 0x100000000:
+        return _UINT[2].pack(0xCE, value)
+    if value <= _INT_MAX:
+        return _UINT[3].pack(0xCF, value)
+    return None
+
+
+def encode_time(value: datetime) -> bytes:
+    """The encoding of one ``datetime`` (as :func:`encode_payload` writes it), remembered for the next call
+    with the same object: a batch stamps one instant on all its events."""
+    global _last_time
+    last = _last_time
+    if last[0] is value:
+        return last[1]
+    if type(value) is not datetime:
+        raise PayloadError(f"value: cannot serialise {type(value)}")
+    data = _packb(value)
+    _last_time = (value, data)
+    return data
+
+
+def encode_event_body(event: Event) -> bytes:
+    """Encode ``event`` without its stamp (``seq`` and ``recorded_at``): :func:`stamp_event` completes it.
+
+    This is the costly part of :func:`encode_event`, and it does not depend on the stamp, so it can be done
+    before the store stamps the event (in the appending thread). Raises PayloadError like
+    :func:`encode_event`."""
+    record = _event_record(event, stamp=False)
+    data = _encode_checked(record, type(event).__name__)
+    count = len(record) + 2
+    if count < 16:
+        return bytes((_FIXMAP | count,)) + data[1:]
+    return _UINT[1].pack(_MAP16, count) + data[3:]
+
+
+def stamp_event(body: bytes, seq: int, recorded_at: bytes) -> bytes:
+    """The bytes of :func:`encode_event` for the event whose body is ``body`` (from :func:`encode_event_body`)
+    stamped with ``seq`` (a non-negative int below 2**64) and the time encoded by :func:`encode_time`."""
+    seq_bytes = _uint_bytes(seq)
+    if seq_bytes is None:
+        raise PayloadError(f"seq {seq!r} is not a non-negative int below 2**64")
+    return b"".join((body, _SEQ_KEY, seq_bytes, _RECORDED_AT_KEY, recorded_at))
+
+
 def encode_event(event: Event) -> bytes:
     """Encode one history event as a msgpack map with ``type``, ``v`` and its fields.
 
@@ -362,10 +504,12 @@ def encode_event(event: Event) -> bytes:
     cls = type(event)
     if EVENT_TYPES.get(cls.__name__) is not cls:
         raise PayloadError(f"{cls.__name__}: not a registered event type")
-    record: dict[str, Any] = {"type": cls.__name__, "v": cls.version}
-    for spec in _specs(cls):
-        record[spec.name] = getattr(event, spec.name)
-    return _encode_checked(record, cls.__name__)
+    seq_bytes = _uint_bytes(event.seq)
+    if seq_bytes is not None and type(event.recorded_at) is datetime:
+        body = encode_event_body(event)
+        return b"".join((body, _SEQ_KEY, seq_bytes, _RECORDED_AT_KEY, encode_time(event.recorded_at)))
+    # An odd stamp (a seq of another type, ...): one map in field order, checked as a whole.
+    return _encode_checked(_event_record(event, stamp=True), type(event).__name__)
 
 
 def decode_event(data: bytes) -> Event:

@@ -27,7 +27,10 @@ from aion._codec import (
     decode_event,
     decode_payload,
     encode_event,
+    encode_event_body,
     encode_payload,
+    encode_time,
+    stamp_event,
 )
 from aion.errors import (
     CorruptEventError,
@@ -580,3 +583,94 @@ def test_unregistered_event_class_is_refused() -> None:
     encode: Callable[[Any], bytes] = encode_event
     with pytest.raises(PayloadError, match="not a registered event type"):
         encode(NotAnEvent())
+
+
+# --- bodies encoded ahead and stamped later (the recorder's fast path) --------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+@SETTINGS
+@given(data=st.data())
+def test_stamped_body_is_the_event_encoding(name: str, data: st.DataObject) -> None:
+    event = data.draw(event_strategy(EVENT_TYPES[name]))
+    seq = data.draw(st.integers(min_value=0, max_value=2**64 - 1))
+    when = data.draw(st.datetimes(timezones=st.just(UTC)) | st.datetimes(timezones=fixed_offsets))
+    stamped = dataclasses.replace(event, seq=seq, recorded_at=when)
+    encoded = stamp_event(encode_event_body(event), seq, encode_time(when))
+    assert encoded == encode_event(stamped)
+    assert same(decode_event(encoded), stamped)
+
+
+def test_stamped_event_map_layout() -> None:
+    event = TimerStarted(workflow_id="w", timer_id=2, fire_at=datetime(2024, 1, 1, tzinfo=UTC))
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    record = msgpack.unpackb(stamp_event(encode_event_body(event), 300, encode_time(when)), timestamp=0)
+    assert set(record) == {"type", "v", "workflow_id", "seq", "recorded_at", "timer_id", "fire_at"}
+    assert record["seq"] == 300
+
+
+@pytest.mark.parametrize("seq", [-1, 2**64, True, 1.0, object()])
+def test_odd_stamps_fall_back_to_the_checked_map(seq: Any) -> None:
+    event = TimerFired(workflow_id="w", seq=seq, timer_id=1)
+    if type(seq) is object:
+        with pytest.raises(PayloadError, match=r"^TimerFired\.seq: cannot serialise <class 'object'>$"):
+            encode_event(event)
+        return
+    data = encode_event(event)
+    if type(seq) is int:
+        assert decode_event(data) == event
+    else:
+        with pytest.raises(CorruptEventError):
+            decode_event(data)
+
+
+def test_bad_stamp_time_is_named() -> None:
+    event: Any = TimerFired(workflow_id="w", seq=1, timer_id=1, recorded_at=object())
+    with pytest.raises(PayloadError, match=r"^TimerFired\.recorded_at: cannot serialise <class 'object'>$"):
+        encode_event(event)
+    with pytest.raises(CorruptEventError, match="recorded_at"):
+        decode_event(encode_event(dataclasses.replace(event, recorded_at="now")))
+    with pytest.raises(PayloadError):
+        encode_time(event.recorded_at)
+    with pytest.raises(PayloadError):
+        stamp_event(encode_event_body(event), -1, encode_time(datetime.now(UTC)))
+
+
+def test_body_refusals_name_the_field() -> None:
+    event = ActivityScheduled(workflow_id="w", activity_id=1, activity_type="t", input={"items": [object()]})
+    with pytest.raises(PayloadError) as caught:
+        encode_event_body(event)
+    assert str(caught.value) == "ActivityScheduled.input.items[0]: cannot serialise <class 'object'>"
+
+
+def test_many_fields_use_a_map16_header() -> None:
+    started = WorkflowStarted(workflow_id="w", workflow_type="T", input=None, run_id=str(uuid.uuid4()), seq=7)
+    data = encode_event(started)
+    assert data[0] == 0xDE
+    assert decode_event(data) == started
+
+
+def test_encode_time_is_remembered_per_object() -> None:
+    when = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    assert encode_time(when) is encode_time(when)
+    assert encode_time(datetime(2024, 1, 1, 12, tzinfo=UTC)) == encode_time(when)
+    assert decode_payload(encode_time(when)) == when
+
+
+def test_nested_extensions_from_many_threads() -> None:
+    import threading
+
+    value = {"t": (1, (2, Point(3, 4.0)), [datetime(2024, 1, 1, tzinfo=UTC)]), "f": Failure("E", "m", details=(5,))}
+    expected = encode_payload(value)
+    results: list[bytes] = []
+
+    def work() -> None:
+        results.extend(encode_payload(value) for _ in range(200))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * 800
+    assert same(decode_payload(expected), value)
