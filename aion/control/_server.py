@@ -1,0 +1,177 @@
+"""The control server: a Unix socket in the engine's data directory that the ``aion`` CLI talks to.
+
+One accept thread, one handler thread per connection (at most :data:`MAX_CONNECTIONS`), so a long wait on one
+connection (``result``, ``history --follow``) never blocks another. Each request is one frame holding
+``{"op": ..., ...}``; each reply ``{"ok": true, "result": ...}`` or ``{"ok": false, "code": ..., "message":
+...}`` with the :class:`~aion.errors.AionError` code. A malformed frame gets an error reply and its connection
+is closed; the engine is not affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import stat
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from aion.control._frames import MAX_REPLY_BYTES, ConnectionClosed, pack_frame, recv_frame, send_frame
+from aion.control._ops import OPS
+from aion.control._socket import answers, short_address, socket_path
+from aion.errors import AionError, ControlError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from aion.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: Connections served at once; more are answered with an error and closed.
+MAX_CONNECTIONS: Final = 64
+#: Seconds a connection may stay silent (between or inside frames) before it is closed.
+IDLE_TIMEOUT: Final = 60.0
+
+
+def _error_reply(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, AionError):
+        return {"ok": False, "code": error.code, "message": str(error)}
+    return {"ok": False, "code": "aion_error", "message": f"{type(error).__name__}: {error}"}
+
+
+class ControlServer:
+    """Serves the control socket of one engine; :meth:`start` binds it, :meth:`stop` removes it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.path = socket_path(engine.data_dir)
+        self._listener: socket.socket | None = None
+        self._inode: int | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._acceptor: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind ``<data_dir>/control.sock`` (mode 0600), replacing a stale one, and start accepting."""
+        self._remove_stale()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with short_address(self.path) as address:
+                listener.bind(address)
+                os.chmod(address, 0o600)  # before listen(): nobody can connect while the mode is wider
+            listener.listen(32)
+            self._inode = os.lstat(self.path).st_ino
+        except OSError as error:
+            listener.close()
+            raise ControlError(f"cannot listen on {self.path}: {error.strerror or error}") from None
+        self._listener = listener
+        self._acceptor = threading.Thread(target=self._accept_loop, name="aion-control", daemon=True)
+        self._acceptor.start()
+
+    def _remove_stale(self) -> None:
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(info.st_mode):
+            raise ControlError(f"{self.path} exists and is not a socket; remove it to start the engine")
+        if answers(self.path):
+            raise ControlError(f"another engine answers on {self.path}")
+        log.info("replacing the stale control socket %s", self.path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection and remove the socket file (if it is still ours)."""
+        self._stopping.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            connections = list(self._connections)
+            threads = list(self._threads)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + 2.0  # handlers stuck in a long engine call are daemons: do not wait long
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=2.0)
+        for thread in threads:
+            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        with contextlib.suppress(OSError):
+            if self._inode is not None and os.lstat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        while listener is not None and not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            conn.settimeout(IDLE_TIMEOUT)
+            with self._lock:
+                if len(self._connections) >= MAX_CONNECTIONS:
+                    busy = True
+                else:
+                    busy = False
+                    self._connections.add(conn)
+                    thread = threading.Thread(target=self._serve, args=(conn,), name="aion-control-conn", daemon=True)
+                    self._threads.add(thread)
+            if busy:
+                with contextlib.suppress(OSError):
+                    send_frame(conn, _error_reply(ControlError("too many control connections; try again")))
+                conn.close()
+                continue
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            while not self._stopping.is_set():
+                try:
+                    request = recv_frame(conn)
+                except ConnectionClosed:
+                    return
+                except ControlError as error:
+                    send_frame(conn, _error_reply(error))  # malformed: answer, then close
+                    return
+                try:
+                    data = pack_frame(self._handle(request), MAX_REPLY_BYTES)
+                except ControlError as error:
+                    data = pack_frame(_error_reply(error))
+                conn.sendall(data)
+        except OSError:
+            return  # the client went away, timed out, or the server is stopping
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+                self._threads.discard(threading.current_thread())
+            conn.close()
+
+    def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        handler = OPS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            known = ", ".join(sorted(OPS))
+            return _error_reply(InvalidArgumentError(f"unknown control op {op!r} (one of: {known})"))
+        try:
+            return {"ok": True, "result": handler(self._engine, request, self._stopping)}
+        except AionError as error:
+            return _error_reply(error)
+        except Exception as error:
+            log.exception("control op %r failed", op)
+            return _error_reply(error)
+
+
+def start_control_server(engine: Engine) -> ControlServer:
+    """Start serving ``engine``'s control socket; returns the server (stop it with ``stop()``)."""
+    server = ControlServer(engine)
+    server.start()
+    return server
