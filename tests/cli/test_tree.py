@@ -1,0 +1,80 @@
+"""``aion tree``: the live supervision tree, and a crash being handled in it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import AION, ROOT, Server, _env, ok, wait_for
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("children") or [] for n in _nodes(child))]
+
+
+def _workflow_node(server: Server, workflow_id: str) -> dict[str, Any] | None:
+    view = ok("tree", "--json", "--data-dir", server.data_dir).json()
+    for node in _nodes(view["root"]):
+        if (node.get("workflow") or {}).get("workflow_id") == workflow_id and node.get("state") == "running":
+            return node
+    return None
+
+
+@pytest.mark.timeout(60)
+def test_tree_shows_services_supervisors_and_a_restart_after_a_kill(server: Server) -> None:
+    d = server.data_dir
+    ok("start", "collector", "--input", "2", "--id", "crashy", "--data-dir", d)
+    ok("signal", "crashy", "item", "--payload", '"before"', "--data-dir", d)
+
+    view = ok("tree", "--json", "--data-dir", d).json()
+    assert view["pid"] == server.proc.pid and view["data_dir"] == str(d)
+    root = view["root"]
+    assert root["id"] == "aion" and root["kind"] == "supervisor"
+    assert {"activities", "workflows:collector"} <= {child["id"] for child in root["children"]}
+    node = wait_for(lambda: _workflow_node(server, "crashy"), "the workflow process in the tree")
+    assert node["kind"] == "process" and node["restarts"] == 0 and node["pid"] > 0
+    assert node["workflow"]["workflow_type"] == "collector" and node["workflow"]["status"] == "running"
+    assert node["workflow"]["waiting_on"] == "signal or condition"
+    assert node["memory_rss"] > 0 and node["uptime"] >= 0 and node["cpu_seconds"] >= 0
+    assert node["meta"] == {"workflow_id": "crashy", "role": "run"}
+
+    os.kill(node["pid"], signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (n := _workflow_node(server, "crashy")) is not None and n["pid"] != node["pid"] and n,
+        "the restart of the killed workflow process",
+    )
+    assert restarted["restarts"] == 1
+    assert restarted["last_exit"]["signal"] == "SIGKILL"
+
+    table = ok("tree", "--data-dir", d).out
+    row = next(line for line in table.splitlines() if "crashy" in line and "process" in line)
+    assert "│ 1 " in row and "SIGKILL" in row and "waiting on signal or condition" in row
+    assert "workflows:collector" in table and "activities" in table
+
+    # the workflow goes on after the crash: replayed to the same await
+    ok("signal", "crashy", "item", "--payload", '"after"', "--data-dir", d)
+    assert ok("result", "crashy", "--timeout", "30", "--json", "--data-dir", d).json()["result"] == ["before", "after"]
+
+
+@pytest.mark.timeout(60)
+def test_tree_watch_refreshes_until_interrupted(server: Server) -> None:
+    d = server.data_dir
+    ok("start", "collector", "--input", "1", "--id", "watched", "--data-dir", d)
+    watcher = subprocess.Popen(
+        [AION, "tree", "--watch", "--json", "--interval", "0.1", "--data-dir", str(d)],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watcher.stdout is not None
+        snapshots = [watcher.stdout.readline() for _ in range(3)]  # one JSON line per refresh
+        assert all('"watched"' in line for line in snapshots)
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=20) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
