@@ -83,7 +83,13 @@ def pending_work(history: Sequence[ev.Event]) -> dict[str, list[dict[str, Any]]]
     for event in history:
         match event:
             case ev.ActivityScheduled(activity_id=aid, activity_type=name):
-                activities[aid] = {"activity_id": aid, "activity_type": name, "state": "scheduled", "attempt": 1}
+                activities[aid] = {
+                    "activity_id": aid,
+                    "activity_type": name,
+                    "state": "scheduled",
+                    "attempt": 1,
+                    "next_attempt_at": None,
+                }
             case ev.ActivityStarted(activity_id=aid, attempt=attempt) if aid in activities:
                 activities[aid].update(state="started", attempt=attempt, next_attempt_at=None)
             case ev.ActivityFailed(activity_id=aid, retryable=True, next_attempt_at=at) if (
