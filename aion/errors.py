@@ -223,6 +223,12 @@ class ActivityError(FailureError):
     code = "activity_failed"
 
 
+class ChildWorkflowError(FailureError):
+    """A child workflow failed (or timed out, or was terminated); raised inside its parent with the cause."""
+
+    code = "child_failed"
+
+
 class ApplicationError(FailureError):
     """Raised by user code to fail with a chosen type, details and retry behaviour.
 

@@ -266,6 +266,14 @@ class SignalExternalSent(Event):
     payload: Any = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class SignalExternalDelivered(Event):
+    """Signal ``signal_id`` reached its target (``failure`` is None), or could not (the target was closed)."""
+
+    signal_id: int
+    failure: Failure | None = None
+
+
 # --- child workflows -------------------------------------------------------------------------------------
 
 
@@ -279,6 +287,13 @@ class ChildWorkflowStarted(Event):
     input: Any
     child_run_id: str
     parent_close_policy: str = "terminate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildWorkflowCancelRequested(Event):
+    """The workflow asked its child ``child_id`` to cancel."""
+
+    child_id: int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,8 @@ order between queued items is kept.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import queue
 import sys
 import threading
@@ -41,11 +43,14 @@ from typing import Any, Final
 
 import pykka
 
+from aion._codec import encode_event_body
 from aion.errors import AionError, RecorderStoppedError
 from aion.events import Event
 from aion.store import AppendRequest, EventStore
 
 __all__ = ["Recorder", "RecorderHandle", "RecorderStats", "start_recorder"]
+
+_log = logging.getLogger(__name__)
 
 #: Most append requests committed in one write transaction.
 DEFAULT_MAX_BATCH: Final = 4096
@@ -69,12 +74,16 @@ class RecorderStats:
     max_batch: int
 
 
-@dataclass
 class _Item:
-    requests: list[AppendRequest]
-    atomic: bool
-    single: bool
-    future: pykka.Future[Any]
+    """One queued ``append`` (``single``) or ``append_batch`` and the future to resolve."""
+
+    __slots__ = ("atomic", "future", "requests", "single")
+
+    def __init__(self, requests: list[AppendRequest], atomic: bool, single: bool, future: pykka.Future[Any]) -> None:
+        self.requests = requests
+        self.atomic = atomic
+        self.single = single
+        self.future = future
 
 
 class _Flush:
@@ -100,6 +109,32 @@ class _Shared:
         self.max_batch = 0
 
 
+class _Pending:
+    """Outcomes of committed appends not yet handed to their futures (see "Resolving after the next write")."""
+
+    __slots__ = ("outcomes",)
+
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[pykka.Future[Any], Any, Any]] = []
+
+    def resolve(self) -> None:
+        """Resolve every waiting future: ``(future, value, None)`` sets a value, ``(future, None, exc_info)`` an
+        error. An ``on_done`` callback that raises is logged, not propagated (this may run inside the store's
+        write transaction, which a callback's bug must not abort)."""
+        outcomes = self.outcomes
+        if not outcomes:
+            return
+        self.outcomes = []
+        for future, value, exc_info in outcomes:
+            try:
+                if exc_info is None:
+                    future.set(value)
+                else:
+                    future.set_exception(exc_info)
+            except Exception:
+                _log.exception("resolving a recorder future failed")
+
+
 class Recorder(pykka.ThreadingActor):
     """The single-writer actor. Start it with ``Recorder.start(store)`` and talk to it through a
     :class:`RecorderHandle` (or use :func:`start_recorder`)."""
@@ -109,6 +144,15 @@ class Recorder(pykka.ThreadingActor):
         self._store = store
         self._max_batch = max(1, max_batch)
         self._shared = _Shared()
+        self._pending = _Pending()
+        # Stores that can run a hook between writing a batch and committing it get the resolution of the
+        # previous batch's futures there (LmdbEventStore, MemoryEventStore); any other store is just called.
+        self._hook: dict[str, Any] = {}
+        try:
+            if "before_commit" in inspect.signature(store.append_batch).parameters:
+                self._hook = {"before_commit": self._pending.resolve}
+        except (TypeError, ValueError):
+            pass
 
     def on_receive(self, message: Any) -> Any:
         """Handle a flush (commit whatever is queued) or a handle's request for the shared state."""
@@ -128,20 +172,23 @@ class Recorder(pykka.ThreadingActor):
         self._drain()
 
     def _drain(self) -> None:
-        shared = self._shared
-        while True:
-            items: list[_Item] = []
-            size = 0
-            while size < self._max_batch:
-                try:
-                    item = shared.queue.get_nowait()
-                except queue.Empty:
-                    break
-                items.append(item)
-                size += len(item.requests)
-            if not items:
-                return
-            self._commit(items)
+        get = self._shared.queue.get_nowait
+        try:
+            while True:
+                items: list[_Item] = []
+                size = 0
+                while size < self._max_batch:
+                    try:
+                        item = get()
+                    except queue.Empty:
+                        break
+                    items.append(item)
+                    size += len(item.requests)
+                if not items:
+                    return
+                self._commit(items)
+        finally:
+            self._pending.resolve()  # the queue is empty: nothing left to overlap with
 
     def _commit(self, items: list[_Item]) -> None:
         """Commit drained items in queue order: runs of non-atomic items share one transaction."""
@@ -154,56 +201,78 @@ class Recorder(pykka.ThreadingActor):
             end = start
             while end < len(items) and not items[end].atomic:
                 end += 1
-            self._commit_group(items[start:end])
+            self._commit_group(items[start:end] if start or end < len(items) else items)
             start = end
 
     def _commit_group(self, group: list[_Item]) -> None:
-        requests = [request for item in group for request in item.requests]
+        if all(len(item.requests) == 1 for item in group):
+            requests = [item.requests[0] for item in group]
+        else:
+            requests = [request for item in group for request in item.requests]
+        pending = self._pending
         try:
-            results = self._store.append_batch(requests, atomic=False)
+            results = self._store.append_batch(requests, atomic=False, **self._hook)
         except BaseException:
+            pending.resolve()
             self._fail(group, sys.exc_info())
             return
-        self._count(len(requests), results)
-        offset = 0
-        for item in group:
-            count = len(item.requests)
-            slots = results[offset : offset + count]
-            offset += count
-            if item.single:
-                slot = slots[0]
-                if isinstance(slot, AionError):
-                    item.future.set_exception((type(slot), slot, slot.__traceback__))
-                else:
-                    item.future.set(slot)
-            else:
-                item.future.set(slots)
-
-    def _commit_atomic(self, item: _Item) -> None:
-        try:
-            results = self._store.append_batch(item.requests, atomic=True)
-        except AionError as error:
-            self._shared.batches += 1
-            self._shared.appends += len(item.requests)
-            self._shared.errors += len(item.requests)
-            item.future.set_exception((type(error), error, error.__traceback__))
-            return
-        except BaseException:
-            self._fail([item], sys.exc_info())
-            return
-        self._count(len(item.requests), results)
-        item.future.set(results)
-
-    def _count(self, size: int, results: BatchResult) -> None:
+        pending.resolve()  # if the store had no hook to do it before its commit
         shared = self._shared
         shared.batches += 1
-        shared.appends += size
-        shared.max_batch = max(shared.max_batch, size)
+        shared.appends += len(requests)
+        shared.max_batch = max(shared.max_batch, len(requests))
+        outcomes = pending.outcomes
+        events = errors = 0
+        offset = 0
+        for item in group:
+            if item.single:
+                slot = results[offset]
+                offset += 1
+                if isinstance(slot, AionError):
+                    errors += 1
+                    outcomes.append((item.future, None, (type(slot), slot, slot.__traceback__)))
+                else:
+                    events += len(slot)
+                    outcomes.append((item.future, slot, None))
+            else:
+                count = len(item.requests)
+                slots = results[offset : offset + count]
+                offset += count
+                for slot in slots:
+                    if isinstance(slot, AionError):
+                        errors += 1
+                    else:
+                        events += len(slot)
+                outcomes.append((item.future, slots, None))
+        shared.events += events
+        shared.errors += errors
+
+    def _commit_atomic(self, item: _Item) -> None:
+        pending = self._pending
+        shared = self._shared
+        try:
+            results = self._store.append_batch(item.requests, atomic=True, **self._hook)
+        except AionError as error:
+            pending.resolve()
+            shared.batches += 1
+            shared.appends += len(item.requests)
+            shared.errors += len(item.requests)
+            pending.outcomes.append((item.future, None, (type(error), error, error.__traceback__)))
+            return
+        except BaseException:
+            pending.resolve()
+            self._fail([item], sys.exc_info())
+            return
+        pending.resolve()
+        shared.batches += 1
+        shared.appends += len(item.requests)
+        shared.max_batch = max(shared.max_batch, len(item.requests))
         for slot in results:
             if isinstance(slot, AionError):
                 shared.errors += 1
             else:
                 shared.events += len(slot)
+        pending.outcomes.append((item.future, results, None))
 
     def _fail(self, items: list[_Item], exc_info: Any) -> None:
         for item in items:
@@ -217,7 +286,66 @@ class Recorder(pykka.ThreadingActor):
 DoneCallback = Callable[[Any, BaseException | None], None]
 
 
-class _NotifyingFuture(pykka.ThreadingFuture[Any]):
+class _AppendFuture(pykka.Future[Any]):
+    """A one-shot ``pykka.Future`` resolved by the recorder: a plain lock, held until the result is set, is all
+    the waiting there is. ``pykka.ThreadingFuture`` builds a ``threading.Condition`` per future and wakes its
+    waiter through it, which costs several times more on both sides; with a hundred writers that cost sits on
+    the recorder's critical path. Behaves like ``ThreadingFuture`` (``get`` with a timeout raises
+    ``pykka.Timeout``, a second ``set`` raises ``queue.Full``, get hooks and ``await`` work)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._value: Any = None
+        self._exc_info: Any = None
+        self._done = False
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        """The stamped events (or batch slots) once durable; raises the refusing error, or ``pykka.Timeout``."""
+        if not self._done:
+            if self._get_hook is not None:
+                return super().get(timeout=timeout)
+            ready = self._ready
+            if not ready.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+                raise pykka.Timeout(f"{timeout} seconds")
+            ready.release()  # let any other waiter through too
+        exc_info = self._exc_info
+        if exc_info is not None:
+            exc_type, exc_value, exc_traceback = exc_info
+            if exc_value is None:
+                exc_value = exc_type()
+            if exc_value.__traceback__ is not exc_traceback:
+                raise exc_value.with_traceback(exc_traceback)
+            raise exc_value
+        return self._value
+
+    def set(self, value: Any = None) -> None:
+        """Resolve with ``value``."""
+        if self._done or self._get_hook is not None:
+            raise queue.Full
+        self._value = value
+        self._done = True
+        self._ready.release()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        """Resolve with an error: an ``exc_info`` triple (``sys.exc_info()`` when omitted)."""
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        if self._done or self._get_hook is not None:
+            raise queue.Full
+        self._exc_info = exc_info
+        self._done = True
+        self._ready.release()
+
+    def set_get_hook(self, func: Any) -> None:
+        """See ``pykka.Future.set_get_hook``."""
+        if self._done:
+            raise queue.Full
+        super().set_get_hook(func)
+
+
+class _NotifyingFuture(_AppendFuture):
     """A future that also calls back when it is resolved, so an actor can learn of a commit without blocking."""
 
     def __init__(self, on_done: DoneCallback) -> None:
@@ -253,16 +381,16 @@ class RecorderHandle:
     ) -> pykka.Future[list[Event]]:
         """Queue an append; the future gives the stamped events once they are durable, or raises the error
         that refused them (``SequenceConflictError``, ``PayloadError``, ``InvalidArgumentError``, ...)."""
-        return self._submit(
-            [AppendRequest(workflow_id, tuple(events), expected_head)], atomic=False, single=True, on_done=on_done
-        )
+        events = tuple(events)
+        request = AppendRequest(workflow_id, events, expected_head, _encode_bodies(events))
+        return self._submit([request], atomic=False, single=True, on_done=on_done)
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False
     ) -> pykka.Future[list[list[Event] | AionError]]:
         """Queue several appends committed together; the future gives one slot per request (stamped events or
         the error refusing it). With ``atomic`` any refusal aborts them all and the future raises it."""
-        return self._submit(list(requests), atomic=atomic, single=False)
+        return self._submit([_with_bodies(request) for request in requests], atomic=atomic, single=False)
 
     def _submit(
         self,
@@ -272,7 +400,7 @@ class RecorderHandle:
         single: bool,
         on_done: DoneCallback | None = None,
     ) -> pykka.Future[Any]:
-        future: pykka.Future[Any] = pykka.ThreadingFuture() if on_done is None else _NotifyingFuture(on_done)
+        future: pykka.Future[Any] = _AppendFuture() if on_done is None else _NotifyingFuture(on_done)
         shared = self._shared
         with shared.lock:
             if shared.stopped:
@@ -306,6 +434,24 @@ class RecorderHandle:
     def is_alive(self) -> bool:
         """True until the recorder has stopped."""
         return bool(self.ref.is_alive())
+
+
+def _encode_bodies(events: Sequence[Any]) -> list[bytes | None]:
+    """Encode the events' bodies in the appending thread (see ``AppendRequest.bodies``). An event that does not
+    encode gets ``None``: the store then refuses it with the same error, at the same point, as without this."""
+    bodies: list[bytes | None] = []
+    for event in events:
+        try:
+            bodies.append(encode_event_body(event))
+        except Exception:
+            bodies.append(None)
+    return bodies
+
+
+def _with_bodies(request: AppendRequest) -> AppendRequest:
+    if type(request) is not AppendRequest or request.bodies is not None or type(request.events) not in (list, tuple):
+        return request  # the store validates (and refuses) anything odd itself
+    return AppendRequest(request.workflow_id, request.events, request.expected_head, _encode_bodies(request.events))
 
 
 def start_recorder(store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH) -> RecorderHandle:

@@ -27,7 +27,7 @@ from aion.engine import _protocol as protocol
 from aion.engine._activities import ActivityPool
 from aion.engine._activity_manager import ActivityManager
 from aion.engine._registry import Registry
-from aion.engine._runs import PendingActivity, Run, next_query_id
+from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run, next_query_id
 from aion.engine._timers import TimerService
 from aion.errors import (
     AionError,
@@ -41,11 +41,16 @@ from aion.recorder import RecorderHandle
 from aion.store import EventStore
 from aion.workflow._commands import (
     CancelTimer,
+    CancelWorkflow,
     Command,
     CompleteWorkflow,
+    ContinueAsNew,
     FailWorkflow,
     RequestCancelActivity,
+    RequestCancelChild,
     ScheduleActivity,
+    SignalExternal,
+    StartChild,
     StartTimer,
     is_arrival,
 )
@@ -57,8 +62,12 @@ log = logging.getLogger(__name__)
 class Processes(Protocol):
     """How the core starts and stops workflow processes (the engine implements it with supervisors)."""
 
-    def start_run_process(self, workflow_type: str, child_id: str) -> None:
-        """Start, under the type's supervisor, the process ``child_id`` hosting a run."""
+    def start_run_process(self, workflow_type: str, child_id: str, meta: dict[str, Any]) -> None:
+        """Start, under the type's supervisor, the process ``child_id`` hosting a run (``meta`` is shown in
+        the supervision tree)."""
+
+    def terminate_run_process(self, workflow_type: str, child_id: str) -> None:
+        """Kill the process ``child_id`` for good (no restart): its run has been closed from outside."""
 
     def start_query_process(self, workflow_type: str, child_id: str) -> None:
         """Start a temporary process ``child_id`` that replays a run to answer one query."""
@@ -89,7 +98,7 @@ class Closures:
 
 @dataclass(frozen=True)
 class _Appended:
-    workflow_id: str
+    run: Run
     events: list[ev.Event] | None
     error: BaseException | None
     then: Callable[[list[ev.Event]], None] | None
@@ -209,8 +218,12 @@ class EngineCore(pykka.ThreadingActor):
         self._timers.stop()
 
     def recover(self) -> int:
-        """Resume every running workflow found in the store; returns how many."""
-        count = 0
+        """Resume every running workflow found in the store; returns how many.
+
+        Also repairs what a crash between two writes left half done: a child recorded by its parent but never
+        started, a child that closed without its parent recording the outcome, a parent that closed without
+        applying its parent-close policy, a signal recorded as sent but not delivered.
+        """
         for info in list(self._store.running_workflows()):
             history = self._store.read_run(info.workflow_id)
             run = Run.from_history(history)
@@ -218,10 +231,15 @@ class EngineCore(pykka.ThreadingActor):
             for timer_id, fire_at in run.timers.items():
                 self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
             self._activities.recover(run, history)
-            self._pump()
-            self._processes.start_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id))
-            count += 1
-        return count
+            self._begin(run, spawn=True)
+        self._pump()
+        for run in list(self._runs.values()):
+            for ref in list(run.children.values()):
+                self._repair_child(run, ref)
+            for pending in list(run.signals_out.values()):
+                self._deliver_external(run, pending, recovering=True)
+            self._repair_orphan(run)
+        return len(self._runs)
 
     # -- API (asked through the proxy) ----------------------------------------------------------------------
 
@@ -229,28 +247,21 @@ class EngineCore(pykka.ThreadingActor):
         self, workflow_type: str, workflow_id: str, args: list[Any], options: dict[str, Any]
     ) -> pykka.Future[Any]:
         """Record a new run's ``WorkflowStarted``; the returned future resolves when it is durable."""
-        existing = self._runs.get(workflow_id)
-        if existing is not None and not existing.closing:
-            raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
-        info = self._store.get_run(workflow_id)
-        if info is not None and info.is_running:
-            raise WorkflowAlreadyStartedError(workflow_id, info.run_id)
-        head = self._store.head(workflow_id)
-        started = ev.WorkflowStarted(
-            workflow_id=workflow_id,
-            workflow_type=workflow_type,
-            input=args,
-            run_id=new_run_id(),
-            search_attributes=dict(options.get("search_attributes") or {}),
-        )
-        run = Run(workflow_id, started.run_id, workflow_type, head=head)
-        self._runs[workflow_id] = run
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        self._start_run(workflow_type, workflow_id, args, options, reply=reply)
+        return reply
 
-        def spawn(_: list[ev.Event]) -> None:
-            self._processes.start_run_process(workflow_type, run_child_id(run.run_id, workflow_id))
-
-        self._append(run, [started], then=spawn, reply=reply)
+    def signal_with_start(
+        self, workflow_type: str, workflow_id: str, args: list[Any], options: dict[str, Any], signal: tuple[str, Any]
+    ) -> pykka.Future[Any]:
+        """Deliver signal ``name``, starting the workflow first (in the same transaction) if it is not running."""
+        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        run = self._runs.get(workflow_id)
+        if run is not None and not run.closing:
+            name, payload = signal
+            self._append(run, [ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)], reply=reply)
+        else:
+            self._start_run(workflow_type, workflow_id, args, options, signal=signal, reply=reply)
         return reply
 
     def signal(self, workflow_id: str, name: str, payload: Any) -> pykka.Future[Any]:
@@ -258,6 +269,24 @@ class EngineCore(pykka.ThreadingActor):
         run = self._resident(workflow_id)
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
         self._append(run, [ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)], reply=reply)
+        return reply
+
+    def cancel(self, workflow_id: str, reason: str | None) -> pykka.Future[Any]:
+        """Request cancellation; the future gives True once it is recorded, False if the run was closed."""
+        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        run = self._open_run_or_none(workflow_id)
+        if run is None:
+            reply.set(False)
+        elif not self._request_cancel(run, reason, reply):
+            reply.set(True)
+        return reply
+
+    def terminate(self, workflow_id: str, reason: str | None) -> pykka.Future[Any]:
+        """Terminate now; the future gives True once ``WorkflowTerminated`` is recorded, False if it was closed."""
+        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        run = self._open_run_or_none(workflow_id)
+        if run is None or not self._end_run(run, ev.WorkflowTerminated(workflow_id=workflow_id, reason=reason), reply):
+            reply.set(False)
         return reply
 
     def query(self, workflow_id: str, name: str, args: list[Any]) -> pykka.Future[Any]:
@@ -279,6 +308,223 @@ class EngineCore(pykka.ThreadingActor):
         self._one_off_queries[query_id] = (workflow_id, message, reply)
         self._processes.start_query_process(info.workflow_type, query_child_id(query_id, workflow_id))
         return reply
+
+    # -- starting, ending and closing runs ------------------------------------------------------------------
+
+    def _start_run(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        args: list[Any],
+        options: dict[str, Any],
+        *,
+        parent: tuple[str, str] | None = None,
+        run_id: str | None = None,
+        signal: tuple[str, Any] | None = None,
+        reply: pykka.Future[Any] | None = None,
+    ) -> None:
+        self._registry.workflow(workflow_type)
+        existing = self._runs.get(workflow_id)
+        if existing is not None and not existing.closing:
+            raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
+        info = self._store.get_run(workflow_id)
+        if info is not None and info.is_running:
+            raise WorkflowAlreadyStartedError(workflow_id, info.run_id)
+        head = existing.head if existing is not None else self._store.head(workflow_id)
+        run_id = run_id or new_run_id()
+        execution_timeout = options.get("execution_timeout")
+        deadline = None if execution_timeout is None else datetime.now(UTC) + timedelta(seconds=execution_timeout)
+        started = ev.WorkflowStarted(
+            workflow_id=workflow_id,
+            workflow_type=workflow_type,
+            input=args,
+            run_id=run_id,
+            first_run_id=run_id,
+            search_attributes=dict(options.get("search_attributes") or {}),
+            execution_timeout=execution_timeout,
+            execution_deadline=deadline,
+            run_timeout=options.get("run_timeout"),
+            parent_workflow_id=parent[0] if parent else None,
+            parent_workflow_run_id=parent[1] if parent else None,
+        )
+        run = Run(workflow_id, run_id, workflow_type, head=head, started=started)
+        self._runs[workflow_id] = run
+        events: list[ev.Event] = [started]
+        if signal is not None:
+            events.append(ev.SignalReceived(workflow_id=workflow_id, name=signal[0], payload=signal[1]))
+
+        def begin(stamped: list[ev.Event]) -> None:
+            first = stamped[0]
+            assert isinstance(first, ev.WorkflowStarted)
+            run.started = first
+            self._begin(run, spawn=True)
+
+        self._append(run, events, then=begin, reply=reply)
+
+    def _begin(self, run: Run, *, spawn: bool) -> None:
+        """A run's ``WorkflowStarted`` is durable: arm its timeouts and start its process."""
+        for kind, at in run.deadlines():
+            self._timers.arm(at, (kind, run.workflow_id, run.run_id))
+        if spawn:
+            parent = run.parent
+            meta = {"parent_workflow_id": parent[0]} if parent else {}
+            self._processes.start_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id), meta)
+
+    def _end_run(self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None = None) -> bool:
+        """Close a run from outside its code (terminate, timeout): record ``terminal``, kill its process and
+        stop its work. False if the run is already closing."""
+        if run.closing:
+            return False
+        run.closing = True
+        self._append(run, [terminal], reply=reply)
+        self._processes.terminate_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id))
+        self._activities.forget(run)
+        return True
+
+    def _request_cancel(self, run: Run, reason: str | None, reply: pykka.Future[Any] | None = None) -> bool:
+        """Record ``WorkflowCancelRequested`` (delivered to the code as ``aion.CancelledError``); False if it
+        was requested already."""
+        if run.cancel_requested or run.closing:
+            return False
+        run.cancel_requested = True
+
+        def answer(_: list[ev.Event]) -> None:
+            if reply is not None:
+                reply.set(True)
+
+        self._append(run, [ev.WorkflowCancelRequested(workflow_id=run.workflow_id, reason=reason)], then=answer)
+        return True
+
+    def _close(self, run: Run, terminal: ev.Event) -> None:
+        """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""
+        for timer_id in list(run.timers):
+            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
+        for kind, _ in run.deadlines():
+            self._timers.disarm((kind, run.workflow_id, run.run_id))
+        self._activities.forget(run)
+        for query in run.queries.values():
+            query.set_exception((QueryError, QueryError("the run closed before answering"), None))
+        if self._runs.get(run.workflow_id) is run:
+            del self._runs[run.workflow_id]
+        for ref in list(run.children.values()):
+            self._apply_parent_close_policy(ref.workflow_id, ref.parent_close_policy)
+        if not isinstance(terminal, ev.WorkflowContinuedAsNew):
+            self._notify_parent(run, terminal)
+        self._closures.notify()
+
+    def _open_run_or_none(self, workflow_id: str) -> Run | None:
+        run = self._runs.get(workflow_id)
+        if run is not None and not run.closing:
+            return run
+        if self._store.get_run(workflow_id) is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return None
+
+    # -- children and external signals ----------------------------------------------------------------------
+
+    def _start_child(self, parent: Run, ref: ChildRef) -> None:
+        """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once)."""
+        try:
+            self._start_run(
+                ref.workflow_type,
+                ref.workflow_id,
+                ref.args,
+                ref.options,
+                parent=(parent.workflow_id, parent.run_id),
+                run_id=ref.run_id,
+            )
+        except AionError as error:
+            self._record_child_outcome(parent, ref, ev.Failure(type(error).__name__, str(error)))
+
+    def _record_child_outcome(self, parent: Run, ref: ChildRef, outcome: Any, *, cancelled: bool = False) -> None:
+        if parent.closing or parent.children.pop(ref.child_id, None) is None:
+            return
+        wf = parent.workflow_id
+        event: ev.Event
+        if cancelled:
+            event = ev.ChildWorkflowCancelled(workflow_id=wf, child_id=ref.child_id)
+        elif isinstance(outcome, ev.Failure):
+            event = ev.ChildWorkflowFailed(workflow_id=wf, child_id=ref.child_id, failure=outcome)
+        else:
+            event = ev.ChildWorkflowCompleted(workflow_id=wf, child_id=ref.child_id, result=outcome)
+        self._append(parent, [event])
+
+    def _notify_parent(self, child: Run, terminal: ev.Event) -> None:
+        link = child.parent
+        if link is None:
+            return
+        parent = self._runs.get(link[0])
+        if parent is None or parent.run_id != link[1]:
+            return
+        ref = next((r for r in parent.children.values() if r.workflow_id == child.workflow_id), None)
+        if ref is not None:
+            self._record_child_outcome(parent, ref, *_child_outcome(terminal))
+
+    def _apply_parent_close_policy(self, child_workflow_id: str, policy: str) -> None:
+        child = self._runs.get(child_workflow_id)
+        if child is None or child.closing:
+            return
+        if policy == "terminate":
+            self._end_run(child, ev.WorkflowTerminated(workflow_id=child_workflow_id, reason="its parent closed"))
+        elif policy == "request_cancel":
+            self._request_cancel(child, "its parent closed")
+
+    def _deliver_external(self, sender: Run, pending: PendingSignal, *, recovering: bool = False) -> None:
+        """Deliver a recorded ``SignalExternalSent`` once, then record ``SignalExternalDelivered``."""
+        dedup_key = f"{sender.workflow_id}:{sender.run_id}:{pending.signal_id}"
+
+        def delivered(failure: ev.Failure | None = None) -> None:
+            if sender.closing or sender.signals_out.pop(pending.signal_id, None) is None:
+                return
+            event = ev.SignalExternalDelivered(
+                workflow_id=sender.workflow_id, signal_id=pending.signal_id, failure=failure
+            )
+            self._append(sender, [event])
+
+        target_id = pending.target_workflow_id
+        if recovering and any(
+            isinstance(e, ev.SignalReceived) and e.dedup_key == dedup_key for e in self._store.read_history(target_id)
+        ):
+            delivered()
+            return
+        target = self._runs.get(target_id)
+        if target is None or target.closing:
+            info = self._store.get_run(target_id)
+            if info is None:
+                delivered(ev.Failure(WorkflowNotFoundError.__name__, f"workflow {target_id!r} not found"))
+            else:
+                delivered(
+                    ev.Failure(WorkflowNotRunningError.__name__, f"workflow {target_id!r} is {info.status.value}")
+                )
+            return
+        signal = ev.SignalReceived(
+            workflow_id=target_id, name=pending.name, payload=pending.payload, dedup_key=dedup_key
+        )
+        self._append(target, [signal], then=lambda _: delivered())
+
+    def _repair_child(self, parent: Run, ref: ChildRef) -> None:
+        try:
+            self._store.read_run(ref.workflow_id, ref.run_id)
+        except WorkflowNotFoundError:
+            self._start_child(parent, ref)  # the parent recorded it, the crash came before the child started
+            return
+        info = self._store.get_run(ref.workflow_id)
+        if info is not None and not info.is_running:
+            terminal = self._store.read_run(ref.workflow_id)[-1]
+            self._record_child_outcome(parent, ref, *_child_outcome(terminal))
+
+    def _repair_orphan(self, child: Run) -> None:
+        """A running child whose parent closed before applying its policy: apply it now."""
+        link = child.parent
+        if link is None or link[0] in self._runs:
+            return
+        try:
+            parent_history = self._store.read_run(link[0], link[1])
+        except WorkflowNotFoundError:
+            return
+        for event in parent_history:
+            if isinstance(event, ev.ChildWorkflowStarted) and event.child_workflow_id == child.workflow_id:
+                self._apply_parent_close_policy(child.workflow_id, event.parent_close_policy)
 
     def resident_count(self) -> int:
         """How many runs the core is working on."""
@@ -334,34 +580,33 @@ class EngineCore(pykka.ThreadingActor):
     ) -> None:
         expected = run.head
         run.head += len(events)
-        workflow_id = run.workflow_id
         actor = self.actor_ref
 
         def done(stamped: list[ev.Event] | None, error: BaseException | None) -> None:
-            actor.tell(_Appended(workflow_id, stamped, error, then, reply))
+            with contextlib.suppress(pykka.ActorDeadError):
+                actor.tell(_Appended(run, stamped, error, then, reply))
 
-        self._recorder.append(workflow_id, events, expected, on_done=done)
+        self._recorder.append(run.workflow_id, events, expected, on_done=done)
 
     def _on_appended(self, message: _Appended) -> None:
-        run = self._runs.get(message.workflow_id)
+        run = message.run
         if message.error is not None or message.events is None:
             error = message.error or AionError("append failed")
             if message.reply is not None:
                 message.reply.set_exception((type(error), error, error.__traceback__))
-            log.error("append for workflow %s failed: %r", message.workflow_id, error)
-            if run is not None:
+            log.error("append for workflow %s failed: %r", run.workflow_id, error)
+            if self._runs.get(run.workflow_id) is run:
                 self._resync(run)
             return
         if message.then is not None:
             message.then(message.events)
         if message.reply is not None:
             message.reply.set(message.events)
-        if run is None:
-            return
         for event in message.events:
-            self._forward(run, event)
             if event.terminal:
-                self._close(run)
+                self._close(run, event)
+                break
+            self._forward(run, event)
 
     def _forward(self, run: Run, event: ev.Event) -> None:
         """Deliver a recorded event to the run's process unless it has seen it already."""
@@ -371,23 +616,13 @@ class EngineCore(pykka.ThreadingActor):
         if is_arrival(event):
             self._send(run, protocol.event_message(event))
 
-    def _close(self, run: Run) -> None:
-        for timer_id in list(run.timers):
-            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
-        self._activities.forget(run)
-        for query in run.queries.values():
-            query.set_exception((QueryError, QueryError("the run closed before answering"), None))
-        if self._runs.get(run.workflow_id) is run:
-            del self._runs[run.workflow_id]
-        self._closures.notify()
-
     def _resync(self, run: Run) -> None:
         """After an unexpected append failure, rebuild the run from the store and restart its process."""
         history = self._store.read_run(run.workflow_id)
         fresh = Run.from_history(history)
         run.head, run.issued, run.activities, run.closing = fresh.head, fresh.issued, fresh.activities, fresh.closing
         if run.closing:
-            self._close(run)
+            self._close(run, history[-1])
         self._processes.stop_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id))
 
     # -- workflow processes ---------------------------------------------------------------------------------
@@ -524,6 +759,84 @@ class EngineCore(pykka.ThreadingActor):
                 self._append(run, [ev.WorkflowCompleted(workflow_id=wf, result=result)])
             case FailWorkflow(failure=failure):
                 self._fail_run(run, failure)
+            case CancelWorkflow(reason=reason):
+                run.closing = True
+                self._append(run, [ev.WorkflowCancelled(workflow_id=wf, reason=reason)])
+            case ContinueAsNew():
+                self._continue_as_new(run, command)
+            case StartChild(child_id=cid, workflow_id=child_wf, workflow_type=child_type, args=args):
+                ref = ChildRef(
+                    cid, child_wf, new_run_id(), child_type, args, command.parent_close_policy, command.options
+                )
+                run.children[cid] = ref
+                child_started = ev.ChildWorkflowStarted(
+                    workflow_id=wf,
+                    child_id=cid,
+                    child_workflow_id=child_wf,
+                    workflow_type=child_type,
+                    input=args,
+                    child_run_id=ref.run_id,
+                    parent_close_policy=ref.parent_close_policy,
+                )
+                self._append(run, [child_started], then=lambda _: self._start_child(run, ref))
+            case RequestCancelChild(child_id=cid):
+                child_ref = run.children.get(cid)
+                if child_ref is not None:
+                    cancel_requested = ev.ChildWorkflowCancelRequested(workflow_id=wf, child_id=cid)
+                    target = child_ref.workflow_id
+                    self._append(run, [cancel_requested], then=lambda _: self._cancel_child(target))
+            case SignalExternal(signal_id=sid, target_workflow_id=target_id, name=name, payload=payload):
+                pending = PendingSignal(sid, target_id, name, payload)
+                run.signals_out[sid] = pending
+                sent = ev.SignalExternalSent(
+                    workflow_id=wf, signal_id=sid, target_workflow_id=target_id, name=name, payload=payload
+                )
+                self._append(run, [sent], then=lambda _: self._deliver_external(run, pending))
+
+    def _cancel_child(self, child_workflow_id: str) -> None:
+        child = self._runs.get(child_workflow_id)
+        if child is not None:
+            self._request_cancel(child, "cancelled by its parent")
+
+    def _continue_as_new(self, run: Run, command: ContinueAsNew) -> None:
+        """Close the run with ``WorkflowContinuedAsNew`` and open the next one, in one transaction."""
+        workflow_type = command.workflow_type or run.workflow_type
+        try:
+            self._registry.workflow(workflow_type)
+            check_payload(command.args, path="continue_as_new input")
+        except AionError as error:
+            self._fail_run(run, ev.Failure(type(error).__name__, str(error)))
+            return
+        run.closing = True
+        previous = run.started
+        assert previous is not None
+        new_run_id_ = new_run_id()
+        closing = ev.WorkflowContinuedAsNew(
+            workflow_id=run.workflow_id, input=command.args, new_run_id=new_run_id_, workflow_type=workflow_type
+        )
+        started = ev.WorkflowStarted(
+            workflow_id=run.workflow_id,
+            workflow_type=workflow_type,
+            input=command.args,
+            run_id=new_run_id_,
+            parent_run_id=run.run_id,
+            first_run_id=previous.first_run_id or previous.run_id,
+            search_attributes=dict(previous.search_attributes),
+            execution_timeout=previous.execution_timeout,
+            execution_deadline=previous.execution_deadline,
+            run_timeout=previous.run_timeout,
+            parent_workflow_id=previous.parent_workflow_id,
+            parent_workflow_run_id=previous.parent_workflow_run_id,
+        )
+
+        def open_next(stamped: list[ev.Event]) -> None:
+            opened = stamped[-1]
+            assert isinstance(opened, ev.WorkflowStarted)
+            successor = Run(run.workflow_id, new_run_id_, workflow_type, head=opened.seq, started=opened)
+            self._runs[run.workflow_id] = successor
+            self._begin(successor, spawn=True)
+
+        self._append(run, [closing, started], then=open_next)
 
     # -- activities ---------------------------------------------------------------------------------------
 
@@ -560,6 +873,9 @@ class EngineCore(pykka.ThreadingActor):
         run = self._runs.get(workflow_id)
         if run is None or run.run_id != run_id or run.closing:
             return
+        if kind in ("run_timeout", "execution_timeout"):
+            self._end_run(run, ev.WorkflowTimedOut(workflow_id=workflow_id, kind=kind.removesuffix("_timeout")))
+            return
         if kind == "timer":
             timer_id = key[3]
             if run.timers.pop(timer_id, None) is not None:
@@ -584,3 +900,19 @@ def _resolve_query(reply: pykka.Future[Any], message: dict[str, Any]) -> None:
     else:
         error = QueryError(message.get("error", "query failed"))
         reply.set_exception((QueryError, error, None))
+
+
+def _child_outcome(terminal: ev.Event) -> tuple[Any, ...]:
+    """The arguments of ``_record_child_outcome`` for a child whose run closed with ``terminal``."""
+    match terminal:
+        case ev.WorkflowCompleted(result=result):
+            return (result,)
+        case ev.WorkflowFailed(failure=failure):
+            return (failure,)
+        case ev.WorkflowCancelled():
+            return (None, True)
+        case ev.WorkflowTerminated(reason=reason):
+            return (ev.Failure("WorkflowTerminated", f"the child was terminated: {reason}"),)
+        case ev.WorkflowTimedOut(kind=kind):
+            return (ev.Failure("WorkflowTimedOut", f"the child timed out ({kind} timeout)"),)
+    return (ev.Failure(terminal.type, "the child closed"),)

@@ -18,7 +18,7 @@ import supervisors as sv
 from aion import events as ev
 from aion._codec import check_payload
 from aion._definitions import workflow_type_name
-from aion._durations import to_seconds
+from aion._durations import Duration, optional_seconds, to_seconds
 from aion._ids import new_workflow_id, validate_workflow_id
 from aion.control import ControlServer, start_control_server
 from aion.engine import _registry
@@ -198,13 +198,71 @@ class Engine:
         *args: Any,
         workflow_id: str | None = None,
         search_attributes: dict[str, Any] | None = None,
+        execution_timeout: Duration | None = None,
+        run_timeout: Duration | None = None,
     ) -> WorkflowHandle:
         """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
 
         ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
         running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
+        ``execution_timeout`` bounds the whole chain of runs (across continue-as-new), ``run_timeout`` this run;
+        when one passes, ``WorkflowTimedOut`` is recorded and its work is cancelled.
         """
-        core = self._require_core()
+        name, workflow_id, arguments, options = self._start_request(
+            workflow,
+            args,
+            workflow_id=workflow_id,
+            search_attributes=search_attributes,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+        )
+        durable = self._require_core().start_workflow(name, workflow_id, arguments, options).get()
+        return self._handle_of_start(workflow_id, durable.get())
+
+    def signal_with_start(
+        self,
+        workflow: str | Callable[..., Any],
+        *args: Any,
+        workflow_id: str,
+        signal: str,
+        payload: Any = None,
+        search_attributes: dict[str, Any] | None = None,
+        execution_timeout: Duration | None = None,
+        run_timeout: Duration | None = None,
+    ) -> WorkflowHandle:
+        """Deliver ``signal`` to ``workflow_id``, starting it with ``args`` first if it is not running.
+
+        Start and signal are one transaction: the workflow never runs without the signal, and a running one gets
+        the signal without a second start.
+        """
+        if not isinstance(signal, str) or not signal:
+            raise InvalidArgumentError(f"signal name must be a non-empty string, got {signal!r}")
+        check_payload(payload, path=f"signal {signal!r} payload")
+        name, workflow_id, arguments, options = self._start_request(
+            workflow,
+            args,
+            workflow_id=workflow_id,
+            search_attributes=search_attributes,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+        )
+        durable = self._require_core().signal_with_start(name, workflow_id, arguments, options, (signal, payload))
+        events = durable.get().get()
+        if isinstance(events[0], ev.WorkflowStarted):
+            return self._handle_of_start(workflow_id, events)
+        return self.get_workflow(workflow_id)
+
+    def _start_request(
+        self,
+        workflow: str | Callable[..., Any],
+        args: Sequence[Any],
+        *,
+        workflow_id: str | None,
+        search_attributes: dict[str, Any] | None,
+        execution_timeout: Duration | None,
+        run_timeout: Duration | None,
+    ) -> tuple[str, str, list[Any], dict[str, Any]]:
+        """Validate a start: the type name, the id, the arguments and the recorded options."""
         name = workflow_type_name(workflow)
         self.registry.workflow(name)
         workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
@@ -212,9 +270,14 @@ class Engine:
         check_payload(arguments, path=f"{name} input")
         if search_attributes is not None:
             check_payload(search_attributes, path="search_attributes")
-        options = {"search_attributes": search_attributes}
-        durable = core.start_workflow(name, workflow_id, arguments, options).get()
-        events = durable.get()
+        options = {
+            "search_attributes": search_attributes,
+            "execution_timeout": optional_seconds(execution_timeout, "execution_timeout"),
+            "run_timeout": optional_seconds(run_timeout, "run_timeout"),
+        }
+        return name, workflow_id, arguments, options
+
+    def _handle_of_start(self, workflow_id: str, events: list[ev.Event]) -> WorkflowHandle:
         started = events[0]
         assert isinstance(started, ev.WorkflowStarted)
         return WorkflowHandle(self, workflow_id, started.run_id)
@@ -270,19 +333,29 @@ class Engine:
 
     # -- processes (the core's Processes protocol) ----------------------------------------------------------
 
-    def start_run_process(self, workflow_type: str, child_id: str) -> None:
+    def start_run_process(self, workflow_type: str, child_id: str, meta: dict[str, Any]) -> None:
         """Start the process hosting a run under its type's supervisor."""
-        self._type_supervisor(workflow_type).start_child(self._workflow_spec(child_id, sv.Restart.TRANSIENT))
+        spec = self._workflow_spec(child_id, sv.Restart.TRANSIENT, meta)
+        self._type_supervisor(workflow_type).start_child(spec)
+
+    def terminate_run_process(self, workflow_type: str, child_id: str) -> None:
+        """Kill a run's process for good (the run was closed from outside)."""
+        supervisor = self._type_supervisors.get(workflow_type)
+        if supervisor is not None:
+            with contextlib.suppress(sv.SupervisorError):
+                supervisor.terminate_child(child_id, kill=True)
 
     def start_query_process(self, workflow_type: str, child_id: str) -> None:
         """Start a one-off process that replays a run to answer a query."""
-        self._type_supervisor(workflow_type).start_child(self._workflow_spec(child_id, sv.Restart.TEMPORARY))
+        self._type_supervisor(workflow_type).start_child(self._workflow_spec(child_id, sv.Restart.TEMPORARY, {}))
 
     def stop_run_process(self, workflow_type: str, child_id: str) -> None:
         """Kill a run's process; its supervisor restarts it if the run is open."""
         supervisor = self._type_supervisors.get(workflow_type)
-        if supervisor is not None:
-            supervisor.terminate_child(child_id, kill=True)
+        pid = supervisor.pid_of(child_id) if supervisor is not None else None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
@@ -305,7 +378,7 @@ class Engine:
             self._type_supervisors[workflow_type] = supervisor
         return supervisor
 
-    def _workflow_spec(self, child_id: str, restart: sv.Restart) -> sv.ProcessSpec:
+    def _workflow_spec(self, child_id: str, restart: sv.Restart, meta: dict[str, Any]) -> sv.ProcessSpec:
         core = self._require_core().actor_ref
         workflow_id = child_id.split(":", 2)[2]
         return sv.ProcessSpec(
@@ -320,7 +393,7 @@ class Engine:
             max_restarts=self._max_restarts,
             max_seconds=self._max_seconds,
             on_give_up=_teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
-            meta={"workflow_id": workflow_id, "role": child_id.split(":", 1)[0]},
+            meta={"workflow_id": workflow_id, "role": child_id.split(":", 1)[0], **meta},
         )
 
     def _activity_supervisor_spec(self, core: pykka.ActorRef[EngineCore]) -> sv.SupervisorSpec:

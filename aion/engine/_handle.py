@@ -53,16 +53,21 @@ class WorkflowHandle:
     def result(self, timeout: Duration | None = None) -> Any:
         """Wait for the run to close and return its result.
 
-        Raises ``WorkflowFailedError`` (with the cause's ``type``, ``message`` and ``traceback``),
+        A run that continued as new is followed along its chain to the final run's outcome. Raises
+        ``WorkflowFailedError`` (with the cause's ``type``, ``message`` and ``traceback``),
         ``WorkflowCancelledError``, ``WorkflowTerminatedError`` or ``WorkflowTimedOutError`` for the other
         endings, and ``ResultTimeoutError`` if ``timeout`` passes first (the run goes on).
         """
         seconds = optional_seconds(timeout, "timeout")
         deadline = None if seconds is None else time.monotonic() + seconds
         closures = self._engine.closures
+        run_id = self.run_id
         with closures.condition:
             while True:
-                terminal = self._terminal_event()
+                terminal = self._terminal_event(run_id)
+                if isinstance(terminal, ev.WorkflowContinuedAsNew):
+                    run_id = terminal.new_run_id
+                    continue
                 if terminal is not None:
                     return _outcome(terminal)
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -79,6 +84,22 @@ class WorkflowHandle:
         check_payload(payload, path=f"signal {name!r} payload")
         durable = self._engine.core.signal(self.workflow_id, name, payload).get()
         durable.get()
+
+    def cancel(self, reason: str | None = None) -> bool:
+        """Request cooperative cancellation: ``aion.CancelledError`` is raised in the workflow at its current
+        ``await`` (pending activities, timers and children are asked to stop); it may clean up and finish.
+
+        Returns True once the request is recorded; False if the run had already closed (nothing is done).
+        """
+        return bool(self._engine.core.cancel(self.workflow_id, reason).get().get())
+
+    def terminate(self, reason: str | None = None) -> bool:
+        """End the run now: its process is killed, ``WorkflowTerminated`` recorded, running activities stopped,
+        children handled by their parent-close policy. Nothing of it runs afterwards.
+
+        Returns True once recorded; False if the run had already closed.
+        """
+        return bool(self._engine.core.terminate(self.workflow_id, reason).get().get())
 
     def query(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
         """Ask the workflow's query handler ``name``; answered from the live run, or by replaying a closed one."""
@@ -110,13 +131,13 @@ class WorkflowHandle:
             raise WorkflowNotFoundError(self.workflow_id, self.run_id)
         return history
 
-    def _terminal_event(self) -> ev.Event | None:
+    def _terminal_event(self, run_id: str) -> ev.Event | None:
         info = self._engine.store.get_run(self.workflow_id)
         if info is None:
             raise WorkflowNotFoundError(self.workflow_id)
-        if info.run_id == self.run_id and info.is_running:
+        if info.run_id == run_id and info.is_running:
             return None
-        last = self.history()[-1]
+        last = self._engine.store.read_run(self.workflow_id, run_id)[-1]
         return last if last.terminal else None
 
 

@@ -44,6 +44,29 @@ class PendingActivity:
 
 
 @dataclass
+class ChildRef:
+    """A child workflow this run started whose outcome it has not recorded yet."""
+
+    child_id: int
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    args: list[Any]
+    parent_close_policy: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PendingSignal:
+    """A signal this run sent to another workflow whose delivery it has not recorded yet."""
+
+    signal_id: int
+    target_workflow_id: str
+    name: str
+    payload: Any
+
+
+@dataclass
 class Run:
     """A run the engine is working on: what is pending, what was issued, and its process's mailbox.
 
@@ -56,7 +79,11 @@ class Run:
     run_id: str
     workflow_type: str
     head: int
+    started: ev.WorkflowStarted | None = None
     issued: set[Key] = field(default_factory=set)
+    children: dict[int, ChildRef] = field(default_factory=dict)
+    signals_out: dict[int, PendingSignal] = field(default_factory=dict)
+    cancel_requested: bool = False
     activities: dict[int, PendingActivity] = field(default_factory=dict)
     timers: dict[int, float] = field(default_factory=dict)
     closing: bool = False
@@ -70,7 +97,7 @@ class Run:
         """The run whose history (``WorkflowStarted`` first) is ``history``."""
         started = history[0]
         assert isinstance(started, ev.WorkflowStarted)
-        run = cls(started.workflow_id, started.run_id, started.workflow_type, head=history[-1].seq)
+        run = cls(started.workflow_id, started.run_id, started.workflow_type, head=history[-1].seq, started=started)
         for event in history:
             key = anchor_key(event)
             if key is not None:
@@ -101,9 +128,48 @@ class Run:
                     run.timers[tid] = fire_at.timestamp()
                 case ev.TimerFired(timer_id=tid) | ev.TimerCancelled(timer_id=tid):
                     run.timers.pop(tid, None)
+                case ev.ChildWorkflowStarted():
+                    run.children[event.child_id] = ChildRef(
+                        event.child_id,
+                        event.child_workflow_id,
+                        event.child_run_id,
+                        event.workflow_type,
+                        list(event.input),
+                        event.parent_close_policy,
+                    )
+                case ev.ChildWorkflowCompleted(child_id=cid) | ev.ChildWorkflowFailed(child_id=cid):
+                    run.children.pop(cid, None)
+                case ev.ChildWorkflowCancelled(child_id=cid):
+                    run.children.pop(cid, None)
+                case ev.SignalExternalSent(signal_id=sid, target_workflow_id=target, name=name, payload=payload):
+                    run.signals_out[sid] = PendingSignal(sid, target, name, payload)
+                case ev.SignalExternalDelivered(signal_id=sid):
+                    run.signals_out.pop(sid, None)
+                case ev.WorkflowCancelRequested():
+                    run.cancel_requested = True
             if event.terminal:
                 run.closing = True
         return run
+
+    @property
+    def parent(self) -> tuple[str, str] | None:
+        """``(workflow_id, run_id)`` of the parent when this run belongs to a child workflow."""
+        started = self.started
+        if started is None or started.parent_workflow_id is None or started.parent_workflow_run_id is None:
+            return None
+        return started.parent_workflow_id, started.parent_workflow_run_id
+
+    def deadlines(self) -> list[tuple[str, float]]:
+        """The run's own timeouts as ``(kind, epoch seconds)``: ``run_timeout`` and ``execution_timeout``."""
+        started = self.started
+        if started is None:
+            return []
+        found = []
+        if started.run_timeout is not None:
+            found.append(("run_timeout", started.recorded_at.timestamp() + started.run_timeout))
+        if started.execution_deadline is not None:
+            found.append(("execution_timeout", started.execution_deadline.timestamp()))
+        return found
 
 
 _query_ids = itertools.count(1)

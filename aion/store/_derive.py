@@ -11,9 +11,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final, NoReturn
 
-from aion._codec import DEFAULT_PAYLOAD_LIMIT, encode_event
+from aion._codec import DEFAULT_PAYLOAD_LIMIT, encode_event_body, encode_time, stamp_event
 from aion._ids import validate_run_id, validate_workflow_id
 from aion.errors import (
     AionError,
@@ -102,6 +102,37 @@ def evolve(run: RunInfo, **changes: Any) -> RunInfo:
     return new
 
 
+def _plain(cls: type[Event]) -> bool:
+    """True when a copy of the instance's ``__dict__`` is exactly what ``dataclasses.replace`` would build:
+    no ``__post_init__``, no ``init=False`` field, no slots."""
+    return (
+        not hasattr(cls, "__post_init__")
+        and "__slots__" not in cls.__dict__
+        and dataclasses.is_dataclass(cls)
+        and all(field.init for field in dataclasses.fields(cls))
+    )
+
+
+_PLAIN_EVENTS: dict[type[Event], bool] = {}
+
+
+def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
+    """A copy of the frozen ``event`` with ``seq`` and ``recorded_at``: ``dataclasses.replace`` without
+    re-running ``__init__`` when that is equivalent (this is on the append hot path)."""
+    cls = type(event)
+    plain = _PLAIN_EVENTS.get(cls)
+    if plain is None:
+        plain = _PLAIN_EVENTS[cls] = _plain(cls)
+    if not plain:
+        return dataclasses.replace(event, seq=seq, recorded_at=recorded_at)
+    new = object.__new__(cls)
+    fields = new.__dict__
+    fields.update(event.__dict__)
+    fields["seq"] = seq
+    fields["recorded_at"] = recorded_at
+    return new
+
+
 def check_name(value: object, what: str) -> str:
     """Check a workflow type name or run id: a non-empty string without NUL, at most ``MAX_NAME_BYTES``."""
     if not isinstance(value, str) or not value:
@@ -148,6 +179,32 @@ def check_workflow_id(workflow_id: object) -> str:
     return workflow_id
 
 
+_SPECIAL_EVENTS: Final = (
+    WorkflowStarted,
+    TimerStarted,
+    TimerFired,
+    TimerCancelled,
+    SearchAttributesUpserted,
+    *_ACTIVITY_EVENTS,
+)
+#: Event class -> True when appending it derives nothing (no run change, no timer row): see apply_request.
+_ORDINARY: dict[type[Event], bool] = {}
+
+
+def _is_ordinary(cls: type[Event]) -> bool:
+    return not issubclass(cls, _SPECIAL_EVENTS) and not cls.terminal
+
+
+def _refuse_without_running_run(workflow_id: str, run: RunInfo | None, event: Event) -> NoReturn:
+    if run is None:
+        raise InvalidArgumentError(
+            f"the history of workflow {workflow_id!r} must start with WorkflowStarted, not {event.type}"
+        )
+    raise WorkflowNotRunningError(
+        f"workflow {workflow_id!r} run {run.run_id} is {run.status}; cannot append {event.type}"
+    )
+
+
 def apply_request(
     workflow_id: str,
     events: Sequence[Event],
@@ -156,18 +213,22 @@ def apply_request(
     current: RunInfo | None,
     now: datetime,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    bodies: Sequence[bytes | None] | None = None,
 ) -> Applied:
     """Validate one append against the workflow's ``current`` run record, stamp and encode its events.
 
     Raises the typed error that refuses the append; writes nothing itself. ``workflow_id`` must have been
-    validated with :func:`check_workflow_id`.
+    validated with :func:`check_workflow_id`. ``bodies`` (see ``AppendRequest.bodies``) are the events' bodies
+    encoded ahead; an event without one is encoded here.
     """
-    if isinstance(expected_head, bool) or not isinstance(expected_head, int) or expected_head < 0:
+    if type(expected_head) is not int and (isinstance(expected_head, bool) or not isinstance(expected_head, int)):
+        raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
+    if expected_head < 0:
         raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
     head = current.head_seq if current is not None else 0
     if expected_head != head:
         raise SequenceConflictError(workflow_id, expected_head, head)
-    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+    if type(events) is not tuple and (isinstance(events, (str, bytes)) or not isinstance(events, Sequence)):
         raise InvalidArgumentError("events must be a sequence of events")
     run = current
     stamped: list[Event] = []
@@ -176,14 +237,24 @@ def apply_request(
     new_runs: list[tuple[str, int]] = []
     attributes: dict[str, Any] | None = None
     seq = head
-    for given in events:
+    if bodies is not None and len(bodies) != len(events):
+        bodies = None
+    time_bytes = encode_time(now)
+    for index, given in enumerate(events):
         if not isinstance(given, Event):
             raise InvalidArgumentError(f"not an event: {given!r}")
         if given.workflow_id != workflow_id:
             raise InvalidArgumentError(f"event {given.type} is for workflow {given.workflow_id!r}, not {workflow_id!r}")
         seq += 1
-        event = dataclasses.replace(given, seq=seq, recorded_at=now)
-        if isinstance(event, WorkflowStarted):
+        event = stamp(given, seq, now)
+        kind = type(event)
+        ordinary = _ORDINARY.get(kind)
+        if ordinary is None:
+            ordinary = _ORDINARY[kind] = _is_ordinary(kind)
+        if ordinary:  # the usual event: it only needs a running run
+            if run is None or run.status is not WorkflowStatus.RUNNING:
+                _refuse_without_running_run(workflow_id, run, event)
+        elif isinstance(event, WorkflowStarted):
             if run is not None and run.status is WorkflowStatus.RUNNING:
                 raise WorkflowAlreadyStartedError(workflow_id, run.run_id)
             check_name(event.workflow_type, "workflow type")
@@ -214,14 +285,8 @@ def apply_request(
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, deadline))
             elif event.execution_timeout is not None:
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, now + timedelta(seconds=event.execution_timeout)))
-        elif run is None:
-            raise InvalidArgumentError(
-                f"the history of workflow {workflow_id!r} must start with WorkflowStarted, not {event.type}"
-            )
-        elif run.status is not WorkflowStatus.RUNNING:
-            raise WorkflowNotRunningError(
-                f"workflow {workflow_id!r} run {run.run_id} is {run.status}; cannot append {event.type}"
-            )
+        elif run is None or run.status is not WorkflowStatus.RUNNING:
+            _refuse_without_running_run(workflow_id, run, event)
         elif event.terminal:
             run = evolve(run, status=TERMINAL_STATUS[event.type], close_time=now)
             timer_ops.append(TimerClear())
@@ -245,7 +310,8 @@ def apply_request(
                 else:
                     attributes[name] = value
             run = evolve(run, search_attributes=attributes)
-        data = encode_event(event)
+        body = bodies[index] if bodies is not None else None
+        data = stamp_event(encode_event_body(event) if body is None else body, seq, time_bytes)
         if len(data) > max_event_bytes:
             raise PayloadTooLargeError(len(data), max_event_bytes, what=f"{event.type} event (seq {seq})")
         encoded.append(data)
@@ -297,10 +363,12 @@ def plan_batch(
                 current=before,
                 now=now,
                 max_event_bytes=max_event_bytes,
+                bodies=request.bodies,
             )
-            for run_id, _ in applied.new_runs:
-                if run_id in batch_run_ids or run_id_taken(run_id):
-                    raise InvalidArgumentError(f"run id {run_id!r} is already used")
+            if applied.new_runs:
+                for run_id, _ in applied.new_runs:
+                    if run_id in batch_run_ids or run_id_taken(run_id):
+                        raise InvalidArgumentError(f"run id {run_id!r} is already used")
         except AionError as error:
             if atomic:
                 raise
@@ -309,7 +377,8 @@ def plan_batch(
         results.append(applied.events)
         if not applied.events or applied.run is None:
             continue
-        batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
+        if applied.new_runs:
+            batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
         writes.append(applied)
         original = runs[workflow_id][0] if workflow_id in runs else before
         runs[workflow_id] = (original, applied.run)

@@ -32,7 +32,7 @@ import fcntl
 import os
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -364,8 +364,18 @@ class LmdbEventStore:
         assert not isinstance(stamped, AionError)
         return stamped
 
-    def append_batch(self, requests: Sequence[AppendRequest], *, atomic: bool = False) -> list[list[Event] | AionError]:
-        """Several appends in one write transaction and one fsync (see ``EventStore.append_batch``)."""
+    def append_batch(
+        self,
+        requests: Sequence[AppendRequest],
+        *,
+        atomic: bool = False,
+        before_commit: Callable[[], object] | None = None,
+    ) -> list[list[Event] | AionError]:
+        """Several appends in one write transaction and one fsync (see ``EventStore.append_batch``).
+
+        ``before_commit`` is called once, on this thread, after the batch is written into the transaction and
+        just before its commit (not at all if the batch fails first). The recorder resolves the futures of its
+        previous, already durable, batch there: see ``aion.recorder``. It must not write to this store."""
         if self.readonly:
             raise StoreError(f"the store at {str(self.path)!r} is open read-only")
         with self._write_lock:
@@ -378,6 +388,9 @@ class LmdbEventStore:
                     raise _store_error(error, "cannot begin a write transaction") from error
                 try:
                     results, runs = self._write_batch(txn, requests, atomic, now)
+                    if before_commit is not None:
+                        hook, before_commit = before_commit, None
+                        hook()
                     txn.commit()
                 except lmdb.MapFullError:
                     _abort(txn)

@@ -7,7 +7,7 @@ as the bytes of ``encode_event``, so a round trip through it is a round trip thr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from aion._codec import decode_event
@@ -54,8 +54,15 @@ class MemoryEventStore:
         assert not isinstance(stamped, AionError)
         return stamped
 
-    def append_batch(self, requests: Sequence[AppendRequest], *, atomic: bool = False) -> list[list[Event] | AionError]:
-        """Several appends at once (see ``EventStore.append_batch``)."""
+    def append_batch(
+        self,
+        requests: Sequence[AppendRequest],
+        *,
+        atomic: bool = False,
+        before_commit: Callable[[], object] | None = None,
+    ) -> list[list[Event] | AionError]:
+        """Several appends at once (see ``EventStore.append_batch``); ``before_commit`` as in
+        ``LmdbEventStore.append_batch``."""
         with self._lock:
             self._check_open()
             plan = plan_batch(
@@ -66,6 +73,8 @@ class MemoryEventStore:
                 run_id_taken=self._run_index.__contains__,
                 max_event_bytes=self._max_event_bytes,
             )
+            if before_commit is not None:
+                before_commit()
             for applied in plan.writes:
                 self._write(applied)
             for workflow_id, (_, run) in plan.runs.items():

@@ -72,8 +72,13 @@ class TimerRow:
 
 @dataclass(frozen=True)
 class AppendRequest:
-    """One workflow's append inside a batch: ``events`` go after ``expected_head``."""
+    """One workflow's append inside a batch: ``events`` go after ``expected_head``.
+
+    ``bodies`` optionally holds ``aion._codec.encode_event_body(event)`` for each event, computed ahead (the
+    recorder does it in the appending thread, outside the writer's critical path); a store uses them instead of
+    encoding the events itself. ``None`` (or an entry ``None``) means "encode it in the store"."""
 
     workflow_id: str
     events: Sequence[Event]
     expected_head: int
+    bodies: Sequence[bytes | None] | None = field(default=None, compare=False, repr=False)

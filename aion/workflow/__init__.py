@@ -19,33 +19,47 @@ Workflow code must be deterministic: see ``docs/workflows.md`` for the rules and
 from __future__ import annotations
 
 import asyncio
+import enum
 import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 from aion._codec import check_payload
-from aion._definitions import activity_type_name, define_workflow
+from aion._definitions import activity_type_name, define_workflow, workflow_type_name
 from aion._durations import Duration, optional_seconds, to_seconds
+from aion._ids import validate_workflow_id
 from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
 from aion.workflow._runtime import WorkflowInfo, current_runtime
 
 __all__ = [
     "ActivityHandle",
+    "ChildHandle",
+    "ParentClosePolicy",
+    "TimerHandle",
     "WorkflowInfo",
+    "continue_as_new",
     "defn",
     "execute_activity",
+    "execute_child",
     "gather",
     "info",
+    "is_cancel_requested",
     "now",
     "random",
     "set_query_handler",
+    "signal_external",
     "sleep",
     "start_activity",
+    "start_child",
+    "start_timer",
+    "timeout",
     "uuid4",
+    "wait_condition",
     "wait_signal",
+    "with_timeout",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -155,13 +169,54 @@ def execute_activity(
     )
 
 
+class TimerHandle:
+    """A durable timer started by :func:`start_timer`: await it to wait for it, or :meth:`cancel` it."""
+
+    def __init__(self, timer_id: int, future: asyncio.Future[None]) -> None:
+        self.timer_id = timer_id
+        self._future = future
+
+    def cancel(self) -> None:
+        """Cancel the timer (records ``TimerCancelled``); awaiting it then raises ``asyncio.CancelledError``."""
+        current_runtime().cancel_timer(self.timer_id)
+
+    def done(self) -> bool:
+        """True once the timer fired or was cancelled."""
+        return self._future.done()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._future.__await__()
+
+
+def start_timer(duration: Duration) -> TimerHandle:
+    """Start a durable timer of ``duration`` (more than zero) and return its handle."""
+    seconds = to_seconds(duration, "timer duration", allow_zero=False)
+    timer_id, future = current_runtime().start_timer(seconds)
+    return TimerHandle(timer_id, future)
+
+
 async def sleep(duration: Duration) -> None:
-    """Sleep durably for ``duration`` (a ``timedelta`` or seconds): the timer survives engine restarts."""
+    """Sleep durably for ``duration`` (a ``timedelta`` or seconds): the timer survives engine restarts and fires
+    once, at the time recorded when it started."""
     seconds = to_seconds(duration, "sleep duration")
     if seconds == 0:
         await asyncio.sleep(0)
         return
-    await current_runtime().start_timer(seconds)
+    await start_timer(seconds)
+
+
+async def _first_or_timeout(waited: asyncio.Future[Any], seconds: float | None, what: str) -> Any:
+    """Wait for ``waited``; with ``seconds``, race it against a durable timer and raise ``TimeoutError``."""
+    if waited.done() or seconds is None:
+        return await waited
+    runtime = current_runtime()
+    timer_id, timer = runtime.start_timer(seconds)
+    await asyncio.wait([waited, timer], return_when=asyncio.FIRST_COMPLETED)
+    if waited.done():
+        runtime.cancel_timer(timer_id)
+        return waited.result()
+    waited.cancel()
+    raise TimeoutError(f"{what} did not happen within {seconds:g} s")
 
 
 async def wait_signal(name: str, *, timeout: Duration | None = None) -> Any:
@@ -170,18 +225,172 @@ async def wait_signal(name: str, *, timeout: Duration | None = None) -> Any:
     Signals that arrive while nobody waits are buffered in order. With ``timeout``, raises ``TimeoutError`` if
     no signal comes in time.
     """
-    runtime = current_runtime()
     seconds = optional_seconds(timeout, "timeout")
-    signal = runtime.signal_future(name)
-    if signal.done() or seconds is None:
-        return await signal
-    timer = runtime.start_timer(seconds)
-    await asyncio.wait([signal, timer], return_when=asyncio.FIRST_COMPLETED)
-    if signal.done():
-        runtime.cancel_timer(timer)
-        return signal.result()
-    signal.cancel()
-    raise TimeoutError(f"no signal {name!r} arrived within {seconds:g} s")
+    return await _first_or_timeout(current_runtime().signal_future(name), seconds, f"signal {name!r}")
+
+
+async def wait_condition(predicate: Callable[[], bool], *, timeout: Duration | None = None) -> None:
+    """Wait until ``predicate()`` is true. It is re-evaluated whenever the workflow's state may have changed
+    (after every delivered event), so it should only read workflow state. ``TimeoutError`` on timeout."""
+    seconds = optional_seconds(timeout, "timeout")
+    await _first_or_timeout(current_runtime().condition_future(predicate), seconds, "the condition")
+
+
+class timeout:  # noqa: N801 - used like asyncio.timeout
+    """``async with workflow.timeout(seconds):`` - the block is cancelled if a durable timer fires first.
+
+    The first of the block and the deadline wins; the loser is cancelled (an activity the block was awaiting is
+    sent a cancellation) and a block that lost raises ``TimeoutError``. The winner is decided by the order the
+    engine recorded the two, so replay reaches the same winner even when they were 1 ms apart.
+    """
+
+    def __init__(self, duration: Duration) -> None:
+        self._seconds = to_seconds(duration, "timeout", allow_zero=False)
+        self._timer_id: int | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._fired = False
+
+    async def __aenter__(self) -> timeout:
+        runtime = current_runtime()
+        self._task = asyncio.current_task()
+        self._timer_id, timer = runtime.start_timer(self._seconds)
+        timer.add_done_callback(self._on_timer)
+        return self
+
+    def _on_timer(self, timer: asyncio.Future[None]) -> None:
+        if timer.cancelled() or timer.exception() is not None or self._task is None:
+            return
+        self._fired = True
+        self._task.cancel()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._fired:
+            if self._task is not None:
+                self._task.uncancel()
+            if exc_type is None or issubclass(exc_type, asyncio.CancelledError):
+                raise TimeoutError(f"the block did not finish within {self._seconds:g} s") from exc
+            return
+        if self._timer_id is not None:
+            current_runtime().cancel_timer(self._timer_id)
+
+
+async def with_timeout(duration: Duration, awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` with a durable deadline: its result, or ``TimeoutError`` (it is then cancelled)."""
+    async with timeout(duration):
+        return await awaitable
+
+
+class ParentClosePolicy(enum.StrEnum):
+    """What happens to a running child when its parent closes (completes, fails, is cancelled, ...)."""
+
+    TERMINATE = "terminate"
+    """The child is terminated (the default)."""
+    REQUEST_CANCEL = "request_cancel"
+    """The child is asked to cancel and may clean up."""
+    ABANDON = "abandon"
+    """The child runs on, on its own."""
+
+
+class ChildHandle:
+    """A child workflow started by :func:`start_child`: await it for its result, signal it, or cancel it."""
+
+    def __init__(self, child_id: int, workflow_id: str, future: asyncio.Future[Any]) -> None:
+        self.child_id = child_id
+        self.workflow_id = workflow_id
+        self._future = future
+
+    def signal(self, name: str, payload: Any = None) -> Awaitable[None]:
+        """Send the child signal ``name`` (exactly once); await it to know it was delivered."""
+        return signal_external(self.workflow_id, name, payload)
+
+    def cancel(self) -> None:
+        """Ask the child to cancel; awaiting it then raises ``aion.CancelledError`` if it ends cancelled."""
+        current_runtime().cancel_child(self.child_id)
+
+    def done(self) -> bool:
+        """True once the child's outcome is known to this workflow."""
+        return self._future.done()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._future.__await__()
+
+
+def start_child(
+    workflow: str | Callable[..., Any],
+    *args: Any,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+) -> ChildHandle:
+    """Start a child workflow and return its :class:`ChildHandle`.
+
+    The child is recorded in this workflow's history (``ChildWorkflowStarted``) before it starts, and starts
+    exactly once across crashes. Its id defaults to one derived from this run and the child's ordinal. Awaiting
+    the handle returns its result or raises ``aion.ChildWorkflowError`` with the cause.
+    """
+    runtime = current_runtime()
+    name = workflow_type_name(workflow)
+    try:
+        policy = ParentClosePolicy(parent_close_policy)
+    except ValueError:
+        known = ", ".join(p.value for p in ParentClosePolicy)
+        raise InvalidArgumentError(f"unknown parent_close_policy {parent_close_policy!r} (one of: {known})") from None
+    if workflow_id is not None:
+        workflow_id = validate_workflow_id(workflow_id)
+    arguments = list(args)
+    check_payload(arguments, path=f"{name} input")
+    options: dict[str, Any] = {}
+    seconds = optional_seconds(execution_timeout, "execution_timeout")
+    if seconds is not None:
+        options["execution_timeout"] = seconds
+    child_id, child_workflow_id, future = runtime.start_child(name, workflow_id, arguments, policy.value, options)
+    return ChildHandle(child_id, child_workflow_id, future)
+
+
+async def execute_child(
+    workflow: str | Callable[..., Any],
+    *args: Any,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+) -> Any:
+    """Start a child workflow and wait for its result (see :func:`start_child`)."""
+    return await start_child(
+        workflow,
+        *args,
+        workflow_id=workflow_id,
+        parent_close_policy=parent_close_policy,
+        execution_timeout=execution_timeout,
+    )
+
+
+def signal_external(workflow_id: str, name: str, payload: Any = None) -> Awaitable[None]:
+    """Send signal ``name`` to another workflow, exactly once across crashes.
+
+    The intent is recorded first (``SignalExternalSent``) and the delivery deduplicated, so a crash never sends
+    it twice nor loses it. Await the result to know it was delivered; a target that is not running raises
+    ``WorkflowNotRunningError`` (``WorkflowNotFoundError`` for an unknown id).
+    """
+    validate_workflow_id(workflow_id)
+    check_payload(payload, path=f"signal {name!r} payload")
+    return current_runtime().signal_external(workflow_id, name, payload)
+
+
+def continue_as_new(*args: Any, workflow: str | Callable[..., Any] | None = None) -> NoReturn:
+    """End this run and start a new run of the same workflow id with ``args`` (and a fresh, short history).
+
+    Raises ``ContinueAsNewError`` while activities or children are pending. The new run is of the same type
+    unless ``workflow`` names another one.
+    """
+    arguments = list(args)
+    check_payload(arguments, path="continue_as_new input")
+    name = None if workflow is None else workflow_type_name(workflow)
+    raise current_runtime().continue_as_new(arguments, name)
+
+
+def is_cancel_requested() -> bool:
+    """True once cancellation of this workflow was requested (for clean-up code that must know)."""
+    return current_runtime().cancel_requested
 
 
 def gather(*awaitables: Awaitable[Any], return_exceptions: bool = False) -> Awaitable[list[Any]]:

@@ -108,6 +108,69 @@ class CancelTimer(Command):
 
 
 @dataclass(frozen=True)
+class StartChild(Command):
+    """Start child workflow ordinal ``child_id``."""
+
+    child_id: int
+    workflow_id: str
+    workflow_type: str
+    args: list[Any]
+    parent_close_policy: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> Key:
+        return ("child", self.child_id)
+
+    def describe(self) -> str:
+        return f"child {self.child_id} of type {self.workflow_type!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.ChildWorkflowStarted) and event.workflow_type == self.workflow_type
+
+
+@dataclass(frozen=True)
+class RequestCancelChild(Command):
+    """Ask child ``child_id`` to cancel."""
+
+    child_id: int
+
+    @property
+    def key(self) -> Key:
+        return ("cancel_child", self.child_id)
+
+    def describe(self) -> str:
+        return f"cancellation of child {self.child_id}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.ChildWorkflowCancelRequested)
+
+
+@dataclass(frozen=True)
+class SignalExternal(Command):
+    """Send signal ordinal ``signal_id`` to workflow ``target_workflow_id``, exactly once."""
+
+    signal_id: int
+    target_workflow_id: str
+    name: str
+    payload: Any
+
+    @property
+    def key(self) -> Key:
+        return ("signal_external", self.signal_id)
+
+    def describe(self) -> str:
+        return f"signal {self.signal_id} {self.name!r} to {self.target_workflow_id!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return (
+            isinstance(event, ev.SignalExternalSent)
+            and event.name == self.name
+            and event.target_workflow_id == self.target_workflow_id
+        )
+
+
+@dataclass(frozen=True)
 class CompleteWorkflow(Command):
     """The workflow function returned ``result``."""
 
@@ -141,6 +204,41 @@ class FailWorkflow(Command):
         return False
 
 
+@dataclass(frozen=True)
+class CancelWorkflow(Command):
+    """The workflow let ``aion.CancelledError`` escape after a cancellation request: it ends cancelled."""
+
+    reason: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("close", 0)
+
+    def describe(self) -> str:
+        return "cancellation of the workflow"
+
+    def matches(self, event: ev.Event) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class ContinueAsNew(Command):
+    """End this run and start a new run of the same workflow id with ``args``."""
+
+    args: list[Any]
+    workflow_type: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("close", 0)
+
+    def describe(self) -> str:
+        return "continue-as-new"
+
+    def matches(self, event: ev.Event) -> bool:
+        return False
+
+
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
     match event:
@@ -152,6 +250,12 @@ def anchor_key(event: ev.Event) -> Key | None:
             return ("timer", timer_id)
         case ev.TimerCancelled(timer_id=timer_id):
             return ("cancel_timer", timer_id)
+        case ev.ChildWorkflowStarted(child_id=child_id):
+            return ("child", child_id)
+        case ev.ChildWorkflowCancelRequested(child_id=child_id):
+            return ("cancel_child", child_id)
+        case ev.SignalExternalSent(signal_id=signal_id):
+            return ("signal_external", signal_id)
     return None
 
 
@@ -162,6 +266,10 @@ def describe_event(event: ev.Event) -> str:
             return f"activity {activity_id} of type {activity_type!r}"
         case ev.TimerStarted(timer_id=timer_id):
             return f"timer {timer_id}"
+        case ev.ChildWorkflowStarted(child_id=child_id, workflow_type=workflow_type):
+            return f"child {child_id} of type {workflow_type!r}"
+        case ev.SignalExternalSent(signal_id=signal_id, name=name, target_workflow_id=target):
+            return f"signal {signal_id} {name!r} to {target!r}"
     return event.type
 
 
@@ -172,4 +280,15 @@ def is_arrival(event: ev.Event) -> bool:
     """
     if isinstance(event, ev.ActivityFailed):
         return event.next_attempt_at is None
-    return isinstance(event, ev.ActivityCompleted | ev.ActivityCancelled | ev.TimerFired | ev.SignalReceived)
+    return isinstance(
+        event,
+        ev.ActivityCompleted
+        | ev.ActivityCancelled
+        | ev.TimerFired
+        | ev.SignalReceived
+        | ev.ChildWorkflowCompleted
+        | ev.ChildWorkflowFailed
+        | ev.ChildWorkflowCancelled
+        | ev.SignalExternalDelivered
+        | ev.WorkflowCancelRequested,
+    )
