@@ -43,10 +43,10 @@ def test_start_signal_query_result(server: Server) -> None:
     failed = run("result", "r1", "--timeout", "30", "--data-dir", d)
     assert failed.code == 1 and failed.err.startswith("error[workflow_failed]: ") and "boom" in failed.err
 
-    for args in (("signal", "nope", "x"), ("query", "nope", "items"), ("result", "nope"), ("describe", "nope")):
-        missing = run(*args, "--data-dir", d)
-        assert missing.code == 1 and missing.err.startswith("error[not_found]: "), missing
-    unknown = run("start", "no_such_type", "--data-dir", d)
+    lookups = [("signal", "nope", "x"), ("query", "nope", "items"), ("result", "nope"), ("describe", "nope")]
+    *missing, unknown = run_all([(*args, "--data-dir", d) for args in [*lookups, ("start", "no_such_type")]])
+    for result in missing:
+        assert result.code == 1 and result.err.startswith("error[not_found]: "), result
     assert unknown.code == 1 and unknown.err.startswith("error[unknown_workflow_type]: ")
     again = run("start", "collector", "--input", "1", "--id", "c1", "--data-dir", d)  # c1 closed: a new run
     assert again.code == 0
