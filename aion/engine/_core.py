@@ -458,7 +458,8 @@ class EngineCore(pykka.ThreadingActor):
             return
         ref = next((r for r in parent.children.values() if r.workflow_id == child.workflow_id), None)
         if ref is not None:
-            self._record_child_outcome(parent, ref, *_child_outcome(terminal))
+            outcome, cancelled = _child_outcome(terminal)
+            self._record_child_outcome(parent, ref, outcome, cancelled=cancelled)
 
     def _apply_parent_close_policy(self, child_workflow_id: str, policy: str) -> None:
         child = self._runs.get(child_workflow_id)
@@ -511,7 +512,8 @@ class EngineCore(pykka.ThreadingActor):
         info = self._store.get_run(ref.workflow_id)
         if info is not None and not info.is_running:
             terminal = self._store.read_run(ref.workflow_id)[-1]
-            self._record_child_outcome(parent, ref, *_child_outcome(terminal))
+            outcome, cancelled = _child_outcome(terminal)
+            self._record_child_outcome(parent, ref, outcome, cancelled=cancelled)
 
     def _repair_orphan(self, child: Run) -> None:
         """A running child whose parent closed before applying its policy: apply it now."""
@@ -902,17 +904,17 @@ def _resolve_query(reply: pykka.Future[Any], message: dict[str, Any]) -> None:
         reply.set_exception((QueryError, error, None))
 
 
-def _child_outcome(terminal: ev.Event) -> tuple[Any, ...]:
-    """The arguments of ``_record_child_outcome`` for a child whose run closed with ``terminal``."""
+def _child_outcome(terminal: ev.Event) -> tuple[Any, bool]:
+    """``(result or Failure, cancelled)`` of a child whose run closed with ``terminal``."""
     match terminal:
         case ev.WorkflowCompleted(result=result):
-            return (result,)
+            return result, False
         case ev.WorkflowFailed(failure=failure):
-            return (failure,)
+            return failure, False
         case ev.WorkflowCancelled():
-            return (None, True)
+            return None, True
         case ev.WorkflowTerminated(reason=reason):
-            return (ev.Failure("WorkflowTerminated", f"the child was terminated: {reason}"),)
+            return ev.Failure("WorkflowTerminated", f"the child was terminated: {reason}"), False
         case ev.WorkflowTimedOut(kind=kind):
-            return (ev.Failure("WorkflowTimedOut", f"the child timed out ({kind} timeout)"),)
-    return (ev.Failure(terminal.type, "the child closed"),)
+            return ev.Failure("WorkflowTimedOut", f"the child timed out ({kind} timeout)"), False
+    return ev.Failure(terminal.type, "the child closed"), False
