@@ -123,23 +123,18 @@ def op_query(engine: Engine, request: dict[str, Any], stopping: threading.Event)
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "query": name, "result": to_jsonable(result)}
 
 
-def _close(engine: Engine, request: dict[str, Any], how: str) -> dict[str, Any]:
-    handle = engine.get_workflow(_required(request, "workflow_id"))
-    method = getattr(handle, how, None)
-    if method is None:
-        raise ControlError(f"this engine cannot {how} workflows yet (WorkflowHandle.{how} is missing)")
-    took_effect = bool(method(reason=_text(request, "reason", required=False)))
-    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
-
-
 def op_cancel(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
     """Request cancellation of the current run; ``took_effect`` is false if it had already closed."""
-    return _close(engine, request, "cancel")
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    took_effect = handle.cancel(reason=_text(request, "reason", required=False))
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 
 def op_terminate(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
     """Terminate the current run; ``took_effect`` is false if it had already closed."""
-    return _close(engine, request, "terminate")
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    took_effect = handle.terminate(reason=_text(request, "reason", required=False))
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 
 def op_result(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:

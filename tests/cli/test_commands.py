@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import aion
 from tests.cli.conftest import AION, ROOT, Server, _env, ok, run_all, wait_for
 from tests.cli.conftest import aion as run
 
@@ -147,8 +146,6 @@ def test_history_follow_streams_new_events(server: Server) -> None:
 
 @pytest.mark.timeout(60)
 def test_cancel_and_terminate(server: Server) -> None:
-    if not (hasattr(aion.WorkflowHandle, "cancel") and hasattr(aion.WorkflowHandle, "terminate")):
-        pytest.skip("WorkflowHandle.cancel/terminate are not in the engine yet")
     d = server.data_dir
     ok("start", "collector", "--input", "3", "--id", "t1", "--data-dir", d)
     ok("start", "collector", "--input", "3", "--id", "k1", "--data-dir", d)
