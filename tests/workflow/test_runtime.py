@@ -270,3 +270,28 @@ def test_now_and_random_are_the_same_on_replay() -> None:
     (complete,) = commands
     assert isinstance(complete, CompleteWorkflow)
     assert complete.result["at"] == engine.result["at"] and complete.result["r"] == engine.result["r"]
+
+
+@workflow.defn
+async def raced(_: int) -> Any:
+    try:
+        return await workflow.with_timeout(5, workflow.execute_activity("double", 1, start_to_close_timeout=30))
+    except TimeoutError:
+        return "timeout"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(("first", "winner"), [("timer", "timeout"), ("activity", 2)])
+def test_a_race_recorded_1_ms_apart_has_the_same_winner_live_and_on_replay(first: str, winner: Any) -> None:
+    engine = MiniEngine(raced, 0, {"double": double})
+    fired = ev.TimerFired(workflow_id="wf", timer_id=1)
+    completed = engine.pending.pop(0)
+    arrivals = [fired, completed] if first == "timer" else [completed, fired]
+    commands: list[Command] = []
+    for arrival in arrivals:  # both recorded before the workflow saw either: 1 ms apart, in this order
+        commands += engine.runtime.apply(engine.record(arrival))
+    closing = [c for c in commands if isinstance(c, CompleteWorkflow)]
+    assert closing == [CompleteWorkflow(winner)]
+    for _ in range(3):
+        _, replayed = replay(raced, engine.history)
+        assert CompleteWorkflow(winner) in replayed
