@@ -66,6 +66,7 @@ __all__ = [
     "encode_event_body",
     "encode_payload",
     "encode_time",
+    "pack_plain",
     "stamp_event",
 ]
 
@@ -244,6 +245,13 @@ def _packb(value: Any) -> bytes:
     if len(data) <= _KEEP_PACKER_BYTES:
         idle.append(packer)
     return data
+
+
+def pack_plain(value: Any) -> bytes:
+    """msgpack bytes of a value of plain msgpack types (None, bool, int, float, str, bytes, list, dict), as
+    ``msgpack.packb(value, use_bin_type=True)`` writes them, using this thread's idle packers: for internal
+    records (the store's run records) that need no checking."""
+    return _packb(value)
 
 
 def _encode_checked(value: Any, path: str) -> bytes:

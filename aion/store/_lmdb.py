@@ -40,7 +40,7 @@ from typing import Any, Final
 import lmdb
 import msgpack
 
-from aion._codec import decode_event, decode_payload, encode_payload
+from aion._codec import decode_event, decode_payload, encode_payload, pack_plain
 from aion.errors import (
     AionError,
     StoreError,
@@ -114,7 +114,7 @@ def _from_micros(value: int | None) -> datetime | None:
 
 def _encode_run(run: RunInfo) -> bytes:
     attributes = encode_payload(dict(run.search_attributes), limit=None) if run.search_attributes else None
-    packed: bytes = msgpack.packb(
+    return pack_plain(
         [
             _RECORD_VERSION,
             run.run_id,
@@ -130,10 +130,8 @@ def _encode_run(run: RunInfo) -> bytes:
             run.parent_workflow_id,
             run.parent_workflow_run_id,
             run.run_number,
-        ],
-        use_bin_type=True,
+        ]
     )
-    return packed
 
 
 def _decode_run(workflow_id: str, data: bytes) -> RunInfo:
