@@ -28,6 +28,23 @@ message keeps the actor the single writer and costs one queue put per append. An
 as-new, signal-with-start) is committed in a transaction of its own so that its failure aborts only itself;
 order between queued items is kept.
 
+Resolving after the next write
+------------------------------
+The recorder's thread holds the GIL for its Python work, and py-lmdb releases it around *every* call (each
+``put``, the ``begin`` and the ``commit``). If the futures of a batch were resolved right after its commit, the
+woken writers would be runnable while the actor writes the next batch, and each of its ``put`` calls would hand
+the GIL to one of them and wait for it back: a context switch or two per put. So the futures of a committed batch
+are resolved from the store's ``before_commit`` hook of the *next* batch, after its writes and just before its
+commit: the writers then run while the actor waits on the fsync, and they are asleep while it writes. This only
+delays the acknowledgement by the next batch's write phase, never before durability: a batch's futures are
+resolved after its own commit returned. When the queue is empty they are resolved at once.
+
+Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
+``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
+:class:`_AppendFuture` (a plain lock) instead of ``pykka.ThreadingFuture`` (a ``threading.Condition`` each).
+``on_done`` callbacks run on the recorder's thread, possibly inside the store's write transaction: they must be
+quick and must not write to the store (the engine's callback only ``tell``s its actor); one that raises is logged.
+
 ``stop()`` refuses new appends, commits everything already queued, then stops the actor."""
 
 from __future__ import annotations

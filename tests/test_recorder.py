@@ -196,3 +196,85 @@ def test_start_recorder_convenience(store: EventStore) -> None:
         assert handle.stats().max_batch <= 2
     finally:
         handle.stop(timeout=10)
+
+
+# --- the recorder's own future ------------------------------------------------------------------------------
+
+
+def test_append_future_behaves_like_a_threading_future(recorder: RecorderHandle) -> None:
+    import queue
+
+    from aion.recorder import _AppendFuture
+
+    future = _AppendFuture()
+    with pytest.raises(pykka.Timeout):
+        future.get(timeout=0.01)
+    threading.Timer(0.05, future.set, args=(["done"],)).start()
+    assert future.get(timeout=10) == ["done"]
+    assert future.get() == ["done"]  # many gets, from any thread
+    with pytest.raises(queue.Full):
+        future.set(["again"])
+
+    failed = _AppendFuture()
+    failed.set_exception((PayloadError, PayloadError("bad"), None))
+    for _ in range(2):
+        with pytest.raises(PayloadError, match="bad"):
+            failed.get(timeout=1)
+
+    hooked = _AppendFuture()
+    hooked.set_get_hook(lambda timeout: ["hooked"])
+    assert hooked.get() == ["hooked"]
+    with pytest.raises(queue.Full):
+        hooked.set(["late"])
+
+    mapped = recorder.append("wf-m", [started("wf-m")], 0).map(len)
+    assert mapped.get(timeout=10) == 1
+
+
+def test_on_done_is_called_once_durable(store: EventStore, recorder: RecorderHandle) -> None:
+    seen: list[tuple[Any, BaseException | None]] = []
+    done = threading.Event()
+
+    def on_done(stamped: Any, error: BaseException | None) -> None:
+        seen.append((stamped, error))
+        done.set()
+
+    stamped = recorder.append("wf-d", [started("wf-d")], 0, on_done=on_done).get(timeout=10)
+    assert done.wait(10)
+    assert seen == [(stamped, None)]
+    assert store.head("wf-d") == 1
+
+    seen.clear()
+    done.clear()
+    with pytest.raises(SequenceConflictError):
+        recorder.append("wf-d", [signal("wf-d")], 5, on_done=on_done).get(timeout=10)
+    assert done.wait(10)
+    assert seen[0][0] is None
+    assert isinstance(seen[0][1], SequenceConflictError)
+
+
+def test_a_raising_on_done_does_not_hurt_other_appends(store: EventStore, recorder: RecorderHandle) -> None:
+    def broken(stamped: Any, error: BaseException | None) -> None:
+        raise RuntimeError("callback bug")
+
+    futures = [recorder.append(f"wf-{i}", [started(f"wf-{i}")], 0, on_done=broken) for i in range(5)]
+    futures += [recorder.append(f"wf-x{i}", [started(f"wf-x{i}")], 0) for i in range(5)]
+    assert all(len(future.get(timeout=10)) == 1 for future in futures)
+    assert recorder.append("wf-0", [signal("wf-0")], 1).get(timeout=10)[0].seq == 2
+
+
+def test_futures_resolve_only_after_their_batch_is_readable(store: EventStore, recorder: RecorderHandle) -> None:
+    # Pipelined resolution must never hand out an acknowledgement before the commit.
+    def writer(index: int) -> None:
+        workflow_id = f"wf-p{index}"
+        head = len(recorder.append(workflow_id, [started(workflow_id)], 0).get(timeout=10))
+        for _ in range(20):
+            head = recorder.append(workflow_id, [signal(workflow_id)], head).get(timeout=10)[-1].seq
+            assert store.head(workflow_id) >= head
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert all(store.head(f"wf-p{i}") == 21 for i in range(8))
