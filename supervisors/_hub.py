@@ -2,6 +2,11 @@
 
 It turns the zygote's ``(pid, wait status)`` reports into `ExitReason` s, delivers frames to ``on_message``,
 and applies links and monitors. No thread per child.
+
+Speculative restarts: the zygote may report an exit together with a *spare*, a replacement it already
+started with the same target and args (only for children spawned with ``arm=True``). The spare is kept
+*provisional* (its channel is not read, its exit is held) until its owner either `adopt` s it (``on_start``
+then runs in this thread, as for a spawn) or `discard` s it (it is killed and forgotten, with no callback).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import selectors
 import signal
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +36,7 @@ logger = logging.getLogger("supervisors")
 
 OnStart = Callable[[int, OwnerChannel], None]
 OnMessage = Callable[[Any], None]
-OnExit = Callable[[int, ExitReason], None]
+OnExit = Callable[[int, ExitReason, "Proc | None"], None]  # (pid, reason, spare or None)
 Notify = Callable[[Down], None] | Any  # a callable, or a pykka ActorRef (told the Down)
 
 
@@ -54,6 +60,18 @@ class Proc:
     reason: ExitReason | None = None
     exited: threading.Event = field(default_factory=threading.Event)
     registered: bool = False
+    owner: SpareOwner | None = None
+    provisional: bool = False
+    """A spare not yet adopted: its channel is not read and its exit is held in ``held``."""
+    discarded: bool = False
+    held: tuple[int | None, Proc | None] | None = None
+
+
+class SpareOwner:
+    """Whoever receives the spares of some process children (a supervisor); `Hub.close_owner` discards the
+    spares it will never see."""
+
+    closed = False
 
 
 @dataclass(eq=False)
@@ -63,6 +81,7 @@ class _Pending:
     on_message: OnMessage | None
     on_exit: OnExit | None
     trap_exit: bool
+    owner: SpareOwner | None
     done: threading.Event = field(default_factory=threading.Event)
     pid: int = 0
     error: str | None = None
@@ -88,6 +107,12 @@ class Hub:
         self._refs = itertools.count(1)
         self._links = LinkTable()
         self._exited: dict[int, ExitReason] = {}
+        self._calls: deque[Callable[[], None]] = deque()  # run by the hub thread, see _post
+        self._closed = False
+        self.spares_adopted = 0
+        """Speculative restarts taken (statistics, for tests and benchmarks)."""
+        self.spares_discarded = 0
+        """Speculative restarts killed because their owner did not want them."""
         self._zygote_alive = True
         self.zygote_status: int | None = None
         self._thread = threading.Thread(target=self._run, name="supervisors-hub", daemon=True)
@@ -144,8 +169,13 @@ class Hub:
         on_exit: OnExit | None,
         trap_exit: bool,
         timeout: float,
+        arm: bool = False,
+        owner: SpareOwner | None = None,
     ) -> int:
-        """Ask the zygote for a process running ``ref(channel, *args)``; return its pid once it exists."""
+        """Ask the zygote for a process running ``ref(channel, *args)``; return its pid once it exists.
+
+        ``arm``: the zygote restarts it speculatively after an abnormal exit (``on_exit`` then gets a spare).
+        """
         try:
             packed_args = list(args)
             pack(packed_args)
@@ -155,12 +185,12 @@ class Hub:
             raise SpawnError("the zygote is not running")
         mine, theirs = make_pair()
         _fds.register(mine.fileno())
-        pending = _Pending(mine, on_start, on_message, on_exit, trap_exit)
+        pending = _Pending(mine, on_start, on_message, on_exit, trap_exit, owner)
         req = next(self._reqs)
         with self._lock:
             self._pending[req] = pending
         try:
-            self.send_ctl(["spawn", req, ref, packed_args], [theirs.fileno()])
+            self.send_ctl(["spawn", req, ref, packed_args, arm], [theirs.fileno()])
         except SpawnError:
             with self._lock:
                 self._pending.pop(req, None)
@@ -175,10 +205,18 @@ class Hub:
             raise SpawnError(pending.error)
         return pending.pid
 
-    def signal(self, pid: int, signum: int) -> None:
-        """Signal a process child, through the zygote (which only signals its own unreaped children)."""
+    def signal(self, pid: int, signum: int, *, disarm: bool = False) -> None:
+        """Signal a process child, through the zygote (which only signals its own unreaped children).
+
+        ``disarm``: no speculative restart after this process exits.
+        """
         with contextlib.suppress(SpawnError):
-            self.send_ctl(["signal", pid, int(signum)])
+            self.send_ctl(["signal", pid, int(signum), disarm])
+
+    def disarm(self, pid: int) -> None:
+        """No speculative restart for ``pid`` any more."""
+        with contextlib.suppress(SpawnError):
+            self.send_ctl(["disarm", pid])
 
     def proc(self, pid: int) -> Proc | None:
         """The live process record for ``pid``."""
@@ -186,9 +224,113 @@ class Hub:
             return self._procs.get(pid)
 
     def pids(self) -> list[int]:
-        """Pids of the live process children."""
+        """Pids of the live process children (spares not adopted are not listed)."""
         with self._lock:
-            return list(self._procs)
+            return [pid for pid, proc in self._procs.items() if not proc.provisional]
+
+    # -- spares (speculative restarts) --------------------------------------------------------------
+
+    def _post(self, call: Callable[[], None]) -> bool:
+        """Run ``call`` in the hub thread; False if the hub is gone."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._calls.append(call)
+        self.wake()
+        return True
+
+    def adopt(
+        self,
+        spare: Proc,
+        *,
+        on_start: OnStart | None,
+        on_message: OnMessage | None,
+        on_exit: OnExit | None,
+        timeout: float = 10.0,
+    ) -> bool:
+        """Take ``spare`` as a new process child (any thread): the hub calls ``on_start``, then delivers its
+        messages, then its exit. Returns once ``on_start`` has run, as `spawn` does; False if the hub is gone
+        (the spare is then dead)."""
+        done = threading.Event()
+        gate = threading.Lock()
+        state = {"started": False, "cancelled": False, "adopted": False}
+
+        def adopt() -> None:
+            with gate:
+                state["started"] = not state["cancelled"]
+            try:
+                if state["started"]:
+                    state["adopted"] = self._adopt(spare, on_start, on_message, on_exit)
+                else:
+                    self._discard(spare)
+            finally:
+                done.set()
+
+        if not self._post(adopt):
+            return False
+        if not done.wait(timeout):
+            with gate:
+                state["cancelled"] = not state["started"]
+            if state["cancelled"]:
+                return False  # the hub will discard it
+            done.wait()
+        return state["adopted"]
+
+    def _adopt(
+        self, spare: Proc, on_start: OnStart | None, on_message: OnMessage | None, on_exit: OnExit | None
+    ) -> bool:
+        if spare.discarded or not spare.provisional:
+            return False
+        spare.on_message = on_message
+        spare.on_exit = on_exit
+        spare.provisional = False
+        self.spares_adopted += 1
+        if on_start is not None:
+            try:
+                on_start(spare.pid, spare.channel)
+            except Exception:
+                logger.exception("on_start of process %d failed", spare.pid)
+        if spare.held is not None:
+            status, next_spare = spare.held
+            spare.held = None
+            self._read_channel(spare)  # what it sent before dying
+            self._finish_exit(spare, status, next_spare)
+        else:
+            self._sel.register(spare.channel.fileno(), selectors.EVENT_READ, spare)
+            spare.registered = True
+            self._read_channel(spare)  # what it sent before adoption
+        return True
+
+    def discard(self, spare: Proc) -> None:
+        """Kill a spare nobody wants, with no callback (any thread)."""
+        self._post(lambda: self._discard(spare))
+
+    def close_owner(self, owner: SpareOwner) -> None:
+        """``owner`` takes no more spares: discard those it holds or would get (any thread)."""
+
+        def close() -> None:
+            owner.closed = True
+            with self._lock:
+                spares = [p for p in self._procs.values() if p.owner is owner and p.provisional]
+            for spare in spares:
+                self._discard(spare)
+
+        self._post(close)
+
+    def _discard(self, spare: Proc) -> None:
+        """Hub thread: kill a provisional spare, or forget it if it is already dead."""
+        if spare.discarded or not spare.provisional:
+            return
+        spare.discarded = True
+        spare.shutdown_requested = True
+        spare.on_exit = None
+        self.spares_discarded += 1
+        if spare.held is not None:
+            status, next_spare = spare.held
+            spare.held = None
+            self._finish_exit(spare, status, next_spare)
+        else:
+            self.signal(spare.pid, signal.SIGKILL, disarm=True)
 
     def terminate(self, pid: int, timeout: float, *, kill: bool = False) -> ExitReason | None:
         """Stop a process child: SIGTERM, up to ``timeout`` s of grace, then SIGKILL. None if not alive."""
@@ -197,10 +339,10 @@ class Hub:
             return self._exited.get(pid)
         proc.shutdown_requested = True
         if not kill:
-            self.signal(pid, signal.SIGTERM)
+            self.signal(pid, signal.SIGTERM, disarm=True)
             if proc.exited.wait(timeout):
                 return proc.reason
-        self.signal(pid, signal.SIGKILL)
+        self.signal(pid, signal.SIGKILL, disarm=True)
         proc.exited.wait(30.0)
         return proc.reason
 
@@ -287,6 +429,7 @@ class Hub:
                         with contextlib.suppress(OSError):
                             while os.read(self._wake_r, 4096):
                                 pass
+                        self._run_calls()
                     elif data == "ctl":
                         if not self._read_ctl():
                             self._zygote_gone()
@@ -297,10 +440,18 @@ class Hub:
             logger.exception("supervisors hub crashed")
             self._zygote_gone()
 
+    def _run_calls(self) -> None:
+        calls = self._calls
+        while calls:
+            try:
+                calls.popleft()()
+            except Exception:
+                logger.exception("supervisors hub call failed")
+
     def _read_ctl(self) -> bool:
         while True:
             try:
-                data = self._ctl.recv(1 << 20)
+                data, fds, _flags, _addr = socket.recv_fds(self._ctl, 1 << 20, 1)
             except (BlockingIOError, InterruptedError):
                 return True
             except OSError:
@@ -320,7 +471,10 @@ class Hub:
                     pending.error = msg[2]
                     pending.done.set()
             elif op == "exit":
-                self._exit(msg[1], msg[2])
+                self._exit(msg[1], msg[2], msg[3] if len(msg) > 3 else 0, fds[0] if fds else -1)
+            else:
+                for fd in fds:
+                    os.close(fd)
 
     def _spawned(self, req: int, pid: int) -> None:
         with self._lock:
@@ -328,7 +482,7 @@ class Hub:
         if pending is None:
             return
         channel = OwnerChannel(pending.sock, pid)
-        proc = Proc(pid, channel, pending.on_message, pending.on_exit, pending.trap_exit)
+        proc = Proc(pid, channel, pending.on_message, pending.on_exit, pending.trap_exit, owner=pending.owner)
         with self._lock:
             self._procs[pid] = proc
             self._exited.pop(pid, None)
@@ -397,10 +551,40 @@ class Hub:
         elif op == "trap_exit":
             proc.trap_exit = bool(req[1])
 
-    def _exit(self, pid: int, status: int | None) -> None:
+    def _exit(self, pid: int, status: int | None, spare_pid: int = 0, spare_fd: int = -1) -> None:
         proc = self.proc(pid)
+        spare = None
+        if spare_fd >= 0:
+            _fds.register(spare_fd)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=spare_fd)
+            spare = Proc(
+                spare_pid,
+                OwnerChannel(sock, spare_pid),
+                None,
+                None,
+                proc.trap_exit if proc is not None else False,
+                owner=proc.owner if proc is not None else None,
+                provisional=True,
+            )
+            with self._lock:
+                self._procs[spare_pid] = spare
+                self._exited.pop(spare_pid, None)
         if proc is None:
+            if spare is not None:
+                self._discard(spare)
             return
+        if proc.provisional and not proc.discarded:  # a spare that died before its owner decided: hold it
+            proc.held = (status, spare)
+            return
+        self._finish_exit(proc, status, spare)
+
+    def _finish_exit(self, proc: Proc, status: int | None, spare: Proc | None) -> None:
+        pid = proc.pid
+        if spare is not None and (
+            proc.on_exit is None or proc.shutdown_requested or (proc.owner is not None and proc.owner.closed)
+        ):
+            self._discard(spare)
+            spare = None
         # Everything the child wrote before dying is in the socket buffer: drain it first.
         if proc.registered:
             self._read_channel(proc)
@@ -423,9 +607,11 @@ class Hub:
             self._exit_signal(other, pid, reason)
         if proc.on_exit is not None:
             try:
-                proc.on_exit(pid, reason)
+                proc.on_exit(pid, reason, spare)
             except Exception:
                 logger.exception("on_exit of process %d failed", pid)
+                if spare is not None:
+                    self._discard(spare)
         proc.exited.set()
 
     @staticmethod
@@ -446,8 +632,10 @@ class Hub:
     def _zygote_gone(self) -> None:
         self._zygote_alive = False
         with self._lock:
+            self._closed = True
             pendings = list(self._pending.values())
             self._pending.clear()
+        self._run_calls()
         for pending in pendings:
             _fds.unregister(pending.sock.fileno())
             pending.sock.close()
@@ -458,8 +646,12 @@ class Hub:
             self.zygote_status = status
         except ChildProcessError:
             pass
-        for pid in self.pids():
-            self._exit(pid, None)
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            if proc.provisional:
+                self._discard(proc)
+            self._exit(proc.pid, None)
         for fd in (self._sel.fileno(), self._wake_r, self._wake_w, self._ctl.fileno()):
             _fds.unregister(fd)
         self._sel.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import threading
@@ -13,15 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
+import psutil
 import pykka
 
 from ._channel import OwnerChannel
+from ._hub import Proc, SpareOwner
 from ._reasons import ExitReason
-from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec
+from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec, target_ref
 from ._zygote import Zygote
 
 logger = logging.getLogger("supervisors")
-psutil: Any = importlib.import_module("psutil")  # untyped; imported this way to keep mypy strict happy
 
 ChildKind = Literal["process", "supervisor", "actor"]
 ChildState = Literal["running", "restarting", "stopped"]
@@ -53,6 +53,7 @@ class _ChildExit:
     child_id: str
     token: object
     reason: ExitReason
+    spare: Proc | None = None  # a replacement the zygote already started (speculative restart)
 
 
 @dataclass(eq=False)
@@ -70,6 +71,7 @@ class _Child:
     last_exit: ExitReason | None = None
     started_at: float | None = None
     started_wall: float | None = None
+    armed: bool = False  # the zygote restarts it speculatively after an abnormal exit
 
     @property
     def id(self) -> str:
@@ -98,9 +100,12 @@ def _kind_of(spec: ChildSpec) -> ChildKind:
     return "actor"
 
 
-def _tell(ref: pykka.ActorRef[Any], msg: Any) -> None:
-    with contextlib.suppress(pykka.ActorDeadError):
+def _tell(ref: pykka.ActorRef[Any], msg: Any) -> bool:
+    try:
         ref.tell(msg)
+    except pykka.ActorDeadError:
+        return False
+    return True
 
 
 def _process_stats(pid: int) -> dict[str, Any]:
@@ -139,6 +144,8 @@ class _SupervisorActor(pykka.ThreadingActor):
         self.started_at = time.monotonic()
         self.stopping = False
         self.exit_reason: ExitReason | None = None
+        self.spare_owner = SpareOwner()
+        self.adopted: Proc | None = None  # the spare adopted while handling the current exit
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -172,6 +179,8 @@ class _SupervisorActor(pykka.ThreadingActor):
         self._finish(self.exit_reason or reason)
 
     def _finish(self, reason: ExitReason) -> None:
+        if self.zygote is not None:
+            self.zygote._hub.close_owner(self.spare_owner)
         if self.done.event.is_set():
             return
         self.done.reason = reason
@@ -185,15 +194,17 @@ class _SupervisorActor(pykka.ThreadingActor):
 
     # -- starting and stopping one child ------------------------------------------------------------
 
-    def _start(self, child: _Child) -> None:
-        """Start a new incarnation of ``child``; raises if it cannot be started."""
+    def _start(self, child: _Child, spare: Proc | None = None) -> None:
+        """Start a new incarnation of ``child`` (adopting ``spare`` if given); raises if it cannot be started."""
         token = object()
         me = self.actor_ref
         cid = child.id
         spec = child.spec
+        zygote = self.zygote
 
-        def notify(reason: ExitReason) -> None:
-            _tell(me, _ChildExit(cid, token, reason))
+        def notify(reason: ExitReason, spare: Proc | None = None) -> None:
+            if not _tell(me, _ChildExit(cid, token, reason, spare)) and spare is not None and zygote is not None:
+                zygote._hub.discard(spare)
 
         if isinstance(spec, ProcessSpec):
             if self.zygote is None:
@@ -208,14 +219,30 @@ class _SupervisorActor(pykka.ThreadingActor):
                 if user_message is not None:
                     user_message(cid, msg)
 
-            child.pid = self.zygote.spawn(
-                spec.target,
-                spec.args,
+            hub = self.zygote._hub
+            child.armed = self._arm(child)
+            if spare is not None and hub.adopt(
+                spare,
                 on_start=on_start,
                 on_message=on_message if user_message is not None else None,
-                on_exit=lambda _pid, reason: notify(reason),
-                trap_exit=spec.trap_exit,
-            )
+                on_exit=lambda _pid, reason, spare: notify(reason, spare),
+            ):
+                child.pid = spare.pid
+                self.adopted = spare
+                if not child.armed:  # the zygote armed the replacement like the original
+                    hub.disarm(spare.pid)
+            else:
+                child.pid = hub.spawn(
+                    target_ref(spec.target),
+                    spec.args,
+                    on_start=on_start,
+                    on_message=on_message if user_message is not None else None,
+                    on_exit=lambda _pid, reason, spare: notify(reason, spare),
+                    trap_exit=spec.trap_exit,
+                    timeout=10.0,
+                    arm=child.armed,
+                    owner=self.spare_owner,
+                )
         elif isinstance(spec, SupervisorSpec):
             child.sup = Supervisor._spawn(spec, self.zygote, notify)
             child.pid = os.getpid()
@@ -226,6 +253,42 @@ class _SupervisorActor(pykka.ThreadingActor):
         child.state = "running"
         child.started_at = time.monotonic()
         child.started_wall = time.time()
+
+    def _arm(self, child: _Child) -> bool:
+        """Should the zygote restart ``child`` speculatively? Only if an abnormal exit right now would be
+        restarted alone: one_for_one, not temporary, and neither intensity at its limit."""
+        spec = child.spec
+        if (
+            self.zygote is None
+            or self.zygote.warm_pool == 0
+            or self.spec.strategy != Strategy.ONE_FOR_ONE
+            or spec.restart == Restart.TEMPORARY
+            or isinstance(spec, SupervisorSpec)
+        ):
+            return False
+        if spec.max_restarts is not None and self._at_limit(child.restart_log, spec.max_restarts, spec.max_seconds):
+            return False
+        return not (
+            self.spec.max_restarts is not None
+            and self._at_limit(self.restart_log, self.spec.max_restarts, self.spec.max_seconds)
+        )
+
+    @staticmethod
+    def _at_limit(log: deque[float], max_restarts: int, max_seconds: float) -> bool:
+        """True if one more restart now would exceed the intensity (forgets restarts older than the window)."""
+        since = time.monotonic() - max_seconds
+        while log and log[0] < since:
+            log.popleft()
+        return len(log) + 1 > max_restarts
+
+    def _disarm_all(self) -> None:
+        """The supervisor is at its intensity limit: no more speculative restarts of any child."""
+        if self.zygote is None:
+            return
+        for child in self.children.values():
+            if child.armed and child.pid is not None:
+                child.armed = False
+                self.zygote._hub.disarm(child.pid)
 
     def _terminate(self, child: _Child, *, kill: bool = False) -> ExitReason:
         """Stop a running child on purpose (grace period, then SIGKILL); calls its on_exit."""
@@ -250,6 +313,7 @@ class _SupervisorActor(pykka.ThreadingActor):
 
     def _record_exit(self, child: _Child, reason: ExitReason) -> None:
         child.token = None
+        child.armed = False
         child.pid = None
         child.sup = None
         child.actor = None
@@ -279,16 +343,29 @@ class _SupervisorActor(pykka.ThreadingActor):
         return super().on_receive(message)
 
     def _child_exited(self, msg: _ChildExit) -> None:
+        spare = msg.spare
+        self.adopted = None
+        try:
+            self._handle_exit(msg, spare)
+        finally:
+            # A replacement started speculatively by the zygote that was not adopted: kill it.
+            if spare is not None and spare is not self.adopted and self.zygote is not None:
+                self.zygote._hub.discard(spare)
+            self.adopted = None
+
+    def _handle_exit(self, msg: _ChildExit, spare: Proc | None) -> None:
         if self.stopping:
             return
         child = self.children.get(msg.child_id)
         if child is None or child.token is None or child.token is not msg.token:
             return
         reason = msg.reason
-        self._record_exit(child, reason)
         spec = child.spec
         transient_crash = spec.restart == Restart.TRANSIENT and reason.is_abnormal
         restart = spec.restart == Restart.PERMANENT or transient_crash
+        if spare is not None and not restart and self.zygote is not None:
+            self.zygote._hub.discard(spare)  # before on_exit: the spare should run as briefly as possible
+        self._record_exit(child, reason)
         if not restart:
             if spec.restart == Restart.TEMPORARY or child.dynamic:
                 self._remove(child)
@@ -311,7 +388,7 @@ class _SupervisorActor(pykka.ThreadingActor):
         ):
             self._escalate(child, reason)
             return
-        self._restart_group(child)
+        self._restart_group(child, spare)
 
     @staticmethod
     def _exceeded(log: deque[float], max_restarts: int, max_seconds: float) -> bool:
@@ -321,7 +398,7 @@ class _SupervisorActor(pykka.ThreadingActor):
             log.popleft()
         return len(log) > max_restarts
 
-    def _restart_group(self, failed: _Child) -> None:
+    def _restart_group(self, failed: _Child, spare: Proc | None = None) -> None:
         strategy = self.spec.strategy
         children = list(self.children.values())
         if strategy == Strategy.ONE_FOR_ONE:
@@ -331,6 +408,8 @@ class _SupervisorActor(pykka.ThreadingActor):
         else:
             after = children[children.index(failed) :]
             group = [c for c in after if c is failed or c.state == "running"]
+        if len(group) > 1:
+            spare = None  # siblings are stopped first: the spare would run too early (it is discarded)
         for other in reversed(group):
             if other is not failed and other.state == "running":
                 self._terminate(other)
@@ -338,12 +417,16 @@ class _SupervisorActor(pykka.ThreadingActor):
             if child is not failed and child.spec.restart == Restart.TEMPORARY:
                 self._remove(child)
                 continue
-            self._restart_one(child)
+            self._restart_one(child, spare if child is failed else None)
+        if self.spec.max_restarts is not None and self._at_limit(
+            self.restart_log, self.spec.max_restarts, self.spec.max_seconds
+        ):
+            self._disarm_all()
 
-    def _restart_one(self, child: _Child) -> None:
+    def _restart_one(self, child: _Child, spare: Proc | None = None) -> None:
         child.restarts += 1
         try:
-            self._start(child)
+            self._start(child, spare)
         except Exception as exc:
             logger.warning("restarting child %r of %r failed: %s", child.id, self.spec.id, exc)
             reason = ExitReason.from_exception(exc)

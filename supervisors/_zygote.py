@@ -125,12 +125,13 @@ class Zygote:
         owner's end of the channel; ``on_message(msg)`` and ``on_exit(pid, reason)`` also run in the hub
         thread. Raises `SpawnError` if the target cannot be resolved in the zygote (the message says why).
         """
+        exit_cb = None if on_exit is None else (lambda pid, reason, _spare: on_exit(pid, reason))
         return self._hub.spawn(
             target_ref(target),
             args,
             on_start=on_start,
             on_message=on_message,
-            on_exit=on_exit,
+            on_exit=exit_cb,
             trap_exit=trap_exit,
             timeout=timeout,
         )
