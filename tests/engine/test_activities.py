@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,25 +12,12 @@ import pytest
 
 import aion
 from aion import events as ev
-from aion.store import open_store
 from tests.engine import activity_flows as af
 from tests.engine import flows
+from tests.engine.helpers import engine_process, recorded
 from tests.supervisors.helpers import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = {"initial_interval": 0.05, "backoff_coefficient": 2.0}
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> str:
-    return str(tmp_path / "executions.log")
-
-
-@pytest.fixture
-def gates(tmp_path: Path) -> Path:
-    path = tmp_path / "gates"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture
@@ -198,30 +183,10 @@ def test_bad_activity_inputs_and_results_are_typed_errors(engine: aion.Engine, l
 @pytest.mark.timeout(120)
 def test_engine_sigkill_during_a_backoff_and_a_running_attempt(tmp_path: Path, log: str, gates: Path) -> None:
     data = tmp_path / "data"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.engine.activity_engine_proc", str(data), log, str(gates)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with engine_process("tests.engine.activity_engine_proc", data, log, gates) as kill:
         wait_until(lambda: "flaky:1" in flows.executions(log) and (gates / "pid.1").exists(), timeout=30)
-
-        def backoff_recorded() -> bool:
-            store = open_store(data, readonly=True)
-            try:
-                return any(isinstance(e, ev.ActivityFailed) for e in store.read_history("backoff"))
-            finally:
-                store.close()
-
-        wait_until(backoff_recorded, timeout=30)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        wait_until(lambda: any(isinstance(e, ev.ActivityFailed) for e in recorded(data, "backoff")), timeout=30)
+        kill()  # one workflow is in its durable backoff, the other's attempt is running
     (gates / "open.2").touch()
     with aion.Engine(data, workflows=af.WORKFLOWS, activities=af.ACTIVITIES, activity_workers=2) as engine:
         backoff = engine.get_workflow("backoff")

@@ -7,7 +7,6 @@ import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,12 +14,8 @@ import aion
 from aion import events as ev
 from aion import workflow
 from tests.engine import flows
+from tests.engine.helpers import workflow_pid
 from tests.supervisors.helpers import wait_until
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> str:
-    return str(tmp_path / "executions.log")
 
 
 @pytest.fixture
@@ -29,21 +24,6 @@ def engine(tmp_path: Path) -> Iterator[aion.Engine]:
         tmp_path / "data", workflows=flows.ALL_WORKFLOWS, activities=flows.ALL_ACTIVITIES, activity_workers=2
     ) as running:
         yield running
-
-
-def workflow_pid(engine: aion.Engine, workflow_id: str) -> int | None:
-    """The pid of the live process hosting ``workflow_id``, from the supervision tree."""
-
-    def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield node
-        for child in node.get("children", []):
-            yield from walk(child)
-
-    for node in walk(engine.supervision_tree()):
-        meta = node.get("meta") or {}
-        if meta.get("workflow_id") == workflow_id and meta.get("role") == "run" and node.get("pid"):
-            return int(node["pid"])
-    return None
 
 
 def kill_workflow_process(engine: aion.Engine, workflow_id: str) -> int:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
 import aion
 from aion import events as ev
 from aion.store import open_store
 from tests.engine import flows
+from tests.engine.helpers import engine_process
 from tests.supervisors.helpers import wait_until
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def recorded_completions(data: Path) -> set[str]:
@@ -37,27 +32,9 @@ def recorded_completions(data: Path) -> set[str]:
 @pytest.mark.timeout(120)
 def test_sigkill_of_the_engine_then_a_new_engine_finishes_every_workflow(tmp_path: Path) -> None:
     data, log, count = tmp_path / "data", str(tmp_path / "executions.log"), 8
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.engine.engine_proc", str(data), log, str(count)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
+    with engine_process("tests.engine.engine_proc", data, log, count) as kill:
         wait_until(lambda: len(flows.executions(log)) >= 12, timeout=30)
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-        assert descendants, "the engine should have a zygote, workers and workflow processes"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    # Children die with the engine (parent-death signal and pipe EOF).
-    _, alive = psutil.wait_procs(descendants, timeout=5)
-    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        kill()  # and its children die with it (parent-death signal and pipe EOF)
 
     completed_before = recorded_completions(data)
     assert completed_before

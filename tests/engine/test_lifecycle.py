@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,23 +12,11 @@ from aion import events as ev
 from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine import lifecycle_flows as lf
-from tests.engine.test_engine import workflow_pid
+from tests.engine.helpers import run_node, workflow_pid
 from tests.supervisors.helpers import wait_until
 
 WORKFLOWS = lf.WORKFLOWS + af.WORKFLOWS
 ACTIVITIES = af.ACTIVITIES
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> str:
-    return str(tmp_path / "executions.log")
-
-
-@pytest.fixture
-def gates(tmp_path: Path) -> Path:
-    path = tmp_path / "gates"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture
@@ -157,8 +144,8 @@ def test_parent_close_policy_applies_when_the_parent_closes(
 ) -> None:
     handle = engine.start_workflow(lf.parent, log, policy)
     wait_until(lambda: workflow_pid(engine, f"kid-{policy}"))
-    tree_meta = _meta_of(engine.supervision_tree(), f"kid-{policy}")
-    assert tree_meta.get("parent_workflow_id") == handle.workflow_id  # linked in the tree's data
+    node = run_node(engine, f"kid-{policy}")
+    assert node is not None and node["meta"].get("parent_workflow_id") == handle.workflow_id  # linked in the tree
     assert handle.result(timeout=30) == "parent done"
     child = engine.get_workflow(f"kid-{policy}")
     wait_until(lambda: child.describe().status is status)
@@ -166,17 +153,6 @@ def test_parent_close_policy_applies_when_the_parent_closes(
         child.signal("finish", "on its own")
         assert child.result(timeout=30) == "on its own"
     assert_one_terminal(child.history())
-
-
-def _meta_of(node: dict[str, Any], workflow_id: str) -> dict[str, Any]:
-    meta = node.get("meta") or {}
-    if meta.get("workflow_id") == workflow_id and meta.get("role") == "run":
-        return dict(meta)
-    for child in node.get("children", []):
-        found = _meta_of(child, workflow_id)
-        if found:
-            return found
-    return {}
 
 
 @pytest.mark.timeout(60)

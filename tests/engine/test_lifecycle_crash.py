@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
 import aion
@@ -19,9 +13,10 @@ from aion.store import open_store
 from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine import lifecycle_flows as lf
+from tests.engine.helpers import engine_process, recorded
 from tests.supervisors.helpers import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+SCRIPT = "tests.engine.lifecycle_engine_proc"
 WORKFLOWS = [*lf.WORKFLOWS, flows.sleeper]
 
 
@@ -150,44 +145,10 @@ def test_external_signal_sent_but_not_confirmed_is_delivered_exactly_once(
     assert len(received) == 1
 
 
-@contextmanager
-def engine_process(scenario: str, data: Path, log: str, gates: Path) -> Iterator[Callable[[], None]]:
-    """Run the scenario's engine in a subprocess; yields a function that SIGKILLs it (and waits for its
-    children to die with it)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.engine.lifecycle_engine_proc", scenario, str(data), log, str(gates)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-    def kill() -> None:
-        children = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        psutil.wait_procs(children, timeout=5)
-
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield kill
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def recorded(data: Path, workflow_id: str) -> list[ev.Event]:
-    store = open_store(data, readonly=True)
-    try:
-        return store.read_history(workflow_id)
-    finally:
-        store.close()
-
-
 @pytest.mark.timeout(60)
 def test_sigkill_during_a_timer_then_it_fires_once(tmp_path: Path) -> None:
     data, log, gates = tmp_path / "data", str(tmp_path / "log"), tmp_path
-    with engine_process("timer", data, log, gates) as kill:
+    with engine_process(SCRIPT, "timer", data, log, gates) as kill:
         wait_until(lambda: any(isinstance(e, ev.TimerStarted) for e in recorded(data, "sleepy")))
         kill()
     with engine_on(data) as engine:
@@ -201,7 +162,7 @@ def test_sigkill_during_a_timer_then_it_fires_once(tmp_path: Path) -> None:
 def test_sigkill_during_cancellation_clean_up_then_it_finishes(tmp_path: Path) -> None:
     data, log, gates = tmp_path / "data", str(tmp_path / "log"), tmp_path / "gates"
     gates.mkdir()
-    with engine_process("cleanup", data, log, gates) as kill:
+    with engine_process(SCRIPT, "cleanup", data, log, gates) as kill:
         wait_until((gates / "pid.1").exists)  # the clean-up activity is running
         kill()
     (gates / "open.2").touch()
@@ -217,7 +178,7 @@ def test_sigkill_during_cancellation_clean_up_then_it_finishes(tmp_path: Path) -
 @pytest.mark.timeout(60)
 def test_sigkill_during_continue_as_new_chains_keeps_every_run_whole(tmp_path: Path) -> None:
     data, log, gates = tmp_path / "data", str(tmp_path / "log"), tmp_path
-    with engine_process("continue", data, log, gates) as kill:
+    with engine_process(SCRIPT, "continue", data, log, gates) as kill:
         wait_until(lambda: sum(isinstance(e, ev.WorkflowContinuedAsNew) for e in recorded(data, "looping")) >= 3)
         kill()
     with engine_on(data) as engine:
