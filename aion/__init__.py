@@ -4,8 +4,11 @@ Workflows are ``async def`` functions whose every step is recorded in a history;
 replayed from it and continue at the same ``await``. See ``README.md`` and ``docs/`` for the guide.
 """
 
-from aion import activity, workflow
-from aion.engine import Engine, WorkflowDescription, WorkflowHandle
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from aion.errors import (
     ActivityError,
     AionError,
@@ -26,9 +29,34 @@ from aion.errors import (
 )
 from aion.retry import RetryPolicy
 from aion.status import WorkflowStatus
-from aion.store import RunInfo
+
+if TYPE_CHECKING:
+    from aion import activity, workflow
+    from aion.engine import Engine, WorkflowDescription, WorkflowHandle
+    from aion.store import RunInfo
 
 __version__ = "0.1.0"
+
+# The engine (and with it pykka, LMDB and the supervision library) loads on first use, so that tools that only
+# need the errors or the CLI's client start fast.
+_LAZY = {
+    "Engine": "aion.engine",
+    "WorkflowDescription": "aion.engine",
+    "WorkflowHandle": "aion.engine",
+    "RunInfo": "aion.store",
+    "activity": "aion.activity",
+    "workflow": "aion.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aion' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if module.endswith("." + name) else getattr(loaded, name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ActivityError",
