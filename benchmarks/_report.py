@@ -24,9 +24,11 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 def machine() -> dict[str, Any]:
-    """The facts that make a figure comparable: cores, Python, platform, date."""
+    """The facts that make a figure comparable: cores, Python, platform, date, and the 1-minute load average
+    when the benchmark ran (other work on the machine skews every figure)."""
     return {
         "cores": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.now(UTC).date().isoformat(),

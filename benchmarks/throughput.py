@@ -1,0 +1,126 @@
+"""Workflow throughput: many short workflows started at once.
+
+``python -m benchmarks.throughput [--quick] [--workflows N]``: N workflows (default 1,000) of 3 sequential
+no-op activities are started concurrently (from a pool of client threads, so starts share group commits) and
+run to completion. Prints workflows/s and activities/s over the whole batch (first start call to last
+completion), the per-workflow latency (its ``start_workflow`` call to its ``WorkflowCompleted`` record) p50/p99,
+and CPU seconds per workflow: of the engine process (the benchmark's own process, where the engine's actors run;
+the client threads are included) and, separately, of its child processes (zygote, workflow processes, activity
+workers). Target on 2 cores: at least 300 workflows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import aion
+from aion import activity, events, workflow
+from benchmarks._report import percentile, report
+
+TARGET_WORKFLOWS_PER_S = 300.0
+ACTIVITIES_PER_WORKFLOW = 3
+
+
+@activity.defn
+def noop() -> None:
+    """Do nothing."""
+
+
+@workflow.defn
+async def three_steps() -> int:
+    """Run three no-op activities one after another."""
+    for _ in range(ACTIVITIES_PER_WORKFLOW):
+        await workflow.execute_activity(noop, start_to_close_timeout=30)
+    return ACTIVITIES_PER_WORKFLOW
+
+
+def own_cpu() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's descendants, including the ones they have already reaped.
+
+    Every process child of the engine is forked by the zygote, which reaps it; a finished workflow process's
+    time therefore shows up in the zygote's ``children_user``/``children_system``.
+    """
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def measure(data: Path, count: int, clients: int) -> dict[str, Any]:
+    """Start ``count`` workflows from ``clients`` threads at once and wait for all; figures of the batch."""
+    with aion.Engine(data, workflows=[three_steps], activities=[noop]) as engine:
+        # Warm up: the first workflow of a type starts its supervisor; keep that out of the figures.
+        engine.start_workflow(three_steps).result(timeout=60)
+        cpu_before, children_before = own_cpu(), children_cpu()
+
+        def start(index: int) -> tuple[float, aion.WorkflowHandle]:
+            called = time.time()
+            return called, engine.start_workflow(three_steps, workflow_id=f"tp-{index}")
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            started = list(pool.map(start, range(count)))
+        for _, handle in started:
+            handle.result(timeout=600)
+        elapsed = time.perf_counter() - began
+        cpu_engine, cpu_children = own_cpu() - cpu_before, children_cpu() - children_before
+        latencies = []
+        for called, handle in started:
+            completed = handle.history()[-1]
+            assert isinstance(completed, events.WorkflowCompleted)
+            latencies.append((completed.recorded_at.timestamp() - called) * 1000)
+    return {
+        "workflows": count,
+        "activities": count * ACTIVITIES_PER_WORKFLOW,
+        "seconds": elapsed,
+        "workflows_per_s": count / elapsed,
+        "activities_per_s": count * ACTIVITIES_PER_WORKFLOW / elapsed,
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p99_ms": percentile(latencies, 99),
+        "engine_cpu_s_per_workflow": cpu_engine / count,
+        "children_cpu_s_per_workflow": cpu_children / count,
+        "target_workflows_per_s": TARGET_WORKFLOWS_PER_S,
+        "met": count / elapsed >= TARGET_WORKFLOWS_PER_S,
+    }
+
+
+def main() -> None:
+    """Run the benchmark and print its table and JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="100 workflows (for CI)")
+    parser.add_argument("--workflows", type=int, default=None, help="how many workflows (default 1,000)")
+    parser.add_argument("--clients", type=int, default=32, help="client threads calling start_workflow")
+    args = parser.parse_args()
+    count = args.workflows or (100 if args.quick else 1000)
+    with tempfile.TemporaryDirectory(prefix="aion-bench-throughput-") as tmp:
+        r = measure(Path(tmp, "data"), count, args.clients)
+    rows = [
+        ("workflows/s", r["workflows_per_s"], f"≥ {TARGET_WORKFLOWS_PER_S:g}", "yes" if r["met"] else "NO"),
+        ("activities/s", r["activities_per_s"], "", ""),
+        ("latency p50 ms", r["latency_p50_ms"], "", ""),
+        ("latency p99 ms", r["latency_p99_ms"], "", ""),
+        ("engine CPU ms/workflow", r["engine_cpu_s_per_workflow"] * 1000, "", ""),
+        ("children CPU ms/workflow", r["children_cpu_s_per_workflow"] * 1000, "", ""),
+    ]
+    title = f"{count:,} workflows of {ACTIVITIES_PER_WORKFLOW} no-op activities, started at once"
+    report("throughput", title, ["measure", "value", "target", "met"], rows, r)
+
+
+if __name__ == "__main__":
+    main()
