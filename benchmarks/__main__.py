@@ -1,0 +1,166 @@
+"""``python -m benchmarks [--quick] [NAME ...]``: run every benchmark (or the named ones), then a summary.
+
+Each benchmark runs in its own process (``python -m benchmarks.<name>``), so one cannot disturb the next; its
+table is passed through and its JSON line collected. The summary gives each one's headline figures against its
+target, with the machine's cores, Python version and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks._report import machine, report
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: name -> what the summary shows of its JSON: (figure, value, target, met)
+Row = tuple[str, Any, str, str]
+
+
+def _met(flag: Any) -> str:
+    return "" if flag is None else ("yes" if flag else "NO")
+
+
+def _throughput(d: dict[str, Any]) -> list[Row]:
+    return [
+        ("workflows/s", d["workflows_per_s"], f"≥ {d['target_workflows_per_s']:g}", _met(d["met"])),
+        ("latency p50 / p99 ms", f"{d['latency_p50_ms']:,.0f} / {d['latency_p99_ms']:,.0f}", "", ""),
+        ("engine CPU ms/workflow", d["engine_cpu_s_per_workflow"] * 1000, "", ""),
+    ]
+
+
+def _crash_restart(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"kill → next activity, {c['history_events_min']}-event history, p50 / p99 ms",
+            f"{c['kill_to_started_p50_ms']:,.1f} / {c['kill_to_started_p99_ms']:,.1f}",
+            f"p50 < {c['target_p50_ms']:g}" if c["target_p50_ms"] else "",
+            _met(c["met"]),
+        )
+        for c in d["cases"]
+    ]
+
+
+def _engine_recovery(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"first resumed of {d['in_flight_at_kill']} s",
+            d["first_resumed_s"],
+            f"< {d['target_first_s']:g}",
+            _met(d["met"]),
+        ),
+        ("all completed s", d["all_completed_s"], "", ""),
+    ]
+
+
+def _timer(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "100 ms sleep overshoot p50 / p99 ms",
+            f"{d['overshoot_p50_ms']:.2f} / {d['overshoot_p99_ms']:.2f}",
+            f"p99 < {d['target_p99_ms']:g}",
+            _met(d["met"]),
+        ),
+    ]
+
+
+def _signal(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "signal() → result() p50 / p99 ms",
+            f"{d['signal_to_result_p50_ms']:.2f} / {d['signal_to_result_p99_ms']:.2f}",
+            f"p50 < {d['target_p50_ms']:g}",
+            _met(d["met"]),
+        ),
+    ]
+
+
+def _replay(d: dict[str, Any]) -> list[Row]:
+    return [(f"replay of {d['events']:,} events ms", d["replay_median_ms"], "", "")]
+
+
+def _activities(d: dict[str, Any]) -> list[Row]:
+    best = max(d["cases"], key=lambda c: c["activities_per_s"])
+    return [(f"activities/s ({best['in_flight']} workflows)", best["activities_per_s"], "", "")]
+
+
+SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "throughput": _throughput,
+    "crash_restart": _crash_restart,
+    "engine_recovery": _engine_recovery,
+    "timer": _timer,
+    "signal": _signal,
+    "replay": _replay,
+    "activities": _activities,
+}
+
+
+def available() -> list[str]:
+    """Every benchmark module in this package: the ones above first, then any other (``recorder``, ...)."""
+    found = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if not p.stem.startswith("_"))
+    return [name for name in SUMMARIES if name in found] + [name for name in found if name not in SUMMARIES]
+
+
+def run(name: str, quick: bool) -> tuple[dict[str, Any] | None, float]:
+    """Run benchmark ``name`` in a subprocess, passing its output through; its JSON line and wall seconds."""
+    command = [sys.executable, "-m", f"benchmarks.{name}", *(["--quick"] if quick else [])]
+    began = time.perf_counter()
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - began
+    sys.stdout.write(completed.stdout)
+    if completed.returncode != 0:
+        sys.stdout.write(completed.stderr)
+        return None, elapsed
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line), elapsed
+    return None, elapsed
+
+
+def main() -> None:
+    """Run the benchmarks and print the summary table and a JSON line of every result."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every benchmark's quick mode (for CI)")
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    args = parser.parse_args()
+    names = args.names or available()
+    rows: list[tuple[Any, ...]] = []
+    results: dict[str, Any] = {}
+    failed = []
+    for name in names:
+        data, elapsed = run(name, args.quick)
+        results[name] = data
+        if data is None:
+            failed.append(name)
+            rows.append((name, "FAILED", "", "", "", f"{elapsed:.1f}"))
+            continue
+        summary = SUMMARIES.get(name, lambda _d: [("(see its table)", "", "", "")])(data)
+        for index, (figure, value, target, met) in enumerate(summary):
+            rows.append(
+                (name if index == 0 else "", figure, value, target, met, f"{elapsed:.1f}" if index == 0 else "")
+            )
+    facts = machine()
+    title = (
+        f"aion benchmarks{' (quick)' if args.quick else ''}: {facts['cores']} cores, Python {facts['python']}, "
+        f"load {facts['load_average']}, {facts['date']}"
+    )
+    report(
+        "all",
+        title,
+        ["benchmark", "figure", "value", "target", "met", "run s"],
+        rows,
+        {"quick": args.quick, "results": results, "failed": failed},
+    )
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
