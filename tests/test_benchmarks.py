@@ -1,0 +1,94 @@
+"""Every benchmark's ``--quick`` mode runs and prints a JSON line with its figures (never asserts on speed).
+
+This is what keeps a benchmark from rotting silently: CI runs each one as ``python -m benchmarks.<name> --quick``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MACHINE = {"benchmark", "cores", "python", "date", "load_average"}
+
+#: benchmark -> keys its JSON line must carry (besides the machine facts)
+EXPECTED: dict[str, set[str]] = {
+    "throughput": {
+        "workflows",
+        "workflows_per_s",
+        "activities_per_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "engine_cpu_s_per_workflow",
+        "children_cpu_s_per_workflow",
+        "target_workflows_per_s",
+        "met",
+    },
+    "crash_restart": {"cases"},
+    "engine_recovery": {
+        "workflows",
+        "in_flight_at_kill",
+        "engine_start_s",
+        "first_resumed_s",
+        "all_completed_s",
+        "target_first_s",
+        "met",
+    },
+    "timer": {"sleeps", "overshoot_p50_ms", "overshoot_p99_ms", "target_p99_ms", "met"},
+    "signal": {"signals", "signal_to_result_p50_ms", "signal_to_result_p99_ms", "signal_call_p50_ms", "met"},
+    "replay": {"events", "replay_median_ms", "replay_min_ms", "replay_events_per_s", "read_decode_median_ms"},
+    "activities": {"cases"},
+}
+CRASH_CASE = {
+    "history_size",
+    "kills",
+    "history_events_min",
+    "history_events_max",
+    "kill_to_scheduled_p50_ms",
+    "kill_to_scheduled_p99_ms",
+    "kill_to_started_p50_ms",
+    "kill_to_started_p99_ms",
+    "met",
+}
+
+
+def run_quick(*args: str) -> dict[str, Any]:
+    """Run ``python -m <args> --quick``; the JSON line it printed last."""
+    completed = subprocess.run(
+        [sys.executable, "-m", *args, "--quick"], cwd=REPO, capture_output=True, text=True, timeout=170, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert lines, completed.stdout[-3000:]
+    data: dict[str, Any] = json.loads(lines[-1])
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_quick_mode_prints_its_figures(name: str) -> None:
+    data = run_quick(f"benchmarks.{name}")
+    assert data["benchmark"] == name
+    assert set(data) >= MACHINE
+    assert EXPECTED[name] <= set(data), EXPECTED[name] - set(data)
+    if name == "crash_restart":
+        assert [case["history_size"] for case in data["cases"]] == [10, 100, 1000]
+        for case in data["cases"]:
+            assert set(case) >= CRASH_CASE, CRASH_CASE - set(case)
+            assert case["kills"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_runner_summarises_the_named_benchmarks() -> None:
+    data = run_quick("benchmarks", "timer", "replay")
+    assert data["benchmark"] == "all"
+    assert data["failed"] == []
+    assert set(data["results"]) == {"timer", "replay"}
+    assert data["results"]["timer"]["benchmark"] == "timer"
