@@ -84,9 +84,10 @@ def _wait_pool(zygote: sv.Zygote, children: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     path = f"/proc/{zygote.pid}/task/{zygote.pid}/children"
     while time.monotonic() < deadline:
+        helpers = {zygote._hub.nursery_pid}  # the process that forks pool hosts is not one
         try:
             with open(path) as f:
-                if len(f.read().split()) >= children + zygote.warm_pool:
+                if len(set(map(int, f.read().split())) - helpers) >= children + zygote.warm_pool:
                     return
         except OSError:
             return

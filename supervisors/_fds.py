@@ -15,6 +15,7 @@ import threading
 _lock = threading.Lock()
 _fds: set[int] = set()
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -43,3 +44,8 @@ def die_with_parent(expected_parent: int) -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != expected_parent:
         os._exit(0)
+
+
+def become_subreaper() -> None:
+    """Adopt the orphaned descendants of this process (PR_SET_CHILD_SUBREAPER)."""
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

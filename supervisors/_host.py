@@ -11,6 +11,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 import traceback
 from typing import Any, NoReturn
 
@@ -115,6 +116,13 @@ class ZygoteServer:
         self.idle: dict[int, tuple[socket.socket, socket.socket]] = {}
         self.wake_r, self.wake_w = os.pipe()
         self.sel = selectors.DefaultSelector()
+        # Pool hosts are forked by the nursery, not by the zygote: a fork makes every page of the forking
+        # process copy-on-write, and the zygote would then pay page faults (and the fork itself) on the path
+        # from a crash to its report. Hosts reach the zygote as children: it is a child subreaper.
+        self.nursery_pid = 0
+        self.nursery: socket.socket | None = None
+        self.requested = 0  # hosts asked of the nursery, not yet arrived
+        self.lost: set[int] = set()  # pids reaped before we knew them (a host that died before arriving)
 
     def run(self) -> NoReturn:
         """Serve until the engine says stop or closes its end."""
@@ -126,7 +134,7 @@ class ZygoteServer:
         self.sel.register(self.ctl, selectors.EVENT_READ, "ctl")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         while True:
-            need = len(self.idle) < self.warm_pool
+            need = len(self.idle) + self.requested < self.warm_pool
             # Refill the pool only once things are quiet for a moment: a fork right after a hand-off would
             # compete for the CPU with the child that is starting.
             events = self.sel.select(REFILL_DELAY if need else None)
@@ -136,10 +144,78 @@ class ZygoteServer:
                         while os.read(self.wake_r, 4096):
                             pass
                     self.reap()
+                elif key.data == "nursery":
+                    self.read_nursery()
                 elif not self.read_ctl():
                     self.shutdown()
             if not events and need:
-                self.fork_host()
+                self.refill()
+
+    def refill(self) -> None:
+        """Ask the nursery for the hosts the pool lacks (starting the nursery if needed)."""
+        if self.nursery is None:
+            self.start_nursery()
+        assert self.nursery is not None
+        count = self.warm_pool - len(self.idle) - self.requested
+        try:
+            self.nursery.send(pack(["fork", count]))
+        except OSError:
+            self.stop_nursery()
+            return
+        self.requested += count
+
+    def start_nursery(self) -> None:
+        """Fork the nursery, the process that forks pool hosts."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self.become_child()
+                mine.close()
+                _nursery_main(theirs, self.pid)
+            finally:
+                os._exit(70)
+        theirs.close()
+        mine.setblocking(False)
+        self.nursery_pid, self.nursery = pid, mine
+        self.sel.register(mine, selectors.EVENT_READ, "nursery")
+        self.send(["nursery", pid])
+
+    def stop_nursery(self) -> None:
+        """Forget the nursery (it died, or its socket broke); a new one is started when hosts are needed."""
+        if self.nursery is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.nursery)
+            self.nursery.close()
+        if self.nursery_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.nursery_pid, signal.SIGKILL)
+        self.nursery, self.nursery_pid, self.requested = None, 0, 0
+
+    def read_nursery(self) -> None:
+        """Take in the hosts that arrived: ``["host", pid]`` with its control socket and channel."""
+        while self.nursery is not None:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self.nursery, 1024, 2)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data, fds = b"", []
+            if not data or len(fds) != 2:
+                for fd in fds:
+                    os.close(fd)
+                self.stop_nursery()
+                return
+            pid = unpack(data)[1]
+            self.requested = max(0, self.requested - 1)
+            hsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=fds[0])
+            hchan = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fds[1])
+            if pid in self.lost:
+                self.lost.discard(pid)
+                hsock.close()
+                hchan.close()
+            else:
+                self.idle[pid] = (hsock, hchan)
 
     def send(self, msg: list[Any], fds: list[int] | None = None) -> None:
         """Send one control message to the engine (waiting if its buffer is full)."""
@@ -222,23 +298,6 @@ class ZygoteServer:
                 self.armed[pid] = payload
         self.send(["spawned", req, pid, pooled])
 
-    def fork_host(self) -> None:
-        """Fork one idle pool host, with its control socket and a channel ready for a speculative restart."""
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        chan_mine, chan_theirs = make_pair()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                self.become_child()
-                mine.close()
-                chan_mine.close()
-                self.host_wait(theirs, chan_theirs)
-            finally:
-                os._exit(70)
-        theirs.close()
-        chan_theirs.close()
-        self.idle[pid] = (mine, chan_mine)
-
     def become_child(self) -> None:
         """In a freshly forked child of the zygote: drop the zygote's descriptors and handlers."""
         _fds.die_with_parent(self.pid)
@@ -252,6 +311,9 @@ class ZygoteServer:
             hsock.close()
             hchan.close()
         self.idle.clear()
+        if self.nursery is not None:
+            self.nursery.close()
+            self.nursery = None
 
     @staticmethod
     def host_wait(sock: socket.socket, chan: socket.socket) -> NoReturn:
@@ -287,11 +349,16 @@ class ZygoteServer:
                     self.send(["exit", pid, status])
                 else:
                     self.respawn(pid, status, payload)
+            elif pid == self.nursery_pid:
+                self.nursery_pid = 0
+                self.stop_nursery()
             else:
                 host = self.idle.pop(pid, None)
                 if host is not None:
                     host[0].close()
                     host[1].close()
+                elif self.requested and len(self.lost) < 1024:
+                    self.lost.add(pid)
 
     def respawn(self, pid: int, status: int, payload: bytes) -> None:
         """Report the exit of ``pid`` together with a replacement handed to an idle host (see the class).
@@ -312,23 +379,98 @@ class ZygoteServer:
             hsock.close()
 
     def shutdown(self) -> NoReturn:
-        """Kill everything we forked, reap it, and exit."""
-        for pid in list(self.children) + list(self.idle):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        while True:
+        """Kill every child we have (and hosts on their way to us), reap them, and exit."""
+        known = set(self.children) | set(self.idle) | {self.nursery_pid}
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            for pid in known | _children_of(self.pid):
+                if pid:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
             try:
-                os.waitpid(-1, 0)
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
             except ChildProcessError:
                 break
             except InterruptedError:
                 continue
+            known = set()
+            time.sleep(0.001)
         os._exit(0)
+
+
+def _children_of(pid: int) -> set[int]:
+    """The live children of ``pid`` (a single-threaded process), from /proc."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
+def _nursery_main(sock: socket.socket, zygote_pid: int) -> NoReturn:
+    """The nursery: fork pool hosts on request, each through a short-lived intermediate process, so that the
+    host is re-parented to the zygote (a child subreaper) and the zygote never has to fork itself."""
+    sock.setblocking(True)
+    while True:
+        try:
+            data = sock.recv(1024)
+        except InterruptedError:
+            continue
+        except OSError:
+            os._exit(0)
+        if not data:
+            os._exit(0)
+        msg = unpack(data)
+        if msg[0] == "fork":
+            for _ in range(msg[1]):
+                _fork_host(sock, zygote_pid)
+
+
+def _fork_host(nursery: socket.socket, zygote_pid: int) -> None:
+    """In the nursery: fork one pool host (via an intermediate that exits at once)."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    chan_mine, chan_theirs = make_pair()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            if os.fork() == 0:
+                _host_main(nursery, zygote_pid, (mine, theirs), (chan_mine, chan_theirs))
+        finally:
+            os._exit(0)
+    for s in (mine, theirs, chan_mine, chan_theirs):
+        s.close()
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(middle, 0)
+
+
+def _host_main(
+    nursery: socket.socket,
+    zygote_pid: int,
+    ctl: tuple[socket.socket, socket.socket],
+    chan: tuple[socket.socket, socket.socket],
+) -> NoReturn:
+    """A new pool host: wait to be the zygote's child, give the zygote its ends of our sockets, then idle."""
+    (mine, theirs), (chan_mine, chan_theirs) = ctl, chan
+    try:
+        middle = os.getppid()
+        while (parent := os.getppid()) != zygote_pid:
+            if parent != middle:  # the zygote is gone
+                os._exit(0)
+            time.sleep(0.0001)
+        _fds.die_with_parent(zygote_pid)
+        socket.send_fds(nursery, [pack(["host", os.getpid()])], [mine.fileno(), chan_mine.fileno()])
+        for s in (nursery, mine, chan_mine):
+            s.close()
+    except BaseException:
+        os._exit(0)
+    ZygoteServer.host_wait(theirs, chan_theirs)
 
 
 def zygote_main(ctl: socket.socket, preload: list[str], warm_pool: int, engine_pid: int) -> NoReturn:
     """Entry point of the forked zygote."""
     _fds.die_with_parent(engine_pid)
+    _fds.become_subreaper()
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -115,6 +115,8 @@ class Hub:
         """Speculative restarts killed because their owner did not want them."""
         self._zygote_alive = True
         self.zygote_status: int | None = None
+        self.nursery_pid = 0
+        """The zygote's nursery (the process that forks its pool hosts), once it exists."""
         self._thread = threading.Thread(target=self._run, name="supervisors-hub", daemon=True)
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -470,6 +472,8 @@ class Hub:
                     pending.sock.close()
                     pending.error = msg[2]
                     pending.done.set()
+            elif op == "nursery":
+                self.nursery_pid = msg[1]
             elif op == "exit":
                 self._exit(msg[1], msg[2], msg[3] if len(msg) > 3 else 0, fds[0] if fds else -1)
             else:

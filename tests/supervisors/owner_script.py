@@ -39,10 +39,11 @@ def run() -> None:
     children = sorted(zygote.pids())
     zproc = psutil.Process(zygote.pid)
     deadline = time.monotonic() + 10
-    while len(zproc.children()) < len(children) + 3 and time.monotonic() < deadline:
+    while len(zproc.children()) < len(children) + 3 + 1 and time.monotonic() < deadline:  # + the nursery
         time.sleep(0.01)
-    pool = sorted(p.pid for p in zproc.children() if p.pid not in children)
-    print(json.dumps({"zygote": zygote.pid, "children": children, "pool": pool}), flush=True)
+    nursery = zygote._hub.nursery_pid
+    pool = sorted(p.pid for p in zproc.children() if p.pid not in children and p.pid != nursery)
+    print(json.dumps({"zygote": zygote.pid, "children": children, "pool": pool, "nursery": nursery}), flush=True)
     if sys.argv[1:] == ["graceful"]:
         root.stop()
         zygote.stop()

@@ -45,9 +45,10 @@ def _gone(pid: int) -> bool:
 
 def test_sigkill_of_the_owner_takes_everything_down() -> None:
     proc, pids = _start_owner()
-    everything = [pids["zygote"], *pids["children"], *pids["pool"]]
+    everything = [pids["zygote"], *pids["children"], *pids["pool"], pids["nursery"]]
     assert len(pids["children"]) == 3
     assert len(pids["pool"]) == 3
+    assert pids["nursery"] not in (0, pids["zygote"])
     assert all(not _gone(pid) for pid in everything)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -64,7 +65,7 @@ def test_graceful_stop_of_a_script_leaves_nothing() -> None:
     assert proc.stdout.readline().strip() == "stopped"
     assert proc.wait(timeout=10) == 0
     proc.stdout.close()
-    everything = [pids["zygote"], *pids["children"], *pids["pool"]]
+    everything = [pids["zygote"], *pids["children"], *pids["pool"], pids["nursery"]]
     wait_until(lambda: all(_gone(pid) for pid in everything), timeout=5.0)
 
 
@@ -72,7 +73,7 @@ def test_sigkill_of_the_zygote_kills_its_children(zygote: sv.Zygote) -> None:
     exits: list[sv.ExitReason] = []
     pids = [zygote.spawn(worker, on_exit=lambda pid, r: exits.append(r)) for _ in range(3)]
     zproc = psutil.Process(zygote.pid)
-    wait_until(lambda: len(zproc.children()) >= 5)  # 3 children + 2 pool hosts
+    wait_until(lambda: len(zproc.children()) >= 6)  # 3 children + 2 pool hosts + the nursery
     hosts = [p.pid for p in zproc.children()]
     os.kill(zygote.pid, signal.SIGKILL)
     wait_until(lambda: len(exits) == 3)

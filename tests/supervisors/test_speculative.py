@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import psutil
+import pykka
 import pytest
 
 import supervisors as sv
@@ -55,8 +56,17 @@ def _zygote_children(zygote: sv.Zygote) -> set[int]:
 
 
 def _settled(zygote: sv.Zygote, expected_children: int) -> bool:
-    """The zygote runs exactly ``expected_children`` children plus a full pool."""
-    return len(_zygote_children(zygote)) == expected_children + zygote.warm_pool
+    """The zygote runs exactly ``expected_children`` children plus a full pool (and the nursery)."""
+    nursery = zygote._hub.nursery_pid
+    return nursery != 0 and len(_zygote_children(zygote) - {nursery}) == expected_children + zygote.warm_pool
+
+
+def _pid_of(sup: sv.Supervisor, child_id: str) -> int | None:
+    """The child's pid, None if it is not running or the supervisor is gone."""
+    try:
+        return sup.pid_of(child_id)
+    except pykka.ActorDeadError:
+        return None
 
 
 def _wait_pool_full(zygote: sv.Zygote, children: int) -> None:
@@ -144,12 +154,12 @@ def test_supervisor_giving_up_kills_the_replacement(pool_zygote: sv.Zygote, rec:
     )
     try:
         for _ in range(3):
-            wait_until(lambda: root.is_alive() and root.pid_of("w") is not None)
+            wait_until(lambda: _pid_of(root, "w") is not None)
             _wait_pool_full(pool_zygote, 1)
-            pid = root.pid_of("w")
+            pid = _pid_of(root, "w")
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            wait_until(lambda old=pid: not root.is_alive() or root.pid_of("w") not in (None, old))
+            wait_until(lambda old=pid: not root.is_alive() or _pid_of(root, "w") not in (None, old))
         reason = root.wait(timeout=10)
         assert reason is not None and reason.exc_type == "supervisors.MaxRestartsExceeded"
         # 1 start + 2 restarts; the third crash escalates: no on_start for anything after it
@@ -257,3 +267,26 @@ def test_stopping_with_replacements_in_flight_leaks_nothing(pool_zygote: sv.Zygo
     root.stop(timeout=10)
     assert pool_zygote.pids() == []
     wait_until(lambda: _settled(pool_zygote, 0), timeout=10)
+
+
+def test_pool_refills_through_a_new_nursery_when_it_is_killed(pool_zygote: sv.Zygote) -> None:
+    hub = pool_zygote._hub
+    _wait_pool_full(pool_zygote, 0)
+    first = hub.nursery_pid
+    os.kill(first, signal.SIGKILL)
+    pids = [pool_zygote.spawn(worker) for _ in range(4)]  # drains the pool: a new nursery refills it
+    wait_until(lambda: hub.nursery_pid not in (0, first))
+    _wait_pool_full(pool_zygote, 4)
+    for pid in pids:
+        pool_zygote.terminate(pid, kill=True)
+    _wait_pool_full(pool_zygote, 0)
+
+
+def test_an_idle_host_killed_is_replaced(pool_zygote: sv.Zygote) -> None:
+    _wait_pool_full(pool_zygote, 0)
+    hosts = _zygote_children(pool_zygote) - {pool_zygote._hub.nursery_pid}
+    os.kill(hosts.pop(), signal.SIGKILL)
+    _wait_pool_full(pool_zygote, 0)
+    pid = pool_zygote.spawn(worker)
+    assert pid in _zygote_children(pool_zygote)
+    pool_zygote.terminate(pid, kill=True)
