@@ -52,6 +52,8 @@ def _serve(channel: Channel) -> None:
         closed = True
     elif not closed and commands:
         channel.send(protocol.commands_message(commands))
+        if runtime.closed:
+            return  # the run's closing command is sent: nothing is left for this process to do
     while True:
         message = channel.recv()
         kind = message.get("t")
@@ -65,6 +67,8 @@ def _serve(channel: Channel) -> None:
                 return
             if commands:
                 channel.send(protocol.commands_message(commands))
+            if runtime.closed:
+                return
         elif kind == protocol.QUERY:
             channel.send(_answer(runtime, message))
             if once:
