@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import pykka
 
@@ -26,7 +25,22 @@ from aion._ids import new_run_id
 from aion.engine import _protocol as protocol
 from aion.engine._activities import ActivityPool
 from aion.engine._activity_manager import ActivityManager
+from aion.engine._interfaces import Closures, Processes
+from aion.engine._messages import (
+    Due,
+    ProcessDown,
+    ProcessGaveUp,
+    ProcessMessage,
+    ProcessUp,
+    WorkerDown,
+    WorkerMessage,
+    WorkerUp,
+    parse_child_id,
+    query_child_id,
+    run_child_id,
+)
 from aion.engine._registry import Registry
+from aion.engine._relations import Relations
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run, next_query_id
 from aion.engine._timers import TimerService
 from aion.errors import (
@@ -59,43 +73,6 @@ from supervisors import ChannelClosedError
 log = logging.getLogger(__name__)
 
 
-class Processes(Protocol):
-    """How the core starts and stops workflow processes (the engine implements it with supervisors)."""
-
-    def start_run_process(self, workflow_type: str, child_id: str, meta: dict[str, Any]) -> None:
-        """Start, under the type's supervisor, the process ``child_id`` hosting a run (``meta`` is shown in
-        the supervision tree)."""
-
-    def terminate_run_process(self, workflow_type: str, child_id: str) -> None:
-        """Kill the process ``child_id`` for good (no restart): its run has been closed from outside."""
-
-    def start_query_process(self, workflow_type: str, child_id: str) -> None:
-        """Start a temporary process ``child_id`` that replays a run to answer one query."""
-
-    def stop_run_process(self, workflow_type: str, child_id: str) -> None:
-        """Kill the process ``child_id`` if it runs (its supervisor restarts it if the run is open)."""
-
-    def kill_worker(self, worker_id: str) -> None:
-        """SIGKILL activity worker ``worker_id`` (its supervisor replaces it)."""
-
-
-class Closures:
-    """Wakes whoever waits for a run to close (``handle.result()``)."""
-
-    def __init__(self) -> None:
-        self.condition = threading.Condition()
-        self.generation = 0
-
-    def notify(self) -> None:
-        """A run closed: wake every waiter so it re-reads the store."""
-        with self.condition:
-            self.generation += 1
-            self.condition.notify_all()
-
-
-# --- messages told to the core ---------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class _Appended:
     run: Run
@@ -105,86 +82,7 @@ class _Appended:
     reply: pykka.Future[Any] | None
 
 
-@dataclass(frozen=True)
-class ProcessUp:
-    """A workflow process (re)started and can be sent its history."""
-
-    child_id: str
-    channel: Any
-
-
-@dataclass(frozen=True)
-class ProcessMessage:
-    """A frame from a workflow process."""
-
-    child_id: str
-    message: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ProcessDown:
-    """A workflow process exited."""
-
-    child_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ProcessGaveUp:
-    """A workflow process crashed more often than its restart intensity allows."""
-
-    child_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class WorkerUp:
-    """An activity worker (re)started."""
-
-    worker_id: str
-    channel: Any
-
-
-@dataclass(frozen=True)
-class WorkerMessage:
-    """A frame from an activity worker."""
-
-    worker_id: str
-    message: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WorkerDown:
-    """An activity worker exited (its attempt, if any, is lost)."""
-
-    worker_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Due:
-    """A timer of the core is due: ``key[0]`` says which kind, ``key[1:3]`` the workflow and run."""
-
-    key: tuple[Any, ...]
-
-
-def run_child_id(run_id: str, workflow_id: str) -> str:
-    """The supervisor child id of the process hosting one run."""
-    return f"run:{run_id}:{workflow_id}"
-
-
-def query_child_id(query_id: int, workflow_id: str) -> str:
-    """The supervisor child id of a one-off process that replays a closed run to answer a query."""
-    return f"query:{query_id}:{workflow_id}"
-
-
-def parse_child_id(child_id: str) -> tuple[str, str, str]:
-    """``(kind, token, workflow_id)`` of a child id made by :func:`run_child_id` or :func:`query_child_id`."""
-    kind, token, workflow_id = child_id.split(":", 2)
-    return kind, token, workflow_id
-
-
-class EngineCore(pykka.ThreadingActor):
+class EngineCore(Relations, pykka.ThreadingActor):
     """The sequencer of every workflow's history and the dispatcher of its effects."""
 
     def __init__(
@@ -419,114 +317,6 @@ class EngineCore(pykka.ThreadingActor):
         if self._store.get_run(workflow_id) is None:
             raise WorkflowNotFoundError(workflow_id)
         return None
-
-    # -- children and external signals ----------------------------------------------------------------------
-
-    def _start_child(self, parent: Run, ref: ChildRef) -> None:
-        """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once)."""
-        try:
-            self._start_run(
-                ref.workflow_type,
-                ref.workflow_id,
-                ref.args,
-                ref.options,
-                parent=(parent.workflow_id, parent.run_id),
-                run_id=ref.run_id,
-            )
-        except AionError as error:
-            self._record_child_outcome(parent, ref, ev.Failure(type(error).__name__, str(error)))
-
-    def _record_child_outcome(self, parent: Run, ref: ChildRef, outcome: Any, *, cancelled: bool = False) -> None:
-        if parent.closing or parent.children.pop(ref.child_id, None) is None:
-            return
-        wf = parent.workflow_id
-        event: ev.Event
-        if cancelled:
-            event = ev.ChildWorkflowCancelled(workflow_id=wf, child_id=ref.child_id)
-        elif isinstance(outcome, ev.Failure):
-            event = ev.ChildWorkflowFailed(workflow_id=wf, child_id=ref.child_id, failure=outcome)
-        else:
-            event = ev.ChildWorkflowCompleted(workflow_id=wf, child_id=ref.child_id, result=outcome)
-        self._append(parent, [event])
-
-    def _notify_parent(self, child: Run, terminal: ev.Event) -> None:
-        link = child.parent
-        if link is None:
-            return
-        parent = self._runs.get(link[0])
-        if parent is None or parent.run_id != link[1]:
-            return
-        ref = next((r for r in parent.children.values() if r.workflow_id == child.workflow_id), None)
-        if ref is not None:
-            outcome, cancelled = _child_outcome(terminal)
-            self._record_child_outcome(parent, ref, outcome, cancelled=cancelled)
-
-    def _apply_parent_close_policy(self, child_workflow_id: str, policy: str) -> None:
-        child = self._runs.get(child_workflow_id)
-        if child is None or child.closing:
-            return
-        if policy == "terminate":
-            self._end_run(child, ev.WorkflowTerminated(workflow_id=child_workflow_id, reason="its parent closed"))
-        elif policy == "request_cancel":
-            self._request_cancel(child, "its parent closed")
-
-    def _deliver_external(self, sender: Run, pending: PendingSignal, *, recovering: bool = False) -> None:
-        """Deliver a recorded ``SignalExternalSent`` once, then record ``SignalExternalDelivered``."""
-        dedup_key = f"{sender.workflow_id}:{sender.run_id}:{pending.signal_id}"
-
-        def delivered(failure: ev.Failure | None = None) -> None:
-            if sender.closing or sender.signals_out.pop(pending.signal_id, None) is None:
-                return
-            event = ev.SignalExternalDelivered(
-                workflow_id=sender.workflow_id, signal_id=pending.signal_id, failure=failure
-            )
-            self._append(sender, [event])
-
-        target_id = pending.target_workflow_id
-        if recovering and any(
-            isinstance(e, ev.SignalReceived) and e.dedup_key == dedup_key for e in self._store.read_history(target_id)
-        ):
-            delivered()
-            return
-        target = self._runs.get(target_id)
-        if target is None or target.closing:
-            info = self._store.get_run(target_id)
-            if info is None:
-                delivered(ev.Failure(WorkflowNotFoundError.__name__, f"workflow {target_id!r} not found"))
-            else:
-                delivered(
-                    ev.Failure(WorkflowNotRunningError.__name__, f"workflow {target_id!r} is {info.status.value}")
-                )
-            return
-        signal = ev.SignalReceived(
-            workflow_id=target_id, name=pending.name, payload=pending.payload, dedup_key=dedup_key
-        )
-        self._append(target, [signal], then=lambda _: delivered())
-
-    def _repair_child(self, parent: Run, ref: ChildRef) -> None:
-        try:
-            self._store.read_run(ref.workflow_id, ref.run_id)
-        except WorkflowNotFoundError:
-            self._start_child(parent, ref)  # the parent recorded it, the crash came before the child started
-            return
-        info = self._store.get_run(ref.workflow_id)
-        if info is not None and not info.is_running:
-            terminal = self._store.read_run(ref.workflow_id)[-1]
-            outcome, cancelled = _child_outcome(terminal)
-            self._record_child_outcome(parent, ref, outcome, cancelled=cancelled)
-
-    def _repair_orphan(self, child: Run) -> None:
-        """A running child whose parent closed before applying its policy: apply it now."""
-        link = child.parent
-        if link is None or link[0] in self._runs:
-            return
-        try:
-            parent_history = self._store.read_run(link[0], link[1])
-        except WorkflowNotFoundError:
-            return
-        for event in parent_history:
-            if isinstance(event, ev.ChildWorkflowStarted) and event.child_workflow_id == child.workflow_id:
-                self._apply_parent_close_policy(child.workflow_id, event.parent_close_policy)
 
     def resident_count(self) -> int:
         """How many runs the core is working on."""
@@ -795,11 +585,6 @@ class EngineCore(pykka.ThreadingActor):
                 )
                 self._append(run, [sent], then=lambda _: self._deliver_external(run, pending))
 
-    def _cancel_child(self, child_workflow_id: str) -> None:
-        child = self._runs.get(child_workflow_id)
-        if child is not None:
-            self._request_cancel(child, "cancelled by its parent")
-
     def _continue_as_new(self, run: Run, command: ContinueAsNew) -> None:
         """Close the run with ``WorkflowContinuedAsNew`` and open the next one, in one transaction."""
         workflow_type = command.workflow_type or run.workflow_type
@@ -902,19 +687,3 @@ def _resolve_query(reply: pykka.Future[Any], message: dict[str, Any]) -> None:
     else:
         error = QueryError(message.get("error", "query failed"))
         reply.set_exception((QueryError, error, None))
-
-
-def _child_outcome(terminal: ev.Event) -> tuple[Any, bool]:
-    """``(result or Failure, cancelled)`` of a child whose run closed with ``terminal``."""
-    match terminal:
-        case ev.WorkflowCompleted(result=result):
-            return result, False
-        case ev.WorkflowFailed(failure=failure):
-            return failure, False
-        case ev.WorkflowCancelled():
-            return None, True
-        case ev.WorkflowTerminated(reason=reason):
-            return ev.Failure("WorkflowTerminated", f"the child was terminated: {reason}"), False
-        case ev.WorkflowTimedOut(kind=kind):
-            return ev.Failure("WorkflowTimedOut", f"the child timed out ({kind} timeout)"), False
-    return ev.Failure(terminal.type, "the child closed"), False

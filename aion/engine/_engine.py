@@ -23,9 +23,10 @@ from aion._ids import new_workflow_id, validate_workflow_id
 from aion.control import ControlServer, start_control_server
 from aion.engine import _registry
 from aion.engine._activity_worker import run_activity_worker
-from aion.engine._core import (
-    Closures,
-    EngineCore,
+from aion.engine._core import EngineCore
+from aion.engine._handle import WorkflowHandle
+from aion.engine._interfaces import Closures
+from aion.engine._messages import (
     ProcessDown,
     ProcessGaveUp,
     ProcessMessage,
@@ -34,7 +35,6 @@ from aion.engine._core import (
     WorkerMessage,
     WorkerUp,
 )
-from aion.engine._handle import WorkflowHandle
 from aion.engine._registry import Registry
 from aion.engine._workflow_host import run_workflow_host
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
