@@ -10,6 +10,7 @@ Phases:
    within :data:`ORPHAN_GRACE` (children die with the engine); then a new engine starts on the same data directory.
 3. **Quiet phase.** No more kills; every planned workflow must reach a terminal state within ``quiet_timeout``.
 4. **Stop.** SIGTERM to the engine (a graceful stop), which must exit 0; then no process of ours may be alive.
+   Then one more engine starts and stops on the finished directory: it must record nothing and run nothing.
 5. **Check.** :func:`tests.chaos.checker.check` over the store and the execution log.
 
 Anything wrong along the way (an engine that exits on its own or never gets ready, an error in the engine
@@ -355,6 +356,34 @@ class Soak:
             psutil.wait_procs(still, timeout=5)
             reap_zombies()
 
+    def _idle_restart(self) -> None:
+        """One more engine on the finished data directory must change nothing: no activity runs, no event is
+        recorded (recovery does not resume closed workflows, and the plan's actions are all found done)."""
+        log = Path(self.plan.log)
+        before = (log.stat().st_size if log.exists() else 0, self._heads())
+        self._spawn()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self._is_ready() and self.proc is not None and self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        time.sleep(1.5)
+        self._stop()
+        after = (log.stat().st_size if log.exists() else 0, self._heads())
+        if after != before:
+            changed = {w: (before[1].get(w), h) for w, h in after[1].items() if before[1].get(w) != h}
+            self._fail(
+                f"an idle restart changed things: execution log {before[0]} -> {after[0]} bytes, "
+                f"heads (before, after) {changed}"
+            )
+
+    def _heads(self) -> dict[str, int]:
+        store = open_store(self.data, readonly=True)
+        try:
+            return {info.workflow_id: info.head_seq for info in store.list_workflows()}
+        finally:
+            store.close()
+
     def run(self) -> Report:
         started = time.monotonic()
         become_subreaper()
@@ -375,6 +404,8 @@ class Soak:
                     self._stop()
                 else:
                     self._after_engine_death()
+            if not self.report.failures:
+                self._idle_restart()
             errors = self.run_dir / "errors.log"
             if errors.exists() and errors.read_text().strip():
                 self._fail(f"errors in the engine processes:\n{errors.read_text()}")

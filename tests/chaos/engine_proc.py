@@ -87,7 +87,9 @@ class Incarnation:
                 engine.start_workflow(planned.workflow_type, *planned.args, workflow_id=wid)
         elif action.kind == "signal":
             history = engine.store.read_history(wid)
-            if not any(isinstance(e, ev.SignalReceived) and e.payload == action.payload for e in history):
+            if not any(
+                isinstance(e, ev.SignalReceived) and (e.name, e.payload) == ("item", action.payload) for e in history
+            ):
                 engine.get_workflow(wid).signal("item", action.payload)
         elif action.kind == "cancel":
             if not any(isinstance(e, ev.WorkflowCancelRequested) for e in engine.store.read_history(wid)):
