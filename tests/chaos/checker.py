@@ -36,8 +36,9 @@ for every ``ActivityCompleted(workflow, run, activity, attempt=A)`` recorded at 
 
 ``T`` is the store's ``recorded_at`` and the log's ``time_ns`` is ``time.time_ns()``: the same clock, and a
 legitimate execution happens-before the completion is stamped (start < done < result message < stamp), so E2 has
-no false positives. Also **E3**: every logged execution belongs to an activity scheduled in that run (no phantom
-executions). ``done`` lines beyond the recorded one are *lost completions*, legal and counted in the stats.
+no false positives (``recorded_at`` has microsecond resolution, so a line counts as later from ``T`` + 1 µs).
+Also **E3**: every logged execution belongs to an activity scheduled in that run (no phantom executions).
+``done`` lines beyond the recorded one are *lost completions*, legal and counted in the stats.
 """
 
 from __future__ import annotations

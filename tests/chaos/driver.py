@@ -117,10 +117,15 @@ def _describe(procs: list[psutil.Process]) -> list[str]:
     return described
 
 
-def _state(proc: psutil.Process) -> str:
+def _state(proc: psutil.Process, killed_at: float) -> str:
     try:
-        return f"status {proc.status()}, parent {proc.ppid()}"
-    except psutil.Error as error:
+        wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
+        return (
+            f"status {proc.status()} in {wchan or '?'}, parent {proc.ppid()}, created "
+            f"{proc.create_time() - killed_at:+.3f} s from the kill, {proc.num_threads()} threads, "
+            f"{proc.num_fds()} fds"
+        )
+    except (OSError, psutil.Error) as error:
         return type(error).__name__
 
 
@@ -197,15 +202,19 @@ class Soak:
         with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
             tree = json.loads((self.run_dir / "tree.json").read_text())
             roles = {n["pid"]: n["id"] for n in tree["processes"]}
+        engine = self.proc.pid
         family = {}
-        with contextlib.suppress(psutil.NoSuchProcess):
-            for proc in psutil.Process(self.proc.pid).children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    family[proc.pid] = f"child of {proc.ppid()}, {roles.get(proc.pid, 'not in the tree')}"
+        for proc in psutil.Process().children(recursive=True):  # all of ours, not only the engine's
+            with contextlib.suppress(psutil.Error):
+                family[proc.pid] = (
+                    f"child of {proc.ppid()}{' (the engine)' if proc.ppid() == engine else ''}, "
+                    f"{roles.get(proc.pid, 'not in the tree')}, {proc.status()}"
+                )
         return family
 
     def _after_engine_death(self, family: dict[int, str] | None = None) -> None:
         """Every process of ours must die with the engine (workflow hosts, workers, the zygote)."""
+        killed_at = time.time()
         deadline = time.monotonic() + ORPHAN_GRACE
         while True:
             reap_zombies()
@@ -214,7 +223,7 @@ class Soak:
                 return
             if time.monotonic() > deadline:
                 described = [
-                    f"{d} (before the kill: {(family or {}).get(p.pid, 'unknown')}; now {_state(p)})"
+                    f"{d} (before the kill: {(family or {}).get(p.pid, 'not ours yet')}; now {_state(p, killed_at)})"
                     for p, d in zip(alive, _describe(alive), strict=False)
                 ]
                 self._fail(
@@ -323,6 +332,8 @@ class Soak:
         while True:
             self._watch()
             pending = self._open_workflows() if self.data.exists() else ["(no store yet)"]
+            if not self._is_ready():  # the last engine may have been started by the last kill
+                pending.append("(the engine is starting)")
             if not pending:
                 return
             if time.monotonic() > deadline:
