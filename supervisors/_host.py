@@ -434,8 +434,9 @@ def _fork_host(nursery: socket.socket, zygote_pid: int) -> None:
     middle = os.fork()
     if middle == 0:
         try:
+            middle = os.getpid()
             if os.fork() == 0:
-                _host_main(nursery, zygote_pid, (mine, theirs), (chan_mine, chan_theirs))
+                _host_main(nursery, zygote_pid, middle, (mine, theirs), (chan_mine, chan_theirs))
         finally:
             os._exit(0)
     for s in (mine, theirs, chan_mine, chan_theirs):
@@ -447,15 +448,15 @@ def _fork_host(nursery: socket.socket, zygote_pid: int) -> None:
 def _host_main(
     nursery: socket.socket,
     zygote_pid: int,
+    middle: int,
     ctl: tuple[socket.socket, socket.socket],
     chan: tuple[socket.socket, socket.socket],
 ) -> NoReturn:
     """A new pool host: wait to be the zygote's child, give the zygote its ends of our sockets, then idle."""
     (mine, theirs), (chan_mine, chan_theirs) = ctl, chan
     try:
-        middle = os.getppid()
         while (parent := os.getppid()) != zygote_pid:
-            if parent != middle:  # the zygote is gone
+            if parent != middle:  # adopted by someone else: the zygote is gone
                 os._exit(0)
             time.sleep(0.0001)
         _fds.die_with_parent(zygote_pid)
