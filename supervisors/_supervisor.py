@@ -470,6 +470,16 @@ class _SupervisorActor(pykka.ThreadingActor):
         self.children[spec.id] = child
         return self._public(child)
 
+    def start_child_nowait(self, spec: ChildSpec, on_error: Callable[[str, BaseException], None] | None) -> None:
+        """`start_child` for callers that must not wait: a failure goes to ``on_error(child_id, error)``."""
+        try:
+            self.start_child(spec)
+        except Exception as exc:
+            if on_error is None:
+                logger.exception("starting child %r failed", spec.id)
+            else:
+                on_error(spec.id, exc)
+
     @staticmethod
     def _public(child: _Child) -> Any:
         if child.sup is not None:
@@ -666,6 +676,17 @@ class Supervisor:
         gave up) or are terminated. Raises `StartError` if it cannot be started (e.g. unknown target).
         """
         return self._call("start_child", spec)
+
+    def start_child_nowait(
+        self, spec: ProcessSpec, on_error: Callable[[str, BaseException], None] | None = None
+    ) -> None:
+        """Start a dynamic process child without waiting for it: the supervisor starts it in its own thread.
+
+        The child's ``on_start`` says when it runs; if it cannot be started, ``on_error(child_id, error)`` is
+        called (from the supervisor's thread), else the failure is logged. For callers, like an engine's event
+        loop, that must never block on a fork.
+        """
+        self.actor_ref.proxy().start_child_nowait(spec, on_error)
 
     def terminate_child(self, child_id: str, kill: bool = False) -> ExitReason | None:
         """Stop a child: graceful (``SIGTERM``, ``shutdown_timeout``, then ``SIGKILL``) or ``kill`` at once.

@@ -336,7 +336,7 @@ class Engine:
     def start_run_process(self, workflow_type: str, child_id: str, meta: dict[str, Any]) -> None:
         """Start the process hosting a run under its type's supervisor."""
         spec = self._workflow_spec(child_id, sv.Restart.TRANSIENT, meta)
-        self._type_supervisor(workflow_type).start_child(spec)
+        self._type_supervisor(workflow_type).start_child_nowait(spec, on_error=self._start_failed)
 
     def terminate_run_process(self, workflow_type: str, child_id: str) -> None:
         """Kill a run's process for good (the run was closed from outside)."""
@@ -347,7 +347,15 @@ class Engine:
 
     def start_query_process(self, workflow_type: str, child_id: str) -> None:
         """Start a one-off process that replays a run to answer a query."""
-        self._type_supervisor(workflow_type).start_child(self._workflow_spec(child_id, sv.Restart.TEMPORARY, {}))
+        spec = self._workflow_spec(child_id, sv.Restart.TEMPORARY, {})
+        self._type_supervisor(workflow_type).start_child_nowait(spec, on_error=self._start_failed)
+
+    def _start_failed(self, child_id: str, error: BaseException) -> None:
+        """A workflow process could not be started: its run fails (or its query is answered with the error)."""
+        core = self._core
+        if core is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                core.actor_ref.tell(ProcessGaveUp(child_id, f"the process could not be started: {error}"))
 
     def stop_run_process(self, workflow_type: str, child_id: str) -> None:
         """Kill a run's process; its supervisor restarts it if the run is open."""
