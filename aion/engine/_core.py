@@ -106,6 +106,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
         self._timers = TimerService(self._timer_due)
         self._activities = ActivityManager(self._append, self._timers, self._pool, processes, cancel_grace=cancel_grace)
         self._one_off_queries: dict[int, tuple[str, dict[str, Any], pykka.Future[Any]]] = {}
+        #: Requests that reached a workflow while its run was continuing as new, for the successor run.
+        self._after_continue: dict[str, list[Callable[[Run], None]]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -164,26 +166,38 @@ class EngineCore(Relations, pykka.ThreadingActor):
 
     def signal(self, workflow_id: str, name: str, payload: Any) -> pykka.Future[Any]:
         """Record ``SignalReceived``; the future resolves once it is durable (then it is delivered)."""
-        run = self._resident(workflow_id)
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
-        self._append(run, [ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)], reply=reply)
+
+        def deliver(run: Run) -> None:
+            self._append(run, [ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)], reply=reply)
+
+        if not self._with_open_run(workflow_id, deliver):
+            info = self._store.get_run(workflow_id)
+            status = info.status.value if info is not None else "closed"
+            raise WorkflowNotRunningError(f"workflow {workflow_id!r} is {status}: it takes no signals")
         return reply
 
     def cancel(self, workflow_id: str, reason: str | None) -> pykka.Future[Any]:
         """Request cancellation; the future gives True once it is recorded, False if the run was closed."""
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
-        run = self._open_run_or_none(workflow_id)
-        if run is None:
+
+        def request(run: Run) -> None:
+            if not self._request_cancel(run, reason, reply):
+                reply.set(True)
+
+        if not self._with_open_run(workflow_id, request):
             reply.set(False)
-        elif not self._request_cancel(run, reason, reply):
-            reply.set(True)
         return reply
 
     def terminate(self, workflow_id: str, reason: str | None) -> pykka.Future[Any]:
         """Terminate now; the future gives True once ``WorkflowTerminated`` is recorded, False if it was closed."""
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
-        run = self._open_run_or_none(workflow_id)
-        if run is None or not self._end_run(run, ev.WorkflowTerminated(workflow_id=workflow_id, reason=reason), reply):
+
+        def end(run: Run) -> None:
+            if not self._end_run(run, ev.WorkflowTerminated(workflow_id=workflow_id, reason=reason), reply):
+                reply.set(False)
+
+        if not self._with_open_run(workflow_id, end):
             reply.set(False)
         return reply
 
@@ -310,13 +324,20 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self._notify_parent(run, terminal)
         self._closures.notify()
 
-    def _open_run_or_none(self, workflow_id: str) -> Run | None:
+    def _with_open_run(self, workflow_id: str, action: Callable[[Run], None]) -> bool:
+        """Apply ``action`` to the workflow's open run: now, or, while a run is continuing as new, to its
+        successor as soon as that opens (a signal or a terminate aimed at the workflow must not fall between
+        two runs). False if the workflow has no open run; ``WorkflowNotFoundError`` if it never existed."""
         run = self._runs.get(workflow_id)
         if run is not None and not run.closing:
-            return run
+            action(run)
+            return True
+        if run is not None and run.continuing:
+            self._after_continue.setdefault(workflow_id, []).append(action)
+            return True
         if self._store.get_run(workflow_id) is None:
             raise WorkflowNotFoundError(workflow_id)
-        return None
+        return False
 
     def resident_count(self) -> int:
         """How many runs the core is working on."""
@@ -595,6 +616,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self._fail_run(run, ev.Failure(type(error).__name__, str(error)))
             return
         run.closing = True
+        run.continuing = True
         previous = run.started
         assert previous is not None
         new_run_id_ = new_run_id()
@@ -622,6 +644,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
             successor = Run(run.workflow_id, new_run_id_, workflow_type, head=opened.seq, started=opened)
             self._runs[run.workflow_id] = successor
             self._begin(successor, spawn=True)
+            for action in self._after_continue.pop(run.workflow_id, []):
+                action(successor)
 
         self._append(run, [closing, started], then=open_next)
 
@@ -670,15 +694,6 @@ class EngineCore(Relations, pykka.ThreadingActor):
             return
         self._activities.due(run, key)
         self._pump()
-
-    def _resident(self, workflow_id: str) -> Run:
-        run = self._runs.get(workflow_id)
-        if run is not None and not run.closing:
-            return run
-        info = self._store.get_run(workflow_id)
-        if info is None:
-            raise WorkflowNotFoundError(workflow_id)
-        raise WorkflowNotRunningError(f"workflow {workflow_id!r} is {info.status.value}: it takes no signals")
 
 
 def _resolve_query(reply: pykka.Future[Any], message: dict[str, Any]) -> None:

@@ -84,6 +84,8 @@ class Run:
     children: dict[int, ChildRef] = field(default_factory=dict)
     signals_out: dict[int, PendingSignal] = field(default_factory=dict)
     cancel_requested: bool = False
+    #: Closing by continue-as-new: requests for the workflow go to the successor run.
+    continuing: bool = False
     activities: dict[int, PendingActivity] = field(default_factory=dict)
     timers: dict[int, float] = field(default_factory=dict)
     closing: bool = False

@@ -165,7 +165,17 @@ async def racer(log: str, seconds: float) -> str:
     return "completed"
 
 
+
+
+
+@workflow.defn
+async def continues_per_signal(log: str, n: int) -> None:
+    await workflow.wait_signal("next")
+    workflow.continue_as_new(log, n + 1)
+
+
 WORKFLOWS = [
     timers, counts_signals, races_an_activity, timeout_block, long_activity, waits_forever, forever_continuing,
     child_echo, child_waits, parent, signals_another, counter, continue_while_busy, cleans_up, racer,
+    continues_per_signal,
 ]  # fmt: skip

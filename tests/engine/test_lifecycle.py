@@ -272,3 +272,16 @@ def test_complete_cancel_and_timeout_racing_give_exactly_one_terminal_event(engi
         assert handle.describe().status.value != "running"
     assert len(handles) == 200
     assert outcomes  # whichever won, each run closed exactly once
+
+
+@pytest.mark.timeout(60)
+def test_signals_and_terminate_sent_during_continue_as_new_reach_the_workflow(engine: aion.Engine, log: str) -> None:
+    handle = engine.start_workflow(lf.continues_per_signal, log, 0, workflow_id="hopping")
+    for _ in range(30):  # each signal makes the run continue as new: many land while a run is closing
+        handle.signal("next")  # never refused for falling between two runs
+    history = engine.store.read_history("hopping")
+    assert sum(isinstance(e, ev.SignalReceived) for e in history) == 30
+    assert engine.get_workflow("hopping").terminate("done") is True
+    whole = engine.store.read_history("hopping")
+    assert isinstance(whole[-1], ev.WorkflowTerminated)
+    assert [e.seq for e in whole] == list(range(1, len(whole) + 1))
