@@ -15,7 +15,7 @@ from aion import events as ev
 from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine.helpers import engine_process, recorded
-from tests.supervisors.helpers import wait_until
+from tests.helpers import wait_until
 
 FAST = {"initial_interval": 0.05, "backoff_coefficient": 2.0}
 

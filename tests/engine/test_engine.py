@@ -15,7 +15,7 @@ from aion import events as ev
 from aion import workflow
 from tests.engine import flows
 from tests.engine.helpers import workflow_pid
-from tests.supervisors.helpers import wait_until
+from tests.helpers import wait_until
 
 
 @pytest.fixture

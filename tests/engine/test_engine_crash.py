@@ -12,7 +12,7 @@ from aion import events as ev
 from aion.store import open_store
 from tests.engine import flows
 from tests.engine.helpers import engine_process
-from tests.supervisors.helpers import wait_until
+from tests.helpers import wait_until
 
 
 def recorded_completions(data: Path) -> set[str]:

@@ -13,7 +13,7 @@ from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine import lifecycle_flows as lf
 from tests.engine.helpers import run_node, workflow_pid
-from tests.supervisors.helpers import wait_until
+from tests.helpers import wait_until
 
 WORKFLOWS = lf.WORKFLOWS + af.WORKFLOWS
 ACTIVITIES = af.ACTIVITIES

@@ -14,7 +14,7 @@ from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine import lifecycle_flows as lf
 from tests.engine.helpers import engine_process, recorded
-from tests.supervisors.helpers import wait_until
+from tests.helpers import wait_until
 
 SCRIPT = "tests.engine.lifecycle_engine_proc"
 WORKFLOWS = [*lf.WORKFLOWS, flows.sleeper]
