@@ -19,28 +19,13 @@ from .targets import always_crash, graceful, worker
 
 
 @pytest.fixture
-def pool_zygote() -> Iterator[sv.Zygote]:
+def zygote() -> Iterator[sv.Zygote]:
+    """Overrides the suite's zygote: speculation needs a deeper warm pool (``start_sup`` starts on it)."""
     z = sv.Zygote.start(warm_pool=3)
     try:
         yield z
     finally:
         z.stop()
-
-
-@pytest.fixture
-def start(pool_zygote: sv.Zygote) -> Iterator[Callable[[sv.SupervisorSpec], sv.Supervisor]]:
-    started: list[sv.Supervisor] = []
-
-    def start(spec: sv.SupervisorSpec) -> sv.Supervisor:
-        sup = sv.Supervisor.start(spec, zygote=pool_zygote)
-        started.append(sup)
-        return sup
-
-    try:
-        yield start
-    finally:
-        for sup in reversed(started):
-            sup.stop(timeout=30)
 
 
 def _zygote_children(zygote: sv.Zygote) -> set[int]:
@@ -74,7 +59,7 @@ def _wait_pool_full(zygote: sv.Zygote, children: int) -> None:
 
 
 def test_sigkill_restart_is_speculative_and_observably_the_same(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote, rec: Recorder
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote, rec: Recorder
 ) -> None:
     events: list[tuple[str, int]] = []
 
@@ -87,12 +72,12 @@ def test_sigkill_restart_is_speculative_and_observably_the_same(
         rec.on_exit(cid, reason)
 
     spec = sv.ProcessSpec(id="w", target=worker, on_start=on_start, on_message=rec.on_message, on_exit=on_exit)
-    sup = start(sv.SupervisorSpec(id="s", max_restarts=50, max_seconds=60, children=[spec]))
-    hub = pool_zygote._hub
+    sup = start_sup(sv.SupervisorSpec(id="s", max_restarts=50, max_seconds=60, children=[spec]))
+    hub = zygote._hub
     pid = sup.pid_of("w")
     assert pid is not None
     for i in range(5):
-        _wait_pool_full(pool_zygote, 1)
+        _wait_pool_full(zygote, 1)
         before = hub.spares_adopted
         os.kill(pid, signal.SIGKILL)
         new = wait_until(lambda old=pid: (p := sup.pid_of("w")) not in (None, old) and p)
@@ -110,21 +95,21 @@ def test_sigkill_restart_is_speculative_and_observably_the_same(
 
 
 def test_exception_restart_keeps_the_traceback(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote, rec: Recorder
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote, rec: Recorder
 ) -> None:
-    sup = start(sv.SupervisorSpec(id="s", children=[rec.spec("w", worker)]))
+    sup = start_sup(sv.SupervisorSpec(id="s", children=[rec.spec("w", worker)]))
     old = sup.pid_of("w")
-    _wait_pool_full(pool_zygote, 1)
+    _wait_pool_full(zygote, 1)
     rec.channels["w"].send(["raise", "boom"])
     wait_until(lambda: sup.pid_of("w") not in (None, old))
     rec.ping("w", 1)
     (reason,) = rec.exits_of("w")
     assert reason.kind == "exception" and reason.exc_type == "ValueError" and reason.message == "boom"
-    assert pool_zygote._hub.spares_adopted == 1
+    assert zygote._hub.spares_adopted == 1
 
 
 def test_messages_of_the_replacement_come_after_its_on_start(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote
 ) -> None:
     log: list[str] = []
     spec = sv.ProcessSpec(
@@ -134,28 +119,28 @@ def test_messages_of_the_replacement_come_after_its_on_start(
         on_message=lambda cid, msg: log.append(f"msg {msg}"),
         on_exit=lambda cid, reason: log.append("exit"),
     )
-    sup = start(sv.SupervisorSpec(id="s", max_restarts=50, max_seconds=60, children=[spec]))
+    sup = start_sup(sv.SupervisorSpec(id="s", max_restarts=50, max_seconds=60, children=[spec]))
     for i in range(5):
         wait_until(lambda i=i: log.count("msg ready") == i + 1)
-        _wait_pool_full(pool_zygote, 1)
+        _wait_pool_full(zygote, 1)
         pid = sup.pid_of("g")
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: log.count("msg ready") == 6)
     kinds = [entry.split()[0] for entry in log]
     assert kinds == ["start", "msg"] + ["exit", "start", "msg"] * 5
-    assert pool_zygote._hub.spares_adopted == 5
+    assert zygote._hub.spares_adopted == 5
 
 
-def test_supervisor_giving_up_kills_the_replacement(pool_zygote: sv.Zygote, rec: Recorder) -> None:
+def test_supervisor_giving_up_kills_the_replacement(zygote: sv.Zygote, rec: Recorder) -> None:
     root = sv.Supervisor.start(
         sv.SupervisorSpec(id="root", max_restarts=2, max_seconds=60, children=[rec.spec("w", worker)]),
-        zygote=pool_zygote,
+        zygote=zygote,
     )
     try:
         for _ in range(3):
             wait_until(lambda: _pid_of(root, "w") is not None)
-            _wait_pool_full(pool_zygote, 1)
+            _wait_pool_full(zygote, 1)
             pid = _pid_of(root, "w")
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
@@ -166,15 +151,15 @@ def test_supervisor_giving_up_kills_the_replacement(pool_zygote: sv.Zygote, rec:
         assert len(rec.starts) == 3
         assert len(rec.exits_of("w")) == 3
         # at the limit, the last incarnation was not armed: nothing was started only to be killed
-        assert pool_zygote._hub.spares_discarded == 0
-        wait_until(lambda: pool_zygote.pids() == [])
-        _wait_pool_full(pool_zygote, 0)
+        assert zygote._hub.spares_discarded == 0
+        wait_until(lambda: zygote.pids() == [])
+        _wait_pool_full(zygote, 0)
     finally:
         root.stop(timeout=10)
 
 
 def test_replacement_rejected_when_a_sibling_filled_the_intensity(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote, rec: Recorder
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote, rec: Recorder
 ) -> None:
     """Armed while the intensity had room; a sibling's restarts fill it; the next crash escalates."""
     root = sv.Supervisor.start(
@@ -184,109 +169,111 @@ def test_replacement_rejected_when_a_sibling_filled_the_intensity(
             max_seconds=60,
             children=[rec.spec("a", worker), rec.spec("b", worker)],
         ),
-        zygote=pool_zygote,
+        zygote=zygote,
     )
     try:
-        _wait_pool_full(pool_zygote, 2)
+        _wait_pool_full(zygote, 2)
         a = root.pid_of("a")
         assert a is not None
         os.kill(a, signal.SIGKILL)  # restart 1 of 1: "b" is disarmed, since the next crash escalates
         wait_until(lambda: root.pid_of("a") not in (None, a))
-        _wait_pool_full(pool_zygote, 2)
+        _wait_pool_full(zygote, 2)
         b = root.pid_of("b")
         assert b is not None
         os.kill(b, signal.SIGKILL)
         reason = root.wait(timeout=10)
         assert reason is not None and reason.exc_type == "supervisors.MaxRestartsExceeded"
         assert [cid for cid, _ in rec.starts] == ["a", "b", "a"]
-        wait_until(lambda: pool_zygote.pids() == [])
-        _wait_pool_full(pool_zygote, 0)
+        wait_until(lambda: zygote.pids() == [])
+        _wait_pool_full(zygote, 0)
     finally:
         root.stop(timeout=10)
 
 
 def test_instant_crashes_of_replacements_are_counted(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote, rec: Recorder
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote, rec: Recorder
 ) -> None:
     """A replacement that dies before it is adopted: its exit is held, then handled as a crash of it."""
-    sup = start(sv.SupervisorSpec(id="s", max_restarts=100, max_seconds=60))
+    sup = start_sup(sv.SupervisorSpec(id="s", max_restarts=100, max_seconds=60))
     sup.start_child(rec.spec("c", always_crash, restart=sv.Restart.TRANSIENT, max_restarts=4, max_seconds=60))
     wait_until(lambda: rec.give_ups)
     assert len(rec.starts) == 5
     assert [r.exc_type for r in rec.exits_of("c")] == ["RuntimeError"] * 5
     assert [cid for cid, _ in rec.give_ups] == ["c"]
     assert "c" not in children_by_id(sup)
-    wait_until(lambda: _settled(pool_zygote, 0), timeout=10)
+    wait_until(lambda: _settled(zygote, 0), timeout=10)
 
 
 def test_transient_normal_exit_and_terminate_start_nothing(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote, rec: Recorder
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote, rec: Recorder
 ) -> None:
-    sup = start(sv.SupervisorSpec(id="s"))
+    sup = start_sup(sv.SupervisorSpec(id="s"))
     sup.start_child(rec.spec("t", worker, restart=sv.Restart.TRANSIENT))
     sup.start_child(rec.spec("p", worker))
-    _wait_pool_full(pool_zygote, 2)
+    _wait_pool_full(zygote, 2)
     rec.channels["t"].send(["return"])
     wait_until(lambda: rec.exits_of("t"))
     reason = sup.terminate_child("p", kill=True)
     assert reason is not None and reason.kind == "shutdown" and reason.signal == "SIGKILL"
     time.sleep(0.05)
-    _wait_pool_full(pool_zygote, 0)
+    _wait_pool_full(zygote, 0)
     assert len(rec.starts) == 2
-    assert pool_zygote._hub.spares_adopted == 0
-    assert pool_zygote._hub.spares_discarded == 0
+    assert zygote._hub.spares_adopted == 0
+    assert zygote._hub.spares_discarded == 0
 
 
 @pytest.mark.parametrize("strategy", [sv.Strategy.ONE_FOR_ALL, sv.Strategy.REST_FOR_ONE])
 def test_group_strategies_do_not_speculate(
-    start: Callable[[sv.SupervisorSpec], sv.Supervisor], pool_zygote: sv.Zygote, rec: Recorder, strategy: sv.Strategy
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], zygote: sv.Zygote, rec: Recorder, strategy: sv.Strategy
 ) -> None:
-    sup = start(sv.SupervisorSpec(id="s", strategy=strategy, children=[rec.spec("a", worker), rec.spec("b", worker)]))
-    _wait_pool_full(pool_zygote, 2)
+    sup = start_sup(
+        sv.SupervisorSpec(id="s", strategy=strategy, children=[rec.spec("a", worker), rec.spec("b", worker)])
+    )
+    _wait_pool_full(zygote, 2)
     a = sup.pid_of("a")
     assert a is not None
     os.kill(a, signal.SIGKILL)
     wait_until(lambda: len(rec.starts) == 4)
     assert [cid for cid, _ in rec.starts] == ["a", "b", "a", "b"]
     assert [cid for cid, _ in rec.exits] == ["a", "b"]
-    assert pool_zygote._hub.spares_adopted == 0
-    assert pool_zygote._hub.spares_discarded == 0
+    assert zygote._hub.spares_adopted == 0
+    assert zygote._hub.spares_discarded == 0
 
 
-def test_stopping_with_replacements_in_flight_leaks_nothing(pool_zygote: sv.Zygote, rec: Recorder) -> None:
+def test_stopping_with_replacements_in_flight_leaks_nothing(zygote: sv.Zygote, rec: Recorder) -> None:
     root = sv.Supervisor.start(
         sv.SupervisorSpec(
             id="root", max_restarts=1000, max_seconds=60, children=[rec.spec(f"w{i}", worker) for i in range(3)]
         ),
-        zygote=pool_zygote,
+        zygote=zygote,
     )
-    _wait_pool_full(pool_zygote, 3)
+    _wait_pool_full(zygote, 3)
     for info in root.which_children():
         assert info.pid is not None
         os.kill(info.pid, signal.SIGKILL)
     root.stop(timeout=10)
-    assert pool_zygote.pids() == []
-    wait_until(lambda: _settled(pool_zygote, 0), timeout=10)
+    assert zygote.pids() == []
+    wait_until(lambda: _settled(zygote, 0), timeout=10)
 
 
-def test_pool_refills_through_a_new_nursery_when_it_is_killed(pool_zygote: sv.Zygote) -> None:
-    hub = pool_zygote._hub
-    _wait_pool_full(pool_zygote, 0)
+def test_pool_refills_through_a_new_nursery_when_it_is_killed(zygote: sv.Zygote) -> None:
+    hub = zygote._hub
+    _wait_pool_full(zygote, 0)
     first = hub.nursery_pid
     os.kill(first, signal.SIGKILL)
-    pids = [pool_zygote.spawn(worker) for _ in range(4)]  # drains the pool: a new nursery refills it
+    pids = [zygote.spawn(worker) for _ in range(4)]  # drains the pool: a new nursery refills it
     wait_until(lambda: hub.nursery_pid not in (0, first))
-    _wait_pool_full(pool_zygote, 4)
+    _wait_pool_full(zygote, 4)
     for pid in pids:
-        pool_zygote.terminate(pid, kill=True)
-    _wait_pool_full(pool_zygote, 0)
+        zygote.terminate(pid, kill=True)
+    _wait_pool_full(zygote, 0)
 
 
-def test_an_idle_host_killed_is_replaced(pool_zygote: sv.Zygote) -> None:
-    _wait_pool_full(pool_zygote, 0)
-    hosts = _zygote_children(pool_zygote) - {pool_zygote._hub.nursery_pid}
+def test_an_idle_host_killed_is_replaced(zygote: sv.Zygote) -> None:
+    _wait_pool_full(zygote, 0)
+    hosts = _zygote_children(zygote) - {zygote._hub.nursery_pid}
     os.kill(hosts.pop(), signal.SIGKILL)
-    _wait_pool_full(pool_zygote, 0)
-    pid = pool_zygote.spawn(worker)
-    assert pid in _zygote_children(pool_zygote)
-    pool_zygote.terminate(pid, kill=True)
+    _wait_pool_full(zygote, 0)
+    pid = zygote.spawn(worker)
+    assert pid in _zygote_children(zygote)
+    zygote.terminate(pid, kill=True)
