@@ -82,6 +82,14 @@ class _Appended:
     reply: pykka.Future[Any] | None
 
 
+class _RecoverMore:
+    """Resume the next batch of running workflows."""
+
+
+#: How many runs recovery resumes per message before letting other messages through.
+_RECOVERY_BATCH = 32
+
+
 class EngineCore(Relations, pykka.ThreadingActor):
     """The sequencer of every workflow's history and the dispatcher of its effects."""
 
@@ -106,6 +114,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
         self._timers = TimerService(self._timer_due)
         self._activities = ActivityManager(self._append, self._timers, self._pool, processes, cancel_grace=cancel_grace)
         self._one_off_queries: dict[int, tuple[str, dict[str, Any], pykka.Future[Any]]] = {}
+        #: Running workflows that recovery has not resumed yet (in store order).
+        self._to_recover: dict[str, None] = {}
         #: Requests that reached a workflow while its run was continuing as new, for the successor run.
         self._after_continue: dict[str, list[Callable[[Run], None]]] = {}
 
@@ -120,26 +130,48 @@ class EngineCore(Relations, pykka.ThreadingActor):
     def recover(self) -> int:
         """Resume every running workflow found in the store; returns how many.
 
-        Also repairs what a crash between two writes left half done: a child recorded by its parent but never
-        started, a child that closed without its parent recording the outcome, a parent that closed without
-        applying its parent-close policy, a signal recorded as sent but not delivered.
+        Runs are resumed in small batches between the core's other messages, so the first resumed workflows make
+        progress while the rest load; a run not resumed yet is loaded at once when anything needs it (a signal,
+        a query, its parent, its child). Resuming a run also repairs what a crash between two writes left half
+        done (see :mod:`aion.engine._relations`).
         """
-        for info in list(self._store.running_workflows()):
-            history = self._store.read_run(info.workflow_id)
-            run = Run.from_history(history)
-            self._runs[run.workflow_id] = run
-            for timer_id, fire_at in run.timers.items():
-                self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
-            self._activities.recover(run, history)
-            self._begin(run, spawn=True)
+        self._to_recover = dict.fromkeys(info.workflow_id for info in self._store.running_workflows())
+        if self._to_recover:
+            self.actor_ref.tell(_RecoverMore())
+        return len(self._to_recover)
+
+    def _recover_some(self) -> None:
+        resumed = 0
+        while self._to_recover and resumed < _RECOVERY_BATCH:
+            self._live(next(iter(self._to_recover)))
+            resumed += 1
         self._pump()
-        for run in list(self._runs.values()):
-            for ref in list(run.children.values()):
-                self._repair_child(run, ref)
-            for pending in list(run.signals_out.values()):
-                self._deliver_external(run, pending, recovering=True)
-            self._repair_orphan(run)
-        return len(self._runs)
+        if self._to_recover:
+            self.actor_ref.tell(_RecoverMore())
+
+    def _live(self, workflow_id: str) -> Run | None:
+        """The run the core works on for ``workflow_id``, resuming it now if recovery has not reached it yet."""
+        run = self._runs.get(workflow_id)
+        if run is None and workflow_id in self._to_recover:
+            del self._to_recover[workflow_id]
+            run = self._resume(workflow_id)
+        return run
+
+    def _resume(self, workflow_id: str) -> Run:
+        """Rebuild a running workflow's run from history and set it going again."""
+        history = self._store.read_run(workflow_id)
+        run = Run.from_history(history)
+        self._runs[workflow_id] = run
+        for timer_id, fire_at in run.timers.items():
+            self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
+        self._activities.recover(run, history)
+        self._begin(run, spawn=True)
+        for ref in list(run.children.values()):
+            self._repair_child(run, ref)
+        for pending in list(run.signals_out.values()):
+            self._deliver_external(run, pending, recovering=True)
+        self._repair_orphan(run)
+        return run
 
     # -- API (asked through the proxy) ----------------------------------------------------------------------
 
@@ -156,7 +188,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
     ) -> pykka.Future[Any]:
         """Deliver signal ``name``, starting the workflow first (in the same transaction) if it is not running."""
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
-        run = self._runs.get(workflow_id)
+        run = self._live(workflow_id)
         if run is not None and not run.closing:
             name, payload = signal
             self._append(run, [ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)], reply=reply)
@@ -206,7 +238,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         reply: pykka.Future[Any] = pykka.ThreadingFuture()
         query_id = next_query_id()
         message = {"t": protocol.QUERY, "id": query_id, "name": name, "args": encode_payload(args)}
-        run = self._runs.get(workflow_id)
+        run = self._live(workflow_id)
         if run is not None and not run.closing:
             run.queries[query_id] = reply
             if run.channel is not None:
@@ -236,7 +268,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         reply: pykka.Future[Any] | None = None,
     ) -> None:
         self._registry.workflow(workflow_type)
-        existing = self._runs.get(workflow_id)
+        existing = self._live(workflow_id)
         if existing is not None and not existing.closing:
             raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
         info = self._store.get_run(workflow_id)
@@ -328,7 +360,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         """Apply ``action`` to the workflow's open run: now, or, while a run is continuing as new, to its
         successor as soon as that opens (a signal or a terminate aimed at the workflow must not fall between
         two runs). False if the workflow has no open run; ``WorkflowNotFoundError`` if it never existed."""
-        run = self._runs.get(workflow_id)
+        run = self._live(workflow_id)
         if run is not None and not run.closing:
             action(run)
             return True
@@ -380,6 +412,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
                 self._pump()
             case Due(key=key):
                 self._on_due(key)
+            case _RecoverMore():
+                self._recover_some()
 
     # -- recording ------------------------------------------------------------------------------------------
 

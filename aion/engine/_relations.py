@@ -52,6 +52,8 @@ class Relations:
 
         def _request_cancel(self, run: Run, reason: str | None, reply: pykka.Future[Any] | None = None) -> bool: ...
 
+        def _live(self, workflow_id: str) -> Run | None: ...
+
     def _start_child(self, parent: Run, ref: ChildRef) -> None:
         """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once)."""
         try:
@@ -83,7 +85,7 @@ class Relations:
         link = child.parent
         if link is None:
             return
-        parent = self._runs.get(link[0])
+        parent = self._live(link[0])
         if parent is None or parent.run_id != link[1]:
             return
         ref = next((r for r in parent.children.values() if r.workflow_id == child.workflow_id), None)
@@ -92,7 +94,7 @@ class Relations:
             self._record_child_outcome(parent, ref, outcome, cancelled=cancelled)
 
     def _apply_parent_close_policy(self, child_workflow_id: str, policy: str) -> None:
-        child = self._runs.get(child_workflow_id)
+        child = self._live(child_workflow_id)
         if child is None or child.closing:
             return
         if policy == "terminate":
@@ -118,7 +120,7 @@ class Relations:
         ):
             delivered()
             return
-        target = self._runs.get(target_id)
+        target = self._live(target_id)
         if target is None or target.closing:
             info = self._store.get_run(target_id)
             if info is None:
@@ -148,7 +150,7 @@ class Relations:
     def _repair_orphan(self, child: Run) -> None:
         """A running child whose parent closed before applying its policy: apply it now."""
         link = child.parent
-        if link is None or link[0] in self._runs:
+        if link is None or self._live(link[0]) is not None:
             return
         try:
             parent_history = self._store.read_run(link[0], link[1])
@@ -159,7 +161,7 @@ class Relations:
                 self._apply_parent_close_policy(child.workflow_id, event.parent_close_policy)
 
     def _cancel_child(self, child_workflow_id: str) -> None:
-        child = self._runs.get(child_workflow_id)
+        child = self._live(child_workflow_id)
         if child is not None:
             self._request_cancel(child, "cancelled by its parent")
 

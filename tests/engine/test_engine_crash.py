@@ -68,3 +68,20 @@ def test_changed_workflow_code_fails_the_run_with_non_determinism(tmp_path: Path
     assert caught.value.type == "NonDeterminismError"
     assert "seq 2" in str(caught.value) and "'double'" in str(caught.value) and "'async_add'" in str(caught.value)
     assert flows.executions(log) == ["double:21"]  # the diverged code never ran its activity
+
+
+@pytest.mark.timeout(120)
+def test_requests_reach_workflows_that_recovery_has_not_resumed_yet(tmp_path: Path) -> None:
+    data, log = tmp_path / "data", str(tmp_path / "executions.log")
+    ids = [f"waiting-{i:03}" for i in range(150)]
+    with aion.Engine(data, workflows=[flows.waits_for_signals], activity_workers=1) as engine:
+        for workflow_id in ids:
+            engine.start_workflow(flows.waits_for_signals, log, 1, workflow_id=workflow_id)
+    with aion.Engine(data, workflows=[flows.waits_for_signals], activity_workers=1) as engine:
+        # Recovery resumes runs in batches between other messages: the last ones are still waiting for it.
+        last = engine.get_workflow(ids[-1])
+        last.signal("item", "early")  # accepted, not refused as "not running"
+        assert last.result(timeout=60) == ["early"]
+        for workflow_id in ids[:-1]:
+            engine.get_workflow(workflow_id).signal("item", workflow_id)
+        assert [engine.get_workflow(w).result(timeout=60) for w in ids[:-1]] == [[w] for w in ids[:-1]]
