@@ -101,7 +101,9 @@ def one_kill(engine: aion.Engine, handle: aion.WorkflowHandle, cycle: int) -> di
         done = [e for e in history if isinstance(e, events.ActivityCompleted) and kinds[e.activity_id] == "started_at"]
         return history if len(done) > cycle else None
 
-    history: list[events.Event] = wait_for(next_done)
+    # Poll gently: the figures come from recorded timestamps, and a tight poll (reading and decoding the history)
+    # would compete with the engine's threads for the GIL during the very window being measured.
+    history: list[events.Event] = wait_for(next_done, interval=0.05)
     types = {e.activity_id: e.activity_type for e in history if isinstance(e, events.ActivityScheduled)}
     killers = [e for e in history if isinstance(e, events.ActivityCompleted) and types[e.activity_id] == "kill_process"]
     nexts = [e for e in history if isinstance(e, events.ActivityScheduled) and e.activity_type == "started_at"]

@@ -75,9 +75,16 @@ def run_target(fd: int | Channel, ref: str, args: list[Any]) -> NoReturn:
         os._exit(code)
 
 
+#: The zygote user's own warm-up (``Zygote.start(warm_up=...)``), inherited by every pool host.
+_user_warm_up: str | None = None
+
+
 def _warm_up(channel: Channel) -> None:
     """In an idle pool host: run the code a child runs first (decode its target, resolve it, receive), so that
     the copy-on-write page faults it causes happen now rather than when it is handed a child."""
+    if _user_warm_up is not None:
+        with contextlib.suppress(Exception):
+            resolve_target(_user_warm_up)()
     ref, args = unpack(pack([f"{__name__}:run_target", [1, "x", b"y", 1.5, None, {"k": [True]}]]))
     resolve_target(ref)
     channel.poll(0.0)
@@ -468,8 +475,12 @@ def _host_main(
     ZygoteServer.host_wait(theirs, chan_theirs)
 
 
-def zygote_main(ctl: socket.socket, preload: list[str], warm_pool: int, engine_pid: int) -> NoReturn:
+def zygote_main(
+    ctl: socket.socket, preload: list[str], warm_pool: int, engine_pid: int, warm_up: str | None = None
+) -> NoReturn:
     """Entry point of the forked zygote."""
+    global _user_warm_up
+    _user_warm_up = warm_up
     _fds.die_with_parent(engine_pid)
     _fds.become_subreaper()
     with contextlib.suppress(OSError):

@@ -54,8 +54,19 @@ class Zygote:
         self._stopped = False
 
     @classmethod
-    def start(cls, preload: Iterable[str] = (), warm_pool: int = 0, *, ready_timeout: float = 60.0) -> Zygote:
+    def start(
+        cls,
+        preload: Iterable[str] = (),
+        warm_pool: int = 0,
+        *,
+        warm_up: str | None = None,
+        ready_timeout: float = 60.0,
+    ) -> Zygote:
         """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
+
+        ``warm_up`` (a ``"module:function"`` reference) is called once, with no arguments, by every idle pool host
+        before it waits for a child: run there the code your children run first, so that the copy-on-write page
+        faults it causes happen before a hand-off rather than after. Its errors are ignored.
 
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
@@ -74,7 +85,7 @@ class Zygote:
             try:
                 mine.close()
                 _fds.close_all_in_child()
-                zygote_main(theirs, preload, warm_pool, engine_pid)
+                zygote_main(theirs, preload, warm_pool, engine_pid, warm_up)
             except BaseException:
                 traceback.print_exc()
             finally:

@@ -36,7 +36,7 @@ from aion.engine._messages import (
     WorkerUp,
 )
 from aion.engine._registry import Registry
-from aion.engine._workflow_host import run_workflow_host
+from aion.engine._workflow_host import run_workflow_host, warm_up
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
@@ -126,7 +126,9 @@ class Engine:
             # The zygote is forked first: before any engine thread exists (fork safety), and before the store
             # is open, so no child process inherits the writer lock or LMDB's file descriptors.
             _registry.install(self.registry)
-            self._zygote = sv.Zygote.start(preload=self.registry.modules(), warm_pool=self._warm_pool)
+            self._zygote = sv.Zygote.start(
+                preload=self.registry.modules(), warm_pool=self._warm_pool, warm_up=f"{warm_up.__module__}:warm_up"
+            )
             try:
                 self._store = open_store(self.data_dir)
                 self._recorder = start_recorder(self._store)

@@ -87,3 +87,34 @@ def _answer(runtime: WorkflowRuntime, message: dict[str, Any]) -> dict[str, Any]
     except Exception as error:
         reply.update(ok=False, error=f"{type(error).__name__}: {error}")
     return reply
+
+
+async def _warm_up_workflow(value: int) -> int:
+    """A tiny workflow for :func:`warm_up`: an activity, then a timer."""
+    from aion import workflow  # noqa: PLC0415 - the SDK imports this module's package
+
+    result: int = await workflow.execute_activity("warm-up", value, start_to_close_timeout=1)
+    await workflow.sleep(1)
+    return result
+
+
+def warm_up() -> None:
+    """Run, in an idle pool host, what a workflow process does first: decode a history, replay it, encode the
+    commands. The copy-on-write page faults this causes then happen before the host is handed a run, not on
+    the crash-restart path (``Zygote.start(warm_up=...)``)."""
+    run_id = "00000000-0000-4000-8000-000000000000"
+    at = ev.UNSET_TIME
+    history: list[ev.Event] = [
+        ev.WorkflowStarted(
+            workflow_id="warm-up", seq=1, recorded_at=at, workflow_type="warm-up", input=[1], run_id=run_id
+        ),
+        ev.ActivityScheduled(
+            workflow_id="warm-up", seq=2, recorded_at=at, activity_id=1, activity_type="warm-up", input=[1]
+        ),
+        ev.ActivityCompleted(workflow_id="warm-up", seq=3, recorded_at=at, activity_id=1, result=1, attempt=1),
+    ]
+    decoded = protocol.decode_history(protocol.run_message(history))
+    started = decoded[0]
+    assert isinstance(started, ev.WorkflowStarted)
+    commands = WorkflowRuntime(_warm_up_workflow, started).replay(decoded)
+    protocol.decode_commands(protocol.commands_message(commands))

@@ -111,3 +111,13 @@ def recv_timeout(channel: sv.Channel) -> None:
     channel.send(["got", channel.recv()])
     with contextlib.suppress(sv.ChannelClosedError):
         channel.recv()
+
+
+def mark_warm_up() -> None:
+    """A zygote warm-up: each pool host leaves a file named by its pid in ``$SV_TEST_WARM_UP_DIR``."""
+    Path(os.environ["SV_TEST_WARM_UP_DIR"], str(os.getpid())).touch()
+
+
+def failing_warm_up() -> None:
+    """A zygote warm-up that fails: the pool must work all the same."""
+    raise RuntimeError("warm-up failed")
