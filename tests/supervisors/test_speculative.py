@@ -272,7 +272,10 @@ def test_pool_refills_through_a_new_nursery_when_it_is_killed(zygote: sv.Zygote)
 def test_an_idle_host_killed_is_replaced(zygote: sv.Zygote) -> None:
     _wait_pool_full(zygote, 0)
     hosts = _zygote_children(zygote) - {zygote._hub.nursery_pid}
-    os.kill(hosts.pop(), signal.SIGKILL)
+    victim = hosts.pop()
+    os.kill(victim, signal.SIGKILL)
+    # os.kill returns before the signal lands: until the victim is gone, the pool still looks full with it.
+    wait_until(lambda: victim not in _zygote_children(zygote))
     _wait_pool_full(zygote, 0)
     pid = zygote.spawn(worker)
     assert pid in _zygote_children(zygote)
