@@ -11,7 +11,6 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from rich.table import Table
 
 import aion
 from aion import activity, workflow
+from aion.engine._tree import walk
 
 console = Console(highlight=False)
 
@@ -73,20 +73,6 @@ async def checkout(order: dict[str, Any]) -> dict[str, Any]:
     return {"reservation": reservation, "payment": payment, "receipt": receipt}
 
 
-def _walk(node: dict[str, Any], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    yield depth, node
-    for child in node.get("children", []):
-        yield from _walk(child, depth + 1)
-
-
-def _workflow_pid(engine: aion.Engine, workflow_id: str) -> int | None:
-    for _, node in _walk(engine.supervision_tree()):
-        meta = node.get("meta") or {}
-        if meta.get("workflow_id") == workflow_id and meta.get("role") == "run" and node.get("pid"):
-            return int(node["pid"])
-    return None
-
-
 def _wait_for(condition: Any, what: str, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,7 +87,7 @@ def _show_tree(engine: aion.Engine) -> None:
     table = Table(title="supervision tree", show_lines=False)
     for column in ("node", "pid", "restarts", "workflow"):
         table.add_column(column)
-    for depth, node in _walk(engine.supervision_tree()):
+    for depth, node in walk(engine.supervision_tree()):
         meta = node.get("meta") or {}
         table.add_row(
             "  " * depth + str(node.get("id")),
@@ -132,11 +118,11 @@ def main() -> None:
             handle = engine.start_workflow(checkout, order, workflow_id="order-42")
             console.print(f"started workflow [cyan]{handle.workflow_id}[/cyan] (run {handle.run_id})")
             _wait_for(lambda: handle.query("stage") == "charging", "the charge")
-            pid = _wait_for(lambda: _workflow_pid(engine, "order-42"), "the workflow process")
+            pid = _wait_for(lambda: engine.workflow_pid("order-42"), "the workflow process")
             console.print(f"the workflow waits on charge_card; killing its process {pid} with SIGKILL")
             os.kill(pid, signal.SIGKILL)
-            new_pid = _wait_for(lambda: _workflow_pid(engine, "order-42") not in (None, pid), "the restart")
-            console.print(f"its supervisor restarted it (new pid {_workflow_pid(engine, 'order-42') or new_pid})")
+            new_pid = _wait_for(lambda: engine.workflow_pid("order-42") not in (None, pid), "the restart")
+            console.print(f"its supervisor restarted it (new pid {engine.workflow_pid('order-42') or new_pid})")
             _show_tree(engine)
             gate.touch()
             result = handle.result(timeout=30)

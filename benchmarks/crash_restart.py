@@ -67,18 +67,6 @@ async def chain(prefix: int, cycles: int) -> int:
     return cycles
 
 
-def run_pid(engine: aion.Engine, workflow_id: str) -> int | None:
-    """The pid of the process hosting ``workflow_id``'s run, from the supervision tree."""
-    stack = [engine.supervision_tree()]
-    while stack:
-        node = stack.pop()
-        meta = node.get("meta") or {}
-        if meta.get("workflow_id") == workflow_id and meta.get("role") == "run" and node.get("pid"):
-            return int(node["pid"])
-        stack.extend(node.get("children") or [])
-    return None
-
-
 def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.002) -> Any:
     """Poll ``predicate`` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout
@@ -92,7 +80,7 @@ def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.002) -> 
 
 def one_kill(engine: aion.Engine, handle: aion.WorkflowHandle, cycle: int) -> dict[str, float]:
     """Make kill number ``cycle`` (0-based) of ``handle``'s workflow; its figures."""
-    pid = wait_for(lambda: run_pid(engine, handle.workflow_id))
+    pid = wait_for(lambda: engine.workflow_pid(handle.workflow_id))
     handle.signal("go", pid)
 
     def next_done() -> list[events.Event] | None:

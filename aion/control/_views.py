@@ -10,12 +10,14 @@ import base64
 import dataclasses
 import enum
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from aion import events as ev
+from aion.engine._messages import parse_child_id
+from aion.engine._tree import RUN_ROLE, walk
 from aion.errors import WorkflowNotFoundError
 from aion.status import status_of_run
 from aion.store import EventStore, RunInfo
@@ -166,22 +168,14 @@ def history_view(store: EventStore, workflow_id: str, after_seq: int = 0) -> dic
     }
 
 
-def walk(node: dict[str, Any], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Every node of a supervision tree with its depth, parents first."""
-    yield depth, node
-    for child in node.get("children") or []:
-        yield from walk(child, depth + 1)
-
-
 def annotate_tree(tree: dict[str, Any], store: EventStore) -> dict[str, Any]:
     """Add a ``workflow`` map (ids, type, status, what it waits on) to each workflow process node."""
     for _, node in walk(tree):
         meta = node.get("meta") or {}
         workflow_id = meta.get("workflow_id")
-        if not isinstance(workflow_id, str) or meta.get("role") != "run":
+        if not isinstance(workflow_id, str) or meta.get("role") != RUN_ROLE:
             continue
-        parts = str(node.get("id", "")).split(":", 2)
-        run_id = parts[1] if len(parts) == 3 else None
+        _, run_id, _ = parse_child_id(str(node["id"]))
         try:
             history = store.read_run(workflow_id, run_id)
         except WorkflowNotFoundError:

@@ -371,10 +371,6 @@ class EngineCore(Relations, pykka.ThreadingActor):
             raise WorkflowNotFoundError(workflow_id)
         return False
 
-    def resident_count(self) -> int:
-        """How many runs the core is working on."""
-        return len(self._runs)
-
     # -- messages -------------------------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:

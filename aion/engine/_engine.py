@@ -36,6 +36,7 @@ from aion.engine._messages import (
     WorkerUp,
 )
 from aion.engine._registry import Registry
+from aion.engine._tree import run_node
 from aion.engine._workflow_host import run_workflow_host, warm_up
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
 from aion.recorder import RecorderHandle, start_recorder
@@ -315,6 +316,12 @@ class Engine:
             raise EngineNotRunningError("the engine is not running")
         tree: dict[str, Any] = self._root.tree()
         return tree
+
+    def workflow_pid(self, workflow_id: str) -> int | None:
+        """The pid of the live process hosting ``workflow_id``'s run, or ``None`` if it has none right now
+        (between a crash and its restart, or once the run has closed)."""
+        node = run_node(self.supervision_tree(), workflow_id)
+        return None if node is None else int(node["pid"])
 
     @property
     def store(self) -> EventStore:

@@ -1,5 +1,4 @@
-"""Helpers shared by the engine tests: engine subprocesses to SIGKILL, read-only looks at a data directory,
-and the live supervision tree."""
+"""Helpers shared by the engine tests: engine subprocesses to SIGKILL, read-only looks at a data directory."""
 
 from __future__ import annotations
 
@@ -9,11 +8,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-import aion
 from aion import events as ev
 from aion.store import open_store
 
@@ -55,25 +52,3 @@ def recorded(data: Path, workflow_id: str) -> list[ev.Event]:
         return store.read_history(workflow_id)
     finally:
         store.close()
-
-
-def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every node of a supervision tree snapshot."""
-    yield node
-    for child in node.get("children", []):
-        yield from walk(child)
-
-
-def run_node(engine: aion.Engine, workflow_id: str) -> dict[str, Any] | None:
-    """The tree node of the process hosting ``workflow_id``'s run, if it is resident."""
-    for node in walk(engine.supervision_tree()):
-        meta = node.get("meta") or {}
-        if meta.get("workflow_id") == workflow_id and meta.get("role") == "run" and node.get("pid"):
-            return node
-    return None
-
-
-def workflow_pid(engine: aion.Engine, workflow_id: str) -> int | None:
-    """The pid of the live process hosting ``workflow_id``, from the supervision tree."""
-    node = run_node(engine, workflow_id)
-    return None if node is None else int(node["pid"])

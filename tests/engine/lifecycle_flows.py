@@ -165,9 +165,6 @@ async def racer(log: str, seconds: float) -> str:
     return "completed"
 
 
-
-
-
 @workflow.defn
 async def continues_per_signal(log: str, n: int) -> None:
     await workflow.wait_signal("next")

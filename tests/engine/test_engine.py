@@ -14,7 +14,6 @@ import aion
 from aion import events as ev
 from aion import workflow
 from tests.engine import flows
-from tests.engine.helpers import workflow_pid
 from tests.helpers import wait_until
 
 
@@ -27,9 +26,9 @@ def engine(tmp_path: Path) -> Iterator[aion.Engine]:
 
 
 def kill_workflow_process(engine: aion.Engine, workflow_id: str) -> int:
-    pid = wait_until(lambda: workflow_pid(engine, workflow_id))
+    pid = wait_until(lambda: engine.workflow_pid(workflow_id))
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: workflow_pid(engine, workflow_id) not in (None, pid))
+    wait_until(lambda: engine.workflow_pid(workflow_id) not in (None, pid))
     return pid
 
 

@@ -9,10 +9,10 @@ import pytest
 
 import aion
 from aion import events as ev
+from aion.engine._tree import run_node
 from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine import lifecycle_flows as lf
-from tests.engine.helpers import run_node, workflow_pid
 from tests.helpers import wait_until
 
 WORKFLOWS = lf.WORKFLOWS + af.WORKFLOWS
@@ -94,7 +94,7 @@ def test_execution_and_run_timeouts_time_the_run_out_and_stop_its_activity(
     assert_one_terminal(history)
     assert isinstance(history[-1], ev.WorkflowTimedOut)
     assert handle.describe().status is aion.WorkflowStatus.TIMED_OUT
-    wait_until(lambda: workflow_pid(engine, handle.workflow_id) is None)
+    wait_until(lambda: engine.workflow_pid(handle.workflow_id) is None)
     run_limited = engine.start_workflow(lf.waits_forever, log, run_timeout=0.3)
     with pytest.raises(aion.errors.WorkflowTimedOutError, match="run"):
         run_limited.result(timeout=30)
@@ -143,8 +143,8 @@ def test_parent_close_policy_applies_when_the_parent_closes(
     engine: aion.Engine, log: str, policy: str, status: aion.WorkflowStatus
 ) -> None:
     handle = engine.start_workflow(lf.parent, log, policy)
-    wait_until(lambda: workflow_pid(engine, f"kid-{policy}"))
-    node = run_node(engine, f"kid-{policy}")
+    wait_until(lambda: engine.workflow_pid(f"kid-{policy}"))
+    node = run_node(engine.supervision_tree(), f"kid-{policy}")
     assert node is not None and node["meta"].get("parent_workflow_id") == handle.workflow_id  # linked in the tree
     assert handle.result(timeout=30) == "parent done"
     child = engine.get_workflow(f"kid-{policy}")
@@ -216,11 +216,11 @@ def test_cancellation_that_escapes_ends_the_run_cancelled(engine: aion.Engine, l
 def test_terminate_kills_the_process_and_its_activity(engine: aion.Engine, log: str, gates: Path) -> None:
     handle = engine.start_workflow(lf.long_activity, log, str(gates))
     wait_until((gates / "ignores.started").exists)
-    pid = wait_until(lambda: workflow_pid(engine, handle.workflow_id))
+    pid = wait_until(lambda: engine.workflow_pid(handle.workflow_id))
     assert handle.terminate("operator") is True
     with pytest.raises(aion.errors.WorkflowTerminatedError, match="operator"):
         handle.result(timeout=30)
-    wait_until(lambda: workflow_pid(engine, handle.workflow_id) is None)
+    wait_until(lambda: engine.workflow_pid(handle.workflow_id) is None)
     assert not _alive(pid)
     assert_one_terminal(handle.history())
     assert handle.terminate() is False
