@@ -58,6 +58,7 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
+
 __all__ = [
     "ActivityError",
     "AionError",

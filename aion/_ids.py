@@ -46,8 +46,7 @@ def validate_workflow_id(value: object) -> str:
         raise InvalidArgumentError("workflow id must not be empty")
     if len(value) > MAX_WORKFLOW_ID_LENGTH:
         raise InvalidArgumentError(
-            f"workflow id is {len(value)} characters long, over the limit of {MAX_WORKFLOW_ID_LENGTH}: "
-            f"{_shown(value)}"
+            f"workflow id is {len(value)} characters long, over the limit of {MAX_WORKFLOW_ID_LENGTH}: {_shown(value)}"
         )
     if not value.isprintable():
         bad = next(char for char in value if not char.isprintable())
@@ -59,8 +58,7 @@ def validate_workflow_id(value: object) -> str:
     size = len(value.encode("utf-8"))  # lone surrogates were refused above as non-printable
     if size > MAX_WORKFLOW_ID_BYTES:
         raise InvalidArgumentError(
-            f"workflow id is {size} bytes in UTF-8, over the limit of {MAX_WORKFLOW_ID_BYTES}: "
-            f"{_shown(value)}"
+            f"workflow id is {size} bytes in UTF-8, over the limit of {MAX_WORKFLOW_ID_BYTES}: {_shown(value)}"
         )
     return value
 
@@ -74,9 +72,7 @@ def validate_run_id(value: object) -> str:
     except ValueError:
         canonical = None
     if canonical != value:
-        raise InvalidArgumentError(
-            f"run id must be a UUID string like '{uuid.UUID(int=0)}', not {_shown(value)}"
-        )
+        raise InvalidArgumentError(f"run id must be a UUID string like '{uuid.UUID(int=0)}', not {_shown(value)}")
     return value
 
 

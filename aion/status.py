@@ -62,8 +62,7 @@ TERMINAL_STATUS: Final[dict[str, WorkflowStatus]] = {
 
 if frozenset(TERMINAL_STATUS) != terminal_event_types():  # pragma: no cover - guards the contract
     raise RuntimeError(
-        f"TERMINAL_STATUS {sorted(TERMINAL_STATUS)} disagrees with the terminal events "
-        f"{sorted(terminal_event_types())}"
+        f"TERMINAL_STATUS {sorted(TERMINAL_STATUS)} disagrees with the terminal events {sorted(terminal_event_types())}"
     )
 
 

@@ -8,6 +8,7 @@ non-retryable: running it again would not help.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from aion._codec import decode_payload, encode_payload
@@ -62,6 +63,6 @@ def _run_task(channel: Channel, task: dict[str, Any]) -> dict[str, Any]:
         reply.update(ok=True, result=encode_payload(result, path=f"{info.activity_type} result"))
     except PayloadError as error:
         failure = failure_from_exception(error)
-        failure = type(failure)(failure.type, failure.message, failure.traceback, None, non_retryable=True)
+        failure = dataclasses.replace(failure, non_retryable=True)
         reply.update(ok=False, failure=encode_payload(failure, limit=None))
     return reply

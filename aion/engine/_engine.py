@@ -46,6 +46,14 @@ from aion.store import EventStore, RunInfo, open_store
 log = logging.getLogger(__name__)
 
 
+def _sigkill(supervisor: sv.Supervisor | None, child_id: str) -> None:
+    """SIGKILL ``supervisor``'s child ``child_id`` if it runs; the supervisor then applies its restart policy."""
+    pid = supervisor.pid_of(child_id) if supervisor is not None else None
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _teller(core: pykka.ActorRef[EngineCore], make: Callable[..., Any]) -> Callable[..., None]:
     """A callback that tells the core ``make(*args)``; silent once the core has stopped (engine shutdown)."""
 
@@ -368,19 +376,11 @@ class Engine:
 
     def stop_run_process(self, workflow_type: str, child_id: str) -> None:
         """Kill a run's process; its supervisor restarts it if the run is open."""
-        supervisor = self._type_supervisors.get(workflow_type)
-        pid = supervisor.pid_of(child_id) if supervisor is not None else None
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _sigkill(self._type_supervisors.get(workflow_type), child_id)
 
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
-        supervisor = self._activity_supervisor
-        pid = supervisor.pid_of(worker_id) if supervisor is not None else None
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _sigkill(self._activity_supervisor, worker_id)
 
     def _type_supervisor(self, workflow_type: str) -> Any:
         supervisor = self._type_supervisors.get(workflow_type)

@@ -452,9 +452,7 @@ class WorkflowRuntime:
             if not future.done():
                 future.set_exception(error)
 
-        global _current
-        previous, _current = _current, self
-        try:
+        def cancel_all() -> None:
             for activity_id, future in list(self._activities.items()):
                 fail(future)
                 self.cancel_activity(activity_id)
@@ -471,10 +469,8 @@ class WorkflowRuntime:
             for _, condition in self._conditions:
                 fail(condition)
             self._conditions.clear()
-        except _Diverged:
-            pass
-        finally:
-            _current = previous
+
+        self._in_workflow(cancel_all)
 
     def _deliver_signal(self, name: str, payload: Any) -> None:
         waiters = self._signal_waiters[name]
