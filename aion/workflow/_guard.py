@@ -18,6 +18,7 @@ already imported when the workflow process started) keeps the original function 
 from __future__ import annotations
 
 import datetime as _datetime
+import functools
 import os
 import random as _random
 import sys
@@ -47,7 +48,12 @@ _trusted_prefixes: tuple[str, ...] = _compute_trusted_prefixes()
 
 
 def _caller_is_user_code(depth: int) -> bool:
-    filename = sys._getframe(depth + 1).f_code.co_filename
+    return _is_user_file(sys._getframe(depth + 1).f_code.co_filename)
+
+
+@functools.cache
+def _is_user_file(filename: str) -> bool:
+    """Whether code in ``filename`` is user code (cached: ``realpath`` touches the file system)."""
     if filename.startswith("<"):
         # Frozen stdlib modules and interactive code: treat <frozen ...> as trusted, anything else as user code.
         return not filename.startswith("<frozen")
