@@ -65,7 +65,7 @@ from aion.errors import AionError, RecorderStoppedError
 from aion.events import Event
 from aion.store import AppendRequest, EventStore
 
-__all__ = ["Recorder", "RecorderHandle", "RecorderStats", "start_recorder"]
+__all__ = ["CommitSink", "Committed", "Recorder", "RecorderHandle", "RecorderStats", "start_recorder"]
 
 _log = logging.getLogger(__name__)
 
@@ -92,11 +92,13 @@ class RecorderStats:
 
 
 class _Item:
-    """One queued ``append`` (``single``) or ``append_batch`` and the future to resolve."""
+    """One queued ``append`` or ``append_to`` (``single``) or ``append_batch``, and where its outcome goes."""
 
     __slots__ = ("atomic", "future", "requests", "single")
 
-    def __init__(self, requests: list[AppendRequest], atomic: bool, single: bool, future: pykka.Future[Any]) -> None:
+    def __init__(
+        self, requests: list[AppendRequest], atomic: bool, single: bool, future: pykka.Future[Any] | _SinkSlot
+    ) -> None:
         self.requests = requests
         self.atomic = atomic
         self.single = single
@@ -129,19 +131,36 @@ class _Shared:
 class _Pending:
     """Outcomes of committed appends not yet handed to their futures (see "Resolving after the next write")."""
 
-    __slots__ = ("outcomes",)
+    __slots__ = ("deliveries", "outcomes")
 
     def __init__(self) -> None:
         self.outcomes: list[tuple[pykka.Future[Any], Any, Any]] = []
+        #: Outcomes of ``append_to`` appends, gathered per sink.
+        self.deliveries: dict[CommitSink, list[Committed]] = {}
+
+    def add(self, target: pykka.Future[Any] | _SinkSlot, value: Any, exc_info: Any) -> None:
+        """Hold the outcome of one append: ``value`` or, when ``exc_info`` is given, that error."""
+        if not isinstance(target, _SinkSlot):
+            self.outcomes.append((target, value, exc_info))
+            return
+        committed = (target.token, value, None) if exc_info is None else (target.token, None, exc_info[1])
+        batch = self.deliveries.get(target.sink)
+        if batch is None:
+            self.deliveries[target.sink] = [committed]
+        else:
+            batch.append(committed)
 
     def resolve(self) -> None:
         """Resolve every waiting future: ``(future, value, None)`` sets a value, ``(future, None, exc_info)`` an
-        error. An ``on_done`` callback that raises is logged, not propagated (this may run inside the store's
-        write transaction, which a callback's bug must not abort)."""
+        error; the outcomes of ``append_to`` go to each sink in one call, in queue order. An ``on_done`` callback
+        or a sink that raises is logged, not propagated (this may run inside the store's write transaction,
+        which a callback's bug must not abort)."""
         outcomes = self.outcomes
-        if not outcomes:
-            return
-        self.outcomes = []
+        if outcomes:
+            self.outcomes = []
+        deliveries = self.deliveries
+        if deliveries:
+            self.deliveries = {}
         for future, value, exc_info in outcomes:
             try:
                 if exc_info is None:
@@ -150,6 +169,8 @@ class _Pending:
                     future.set_exception(exc_info)
             except Exception:
                 _log.exception("resolving a recorder future failed")
+        for sink, batch in deliveries.items():
+            _deliver(sink, batch)
 
 
 class Recorder(pykka.ThreadingActor):
@@ -222,10 +243,7 @@ class Recorder(pykka.ThreadingActor):
             start = end
 
     def _commit_group(self, group: list[_Item]) -> None:
-        if all(len(item.requests) == 1 for item in group):
-            requests = [item.requests[0] for item in group]
-        else:
-            requests = [request for item in group for request in item.requests]
+        requests = [request for item in group for request in item.requests]
         pending = self._pending
         try:
             results = self._store.append_batch(requests, atomic=False, **self._hook)
@@ -238,7 +256,7 @@ class Recorder(pykka.ThreadingActor):
         shared.batches += 1
         shared.appends += len(requests)
         shared.max_batch = max(shared.max_batch, len(requests))
-        outcomes = pending.outcomes
+        add = pending.add
         events = errors = 0
         offset = 0
         for item in group:
@@ -247,10 +265,10 @@ class Recorder(pykka.ThreadingActor):
                 offset += 1
                 if isinstance(slot, AionError):
                     errors += 1
-                    outcomes.append((item.future, None, (type(slot), slot, slot.__traceback__)))
+                    add(item.future, None, (type(slot), slot, slot.__traceback__))
                 else:
                     events += len(slot)
-                    outcomes.append((item.future, slot, None))
+                    add(item.future, slot, None)
             else:
                 count = len(item.requests)
                 slots = results[offset : offset + count]
@@ -260,7 +278,7 @@ class Recorder(pykka.ThreadingActor):
                         errors += 1
                     else:
                         events += len(slot)
-                outcomes.append((item.future, slots, None))
+                add(item.future, slots, None)
         shared.events += events
         shared.errors += errors
 
@@ -274,7 +292,7 @@ class Recorder(pykka.ThreadingActor):
             shared.batches += 1
             shared.appends += len(item.requests)
             shared.errors += len(item.requests)
-            pending.outcomes.append((item.future, None, (type(error), error, error.__traceback__)))
+            pending.add(item.future, None, (type(error), error, error.__traceback__))
             return
         except BaseException:
             pending.resolve()
@@ -289,7 +307,7 @@ class Recorder(pykka.ThreadingActor):
                 shared.errors += 1
             else:
                 shared.events += len(slot)
-        pending.outcomes.append((item.future, results, None))
+        pending.add(item.future, results, None)
 
     def _fail(self, items: list[_Item], exc_info: Any) -> None:
         for item in items:
@@ -302,18 +320,54 @@ class Recorder(pykka.ThreadingActor):
 #: Called (on the recorder's thread) once an append is durable: ``(stamped_events, None)``, or ``(None, error)``.
 DoneCallback = Callable[[Any, BaseException | None], None]
 
+#: The outcome of one ``append_to``: ``(token, stamped_events, None)`` once durable, or ``(token, None, error)``.
+Committed = tuple[Any, list[Event] | None, BaseException | None]
+
+#: Receives the outcomes of ``append_to`` appends, on the recorder's thread: every outcome of one committed
+#: batch in one call, in queue order. Like ``on_done`` it must be quick and must not write to the store.
+CommitSink = Callable[[list[Committed]], None]
+
+
+def _deliver(sink: CommitSink, batch: list[Committed]) -> None:
+    try:
+        sink(batch)
+    except Exception:
+        _log.exception("a recorder commit sink failed")
+
+
+class _SinkSlot:
+    """Where the outcome of one ``append_to`` goes: its sink and token. Committed outcomes are gathered per sink
+    by ``_Pending.resolve``; an append that fails outside a commit is delivered alone."""
+
+    __slots__ = ("sink", "token")
+
+    def __init__(self, sink: CommitSink, token: Any) -> None:
+        self.sink = sink
+        self.token = token
+
+    def set_exception(self, exc_info: Any) -> None:
+        """Deliver the error refusing this append."""
+        _deliver(self.sink, [(self.token, None, exc_info[1])])
+
+
+#: Guards the creation of an :class:`_AppendFuture`'s wait lock against its resolution (held for a few
+#: instructions; futures whose result nobody waits for never take it to wait).
+_WAIT_LOCKS = threading.Lock()
+
 
 class _AppendFuture(pykka.Future[Any]):
-    """A one-shot ``pykka.Future`` resolved by the recorder: a plain lock, held until the result is set, is all
-    the waiting there is. ``pykka.ThreadingFuture`` builds a ``threading.Condition`` per future and wakes its
-    waiter through it, which costs several times more on both sides; with a hundred writers that cost sits on
-    the recorder's critical path. Behaves like ``ThreadingFuture`` (``get`` with a timeout raises
-    ``pykka.Timeout``, a second ``set`` raises ``queue.Full``, get hooks and ``await`` work)."""
+    """A one-shot ``pykka.Future`` resolved by the recorder, as cheap as can be on both sides.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._ready = threading.Lock()
-        self._ready.acquire()
+    ``pykka.ThreadingFuture`` builds a ``threading.Condition`` per future and wakes its waiter through it; here
+    a plain lock is the only wait, and it is created only when ``get`` has to wait (the engine's appends, which
+    learn of their commit through ``on_done``, never wait, so they never create one). With a hundred writers
+    these costs sit on the recorder's critical path. Behaves like ``ThreadingFuture`` (``get`` with a timeout
+    raises ``pykka.Timeout``, a second ``set`` raises ``queue.Full``, get hooks and ``await`` work)."""
+
+    _get_hook = None  # pykka's __init__ is only run for a get hook (see set_get_hook)
+
+    def __init__(self) -> None:  # no pykka.Future.__init__: see _get_hook
+        self._ready: threading.Lock | None = None
         self._value: Any = None
         self._exc_info: Any = None
         self._done = False
@@ -323,10 +377,15 @@ class _AppendFuture(pykka.Future[Any]):
         if not self._done:
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
-            ready = self._ready
-            if not ready.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-                raise pykka.Timeout(f"{timeout} seconds")
-            ready.release()  # let any other waiter through too
+            with _WAIT_LOCKS:
+                ready = self._ready
+                if ready is None and not self._done:
+                    ready = self._ready = threading.Lock()
+                    ready.acquire()
+            if ready is not None:
+                if not ready.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+                    raise pykka.Timeout(f"{timeout} seconds")
+                ready.release()  # let any other waiter through too
         exc_info = self._exc_info
         if exc_info is not None:
             exc_type, exc_value, exc_traceback = exc_info
@@ -337,13 +396,19 @@ class _AppendFuture(pykka.Future[Any]):
             raise exc_value
         return self._value
 
+    def _resolve(self) -> None:
+        with _WAIT_LOCKS:
+            self._done = True
+            ready = self._ready
+        if ready is not None:
+            ready.release()
+
     def set(self, value: Any = None) -> None:
         """Resolve with ``value``."""
         if self._done or self._get_hook is not None:
             raise queue.Full
         self._value = value
-        self._done = True
-        self._ready.release()
+        self._resolve()
 
     def set_exception(self, exc_info: Any = None) -> None:
         """Resolve with an error: an ``exc_info`` triple (``sys.exc_info()`` when omitted)."""
@@ -352,13 +417,13 @@ class _AppendFuture(pykka.Future[Any]):
         if self._done or self._get_hook is not None:
             raise queue.Full
         self._exc_info = exc_info
-        self._done = True
-        self._ready.release()
+        self._resolve()
 
     def set_get_hook(self, func: Any) -> None:
         """See ``pykka.Future.set_get_hook``."""
         if self._done:
             raise queue.Full
+        pykka.Future.__init__(self)
         super().set_get_hook(func)
 
 
@@ -399,8 +464,22 @@ class RecorderHandle:
         """Queue an append; the future gives the stamped events once they are durable, or raises the error
         that refused them (``SequenceConflictError``, ``PayloadError``, ``InvalidArgumentError``, ...)."""
         events = tuple(events)
-        request = AppendRequest(workflow_id, events, expected_head, _encode_bodies(events))
+        request = _new_request(workflow_id, events, expected_head, _encode_bodies(events))
         return self._submit([request], atomic=False, single=True, on_done=on_done)
+
+    def append_to(
+        self, sink: CommitSink, token: Any, workflow_id: str, events: Sequence[Event], expected_head: int
+    ) -> None:
+        """Queue an append whose outcome goes to ``sink`` as ``(token, stamped_events, error)`` once durable (or
+        refused): the way for an actor, which must not block, to append. Every outcome of one committed batch
+        reaches a sink in one call, so an actor appending for many workflows gets one message per commit, not
+        one per append. Raises ``RecorderStoppedError`` at once if the recorder has stopped::
+
+            handle.append_to(outcomes.extend, "order-1", "order-1", [signal], expected_head=4)
+        """
+        events = tuple(events)
+        request = _new_request(workflow_id, events, expected_head, _encode_bodies(events))
+        self._queue(_Item([request], False, True, _SinkSlot(sink, token)))
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False
@@ -418,13 +497,17 @@ class RecorderHandle:
         on_done: DoneCallback | None = None,
     ) -> pykka.Future[Any]:
         future: pykka.Future[Any] = _AppendFuture() if on_done is None else _NotifyingFuture(on_done)
+        self._queue(_Item(requests, atomic, single, future))
+        return future
+
+    def _queue(self, item: _Item) -> None:
         shared = self._shared
         with shared.lock:
             if shared.stopped:
                 raise RecorderStoppedError("the recorder has stopped")
-            shared.queue.put(_Item(requests, atomic, single, future))
+            shared.queue.put(item)
             if shared.flush_scheduled:
-                return future
+                return
             shared.flush_scheduled = True
         try:
             self.ref.tell(_Flush())
@@ -433,9 +516,8 @@ class RecorderHandle:
                 drained = shared.stopped
             if not drained:
                 # The actor died without running on_stop: nobody will drain the queue.
-                future.set_exception((RecorderStoppedError, RecorderStoppedError("the recorder died"), None))
+                item.future.set_exception((RecorderStoppedError, RecorderStoppedError("the recorder died"), None))
             # Otherwise it was queued before on_stop marked the recorder stopped: on_stop committed it.
-        return future
 
     def stats(self) -> RecorderStats:
         """A snapshot of the recorder's counters."""
@@ -451,6 +533,16 @@ class RecorderHandle:
     def is_alive(self) -> bool:
         """True until the recorder has stopped."""
         return bool(self.ref.is_alive())
+
+
+def _new_request(
+    workflow_id: str, events: tuple[Event, ...], expected_head: int, bodies: list[bytes | None]
+) -> AppendRequest:
+    """``AppendRequest(...)`` without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` a field):
+    this runs once per append, in the appending thread."""
+    request = object.__new__(AppendRequest)
+    request.__dict__.update(workflow_id=workflow_id, events=events, expected_head=expected_head, bodies=bodies)
+    return request
 
 
 def _encode_bodies(events: Sequence[Any]) -> list[bytes | None]:

@@ -278,3 +278,79 @@ def test_futures_resolve_only_after_their_batch_is_readable(store: EventStore, r
     for thread in threads:
         thread.join(timeout=30)
     assert all(store.head(f"wf-p{i}") == 21 for i in range(8))
+
+
+class _Sink:
+    """A commit sink for tests: remembers every delivery (one list per call) and signals each one."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Any]] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, batch: list[Any]) -> None:
+        with self.cond:
+            self.calls.append(list(batch))
+            self.cond.notify_all()
+
+    def wait_for(self, outcomes: int) -> list[Any]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: sum(map(len, self.calls)) >= outcomes, timeout=10)
+            return [outcome for call in self.calls for outcome in call]
+
+
+def test_append_to_delivers_each_batch_in_one_call_in_queue_order(
+    store: EventStore, recorder: RecorderHandle
+) -> None:
+    sink = _Sink()
+    release = threading.Event()
+    recorder.ref.tell(_Block(release))  # hold the recorder so the appends pile up into one batch
+    for index in range(5):
+        recorder.append_to(sink, ("token", index), f"wf-s{index}", [started(f"wf-s{index}")], 0)
+    recorder.append_to(sink, "conflict", "wf-s0", [signal("wf-s0")], 7)
+    release.set()
+    outcomes = sink.wait_for(6)
+    assert len(sink.calls) == 1, "one committed batch must reach its sink in one call"
+    assert [token for token, _, _ in outcomes] == [("token", index) for index in range(5)] + ["conflict"]
+    for index, (_, stamped, error) in enumerate(outcomes[:5]):
+        assert error is None
+        assert [(event.workflow_id, event.seq) for event in stamped] == [(f"wf-s{index}", 1)]
+    _, stamped, error = outcomes[5]
+    assert stamped is None
+    assert isinstance(error, SequenceConflictError)
+    assert all(store.head(f"wf-s{index}") == 1 for index in range(5))
+
+
+def test_append_to_outcomes_come_only_once_durable(store: EventStore, recorder: RecorderHandle) -> None:
+    sink = _Sink()
+    heads = dict.fromkeys(range(8), 0)
+    for index in heads:
+        recorder.append_to(sink, index, f"wf-d{index}", [started(f"wf-d{index}")], 0)
+    delivered = 0
+    for _ in range(10):
+        outcomes = sink.wait_for(delivered + len(heads))[delivered:]
+        delivered += len(outcomes)
+        for index, stamped, error in outcomes:
+            assert error is None
+            heads[index] = stamped[-1].seq
+            assert store.head(f"wf-d{index}") >= heads[index]  # readable, so committed
+        for index, head in heads.items():
+            recorder.append_to(sink, index, f"wf-d{index}", [signal(f"wf-d{index}")], head)
+    sink.wait_for(delivered + len(heads))
+
+
+def test_a_raising_sink_does_not_hurt_other_appends(store: EventStore, recorder: RecorderHandle) -> None:
+    def broken(batch: list[Any]) -> None:
+        raise RuntimeError("sink bug")
+
+    sink = _Sink()
+    recorder.append_to(broken, 1, "wf-b1", [started("wf-b1")], 0)
+    recorder.append_to(sink, 2, "wf-b2", [started("wf-b2")], 0)
+    assert sink.wait_for(1)[0][0] == 2
+    assert recorder.append("wf-b1", [signal("wf-b1")], 1).get(timeout=10)[0].seq == 2
+
+
+def test_append_to_a_stopped_recorder_is_refused(store: EventStore) -> None:
+    handle = _start(store)
+    handle.stop(timeout=10)
+    with pytest.raises(RecorderStoppedError):
+        handle.append_to(_Sink(), 1, "wf-late", [started("wf-late")], 0)

@@ -79,7 +79,7 @@ class TimerClear:
 TimerOp = TimerPut | TimerDelete | TimerClear
 
 
-@dataclass
+@dataclass(slots=True)
 class Applied:
     """The outcome of one validated append, ready to be written."""
 
@@ -91,6 +91,8 @@ class Applied:
     timer_ops: list[TimerOp] = field(default_factory=list)
     #: ``(run_id, first_seq)`` of every run the append starts.
     new_runs: list[tuple[str, int]] = field(default_factory=list)
+    #: True when the run record changed in more than its head (a start, a close, search attributes).
+    run_changed: bool = True
 
 
 def evolve(run: RunInfo, **changes: Any) -> RunInfo:
@@ -133,6 +135,15 @@ def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
     return new
 
 
+def _with_head(run: RunInfo, head_seq: int) -> RunInfo:
+    """``evolve(run, head_seq=head_seq)``, the one change of nearly every append, without the keyword dict."""
+    new = object.__new__(RunInfo)
+    fields = new.__dict__
+    fields.update(run.__dict__)
+    fields["head_seq"] = head_seq
+    return new
+
+
 def check_name(value: object, what: str) -> str:
     """Check a workflow type name or run id: a non-empty string without NUL, at most ``MAX_NAME_BYTES``."""
     if not isinstance(value, str) or not value:
@@ -171,11 +182,21 @@ def _check_key(key: object, what: str) -> int:
     return key
 
 
+#: Workflow ids already found valid (the check is pure; every append checks its id): cleared when full.
+_VALID_IDS: set[str] = set()
+_VALID_IDS_SIZE: Final = 100_000
+
+
 def check_workflow_id(workflow_id: object) -> str:
     """Validate a workflow id with the domain rules (``InvalidArgumentError``)."""
+    if type(workflow_id) is str and workflow_id in _VALID_IDS:
+        return workflow_id
     if not isinstance(workflow_id, str):
         raise InvalidArgumentError(f"workflow id must be a string, not {type(workflow_id).__name__}")
     validate_workflow_id(workflow_id)
+    if len(_VALID_IDS) >= _VALID_IDS_SIZE:
+        _VALID_IDS.clear()
+    _VALID_IDS.add(workflow_id)
     return workflow_id
 
 
@@ -205,6 +226,47 @@ def _refuse_without_running_run(workflow_id: str, run: RunInfo | None, event: Ev
     )
 
 
+def _refuse_size(data: bytes, max_event_bytes: int, event: Event) -> NoReturn:
+    raise PayloadTooLargeError(len(data), max_event_bytes, what=f"{event.type} event (seq {event.seq})")
+
+
+def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword arguments)
+    workflow_id: str, request: AppendRequest, current: RunInfo | None, now: datetime, time_bytes: bytes, limit: int
+) -> Applied | None:
+    """:func:`apply_request` for the append nearly every one is: one ordinary event (see ``_ORDINARY``), its body
+    encoded ahead, at the expected head of a running run. ``None`` when the request is anything else (then
+    :func:`apply_request` handles it, refusals included). It does what :func:`apply_request` would, with none
+    of its generality: this is the writer's hot path."""
+    events = request.events
+    bodies = request.bodies
+    if (
+        current is None
+        or current.status is not WorkflowStatus.RUNNING
+        or type(events) is not tuple
+        or len(events) != 1
+        or bodies is None
+        or len(bodies) != 1
+    ):
+        return None
+    given = events[0]
+    body = bodies[0]
+    head = current.head_seq
+    if (
+        body is None
+        or not _ORDINARY.get(type(given))  # only event classes are ever keys of _ORDINARY
+        or given.workflow_id != workflow_id
+        or type(request.expected_head) is not int
+        or request.expected_head != head
+    ):
+        return None
+    seq = head + 1
+    event = stamp(given, seq, now)
+    data = stamp_event(body, seq, time_bytes)
+    if len(data) > limit:
+        _refuse_size(data, limit, event)
+    return Applied(workflow_id, [event], [data], _with_head(current, seq), [], [], False)
+
+
 def apply_request(
     workflow_id: str,
     events: Sequence[Event],
@@ -214,12 +276,14 @@ def apply_request(
     now: datetime,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     bodies: Sequence[bytes | None] | None = None,
+    time_bytes: bytes | None = None,
 ) -> Applied:
     """Validate one append against the workflow's ``current`` run record, stamp and encode its events.
 
     Raises the typed error that refuses the append; writes nothing itself. ``workflow_id`` must have been
     validated with :func:`check_workflow_id`. ``bodies`` (see ``AppendRequest.bodies``) are the events' bodies
-    encoded ahead; an event without one is encoded here.
+    encoded ahead; an event without one is encoded here. ``time_bytes`` is ``encode_time(now)`` if the caller
+    has it.
     """
     if type(expected_head) is not int and (isinstance(expected_head, bool) or not isinstance(expected_head, int)):
         raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
@@ -239,7 +303,8 @@ def apply_request(
     seq = head
     if bodies is not None and len(bodies) != len(events):
         bodies = None
-    time_bytes = encode_time(now)
+    if time_bytes is None:
+        time_bytes = encode_time(now)
     for index, given in enumerate(events):
         if not isinstance(given, Event):
             raise InvalidArgumentError(f"not an event: {given!r}")
@@ -313,22 +378,30 @@ def apply_request(
         body = bodies[index] if bodies is not None else None
         data = stamp_event(encode_event_body(event) if body is None else body, seq, time_bytes)
         if len(data) > max_event_bytes:
-            raise PayloadTooLargeError(len(data), max_event_bytes, what=f"{event.type} event (seq {seq})")
+            _refuse_size(data, max_event_bytes, event)
         encoded.append(data)
         stamped.append(event)
+    run_changed = run is not current
     if run is not None and seq != run.head_seq:
-        run = evolve(run, head_seq=seq)
-    return Applied(workflow_id, stamped, encoded, run, timer_ops, new_runs)
+        run = _with_head(run, seq)
+    return Applied(workflow_id, stamped, encoded, run, timer_ops, new_runs, run_changed)
 
 
 @dataclass
 class BatchPlan:
-    """A validated batch: per-request results, the writes in order, each touched workflow's run records."""
+    """A validated batch: per-request results, the writes in order, the run records it touched."""
 
     results: list[list[Event] | AionError]
     writes: list[Applied]
-    #: workflow id -> (run record before the batch, run record after it)
-    runs: dict[str, tuple[RunInfo | None, RunInfo]]
+    #: workflow id -> its run record before the batch (every workflow the batch loaded)
+    before: dict[str, RunInfo | None]
+    #: workflow id -> its run record after the batch (every workflow the batch wrote)
+    after: dict[str, RunInfo]
+    #: workflow ids whose run record changed in more than its head during the batch
+    changed: set[str] = field(default_factory=set)
+
+
+_UNLOADED: Final = object()
 
 
 def plan_batch(
@@ -344,26 +417,29 @@ def plan_batch(
     same workflow; load each workflow's run record once. With ``atomic`` the first refusal is raised."""
     results: list[list[Event] | AionError] = []
     writes: list[Applied] = []
-    runs: dict[str, tuple[RunInfo | None, RunInfo]] = {}
-    current: dict[str, RunInfo | None] = {}
+    before: dict[str, RunInfo | None] = {}
+    after: dict[str, RunInfo] = {}
+    changed: set[str] = set()
+    current: dict[str, Any] = {}
     batch_run_ids: set[str] = set()
+    time_bytes = encode_time(now)
     for request in requests:
         try:
-            if not isinstance(request, AppendRequest):
+            if type(request) is not AppendRequest and not isinstance(request, AppendRequest):
                 raise InvalidArgumentError(f"not an AppendRequest: {request!r}")
             workflow_id = check_workflow_id(request.workflow_id)
-            if workflow_id in current:
-                before = current[workflow_id]
-            else:
-                before = current[workflow_id] = load_run(workflow_id)
-            applied = apply_request(
+            run = current.get(workflow_id, _UNLOADED)
+            if run is _UNLOADED:
+                run = current[workflow_id] = before[workflow_id] = load_run(workflow_id)
+            applied = _apply_ordinary(workflow_id, request, run, now, time_bytes, max_event_bytes) or apply_request(
                 workflow_id,
                 request.events,
                 request.expected_head,
-                current=before,
+                current=run,
                 now=now,
                 max_event_bytes=max_event_bytes,
                 bodies=request.bodies,
+                time_bytes=time_bytes,
             )
             if applied.new_runs:
                 for run_id, _ in applied.new_runs:
@@ -380,7 +456,7 @@ def plan_batch(
         if applied.new_runs:
             batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
         writes.append(applied)
-        original = runs[workflow_id][0] if workflow_id in runs else before
-        runs[workflow_id] = (original, applied.run)
-        current[workflow_id] = applied.run
-    return BatchPlan(results, writes, runs)
+        current[workflow_id] = after[workflow_id] = applied.run
+        if applied.run_changed:
+            changed.add(workflow_id)
+    return BatchPlan(results, writes, before, after, changed)

@@ -7,7 +7,7 @@ microseconds since the epoch plus 2**63, big-endian, so byte order is time order
 database           key                                            value
 =================  =============================================  ====================================
 ``history``        workflow_id ``\\0`` seq (u64)                   ``encode_event`` bytes
-``runs``           workflow_id                                    current run record (msgpack list)
+``runs``           workflow_id                                    current run record (msgpack list) [1]
 ``run_index``      run_id                                         msgpack ``[workflow_id, first_seq]``
 ``vis_status``     status ``\\0`` start (u64) workflow_id           empty
 ``vis_type``       workflow_type ``\\0`` start (u64) workflow_id    empty
@@ -17,6 +17,12 @@ database           key                                            value
 ``schedules``      reserved for the schedule service
 ``meta``           ``magic``, ``schema_version``                  ``aion-store``, ascii int
 =================  =============================================  ====================================
+
+[1] The ``head_seq`` written in a run record is not kept up to date: an append that only moves the head (the usual
+one) does not rewrite the record (one put and one encoding less per event on the writer's critical path). A
+workflow's head is the sequence number of its last ``history`` key, and every read of a run record takes it from
+there. Schema 1 stores (which rewrote the record on every append) read the same way; opening one as writer marks
+it schema 2.
 
 Every write is one LMDB write transaction committed with ``sync`` and ``metasync`` (an fsync per commit); a
 full map is grown (abort, double the map size, retry the whole transaction), so no write is ever torn. A
@@ -59,6 +65,7 @@ from aion.store._derive import (
     check_aware,
     check_limit,
     check_workflow_id,
+    evolve,
     parse_status,
     plan_batch,
 )
@@ -66,8 +73,8 @@ from aion.store._types import AppendRequest, RunInfo, TimerRow
 
 #: The value of ``meta[b"magic"]`` in every aion store.
 MAGIC: Final = b"aion-store"
-#: The schema version this aion writes; a store with a higher one is refused.
-SCHEMA_VERSION: Final = 1
+#: The schema version this aion writes; a store with a higher one is refused, a lower one is upgraded in place.
+SCHEMA_VERSION: Final = 2
 #: Initial map size; the map doubles whenever a write transaction fills it.
 DEFAULT_MAP_SIZE: Final = 64 * 1024 * 1024
 #: Name of the writer lock file inside the data directory.
@@ -341,7 +348,10 @@ class LmdbEventStore:
                     raise StoreFormatError(f"{where!r} lacks the databases {missing}")
                 return {name: self._env.open_db(name, create=False) for name in _DB_NAMES}
             with self._env.begin(write=True) as txn:
-                return {name: self._env.open_db(name, txn=txn) for name in _DB_NAMES}
+                dbs = {name: self._env.open_db(name, txn=txn) for name in _DB_NAMES}
+                if schema < SCHEMA_VERSION:  # this writer leaves stale heads in run records (schema 2)
+                    txn.put(b"schema_version", str(SCHEMA_VERSION).encode(), db=dbs[b"meta"])
+                return dbs
         except lmdb.Error as error:
             raise _store_error(error, f"cannot read the store at {where!r}") from error
 
@@ -417,8 +427,9 @@ class LmdbEventStore:
             run = cache.get(workflow_id)
             if run is not None:
                 return run
-            data = txn.get(workflow_id.encode(), db=runs_db)
-            return None if data is None else _decode_run(workflow_id, data)
+            wf = workflow_id.encode()
+            data = txn.get(wf, db=runs_db)
+            return None if data is None else self._run_of(txn, wf, data)
 
         def run_id_taken(run_id: str) -> bool:
             return txn.get(run_id.encode(), db=run_index) is not None
@@ -433,9 +444,9 @@ class LmdbEventStore:
         )
         for applied in plan.writes:
             self._write(txn, applied)
-        for workflow_id, (before, after) in plan.runs.items():
-            self._write_run(txn, workflow_id.encode(), before, after)
-        return plan.results, {workflow_id: after for workflow_id, (_, after) in plan.runs.items()}
+        for workflow_id in plan.changed:
+            self._write_run(txn, workflow_id.encode(), plan.before[workflow_id], plan.after[workflow_id])
+        return plan.results, plan.after
 
     def _write(self, txn: Any, applied: Applied) -> None:
         wf = applied.workflow_id.encode()
@@ -529,8 +540,24 @@ class LmdbEventStore:
         """The workflow's last sequence number, 0 when unknown."""
         check_workflow_id(workflow_id)
         with self._read() as txn:
-            data = txn.get(workflow_id.encode(), db=self._runs)
-        return 0 if data is None else _decode_run(workflow_id, data).head_seq
+            return self._history_head(txn, workflow_id.encode())
+
+    def _history_head(self, txn: Any, wf: bytes) -> int:
+        """The sequence number of the workflow's last history key (0 without history)."""
+        with txn.cursor(db=self._history) as cursor:
+            # The workflow's keys are wf \0 seq; the first key after all of them is at or after wf \1.
+            found = cursor.prev() if cursor.set_range(wf + b"\x01") else cursor.last()
+            key = cursor.key() if found else b""
+        if len(key) != len(wf) + 9 or not key.startswith(wf + b"\x00"):
+            return 0
+        head: int = _U64.unpack_from(key, len(wf) + 1)[0]
+        return head
+
+    def _run_of(self, txn: Any, wf: bytes, data: bytes) -> RunInfo:
+        """Decode a stored run record and give it the workflow's head (see the module's docstring)."""
+        run = _decode_run(wf.decode(), data)
+        head = self._history_head(txn, wf)
+        return run if head == run.head_seq else evolve(run, head_seq=head)
 
     def read_history(self, workflow_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The workflow's history after ``after_seq`` (all runs), at most ``limit`` events."""
@@ -581,9 +608,10 @@ class LmdbEventStore:
     def get_run(self, workflow_id: str) -> RunInfo | None:
         """The workflow's current run record, or ``None``."""
         check_workflow_id(workflow_id)
+        wf = workflow_id.encode()
         with self._read() as txn:
-            data = txn.get(workflow_id.encode(), db=self._runs)
-        return None if data is None else _decode_run(workflow_id, data)
+            data = txn.get(wf, db=self._runs)
+            return None if data is None else self._run_of(txn, wf, data)
 
     def list_workflows(
         self,
@@ -606,8 +634,8 @@ class LmdbEventStore:
             return found
         with self._read() as txn, txn.cursor(db=db) as cursor:
             for key in _scan(cursor, prefix, reverse=newest_first):
-                workflow_id = key[len(prefix) + 8 :].decode()
-                run = _decode_run(workflow_id, txn.get(key[len(prefix) + 8 :], db=self._runs))
+                wf = key[len(prefix) + 8 :]
+                run = self._run_of(txn, wf, txn.get(wf, db=self._runs))
                 if wanted is not None and run.status is not wanted:
                     continue
                 found.append(run)
@@ -624,7 +652,7 @@ class LmdbEventStore:
             with self._read() as txn, txn.cursor(db=self._vis_status) as cursor:
                 for key in _scan(cursor, prefix, reverse=False, after=after):
                     wf = key[len(prefix) + 8 :]
-                    page.append(_decode_run(wf.decode(), txn.get(wf, db=self._runs)))
+                    page.append(self._run_of(txn, wf, txn.get(wf, db=self._runs)))
                     after = key
                     if len(page) >= _PAGE:
                         break

@@ -77,8 +77,7 @@ class MemoryEventStore:
                 before_commit()
             for applied in plan.writes:
                 self._write(applied)
-            for workflow_id, (_, run) in plan.runs.items():
-                self._runs[workflow_id] = run
+            self._runs.update(plan.after)
             return plan.results
 
     def _write(self, applied: Applied) -> None:

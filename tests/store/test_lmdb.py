@@ -8,9 +8,10 @@ import textwrap
 from pathlib import Path
 
 import lmdb
+import msgpack
 import pytest
 
-from aion.errors import StoreError, StoreFormatError, StoreLockedError
+from aion.errors import SequenceConflictError, StoreError, StoreFormatError, StoreLockedError
 from aion.store import SCHEMA_VERSION, open_store
 from tests.store._helpers import signal, started
 
@@ -223,3 +224,52 @@ def test_a_full_disk_is_a_store_error_and_never_a_torn_write(tmp_path: Path) -> 
         history = store.read_history("wf-1")
         assert [event.seq for event in history] == list(range(1, acknowledged + 1))
         assert store.append("wf-1", [signal("wf-1")], acknowledged)[0].seq == acknowledged + 1
+
+
+def test_the_head_comes_from_history_not_from_the_run_record(tmp_path: Path) -> None:
+    # An append that only moves the head leaves the stored run record alone (see aion/store/_lmdb.py).
+    with open_store(tmp_path) as store:
+        store.append("wf-h", [started("wf-h")], 0)
+        for head in range(1, 6):
+            store.append("wf-h", [signal("wf-h")], head)
+    env = lmdb.open(str(tmp_path), max_dbs=16)
+    with env.begin(db=env.open_db(b"runs")) as txn:
+        stale_head = msgpack.unpackb(txn.get(b"wf-h"))[4]
+    env.close()
+    assert stale_head == 1
+    with open_store(tmp_path) as store:  # a new writer: nothing cached
+        assert store.head("wf-h") == 6
+        run = store.get_run("wf-h")
+        assert run is not None and run.head_seq == 6
+        assert [found.head_seq for found in store.list_workflows()] == [6]
+        assert [found.head_seq for found in store.running_workflows()] == [6]
+        store.append("wf-h", [signal("wf-h")], 6)  # the expected head is checked against the real head
+        with pytest.raises(SequenceConflictError):
+            store.append("wf-h", [signal("wf-h")], 6)
+    result = _python(
+        "from aion.store import open_store\n"
+        f"store = open_store({str(tmp_path)!r}, readonly=True)\n"
+        "print(store.head('wf-h'), store.get_run('wf-h').head_seq)\n"
+    )
+    assert result.stdout.split() == ["7", "7"]
+
+
+def test_a_schema_1_store_is_upgraded_by_its_first_writer(tmp_path: Path) -> None:
+    assert _fill(tmp_path) == [1, 2]
+    env = lmdb.open(str(tmp_path), max_dbs=16)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True, db=meta) as txn:
+        txn.put(b"schema_version", b"1")
+    env.close()
+    with open_store(tmp_path, readonly=True) as reader:
+        assert reader.head("wf-1") == 2
+    env = lmdb.open(str(tmp_path), max_dbs=16)
+    with env.begin(db=env.open_db(b"meta")) as txn:
+        assert txn.get(b"schema_version") == b"1"  # a reader changes nothing
+    env.close()
+    with open_store(tmp_path) as store:
+        assert [event.seq for event in store.read_history("wf-1")] == [1, 2]
+    env = lmdb.open(str(tmp_path), max_dbs=16)
+    with env.begin(db=env.open_db(b"meta")) as txn:
+        assert txn.get(b"schema_version") == str(SCHEMA_VERSION).encode()
+    env.close()
