@@ -16,7 +16,7 @@ import pykka
 
 import supervisors as sv
 from aion import events as ev
-from aion._codec import check_payload
+from aion._codec import check_payload, prepare_event_types
 from aion._definitions import workflow_type_name
 from aion._durations import Duration, optional_seconds, to_seconds
 from aion._ids import new_workflow_id, validate_workflow_id
@@ -135,6 +135,7 @@ class Engine:
             # The zygote is forked first: before any engine thread exists (fork safety), and before the store
             # is open, so no child process inherits the writer lock or LMDB's file descriptors.
             _registry.install(self.registry)
+            prepare_event_types()  # inherited by every workflow process, not built on its live path
             self._zygote = sv.Zygote.start(
                 preload=self.registry.modules(), warm_pool=self._warm_pool, warm_up=f"{warm_up.__module__}:warm_up"
             )

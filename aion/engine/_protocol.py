@@ -1,7 +1,8 @@
 """The messages between the engine and its workflow hosts and activity workers.
 
 Frames are msgpack maps with a ``"t"`` (type) key. User values and events inside them travel as bytes from
-the payload codec, so the framing layer never sees a user type.
+the payload codec, so the framing layer never sees a user type. A command travels as its type's name and the
+codec's bytes of its field values.
 
 Engine → workflow host: ``run`` (the run's history), ``event`` (one recorded arrival), ``query``, ``stop``.
 Workflow host → engine: ``commands``, ``diverged`` (a non-determinism failure), ``answer`` (to a query).
@@ -10,12 +11,26 @@ Engine → activity worker: ``task``, ``cancel``. Activity worker → engine: ``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from aion import events as ev
 from aion._codec import decode_event, decode_payload, encode_event, encode_payload
-from aion.workflow._commands import Command
+from aion.workflow._commands import (
+    CancelTimer,
+    CancelWorkflow,
+    Command,
+    CompleteWorkflow,
+    ContinueAsNew,
+    FailWorkflow,
+    RequestCancelActivity,
+    RequestCancelChild,
+    ScheduleActivity,
+    SignalExternal,
+    StartChild,
+    StartTimer,
+)
 
 RUN = "run"
 EVENT = "event"
@@ -40,15 +55,44 @@ def event_message(event: ev.Event) -> dict[str, Any]:
     return {"t": EVENT, "event": encode_event(event)}
 
 
+#: The commands a workflow host sends, by the name they travel under.
+_COMMAND_TYPES: Final[dict[str, type[Command]]] = {
+    cls.__name__: cls
+    for cls in (
+        ScheduleActivity,
+        RequestCancelActivity,
+        StartTimer,
+        CancelTimer,
+        StartChild,
+        RequestCancelChild,
+        SignalExternal,
+        CompleteWorkflow,
+        FailWorkflow,
+        CancelWorkflow,
+        ContinueAsNew,
+    )
+}
+_COMMAND_FIELDS: Final = {
+    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in _COMMAND_TYPES.values()
+}
+
+
 def commands_message(commands: Sequence[Command]) -> dict[str, Any]:
-    """Commands a workflow host issued in one activation."""
-    return {"t": COMMANDS, "commands": encode_payload(list(commands), limit=None)}
+    """Commands a workflow host issued in one activation: for each, its type's name and its field values (in
+    field order) encoded by the payload codec, which the values need (they are the workflow's values)."""
+    encoded = [
+        [
+            type(command).__name__,
+            encode_payload([getattr(command, name) for name in _COMMAND_FIELDS[type(command)]], limit=None),
+        ]
+        for command in commands
+    ]
+    return {"t": COMMANDS, "commands": encoded}
 
 
 def decode_commands(message: dict[str, Any]) -> list[Command]:
     """The commands of a ``commands`` message."""
-    commands = decode_payload(message["commands"])
-    return [command for command in commands if isinstance(command, Command)]
+    return [_COMMAND_TYPES[name](*decode_payload(values)) for name, values in message["commands"]]
 
 
 def decode_history(message: dict[str, Any]) -> list[ev.Event]:

@@ -7,6 +7,7 @@ back as commands. A crash of this process loses nothing: the supervisor restarts
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aion import events as ev
@@ -29,6 +30,13 @@ def run_workflow_host(channel: Channel, workflow_id: str) -> None:
 
 
 def _serve(channel: Channel) -> None:
+    """Replay, then apply arrivals until ``stop``.
+
+    Once the run's closing command is sent, the process only answers queries and waits for ``stop``, which the
+    engine sends when the run's terminal event is durable: exiting at once would put the process's teardown
+    (and its exit report through the zygote) on the CPUs while the engine records the terminal event and wakes
+    ``result()``. A closing command that is never recorded (the append failed) is resent by a replay.
+    """
     message = channel.recv()
     while message.get("t") != protocol.RUN:
         if message.get("t") == protocol.STOP:
@@ -52,8 +60,7 @@ def _serve(channel: Channel) -> None:
         closed = True
     elif not closed and commands:
         channel.send(protocol.commands_message(commands))
-        if runtime.closed:
-            return  # the run's closing command is sent: nothing is left for this process to do
+        closed = _closed_by(runtime)
     while True:
         message = channel.recv()
         kind = message.get("t")
@@ -67,14 +74,21 @@ def _serve(channel: Channel) -> None:
                 return
             if commands:
                 channel.send(protocol.commands_message(commands))
-            if runtime.closed:
-                return
+            closed = _closed_by(runtime)
         elif kind == protocol.QUERY:
             channel.send(_answer(runtime, message))
             if once:
                 return
         elif kind == protocol.STOP:
             return
+
+
+def _closed_by(runtime: WorkflowRuntime) -> bool:
+    """Whether the run's closing command has been sent; if so, this process, which now only waits for ``stop``,
+    takes the lowest CPU priority: its wake-up on ``stop`` and its teardown then give way to live work."""
+    if runtime.closed:
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    return runtime.closed
 
 
 def _answer(runtime: WorkflowRuntime, message: dict[str, Any]) -> dict[str, Any]:
@@ -90,31 +104,43 @@ def _answer(runtime: WorkflowRuntime, message: dict[str, Any]) -> dict[str, Any]
 
 
 async def _warm_up_workflow(value: int) -> int:
-    """A tiny workflow for :func:`warm_up`: an activity, then a timer."""
+    """A tiny workflow for :func:`warm_up`: an activity, a timer, a query handler and a signal."""
     from aion import workflow  # noqa: PLC0415 - the SDK imports this module's package
 
     result: int = await workflow.execute_activity("warm-up", value, start_to_close_timeout=1)
     await workflow.sleep(1)
-    return result
+    workflow.set_query_handler("warm-up", lambda: result)
+    signalled: int = await workflow.wait_signal("warm-up")
+    return result + signalled
 
 
 def warm_up() -> None:
-    """Run, in an idle pool host, what a workflow process does first: decode a history, replay it, encode the
-    commands. The copy-on-write page faults this causes then happen before the host is handed a run, not on
-    the crash-restart path (``Zygote.start(warm_up=...)``)."""
-    run_id = "00000000-0000-4000-8000-000000000000"
+    """Run, in an idle pool host, what a workflow process does: decode a history, replay it, encode the
+    commands, then go live (a timer fires, a query, a signal completes the run). The copy-on-write page faults
+    this causes then happen before the host is handed a run, not on the crash-restart path or on the way from
+    a signal to the run's result (``Zygote.start(warm_up=...)``)."""
+    workflow_id, run_id = "warm-up", "00000000-0000-4000-8000-000000000000"
     at = ev.UNSET_TIME
     history: list[ev.Event] = [
         ev.WorkflowStarted(
-            workflow_id="warm-up", seq=1, recorded_at=at, workflow_type="warm-up", input=[1], run_id=run_id
+            workflow_id=workflow_id, seq=1, recorded_at=at, workflow_type="warm-up", input=[1], run_id=run_id
         ),
         ev.ActivityScheduled(
-            workflow_id="warm-up", seq=2, recorded_at=at, activity_id=1, activity_type="warm-up", input=[1]
+            workflow_id=workflow_id, seq=2, recorded_at=at, activity_id=1, activity_type="warm-up", input=[1]
         ),
-        ev.ActivityCompleted(workflow_id="warm-up", seq=3, recorded_at=at, activity_id=1, result=1, attempt=1),
+        ev.ActivityCompleted(workflow_id=workflow_id, seq=3, recorded_at=at, activity_id=1, result=1, attempt=1),
     ]
     decoded = protocol.decode_history(protocol.run_message(history))
     started = decoded[0]
     assert isinstance(started, ev.WorkflowStarted)
-    commands = WorkflowRuntime(_warm_up_workflow, started).replay(decoded)
-    protocol.decode_commands(protocol.commands_message(commands))
+    runtime = WorkflowRuntime(_warm_up_workflow, started)
+    protocol.decode_commands(protocol.commands_message(runtime.replay(decoded)))
+    arrivals: list[ev.Event] = [
+        ev.TimerFired(workflow_id=workflow_id, seq=5, recorded_at=at, timer_id=1),
+        ev.SignalReceived(workflow_id=workflow_id, seq=6, recorded_at=at, name="warm-up", payload=1),
+    ]
+    for arrival in arrivals:
+        commands = runtime.apply(decode_event(protocol.event_message(arrival)["event"]))
+        _answer(runtime, {"id": 0, "name": "warm-up", "args": encode_payload([])})
+        if commands:
+            protocol.decode_commands(protocol.commands_message(commands))
