@@ -442,21 +442,31 @@ class LmdbEventStore:
             run_id_taken=run_id_taken,
             max_event_bytes=self._max_event_bytes,
         )
-        for applied in plan.writes:
-            self._write(txn, applied)
+        self._write_history(txn, plan.writes)
         for workflow_id in plan.changed:
             self._write_run(txn, workflow_id.encode(), plan.before[workflow_id], plan.after[workflow_id])
         return plan.results, plan.after
 
-    def _write(self, txn: Any, applied: Applied) -> None:
-        wf = applied.workflow_id.encode()
-        prefix = wf + b"\x00"
-        history = self._history
+    def _write_history(self, txn: Any, writes: list[Applied]) -> None:
+        """Put every event of the batch in one call (``putmulti``), and what each append derives."""
+        items: list[tuple[bytes, bytes]] = []
+        pack = _U64.pack
+        for applied in writes:
+            prefix = applied.workflow_id.encode() + b"\x00"
+            for event, data in zip(applied.events, applied.encoded, strict=True):
+                items.append((prefix + pack(event.seq), data))
+            if applied.new_runs or applied.timer_ops:
+                self._write_derived(txn, prefix, applied)
+        with txn.cursor(db=self._history) as cursor:
+            _, added = cursor.putmulti(items, dupdata=False, overwrite=False)
+        if added != len(items):  # never, while run records and history agree: the batch is aborted
+            taken = [key for key, data in items if txn.get(key, db=self._history) != data]
+            raise StoreError(f"the history already holds the keys {taken!r}: nothing was written")
+
+    def _write_derived(self, txn: Any, prefix: bytes, applied: Applied) -> None:
+        """The run index entries and timer rows of one append."""
         pack = _U64.pack
         put = txn.put
-        for event, data in zip(applied.events, applied.encoded, strict=True):
-            if not put(prefix + pack(event.seq), data, db=history, overwrite=False):
-                raise StoreError(f"history of {applied.workflow_id!r} already holds seq {event.seq}")
         for run_id, first_seq in applied.new_runs:
             put(run_id.encode(), msgpack.packb([applied.workflow_id, first_seq]), db=self._run_index)
         for op in applied.timer_ops:
