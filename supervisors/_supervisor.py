@@ -623,6 +623,7 @@ class Supervisor:
         self.spec = spec
         """The spec it was started with."""
         self._done = done
+        self._proxy: Any = None  # made at first use: building a pykka proxy introspects the whole actor
 
     @property
     def id(self) -> str:
@@ -660,8 +661,14 @@ class Supervisor:
             raise
         return handle
 
+    def _actor(self) -> Any:
+        proxy = self._proxy
+        if proxy is None:
+            proxy = self._proxy = self.actor_ref.proxy()
+        return proxy
+
     def _call(self, name: str, *args: Any, timeout: float | None = None) -> Any:
-        return getattr(self.actor_ref.proxy(), name)(*args).get(timeout=timeout)
+        return getattr(self._actor(), name)(*args).get(timeout=timeout)
 
     @overload
     def start_child(self, spec: ProcessSpec) -> int: ...
@@ -686,7 +693,7 @@ class Supervisor:
         called (from the supervisor's thread), else the failure is logged. For callers, like an engine's event
         loop, that must never block on a fork.
         """
-        self.actor_ref.proxy().start_child_nowait(spec, on_error)
+        self._actor().start_child_nowait(spec, on_error)
 
     def terminate_child(self, child_id: str, kill: bool = False) -> ExitReason | None:
         """Stop a child: graceful (``SIGTERM``, ``shutdown_timeout``, then ``SIGKILL``) or ``kill`` at once.
