@@ -27,6 +27,7 @@ from aion.engine._activities import ActivityPool
 from aion.engine._activity_manager import ActivityManager
 from aion.engine._interfaces import Closures, Processes
 from aion.engine._messages import (
+    Call,
     Due,
     ProcessDown,
     ProcessGaveUp,
@@ -161,7 +162,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         """Rebuild a running workflow's run from history and set it going again."""
         history = self._store.read_run(workflow_id)
         run = Run.from_history(history)
-        self._runs[workflow_id] = run
+        self._drive(run)
         for timer_id, fire_at in run.timers.items():
             self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
         self._activities.recover(run, history)
@@ -173,21 +174,35 @@ class EngineCore(Relations, pykka.ThreadingActor):
         self._repair_orphan(run)
         return run
 
-    # -- API (asked through the proxy) ----------------------------------------------------------------------
+    # -- API: asked through the proxy, or told as a ``Call`` (then the future is the caller's ``reply``) ------
 
     def start_workflow(
-        self, workflow_type: str, workflow_id: str, args: list[Any], options: dict[str, Any]
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        args: list[Any],
+        options: dict[str, Any],
+        *,
+        reply: pykka.Future[Any] | None = None,
     ) -> pykka.Future[Any]:
-        """Record a new run's ``WorkflowStarted``; the returned future resolves when it is durable."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        """Record a new run's ``WorkflowStarted``; the returned future (``reply`` if given) resolves when it is
+        durable."""
+        reply = pykka.ThreadingFuture() if reply is None else reply
         self._start_run(workflow_type, workflow_id, args, options, reply=reply)
         return reply
 
     def signal_with_start(
-        self, workflow_type: str, workflow_id: str, args: list[Any], options: dict[str, Any], signal: tuple[str, Any]
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        args: list[Any],
+        options: dict[str, Any],
+        signal: tuple[str, Any],
+        *,
+        reply: pykka.Future[Any] | None = None,
     ) -> pykka.Future[Any]:
         """Deliver signal ``name``, starting the workflow first (in the same transaction) if it is not running."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        reply = pykka.ThreadingFuture() if reply is None else reply
         run = self._live(workflow_id)
         if run is not None and not run.closing:
             name, payload = signal
@@ -196,9 +211,11 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self._start_run(workflow_type, workflow_id, args, options, signal=signal, reply=reply)
         return reply
 
-    def signal(self, workflow_id: str, name: str, payload: Any) -> pykka.Future[Any]:
+    def signal(
+        self, workflow_id: str, name: str, payload: Any, *, reply: pykka.Future[Any] | None = None
+    ) -> pykka.Future[Any]:
         """Record ``SignalReceived``; the future resolves once it is durable (then it is delivered)."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        reply = pykka.ThreadingFuture() if reply is None else reply
 
         def deliver(run: Run) -> None:
             self._append(run, [ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)], reply=reply)
@@ -209,9 +226,11 @@ class EngineCore(Relations, pykka.ThreadingActor):
             raise WorkflowNotRunningError(f"workflow {workflow_id!r} is {status}: it takes no signals")
         return reply
 
-    def cancel(self, workflow_id: str, reason: str | None) -> pykka.Future[Any]:
+    def cancel(
+        self, workflow_id: str, reason: str | None, *, reply: pykka.Future[Any] | None = None
+    ) -> pykka.Future[Any]:
         """Request cancellation; the future gives True once it is recorded, False if the run was closed."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        reply = pykka.ThreadingFuture() if reply is None else reply
 
         def request(run: Run) -> None:
             if not self._request_cancel(run, reason, reply):
@@ -221,9 +240,11 @@ class EngineCore(Relations, pykka.ThreadingActor):
             reply.set(False)
         return reply
 
-    def terminate(self, workflow_id: str, reason: str | None) -> pykka.Future[Any]:
+    def terminate(
+        self, workflow_id: str, reason: str | None, *, reply: pykka.Future[Any] | None = None
+    ) -> pykka.Future[Any]:
         """Terminate now; the future gives True once ``WorkflowTerminated`` is recorded, False if it was closed."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        reply = pykka.ThreadingFuture() if reply is None else reply
 
         def end(run: Run) -> None:
             if not self._end_run(run, ev.WorkflowTerminated(workflow_id=workflow_id, reason=reason), reply):
@@ -233,9 +254,11 @@ class EngineCore(Relations, pykka.ThreadingActor):
             reply.set(False)
         return reply
 
-    def query(self, workflow_id: str, name: str, args: list[Any]) -> pykka.Future[Any]:
+    def query(
+        self, workflow_id: str, name: str, args: list[Any], *, reply: pykka.Future[Any] | None = None
+    ) -> pykka.Future[Any]:
         """Ask the run's process (or a one-off replay of a closed run) to answer query ``name``."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        reply = pykka.ThreadingFuture() if reply is None else reply
         query_id = next_query_id()
         message = {"t": protocol.QUERY, "id": query_id, "name": name, "args": encode_payload(args)}
         run = self._live(workflow_id)
@@ -292,7 +315,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
             parent_workflow_run_id=parent[1] if parent else None,
         )
         run = Run(workflow_id, run_id, workflow_type, head=head, started=started)
-        self._runs[workflow_id] = run
+        self._drive(run)
         events: list[ev.Event] = [started]
         if signal is not None:
             events.append(ev.SignalReceived(workflow_id=workflow_id, name=signal[0], payload=signal[1]))
@@ -304,6 +327,12 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self._begin(run, spawn=True)
 
         self._append(run, events, then=begin, reply=reply)
+
+    def _drive(self, run: Run) -> None:
+        """Make ``run`` the workflow's run the core works on, before anything is appended for it (so that
+        ``Closures.opened`` comes before any ``Closures.closed`` of the run)."""
+        self._runs[run.workflow_id] = run
+        self._closures.opened(run.workflow_id, run.run_id)
 
     def _begin(self, run: Run, *, spawn: bool) -> None:
         """A run's ``WorkflowStarted`` is durable: arm its timeouts and start its process."""
@@ -357,7 +386,6 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self._apply_parent_close_policy(ref.workflow_id, ref.parent_close_policy)
         if not isinstance(terminal, ev.WorkflowContinuedAsNew):
             self._notify_parent(run, terminal)
-        self._closures.notify()
 
     def _with_open_run(self, workflow_id: str, action: Callable[[Run], None]) -> bool:
         """Apply ``action`` to the workflow's open run: now, or, while a run is continuing as new, to its
@@ -388,6 +416,11 @@ class EngineCore(Relations, pykka.ThreadingActor):
         match message:
             case _Appended():
                 self._on_appended(message)
+            case Call(method=method, args=args, reply=reply):
+                try:
+                    method(self, *args, reply=reply)
+                except Exception:
+                    reply.set_exception()
             case ProcessUp(child_id=child_id, channel=channel):
                 self._on_process_up(child_id, channel)
             case ProcessMessage(child_id=child_id, message=frame):
@@ -427,12 +460,18 @@ class EngineCore(Relations, pykka.ThreadingActor):
         expected = run.head
         run.head += len(events)
         actor = self.actor_ref
+        closing = any(event.terminal for event in events)
+        closures, workflow_id, run_id = self._closures, run.workflow_id, run.run_id
 
         def done(stamped: list[ev.Event] | None, error: BaseException | None) -> None:
+            # On the recorder's thread, once durable: tell the core first (whoever ``result()`` wakes may ask it
+            # something next), then hand a closed run's terminal event straight to its waiters.
             with contextlib.suppress(pykka.ActorDeadError):
                 actor.tell(_Appended(run, stamped, error, then, reply))
+            if closing and stamped is not None:
+                closures.closed(workflow_id, run_id, next(event for event in stamped if event.terminal))
 
-        self._recorder.append(run.workflow_id, events, expected, on_done=done)
+        self._recorder.append(workflow_id, events, expected, on_done=done)
 
     def _on_appended(self, message: _Appended) -> None:
         run = message.run
@@ -441,6 +480,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
             if message.reply is not None:
                 message.reply.set_exception((type(error), error, error.__traceback__))
             log.error("append for workflow %s failed: %r", run.workflow_id, error)
+            self._closures.forget(run.workflow_id, run.run_id)  # its result waiters look in the store
             if self._runs.get(run.workflow_id) is run:
                 self._resync(run)
             return
@@ -675,7 +715,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
             opened = stamped[-1]
             assert isinstance(opened, ev.WorkflowStarted)
             successor = Run(run.workflow_id, new_run_id_, workflow_type, head=opened.seq, started=opened)
-            self._runs[run.workflow_id] = successor
+            self._drive(successor)
             self._begin(successor, spawn=True)
             for action in self._after_continue.pop(run.workflow_id, []):
                 action(successor)

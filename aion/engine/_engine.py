@@ -27,6 +27,7 @@ from aion.engine._core import EngineCore
 from aion.engine._handle import WorkflowHandle
 from aion.engine._interfaces import Closures
 from aion.engine._messages import (
+    Call,
     ProcessDown,
     ProcessGaveUp,
     ProcessMessage,
@@ -142,6 +143,7 @@ class Engine:
             try:
                 self._store = open_store(self.data_dir)
                 self._recorder = start_recorder(self._store)
+                self.closures.reset()
                 core_ref = EngineCore.start(
                     self._store, self._recorder, self.registry, self, self.closures, cancel_grace=self._cancel_grace
                 )
@@ -228,8 +230,8 @@ class Engine:
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
         )
-        durable = self._require_core().start_workflow(name, workflow_id, arguments, options).get()
-        return self._handle_of_start(workflow_id, durable.get())
+        events = self.call_core(EngineCore.start_workflow, name, workflow_id, arguments, options)
+        return self._handle_of_start(workflow_id, events)
 
     def signal_with_start(
         self,
@@ -258,8 +260,7 @@ class Engine:
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
         )
-        durable = self._require_core().signal_with_start(name, workflow_id, arguments, options, (signal, payload))
-        events = durable.get().get()
+        events = self.call_core(EngineCore.signal_with_start, name, workflow_id, arguments, options, (signal, payload))
         if isinstance(events[0], ev.WorkflowStarted):
             return self._handle_of_start(workflow_id, events)
         return self.get_workflow(workflow_id)
@@ -343,6 +344,13 @@ class Engine:
     def core(self) -> pykka.ActorProxy[EngineCore]:
         """The engine core actor (internal)."""
         return self._require_core()
+
+    def call_core(self, method: Callable[..., pykka.Future[Any]], *args: Any, timeout: float | None = None) -> Any:
+        """Run the core's API ``method`` (``EngineCore.signal``, ...) with ``args`` and wait for its outcome,
+        at most ``timeout`` seconds (``pykka.Timeout``). Internal: what handles and the engine's methods use."""
+        reply: pykka.Future[Any] = pykka.ThreadingFuture()
+        self._require_core().actor_ref.tell(Call(method, args, reply))
+        return reply.get(timeout=timeout)
 
     def _require_core(self) -> pykka.ActorProxy[EngineCore]:
         if self._core is None or not self._running:

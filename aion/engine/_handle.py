@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from aion import events as ev
-from aion._codec import check_payload
+from aion._codec import check_payload, decode_event, encode_event
 from aion._durations import Duration, optional_seconds
+from aion.engine._core import EngineCore
 from aion.errors import (
     InvalidArgumentError,
     ResultTimeoutError,
@@ -62,28 +63,29 @@ class WorkflowHandle:
         deadline = None if seconds is None else time.monotonic() + seconds
         closures = self._engine.closures
         run_id = self.run_id
-        with closures.condition:
-            while True:
-                terminal = self._terminal_event(run_id)
-                if isinstance(terminal, ev.WorkflowContinuedAsNew):
-                    run_id = terminal.new_run_id
-                    continue
-                if terminal is not None:
-                    return _outcome(terminal)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise ResultTimeoutError(
-                        f"workflow {self.workflow_id!r} did not close within {seconds:g} s (it is still running)"
-                    )
-                closures.condition.wait(remaining)
+        while True:
+            with closures.watch(self.workflow_id, run_id) as waiter:
+                terminal = None if waiter.open else self._terminal_event(run_id)
+                if terminal is None:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise ResultTimeoutError(
+                            f"workflow {self.workflow_id!r} did not close within {seconds:g} s (it is still running)"
+                        )
+                    waiter.wait(remaining)
+                    if waiter.terminal is not None:
+                        terminal = _own_copy(waiter.terminal)
+            if isinstance(terminal, ev.WorkflowContinuedAsNew):
+                run_id = terminal.new_run_id
+            elif terminal is not None:
+                return _outcome(terminal)
 
     def signal(self, name: str, payload: Any = None) -> None:
         """Send signal ``name`` with ``payload``; returns once the signal is durable (it is never lost)."""
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"signal name must be a non-empty string, got {name!r}")
         check_payload(payload, path=f"signal {name!r} payload")
-        durable = self._engine.core.signal(self.workflow_id, name, payload).get()
-        durable.get()
+        self._engine.call_core(EngineCore.signal, self.workflow_id, name, payload)
 
     def cancel(self, reason: str | None = None) -> bool:
         """Request cooperative cancellation: ``aion.CancelledError`` is raised in the workflow at its current
@@ -91,7 +93,7 @@ class WorkflowHandle:
 
         Returns True once the request is recorded; False if the run had already closed (nothing is done).
         """
-        return bool(self._engine.core.cancel(self.workflow_id, reason).get().get())
+        return bool(self._engine.call_core(EngineCore.cancel, self.workflow_id, reason))
 
     def terminate(self, reason: str | None = None) -> bool:
         """End the run now: its process is killed, ``WorkflowTerminated`` recorded, running activities stopped,
@@ -99,13 +101,12 @@ class WorkflowHandle:
 
         Returns True once recorded; False if the run had already closed.
         """
-        return bool(self._engine.core.terminate(self.workflow_id, reason).get().get())
+        return bool(self._engine.call_core(EngineCore.terminate, self.workflow_id, reason))
 
     def query(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
         """Ask the workflow's query handler ``name``; answered from the live run, or by replaying a closed one."""
         check_payload(list(args), path=f"query {name!r} args")
-        reply = self._engine.core.query(self.workflow_id, name, list(args)).get()
-        return reply.get(timeout=timeout)
+        return self._engine.call_core(EngineCore.query, self.workflow_id, name, list(args), timeout=timeout)
 
     def describe(self) -> WorkflowDescription:
         """The run's identity, status, times and history length, derived from its history."""
@@ -139,6 +140,18 @@ class WorkflowHandle:
             return None
         last = self._engine.store.read_run(self.workflow_id, run_id)[-1]
         return last if last.terminal else None
+
+
+#: Result types handed over as they are: no one can change such a value.
+_IMMUTABLE: Final = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def _own_copy(terminal: ev.Event) -> ev.Event:
+    """The terminal event as a store read would give it, with values of its own: the engine still holds the
+    values of the event it hands over (a parent's ``ChildWorkflowCompleted`` may be encoded from them)."""
+    if type(terminal) is ev.WorkflowCompleted and type(terminal.result) in _IMMUTABLE:
+        return terminal
+    return decode_event(encode_event(terminal))
 
 
 def _outcome(terminal: ev.Event) -> Any:

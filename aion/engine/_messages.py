@@ -1,10 +1,25 @@
-"""The messages told to the engine core by the supervisors' hub, the timer thread and the supervisor callbacks,
-and the supervisor child ids of workflow processes."""
+"""The messages told to the engine core by the Python API, the supervisors' hub, the timer thread and the
+supervisor callbacks, and the supervisor child ids of workflow processes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import pykka
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run one of the core's API methods (``EngineCore.signal``, ...) with ``args`` and ``reply=reply``.
+
+    Told, not asked: the method resolves ``reply`` (the core sets the error there if the method raises), so the
+    caller waits once, on ``reply``, rather than for a proxy's future and then for the future it returns."""
+
+    method: Callable[..., Any]
+    args: tuple[Any, ...]
+    reply: pykka.Future[Any]
 
 
 @dataclass(frozen=True)
