@@ -52,7 +52,7 @@ from aion.errors import (
     WorkflowNotFoundError,
     WorkflowNotRunningError,
 )
-from aion.recorder import RecorderHandle
+from aion.recorder import CommitSink, Committed, RecorderHandle
 from aion.store import EventStore
 from aion.workflow._commands import (
     CancelTimer,
@@ -75,12 +75,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Appended:
+class _Append:
+    """What the core needs back with the outcome of one append (its token with the recorder)."""
+
     run: Run
-    events: list[ev.Event] | None
-    error: BaseException | None
+    workflow_id: str
+    run_id: str
     then: Callable[[list[ev.Event]], None] | None
     reply: pykka.Future[Any] | None
+    closing: bool
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """The outcomes of the core's appends in one committed batch of the recorder."""
+
+    outcomes: list[Committed]
 
 
 class _RecoverMore:
@@ -119,6 +129,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         self._to_recover: dict[str, None] = {}
         #: Requests that reached a workflow while its run was continuing as new, for the successor run.
         self._after_continue: dict[str, list[Callable[[Run], None]]] = {}
+        self._sink = self._commit_sink()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -414,8 +425,12 @@ class EngineCore(Relations, pykka.ThreadingActor):
 
     def _handle(self, message: Any) -> None:
         match message:
-            case _Appended():
-                self._on_appended(message)
+            case _Committed(outcomes=outcomes):
+                for append, stamped, error in outcomes:
+                    try:
+                        self._on_appended(append, stamped, error)
+                    except Exception:
+                        log.exception("engine core failed to handle the commit of %r", append)
             case Call(method=method, args=args, reply=reply):
                 try:
                     method(self, *args, reply=reply)
@@ -459,36 +474,43 @@ class EngineCore(Relations, pykka.ThreadingActor):
     ) -> None:
         expected = run.head
         run.head += len(events)
-        actor = self.actor_ref
         closing = any(event.terminal for event in events)
-        closures, workflow_id, run_id = self._closures, run.workflow_id, run.run_id
+        append = _Append(run, run.workflow_id, run.run_id, then, reply, closing)
+        self._recorder.append_to(self._sink, append, run.workflow_id, events, expected)
 
-        def done(stamped: list[ev.Event] | None, error: BaseException | None) -> None:
+    def _commit_sink(self) -> CommitSink:
+        """Where the recorder hands the outcomes of the core's appends: one message per committed batch."""
+        actor = self.actor_ref
+        closures = self._closures
+
+        def committed(outcomes: list[Committed]) -> None:
             # On the recorder's thread, once durable: tell the core first (whoever ``result()`` wakes may ask it
-            # something next), then hand a closed run's terminal event straight to its waiters.
+            # something next), then hand closed runs' terminal events straight to their waiters.
             with contextlib.suppress(pykka.ActorDeadError):
-                actor.tell(_Appended(run, stamped, error, then, reply))
-            if closing and stamped is not None:
-                closures.closed(workflow_id, run_id, next(event for event in stamped if event.terminal))
+                actor.tell(_Committed(outcomes))
+            for append, stamped, _ in outcomes:
+                if append.closing and stamped is not None:
+                    terminal = next(event for event in stamped if event.terminal)
+                    closures.closed(append.workflow_id, append.run_id, terminal)
 
-        self._recorder.append(workflow_id, events, expected, on_done=done)
+        return committed
 
-    def _on_appended(self, message: _Appended) -> None:
-        run = message.run
-        if message.error is not None or message.events is None:
-            error = message.error or AionError("append failed")
-            if message.reply is not None:
-                message.reply.set_exception((type(error), error, error.__traceback__))
+    def _on_appended(self, append: _Append, stamped: list[ev.Event] | None, error: BaseException | None) -> None:
+        run = append.run
+        if error is not None or stamped is None:
+            error = error or AionError("append failed")
+            if append.reply is not None:
+                append.reply.set_exception((type(error), error, error.__traceback__))
             log.error("append for workflow %s failed: %r", run.workflow_id, error)
             self._closures.forget(run.workflow_id, run.run_id)  # its result waiters look in the store
             if self._runs.get(run.workflow_id) is run:
                 self._resync(run)
             return
-        if message.then is not None:
-            message.then(message.events)
-        if message.reply is not None:
-            message.reply.set(message.events)
-        for event in message.events:
+        if append.then is not None:
+            append.then(stamped)
+        if append.reply is not None:
+            append.reply.set(stamped)
+        for event in stamped:
             if event.terminal:
                 self._close(run, event)
                 break
