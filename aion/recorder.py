@@ -41,9 +41,13 @@ resolved after its own commit returned. When the queue is empty they are resolve
 
 Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
 ``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
-:class:`_AppendFuture` (a plain lock) instead of ``pykka.ThreadingFuture`` (a ``threading.Condition`` each).
-``on_done`` callbacks run on the recorder's thread, possibly inside the store's write transaction: they must be
-quick and must not write to the store (the engine's callback only ``tell``s its actor); one that raises is logged.
+:class:`_AppendFuture` (a flag, and a plain lock only if someone waits) instead of ``pykka.ThreadingFuture`` (a
+``threading.Condition`` each).
+
+An actor must not block on a future: it appends with ``append_to(sink, token, ...)`` instead, and the recorder
+hands the sink the outcomes of that actor's appends, one call per committed batch (the engine core turns that
+call into one message to itself). Sinks run on the recorder's thread, possibly inside the store's write
+transaction: they must be quick and must not write to the store; one that raises is logged.
 
 ``stop()`` refuses new appends, commits everything already queued, then stops the actor."""
 
@@ -152,8 +156,8 @@ class _Pending:
 
     def resolve(self) -> None:
         """Resolve every waiting future: ``(future, value, None)`` sets a value, ``(future, None, exc_info)`` an
-        error; the outcomes of ``append_to`` go to each sink in one call, in queue order. An ``on_done`` callback
-        or a sink that raises is logged, not propagated (this may run inside the store's write transaction,
+        error; the outcomes of ``append_to`` go to each sink in one call, in queue order. A sink that raises is
+        logged, not propagated (this may run inside the store's write transaction,
         which a callback's bug must not abort)."""
         outcomes = self.outcomes
         if outcomes:
@@ -317,14 +321,11 @@ class Recorder(pykka.ThreadingActor):
             raise exc_info[1]
 
 
-#: Called (on the recorder's thread) once an append is durable: ``(stamped_events, None)``, or ``(None, error)``.
-DoneCallback = Callable[[Any, BaseException | None], None]
-
 #: The outcome of one ``append_to``: ``(token, stamped_events, None)`` once durable, or ``(token, None, error)``.
 Committed = tuple[Any, list[Event] | None, BaseException | None]
 
 #: Receives the outcomes of ``append_to`` appends, on the recorder's thread: every outcome of one committed
-#: batch in one call, in queue order. Like ``on_done`` it must be quick and must not write to the store.
+#: batch in one call, in queue order. It must be quick and must not write to the store.
 CommitSink = Callable[[list[Committed]], None]
 
 
@@ -359,8 +360,8 @@ class _AppendFuture(pykka.Future[Any]):
     """A one-shot ``pykka.Future`` resolved by the recorder, as cheap as can be on both sides.
 
     ``pykka.ThreadingFuture`` builds a ``threading.Condition`` per future and wakes its waiter through it; here
-    a plain lock is the only wait, and it is created only when ``get`` has to wait (the engine's appends, which
-    learn of their commit through ``on_done``, never wait, so they never create one). With a hundred writers
+    a plain lock is the only wait, and it is created only when ``get`` has to wait (a writer that checks a
+    future only after it is resolved never creates one). With a hundred writers
     these costs sit on the recorder's critical path. Behaves like ``ThreadingFuture`` (``get`` with a timeout
     raises ``pykka.Timeout``, a second ``set`` raises ``queue.Full``, get hooks and ``await`` work)."""
 
@@ -427,23 +428,6 @@ class _AppendFuture(pykka.Future[Any]):
         super().set_get_hook(func)
 
 
-class _NotifyingFuture(_AppendFuture):
-    """A future that also calls back when it is resolved, so an actor can learn of a commit without blocking."""
-
-    def __init__(self, on_done: DoneCallback) -> None:
-        super().__init__()
-        self._on_done = on_done
-
-    def set(self, value: Any = None) -> None:
-        super().set(value)
-        self._on_done(value, None)
-
-    def set_exception(self, exc_info: Any = None) -> None:
-        super().set_exception(exc_info)
-        error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        self._on_done(None, error if isinstance(error, BaseException) else RuntimeError(str(error)))
-
-
 class RecorderHandle:
     """Thread-safe access to a running :class:`Recorder`: append, batch, stats, stop."""
 
@@ -458,14 +442,12 @@ class RecorderHandle:
         workflow_id: str,
         events: Sequence[Event],
         expected_head: int,
-        *,
-        on_done: DoneCallback | None = None,
     ) -> pykka.Future[list[Event]]:
         """Queue an append; the future gives the stamped events once they are durable, or raises the error
         that refused them (``SequenceConflictError``, ``PayloadError``, ``InvalidArgumentError``, ...)."""
         events = tuple(events)
         request = _new_request(workflow_id, events, expected_head, _encode_bodies(events))
-        return self._submit([request], atomic=False, single=True, on_done=on_done)
+        return self._submit([request], atomic=False, single=True)
 
     def append_to(
         self, sink: CommitSink, token: Any, workflow_id: str, events: Sequence[Event], expected_head: int
@@ -494,9 +476,8 @@ class RecorderHandle:
         *,
         atomic: bool,
         single: bool,
-        on_done: DoneCallback | None = None,
     ) -> pykka.Future[Any]:
-        future: pykka.Future[Any] = _AppendFuture() if on_done is None else _NotifyingFuture(on_done)
+        future = _AppendFuture()
         self._queue(_Item(requests, atomic, single, future))
         return future
 

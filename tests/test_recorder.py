@@ -231,38 +231,6 @@ def test_append_future_behaves_like_a_threading_future(recorder: RecorderHandle)
     assert mapped.get(timeout=10) == 1
 
 
-def test_on_done_is_called_once_durable(store: EventStore, recorder: RecorderHandle) -> None:
-    seen: list[tuple[Any, BaseException | None]] = []
-    done = threading.Event()
-
-    def on_done(stamped: Any, error: BaseException | None) -> None:
-        seen.append((stamped, error))
-        done.set()
-
-    stamped = recorder.append("wf-d", [started("wf-d")], 0, on_done=on_done).get(timeout=10)
-    assert done.wait(10)
-    assert seen == [(stamped, None)]
-    assert store.head("wf-d") == 1
-
-    seen.clear()
-    done.clear()
-    with pytest.raises(SequenceConflictError):
-        recorder.append("wf-d", [signal("wf-d")], 5, on_done=on_done).get(timeout=10)
-    assert done.wait(10)
-    assert seen[0][0] is None
-    assert isinstance(seen[0][1], SequenceConflictError)
-
-
-def test_a_raising_on_done_does_not_hurt_other_appends(store: EventStore, recorder: RecorderHandle) -> None:
-    def broken(stamped: Any, error: BaseException | None) -> None:
-        raise RuntimeError("callback bug")
-
-    futures = [recorder.append(f"wf-{i}", [started(f"wf-{i}")], 0, on_done=broken) for i in range(5)]
-    futures += [recorder.append(f"wf-x{i}", [started(f"wf-x{i}")], 0) for i in range(5)]
-    assert all(len(future.get(timeout=10)) == 1 for future in futures)
-    assert recorder.append("wf-0", [signal("wf-0")], 1).get(timeout=10)[0].seq == 2
-
-
 def test_futures_resolve_only_after_their_batch_is_readable(store: EventStore, recorder: RecorderHandle) -> None:
     # Pipelined resolution must never hand out an acknowledgement before the commit.
     def writer(index: int) -> None:
