@@ -380,10 +380,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         return True
 
     def _close(self, run: Run, terminal: ev.Event) -> None:
-        """``terminal`` is durable: release the run, stop its process, apply its parent-close policy, tell its
-        parent."""
-        if run.channel is not None:
-            self._send(run, {"t": protocol.STOP})  # it waits for this after its closing command
+        """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""
         for timer_id in list(run.timers):
             self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
         for kind, _ in run.deadlines():

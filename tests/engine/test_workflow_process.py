@@ -1,5 +1,5 @@
 """The workflow process's side of a signal's way to ``result()``: the commands' wire form, the warm-up of the live
-path and the process's exit once its run's end is recorded."""
+path and the process's exit after its closing command."""
 
 from __future__ import annotations
 
@@ -65,10 +65,10 @@ def engine(tmp_path: Path) -> Iterator[aion.Engine]:
 
 
 @pytest.mark.timeout(60)
-def test_a_completed_workflow_process_exits_once_the_completion_is_recorded(engine: aion.Engine, log: str) -> None:
+def test_a_completed_workflow_process_exits(engine: aion.Engine, log: str) -> None:
     handle = engine.start_workflow(flows.waits_for_signals, log, 1)
     pid = wait_until(lambda: engine.workflow_pid(handle.workflow_id))
     handle.signal("item", "x")
     assert handle.result(timeout=30) == ["x"]
     wait_until(lambda: engine.workflow_pid(handle.workflow_id) is None)
-    wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # exited and reaped, not left waiting for a stop
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # exited and reaped
