@@ -81,7 +81,7 @@ def _serve(channel: Channel) -> None:
 
 def _closing(runtime: WorkflowRuntime) -> bool:
     """Whether the run's closing command has been sent, which ends this process. If so, the process takes the
-    lowest CPU priority first: its exit (the kernel's teardown of its memory, about 2 ms of CPU on the 2-core VM
+    lowest CPU priority first: its exit (the kernel's teardown of its memory, about 2 ms on the 2-core VM
     measured) then gives way to the engine recording the run's end and waking ``result()``."""
     if runtime.closed:
         os.setpriority(os.PRIO_PROCESS, 0, 19)
