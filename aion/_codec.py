@@ -383,7 +383,11 @@ def _checker(hint: Any) -> _Checker:
         return lambda value: True
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is types.UnionType:
-        options = [_checker(arg) for arg in typing.get_args(hint)]
+        args = typing.get_args(hint)
+        if len(args) == 2 and type(None) in args:  # ``X | None``, most optional fields: no generator per check
+            fits = _checker(args[0] if args[1] is type(None) else args[1])
+            return lambda value: value is None or fits(value)
+        options = [_checker(arg) for arg in args]
         return lambda value: any(option(value) for option in options)
     if hint is type(None):
         return lambda value: value is None
