@@ -259,6 +259,11 @@ def pack_plain(value: Any) -> bytes:
 def _encode_checked(value: Any, path: str) -> bytes:
     if not _valid(value, 0):
         _check(value, path)  # raises PayloadError naming the path
+    return _pack_valid(value, path)
+
+
+def _pack_valid(value: Any, path: str) -> bytes:
+    """Pack a value already found valid; what msgpack itself still refuses is a PayloadError too."""
     try:
         return _packb(value)
     except (ValueError, OverflowError, TypeError, RecursionError) as error:  # a str over 4 GiB, ...
@@ -531,8 +536,13 @@ def encode_event_body(event: Event) -> bytes:
     layout = _BODY_LAYOUTS.get(cls)
     if layout is None:
         layout = _BODY_LAYOUTS[cls] = _BodyLayout(cls)
-    fields = dict(zip(layout.names, layout.values(event)))  # noqa: B905 (equal by construction; strict costs)
-    data = _encode_checked(fields, cls.__name__)
+    values = layout.values(event)
+    fields = dict(zip(layout.names, values))  # noqa: B905 (equal by construction; strict costs)
+    leaves = _LEAVES
+    for value in values:  # the map's own keys are the field names: only the values need the walk
+        if type(value) not in leaves and not _valid(value, 1):
+            _check(fields, cls.__name__)  # raises PayloadError naming the path
+    data = _pack_valid(fields, cls.__name__)
     # The fields' own map header (1 byte below 16 entries, else 3) gives way to the prefix.
     return layout.prefix + data[1 if len(fields) < 16 else 3 :]
 
