@@ -86,13 +86,16 @@ class Applied:
     workflow_id: str
     events: list[Event]
     encoded: list[bytes]
-    #: The run record after the append (``None`` only for an empty append to an unknown workflow).
+    #: The run record after the append (``None`` only for an empty append to an unknown workflow). Its
+    #: ``head_seq`` is not kept current: ``head`` is the workflow's head.
     run: RunInfo | None
     timer_ops: list[TimerOp] = field(default_factory=list)
     #: ``(run_id, first_seq)`` of every run the append starts.
     new_runs: list[tuple[str, int]] = field(default_factory=list)
     #: True when the run record changed in more than its head (a start, a close, search attributes).
     run_changed: bool = True
+    #: The workflow's head after the append.
+    head: int = 0
 
 
 def evolve(run: RunInfo, **changes: Any) -> RunInfo:
@@ -132,15 +135,6 @@ def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
     fields.update(event.__dict__)
     fields["seq"] = seq
     fields["recorded_at"] = recorded_at
-    return new
-
-
-def _with_head(run: RunInfo, head_seq: int) -> RunInfo:
-    """``evolve(run, head_seq=head_seq)``, the one change of nearly every append, without the keyword dict."""
-    new = object.__new__(RunInfo)
-    fields = new.__dict__
-    fields.update(run.__dict__)
-    fields["head_seq"] = head_seq
     return new
 
 
@@ -231,7 +225,13 @@ def _refuse_size(data: bytes, max_event_bytes: int, event: Event) -> NoReturn:
 
 
 def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword arguments)
-    workflow_id: str, request: AppendRequest, current: RunInfo | None, now: datetime, time_bytes: bytes, limit: int
+    workflow_id: str,
+    request: AppendRequest,
+    current: RunInfo | None,
+    head: int,
+    now: datetime,
+    time_bytes: bytes,
+    limit: int,
 ) -> Applied | None:
     """:func:`apply_request` for the append nearly every one is: one ordinary event (see ``_ORDINARY``), its body
     encoded ahead, at the expected head of a running run. ``None`` when the request is anything else (then
@@ -250,7 +250,6 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
         return None
     given = events[0]
     body = bodies[0]
-    head = current.head_seq
     if (
         body is None
         or not _ORDINARY.get(type(given))  # only event classes are ever keys of _ORDINARY
@@ -264,7 +263,7 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
     data = stamp_event(body, seq, time_bytes)
     if len(data) > limit:
         _refuse_size(data, limit, event)
-    return Applied(workflow_id, [event], [data], _with_head(current, seq), [], [], False)
+    return Applied(workflow_id, [event], [data], current, [], [], False, seq)
 
 
 def apply_request(
@@ -277,19 +276,21 @@ def apply_request(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     bodies: Sequence[bytes | None] | None = None,
     time_bytes: bytes | None = None,
+    head: int | None = None,
 ) -> Applied:
     """Validate one append against the workflow's ``current`` run record, stamp and encode its events.
 
     Raises the typed error that refuses the append; writes nothing itself. ``workflow_id`` must have been
     validated with :func:`check_workflow_id`. ``bodies`` (see ``AppendRequest.bodies``) are the events' bodies
     encoded ahead; an event without one is encoded here. ``time_bytes`` is ``encode_time(now)`` if the caller
-    has it.
+    has it. ``head`` is the workflow's head when ``current.head_seq`` is not current (see ``Applied.run``).
     """
     if type(expected_head) is not int and (isinstance(expected_head, bool) or not isinstance(expected_head, int)):
         raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
     if expected_head < 0:
         raise InvalidArgumentError(f"expected_head must be a non-negative int, not {expected_head!r}")
-    head = current.head_seq if current is not None else 0
+    if head is None:
+        head = current.head_seq if current is not None else 0
     if expected_head != head:
         raise SequenceConflictError(workflow_id, expected_head, head)
     if type(events) is not tuple and (isinstance(events, (str, bytes)) or not isinstance(events, Sequence)):
@@ -381,10 +382,7 @@ def apply_request(
             _refuse_size(data, max_event_bytes, event)
         encoded.append(data)
         stamped.append(event)
-    run_changed = run is not current
-    if run is not None and seq != run.head_seq:
-        run = _with_head(run, seq)
-    return Applied(workflow_id, stamped, encoded, run, timer_ops, new_runs, run_changed)
+    return Applied(workflow_id, stamped, encoded, run, timer_ops, new_runs, run is not current, seq)
 
 
 @dataclass
@@ -395,8 +393,10 @@ class BatchPlan:
     writes: list[Applied]
     #: workflow id -> its run record before the batch (every workflow the batch loaded)
     before: dict[str, RunInfo | None]
-    #: workflow id -> its run record after the batch (every workflow the batch wrote)
+    #: workflow id -> its run record after the batch (every workflow the batch wrote; ``head_seq`` not current)
     after: dict[str, RunInfo]
+    #: workflow id -> its head after the batch (every workflow the batch wrote)
+    heads: dict[str, int]
     #: workflow ids whose run record changed in more than its head during the batch
     changed: set[str] = field(default_factory=set)
 
@@ -409,18 +409,21 @@ def plan_batch(
     *,
     atomic: bool,
     now: datetime,
-    load_run: Callable[[str], RunInfo | None],
+    load_run: Callable[[str], tuple[RunInfo | None, int]],
     run_id_taken: Callable[[str], bool],
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> BatchPlan:
     """Validate and stamp every request of a batch against the stored run records, chaining requests of the
-    same workflow; load each workflow's run record once. With ``atomic`` the first refusal is raised."""
+    same workflow; load each workflow's run record and head once (``load_run`` gives ``(None, 0)`` for an unknown
+    workflow; the record's own ``head_seq`` is not used). With ``atomic`` the first refusal is raised."""
     results: list[list[Event] | AionError] = []
     writes: list[Applied] = []
     before: dict[str, RunInfo | None] = {}
     after: dict[str, RunInfo] = {}
+    heads: dict[str, int] = {}
     changed: set[str] = set()
     current: dict[str, Any] = {}
+    current_heads: dict[str, int] = {}
     batch_run_ids: set[str] = set()
     time_bytes = encode_time(now)
     for request in requests:
@@ -430,8 +433,14 @@ def plan_batch(
             workflow_id = check_workflow_id(request.workflow_id)
             run = current.get(workflow_id, _UNLOADED)
             if run is _UNLOADED:
-                run = current[workflow_id] = before[workflow_id] = load_run(workflow_id)
-            applied = _apply_ordinary(workflow_id, request, run, now, time_bytes, max_event_bytes) or apply_request(
+                run, head = load_run(workflow_id)
+                current[workflow_id] = before[workflow_id] = run
+                current_heads[workflow_id] = head
+            else:
+                head = current_heads[workflow_id]
+            applied = _apply_ordinary(
+                workflow_id, request, run, head, now, time_bytes, max_event_bytes
+            ) or apply_request(
                 workflow_id,
                 request.events,
                 request.expected_head,
@@ -440,6 +449,7 @@ def plan_batch(
                 max_event_bytes=max_event_bytes,
                 bodies=request.bodies,
                 time_bytes=time_bytes,
+                head=head,
             )
             if applied.new_runs:
                 for run_id, _ in applied.new_runs:
@@ -457,6 +467,7 @@ def plan_batch(
             batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
         writes.append(applied)
         current[workflow_id] = after[workflow_id] = applied.run
+        current_heads[workflow_id] = heads[workflow_id] = applied.head
         if applied.run_changed:
             changed.add(workflow_id)
-    return BatchPlan(results, writes, before, after, changed)
+    return BatchPlan(results, writes, before, after, heads, changed)

@@ -240,7 +240,10 @@ class LmdbEventStore:
         self._write_lock = threading.Lock()
         self._gate = _ReadGate()
         self._closed = False
+        # The writer's memory of what it has committed (it is the only writer, so it cannot go stale): run records
+        # (their head_seq not current) and heads, kept apart so that the usual append changes an int, not a record.
         self._run_cache: dict[str, RunInfo] = {}
+        self._head_cache: dict[str, int] = {}
         self._lock_fd: int | None = None
         if not readonly:
             self._lock_fd = self._take_writer_lock()
@@ -395,7 +398,7 @@ class LmdbEventStore:
                 except lmdb.Error as error:
                     raise _store_error(error, "cannot begin a write transaction") from error
                 try:
-                    results, runs = self._write_batch(txn, requests, atomic, now)
+                    results, runs, heads = self._write_batch(txn, requests, atomic, now)
                     if before_commit is not None:
                         hook, before_commit = before_commit, None
                         hook()
@@ -410,26 +413,31 @@ class LmdbEventStore:
                 except BaseException:
                     _abort(txn)
                     raise
-                # Committed: only now may the decoded run records be remembered.
+                # Committed: only now may the run records and heads be remembered.
                 if len(self._run_cache) + len(runs) > _RUN_CACHE_SIZE:
                     self._run_cache.clear()
+                    self._head_cache.clear()
                 self._run_cache.update(runs)
+                self._head_cache.update(heads)
                 return results
 
     def _write_batch(
         self, txn: Any, requests: Sequence[AppendRequest], atomic: bool, now: datetime
-    ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo]]:
+    ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
         runs_db = self._runs
         run_index = self._run_index
         cache = self._run_cache
+        head_cache = self._head_cache
 
-        def load_run(workflow_id: str) -> RunInfo | None:
+        def load_run(workflow_id: str) -> tuple[RunInfo | None, int]:
             run = cache.get(workflow_id)
             if run is not None:
-                return run
+                return run, head_cache[workflow_id]
             wf = workflow_id.encode()
             data = txn.get(wf, db=runs_db)
-            return None if data is None else self._run_of(txn, wf, data)
+            if data is None:
+                return None, 0
+            return _decode_run(workflow_id, data), self._history_head(txn, wf)
 
         def run_id_taken(run_id: str) -> bool:
             return txn.get(run_id.encode(), db=run_index) is not None
@@ -445,7 +453,7 @@ class LmdbEventStore:
         self._write_history(txn, plan.writes)
         for workflow_id in plan.changed:
             self._write_run(txn, workflow_id.encode(), plan.before[workflow_id], plan.after[workflow_id])
-        return plan.results, plan.after
+        return plan.results, plan.after, plan.heads
 
     def _write_history(self, txn: Any, writes: list[Applied]) -> None:
         """Put every event of the batch in one call (``putmulti``), and what each append derives."""

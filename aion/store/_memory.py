@@ -23,6 +23,7 @@ from aion.store._derive import (
     check_aware,
     check_limit,
     check_workflow_id,
+    evolve,
     parse_status,
     plan_batch,
 )
@@ -69,7 +70,7 @@ class MemoryEventStore:
                 requests,
                 atomic=atomic,
                 now=datetime.now(UTC),
-                load_run=self._runs.get,
+                load_run=self._load_run,
                 run_id_taken=self._run_index.__contains__,
                 max_event_bytes=self._max_event_bytes,
             )
@@ -77,8 +78,14 @@ class MemoryEventStore:
                 before_commit()
             for applied in plan.writes:
                 self._write(applied)
-            self._runs.update(plan.after)
+            for workflow_id, run in plan.after.items():
+                head = plan.heads[workflow_id]
+                self._runs[workflow_id] = run if run.head_seq == head else evolve(run, head_seq=head)
             return plan.results
+
+    def _load_run(self, workflow_id: str) -> tuple[RunInfo | None, int]:
+        run = self._runs.get(workflow_id)
+        return (run, run.head_seq) if run is not None else (None, 0)
 
     def _write(self, applied: Applied) -> None:
         workflow_id = applied.workflow_id
