@@ -522,7 +522,8 @@ def _new_request(
     """``AppendRequest(...)`` without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` a field):
     this runs once per append, in the appending thread."""
     request = object.__new__(AppendRequest)
-    request.__dict__.update(workflow_id=workflow_id, events=events, expected_head=expected_head, bodies=bodies)
+    fields = {"workflow_id": workflow_id, "events": events, "expected_head": expected_head, "bodies": bodies}
+    object.__setattr__(request, "__dict__", fields)
     return request
 
 

@@ -85,13 +85,13 @@ class Applied:
 
     workflow_id: str
     events: list[Event]
-    encoded: list[bytes]
+    encoded: Sequence[bytes]
     #: The run record after the append (``None`` only for an empty append to an unknown workflow). Its
     #: ``head_seq`` is not kept current: ``head`` is the workflow's head.
     run: RunInfo | None
-    timer_ops: list[TimerOp] = field(default_factory=list)
+    timer_ops: Sequence[TimerOp] = ()
     #: ``(run_id, first_seq)`` of every run the append starts.
-    new_runs: list[tuple[str, int]] = field(default_factory=list)
+    new_runs: Sequence[tuple[str, int]] = ()
     #: True when the run record changed in more than its head (a start, a close, search attributes).
     run_changed: bool = True
     #: The workflow's head after the append.
@@ -263,7 +263,7 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
     data = stamp_event(body, seq, time_bytes)
     if len(data) > limit:
         _refuse_size(data, limit, event)
-    return Applied(workflow_id, [event], [data], current, [], [], False, seq)
+    return Applied(workflow_id, [event], (data,), current, (), (), False, seq)
 
 
 def apply_request(
