@@ -508,12 +508,14 @@ class _BodyLayout:
     """How one event type's body is encoded: the bytes before its fields (the map header counting the stamp
     fields too, then ``type`` and ``v``), the field names and a getter of their values in one call."""
 
-    __slots__ = ("names", "prefix", "values")
+    __slots__ = ("names", "prefix", "size", "values")
 
     def __init__(self, cls: type[Event]) -> None:
         if EVENT_TYPES.get(cls.__name__) is not cls:
             raise PayloadError(f"{cls.__name__}: not a registered event type")
         self.names = tuple(spec.name for spec in _specs(cls) if spec.name not in _STAMP_FIELDS)
+        #: How many fields an instance holds, the stamp's included.
+        self.size = len(self.names) + len(_STAMP_FIELDS)
         getter = operator.attrgetter(*self.names)
         self.values: Callable[[Event], tuple[Any, ...]] = (
             getter if len(self.names) > 1 else lambda event: (getter(event),)
@@ -536,10 +538,16 @@ def encode_event_body(event: Event) -> bytes:
     layout = _BODY_LAYOUTS.get(cls)
     if layout is None:
         layout = _BODY_LAYOUTS[cls] = _BodyLayout(cls)
-    values = layout.values(event)
-    fields = dict(zip(layout.names, values))  # noqa: B905 (equal by construction; strict costs)
+    # The fields but the stamp, in field order: a copy of the instance's __dict__ less the two stamp fields when
+    # that is what it holds (a frozen dataclass's __init__ sets every field, in order), else field by field.
+    fields = getattr(event, "__dict__", None)
+    if fields is not None and len(fields) == layout.size and "seq" in fields and "recorded_at" in fields:
+        fields = fields.copy()
+        del fields["seq"], fields["recorded_at"]
+    else:
+        fields = dict(zip(layout.names, layout.values(event)))  # noqa: B905 (equal by construction)
     leaves = _LEAVES
-    for value in values:  # the map's own keys are the field names: only the values need the walk
+    for value in fields.values():  # the map's own keys are the field names: only the values need the walk
         if type(value) not in leaves and not _valid(value, 1):
             _check(fields, cls.__name__)  # raises PayloadError naming the path
     data = _pack_valid(fields, cls.__name__)
