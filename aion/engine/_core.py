@@ -79,8 +79,6 @@ class _Append:
     """What the core needs back with the outcome of one append (its token with the recorder)."""
 
     run: Run
-    workflow_id: str
-    run_id: str
     then: Callable[[list[ev.Event]], None] | None
     reply: pykka.Future[Any] | None
     closing: bool
@@ -472,7 +470,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         expected = run.head
         run.head += len(events)
         closing = any(event.terminal for event in events)
-        append = _Append(run, run.workflow_id, run.run_id, then, reply, closing)
+        append = _Append(run, then, reply, closing)
         self._recorder.append_to(self._sink, append, run.workflow_id, events, expected)
 
     def _commit_sink(self) -> CommitSink:
@@ -488,7 +486,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
             for append, stamped, _ in outcomes:
                 if append.closing and stamped is not None:
                     terminal = next(event for event in stamped if event.terminal)
-                    closures.closed(append.workflow_id, append.run_id, terminal)
+                    run = append.run  # its ids never change, so reading them on this thread is safe
+                    closures.closed(run.workflow_id, run.run_id, terminal)
 
         return committed
 
