@@ -157,8 +157,8 @@ class _Pending:
     def resolve(self) -> None:
         """Resolve every waiting future: ``(future, value, None)`` sets a value, ``(future, None, exc_info)`` an
         error; the outcomes of ``append_to`` go to each sink in one call, in queue order. A sink that raises is
-        logged, not propagated (this may run inside the store's write transaction,
-        which a callback's bug must not abort)."""
+        logged, not propagated (this may run inside the store's write transaction, which a sink's bug must not
+        abort)."""
         outcomes = self.outcomes
         if outcomes:
             self.outcomes = []

@@ -138,6 +138,12 @@ def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
     return new
 
 
+def with_head(run: RunInfo, head: int) -> RunInfo:
+    """``run`` with ``head_seq`` set to ``head`` (the same object when it already is): for the run records whose
+    stored or planned ``head_seq`` is not kept current."""
+    return run if run.head_seq == head else evolve(run, head_seq=head)
+
+
 def check_name(value: object, what: str) -> str:
     """Check a workflow type name or run id: a non-empty string without NUL, at most ``MAX_NAME_BYTES``."""
     if not isinstance(value, str) or not value:

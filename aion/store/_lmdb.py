@@ -65,9 +65,9 @@ from aion.store._derive import (
     check_aware,
     check_limit,
     check_workflow_id,
-    evolve,
     parse_status,
     plan_batch,
+    with_head,
 )
 from aion.store._types import AppendRequest, RunInfo, TimerRow
 
@@ -573,9 +573,7 @@ class LmdbEventStore:
 
     def _run_of(self, txn: Any, wf: bytes, data: bytes) -> RunInfo:
         """Decode a stored run record and give it the workflow's head (see the module's docstring)."""
-        run = _decode_run(wf.decode(), data)
-        head = self._history_head(txn, wf)
-        return run if head == run.head_seq else evolve(run, head_seq=head)
+        return with_head(_decode_run(wf.decode(), data), self._history_head(txn, wf))
 
     def read_history(self, workflow_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The workflow's history after ``after_seq`` (all runs), at most ``limit`` events."""

@@ -23,9 +23,9 @@ from aion.store._derive import (
     check_aware,
     check_limit,
     check_workflow_id,
-    evolve,
     parse_status,
     plan_batch,
+    with_head,
 )
 from aion.store._types import AppendRequest, RunInfo, TimerRow
 
@@ -79,8 +79,7 @@ class MemoryEventStore:
             for applied in plan.writes:
                 self._write(applied)
             for workflow_id, run in plan.after.items():
-                head = plan.heads[workflow_id]
-                self._runs[workflow_id] = run if run.head_seq == head else evolve(run, head_seq=head)
+                self._runs[workflow_id] = with_head(run, plan.heads[workflow_id])
             return plan.results
 
     def _load_run(self, workflow_id: str) -> tuple[RunInfo | None, int]:
