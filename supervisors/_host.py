@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import itertools
 import os
 import select
 import selectors
@@ -23,6 +24,10 @@ CTL_BUFFER = 1 << 20
 MAX_CTL_MESSAGE = 1 << 20
 REFILL_DELAY = 0.003
 MAX_ARMED_PAYLOAD = 1 << 16
+#: A recyclable child runs at most this many targets in turn, then exits (bounds what one process accumulates).
+MAX_RUNS_PER_HOST = 500
+#: Recycled idle hosts kept per target reference; a host offered back beyond this exits.
+MAX_RECYCLED_IDLE = 64
 
 
 class _Terminated(BaseException):
@@ -48,31 +53,80 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def run_target(fd: int | Channel, ref: str, args: list[Any]) -> NoReturn:
-    """Run ``target(channel, *args)`` in this (child) process, report an exception, and exit."""
+def run_target(fd: int | Channel, ref: str, args: list[Any], host: socket.socket | None = None) -> NoReturn:
+    """Run ``target(channel, *args)`` in this (child) process, report an exception, and exit.
+
+    ``host`` (a recyclable child's control socket to the zygote): when the target returns normally, the
+    process does not exit but offers itself back to the zygote and runs the next target it is handed for the
+    same reference (see `ZygoteServer`), up to `MAX_RUNS_PER_HOST` targets.
+    """
+    runs = 0
+    while True:
+        code = _run_one(fd, ref, args)
+        runs += 1
+        if host is None or code != 0 or runs >= MAX_RUNS_PER_HOST:
+            os._exit(code)
+        task = _recycle(host)
+        if task is None:
+            os._exit(0)
+        fd, ref, args, recycle = task
+        if not recycle:
+            host.close()
+            host = None
+
+
+def _run_one(fd: int | Channel, ref: str, args: list[Any]) -> int:
+    """Run one target on its channel and close the channel; return its exit code. A SIGTERM during the target
+    kills the process (after its ``finally`` blocks ran), as if it had not been caught."""
     code = 70
     terminated = False
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    channel = fd if isinstance(fd, Channel) else Channel(socket.socket(fileno=fd))
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        channel = fd if isinstance(fd, Channel) else Channel(socket.socket(fileno=fd))
-        try:
-            target = resolve_target(ref)
-            target(channel, *args)
-            code = 0
-        except SystemExit as exc:
-            code = _exit_code(exc.code)
-        except _Terminated:
-            terminated = True
-        except BaseException as exc:
-            with contextlib.suppress(BaseException):
-                channel.send_exit_info(exc)
-            code = 1
+        target = resolve_target(ref)
+        target(channel, *args)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except _Terminated:
+        terminated = True
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            channel.send_exit_info(exc)
+        code = 1
     finally:
         _flush_stdio()
-        if terminated:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-        os._exit(code)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if terminated:
+        os.kill(os.getpid(), signal.SIGTERM)
+    channel.close()
+    return code
+
+
+def _recycle(host: socket.socket) -> tuple[int | Channel, str, list[Any], bool] | None:
+    """Offer this process back to the zygote (``["done"]`` with the owner's end of a fresh channel, which the
+    zygote keeps for a speculative restart) and wait for the next target: ``(channel, ref, args, recycle)``,
+    or None if the zygote does not want this process any more."""
+    mine, theirs = make_pair()
+    try:
+        socket.send_fds(host, [pack(["done"])], [mine.fileno()])
+        mine.close()
+        return _receive_target(host, Channel(theirs))
+    except OSError:
+        return None
+
+
+def _receive_target(host: socket.socket, channel: Channel) -> tuple[int | Channel, str, list[Any], bool] | None:
+    """An idle host: wait for ``[ref, args, recycle]`` and, if the zygote sends one, a channel (else the target
+    runs on ``channel``, the one made in advance); None on EOF."""
+    data, fds, _flags, _addr = socket.recv_fds(host, MAX_CTL_MESSAGE, 1)
+    if not data:
+        return None
+    ref, args, recycle = unpack(data)
+    if fds:
+        channel.close()
+        return fds[0], ref, args, bool(recycle)
+    return channel, ref, args, bool(recycle)
 
 
 #: The zygote user's own warm-up (``Zygote.start(warm_up=...)``), inherited by every pool host.
@@ -109,16 +163,29 @@ class ZygoteServer:
 
     Children spawned *armed* get a **speculative restart**: when one dies abnormally and an idle pool host is
     ready, the zygote hands that host the same target and args at once, with a new channel, and reports the
-    exit and the replacement in one message (``["exit", pid, status, new_pid]`` plus the owner's end of the
-    new channel). The engine adopts the replacement or kills it. The replacement is armed too.
+    exit and the replacement in one message (``["exit", pid, status, new_pid, token]`` plus the owner's end of
+    the new channel). The engine adopts the replacement or kills it. The replacement is armed too.
+
+    Children spawned *recyclable* keep a control socket to the zygote. When their target returns normally they
+    say ``done`` on it instead of exiting: the zygote reports a normal exit (``["exit", pid, 0]``) and keeps
+    the process as an idle host for the next spawn of the same target reference, which is then a hand-off of
+    a socket, with no fork, no page faults and no exit. A pid may thus host several children in turn, so
+    every incarnation has a **token** (reported with ``spawned``); a ``signal`` naming another token than the
+    pid's current one is ignored.
     """
 
     def __init__(self, ctl: socket.socket, warm_pool: int) -> None:
         self.ctl = ctl
         self.warm_pool = warm_pool
         self.pid = os.getpid()
-        self.children: set[int] = set()
-        self.armed: dict[int, bytes] = {}  # pid -> packed [ref, args], for a speculative restart
+        self.children: dict[int, int] = {}  # pid -> token of its current incarnation
+        self.tokens = itertools.count(1)
+        self.armed: dict[int, bytes] = {}  # pid -> packed [ref, args, recycle], for a speculative restart
+        # Recyclable children: pid -> (their control socket, their target reference).
+        self.recyclers: dict[int, tuple[socket.socket, str]] = {}
+        # Idle recycled hosts, by target reference: pid -> (control socket, owner's end of a spare channel).
+        self.recycled: dict[str, dict[int, tuple[socket.socket, socket.socket]]] = {}
+        self.retired: set[int] = set()  # recycled hosts told to exit, not reaped yet
         # pid -> (control socket, owner's end of a channel made in advance for a speculative restart)
         self.idle: dict[int, tuple[socket.socket, socket.socket]] = {}
         self.wake_r, self.wake_w = os.pipe()
@@ -153,6 +220,8 @@ class ZygoteServer:
                     self.reap()
                 elif key.data == "nursery":
                     self.read_nursery()
+                elif isinstance(key.data, int):
+                    self.read_recycler(key.data)
                 elif not self.read_ctl():
                     self.shutdown()
             if not events and need:
@@ -253,57 +322,126 @@ class ZygoteServer:
             msg = unpack(data)
             op = msg[0]
             if op == "spawn":
-                self.spawn(msg[1], msg[2], msg[3], fds[0], len(msg) > 4 and bool(msg[4]))
+                self.spawn(msg[1], msg[2], msg[3], fds[0], arm=bool(msg[4]), recycle=bool(msg[5]))
             elif op == "signal":
-                if len(msg) > 3 and msg[3]:
-                    self.armed.pop(msg[1], None)
-                if msg[1] in self.children:
+                _, pid, signum, disarm, token = msg
+                if self.children.get(pid) == token:
+                    if disarm:
+                        self.armed.pop(pid, None)
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(msg[1], msg[2])
+                        os.kill(pid, signum)
             elif op == "disarm":
-                self.armed.pop(msg[1], None)
+                if self.children.get(msg[1]) == msg[2]:
+                    self.armed.pop(msg[1], None)
             elif op == "stop":
                 return False
             for fd in fds[1:]:
                 os.close(fd)
 
-    def spawn(self, req: int, ref: str, args: list[Any], fd: int, arm: bool = False) -> None:
-        """Start ``ref(channel, *args)`` on the channel end ``fd``: hand-off to an idle host, else fork."""
+    def spawn(self, req: int, ref: str, args: list[Any], fd: int, *, arm: bool, recycle: bool) -> None:
+        """Start ``ref(channel, *args)`` on the channel end ``fd``: hand-off to an idle host (a recycled one of
+        the same ``ref`` first), else fork."""
         try:
             resolve_target(ref)
         except Exception as exc:
             os.close(fd)
             self.send(["error", req, f"{type(exc).__name__}: {exc}"])
             return
-        pid = 0
-        pooled = False
-        while self.idle:
-            hpid = next(iter(self.idle))
-            hsock, hchan = self.idle.pop(hpid)
-            hchan.close()
-            try:
-                socket.send_fds(hsock, [pack([ref, args])], [fd])
-            except OSError:
-                hsock.close()
-                continue
-            hsock.close()
-            pid, pooled = hpid, True
-            break
+        payload = pack([ref, args, recycle])
+        pid, control = self.hand_off(self.recycled.get(ref, {}), payload, fd, recycle)
         if not pid:
+            pid, control = self.hand_off(self.idle, payload, fd, recycle)
+        pooled = bool(pid)
+        if not pid:
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if recycle else (None, None)
             pid = os.fork()
             if pid == 0:
                 try:
                     self.become_child()
-                    run_target(fd, ref, args)
+                    if mine is not None:
+                        mine.close()
+                    run_target(fd, ref, args, theirs)
                 finally:
                     os._exit(70)
+            if theirs is not None:
+                theirs.close()
+            control = mine
         os.close(fd)
-        self.children.add(pid)
-        if arm:
-            payload = pack([ref, args])
-            if len(payload) <= MAX_ARMED_PAYLOAD:  # sent to a pool host in one datagram
-                self.armed[pid] = payload
-        self.send(["spawned", req, pid, pooled])
+        token = next(self.tokens)
+        self.children[pid] = token
+        if control is not None:
+            self.watch_recycler(pid, control, ref)
+        if arm and len(payload) <= MAX_ARMED_PAYLOAD:  # sent to a pool host in one datagram
+            self.armed[pid] = payload
+        self.send(["spawned", req, pid, pooled, token])
+
+    @staticmethod
+    def hand_off(
+        hosts: dict[int, tuple[socket.socket, socket.socket]], payload: bytes, fd: int, recycle: bool
+    ) -> tuple[int, socket.socket | None]:
+        """Hand ``payload`` and the channel end ``fd`` to one of ``hosts``: its pid (0 if none took it) and, for
+        a recyclable child, its control socket (else closed)."""
+        while hosts:
+            hpid = next(iter(hosts))
+            hsock, hchan = hosts.pop(hpid)
+            hchan.close()
+            try:
+                socket.send_fds(hsock, [payload], [fd])
+            except OSError:
+                hsock.close()
+                continue
+            if recycle:
+                return hpid, hsock
+            hsock.close()
+            return hpid, None
+        return 0, None
+
+    def watch_recycler(self, pid: int, control: socket.socket, ref: str) -> None:
+        """Listen on a recyclable child's control socket for its ``done``."""
+        control.setblocking(False)
+        self.recyclers[pid] = (control, ref)
+        self.sel.register(control, selectors.EVENT_READ, pid)
+
+    def forget_recycler(self, pid: int) -> tuple[socket.socket, str] | None:
+        """Stop listening to ``pid``'s control socket (it is idle, retired or dead)."""
+        entry = self.recyclers.pop(pid, None)
+        if entry is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(entry[0])
+        return entry
+
+    def read_recycler(self, pid: int) -> None:
+        """A recyclable child said ``done`` (its target returned): report its normal exit and keep it idle for
+        the next spawn of the same reference (or tell it to exit, if enough are idle). Anything else on the
+        socket means it died; its exit is reported when it is reaped."""
+        entry = self.recyclers.get(pid)
+        if entry is None:
+            return
+        control, ref = entry
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(control, 1024, 1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        self.forget_recycler(pid)
+        if not data or len(fds) != 1 or pid not in self.children:
+            for fd in fds:
+                os.close(fd)
+            control.close()
+            return
+        del self.children[pid]
+        self.armed.pop(pid, None)
+        self.send(["exit", pid, 0])
+        spare_channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fds[0])
+        idle = self.recycled.setdefault(ref, {})
+        if len(idle) < MAX_RECYCLED_IDLE:
+            control.setblocking(True)
+            idle[pid] = (control, spare_channel)
+        else:
+            control.close()
+            spare_channel.close()
+            self.retired.add(pid)
 
     def become_child(self) -> None:
         """In a freshly forked child of the zygote: drop the zygote's descriptors and handlers."""
@@ -314,10 +452,15 @@ class ZygoteServer:
         self.ctl.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
-        for hsock, hchan in self.idle.values():
-            hsock.close()
-            hchan.close()
+        for hosts in (self.idle, *self.recycled.values()):
+            for hsock, hchan in hosts.values():
+                hsock.close()
+                hchan.close()
         self.idle.clear()
+        self.recycled.clear()
+        for control, _ref in self.recyclers.values():
+            control.close()
+        self.recyclers.clear()
         if self.nursery is not None:
             self.nursery.close()
             self.nursery = None
@@ -328,17 +471,15 @@ class ZygoteServer:
         channel = Channel(chan)
         _warm_up(channel)
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_CTL_MESSAGE, 1)
+            task = _receive_target(sock, channel)
         except OSError:
+            task = None
+        if task is None:
             os._exit(0)
-        if not data:
-            os._exit(0)
-        sock.close()
-        ref, args = unpack(data)
-        if fds:
-            channel.close()
-            run_target(fds[0], ref, args)
-        run_target(channel, ref, args)
+        fd, ref, args, recycle = task
+        if not recycle:
+            sock.close()
+        run_target(fd, ref, args, sock if recycle else None)
 
     def reap(self) -> None:
         """Collect every dead child; report process children to the engine."""
@@ -350,7 +491,10 @@ class ZygoteServer:
             if pid == 0:
                 return
             if pid in self.children:
-                self.children.discard(pid)
+                del self.children[pid]
+                entry = self.forget_recycler(pid)
+                if entry is not None:
+                    entry[0].close()
                 payload = self.armed.pop(pid, None)
                 if payload is None or not self.idle or not _abnormal(status):
                     self.send(["exit", pid, status])
@@ -359,13 +503,21 @@ class ZygoteServer:
             elif pid == self.nursery_pid:
                 self.nursery_pid = 0
                 self.stop_nursery()
+            elif pid in self.retired:
+                self.retired.discard(pid)
             else:
-                host = self.idle.pop(pid, None)
+                host = self.idle.pop(pid, None) or self._pop_recycled(pid)
                 if host is not None:
                     host[0].close()
                     host[1].close()
                 elif self.requested and len(self.lost) < 1024:
                     self.lost.add(pid)
+
+    def _pop_recycled(self, pid: int) -> tuple[socket.socket, socket.socket] | None:
+        for hosts in self.recycled.values():
+            if pid in hosts:
+                return hosts.pop(pid)
+        return None
 
     def respawn(self, pid: int, status: int, payload: bytes) -> None:
         """Report the exit of ``pid`` together with a replacement handed to an idle host (see the class).
@@ -375,19 +527,26 @@ class ZygoteServer:
         the host is sent anything, so if the host turns out to be dead its exit is reported like any other.
         """
         hpid, (hsock, hchan) = self.idle.popitem()
-        self.children.add(hpid)
+        token = next(self.tokens)
+        self.children[hpid] = token
         self.armed[hpid] = payload
+        ref, _args, recycle = unpack(payload)
         try:
-            self.send(["exit", pid, status, hpid], [hchan.fileno()])
+            self.send(["exit", pid, status, hpid, token], [hchan.fileno()])
             with contextlib.suppress(OSError):
                 hsock.send(payload)  # the host runs it on the channel made with it
         finally:
             hchan.close()
-            hsock.close()
+            if recycle:
+                self.watch_recycler(hpid, hsock, ref)
+            else:
+                hsock.close()
 
     def shutdown(self) -> NoReturn:
         """Kill every child we have (and hosts on their way to us), reap them, and exit."""
-        known = set(self.children) | set(self.idle) | {self.nursery_pid}
+        known = set(self.children) | set(self.idle) | self.retired | {self.nursery_pid}
+        for hosts in self.recycled.values():
+            known |= set(hosts)
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             for pid in known | _children_of(self.pid):

@@ -53,6 +53,8 @@ class Proc:
     on_message: OnMessage | None
     on_exit: OnExit | None
     trap_exit: bool
+    token: int = 0
+    """The zygote's token for this incarnation of ``pid`` (a recycled process hosts several in turn)."""
     reader: FrameReader = field(default_factory=FrameReader)
     exc_info: list[Any] | None = None
     link_kill: str | None = None
@@ -83,7 +85,7 @@ class _Pending:
     trap_exit: bool
     owner: SpareOwner | None
     done: threading.Event = field(default_factory=threading.Event)
-    pid: int = 0
+    proc: Proc | None = None
     error: str | None = None
 
 
@@ -172,11 +174,14 @@ class Hub:
         trap_exit: bool,
         timeout: float,
         arm: bool = False,
+        recycle: bool = False,
         owner: SpareOwner | None = None,
-    ) -> int:
-        """Ask the zygote for a process running ``ref(channel, *args)``; return its pid once it exists.
+    ) -> Proc:
+        """Ask the zygote for a process running ``ref(channel, *args)``; return its record once it exists.
 
         ``arm``: the zygote restarts it speculatively after an abnormal exit (``on_exit`` then gets a spare).
+        ``recycle``: when the target returns normally, the process is kept for a later spawn of ``ref``
+        (`ZygoteServer`); its exit is reported as normal all the same.
         """
         try:
             packed_args = list(args)
@@ -192,7 +197,7 @@ class Hub:
         with self._lock:
             self._pending[req] = pending
         try:
-            self.send_ctl(["spawn", req, ref, packed_args, arm], [theirs.fileno()])
+            self.send_ctl(["spawn", req, ref, packed_args, arm, recycle], [theirs.fileno()])
         except SpawnError:
             with self._lock:
                 self._pending.pop(req, None)
@@ -203,22 +208,29 @@ class Hub:
             theirs.close()
         if not pending.done.wait(timeout):
             raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
-        if pending.error is not None:
-            raise SpawnError(pending.error)
-        return pending.pid
+        if pending.error is not None or pending.proc is None:
+            raise SpawnError(pending.error or f"the zygote did not start {ref}")
+        return pending.proc
 
     def signal(self, pid: int, signum: int, *, disarm: bool = False) -> None:
-        """Signal a process child, through the zygote (which only signals its own unreaped children).
+        """Signal the live process child ``pid`` (nothing if there is none)."""
+        proc = self.proc(pid)
+        if proc is not None:
+            self.signal_proc(proc, signum, disarm=disarm)
+
+    def signal_proc(self, proc: Proc, signum: int, *, disarm: bool = False) -> None:
+        """Signal this incarnation of a process child, through the zygote (which signals only its own unreaped
+        children, and only the incarnation named: never a later one that a recycled pid hosts).
 
         ``disarm``: no speculative restart after this process exits.
         """
         with contextlib.suppress(SpawnError):
-            self.send_ctl(["signal", pid, int(signum), disarm])
+            self.send_ctl(["signal", proc.pid, int(signum), disarm, proc.token])
 
-    def disarm(self, pid: int) -> None:
-        """No speculative restart for ``pid`` any more."""
+    def disarm(self, proc: Proc) -> None:
+        """No speculative restart for this incarnation any more."""
         with contextlib.suppress(SpawnError):
-            self.send_ctl(["disarm", pid])
+            self.send_ctl(["disarm", proc.pid, proc.token])
 
     def proc(self, pid: int) -> Proc | None:
         """The live process record for ``pid``."""
@@ -332,19 +344,26 @@ class Hub:
             spare.held = None
             self._finish_exit(spare, status, next_spare)
         else:
-            self.signal(spare.pid, signal.SIGKILL, disarm=True)
+            self.signal_proc(spare, signal.SIGKILL, disarm=True)
 
     def terminate(self, pid: int, timeout: float, *, kill: bool = False) -> ExitReason | None:
-        """Stop a process child: SIGTERM, up to ``timeout`` s of grace, then SIGKILL. None if not alive."""
+        """Stop the process child ``pid``: SIGTERM, up to ``timeout`` s of grace, then SIGKILL. None if not
+        alive."""
         proc = self.proc(pid)
         if proc is None:
             return self._exited.get(pid)
+        return self.terminate_proc(proc, timeout, kill=kill)
+
+    def terminate_proc(self, proc: Proc, timeout: float, *, kill: bool = False) -> ExitReason | None:
+        """Stop this incarnation of a process child (see `terminate`); its exit reason."""
+        if proc.exited.is_set():
+            return proc.reason
         proc.shutdown_requested = True
         if not kill:
-            self.signal(pid, signal.SIGTERM, disarm=True)
+            self.signal_proc(proc, signal.SIGTERM, disarm=True)
             if proc.exited.wait(timeout):
                 return proc.reason
-        self.signal(pid, signal.SIGKILL, disarm=True)
+        self.signal_proc(proc, signal.SIGKILL, disarm=True)
         proc.exited.wait(30.0)
         return proc.reason
 
@@ -418,7 +437,7 @@ class Hub:
                 target.channel.send_frame(SYSTEM, pack(["exit", from_pid, reason.to_dict()]))
         elif reason.kind != "normal":
             target.link_kill = f"linked process {from_pid} exited: {reason}"
-            self.signal(target.pid, signal.SIGKILL)
+            self.signal_proc(target, signal.SIGKILL)
 
     # -- the thread ---------------------------------------------------------------------------------
 
@@ -463,7 +482,7 @@ class Hub:
             msg = unpack(data)
             op = msg[0]
             if op == "spawned":
-                self._spawned(msg[1], msg[2])
+                self._spawned(msg[1], msg[2], msg[4])
             elif op == "error":
                 with self._lock:
                     pending = self._pending.pop(msg[1], None)
@@ -475,22 +494,25 @@ class Hub:
             elif op == "nursery":
                 self.nursery_pid = msg[1]
             elif op == "exit":
-                self._exit(msg[1], msg[2], msg[3] if len(msg) > 3 else 0, fds[0] if fds else -1)
+                spare = (msg[3], msg[4], fds[0]) if len(msg) > 3 and fds else None
+                self._exit(msg[1], msg[2], spare)
             else:
                 for fd in fds:
                     os.close(fd)
 
-    def _spawned(self, req: int, pid: int) -> None:
+    def _spawned(self, req: int, pid: int, token: int) -> None:
         with self._lock:
             pending = self._pending.pop(req, None)
         if pending is None:
             return
         channel = OwnerChannel(pending.sock, pid)
-        proc = Proc(pid, channel, pending.on_message, pending.on_exit, pending.trap_exit, owner=pending.owner)
+        proc = Proc(
+            pid, channel, pending.on_message, pending.on_exit, pending.trap_exit, token=token, owner=pending.owner
+        )
         with self._lock:
             self._procs[pid] = proc
             self._exited.pop(pid, None)
-        pending.pid = pid
+        pending.proc = proc
         if pending.on_start is not None:
             try:
                 pending.on_start(pid, channel)
@@ -555,10 +577,12 @@ class Hub:
         elif op == "trap_exit":
             proc.trap_exit = bool(req[1])
 
-    def _exit(self, pid: int, status: int | None, spare_pid: int = 0, spare_fd: int = -1) -> None:
+    def _exit(self, pid: int, status: int | None, started: tuple[int, int, int] | None = None) -> None:
+        """The zygote reported ``pid``'s exit, and ``started`` (pid, token, channel fd) of a speculative restart."""
         proc = self.proc(pid)
         spare = None
-        if spare_fd >= 0:
+        if started is not None:
+            spare_pid, spare_token, spare_fd = started
             _fds.register(spare_fd)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=spare_fd)
             spare = Proc(
@@ -567,6 +591,7 @@ class Hub:
                 None,
                 None,
                 proc.trap_exit if proc is not None else False,
+                token=spare_token,
                 owner=proc.owner if proc is not None else None,
                 provisional=True,
             )

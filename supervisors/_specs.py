@@ -111,11 +111,13 @@ class ProcessSpec(_BaseSpec):
     is removed instead of restarted, ``on_give_up(child_id, last_reason)`` is called, and the supervisor does
     not escalate (an extension to OTP). ``trap_exit`` makes exit signals from linked processes arrive as
     `ExitSignal` messages instead of killing the child. ``meta`` is free-form JSON-able data shown in
-    ``tree()``.
+    ``tree()``. ``recycle`` keeps the process after its target returns normally, for a later child of the
+    same target (see `Zygote.spawn`).
     """
 
     target: Callable[..., Any] | str
     args: Sequence[Any] = ()
+    recycle: bool = False
     on_start: Callable[[str, int, OwnerChannel], None] | None = None
     on_message: Callable[[str, Any], None] | None = None
     trap_exit: bool = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -64,6 +65,7 @@ class _Child:
     token: object | None = None
     state: ChildState = "stopped"
     pid: int | None = None
+    proc: Proc | None = None  # a process child's current incarnation
     sup: Supervisor | None = None
     actor: pykka.ActorRef[Any] | None = None
     restarts: int = 0
@@ -227,12 +229,12 @@ class _SupervisorActor(pykka.ThreadingActor):
                 on_message=on_message if user_message is not None else None,
                 on_exit=lambda _pid, reason, spare: notify(reason, spare),
             ):
-                child.pid = spare.pid
+                child.pid, child.proc = spare.pid, spare
                 self.adopted = spare
                 if not child.armed:  # the zygote armed the replacement like the original
-                    hub.disarm(spare.pid)
+                    hub.disarm(spare)
             else:
-                child.pid = hub.spawn(
+                child.proc = hub.spawn(
                     target_ref(spec.target),
                     spec.args,
                     on_start=on_start,
@@ -241,8 +243,10 @@ class _SupervisorActor(pykka.ThreadingActor):
                     trap_exit=spec.trap_exit,
                     timeout=10.0,
                     arm=child.armed,
+                    recycle=spec.recycle,
                     owner=self.spare_owner,
                 )
+                child.pid = child.proc.pid
         elif isinstance(spec, SupervisorSpec):
             child.sup = Supervisor._spawn(spec, self.zygote, notify)
             child.pid = os.getpid()
@@ -286,17 +290,17 @@ class _SupervisorActor(pykka.ThreadingActor):
         if self.zygote is None:
             return
         for child in self.children.values():
-            if child.armed and child.pid is not None:
+            if child.armed and child.proc is not None:
                 child.armed = False
-                self.zygote._hub.disarm(child.pid)
+                self.zygote._hub.disarm(child.proc)
 
     def _terminate(self, child: _Child, *, kill: bool = False) -> ExitReason:
         """Stop a running child on purpose (grace period, then SIGKILL); calls its on_exit."""
         child.token = None
         reason: ExitReason | None = ExitReason.shutdown()
         spec = child.spec
-        if child.kind == "process" and child.pid is not None and self.zygote is not None:
-            reason = self.zygote.terminate(child.pid, spec.shutdown_timeout, kill=kill)
+        if child.proc is not None and self.zygote is not None:
+            reason = self.zygote._hub.terminate_proc(child.proc, spec.shutdown_timeout, kill=kill)
         elif child.sup is not None:
             try:
                 child.sup._stop_and_wait(spec.shutdown_timeout)
@@ -315,6 +319,7 @@ class _SupervisorActor(pykka.ThreadingActor):
         child.token = None
         child.armed = False
         child.pid = None
+        child.proc = None
         child.sup = None
         child.actor = None
         child.state = "stopped"
@@ -500,6 +505,13 @@ class _SupervisorActor(pykka.ThreadingActor):
         if child.dynamic:
             self._remove(child)
         return reason
+
+    def kill_child(self, child_id: str) -> bool:
+        child = self.children.get(child_id)
+        if child is None or child.state != "running" or child.proc is None or self.zygote is None:
+            return False
+        self.zygote._hub.signal_proc(child.proc, signal.SIGKILL)
+        return True
 
     def restart_child(self, child_id: str) -> Any:
         self._check_open()
@@ -702,6 +714,12 @@ class Supervisor:
         Returns its exit reason, or None if it was not running.
         """
         return self._call("terminate_child", child_id, kill)  # type: ignore[no-any-return]
+
+    def kill_child(self, child_id: str) -> bool:
+        """``SIGKILL`` a process child as a crash would: not a shutdown, so its restart policy applies. Only
+        the incarnation running now is killed, never a later one in the same (recycled) pid. False if the
+        child is not a running process."""
+        return self._call("kill_child", child_id)  # type: ignore[no-any-return]
 
     def restart_child(self, child_id: str) -> Any:
         """Start again a static child that is stopped."""

@@ -128,6 +128,7 @@ class Zygote:
         on_message: Callable[[Any], None] | None = None,
         on_exit: Callable[[int, ExitReason], None] | None = None,
         trap_exit: bool = False,
+        recycle: bool = False,
         timeout: float = 10.0,
     ) -> int:
         """Start an unsupervised process child running ``target(channel, *args)``; return its pid.
@@ -135,6 +136,11 @@ class Zygote:
         ``on_start(pid, channel)`` runs in the hub thread before any message is delivered, and gives the
         owner's end of the channel; ``on_message(msg)`` and ``on_exit(pid, reason)`` also run in the hub
         thread. Raises `SpawnError` if the target cannot be resolved in the zygote (the message says why).
+
+        ``recycle=True``: when ``target`` returns normally, the process is not ended but kept idle, and a later
+        spawn of the same target may run in it (a hand-off instead of a fork). ``on_exit`` still reports a
+        normal exit, and the pid may then belong to that later child. Use it only for targets that leave no
+        module state behind them that could matter to the next one.
         """
         exit_cb = None if on_exit is None else (lambda pid, reason, _spare: on_exit(pid, reason))
         return self._hub.spawn(
@@ -145,7 +151,8 @@ class Zygote:
             on_exit=exit_cb,
             trap_exit=trap_exit,
             timeout=timeout,
-        )
+            recycle=recycle,
+        ).pid
 
     def channel(self, pid: int) -> OwnerChannel | None:
         """The owner's end of the channel of the live process ``pid``."""

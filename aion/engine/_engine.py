@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -49,10 +48,9 @@ log = logging.getLogger(__name__)
 
 def _sigkill(supervisor: sv.Supervisor | None, child_id: str) -> None:
     """SIGKILL ``supervisor``'s child ``child_id`` if it runs; the supervisor then applies its restart policy."""
-    pid = supervisor.pid_of(child_id) if supervisor is not None else None
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    if supervisor is not None:
+        with contextlib.suppress(sv.SupervisorError, pykka.ActorDeadError):
+            supervisor.kill_child(child_id)
 
 
 def _teller(core: pykka.ActorRef[EngineCore], make: Callable[..., Any]) -> Callable[..., None]:
@@ -411,6 +409,7 @@ class Engine:
             id=child_id,
             target=run_workflow_host,
             args=(workflow_id,),
+            recycle=True,
             restart=restart,
             shutdown_timeout=1.0,
             on_start=_teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),

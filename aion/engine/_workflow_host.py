@@ -3,11 +3,15 @@
 It is a process child of the workflow type's supervisor. Its mailbox is its channel: the engine first sends the
 run's history, then each recorded arrival, queries and at last ``stop``. Whatever the workflow code asks for goes
 back as commands. A crash of this process loses nothing: the supervisor restarts it and it replays.
+
+When the run's closing command is sent (or the engine says ``stop``), `run_workflow_host` returns and the zygote
+keeps the process for a later run (a *recycled* process child): one process hosts one run at a time, several
+over its life. Nothing of a run outlives it but module state, which workflow code must not keep (see the
+authoring guide).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aion import events as ev
@@ -80,11 +84,8 @@ def _serve(channel: Channel) -> None:
 
 
 def _closing(runtime: WorkflowRuntime) -> bool:
-    """Whether the run's closing command has been sent, which ends this process. If so, the process takes the
-    lowest CPU priority first: its exit (the kernel's teardown of its memory, about 2 ms on the 2-core VM
-    measured) then gives way to the engine recording the run's end and waking ``result()``."""
-    if runtime.closed:
-        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    """Whether the run's closing command has been sent, which ends this run in this process (the process is
+    then kept, idle, for the next run of any workflow type: see ``recycle`` in ``Engine._workflow_spec``)."""
     return runtime.closed
 
 

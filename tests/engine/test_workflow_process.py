@@ -3,12 +3,12 @@ path and the process's exit after its closing command."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import psutil
 import pytest
 
 import aion
@@ -65,10 +65,14 @@ def engine(tmp_path: Path) -> Iterator[aion.Engine]:
 
 
 @pytest.mark.timeout(60)
-def test_a_completed_workflow_process_exits(engine: aion.Engine, log: str) -> None:
+def test_a_completed_workflow_process_leaves_the_tree_and_hosts_the_next_run(engine: aion.Engine, log: str) -> None:
     handle = engine.start_workflow(flows.waits_for_signals, log, 1)
     pid = wait_until(lambda: engine.workflow_pid(handle.workflow_id))
     handle.signal("item", "x")
     assert handle.result(timeout=30) == ["x"]
     wait_until(lambda: engine.workflow_pid(handle.workflow_id) is None)
-    wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # exited and reaped
+    assert psutil.pid_exists(pid)  # kept idle by the zygote: recycled, not ended
+    following = engine.start_workflow(flows.waits_for_signals, log, 1)
+    assert wait_until(lambda: engine.workflow_pid(following.workflow_id)) == pid
+    following.signal("item", "y")
+    assert following.result(timeout=30) == ["y"]

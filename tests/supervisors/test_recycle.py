@@ -1,0 +1,152 @@
+"""Recyclable process children: a process whose target returned normally hosts the next child of the same
+target, and nothing aimed at its earlier incarnation ever reaches a later one."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+import supervisors as sv
+
+from .helpers import Recorder, wait_until
+from .targets import echo_all, worker
+
+
+class _Child:
+    """One unsupervised process child of the zygote, with what it sent and how it exited."""
+
+    def __init__(self, zygote: sv.Zygote, target: Callable[..., Any], recycle: bool = True) -> None:
+        self.messages: list[Any] = []
+        self.exit: sv.ExitReason | None = None
+        self.exited = threading.Event()
+        self.pid = zygote.spawn(
+            target, on_message=self.messages.append, on_exit=self._on_exit, recycle=recycle
+        )
+        channel = zygote.channel(self.pid)
+        assert channel is not None
+        self.channel = channel
+
+    def _on_exit(self, pid: int, reason: sv.ExitReason) -> None:
+        self.exit = reason
+        self.exited.set()
+
+    def ping(self, token: object) -> None:
+        self.channel.send(["ping", token])
+        wait_until(lambda: ["pong", token] in self.messages)
+
+    def finish(self) -> sv.ExitReason:
+        """Make the target return normally; its exit reason."""
+        self.channel.send(["return"])
+        assert self.exited.wait(10)
+        assert self.exit is not None
+        return self.exit
+
+
+@pytest.fixture(params=[0, 2], ids=["cold-fork", "warm-pool"])
+def zygote(request: pytest.FixtureRequest) -> Iterator[sv.Zygote]:
+    """Recycling works for children forked on demand and for children handed to a pool host alike."""
+    z = sv.Zygote.start(warm_pool=request.param)
+    try:
+        yield z
+    finally:
+        z.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_recyclable_child_that_returns_hosts_the_next_child_of_its_target(zygote: sv.Zygote) -> None:
+    first = _Child(zygote, worker)
+    first.ping(1)
+    assert first.finish().kind == "normal"
+    assert psutil.pid_exists(first.pid)  # kept, not ended
+    second = _Child(zygote, worker)
+    assert second.pid == first.pid
+    second.ping(2)
+    assert not second.exited.is_set()
+    assert second.finish().kind == "normal"
+
+
+@pytest.mark.timeout(60)
+def test_a_recycled_process_serves_only_its_own_target(zygote: sv.Zygote) -> None:
+    first = _Child(zygote, worker)
+    first.finish()
+    other = _Child(zygote, echo_all)
+    assert other.pid != first.pid
+    other.channel.send("hello")
+    wait_until(lambda: "hello" in other.messages)
+    zygote.terminate(other.pid, kill=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_signal_for_an_earlier_incarnation_never_reaches_the_later_one(zygote: sv.Zygote) -> None:
+    first = _Child(zygote, worker)
+    earlier = zygote._hub.proc(first.pid)
+    assert earlier is not None
+    first.finish()
+    second = _Child(zygote, worker)
+    assert second.pid == first.pid
+    zygote._hub.signal_proc(earlier, signal.SIGKILL)
+    assert zygote._hub.terminate_proc(earlier, 1.0, kill=True) is not None  # already over: its own reason
+    second.ping("still here")  # the zygote handles messages in order: the SIGKILL was ignored before this
+    assert not second.exited.is_set()
+    zygote.terminate(second.pid, kill=True)
+    assert second.exited.wait(10)
+    assert second.exit is not None and second.exit.kind == "shutdown"
+
+
+@pytest.mark.timeout(60)
+def test_a_child_that_fails_or_is_killed_is_not_recycled(zygote: sv.Zygote) -> None:
+    failing = _Child(zygote, worker)
+    failing.channel.send(["raise", "boom"])
+    assert failing.exited.wait(10)
+    assert failing.exit is not None and failing.exit.kind == "exception"
+    wait_until(lambda: not psutil.pid_exists(failing.pid))
+    killed = _Child(zygote, worker)
+    assert killed.pid != failing.pid
+    zygote.signal(killed.pid, signal.SIGKILL)
+    assert killed.exited.wait(10)
+    assert killed.exit is not None and killed.exit.kind == "killed"
+    after = _Child(zygote, worker)
+    assert after.pid not in {failing.pid, killed.pid}
+    zygote.terminate(after.pid, kill=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_child_not_marked_recyclable_exits_when_its_target_returns(zygote: sv.Zygote) -> None:
+    child = _Child(zygote, worker, recycle=False)
+    assert child.finish().kind == "normal"
+    wait_until(lambda: not psutil.pid_exists(child.pid))
+
+
+@pytest.mark.timeout(60)
+def test_idle_recycled_processes_die_with_the_zygote() -> None:
+    zygote = sv.Zygote.start()
+    children = [_Child(zygote, worker) for _ in range(3)]
+    for child in children:
+        child.finish()
+    pids = [child.pid for child in children]
+    assert all(psutil.pid_exists(pid) for pid in pids)
+    zygote.stop()
+    wait_until(lambda: not any(psutil.pid_exists(pid) for pid in pids))
+
+
+@pytest.mark.timeout(60)
+def test_supervised_recyclable_children_kill_child_reaches_only_the_running_incarnation(
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], rec: Recorder
+) -> None:
+    sup = start_sup(sv.SupervisorSpec(id="root", max_restarts=10))
+    pid = sup.start_child(rec.spec("a", worker, restart=sv.Restart.TRANSIENT, recycle=True))
+    rec.ping("a", 1)
+    rec.channels["a"].send(["return"])
+    wait_until(lambda: [r.kind for r in rec.exits_of("a")] == ["normal"])
+    assert sup.kill_child("a") is False  # ended: nothing to kill
+    again = sup.start_child(rec.spec("b", worker, restart=sv.Restart.TRANSIENT, recycle=True))
+    assert again == pid
+    assert sup.kill_child("b") is True
+    wait_until(lambda: [r.kind for r in rec.exits_of("b")] == ["killed"])
+    wait_until(lambda: sup.pid_of("b") not in (None, pid))  # restarted in a new process
+    rec.ping("b", 2)
