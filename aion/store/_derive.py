@@ -8,9 +8,10 @@ write transaction. Keeping the derivation pure and in one place is what makes th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final, NoReturn
 
 from aion._codec import DEFAULT_PAYLOAD_LIMIT, encode_event_body, encode_time, stamp_event
@@ -119,6 +120,8 @@ def _plain(cls: type[Event]) -> bool:
 
 
 _PLAIN_EVENTS: dict[type[Event], bool] = {}
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
@@ -130,11 +133,11 @@ def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
         plain = _PLAIN_EVENTS[cls] = _plain(cls)
     if not plain:
         return dataclasses.replace(event, seq=seq, recorded_at=recorded_at)
-    new = object.__new__(cls)
-    fields = new.__dict__
-    fields.update(event.__dict__)
+    fields = event.__dict__.copy()
     fields["seq"] = seq
     fields["recorded_at"] = recorded_at
+    new = _new_object(cls)
+    _set_attribute(new, "__dict__", fields)
     return new
 
 
@@ -210,6 +213,8 @@ _SPECIAL_EVENTS: Final = (
 )
 #: Event class -> True when appending it derives nothing (no run change, no timer row): see apply_request.
 _ORDINARY: dict[type[Event], bool] = {}
+#: Event class -> True when it is ordinary and :func:`stamp` may copy its ``__dict__``: the fast path's events.
+_FAST: dict[type[Event], bool] = {}
 
 
 def _is_ordinary(cls: type[Event]) -> bool:
@@ -238,11 +243,13 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
     now: datetime,
     time_bytes: bytes,
     limit: int,
-) -> Applied | None:
-    """:func:`apply_request` for the append nearly every one is: one ordinary event (see ``_ORDINARY``), its body
-    encoded ahead, at the expected head of a running run. ``None`` when the request is anything else (then
-    :func:`apply_request` handles it, refusals included). It does what :func:`apply_request` would, with none
-    of its generality: this is the writer's hot path."""
+    history: list[tuple[str, int, bytes]],
+) -> list[Event] | None:
+    """:func:`apply_request` for the append nearly every one is: one ordinary event of a plain class (see
+    ``_FAST``), its body encoded ahead, at the expected head of a running run. It adds the event's history row
+    to ``history`` and returns the stamped event; ``None`` when the request is anything else (then
+    :func:`apply_request` handles it, refusals included). It does what :func:`apply_request` and :func:`stamp`
+    would, with none of their generality: this is the writer's hot path."""
     events = request.events
     bodies = request.bodies
     if (
@@ -258,18 +265,23 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
     body = bodies[0]
     if (
         body is None
-        or not _ORDINARY.get(type(given))  # only event classes are ever keys of _ORDINARY
+        or not _FAST.get(type(given))  # only event classes are ever keys of _FAST
         or given.workflow_id != workflow_id
         or type(request.expected_head) is not int
         or request.expected_head != head
     ):
         return None
     seq = head + 1
-    event = stamp(given, seq, now)
+    fields = given.__dict__.copy()
+    fields["seq"] = seq
+    fields["recorded_at"] = now
+    event = _new_object(type(given))
+    _set_attribute(event, "__dict__", fields)
     data = stamp_event(body, seq, time_bytes)
     if len(data) > limit:
         _refuse_size(data, limit, event)
-    return Applied(workflow_id, [event], (data,), current, (), (), False, seq)
+    history.append((workflow_id, seq, data))
+    return [event]
 
 
 def apply_request(
@@ -323,6 +335,7 @@ def apply_request(
         ordinary = _ORDINARY.get(kind)
         if ordinary is None:
             ordinary = _ORDINARY[kind] = _is_ordinary(kind)
+            _FAST[kind] = ordinary and _plain(kind)
         if ordinary:  # the usual event: it only needs a running run
             if run is None or run.status is not WorkflowStatus.RUNNING:
                 _refuse_without_running_run(workflow_id, run, event)
@@ -396,18 +409,22 @@ class BatchPlan:
     """A validated batch: per-request results, the writes in order, the run records it touched."""
 
     results: list[list[Event] | AionError]
-    writes: list[Applied]
-    #: workflow id -> its run record before the batch (every workflow the batch loaded)
-    before: dict[str, RunInfo | None]
-    #: workflow id -> its run record after the batch (every workflow the batch wrote; ``head_seq`` not current)
+    #: Every event the batch writes, in order: ``(workflow_id, seq, encoded event)``.
+    history: list[tuple[str, int, bytes]]
+    #: The appends that derive more than their history (new runs to index, timer rows), in order.
+    derived: list[Applied]
+    #: workflow id -> its run record after the batch (every workflow the batch loaded or wrote that has one;
+    #: ``head_seq`` not current)
     after: dict[str, RunInfo]
-    #: workflow id -> its head after the batch (every workflow the batch wrote)
+    #: workflow id -> its head after the batch (every workflow in ``after``)
     heads: dict[str, int]
-    #: workflow ids whose run record changed in more than its head during the batch
-    changed: set[str] = field(default_factory=set)
+    #: workflow id -> its run record before the batch, for the workflows whose record changed in more than its
+    #: head during the batch
+    changed: dict[str, RunInfo | None] = field(default_factory=dict)
 
 
 _UNLOADED: Final = object()
+_NOTHING_CACHED: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def plan_batch(
@@ -418,35 +435,49 @@ def plan_batch(
     load_run: Callable[[str], tuple[RunInfo | None, int]],
     run_id_taken: Callable[[str], bool],
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    cached_runs: Mapping[str, RunInfo] = _NOTHING_CACHED,
+    cached_heads: Mapping[str, int] = _NOTHING_CACHED,
 ) -> BatchPlan:
     """Validate and stamp every request of a batch against the stored run records, chaining requests of the
     same workflow; load each workflow's run record and head once (``load_run`` gives ``(None, 0)`` for an unknown
-    workflow; the record's own ``head_seq`` is not used). With ``atomic`` the first refusal is raised."""
+    workflow; the record's own ``head_seq`` is not used), from ``cached_runs`` and ``cached_heads`` when they
+    hold it. With ``atomic`` the first refusal is raised."""
     results: list[list[Event] | AionError] = []
-    writes: list[Applied] = []
-    before: dict[str, RunInfo | None] = {}
+    history: list[tuple[str, int, bytes]] = []
+    derived: list[Applied] = []
     after: dict[str, RunInfo] = {}
     heads: dict[str, int] = {}
-    changed: set[str] = set()
+    changed: dict[str, RunInfo | None] = {}
     current: dict[str, Any] = {}
-    current_heads: dict[str, int] = {}
     batch_run_ids: set[str] = set()
     time_bytes = encode_time(now)
+    valid_ids = _VALID_IDS
     for request in requests:
         try:
             if type(request) is not AppendRequest and not isinstance(request, AppendRequest):
                 raise InvalidArgumentError(f"not an AppendRequest: {request!r}")
-            workflow_id = check_workflow_id(request.workflow_id)
+            workflow_id = request.workflow_id
+            if type(workflow_id) is not str or workflow_id not in valid_ids:
+                check_workflow_id(workflow_id)
             run = current.get(workflow_id, _UNLOADED)
-            if run is _UNLOADED:
-                run, head = load_run(workflow_id)
-                current[workflow_id] = before[workflow_id] = run
-                current_heads[workflow_id] = head
+            if run is not _UNLOADED:
+                head = heads.get(workflow_id, 0)
             else:
-                head = current_heads[workflow_id]
-            applied = _apply_ordinary(
-                workflow_id, request, run, head, now, time_bytes, max_event_bytes
-            ) or apply_request(
+                run = cached_runs.get(workflow_id)
+                if run is not None:
+                    head = cached_heads[workflow_id]
+                else:
+                    run, head = load_run(workflow_id)
+                current[workflow_id] = run
+                if run is not None:
+                    after[workflow_id] = run
+                    heads[workflow_id] = head
+            stamped = _apply_ordinary(workflow_id, request, run, head, now, time_bytes, max_event_bytes, history)
+            if stamped is not None:  # the usual append: the run record stays, the head moves by one
+                heads[workflow_id] = head + 1
+                results.append(stamped)
+                continue
+            applied = apply_request(
                 workflow_id,
                 request.events,
                 request.expected_head,
@@ -471,9 +502,13 @@ def plan_batch(
             continue
         if applied.new_runs:
             batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
-        writes.append(applied)
+        history.extend(
+            (workflow_id, event.seq, data) for event, data in zip(applied.events, applied.encoded, strict=True)
+        )
+        if applied.new_runs or applied.timer_ops:
+            derived.append(applied)
+        if applied.run_changed and workflow_id not in changed:
+            changed[workflow_id] = run
         current[workflow_id] = after[workflow_id] = applied.run
-        current_heads[workflow_id] = heads[workflow_id] = applied.head
-        if applied.run_changed:
-            changed.add(workflow_id)
-    return BatchPlan(results, writes, before, after, heads, changed)
+        heads[workflow_id] = applied.head
+    return BatchPlan(results, history, derived, after, heads, changed)

@@ -426,13 +426,8 @@ class LmdbEventStore:
     ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
         runs_db = self._runs
         run_index = self._run_index
-        cache = self._run_cache
-        head_cache = self._head_cache
 
         def load_run(workflow_id: str) -> tuple[RunInfo | None, int]:
-            run = cache.get(workflow_id)
-            if run is not None:
-                return run, head_cache[workflow_id]
             wf = workflow_id.encode()
             data = txn.get(wf, db=runs_db)
             if data is None:
@@ -449,22 +444,21 @@ class LmdbEventStore:
             load_run=load_run,
             run_id_taken=run_id_taken,
             max_event_bytes=self._max_event_bytes,
+            cached_runs=self._run_cache,
+            cached_heads=self._head_cache,
         )
-        self._write_history(txn, plan.writes)
-        for workflow_id in plan.changed:
-            self._write_run(txn, workflow_id.encode(), plan.before[workflow_id], plan.after[workflow_id])
-        return plan.results, plan.after, plan.heads
+        self._write_history(txn, plan.history, plan.derived)
+        after = plan.after
+        for workflow_id, before in plan.changed.items():
+            self._write_run(txn, workflow_id.encode(), before, after[workflow_id])
+        return plan.results, after, plan.heads
 
-    def _write_history(self, txn: Any, writes: list[Applied]) -> None:
-        """Put every event of the batch in one call (``putmulti``), and what each append derives."""
-        items: list[tuple[bytes, bytes]] = []
+    def _write_history(self, txn: Any, history: list[tuple[str, int, bytes]], derived: list[Applied]) -> None:
+        """Put every event of the batch in one call (``putmulti``), and what its appends derive."""
         pack = _U64.pack
-        for applied in writes:
-            prefix = applied.workflow_id.encode() + b"\x00"
-            for event, data in zip(applied.events, applied.encoded, strict=True):
-                items.append((prefix + pack(event.seq), data))
-            if applied.new_runs or applied.timer_ops:
-                self._write_derived(txn, prefix, applied)
+        items = [(workflow_id.encode() + b"\x00" + pack(seq), data) for workflow_id, seq, data in history]
+        for applied in derived:
+            self._write_derived(txn, applied.workflow_id.encode() + b"\x00", applied)
         with txn.cursor(db=self._history) as cursor:
             _, added = cursor.putmulti(items, dupdata=False, overwrite=False)
         if added != len(items):  # never, while run records and history agree: the batch is aborted

@@ -76,8 +76,10 @@ class MemoryEventStore:
             )
             if before_commit is not None:
                 before_commit()
-            for applied in plan.writes:
-                self._write(applied)
+            for workflow_id, _, data in plan.history:
+                self._history.setdefault(workflow_id, []).append(data)
+            for applied in plan.derived:
+                self._write_derived(applied)
             for workflow_id, run in plan.after.items():
                 self._runs[workflow_id] = with_head(run, plan.heads[workflow_id])
             return plan.results
@@ -86,9 +88,8 @@ class MemoryEventStore:
         run = self._runs.get(workflow_id)
         return (run, run.head_seq) if run is not None else (None, 0)
 
-    def _write(self, applied: Applied) -> None:
+    def _write_derived(self, applied: Applied) -> None:
         workflow_id = applied.workflow_id
-        self._history.setdefault(workflow_id, []).extend(applied.encoded)
         for run_id, first_seq in applied.new_runs:
             self._run_index[run_id] = (workflow_id, first_seq)
         timers = self._timers.setdefault(workflow_id, {})
