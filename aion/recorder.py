@@ -95,18 +95,21 @@ class RecorderStats:
     max_batch: int
 
 
-class _Item:
-    """One queued ``append`` or ``append_to`` (``single``) or ``append_batch``, and where its outcome goes."""
+#: Where the outcome of a queued append goes: its future, or ``(sink, token)`` for an ``append_to`` (outcomes
+#: of committed batches are gathered per sink by ``_Pending``; one that fails outside a commit is delivered alone).
+_Target = pykka.Future[Any] | tuple["CommitSink", Any]
+#: One queued ``append``, ``append_to`` (both ``single``: one request, one outcome) or ``append_batch``:
+#: ``(requests, atomic, single, target)``. A tuple rather than a class because one is built per append.
+_Item = tuple[list[AppendRequest], bool, bool, _Target]
 
-    __slots__ = ("atomic", "future", "requests", "single")
 
-    def __init__(
-        self, requests: list[AppendRequest], atomic: bool, single: bool, future: pykka.Future[Any] | _SinkSlot
-    ) -> None:
-        self.requests = requests
-        self.atomic = atomic
-        self.single = single
-        self.future = future
+def _set_exception(target: _Target, exc_info: Any) -> None:
+    """Resolve ``target`` with an error that refused its append outside a commit."""
+    if isinstance(target, tuple):
+        sink, token = target
+        _deliver(sink, [(token, None, exc_info[1])])
+    else:
+        target.set_exception(exc_info)
 
 
 class _Flush:
@@ -142,17 +145,59 @@ class _Pending:
         #: Outcomes of ``append_to`` appends, gathered per sink.
         self.deliveries: dict[CommitSink, list[Committed]] = {}
 
-    def add(self, target: pykka.Future[Any] | _SinkSlot, value: Any, exc_info: Any) -> None:
+    def add(self, target: _Target, value: Any, exc_info: Any) -> None:
         """Hold the outcome of one append: ``value`` or, when ``exc_info`` is given, that error."""
-        if not isinstance(target, _SinkSlot):
+        if not isinstance(target, tuple):
             self.outcomes.append((target, value, exc_info))
             return
-        committed = (target.token, value, None) if exc_info is None else (target.token, None, exc_info[1])
-        batch = self.deliveries.get(target.sink)
+        sink, token = target
+        committed = (token, value, None) if exc_info is None else (token, None, exc_info[1])
+        batch = self.deliveries.get(sink)
         if batch is None:
-            self.deliveries[target.sink] = [committed]
+            self.deliveries[sink] = [committed]
         else:
             batch.append(committed)
+
+    def add_results(self, group: list[_Item], results: list[list[Event] | AionError]) -> tuple[int, int]:
+        """Hold the outcomes of a committed group (``results`` has one slot per request, in queue order); return
+        how many events it committed and how many requests were refused."""
+        events = errors = offset = 0
+        committed: Committed
+        outcomes = self.outcomes
+        deliveries = self.deliveries
+        for requests, _, single, target in group:
+            if not single:
+                count = len(requests)
+                slots = results[offset : offset + count]
+                offset += count
+                for slot in slots:
+                    if isinstance(slot, AionError):
+                        errors += 1
+                    else:
+                        events += len(slot)
+                self.add(target, slots, None)
+                continue
+            slot = results[offset]
+            offset += 1
+            # What self.add does, inlined: this runs once per append.
+            if isinstance(slot, AionError):
+                errors += 1
+                if not isinstance(target, tuple):
+                    outcomes.append((target, None, (type(slot), slot, slot.__traceback__)))
+                    continue
+                committed = (target[1], None, slot)
+            else:
+                events += len(slot)
+                if not isinstance(target, tuple):
+                    outcomes.append((target, slot, None))
+                    continue
+                committed = (target[1], slot, None)
+            batch = deliveries.get(target[0])
+            if batch is None:
+                deliveries[target[0]] = [committed]
+            else:
+                batch.append(committed)
+        return events, errors
 
     def resolve(self) -> None:
         """Resolve every waiting future: ``(future, value, None)`` sets a value, ``(future, None, exc_info)`` an
@@ -225,7 +270,7 @@ class Recorder(pykka.ThreadingActor):
                     except queue.Empty:
                         break
                     items.append(item)
-                    size += len(item.requests)
+                    size += len(item[0])
                 if not items:
                     return
                 self._commit(items)
@@ -236,18 +281,18 @@ class Recorder(pykka.ThreadingActor):
         """Commit drained items in queue order: runs of non-atomic items share one transaction."""
         start = 0
         while start < len(items):
-            if items[start].atomic:
+            if items[start][1]:  # atomic
                 self._commit_atomic(items[start])
                 start += 1
                 continue
             end = start
-            while end < len(items) and not items[end].atomic:
+            while end < len(items) and not items[end][1]:
                 end += 1
             self._commit_group(items[start:end] if start or end < len(items) else items)
             start = end
 
     def _commit_group(self, group: list[_Item]) -> None:
-        requests = [request for item in group for request in item.requests]
+        requests = [request for item in group for request in item[0]]
         pending = self._pending
         try:
             results = self._store.append_batch(requests, atomic=False, **self._hook)
@@ -260,43 +305,22 @@ class Recorder(pykka.ThreadingActor):
         shared.batches += 1
         shared.appends += len(requests)
         shared.max_batch = max(shared.max_batch, len(requests))
-        add = pending.add
-        events = errors = 0
-        offset = 0
-        for item in group:
-            if item.single:
-                slot = results[offset]
-                offset += 1
-                if isinstance(slot, AionError):
-                    errors += 1
-                    add(item.future, None, (type(slot), slot, slot.__traceback__))
-                else:
-                    events += len(slot)
-                    add(item.future, slot, None)
-            else:
-                count = len(item.requests)
-                slots = results[offset : offset + count]
-                offset += count
-                for slot in slots:
-                    if isinstance(slot, AionError):
-                        errors += 1
-                    else:
-                        events += len(slot)
-                add(item.future, slots, None)
+        events, errors = pending.add_results(group, results)
         shared.events += events
         shared.errors += errors
 
     def _commit_atomic(self, item: _Item) -> None:
+        requests, _, _, target = item
         pending = self._pending
         shared = self._shared
         try:
-            results = self._store.append_batch(item.requests, atomic=True, **self._hook)
+            results = self._store.append_batch(requests, atomic=True, **self._hook)
         except AionError as error:
             pending.resolve()
             shared.batches += 1
-            shared.appends += len(item.requests)
-            shared.errors += len(item.requests)
-            pending.add(item.future, None, (type(error), error, error.__traceback__))
+            shared.appends += len(requests)
+            shared.errors += len(requests)
+            pending.add(target, None, (type(error), error, error.__traceback__))
             return
         except BaseException:
             pending.resolve()
@@ -304,19 +328,19 @@ class Recorder(pykka.ThreadingActor):
             return
         pending.resolve()
         shared.batches += 1
-        shared.appends += len(item.requests)
-        shared.max_batch = max(shared.max_batch, len(item.requests))
+        shared.appends += len(requests)
+        shared.max_batch = max(shared.max_batch, len(requests))
         for slot in results:
             if isinstance(slot, AionError):
                 shared.errors += 1
             else:
                 shared.events += len(slot)
-        pending.add(item.future, results, None)
+        pending.add(target, results, None)
 
     def _fail(self, items: list[_Item], exc_info: Any) -> None:
-        for item in items:
-            item.future.set_exception(exc_info)
-        self._shared.errors += sum(len(item.requests) for item in items)
+        for _, _, _, target in items:
+            _set_exception(target, exc_info)
+        self._shared.errors += sum(len(item[0]) for item in items)
         if not isinstance(exc_info[1], Exception):  # KeyboardInterrupt, SystemExit: let the actor die
             raise exc_info[1]
 
@@ -334,21 +358,6 @@ def _deliver(sink: CommitSink, batch: list[Committed]) -> None:
         sink(batch)
     except Exception:
         _log.exception("a recorder commit sink failed")
-
-
-class _SinkSlot:
-    """Where the outcome of one ``append_to`` goes: its sink and token. Committed outcomes are gathered per sink
-    by ``_Pending.resolve``; an append that fails outside a commit is delivered alone."""
-
-    __slots__ = ("sink", "token")
-
-    def __init__(self, sink: CommitSink, token: Any) -> None:
-        self.sink = sink
-        self.token = token
-
-    def set_exception(self, exc_info: Any) -> None:
-        """Deliver the error refusing this append."""
-        _deliver(self.sink, [(self.token, None, exc_info[1])])
 
 
 #: Guards the creation of an :class:`_AppendFuture`'s wait lock against its resolution (held for a few
@@ -461,7 +470,7 @@ class RecorderHandle:
         """
         events = tuple(events)
         request = _new_request(workflow_id, events, expected_head, _encode_bodies(events))
-        self._queue(_Item([request], False, True, _SinkSlot(sink, token)))
+        self._queue(([request], False, True, (sink, token)))
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False
@@ -478,7 +487,7 @@ class RecorderHandle:
         single: bool,
     ) -> pykka.Future[Any]:
         future = _AppendFuture()
-        self._queue(_Item(requests, atomic, single, future))
+        self._queue((requests, atomic, single, future))
         return future
 
     def _queue(self, item: _Item) -> None:
@@ -497,7 +506,7 @@ class RecorderHandle:
                 drained = shared.stopped
             if not drained:
                 # The actor died without running on_stop: nobody will drain the queue.
-                item.future.set_exception((RecorderStoppedError, RecorderStoppedError("the recorder died"), None))
+                _set_exception(item[3], (RecorderStoppedError, RecorderStoppedError("the recorder died"), None))
             # Otherwise it was queued before on_stop marked the recorder stopped: on_stop committed it.
 
     def stats(self) -> RecorderStats:
