@@ -32,8 +32,8 @@ versions (a field missing from the map takes its dataclass default) and refuses,
 :class:`~aion.errors.CorruptEventError`, anything it cannot decode exactly: bad bytes, an unknown type, a
 newer version, an unknown field, a missing required field or a field of the wrong type.
 
-Containers may nest at most :data:`MAX_PAYLOAD_DEPTH` levels deep. Encoding and decoding are thread-safe (no
-shared packer state).
+Containers may nest at most :data:`MAX_PAYLOAD_DEPTH` levels deep. Encoding and decoding are thread-safe (a
+packer is used by one thread at a time).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import importlib
 import operator
 import struct
 import sys
-import threading
 import types
 import typing
 import uuid
@@ -222,30 +221,25 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {kind}")  # unreachable after _valid
 
 
-class _Packers(threading.local):
-    """Each thread's idle packers. ``msgpack.packb`` builds (and mallocs a buffer for) a new ``Packer`` per
-    call, which costs more than packing a small value; a nested pack (an extension's content, from
-    :func:`_default`) takes another packer from the list, so a packer is never re-entered."""
-
-    def __init__(self) -> None:
-        self.idle: list[Any] = []
-
-
-_PACKERS: Final = _Packers()
+#: Idle packers, shared by all threads. ``msgpack.packb`` builds (and mallocs a buffer for) a new ``Packer`` per
+#: call, which costs more than packing a small value. A packer is taken with ``pop`` and given back with
+#: ``append`` (each atomic), so one packer is never used by two threads, and a nested pack (an extension's
+#: content, from :func:`_default`) takes another one, so a packer is never re-entered.
+_IDLE_PACKERS: Final[list[msgpack.Packer]] = []
 #: A packer whose output was bigger than this is dropped rather than kept idle with its grown buffer.
 _KEEP_PACKER_BYTES: Final = 64 * 1024
+#: What ``Packer.pack`` raises for a value it cannot write (a str over 4 GiB, ...).
+_PACK_ERRORS: Final = (ValueError, OverflowError, TypeError, RecursionError)
 
 
 def _packb(value: Any) -> bytes:
-    idle = _PACKERS.idle
-    packer = (
-        idle.pop()
-        if idle
-        else msgpack.Packer(default=_default, use_bin_type=True, strict_types=True, datetime=False, autoreset=True)
-    )
+    try:
+        packer = _IDLE_PACKERS.pop()
+    except IndexError:
+        packer = msgpack.Packer(default=_default, use_bin_type=True, strict_types=True, datetime=False, autoreset=True)
     data: bytes = packer.pack(value)  # on an error the packer is dropped (its buffer may hold a partial value)
     if len(data) <= _KEEP_PACKER_BYTES:
-        idle.append(packer)
+        _IDLE_PACKERS.append(packer)
     return data
 
 
@@ -266,7 +260,7 @@ def _pack_valid(value: Any, path: str) -> bytes:
     """Pack a value already found valid; what msgpack itself still refuses is a PayloadError too."""
     try:
         return _packb(value)
-    except (ValueError, OverflowError, TypeError, RecursionError) as error:  # a str over 4 GiB, ...
+    except _PACK_ERRORS as error:
         raise PayloadError(f"{path}: cannot serialise: {error}") from error
 
 
@@ -508,7 +502,7 @@ class _BodyLayout:
     """How one event type's body is encoded: the bytes before its fields (the map header counting the stamp
     fields too, then ``type`` and ``v``), the field names and a getter of their values in one call."""
 
-    __slots__ = ("names", "prefix", "size", "values")
+    __slots__ = ("names", "prefix", "size", "skip", "values")
 
     def __init__(self, cls: type[Event]) -> None:
         if EVENT_TYPES.get(cls.__name__) is not cls:
@@ -523,6 +517,8 @@ class _BodyLayout:
         # type, v, the fields, then seq and recorded_at (added by stamp_event).
         self.prefix = _map_header(len(self.names) + 4) + _packb("type") + _packb(cls.__name__)
         self.prefix += _packb("v") + _packb(cls.version)
+        #: The length of the map header of the fields alone, which the prefix replaces.
+        self.skip = len(_map_header(len(self.names)))
 
 
 _BODY_LAYOUTS: dict[type[Event], _BodyLayout] = {}
@@ -546,13 +542,27 @@ def encode_event_body(event: Event) -> bytes:
         del fields["seq"], fields["recorded_at"]
     else:
         fields = dict(zip(layout.names, layout.values(event)))  # noqa: B905 (equal by construction)
+    # The map's own keys are the field names: only the values need the walk. A dict of leaves (the usual
+    # payload) is walked here, which is what _valid(value, 1) would do, without the call.
     leaves = _LEAVES
-    for value in fields.values():  # the map's own keys are the field names: only the values need the walk
-        if type(value) not in leaves and not _valid(value, 1):
-            _check(fields, cls.__name__)  # raises PayloadError naming the path
-    data = _pack_valid(fields, cls.__name__)
-    # The fields' own map header (1 byte below 16 entries, else 3) gives way to the prefix.
-    return layout.prefix + data[1 if len(fields) < 16 else 3 :]
+    for value in fields.values():
+        kind = type(value)
+        if kind in leaves:
+            continue
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str or (type(item) not in leaves and not _valid(item, 2)):
+                    break
+            else:
+                continue
+        elif _valid(value, 1):
+            continue
+        _check(fields, cls.__name__)  # raises PayloadError naming the path
+    try:
+        data = _packb(fields)
+    except _PACK_ERRORS as error:
+        raise PayloadError(f"{cls.__name__}: cannot serialise: {error}") from error
+    return layout.prefix + data[layout.skip :]
 
 
 def stamp_event(body: bytes, seq: int, recorded_at: bytes) -> bytes:
