@@ -41,12 +41,19 @@ class TimerService:
             self._thread.join(timeout=5)
 
     def arm(self, fire_at: float, key: Hashable) -> None:
-        """Call back with ``key`` at ``fire_at`` (seconds since the epoch); re-arming moves the time."""
+        """Call back with ``key`` at ``fire_at`` (seconds since the epoch); re-arming moves the time.
+
+        The thread is woken only when ``fire_at`` becomes the earliest time in the heap: otherwise it already
+        waits for an earlier one, and looks at the heap again then.
+        """
         with self._condition:
             self._armed[key] = fire_at
             self._counter += 1
-            heapq.heappush(self._heap, (fire_at, self._counter, key))
-            self._condition.notify()
+            entry = (fire_at, self._counter, key)
+            heap = self._heap
+            heapq.heappush(heap, entry)
+            if heap[0] is entry:
+                self._condition.notify()
 
     def disarm(self, key: Hashable) -> None:
         """Forget ``key``; a no-op if it is not armed."""
