@@ -68,6 +68,7 @@ from aion._codec import encode_event_body
 from aion.errors import AionError, RecorderStoppedError
 from aion.events import Event
 from aion.store import AppendRequest, EventStore
+from supervisors import SimpleInbox
 
 __all__ = ["CommitSink", "Committed", "Recorder", "RecorderHandle", "RecorderStats", "start_recorder"]
 
@@ -222,7 +223,7 @@ class _Pending:
             _deliver(sink, batch)
 
 
-class Recorder(pykka.ThreadingActor):
+class Recorder(SimpleInbox, pykka.ThreadingActor):
     """The single-writer actor. Start it with ``Recorder.start(store)`` and talk to it through a
     :class:`RecorderHandle` (or use :func:`start_recorder`)."""
 

@@ -27,6 +27,7 @@ Example::
 
 from ._channel import Channel, ChannelClosedError, OwnerChannel
 from ._hub import SpawnError
+from ._inbox import SimpleInbox
 from ._reasons import Down, ExitReason, ExitSignal
 from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec, TargetError
 from ._supervisor import ChildInfo, StartError, Supervisor, SupervisorError
@@ -44,6 +45,7 @@ __all__ = [
     "OwnerChannel",
     "ProcessSpec",
     "Restart",
+    "SimpleInbox",
     "SpawnError",
     "StartError",
     "Strategy",

@@ -18,6 +18,7 @@ import pykka
 
 from ._channel import OwnerChannel
 from ._hub import Proc, SpareOwner
+from ._inbox import SimpleInbox
 from ._reasons import ExitReason
 from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec, target_ref
 from ._zygote import Zygote
@@ -126,7 +127,7 @@ def _process_stats(pid: int) -> dict[str, Any]:
         return {"alive": False, "memory_rss": None, "cpu_seconds": None}
 
 
-class _SupervisorActor(pykka.ThreadingActor):
+class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
     use_daemon_thread = True
 
     def __init__(
