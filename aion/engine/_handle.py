@@ -133,12 +133,20 @@ class WorkflowHandle:
         return history
 
     def _terminal_event(self, run_id: str) -> ev.Event | None:
-        info = self._engine.store.get_run(self.workflow_id)
+        """Run ``run_id``'s terminal event from the store, or ``None`` while it runs."""
+        store = self._engine.store
+        info = store.get_run(self.workflow_id)
         if info is None:
             raise WorkflowNotFoundError(self.workflow_id)
-        if info.run_id == run_id and info.is_running:
-            return None
-        last = self._engine.store.read_run(self.workflow_id, run_id)[-1]
+        if info.run_id == run_id:
+            if info.is_running:
+                return None
+            # The current run has closed: its terminal event is the workflow's last (only a new run's
+            # WorkflowStarted may follow it, which would make that run the current one). Read just that one.
+            last_only = store.read_history(self.workflow_id, after_seq=info.head_seq - 1, limit=1)
+            if last_only and last_only[0].terminal:
+                return last_only[0]
+        last = store.read_run(self.workflow_id, run_id)[-1]
         return last if last.terminal else None
 
 
