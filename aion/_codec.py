@@ -565,9 +565,20 @@ def encode_event_body(event: Event) -> bytes:
     return layout.prefix + data[layout.skip :]
 
 
+#: ``"seq"`` and its value, encoded, for the sequence numbers most histories stay below (a table rather than
+#: :func:`_uint_bytes` per event: this is on the writer's critical path).
+_SEQ_ENTRIES: Final = (
+    tuple(_SEQ_KEY + _FIXINTS[n] for n in range(128))
+    + tuple(_SEQ_KEY + _UINT[0].pack(0xCC, n) for n in range(128, 0x100))
+    + tuple(_SEQ_KEY + _UINT[1].pack(0xCD, n) for n in range(0x100, 0x1000))
+)
+
+
 def stamp_event(body: bytes, seq: int, recorded_at: bytes) -> bytes:
     """The bytes of :func:`encode_event` for the event whose body is ``body`` (from :func:`encode_event_body`)
     stamped with ``seq`` (a non-negative int below 2**64) and the time encoded by :func:`encode_time`."""
+    if type(seq) is int and 0 <= seq < 0x1000:
+        return b"".join((body, _SEQ_ENTRIES[seq], _RECORDED_AT_KEY, recorded_at))
     seq_bytes = _uint_bytes(seq)
     if seq_bytes is None:
         raise PayloadError(f"seq {seq!r} is not a non-negative int below 2**64")

@@ -73,6 +73,7 @@ from supervisors import SimpleInbox
 __all__ = ["CommitSink", "Committed", "Recorder", "RecorderHandle", "RecorderStats", "start_recorder"]
 
 _log = logging.getLogger(__name__)
+_new_object = object.__new__
 
 #: Most append requests committed in one write transaction.
 DEFAULT_MAX_BATCH: Final = 4096
@@ -261,11 +262,12 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
 
     def _drain(self) -> None:
         get = self._shared.queue.get_nowait
+        max_batch = self._max_batch
         try:
             while True:
                 items: list[_Item] = []
                 size = 0
-                while size < self._max_batch:
+                while size < max_batch:
                     try:
                         item = get()
                     except queue.Empty:
@@ -455,9 +457,7 @@ class RecorderHandle:
     ) -> pykka.Future[list[Event]]:
         """Queue an append; the future gives the stamped events once they are durable, or raises the error
         that refused them (``SequenceConflictError``, ``PayloadError``, ``InvalidArgumentError``, ...)."""
-        events = tuple(events)
-        request = _new_request(workflow_id, events, expected_head, _encode_bodies(events))
-        return self._submit([request], atomic=False, single=True)
+        return self._submit([_new_request(workflow_id, events, expected_head)], atomic=False, single=True)
 
     def append_to(
         self, sink: CommitSink, token: Any, workflow_id: str, events: Sequence[Event], expected_head: int
@@ -469,9 +469,7 @@ class RecorderHandle:
 
             handle.append_to(outcomes.extend, "order-1", "order-1", [signal], expected_head=4)
         """
-        events = tuple(events)
-        request = _new_request(workflow_id, events, expected_head, _encode_bodies(events))
-        self._queue(([request], False, True, (sink, token)))
+        self._queue(([_new_request(workflow_id, events, expected_head)], False, True, (sink, token)))
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False
@@ -526,33 +524,31 @@ class RecorderHandle:
         return bool(self.ref.is_alive())
 
 
-def _new_request(
-    workflow_id: str, events: tuple[Event, ...], expected_head: int, bodies: list[bytes | None]
-) -> AppendRequest:
-    """``AppendRequest(...)`` without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` a field):
-    this runs once per append, in the appending thread."""
-    request = object.__new__(AppendRequest)
-    fields = {"workflow_id": workflow_id, "events": events, "expected_head": expected_head, "bodies": bodies}
-    object.__setattr__(request, "__dict__", fields)
-    return request
-
-
-def _encode_bodies(events: Sequence[Any]) -> list[bytes | None]:
-    """Encode the events' bodies in the appending thread (see ``AppendRequest.bodies``). An event that does not
-    encode gets ``None``: the store then refuses it with the same error, at the same point, as without this."""
+def _new_request(workflow_id: str, events: Sequence[Event], expected_head: int) -> AppendRequest:
+    """``AppendRequest(workflow_id, tuple(events), expected_head, bodies)``, the bodies encoded here, in the
+    appending thread (see ``AppendRequest.bodies``). An event that does not encode gets ``None``: the store then
+    refuses it with the same error, at the same point, as without this. Built without the frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` a field): this runs once per append."""
+    events = tuple(events)
     bodies: list[bytes | None] = []
     for event in events:
         try:
             bodies.append(encode_event_body(event))
         except Exception:
             bodies.append(None)
-    return bodies
+    request = _new_object(AppendRequest)
+    fields = request.__dict__
+    fields["workflow_id"] = workflow_id
+    fields["events"] = events
+    fields["expected_head"] = expected_head
+    fields["bodies"] = bodies
+    return request
 
 
 def _with_bodies(request: AppendRequest) -> AppendRequest:
     if type(request) is not AppendRequest or request.bodies is not None or type(request.events) not in (list, tuple):
         return request  # the store validates (and refuses) anything odd itself
-    return AppendRequest(request.workflow_id, request.events, request.expected_head, _encode_bodies(request.events))
+    return _new_request(request.workflow_id, request.events, request.expected_head)
 
 
 def start_recorder(store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH) -> RecorderHandle:
