@@ -25,6 +25,7 @@ Example::
         zygote.stop()
 """
 
+from ._batch import Batch
 from ._channel import Channel, ChannelClosedError, OwnerChannel
 from ._hub import SpawnError
 from ._inbox import SimpleInbox
@@ -35,6 +36,7 @@ from ._zygote import Zygote, ZygoteError
 
 __all__ = [
     "ActorSpec",
+    "Batch",
     "Channel",
     "ChannelClosedError",
     "ChildInfo",

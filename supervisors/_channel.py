@@ -25,6 +25,8 @@ HEADER = struct.Struct("!IB")
 DATA, EXIT_INFO, REQUEST, SYSTEM = 0, 1, 2, 3
 MAX_FRAME = 1 << 30
 SOCKET_BUFFER = 1 << 20
+RECV_SIZE = 1 << 18
+"""How much the owner's end reads at most in one ``recv``."""
 
 
 class ChannelClosedError(EOFError):
@@ -251,7 +253,7 @@ class OwnerChannel:
     def recv_nowait(self) -> bytes | None:
         """Hub side: read what is available; b"" at EOF, None if nothing."""
         try:
-            return self._sock.recv(1 << 18, socket.MSG_DONTWAIT)
+            return self._sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError:

@@ -28,7 +28,19 @@ from typing import Any
 import msgpack
 
 from . import _fds
-from ._channel import DATA, EXIT_INFO, REQUEST, SYSTEM, FrameReader, OwnerChannel, make_pair, pack, unpack
+from ._batch import Round
+from ._channel import (
+    DATA,
+    EXIT_INFO,
+    RECV_SIZE,
+    REQUEST,
+    SYSTEM,
+    FrameReader,
+    OwnerChannel,
+    make_pair,
+    pack,
+    unpack,
+)
 from ._links import ChildMonitor, LinkTable
 from ._reasons import Down, ExitReason
 
@@ -110,6 +122,7 @@ class Hub:
         self._links = LinkTable()
         self._exited: dict[int, ExitReason] = {}
         self._calls: deque[Callable[[], None]] = deque()  # run by the hub thread, see _post
+        self._round = Round()  # hands over the callbacks' `Batch` items once per select() round
         self._closed = False
         self.spares_adopted = 0
         """Speculative restarts taken (statistics, for tests and benchmarks)."""
@@ -307,7 +320,7 @@ class Hub:
         if spare.held is not None:
             status, next_spare = spare.held
             spare.held = None
-            self._read_channel(spare)  # what it sent before dying
+            self._read_channel(spare, drain=True)  # what it sent before dying
             self._finish_exit(spare, status, next_spare)
         else:
             self._sel.register(spare.channel.fileno(), selectors.EVENT_READ, spare)
@@ -442,6 +455,7 @@ class Hub:
     # -- the thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._round.begin()
         try:
             while True:
                 for key, _ in self._sel.select():
@@ -457,9 +471,12 @@ class Hub:
                             return
                     else:
                         self._read_channel(data)
+                self._round.end()
         except Exception:
             logger.exception("supervisors hub crashed")
             self._zygote_gone()
+        finally:
+            self._round.close()
 
     def _run_calls(self) -> None:
         calls = self._calls
@@ -522,15 +539,21 @@ class Hub:
         proc.registered = True
         pending.done.set()
 
-    def _read_channel(self, proc: Proc) -> None:
+    def _read_channel(self, proc: Proc, *, drain: bool = False) -> None:
+        """Read and dispatch what ``proc`` sent. A read shorter than asked for emptied the socket: unless
+        ``drain`` (the process is gone, read up to EOF), stop there; the selector reports it again if more
+        arrives (one ``recv`` per wake-up instead of a second one that would only say "nothing")."""
+        channel = proc.channel
         while True:
-            data = proc.channel.recv_nowait()
+            data = channel.recv_nowait()
             if data is None:
                 break
             if not data:
                 self._unregister(proc)
                 break
             proc.reader.feed(data)
+            if len(data) < RECV_SIZE and not drain:
+                break
         self._dispatch(proc)
 
     def _unregister(self, proc: Proc) -> None:
@@ -616,8 +639,10 @@ class Hub:
             spare = None
         # Everything the child wrote before dying is in the socket buffer: drain it first.
         if proc.registered:
-            self._read_channel(proc)
+            self._read_channel(proc, drain=True)
             self._unregister(proc)
+        # What it (and any process this round) sent reaches the batches' consumers before its exit does.
+        self._round.end()
         reason = self._reason(proc, status)
         with self._lock:
             self._procs.pop(pid, None)

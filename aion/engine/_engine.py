@@ -53,12 +53,26 @@ def _sigkill(supervisor: sv.Supervisor | None, child_id: str) -> None:
             supervisor.kill_child(child_id)
 
 
+def _tell_each(items: list[tuple[pykka.ActorRef[EngineCore], Any]]) -> None:
+    """Tell each core its messages, in order; silent for a core that has stopped (engine shutdown)."""
+    for core, message in items:
+        with contextlib.suppress(pykka.ActorDeadError):
+            core.tell(message)
+
+
+#: The messages the supervisors' hub callbacks make for a core in one round of the hub's loop, told back to back
+#: at the end of the round (and before any exit is reported): the core is woken once per round rather than once
+#: per frame, and the hub's next recv no longer hands it the GIL between two frames.
+_HUB_ROUND: sv.Batch[tuple[pykka.ActorRef[EngineCore], Any]] = sv.Batch(_tell_each)
+
+
 def _teller(core: pykka.ActorRef[EngineCore], make: Callable[..., Any]) -> Callable[..., None]:
-    """A callback that tells the core ``make(*args)``; silent once the core has stopped (engine shutdown)."""
+    """A callback that tells the core ``make(*args)``: at the end of the hub's round when the hub calls it
+    (``on_start``, ``on_message``), at once from any other thread; silent once the core has stopped."""
+    add = _HUB_ROUND.add
 
     def tell(*args: Any) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            core.tell(make(*args))
+        add((core, make(*args)))
 
     return tell
 
@@ -402,9 +416,25 @@ class Engine:
             self._type_supervisors[workflow_type] = supervisor
         return supervisor
 
+    #: The core the workflow processes' callbacks tell, and those callbacks (on_start, on_message, on_exit,
+    #: on_give_up): made once per core, not once per process.
+    _workflow_tellers: tuple[pykka.ActorRef[EngineCore], tuple[Callable[..., None], ...]] | None = None
+
     def _workflow_spec(self, child_id: str, restart: sv.Restart, meta: dict[str, Any]) -> sv.ProcessSpec:
         core = self._require_core().actor_ref
-        workflow_id = child_id.split(":", 2)[2]
+        tellers = self._workflow_tellers
+        if tellers is None or tellers[0] is not core:
+            tellers = self._workflow_tellers = (
+                core,
+                (
+                    _teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),
+                    _teller(core, ProcessMessage),
+                    _teller(core, lambda cid, reason: ProcessDown(cid, str(reason))),
+                    _teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
+                ),
+            )
+        on_start, on_message, on_exit, on_give_up = tellers[1]
+        role, _, workflow_id = child_id.split(":", 2)
         return sv.ProcessSpec(
             id=child_id,
             target=run_workflow_host,
@@ -412,13 +442,13 @@ class Engine:
             recycle=True,
             restart=restart,
             shutdown_timeout=1.0,
-            on_start=_teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),
-            on_message=_teller(core, ProcessMessage),
-            on_exit=_teller(core, lambda cid, reason: ProcessDown(cid, str(reason))),
+            on_start=on_start,
+            on_message=on_message,
+            on_exit=on_exit,
             max_restarts=self._max_restarts,
             max_seconds=self._max_seconds,
-            on_give_up=_teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
-            meta={"workflow_id": workflow_id, "role": child_id.split(":", 1)[0], **meta},
+            on_give_up=on_give_up,
+            meta={"workflow_id": workflow_id, "role": role, **meta},
         )
 
     def _activity_supervisor_spec(self, core: pykka.ActorRef[EngineCore]) -> sv.SupervisorSpec:

@@ -99,6 +99,22 @@ def chatter(channel: sv.Channel, threads: int, count: int) -> None:
     channel.recv()
 
 
+def burst(channel: sv.Channel, count: int) -> None:
+    """Send "first"; on "go", send ``count`` numbered messages back to back and return (the process exits)."""
+    channel.send("first")
+    channel.recv()
+    for i in range(count):
+        channel.send(i)
+
+
+def send_and_exit(channel: sv.Channel, count: int) -> None:
+    """On "go", send ``count`` messages ``[pid, i]`` back to back, then exit at once (no goodbye)."""
+    channel.recv()
+    for i in range(count):
+        channel.send([os.getpid(), i])
+    os._exit(0)
+
+
 def recv_timeout(channel: sv.Channel) -> None:
     """Report how recv timeouts and poll behave."""
     try:
