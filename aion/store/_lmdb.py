@@ -94,6 +94,8 @@ _DB_NAMES: Final = (
 )
 
 _U64 = struct.Struct(">Q")
+#: ``\0`` and the seq (u64): what follows the workflow id in a history key, for the seqs most histories stay below.
+_KEY_SUFFIXES: Final = tuple(b"\x00" + _U64.pack(seq) for seq in range(0x1000))
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 _TIME_BIAS: Final = 2**63
@@ -456,7 +458,11 @@ class LmdbEventStore:
     def _write_history(self, txn: Any, history: list[tuple[str, int, bytes]], derived: list[Applied]) -> None:
         """Put every event of the batch in one call (``putmulti``), and what its appends derive."""
         pack = _U64.pack
-        items = [(workflow_id.encode() + b"\x00" + pack(seq), data) for workflow_id, seq, data in history]
+        suffixes = _KEY_SUFFIXES
+        items = [
+            (workflow_id.encode() + (suffixes[seq] if seq < 0x1000 else b"\x00" + pack(seq)), data)
+            for workflow_id, seq, data in history
+        ]
         for applied in derived:
             self._write_derived(txn, applied.workflow_id.encode() + b"\x00", applied)
         with txn.cursor(db=self._history) as cursor:
