@@ -322,7 +322,7 @@ class ZygoteServer:
             msg = unpack(data)
             op = msg[0]
             if op == "spawn":
-                self.spawn(msg[1], msg[2], msg[3], fds[0], arm=bool(msg[4]), recycle=bool(msg[5]))
+                self.spawn(msg[1], msg[2], msg[3], arm=bool(msg[4]), recycle=bool(msg[5]))
             elif op == "signal":
                 _, pid, signum, disarm, token = msg
                 if self.children.get(pid) == token:
@@ -338,63 +338,69 @@ class ZygoteServer:
             for fd in fds[1:]:
                 os.close(fd)
 
-    def spawn(self, req: int, ref: str, args: list[Any], fd: int, *, arm: bool, recycle: bool) -> None:
-        """Start ``ref(channel, *args)`` on the channel end ``fd``: hand-off to an idle host (a recycled one of
-        the same ``ref`` first), else fork."""
+    def spawn(self, req: int, ref: str, args: list[Any], *, arm: bool, recycle: bool) -> None:
+        """Start ``ref(channel, *args)``: hand-off to an idle host (a recycled one of the same ``ref`` first),
+        which runs it on the channel made with it, else fork with a new channel. The owner's end of the channel
+        goes to the engine with ``spawned`` (so the engine makes no socket pair on its way to a spawn)."""
         try:
             resolve_target(ref)
         except Exception as exc:
-            os.close(fd)
             self.send(["error", req, f"{type(exc).__name__}: {exc}"])
             return
         payload = pack([ref, args, recycle])
-        pid, control = self.hand_off(self.recycled.get(ref, {}), payload, fd, recycle)
+        pid, control, owner = self.hand_off(self.recycled.get(ref, {}), payload, recycle)
         if not pid:
-            pid, control = self.hand_off(self.idle, payload, fd, recycle)
+            pid, control, owner = self.hand_off(self.idle, payload, recycle)
         pooled = bool(pid)
         if not pid:
+            owner, child_end = make_pair()
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if recycle else (None, None)
             pid = os.fork()
             if pid == 0:
                 try:
                     self.become_child()
+                    owner.close()
                     if mine is not None:
                         mine.close()
-                    run_target(fd, ref, args, theirs)
+                    run_target(child_end.detach(), ref, args, theirs)
                 finally:
                     os._exit(70)
+            child_end.close()
             if theirs is not None:
                 theirs.close()
             control = mine
-        os.close(fd)
         token = next(self.tokens)
         self.children[pid] = token
         if control is not None:
             self.watch_recycler(pid, control, ref)
         if arm and len(payload) <= MAX_ARMED_PAYLOAD:  # sent to a pool host in one datagram
             self.armed[pid] = payload
-        self.send(["spawned", req, pid, pooled, token])
+        assert owner is not None
+        try:
+            self.send(["spawned", req, pid, pooled, token], [owner.fileno()])
+        finally:
+            owner.close()
 
     @staticmethod
     def hand_off(
-        hosts: dict[int, tuple[socket.socket, socket.socket]], payload: bytes, fd: int, recycle: bool
-    ) -> tuple[int, socket.socket | None]:
-        """Hand ``payload`` and the channel end ``fd`` to one of ``hosts``: its pid (0 if none took it) and, for
-        a recyclable child, its control socket (else closed)."""
+        hosts: dict[int, tuple[socket.socket, socket.socket]], payload: bytes, recycle: bool
+    ) -> tuple[int, socket.socket | None, socket.socket | None]:
+        """Hand ``payload`` to one of ``hosts``, which runs it on the channel made with it: its pid (0 if none
+        took it), for a recyclable child its control socket (else closed), and the owner's end of its channel."""
         while hosts:
             hpid = next(iter(hosts))
             hsock, hchan = hosts.pop(hpid)
-            hchan.close()
             try:
-                socket.send_fds(hsock, [payload], [fd])
+                hsock.send(payload)
             except OSError:
                 hsock.close()
+                hchan.close()
                 continue
             if recycle:
-                return hpid, hsock
+                return hpid, hsock, hchan
             hsock.close()
-            return hpid, None
-        return 0, None
+            return hpid, None, hchan
+        return 0, None, None
 
     def watch_recycler(self, pid: int, control: socket.socket, ref: str) -> None:
         """Listen on a recyclable child's control socket for its ``done``."""

@@ -37,7 +37,6 @@ from ._channel import (
     SYSTEM,
     FrameReader,
     OwnerChannel,
-    make_pair,
     pack,
     unpack,
 )
@@ -90,7 +89,6 @@ class SpareOwner:
 
 @dataclass(eq=False)
 class _Pending:
-    sock: socket.socket
     on_start: OnStart | None
     on_message: OnMessage | None
     on_exit: OnExit | None
@@ -203,22 +201,17 @@ class Hub:
             raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
         if not self._zygote_alive:
             raise SpawnError("the zygote is not running")
-        mine, theirs = make_pair()
-        _fds.register(mine.fileno())
-        pending = _Pending(mine, on_start, on_message, on_exit, trap_exit, owner)
+        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
+        pending = _Pending(on_start, on_message, on_exit, trap_exit, owner)
         req = next(self._reqs)
         with self._lock:
             self._pending[req] = pending
         try:
-            self.send_ctl(["spawn", req, ref, packed_args, arm, recycle], [theirs.fileno()])
+            self.send_ctl(["spawn", req, ref, packed_args, arm, recycle])
         except SpawnError:
             with self._lock:
                 self._pending.pop(req, None)
-            _fds.unregister(mine.fileno())
-            mine.close()
             raise
-        finally:
-            theirs.close()
         if not pending.done.wait(timeout):
             raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
         if pending.error is not None or pending.proc is None:
@@ -498,14 +491,12 @@ class Hub:
                 return False
             msg = unpack(data)
             op = msg[0]
-            if op == "spawned":
-                self._spawned(msg[1], msg[2], msg[4])
+            if op == "spawned" and len(fds) == 1:
+                self._spawned(msg[1], msg[2], msg[4], fds[0])
             elif op == "error":
                 with self._lock:
                     pending = self._pending.pop(msg[1], None)
                 if pending is not None:
-                    _fds.unregister(pending.sock.fileno())
-                    pending.sock.close()
                     pending.error = msg[2]
                     pending.done.set()
             elif op == "nursery":
@@ -517,12 +508,16 @@ class Hub:
                 for fd in fds:
                     os.close(fd)
 
-    def _spawned(self, req: int, pid: int, token: int) -> None:
+    def _spawned(self, req: int, pid: int, token: int, fd: int) -> None:
         with self._lock:
             pending = self._pending.pop(req, None)
         if pending is None:
+            os.close(fd)
             return
-        channel = OwnerChannel(pending.sock, pid)
+        os.set_inheritable(fd, False)  # as a socket pair made here would be
+        _fds.register(fd)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+        channel = OwnerChannel(sock, pid)
         proc = Proc(
             pid, channel, pending.on_message, pending.on_exit, pending.trap_exit, token=token, owner=pending.owner
         )
@@ -535,7 +530,7 @@ class Hub:
                 pending.on_start(pid, channel)
             except Exception:
                 logger.exception("on_start of process %d failed", pid)
-        self._sel.register(pending.sock, selectors.EVENT_READ, proc)
+        self._sel.register(sock, selectors.EVENT_READ, proc)
         proc.registered = True
         pending.done.set()
 
@@ -691,8 +686,6 @@ class Hub:
             self._pending.clear()
         self._run_calls()
         for pending in pendings:
-            _fds.unregister(pending.sock.fileno())
-            pending.sock.close()
             pending.error = "the zygote exited"
             pending.done.set()
         try:
