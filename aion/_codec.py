@@ -232,11 +232,15 @@ _KEEP_PACKER_BYTES: Final = 64 * 1024
 _PACK_ERRORS: Final = (ValueError, OverflowError, TypeError, RecursionError)
 
 
+def _new_packer() -> msgpack.Packer:
+    return msgpack.Packer(default=_default, use_bin_type=True, strict_types=True, datetime=False, autoreset=True)
+
+
 def _packb(value: Any) -> bytes:
     try:
         packer = _IDLE_PACKERS.pop()
     except IndexError:
-        packer = msgpack.Packer(default=_default, use_bin_type=True, strict_types=True, datetime=False, autoreset=True)
+        packer = _new_packer()
     data: bytes = packer.pack(value)  # on an error the packer is dropped (its buffer may hold a partial value)
     if len(data) <= _KEEP_PACKER_BYTES:
         _IDLE_PACKERS.append(packer)
@@ -558,10 +562,17 @@ def encode_event_body(event: Event) -> bytes:
         elif _valid(value, 1):
             continue
         _check(fields, cls.__name__)  # raises PayloadError naming the path
+    # What _packb does, inlined: this runs once per appended event.
     try:
-        data = _packb(fields)
+        packer = _IDLE_PACKERS.pop()
+    except IndexError:
+        packer = _new_packer()
+    try:
+        data: bytes = packer.pack(fields)
     except _PACK_ERRORS as error:
         raise PayloadError(f"{cls.__name__}: cannot serialise: {error}") from error
+    if len(data) <= _KEEP_PACKER_BYTES:
+        _IDLE_PACKERS.append(packer)
     return layout.prefix + data[layout.skip :]
 
 

@@ -53,6 +53,8 @@ MAX_NAME_BYTES = 200
 DEFAULT_MAX_EVENT_BYTES = 2 * DEFAULT_PAYLOAD_LIMIT
 
 _ACTIVITY_EVENTS = (ActivityStarted, ActivityCompleted, ActivityCancelled, ActivityFailed)
+#: ``WorkflowStatus.RUNNING``: a module constant is a much cheaper load than an enum member on the hot path.
+_RUNNING: Final = WorkflowStatus.RUNNING
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,7 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
     bodies = request.bodies
     if (
         current is None
-        or current.status is not WorkflowStatus.RUNNING
+        or current.status is not _RUNNING
         or type(events) is not tuple
         or len(events) != 1
         or bodies is None
@@ -337,10 +339,10 @@ def apply_request(
             ordinary = _ORDINARY[kind] = _is_ordinary(kind)
             _FAST[kind] = ordinary and _plain(kind)
         if ordinary:  # the usual event: it only needs a running run
-            if run is None or run.status is not WorkflowStatus.RUNNING:
+            if run is None or run.status is not _RUNNING:
                 _refuse_without_running_run(workflow_id, run, event)
         elif isinstance(event, WorkflowStarted):
-            if run is not None and run.status is WorkflowStatus.RUNNING:
+            if run is not None and run.status is _RUNNING:
                 raise WorkflowAlreadyStartedError(workflow_id, run.run_id)
             check_name(event.workflow_type, "workflow type")
             validate_run_id(event.run_id)
@@ -370,7 +372,7 @@ def apply_request(
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, deadline))
             elif event.execution_timeout is not None:
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, now + timedelta(seconds=event.execution_timeout)))
-        elif run is None or run.status is not WorkflowStatus.RUNNING:
+        elif run is None or run.status is not _RUNNING:
             _refuse_without_running_run(workflow_id, run, event)
         elif event.terminal:
             run = evolve(run, status=TERMINAL_STATUS[event.type], close_time=now)
