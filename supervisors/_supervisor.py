@@ -58,6 +58,14 @@ class _ChildExit:
     spare: Proc | None = None  # a replacement the zygote already started (speculative restart)
 
 
+@dataclass(frozen=True, slots=True)
+class _StartNowait:
+    """`Supervisor.start_child_nowait`, told rather than called through a proxy (no future nobody reads)."""
+
+    spec: ProcessSpec
+    on_error: Callable[[str, BaseException], None] | None
+
+
 @dataclass(eq=False)
 class _Child:
     spec: ChildSpec
@@ -345,6 +353,9 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _ChildExit):
             self._child_exited(message)
+            return None
+        if isinstance(message, _StartNowait):
+            self.start_child_nowait(message.spec, message.on_error)
             return None
         return super().on_receive(message)
 
@@ -706,7 +717,8 @@ class Supervisor:
         called (from the supervisor's thread), else the failure is logged. For callers, like an engine's event
         loop, that must never block on a fork.
         """
-        self._actor().start_child_nowait(spec, on_error)
+        with contextlib.suppress(pykka.ActorDeadError):  # as a proxy call's future would have held it
+            self.actor_ref.tell(_StartNowait(spec, on_error))
 
     def terminate_child(self, child_id: str, kill: bool = False) -> ExitReason | None:
         """Stop a child: graceful (``SIGTERM``, ``shutdown_timeout``, then ``SIGKILL``) or ``kill`` at once.
