@@ -609,6 +609,15 @@ def test_stamped_event_map_layout() -> None:
     assert record["seq"] == 300
 
 
+@pytest.mark.parametrize("seq", [0, 1, 127, 128, 255, 256, 4095, 4096, 65535, 65536, 2**32, 2**64 - 1])
+def test_stamped_seq_is_msgpacks_shortest_form(seq: int) -> None:
+    event = TimerFired(workflow_id="w", timer_id=1)
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    encoded = stamp_event(encode_event_body(event), seq, encode_time(when))
+    assert encoded == encode_event(dataclasses.replace(event, seq=seq, recorded_at=when))
+    assert msgpack.packb("seq") + msgpack.packb(seq) in encoded
+
+
 @pytest.mark.parametrize("seq", [-1, 2**64, True, 1.0, object()])
 def test_odd_stamps_fall_back_to_the_checked_map(seq: Any) -> None:
     event = TimerFired(workflow_id="w", seq=seq, timer_id=1)

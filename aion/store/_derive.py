@@ -1,8 +1,9 @@
 """Validation, stamping and derived state of one append: shared by every store implementation.
 
-Both stores call :func:`apply_request` with the workflow's current run record and apply what it returns (the
-stamped and encoded events, the new run record, the timer-row operations, the new runs to index) inside their
-write transaction. Keeping the derivation pure and in one place is what makes the two implementations agree.
+Both stores call :func:`plan_batch`, which validates each append against the workflow's current run record
+(:func:`apply_request`, or its fast path for the usual append), and apply what it returns (the stamped and encoded
+events as history rows, the run records, the timer-row operations, the new runs to index) inside their write
+transaction. Keeping the derivation pure and in one place is what makes the two implementations agree.
 """
 
 from __future__ import annotations

@@ -144,3 +144,14 @@ def test_lmdb_hook_runs_once_across_a_map_resize(tmp_path: Path) -> None:
         assert store.head("a") == 11
     finally:
         store.close()
+
+
+def test_history_keys_past_the_seq_tables(store: EventStore) -> None:
+    events = [started("a"), *(signal("a", n) for n in range(4099))]
+    stamped = store.append_batch([AppendRequest("a", events, 0)])[0]
+    assert isinstance(stamped, list)
+    store.append("a", [signal("a")], 4100)
+    history = store.read_history("a", after_seq=4090)
+    assert [event.seq for event in history] == list(range(4091, 4102))
+    assert store.head("a") == 4101
+    assert [event.name for event in history if isinstance(event, SignalReceived)][-1] == "s0"
