@@ -506,14 +506,14 @@ class _BodyLayout:
     """How one event type's body is encoded: the bytes before its fields (the map header counting the stamp
     fields too, then ``type`` and ``v``), the field names and a getter of their values in one call."""
 
-    __slots__ = ("names", "prefix", "size", "skip", "values")
+    __slots__ = ("count", "names", "prefix", "skip", "values")
 
     def __init__(self, cls: type[Event]) -> None:
         if EVENT_TYPES.get(cls.__name__) is not cls:
             raise PayloadError(f"{cls.__name__}: not a registered event type")
         self.names = tuple(spec.name for spec in _specs(cls) if spec.name not in _STAMP_FIELDS)
-        #: How many fields an instance holds, the stamp's included.
-        self.size = len(self.names) + len(_STAMP_FIELDS)
+        #: How many fields the body holds (the stamp's excluded).
+        self.count = len(self.names)
         getter = operator.attrgetter(*self.names)
         self.values: Callable[[Event], tuple[Any, ...]] = (
             getter if len(self.names) > 1 else lambda event: (getter(event),)
@@ -540,11 +540,13 @@ def encode_event_body(event: Event) -> bytes:
         layout = _BODY_LAYOUTS[cls] = _BodyLayout(cls)
     # The fields but the stamp, in field order: a copy of the instance's __dict__ less the two stamp fields when
     # that is what it holds (a frozen dataclass's __init__ sets every field, in order), else field by field.
-    fields = getattr(event, "__dict__", None)
-    if fields is not None and len(fields) == layout.size and "seq" in fields and "recorded_at" in fields:
-        fields = fields.copy()
+    fields: dict[str, Any] | None
+    try:
+        fields = event.__dict__.copy()
         del fields["seq"], fields["recorded_at"]
-    else:
+    except (AttributeError, KeyError):  # no __dict__ (slots), or no stamp in it
+        fields = None
+    if fields is None or len(fields) != layout.count:
         fields = dict(zip(layout.names, layout.values(event)))  # noqa: B905 (equal by construction)
     # The map's own keys are the field names: only the values need the walk. A dict of leaves (the usual
     # payload) is walked here, which is what _valid(value, 1) would do, without the call.
@@ -576,20 +578,25 @@ def encode_event_body(event: Event) -> bytes:
     return layout.prefix + data[layout.skip :]
 
 
-#: ``"seq"`` and its value, encoded, for the sequence numbers most histories stay below (a table rather than
+#: How many sequence numbers :data:`_SEQ_ENTRIES` has room for: most histories stay below.
+_SEQ_TABLE_SIZE: Final = 0x1000
+#: ``"seq"`` and its value, encoded, by sequence number, filled as they are first stamped (a table rather than
 #: :func:`_uint_bytes` per event: this is on the writer's critical path).
-_SEQ_ENTRIES: Final = (
-    tuple(_SEQ_KEY + _FIXINTS[n] for n in range(128))
-    + tuple(_SEQ_KEY + _UINT[0].pack(0xCC, n) for n in range(128, 0x100))
-    + tuple(_SEQ_KEY + _UINT[1].pack(0xCD, n) for n in range(0x100, 0x1000))
-)
+_SEQ_ENTRIES: Final[list[bytes | None]] = [None] * _SEQ_TABLE_SIZE
+
+
+def _seq_entry(seq: int) -> bytes:
+    """``"seq"`` and ``seq`` (``0 <= seq < _SEQ_TABLE_SIZE``, at most 2**16) encoded, kept in the table."""
+    value = _FIXINTS[seq] if seq < 128 else _UINT[0].pack(0xCC, seq) if seq < 0x100 else _UINT[1].pack(0xCD, seq)
+    entry = _SEQ_ENTRIES[seq] = _SEQ_KEY + value
+    return entry
 
 
 def stamp_event(body: bytes, seq: int, recorded_at: bytes) -> bytes:
     """The bytes of :func:`encode_event` for the event whose body is ``body`` (from :func:`encode_event_body`)
     stamped with ``seq`` (a non-negative int below 2**64) and the time encoded by :func:`encode_time`."""
-    if type(seq) is int and 0 <= seq < 0x1000:
-        return b"".join((body, _SEQ_ENTRIES[seq], _RECORDED_AT_KEY, recorded_at))
+    if type(seq) is int and 0 <= seq < _SEQ_TABLE_SIZE:
+        return b"".join((body, _SEQ_ENTRIES[seq] or _seq_entry(seq), _RECORDED_AT_KEY, recorded_at))
     seq_bytes = _uint_bytes(seq)
     if seq_bytes is None:
         raise PayloadError(f"seq {seq!r} is not a non-negative int below 2**64")

@@ -94,8 +94,19 @@ _DB_NAMES: Final = (
 )
 
 _U64 = struct.Struct(">Q")
-#: ``\0`` and the seq (u64): what follows the workflow id in a history key, for the seqs most histories stay below.
-_KEY_SUFFIXES: Final = tuple(b"\x00" + _U64.pack(seq) for seq in range(0x1000))
+#: How many seqs :data:`_KEY_SUFFIXES` has room for: most histories stay below.
+_KEY_TABLE_SIZE: Final = 0x1000
+#: ``\0`` and the seq (u64), what follows the workflow id in a history key, by seq: filled as they are first
+#: written (a table rather than a ``pack`` and a concatenation per event on the writer's critical path).
+_KEY_SUFFIXES: Final[list[bytes | None]] = [None] * _KEY_TABLE_SIZE
+
+
+def _key_suffix(seq: int) -> bytes:
+    """``\\0`` and ``seq`` packed, kept in the table (``0 <= seq < _KEY_TABLE_SIZE``)."""
+    suffix = _KEY_SUFFIXES[seq] = b"\x00" + _U64.pack(seq)
+    return suffix
+
+
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 _TIME_BIAS: Final = 2**63
@@ -460,7 +471,11 @@ class LmdbEventStore:
         pack = _U64.pack
         suffixes = _KEY_SUFFIXES
         items = [
-            (workflow_id.encode() + (suffixes[seq] if seq < 0x1000 else b"\x00" + pack(seq)), data)
+            (
+                workflow_id.encode()
+                + ((suffixes[seq] or _key_suffix(seq)) if seq < _KEY_TABLE_SIZE else b"\x00" + pack(seq)),
+                data,
+            )
             for workflow_id, seq, data in history
         ]
         for applied in derived:
