@@ -42,6 +42,7 @@ from aion.engine._messages import (
 )
 from aion.engine._registry import Registry
 from aion.engine._relations import Relations
+from aion.engine._residency import Residency
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run, next_query_id
 from aion.engine._timers import TimerService
 from aion.errors import (
@@ -111,6 +112,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         closures: Closures,
         *,
         cancel_grace: float = 5.0,
+        max_resident: int = 256,
     ) -> None:
         super().__init__()
         self._store = store
@@ -128,6 +130,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         #: Requests that reached a workflow while its run was continuing as new, for the successor run.
         self._after_continue: dict[str, list[Callable[[Run], None]]] = {}
         self._sink = self._commit_sink()
+        self._residency = Residency(max_resident, self._spawn_process, self._evict_process)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -175,7 +178,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         for timer_id, fire_at in run.timers.items():
             self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
         self._activities.recover(run, history)
-        self._begin(run, spawn=True)
+        self._begin(run, spawn=True, resumed=True)
         for ref in list(run.children.values()):
             self._repair_child(run, ref)
         for pending in list(run.signals_out.values()):
@@ -277,6 +280,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
                 self._send(run, message)
             else:
                 run.waiting_queries.append((query_id, message))
+                self._residency.want(run, started=True)
             return reply
         info = self._store.get_run(workflow_id)
         if info is None:
@@ -284,6 +288,16 @@ class EngineCore(Relations, pykka.ThreadingActor):
         self._one_off_queries[query_id] = (workflow_id, message, reply)
         self._processes.start_query_process(info.workflow_type, query_child_id(query_id, workflow_id))
         return reply
+
+    def residency(self) -> dict[str, int]:
+        """Runs holding a process, runs waiting for one, evictions so far, and the bound."""
+        slots = self._residency
+        return {
+            "resident": slots.resident,
+            "waiting": slots.waiting,
+            "evictions": slots.evictions,
+            "max_resident": slots.max_resident,
+        }
 
     # -- starting, ending and closing runs ------------------------------------------------------------------
 
@@ -343,14 +357,28 @@ class EngineCore(Relations, pykka.ThreadingActor):
         self._runs[run.workflow_id] = run
         self._closures.opened(run.workflow_id, run.run_id)
 
-    def _begin(self, run: Run, *, spawn: bool) -> None:
-        """A run's ``WorkflowStarted`` is durable: arm its timeouts and start its process."""
+    def _begin(self, run: Run, *, spawn: bool, resumed: bool = False) -> None:
+        """A run's ``WorkflowStarted`` is durable: arm its timeouts and give it a process (now, or when a slot
+        frees: see :mod:`aion.engine._residency`). ``resumed``: the run had started before (engine recovery,
+        continue-as-new), so it goes ahead of new runs."""
         for kind, at in run.deadlines():
             self._timers.arm(at, (kind, run.workflow_id, run.run_id))
         if spawn:
-            parent = run.parent
-            meta = {"parent_workflow_id": parent[0]} if parent else {}
-            self._processes.start_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id), meta)
+            self._residency.want(run, started=resumed)
+
+    def _spawn_process(self, run: Run) -> None:
+        """Start the process of a run that was given a slot."""
+        parent = run.parent
+        meta = {"parent_workflow_id": parent[0]} if parent else {}
+        self._processes.start_run_process(run.workflow_type, run_child_id(run.process_token, run.workflow_id), meta)
+
+    def _evict_process(self, run: Run) -> None:
+        """Tell a parked run's process to stop (it is then kept for another run); the run's state is its history,
+        and anything that arrives for it gives it a process again, which replays."""
+        channel, run.channel = run.channel, None
+        run.residency += 1
+        with contextlib.suppress(ChannelClosedError):
+            channel.send({"t": protocol.STOP})
 
     def _end_run(self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None = None) -> bool:
         """Close a run from outside its code (terminate, timeout): record ``terminal``, kill its process and
@@ -359,7 +387,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
             return False
         run.closing = True
         self._append(run, [terminal], reply=reply)
-        self._processes.terminate_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id))
+        self._processes.terminate_run_process(run.workflow_type, run_child_id(run.process_token, run.workflow_id))
         self._activities.forget(run)
         return True
 
@@ -384,6 +412,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         for kind, _ in run.deadlines():
             self._timers.disarm((kind, run.workflow_id, run.run_id))
         self._activities.forget(run)
+        self._residency.release(run)
         for query in run.queries.values():
             query.set_exception((QueryError, QueryError("the run closed before answering"), None))
         if self._runs.get(run.workflow_id) is run:
@@ -513,11 +542,18 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self._forward(run, event)
 
     def _forward(self, run: Run, event: ev.Event) -> None:
-        """Deliver a recorded event to the run's process unless it has seen it already."""
-        if run.channel is None or event.seq <= run.delivered:
+        """Deliver a recorded event to the run's process unless it has seen it already; an arrival for a run
+        without a process (evicted) gives it one, which is sent the whole history."""
+        if run.channel is None:
+            if is_arrival(event) and not run.closing and not self._residency.is_resident(run):
+                self._residency.want(run, started=True)
+            return
+        if event.seq <= run.delivered:
             return
         run.delivered = event.seq
         if is_arrival(event):
+            run.sent = event.seq
+            self._residency.touch(run)
             self._send(run, protocol.event_message(event))
 
     def _resync(self, run: Run) -> None:
@@ -527,14 +563,14 @@ class EngineCore(Relations, pykka.ThreadingActor):
         run.head, run.issued, run.activities, run.closing = fresh.head, fresh.issued, fresh.activities, fresh.closing
         if run.closing:
             self._close(run, history[-1])
-        self._processes.stop_run_process(run.workflow_type, run_child_id(run.run_id, run.workflow_id))
+        self._processes.stop_run_process(run.workflow_type, run_child_id(run.process_token, run.workflow_id))
 
     # -- workflow processes ---------------------------------------------------------------------------------
 
     def _run_of_child(self, child_id: str) -> Run | None:
         kind, token, workflow_id = parse_child_id(child_id)
         run = self._runs.get(workflow_id)
-        if kind != "run" or run is None or run.run_id != token:
+        if kind != "run" or run is None or run.process_token != token:
             return None
         return run
 
@@ -554,7 +590,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
             return
         history = self._store.read_run(workflow_id)
         run.channel = channel
-        run.delivered = history[-1].seq
+        run.delivered = run.sent = history[-1].seq
+        run.acked = 0
         self._send(run, protocol.run_message(history))
         for _, message in run.waiting_queries:
             self._send(run, message)
@@ -580,8 +617,11 @@ class EngineCore(Relations, pykka.ThreadingActor):
         if run is None:
             return
         if kind == protocol.COMMANDS:
+            self._residency.touch(run)
+            run.acked = max(run.acked, message["at"])
             for command in protocol.decode_commands(message):
                 self._on_command(run, command)
+            self._residency.settled(run)
         elif kind == protocol.ANSWER:
             reply = run.queries.pop(message["id"], None)
             if reply is not None:
@@ -734,7 +774,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
             assert isinstance(opened, ev.WorkflowStarted)
             successor = Run(run.workflow_id, new_run_id_, workflow_type, head=opened.seq, started=opened)
             self._drive(successor)
-            self._begin(successor, spawn=True)
+            self._begin(successor, spawn=True, resumed=True)
             for action in self._after_continue.pop(run.workflow_id, []):
                 action(successor)
 

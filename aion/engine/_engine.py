@@ -45,6 +45,9 @@ from aion.store import EventStore, RunInfo, open_store
 
 log = logging.getLogger(__name__)
 
+#: Runs holding a workflow process at once, by default (``Engine(max_resident=...)``).
+DEFAULT_MAX_RESIDENT = 256
+
 
 def _sigkill(supervisor: sv.Supervisor | None, child_id: str) -> None:
     """SIGKILL ``supervisor``'s child ``child_id`` if it runs; the supervisor then applies its restart policy."""
@@ -89,7 +92,9 @@ class Engine:
     activities must be decorated with ``@workflow.defn`` / ``@activity.defn``.
 
     Options: ``activity_workers`` (default: the number of CPUs), ``warm_pool`` (idle forked hosts kept ready),
-    ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails).
+    ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
+    ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child
+    or a distant timer are evicted, and new runs wait their turn: see docs/architecture.md, "Residency").
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class Engine:
         max_restarts: int = 5,
         max_seconds: float = 60.0,
         activity_cancel_grace: float = 5.0,
+        max_resident: int = DEFAULT_MAX_RESIDENT,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.registry = Registry.build(workflows, activities)
@@ -111,6 +117,9 @@ class Engine:
             raise InvalidArgumentError(f"activity_workers must be at least 1, got {workers}")
         if max_restarts < 0 or max_seconds <= 0:
             raise InvalidArgumentError("max_restarts must be >= 0 and max_seconds > 0")
+        if isinstance(max_resident, bool) or not isinstance(max_resident, int) or max_resident < 1:
+            raise InvalidArgumentError(f"max_resident must be an int of at least 1, got {max_resident!r}")
+        self._max_resident = max_resident
         self._activity_workers = workers
         self._warm_pool = warm_pool
         self._max_restarts = max_restarts
@@ -157,7 +166,13 @@ class Engine:
                 self._recorder = start_recorder(self._store)
                 self.closures.reset()
                 core_ref = EngineCore.start(
-                    self._store, self._recorder, self.registry, self, self.closures, cancel_grace=self._cancel_grace
+                    self._store,
+                    self._recorder,
+                    self.registry,
+                    self,
+                    self.closures,
+                    cancel_grace=self._cancel_grace,
+                    max_resident=self._max_resident,
                 )
                 self._core = core_ref.proxy()
                 self._root = sv.Supervisor.start(
@@ -338,6 +353,11 @@ class Engine:
             raise EngineNotRunningError("the engine is not running")
         tree: dict[str, Any] = self._root.tree()
         return tree
+
+    def residency(self) -> dict[str, int]:
+        """How many runs hold a workflow process (``resident``), wait for one (``waiting``), how many were
+        evicted since the engine started (``evictions``), and the bound (``max_resident``)."""
+        return self._require_core().residency().get()  # type: ignore[no-any-return]
 
     def workflow_pid(self, workflow_id: str) -> int | None:
         """The pid of the live process hosting ``workflow_id``'s run, or ``None`` if it has none right now

@@ -77,9 +77,11 @@ _COMMAND_FIELDS: Final = {
 }
 
 
-def commands_message(commands: Sequence[Command]) -> dict[str, Any]:
+def commands_message(commands: Sequence[Command], at: int = 0) -> dict[str, Any]:
     """Commands a workflow host issued in one activation: for each, its type's name and its field values (in
-    field order) encoded by the payload codec, which the values need (they are the workflow's values)."""
+    field order) encoded by the payload codec, which the values need (they are the workflow's values). ``at``
+    is the sequence number of the last event the activation applied: the workflow code is then blocked,
+    waiting for something after it (sent even with no commands, so the engine knows the run is parked)."""
     encoded = [
         [
             type(command).__name__,
@@ -87,7 +89,7 @@ def commands_message(commands: Sequence[Command]) -> dict[str, Any]:
         ]
         for command in commands
     ]
-    return {"t": COMMANDS, "commands": encoded}
+    return {"t": COMMANDS, "commands": encoded, "at": at}
 
 
 def decode_commands(message: dict[str, Any]) -> list[Command]:

@@ -93,6 +93,12 @@ class Run:
     delivered: int = 0
     queries: dict[int, pykka.Future[Any]] = field(default_factory=dict)
     waiting_queries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    #: The last sequence number sent to its process to apply (the end of its history, then each arrival), and
+    #: the last one it has applied and reported on: when they are equal, its code is blocked.
+    sent: int = 0
+    acked: int = 0
+    #: How many times the run was evicted: each process it gets has its own token (`process_token`).
+    residency: int = 0
 
     @classmethod
     def from_history(cls, history: Sequence[ev.Event]) -> Run:
@@ -152,6 +158,12 @@ class Run:
             if event.terminal:
                 run.closing = True
         return run
+
+    @property
+    def process_token(self) -> str:
+        """What names the run's current process among its supervisor's children (see ``run_child_id``): the
+        run id, then a suffix per eviction, so nothing from a process it was evicted from is taken as its own."""
+        return self.run_id if not self.residency else f"{self.run_id}.{self.residency}"
 
     @property
     def parent(self) -> tuple[str, str] | None:

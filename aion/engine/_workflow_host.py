@@ -56,8 +56,8 @@ def _serve(channel: Channel) -> None:
         return
     if once:
         closed = True
-    elif not closed and commands:
-        channel.send(protocol.commands_message(commands))
+    elif not closed:
+        channel.send(protocol.commands_message(commands, history[-1].seq))
         if _closing(runtime):
             return  # the run's closing command is sent: nothing is left for this process to do
     while True:
@@ -66,13 +66,13 @@ def _serve(channel: Channel) -> None:
         if kind == protocol.EVENT:
             if closed:
                 continue
+            event = decode_event(message["event"])
             try:
-                commands = runtime.apply(decode_event(message["event"]))
+                commands = runtime.apply(event)
             except NonDeterminismError as error:
                 channel.send(protocol.failure_message(protocol.DIVERGED, failure_from_exception(error)))
                 return
-            if commands:
-                channel.send(protocol.commands_message(commands))
+            channel.send(protocol.commands_message(commands, event.seq))
             if _closing(runtime):
                 return
         elif kind == protocol.QUERY:

@@ -1,0 +1,125 @@
+"""Residency: which runs have a workflow process now, and which wait for one (the brief's section 8).
+
+At most ``max_resident`` runs hold a process at once. A run that needs one beyond that either takes the place of
+a *parked* run, which is evicted (its process is told to stop and its state is its history), or waits in line.
+A parked run is one whose process is up and has reported on everything it was sent (its code is blocked), and
+that waits only on what may take long: a signal, a child, a timer not due within `TIMER_HORIZON` seconds. A run
+with an activity in flight, a query unanswered or a timer about to fire keeps its process: it will move on soon
+by itself, and evicting it would only make it replay.
+
+Runs that already started (an arrival for an evicted run, a restart after recovery) get a process before runs
+that have not started yet, so the work in flight is finished before new work is taken on. A slot is a run's from
+the moment it is given a process until it closes or is evicted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from aion.engine._runs import Run
+
+#: A run whose next timer fires within this many seconds is not evicted.
+TIMER_HORIZON = 1.0
+#: How many of the least recently active runs are looked at for one eviction.
+EVICTION_SCAN = 64
+
+
+class Residency:
+    """Hands out process slots to runs: ``spawn(run)`` starts a run's process, ``evict(run)`` stops one."""
+
+    def __init__(self, max_resident: int, spawn: Callable[[Run], None], evict: Callable[[Run], None]) -> None:
+        self.max_resident = max_resident
+        self._spawn = spawn
+        self._evict = evict
+        #: Runs holding a slot, least recently active first.
+        self._resident: OrderedDict[str, Run] = OrderedDict()
+        #: Runs waiting for a slot: those that had started first, then new runs, each in arrival order.
+        self._resuming: OrderedDict[str, Run] = OrderedDict()
+        self._starting: OrderedDict[str, Run] = OrderedDict()
+        self.evictions = 0
+        """How many runs were evicted (statistics)."""
+
+    @property
+    def resident(self) -> int:
+        """How many runs hold a slot."""
+        return len(self._resident)
+
+    @property
+    def waiting(self) -> int:
+        """How many runs wait for a slot."""
+        return len(self._resuming) + len(self._starting)
+
+    def is_resident(self, run: Run) -> bool:
+        """Whether ``run`` holds a slot (its process may still be starting)."""
+        return self._resident.get(run.workflow_id) is run
+
+    def want(self, run: Run, *, started: bool) -> None:
+        """``run`` needs a process: give it a slot now, by evicting a parked run if need be, or queue it.
+        ``started``: the run has run before (it resumes), so it goes ahead of new runs."""
+        workflow_id = run.workflow_id
+        if self.is_resident(run) or workflow_id in self._resuming or workflow_id in self._starting:
+            return
+        if len(self._resident) >= self.max_resident and not self._evict_one():
+            (self._resuming if started else self._starting)[workflow_id] = run
+            return
+        self._give(run)
+
+    def touch(self, run: Run) -> None:
+        """``run`` was just active: it is the last one to be evicted."""
+        if run.workflow_id in self._resident:
+            self._resident.move_to_end(run.workflow_id)
+
+    def settled(self, run: Run) -> None:
+        """``run`` reported on what it was sent: if it is now parked and runs wait for a slot, it makes room."""
+        if self.waiting and self.is_resident(run) and _parked(run, time.time()):
+            del self._resident[run.workflow_id]
+            self.evictions += 1
+            self._evict(run)
+            self._admit()
+
+    def release(self, run: Run) -> None:
+        """``run`` needs no process any more (it closed, or was evicted): its slot goes to the next in line."""
+        workflow_id = run.workflow_id
+        self._resuming.pop(workflow_id, None)
+        self._starting.pop(workflow_id, None)
+        if self._resident.get(workflow_id) is run:
+            del self._resident[workflow_id]
+            self._admit()
+
+    def _give(self, run: Run) -> None:
+        self._resident[run.workflow_id] = run
+        self._spawn(run)
+
+    def _admit(self) -> None:
+        while len(self._resident) < self.max_resident and (self._resuming or self._starting):
+            queue = self._resuming or self._starting
+            _, run = queue.popitem(last=False)
+            self._give(run)
+
+    def _evict_one(self) -> bool:
+        """Evict the least recently active parked run; False if none of the oldest is parked."""
+        now = time.time()
+        for scanned, run in enumerate(self._resident.values()):
+            if scanned >= EVICTION_SCAN:
+                break
+            if _parked(run, now):
+                del self._resident[run.workflow_id]
+                self.evictions += 1
+                self._evict(run)
+                return True
+        return False
+
+
+def _parked(run: Run, now: float) -> bool:
+    """Whether ``run`` waits only on what may take long (see the module), with its process up."""
+    return (
+        run.channel is not None
+        and run.acked >= run.sent
+        and not run.closing
+        and not run.activities
+        and not run.queries
+        and not run.waiting_queries
+        and all(fire_at - now > TIMER_HORIZON for fire_at in run.timers.values())
+    )

@@ -1,0 +1,42 @@
+"""Workflows for the residency tests: runs that park (a signal, a distant timer) and one held by an activity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aion import workflow
+from tests.engine import flows
+
+
+@workflow.defn
+async def parked_waiter(log: str) -> Any:
+    """Parks on a signal; the query tells the test its process is up and blocked."""
+    workflow.set_query_handler("ready", lambda: True)
+    return await workflow.wait_signal("go")
+
+
+@workflow.defn
+async def parked_sleeper(log: str, seconds: float) -> str:
+    """Parks on a timer."""
+    workflow.set_query_handler("ready", lambda: True)
+    await workflow.sleep(seconds)
+    return "woke"
+
+
+@workflow.defn
+async def held_by_activity(log: str, gate_dir: str, name: str) -> str:
+    """Waits on a gate activity: never parked, so never evicted."""
+    result: str = await workflow.execute_activity(flows.gate, log, name, gate_dir, start_to_close_timeout=30)
+    return result
+
+
+@workflow.defn
+async def activity_then_signal(log: str, gate_dir: str, name: str) -> str:
+    """Held by a gate activity, then parks on a signal."""
+    opened: str = await workflow.execute_activity(flows.gate, log, name, gate_dir, start_to_close_timeout=30)
+    signalled: str = await workflow.wait_signal("go")
+    return f"{opened}+{signalled}"
+
+
+WORKFLOWS = [parked_waiter, parked_sleeper, held_by_activity, activity_then_signal]
+ACTIVITIES = [flows.gate]

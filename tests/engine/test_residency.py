@@ -1,0 +1,139 @@
+"""Residency (``Engine(max_resident=...)``): at most that many runs hold a process; parked runs are evicted
+and come back by replay when something arrives for them; the others wait their turn. Nothing is lost either way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import aion
+from tests.engine import flows, lifecycle_flows
+from tests.engine import residency_flows as rf
+from tests.helpers import wait_until
+
+EngineFactory = Callable[[int], aion.Engine]
+
+
+@pytest.fixture
+def engine_with(tmp_path: Path) -> Iterator[EngineFactory]:
+    """Start an engine with a given ``max_resident``; stopped after the test."""
+    engines: list[aion.Engine] = []
+
+    def start(max_resident: int) -> aion.Engine:
+        engine = aion.Engine(
+            tmp_path / "data",
+            workflows=[*rf.WORKFLOWS, lifecycle_flows.parent, lifecycle_flows.child_echo],
+            activities=rf.ACTIVITIES,
+            max_resident=max_resident,
+        )
+        engine.start()
+        engines.append(engine)
+        return engine
+
+    try:
+        yield start
+    finally:
+        for engine in engines:
+            engine.stop()
+
+
+@pytest.mark.timeout(90)
+def test_parked_runs_are_evicted_for_new_ones_and_replay_when_signalled(engine_with: EngineFactory, log: str) -> None:
+    engine = engine_with(2)
+    handles = []
+    for index in range(6):
+        handle = engine.start_workflow(rf.parked_waiter, log, workflow_id=f"waiter-{index}")
+        assert handle.query("ready") is True  # up and parked (this also brings an evicted run back)
+        assert engine.residency()["resident"] <= 2
+        handles.append(handle)
+    assert engine.residency()["evictions"] >= 4
+    for index, handle in enumerate(handles):
+        handle.signal("go", index)
+    assert [handle.result(timeout=30) for handle in handles] == list(range(6))
+    assert engine.residency() == {"resident": 0, "waiting": 0, "evictions": engine.residency()["evictions"],
+                                  "max_resident": 2}  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_a_run_waiting_on_an_activity_keeps_its_process_and_new_runs_wait(
+    engine_with: EngineFactory, log: str, tmp_path: Path
+) -> None:
+    engine = engine_with(1)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    held = engine.start_workflow(rf.held_by_activity, log, str(gates), "a")
+    wait_until((gates / "a.started").exists)
+    pid = engine.workflow_pid(held.workflow_id)
+    waiting = engine.start_workflow(rf.parked_waiter, log)
+    assert engine.residency()["waiting"] == 1  # its start is durable; its process waits for the slot
+    assert engine.workflow_pid(waiting.workflow_id) is None
+    assert engine.workflow_pid(held.workflow_id) == pid
+    assert engine.residency()["evictions"] == 0
+    (gates / "a.open").touch()
+    assert held.result(timeout=30) == "a"
+    assert waiting.query("ready") is True
+    waiting.signal("go", "done")
+    assert waiting.result(timeout=30) == "done"
+
+
+@pytest.mark.timeout(60)
+def test_a_run_that_parks_while_others_wait_gives_up_its_slot(
+    engine_with: EngineFactory, log: str, tmp_path: Path
+) -> None:
+    engine = engine_with(1)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    first = engine.start_workflow(rf.activity_then_signal, log, str(gates), "a")
+    wait_until((gates / "a.started").exists)
+    waiting = engine.start_workflow(rf.parked_waiter, log)
+    assert engine.residency()["waiting"] == 1
+    (gates / "a.open").touch()  # the first run moves on to wait for a signal: it parks, and the waiter needs the slot
+    assert waiting.query("ready") is True
+    assert engine.residency()["evictions"] == 1
+    assert engine.workflow_pid(first.workflow_id) is None
+    waiting.signal("go", "w")
+    first.signal("go", "f")
+    assert waiting.result(timeout=30) == "w"
+    assert first.result(timeout=30) == "a+f"
+
+
+@pytest.mark.timeout(60)
+def test_an_evicted_sleeper_wakes_on_its_timer(engine_with: EngineFactory, log: str) -> None:
+    engine = engine_with(1)
+    sleeper = engine.start_workflow(rf.parked_sleeper, log, 1.5)
+    assert sleeper.query("ready") is True
+    waiter = engine.start_workflow(rf.parked_waiter, log)
+    assert waiter.query("ready") is True  # it has the only slot: the sleeper was evicted
+    assert engine.residency()["evictions"] == 1
+    assert sleeper.result(timeout=30) == "woke"  # the timer brought it back (evicting the parked waiter)
+    waiter.signal("go", 1)
+    assert waiter.result(timeout=30) == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_parent_waiting_on_its_child_makes_room_for_it(engine_with: EngineFactory, log: str) -> None:
+    engine = engine_with(1)
+    parent = engine.start_workflow(lifecycle_flows.parent, log, "echo")
+    assert parent.result(timeout=30) == {"echo": 42}
+    assert engine.residency()["evictions"] >= 1
+
+
+@pytest.mark.timeout(90)
+def test_queued_and_evicted_runs_survive_an_engine_restart(engine_with: EngineFactory, log: str) -> None:
+    engine = engine_with(1)
+    handles = [engine.start_workflow(rf.parked_waiter, log, workflow_id=f"w-{index}") for index in range(4)]
+    assert engine.residency()["resident"] == 1  # the others wait for the slot or were evicted
+    engine.stop()
+    engine = engine_with(1)
+    for index, handle in enumerate(handles):
+        engine.get_workflow(handle.workflow_id).signal("go", index)
+    assert [engine.get_workflow(h.workflow_id).result(timeout=30) for h in handles] == list(range(4))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "8"])
+def test_max_resident_must_be_a_positive_int(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(aion.InvalidArgumentError, match="max_resident"):
+        aion.Engine(tmp_path / "data", workflows=[flows.waits_for_signals], max_resident=bad)  # type: ignore[arg-type]
