@@ -112,7 +112,7 @@ class EngineCore(Relations, pykka.ThreadingActor):
         closures: Closures,
         *,
         cancel_grace: float = 5.0,
-        max_resident: int = 256,
+        max_resident: int = 64,
     ) -> None:
         super().__init__()
         self._store = store
@@ -588,7 +588,9 @@ class EngineCore(Relations, pykka.ThreadingActor):
         if run is None:
             channel.send({"t": protocol.STOP})
             return
-        history = self._store.read_run(workflow_id)
+        # A run that has recorded nothing since it started (the common case: a new run) needs no store read.
+        started = run.started
+        history = [started] if started is not None and run.head == started.seq else self._store.read_run(workflow_id)
         run.channel = channel
         run.delivered = run.sent = history[-1].seq
         run.acked = 0

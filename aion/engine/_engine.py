@@ -46,7 +46,7 @@ from aion.store import EventStore, RunInfo, open_store
 log = logging.getLogger(__name__)
 
 #: Runs holding a workflow process at once, by default (``Engine(max_resident=...)``).
-DEFAULT_MAX_RESIDENT = 256
+DEFAULT_MAX_RESIDENT = 64
 
 
 def _sigkill(supervisor: sv.Supervisor | None, child_id: str) -> None:
