@@ -130,7 +130,9 @@ class EngineCore(Relations, pykka.ThreadingActor):
         #: Requests that reached a workflow while its run was continuing as new, for the successor run.
         self._after_continue: dict[str, list[Callable[[Run], None]]] = {}
         self._sink = self._commit_sink()
-        self._residency = Residency(max_resident, self._spawn_process, self._evict_process)
+        self._residency = Residency(
+            max_resident, self._spawn_process, self._evict_process, lambda at: self._timers.arm(at, ("residency",))
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -813,6 +815,9 @@ class EngineCore(Relations, pykka.ThreadingActor):
             self.actor_ref.tell(Due(key))
 
     def _on_due(self, key: tuple[Any, ...]) -> None:
+        if key[0] == "residency":
+            self._residency.recheck()
+            return
         kind, workflow_id, run_id = key[0], key[1], key[2]
         run = self._runs.get(workflow_id)
         if run is None or run.run_id != run_id or run.closing:

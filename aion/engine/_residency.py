@@ -2,10 +2,13 @@
 
 At most ``max_resident`` runs hold a process at once. A run that needs one beyond that either takes the place of
 a *parked* run, which is evicted (its process is told to stop and its state is its history), or waits in line.
-A parked run is one whose process is up and has reported on everything it was sent (its code is blocked), and
-that waits only on what may take long: a signal, a child, a timer not due within `TIMER_HORIZON` seconds. A run
-with an activity in flight, a query unanswered or a timer about to fire keeps its process: it will move on soon
-by itself, and evicting it would only make it replay.
+A parked run is one whose process is up and has reported on everything it was sent (its code is blocked), that
+has no append on its way to the store, and that waits only on what may take long: a signal, a child, a timer
+not due within `HORIZON` seconds, an activity scheduled more than `HORIZON` seconds ago. A run with a fresh
+activity, a query unanswered or a timer about to fire keeps its process: it will most likely move on soon by
+itself, and evicting it would only make it replay. While runs wait and none can be evicted, the residency looks
+again every `RECHECK` seconds (an activity grows old, a timer that was near is now past): ``recheck`` is armed
+for it.
 
 Runs that already started (an arrival for an evicted run, a restart after recovery) get a process before runs
 that have not started yet, so the work in flight is finished before new work is taken on. A slot is a run's from
@@ -18,21 +21,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from aion.engine._runs import Run
+from aion.engine._runs import PendingActivity, Run
 
-#: A run whose next timer fires within this many seconds is not evicted.
-TIMER_HORIZON = 1.0
+#: A run whose next timer fires within this many seconds, or whose activity was scheduled less than this many
+#: seconds ago, is not evicted.
+HORIZON = 1.0
+#: While runs wait and none can be evicted, look again after this many seconds.
+RECHECK = 0.25
 #: How many of the least recently active runs are looked at for one eviction.
 EVICTION_SCAN = 64
 
 
 class Residency:
-    """Hands out process slots to runs: ``spawn(run)`` starts a run's process, ``evict(run)`` stops one."""
+    """Hands out process slots to runs: ``spawn(run)`` starts a run's process, ``evict(run)`` stops one, and
+    ``recheck_at(when)`` asks for a call of :meth:`recheck` at that time (epoch seconds)."""
 
-    def __init__(self, max_resident: int, spawn: Callable[[Run], None], evict: Callable[[Run], None]) -> None:
+    def __init__(
+        self,
+        max_resident: int,
+        spawn: Callable[[Run], None],
+        evict: Callable[[Run], None],
+        recheck_at: Callable[[float], None],
+    ) -> None:
         self.max_resident = max_resident
         self._spawn = spawn
         self._evict = evict
+        self._recheck_at = recheck_at
+        self._recheck_armed = False
         #: Runs holding a slot, least recently active first.
         self._resident: OrderedDict[str, Run] = OrderedDict()
         #: Runs waiting for a slot: those that had started first, then new runs, each in arrival order.
@@ -63,8 +78,19 @@ class Residency:
             return
         if len(self._resident) >= self.max_resident and not self._evict_one():
             (self._resuming if started else self._starting)[workflow_id] = run
+            self._arm_recheck()
             return
         self._give(run)
+
+    def recheck(self) -> None:
+        """Evict parked runs for the runs that wait, as far as there are any; look again later if some still
+        wait."""
+        self._recheck_armed = False
+        while self.waiting and len(self._resident) >= self.max_resident and self._evict_one():
+            self._admit()
+        self._admit()
+        if self.waiting:
+            self._arm_recheck()
 
     def touch(self, run: Run) -> None:
         """``run`` was just active: it is the last one to be evicted."""
@@ -87,6 +113,11 @@ class Residency:
         if self._resident.get(workflow_id) is run:
             del self._resident[workflow_id]
             self._admit()
+
+    def _arm_recheck(self) -> None:
+        if not self._recheck_armed:
+            self._recheck_armed = True
+            self._recheck_at(time.time() + RECHECK)
 
     def _give(self, run: Run) -> None:
         self._resident[run.workflow_id] = run
@@ -117,9 +148,21 @@ def _parked(run: Run, now: float) -> bool:
     return (
         run.channel is not None
         and run.acked >= run.sent
+        and run.delivered >= run.head  # nothing recorded for it is still on its way (an activity's result, say)
         and not run.closing
-        and not run.activities
         and not run.queries
         and not run.waiting_queries
-        and all(fire_at - now > TIMER_HORIZON for fire_at in run.timers.values())
+        and all(fire_at - now > HORIZON for fire_at in run.timers.values())
+        and all(_long_running(activity, now) for activity in run.activities.values())
+    )
+
+
+def _long_running(activity: PendingActivity, now: float) -> bool:
+    """Whether ``activity`` was scheduled long enough ago, and is not about to be retried, that the run waiting
+    on it may as well give up its process."""
+    scheduled_at, retry_at = activity.scheduled_at, activity.next_attempt_at
+    return (
+        scheduled_at is not None
+        and now - scheduled_at > HORIZON
+        and (retry_at is None or retry_at - now > HORIZON)
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import aion
+from aion.engine import _residency as residency
 from tests.engine import flows, lifecycle_flows
 from tests.engine import residency_flows as rf
 from tests.helpers import wait_until
@@ -57,9 +58,10 @@ def test_parked_runs_are_evicted_for_new_ones_and_replay_when_signalled(engine_w
 
 
 @pytest.mark.timeout(60)
-def test_a_run_waiting_on_an_activity_keeps_its_process_and_new_runs_wait(
-    engine_with: EngineFactory, log: str, tmp_path: Path
+def test_a_run_waiting_on_a_fresh_activity_keeps_its_process_and_new_runs_wait(
+    engine_with: EngineFactory, log: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(residency, "HORIZON", 60.0)  # the activity stays fresh however slow the machine is
     engine = engine_with(1)
     gates = tmp_path / "gates"
     gates.mkdir()
@@ -76,6 +78,28 @@ def test_a_run_waiting_on_an_activity_keeps_its_process_and_new_runs_wait(
     assert waiting.query("ready") is True
     waiting.signal("go", "done")
     assert waiting.result(timeout=30) == "done"
+
+
+@pytest.mark.timeout(60)
+def test_a_run_waiting_on_a_long_activity_gives_up_its_slot_and_replays_for_the_result(
+    engine_with: EngineFactory, log: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(residency, "HORIZON", 0.2)
+    engine = engine_with(1)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    held = engine.start_workflow(rf.held_by_activity, log, str(gates), "a")
+    wait_until((gates / "a.started").exists)
+    waiting = engine.start_workflow(rf.parked_waiter, log)
+    # Once the activity is older than the horizon, a recheck evicts its run for the one waiting.
+    assert waiting.query("ready") is True
+    assert engine.residency()["evictions"] == 1
+    assert engine.workflow_pid(held.workflow_id) is None
+    waiting.signal("go", "w")
+    assert waiting.result(timeout=30) == "w"
+    (gates / "a.open").touch()
+    assert held.result(timeout=30) == "a"
+    assert [e.activity_id for e in held.history() if isinstance(e, aion.events.ActivityStarted)] == [1]
 
 
 @pytest.mark.timeout(60)
