@@ -65,7 +65,11 @@ class WorkflowHandle:
         run_id = self.run_id
         while True:
             with closures.watch(self.workflow_id, run_id) as waiter:
-                terminal = None if waiter.open else self._terminal_event(run_id)
+                terminal: ev.Event | None
+                if waiter.terminal is not None:  # the run closed a moment ago
+                    terminal = _own_copy(waiter.terminal)
+                else:
+                    terminal = None if waiter.open else self._terminal_event(run_id)
                 if terminal is None:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:

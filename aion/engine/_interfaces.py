@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from aion.events import Event
+from aion.events import Event, WorkflowCompleted
+
+#: How many recently closed runs keep their terminal event in memory, for ``result()`` calls made after the
+#: close (the usual "start many, then collect the results"); only completions with a small result are kept.
+RECENT_CLOSURES: Final = 1024
+#: The longest ``str`` or ``bytes`` result such a completion may have.
+RECENT_RESULT_MAX: Final = 1024
 
 
 class Processes(Protocol):
@@ -40,7 +47,8 @@ class ClosureWaiter:
         #: The engine drives the run and it had not closed when the waiter registered: the terminal event will
         #: be handed over, there is no need to look for it in the store first.
         self.open = open_
-        #: The run's terminal event, once it is durable; ``None`` after a wake-up that only says "look again".
+        #: The run's terminal event, once it is durable (at once if the run closed a moment ago); ``None`` after a
+        #: wake-up that only says "look again".
         self.terminal: Event | None = None
         self._woken = False
         self._ready = threading.Lock()
@@ -68,13 +76,15 @@ class Closures:
     :meth:`closed` (on the recorder's thread, as soon as the terminal event is durable: it must stay quick) or,
     if it rebuilt the run from the store, :meth:`forget`. A waiter registers with :meth:`watch`; unless the run
     was open at that moment, it reads the store before it waits: a run that closed before the registration is
-    found there, one that closes after it is handed over.
+    found there, one that closes after it is handed over. The last `RECENT_CLOSURES` completions with a small
+    result are remembered: a waiter for one of them is given it at once.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: set[tuple[str, str]] = set()
         self._waiters: dict[tuple[str, str], list[ClosureWaiter]] = {}
+        self._recent: collections.OrderedDict[tuple[str, str], Event] = collections.OrderedDict()
 
     @contextlib.contextmanager
     def watch(self, workflow_id: str, run_id: str) -> Iterator[ClosureWaiter]:
@@ -82,6 +92,7 @@ class Closures:
         key = (workflow_id, run_id)
         with self._lock:
             waiter = ClosureWaiter(key, key in self._open)
+            waiter.terminal = self._recent.get(key)
             self._waiters.setdefault(key, []).append(waiter)
         try:
             yield waiter
@@ -110,6 +121,11 @@ class Closures:
             self._open.discard(key)
             for waiter in self._waiters.get(key, ()):
                 waiter._wake(terminal)
+            if _small_completion(terminal):
+                recent = self._recent
+                recent[key] = terminal
+                if len(recent) > RECENT_CLOSURES:
+                    recent.popitem(last=False)
 
     def forget(self, workflow_id: str, run_id: str) -> None:
         """The run is no longer driven by the core as it was: its waiters read the store again."""
@@ -118,3 +134,13 @@ class Closures:
             self._open.discard(key)
             for waiter in self._waiters.get(key, ()):
                 waiter._wake(None)
+
+
+def _small_completion(terminal: Event) -> bool:
+    """Whether ``terminal`` is a completion whose result is an immutable scalar or a short string."""
+    if type(terminal) is not WorkflowCompleted:
+        return False
+    result = terminal.result
+    if result is None or type(result) in (bool, int, float):
+        return True
+    return type(result) in (str, bytes) and len(result) <= RECENT_RESULT_MAX

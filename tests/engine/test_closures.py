@@ -12,7 +12,7 @@ import pytest
 
 import aion
 from aion import events as ev
-from aion.engine._interfaces import Closures
+from aion.engine._interfaces import RECENT_CLOSURES, RECENT_RESULT_MAX, Closures
 from tests.engine import flows
 from tests.helpers import wait_until
 
@@ -61,6 +61,23 @@ def test_reset_forgets_every_open_run_and_a_wait_times_out() -> None:
         assert not waiter.open
         assert not waiter.wait(0.02)
         assert waiter.terminal is None
+
+
+@pytest.mark.timeout(10)
+def test_recent_small_completions_are_remembered_within_the_bound() -> None:
+    closures = Closures()
+    big = "x" * (RECENT_RESULT_MAX + 1)
+    closures.closed("w", "big", _completed(big))
+    closures.closed("w", "list", _completed([1]))  # a mutable result: the store gives each caller its own
+    closures.closed("w", "failed", ev.WorkflowFailed(workflow_id="w", seq=2, failure=ev.Failure("E", "boom")))
+    for index in range(RECENT_CLOSURES + 1):
+        closures.closed("w", f"r{index}", _completed(index))
+    for run_id in ("big", "list", "failed", "r0"):  # r0 is the oldest beyond the bound
+        with closures.watch("w", run_id) as waiter:
+            assert waiter.terminal is None and not waiter.open
+    with closures.watch("w", "r1") as kept, closures.watch("w", f"r{RECENT_CLOSURES}") as newest:
+        assert isinstance(kept.terminal, ev.WorkflowCompleted) and kept.terminal.result == 1
+        assert isinstance(newest.terminal, ev.WorkflowCompleted) and newest.terminal.result == RECENT_CLOSURES
 
 
 @pytest.fixture
