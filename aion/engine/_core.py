@@ -557,6 +557,8 @@ class EngineCore(Relations, pykka.ThreadingActor):
             run.sent = event.seq
             self._residency.touch(run)
             self._send(run, protocol.event_message(event))
+        elif run.delivered == run.head:
+            self._residency.settled(run)  # its last append is in: it may be parked now
 
     def _resync(self, run: Run) -> None:
         """After an unexpected append failure, rebuild the run from the store and restart its process."""

@@ -76,7 +76,9 @@ class Residency:
         workflow_id = run.workflow_id
         if self.is_resident(run) or workflow_id in self._resuming or workflow_id in self._starting:
             return
-        if len(self._resident) >= self.max_resident and not self._evict_one():
+        # With runs already waiting, nothing was evictable a moment ago: a run that parks since is evicted by
+        # `settled` and one that ages by `recheck`, so the scan is not repeated for every newcomer.
+        if len(self._resident) >= self.max_resident and (self.waiting or not self._evict_one()):
             (self._resuming if started else self._starting)[workflow_id] = run
             self._arm_recheck()
             return
@@ -98,7 +100,8 @@ class Residency:
             self._resident.move_to_end(run.workflow_id)
 
     def settled(self, run: Run) -> None:
-        """``run`` reported on what it was sent: if it is now parked and runs wait for a slot, it makes room."""
+        """``run`` reported on what it was sent, or its last append is in: if it is now parked and runs wait for a
+        slot, it makes room."""
         if self.waiting and self.is_resident(run) and _parked(run, time.time()):
             del self._resident[run.workflow_id]
             self.evictions += 1

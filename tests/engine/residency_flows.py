@@ -38,5 +38,13 @@ async def activity_then_signal(log: str, gate_dir: str, name: str) -> str:
     return f"{opened}+{signalled}"
 
 
-WORKFLOWS = [parked_waiter, parked_sleeper, held_by_activity, activity_then_signal]
+@workflow.defn
+async def activity_then_sleep(log: str, gate_dir: str, name: str, seconds: float) -> str:
+    """Held by a gate activity, then parks on a timer (its TimerStarted is the last thing it records)."""
+    opened: str = await workflow.execute_activity(flows.gate, log, name, gate_dir, start_to_close_timeout=30)
+    await workflow.sleep(seconds)
+    return opened
+
+
+WORKFLOWS = [parked_waiter, parked_sleeper, held_by_activity, activity_then_signal, activity_then_sleep]
 ACTIVITIES = [flows.gate]

@@ -124,6 +124,26 @@ def test_a_run_that_parks_while_others_wait_gives_up_its_slot(
 
 
 @pytest.mark.timeout(60)
+def test_a_run_whose_last_append_parks_it_gives_up_its_slot_without_a_recheck(
+    engine_with: EngineFactory, log: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(residency, "HORIZON", 60.0)  # the activity stays fresh; the timer is far beyond it
+    monkeypatch.setattr(residency, "RECHECK", 3600.0)  # only the commit of its TimerStarted can free the slot
+    engine = engine_with(1)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    sleeper = engine.start_workflow(rf.activity_then_sleep, log, str(gates), "a", 3600)
+    wait_until((gates / "a.started").exists)
+    waiting = engine.start_workflow(rf.parked_waiter, log)
+    (gates / "a.open").touch()
+    assert waiting.query("ready") is True
+    assert engine.workflow_pid(sleeper.workflow_id) is None
+    waiting.signal("go", "w")
+    assert waiting.result(timeout=30) == "w"
+    assert sleeper.terminate("done") is True
+
+
+@pytest.mark.timeout(60)
 def test_an_evicted_sleeper_wakes_on_its_timer(engine_with: EngineFactory, log: str) -> None:
     engine = engine_with(1)
     sleeper = engine.start_workflow(rf.parked_sleeper, log, 1.5)
