@@ -70,7 +70,7 @@ from aion.workflow._commands import (
     StartTimer,
     is_arrival,
 )
-from supervisors import ChannelClosedError
+from supervisors import ChannelClosedError, SimpleInbox
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class _RecoverMore:
 _RECOVERY_BATCH = 32
 
 
-class EngineCore(Relations, pykka.ThreadingActor):
+class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
     """The sequencer of every workflow's history and the dispatcher of its effects."""
 
     def __init__(
