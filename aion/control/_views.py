@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from aion import events as ev
-from aion.engine._messages import parse_child_id
+from aion.engine._messages import parse_child_id, run_id_of_token
 from aion.engine._tree import RUN_ROLE, walk
 from aion.errors import WorkflowNotFoundError
 from aion.status import status_of_run
@@ -175,7 +175,8 @@ def annotate_tree(tree: dict[str, Any], store: EventStore) -> dict[str, Any]:
         workflow_id = meta.get("workflow_id")
         if not isinstance(workflow_id, str) or meta.get("role") != RUN_ROLE:
             continue
-        _, run_id, _ = parse_child_id(str(node["id"]))
+        _, token, _ = parse_child_id(str(node["id"]))
+        run_id = run_id_of_token(token)
         try:
             history = store.read_run(workflow_id, run_id)
         except WorkflowNotFoundError:

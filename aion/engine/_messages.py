@@ -90,6 +90,12 @@ def run_child_id(run_id: str, workflow_id: str) -> str:
     return f"run:{run_id}:{workflow_id}"
 
 
+def run_id_of_token(token: str) -> str:
+    """The run id in the token of a run's child id (``Run.process_token``: the run id, then ``.N`` after N
+    evictions)."""
+    return token.partition(".")[0]
+
+
 def query_child_id(query_id: int, workflow_id: str) -> str:
     """The supervisor child id of a one-off process that replays a closed run to answer a query."""
     return f"query:{query_id}:{workflow_id}"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 import aion
+from aion.control._views import annotate_tree
 from aion.engine import _residency as residency
+from aion.engine._tree import walk
 from tests.engine import flows, lifecycle_flows
 from tests.engine import residency_flows as rf
 from tests.helpers import wait_until
@@ -55,6 +57,20 @@ def test_parked_runs_are_evicted_for_new_ones_and_replay_when_signalled(engine_w
     assert [handle.result(timeout=30) for handle in handles] == list(range(6))
     assert engine.residency() == {"resident": 0, "waiting": 0, "evictions": engine.residency()["evictions"],
                                   "max_resident": 2}  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_the_tree_shows_a_run_that_came_back_after_an_eviction(engine_with: EngineFactory, log: str) -> None:
+    engine = engine_with(1)
+    first = engine.start_workflow(rf.parked_waiter, log, workflow_id="first")
+    assert first.query("ready") is True
+    second = engine.start_workflow(rf.parked_waiter, log, workflow_id="second")
+    assert second.query("ready") is True  # the first was evicted for it
+    assert first.query("ready") is True  # and comes back in a process of its second incarnation
+    nodes = [node for _, node in walk(annotate_tree(engine.supervision_tree(), engine.store)) if "workflow" in node]
+    assert [(node["id"], node["workflow"]["run_id"], node["workflow"]["status"]) for node in nodes] == [
+        (f"run:{first.run_id}.1:first", first.run_id, "running")
+    ]
 
 
 @pytest.mark.timeout(60)
