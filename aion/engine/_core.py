@@ -561,13 +561,20 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
             self._residency.settled(run)  # its last append is in: it may be parked now
 
     def _resync(self, run: Run) -> None:
-        """After an unexpected append failure, rebuild the run from the store and restart its process."""
+        """After an unexpected append failure, rebuild the run from the store and give it a new process, which
+        replays what was recorded. Its old process is killed for good: it has run ahead of its history (or has
+        already exited, after sending its closing command), and nothing it sends is taken any more."""
         history = self._store.read_run(run.workflow_id)
         fresh = Run.from_history(history)
         run.head, run.issued, run.activities, run.closing = fresh.head, fresh.issued, fresh.activities, fresh.closing
+        self._processes.terminate_run_process(run.workflow_type, run_child_id(run.process_token, run.workflow_id))
+        run.channel = None
+        run.residency += 1  # a new incarnation: a new child id
+        self._residency.release(run)
         if run.closing:
             self._close(run, history[-1])
-        self._processes.stop_run_process(run.workflow_type, run_child_id(run.process_token, run.workflow_id))
+        else:
+            self._residency.want(run, started=True)
 
     # -- workflow processes ---------------------------------------------------------------------------------
 

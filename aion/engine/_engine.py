@@ -415,10 +415,6 @@ class Engine:
             with contextlib.suppress(pykka.ActorDeadError):
                 core.actor_ref.tell(ProcessGaveUp(child_id, f"the process could not be started: {error}"))
 
-    def stop_run_process(self, workflow_type: str, child_id: str) -> None:
-        """Kill a run's process; its supervisor restarts it if the run is open."""
-        _sigkill(self._type_supervisors.get(workflow_type), child_id)
-
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
         _sigkill(self._activity_supervisor, worker_id)

@@ -25,13 +25,11 @@ class Processes(Protocol):
         the supervision tree)."""
 
     def terminate_run_process(self, workflow_type: str, child_id: str) -> None:
-        """Kill the process ``child_id`` for good (no restart): its run has been closed from outside."""
+        """Kill the process ``child_id`` for good (no restart): its run was closed from outside, or is given a
+        new process."""
 
     def start_query_process(self, workflow_type: str, child_id: str) -> None:
         """Start a temporary process ``child_id`` that replays a run to answer one query."""
-
-    def stop_run_process(self, workflow_type: str, child_id: str) -> None:
-        """Kill the process ``child_id`` if it runs (its supervisor restarts it if the run is open)."""
 
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL activity worker ``worker_id`` (its supervisor replaces it)."""

@@ -97,7 +97,8 @@ class Run:
     #: the last one it has applied and reported on: when they are equal, its code is blocked.
     sent: int = 0
     acked: int = 0
-    #: How many times the run was evicted: each process it gets has its own token (`process_token`).
+    #: How many processes the run had before its current one (it was evicted, or resynced after an append
+    #: failed): each process it gets has its own token (`process_token`).
     residency: int = 0
 
     @classmethod
@@ -162,7 +163,7 @@ class Run:
     @property
     def process_token(self) -> str:
         """What names the run's current process among its supervisor's children (see ``run_child_id``): the
-        run id, then a suffix per eviction, so nothing from a process it was evicted from is taken as its own."""
+        run id, then a suffix per earlier process, so nothing from a process it was evicted from is taken as its own."""
         return self.run_id if not self.residency else f"{self.run_id}.{self.residency}"
 
     @property

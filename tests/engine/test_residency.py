@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import aion
+from aion import events as ev
 from aion.control._views import annotate_tree
 from aion.engine import _residency as residency
 from aion.engine._tree import walk
+from aion.errors import StoreError
 from tests.engine import flows, lifecycle_flows
 from tests.engine import residency_flows as rf
 from tests.helpers import wait_until
@@ -71,6 +74,40 @@ def test_the_tree_shows_a_run_that_came_back_after_an_eviction(engine_with: Engi
     assert [(node["id"], node["workflow"]["run_id"], node["workflow"]["status"]) for node in nodes] == [
         (f"run:{first.run_id}.1:first", first.run_id, "running")
     ]
+
+
+@pytest.mark.timeout(60)
+def test_a_run_whose_closing_append_fails_gets_a_new_process_and_closes(
+    engine_with: EngineFactory, log: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process exits after sending its closing command; the append of WorkflowCompleted fails (an injected
+    store failure, as a full disk would give): the run is given a new process, which replays and closes it."""
+    engine = engine_with(4)
+    store = engine.store
+    real_append_batch = store.append_batch
+    failed: list[str] = []
+
+    def append_batch(requests: list[Any], **options: Any) -> list[Any]:
+        victim = next(
+            (index for index, request in enumerate(requests)
+             if not failed and any(isinstance(event, ev.WorkflowCompleted) for event in request.events)),
+            None,
+        )  # fmt: skip
+        if victim is None:
+            return real_append_batch(requests, **options)
+        failed.append(requests[victim].workflow_id)
+        rest = requests[:victim] + requests[victim + 1 :]
+        results = list(real_append_batch(rest, **options)) if rest else []
+        results.insert(victim, StoreError("injected: the disk failed"))
+        return results
+
+    monkeypatch.setattr(store, "append_batch", append_batch)
+    handle = engine.start_workflow(rf.parked_waiter, log, workflow_id="victim")
+    assert handle.query("ready") is True
+    handle.signal("go", "done")
+    assert handle.result(timeout=30) == "done"
+    assert failed == ["victim"]
+    assert [type(event) for event in handle.history()][-2:] == [ev.SignalReceived, ev.WorkflowCompleted]
 
 
 @pytest.mark.timeout(60)
