@@ -137,3 +137,25 @@ def mark_warm_up() -> None:
 def failing_warm_up() -> None:
     """A zygote warm-up that fails: the pool must work all the same."""
     raise RuntimeError("warm-up failed")
+
+
+#: Targets `serve_once` ran in this process: a recycled process keeps module state, so this counts its runs.
+_served = 0
+
+
+def serve_once(channel: sv.Channel, name: str) -> None:
+    """One run, as a workflow process does it: wait for ``["run", name]``, answer ``["ack", name, pid, n]`` (``n``:
+    the how-manieth run of this process), then on ``"end"`` return (normal: the process may be recycled), on
+    ``"crash"`` raise, on ``"exit"`` exit with 3. A message for another name is reported as ``["wrong", ...]``."""
+    global _served
+    _served += 1
+    msg = channel.recv()
+    if msg != ["run", name]:
+        channel.send(["wrong", name, msg])
+        return
+    channel.send(["ack", name, os.getpid(), _served])
+    fate = channel.recv()
+    if fate == "crash":
+        raise RuntimeError(f"{name} crashed")
+    if fate == "exit":
+        os._exit(3)
