@@ -213,7 +213,11 @@ class Hub:
                 self._pending.pop(req, None)
             raise
         if not pending.done.wait(timeout):
-            raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
+            with self._lock:
+                gave_up = self._pending.pop(req, None) is not None
+            if gave_up:  # its process, if the zygote starts it after all, is killed (see _spawned)
+                raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
+            pending.done.wait()  # the answer came as we gave up: the hub thread is finishing the spawn
         if pending.error is not None or pending.proc is None:
             raise SpawnError(pending.error or f"the zygote did not start {ref}")
         return pending.proc
@@ -512,27 +516,33 @@ class Hub:
         with self._lock:
             pending = self._pending.pop(req, None)
         if pending is None:
+            # Its spawn timed out and its caller was told it failed: nobody owns this process, end it. (Its exit
+            # finds no record here and is dropped.)
             os.close(fd)
+            with contextlib.suppress(SpawnError):
+                self.send_ctl(["signal", pid, int(signal.SIGKILL), True, token])
             return
-        os.set_inheritable(fd, False)  # as a socket pair made here would be
-        _fds.register(fd)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
-        channel = OwnerChannel(sock, pid)
-        proc = Proc(
-            pid, channel, pending.on_message, pending.on_exit, pending.trap_exit, token=token, owner=pending.owner
-        )
-        with self._lock:
-            self._procs[pid] = proc
-            self._exited.pop(pid, None)
-        pending.proc = proc
-        if pending.on_start is not None:
-            try:
-                pending.on_start(pid, channel)
-            except Exception:
-                logger.exception("on_start of process %d failed", pid)
-        self._sel.register(sock, selectors.EVENT_READ, proc)
-        proc.registered = True
-        pending.done.set()
+        try:
+            os.set_inheritable(fd, False)  # as a socket pair made here would be
+            _fds.register(fd)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+            channel = OwnerChannel(sock, pid)
+            proc = Proc(
+                pid, channel, pending.on_message, pending.on_exit, pending.trap_exit, token=token, owner=pending.owner
+            )
+            with self._lock:
+                self._procs[pid] = proc
+                self._exited.pop(pid, None)
+            pending.proc = proc
+            if pending.on_start is not None:
+                try:
+                    pending.on_start(pid, channel)
+                except Exception:
+                    logger.exception("on_start of process %d failed", pid)
+            self._sel.register(sock, selectors.EVENT_READ, proc)
+            proc.registered = True
+        finally:
+            pending.done.set()  # its caller may be waiting without a timeout (see spawn)
 
     def _read_channel(self, proc: Proc, *, drain: bool = False) -> None:
         """Read and dispatch what ``proc`` sent. A read shorter than asked for emptied the socket: unless
@@ -639,14 +649,19 @@ class Hub:
         # What it (and any process this round) sent reaches the batches' consumers before its exit does.
         self._round.end()
         reason = self._reason(proc, status)
+        monitors: list[tuple[int, Notify]] = []
+        linked: list[Proc] = []
         with self._lock:
-            self._procs.pop(pid, None)
-            self._exited[pid] = reason
-            if len(self._exited) > 10_000:
-                self._exited.pop(next(iter(self._exited)))
-            monitors = self._links.pop_monitors(pid)
-            self._links.drop_owner(pid)
-            linked = [p for p in (self._procs.get(x) for x in self._links.pop_links(pid)) if p is not None]
+            # A spare whose exit was held may have been recycled since, its pid now another incarnation's: what
+            # is kept by pid (the record, monitors, links) is that one's, not this one's.
+            if self._procs.get(pid) is proc:
+                del self._procs[pid]
+                self._exited[pid] = reason
+                if len(self._exited) > 10_000:
+                    self._exited.pop(next(iter(self._exited)))
+                monitors = self._links.pop_monitors(pid)
+                self._links.drop_owner(pid)
+                linked = [p for p in (self._procs.get(x) for x in self._links.pop_links(pid)) if p is not None]
         _fds.unregister(proc.channel.fileno())
         proc.channel.close()
         proc.reason = reason

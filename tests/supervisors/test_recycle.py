@@ -12,6 +12,8 @@ import psutil
 import pytest
 
 import supervisors as sv
+from supervisors._hub import Proc
+from supervisors._specs import target_ref
 
 from .helpers import Recorder, wait_until
 from .targets import echo_all, worker
@@ -150,3 +152,77 @@ def test_supervised_recyclable_children_kill_child_reaches_only_the_running_inca
     wait_until(lambda: [r.kind for r in rec.exits_of("b")] == ["killed"])
     wait_until(lambda: sup.pid_of("b") not in (None, pid))  # restarted in a new process
     rec.ping("b", 2)
+
+
+@pytest.mark.timeout(60)
+def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_its_pid_alone() -> None:
+    """A speculative replacement (a spare) that returns normally before its owner decides is recycled at once and
+    may host the next child of its target; adopting the spare then (its held exit is finished) must not take the
+    record of that later child, whose messages and exit must still arrive."""
+    zygote = sv.Zygote.start(warm_pool=1)
+    hub = zygote._hub
+    spares: dict[int, Proc | None] = {}
+    ref = target_ref(worker)
+    try:
+
+        def crash_with_a_spare() -> Proc | None:
+            first = hub.spawn(
+                ref, [], on_start=None, on_message=None, trap_exit=False, timeout=10, arm=True, recycle=True,
+                on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare),
+            )
+            first.channel.send(["exit", 3])
+            assert first.exited.wait(10)
+            return spares[first.pid]  # None when the pool had no host ready yet: try again
+
+        spare = wait_until(crash_with_a_spare, timeout=30)
+        assert spare.provisional
+        spare.channel.send(["return"])  # it returns normally while provisional: its exit is held
+        wait_until(lambda: spare.held is not None)
+        later_messages: list[Any] = []
+        later_exits: list[sv.ExitReason] = []
+        later = hub.spawn(
+            ref, [], on_start=None, on_message=later_messages.append, trap_exit=False, timeout=10, recycle=True,
+            on_exit=lambda _pid, reason, _spare: later_exits.append(reason),
+        )
+        assert later.pid == spare.pid  # the spare's host, recycled
+        adopted_exits: list[sv.ExitReason] = []
+        assert hub.adopt(
+            spare, on_start=None, on_message=None,
+            on_exit=lambda _pid, reason, _spare: adopted_exits.append(reason),
+        )
+        assert [r.kind for r in adopted_exits] == ["normal"]
+        assert hub.proc(later.pid) is later
+        later.channel.send(["ping", "later"])
+        wait_until(lambda: ["pong", "later"] in later_messages)
+        later.channel.send(["return"])
+        wait_until(lambda: later_exits)
+        assert [r.kind for r in later_exits] == ["normal"]
+    finally:
+        zygote.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_spawn_that_timed_out_never_starts_a_child_behind_its_callers_back() -> None:
+    """``spawn`` gave up waiting (SpawnError): when the zygote's answer comes later, the process it started has no
+    owner. It must not be given to ``on_start`` nor kept: its caller was told it does not exist."""
+    zygote = sv.Zygote.start()
+    hub = zygote._hub
+    gate = threading.Event()
+    started: list[int] = []
+    try:
+        hub._post(lambda: gate.wait(30))  # the hub thread is busy: the zygote's answer waits in the socket
+        with pytest.raises(sv.SpawnError):
+            hub.spawn(
+                target_ref(worker), [], on_start=lambda pid, _ch: started.append(pid), on_message=None,
+                on_exit=None, trap_exit=False, timeout=0.2,
+            )
+        orphan = wait_until(lambda: psutil.Process(zygote.pid).children(), timeout=10)[0].pid
+        gate.set()
+        after = zygote.spawn(worker)  # answered after the late one: the hub has handled both
+        assert started == []
+        assert hub.pids() == [after]
+        assert hub._pending == {}
+        wait_until(lambda: not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE)
+    finally:
+        gate.set()
+        zygote.stop()
