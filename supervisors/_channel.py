@@ -48,6 +48,15 @@ def frame(kind: int, body: bytes) -> bytes:
     return HEADER.pack(len(body), kind) + body
 
 
+def wait_ready(sock: socket.socket, events: int, timeout: float | None) -> bool:
+    """Wait at most ``timeout`` s (None: no limit) until ``sock`` is ready for ``events`` (``select.POLLIN``,
+    ``select.POLLOUT``), or has an error or hang-up to report; False on timeout. ``poll``, not ``select``, which
+    cannot wait on a descriptor numbered 1024 or more (a process with many children or channels has some)."""
+    poller = select.poll()
+    poller.register(sock, events)
+    return bool(poller.poll(None if timeout is None else max(0.0, timeout) * 1000))
+
+
 def make_pair() -> tuple[socket.socket, socket.socket]:
     """A connected stream socket pair with large buffers."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -109,6 +118,8 @@ class Channel:
         self._refs = itertools.count(1)
         self._pending: deque[Any] = deque()
         self._closed = False
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
 
     def fileno(self) -> int:
         """The socket's file descriptor (to use with `selectors`)."""
@@ -143,8 +154,7 @@ class Channel:
         """Read what is available, waiting at most ``timeout``; False on timeout."""
         if self._closed:
             raise ChannelClosedError("channel is closed")
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        if not ready:
+        if not self._poller.poll(None if timeout is None else timeout * 1000):  # see wait_ready
             return False
         data = self._sock.recv(1 << 16)
         if not data:

@@ -17,7 +17,7 @@ import traceback
 from typing import Any, NoReturn
 
 from . import _fds
-from ._channel import DATA, Channel, FrameReader, frame, make_pair, pack, unpack
+from ._channel import DATA, Channel, FrameReader, frame, make_pair, pack, unpack, wait_ready
 from ._specs import resolve_target
 
 CTL_BUFFER = 1 << 20
@@ -304,7 +304,7 @@ class ZygoteServer:
                     self.ctl.send(data)
                 return
             except BlockingIOError:
-                select.select([], [self.ctl], [], 1.0)
+                wait_ready(self.ctl, select.POLLOUT, 1.0)
             except OSError:
                 self.shutdown()
 

@@ -39,6 +39,7 @@ from ._channel import (
     OwnerChannel,
     pack,
     unpack,
+    wait_ready,
 )
 from ._links import ChildMonitor, LinkTable
 from ._reasons import Down, ExitReason
@@ -168,7 +169,7 @@ class Hub:
                         self._ctl.send(data)
                     return
                 except BlockingIOError:
-                    select.select([], [self._ctl], [], 1.0)
+                    wait_ready(self._ctl, select.POLLOUT, 1.0)
                 except OSError as exc:
                     raise SpawnError(f"the zygote is gone: {exc}") from exc
 

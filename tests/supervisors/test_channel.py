@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import resource
+import socket
 import threading
 from typing import Any
+
+import pytest
 
 import supervisors as sv
 
@@ -108,3 +113,33 @@ def test_preload_failure_is_reported() -> None:
         assert "no_such_module_for_the_zygote" in str(exc)
     else:
         raise AssertionError("expected ZygoteError")
+
+
+def test_a_channel_on_a_descriptor_above_1023_waits_like_any_other() -> None:
+    """A process that holds many descriptors gets a channel numbered 1024 or more (select() cannot wait on it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} leaves no descriptor above 1023")
+    if soft != resource.RLIM_INFINITY and soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    high = fcntl.fcntl(b.fileno(), fcntl.F_DUPFD_CLOEXEC, 1100)  # the lowest free one from 1100 up
+    b.close()
+    channel = sv.Channel(socket.socket(fileno=high))
+    owner = sv.OwnerChannel(a)
+    try:
+        assert channel.fileno() > 1023
+        assert channel.poll(0.0) is False
+        with pytest.raises(TimeoutError):
+            channel.recv(timeout=0.01)
+        owner.send(["hello", 1])
+        assert channel.poll(5.0) is True
+        assert channel.recv(timeout=5.0) == ["hello", 1]
+        owner.close()
+        with pytest.raises(sv.ChannelClosedError):
+            channel.recv(timeout=5.0)
+    finally:
+        channel.close()
+        owner.close()
+        if soft != resource.RLIM_INFINITY and soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
