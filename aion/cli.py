@@ -29,6 +29,7 @@ from aion._ids import validate_workflow_id
 from aion.control import ControlClient, RemoteError, connect_engine, socket_path
 from aion.control._render import describe_table, history_lines, history_table, list_table, tree_table
 from aion.control._views import describe_view, history_view, run_view, to_jsonable
+from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.errors import (
     AionError,
     EngineNotRunningError,
@@ -193,8 +194,21 @@ def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[
     show_default=True,
     help="Crashes of one workflow process (within 60 s) before its run fails.",
 )
+@click.option(
+    "--max-resident",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_RESIDENT,
+    show_default=True,
+    help="Runs holding a workflow process at once (parked runs beyond it are evicted, new runs wait).",
+)
 def serve(
-    data_dir: Path, modules: tuple[str, ...], activity_workers: int | None, warm_pool: int, max_restarts: int
+    *,
+    data_dir: Path,
+    modules: tuple[str, ...],
+    activity_workers: int | None,
+    warm_pool: int,
+    max_restarts: int,
+    max_resident: int,
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -210,6 +224,7 @@ def serve(
         activity_workers=activity_workers,
         warm_pool=warm_pool,
         max_restarts=max_restarts,
+        max_resident=max_resident,
     )
     stop = threading.Event()
     engine.start()

@@ -63,9 +63,15 @@ def op_ping(engine: Engine, request: dict[str, Any], stopping: threading.Event) 
 
 
 def op_tree(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
-    """The live supervision tree, workflow processes annotated with their run's status and wait."""
+    """The live supervision tree, workflow processes annotated with their run's status and wait, and the
+    residency counts (``Engine.residency()``)."""
     root = annotate_tree(engine.supervision_tree(), engine.store)
-    return {"pid": os.getpid(), "data_dir": str(engine.data_dir), "root": to_jsonable(root)}
+    return {
+        "pid": os.getpid(),
+        "data_dir": str(engine.data_dir),
+        "residency": engine.residency(),
+        "root": to_jsonable(root),
+    }
 
 
 def op_list(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:

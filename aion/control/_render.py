@@ -60,7 +60,14 @@ def _state(node: dict[str, Any]) -> str:
 
 def tree_table(view: dict[str, Any]) -> Table:
     """The supervision tree as an indented table: one row per node."""
-    table = Table(title=f"aion engine pid {view.get('pid')} on {view.get('data_dir')}", title_justify="left")
+    title = f"aion engine pid {view.get('pid')} on {view.get('data_dir')}"
+    residency = view.get("residency")
+    if residency:
+        title += (
+            f"; {residency['resident']}/{residency['max_resident']} runs resident, {residency['waiting']} waiting,"
+            f" {residency['evictions']} evicted so far"
+        )
+    table = Table(title=title, title_justify="left")
     for name in ("node", "kind", "pid", "workflow id", "state", "restarts", "last exit", "uptime", "memory", "cpu"):
         table.add_column(name, overflow="fold")
     for depth, node in walk(view["root"]):

@@ -42,7 +42,7 @@ from aion.engine._messages import (
 )
 from aion.engine._registry import Registry
 from aion.engine._relations import Relations
-from aion.engine._residency import Residency
+from aion.engine._residency import DEFAULT_MAX_RESIDENT, Residency
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run, next_query_id
 from aion.engine._timers import TimerService
 from aion.errors import (
@@ -112,7 +112,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
         closures: Closures,
         *,
         cancel_grace: float = 5.0,
-        max_resident: int = 64,
+        max_resident: int = DEFAULT_MAX_RESIDENT,
     ) -> None:
         super().__init__()
         self._store = store

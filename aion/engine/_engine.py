@@ -36,6 +36,7 @@ from aion.engine._messages import (
     WorkerUp,
 )
 from aion.engine._registry import Registry
+from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._tree import run_node
 from aion.engine._workflow_host import run_workflow_host, warm_up
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
@@ -44,9 +45,6 @@ from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
 
 log = logging.getLogger(__name__)
-
-#: Runs holding a workflow process at once, by default (``Engine(max_resident=...)``).
-DEFAULT_MAX_RESIDENT = 64
 
 
 def _sigkill(supervisor: sv.Supervisor | None, child_id: str) -> None:
@@ -361,7 +359,7 @@ class Engine:
 
     def workflow_pid(self, workflow_id: str) -> int | None:
         """The pid of the live process hosting ``workflow_id``'s run, or ``None`` if it has none right now
-        (between a crash and its restart, or once the run has closed)."""
+        (between a crash and its restart, while it was evicted or waits for a slot, or once it has closed)."""
         node = run_node(self.supervision_tree(), workflow_id)
         return None if node is None else int(node["pid"])
 

@@ -20,8 +20,14 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from aion.engine._runs import PendingActivity, Run
+if TYPE_CHECKING:  # at run time only their attributes are used: this module stays light for the CLI
+    from aion.engine._runs import PendingActivity, Run
+
+#: Runs holding a workflow process at once, by default (``Engine(max_resident=...)``): the zygote's cap on
+#: idle recycled hosts, so that a burst of runs reuses processes instead of forking one per run beyond it.
+DEFAULT_MAX_RESIDENT = 64
 
 #: A run whose next timer fires within this many seconds, or whose activity was scheduled less than this many
 #: seconds ago, is not evicted.

@@ -83,13 +83,13 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
 class Server:
     """One ``aion serve`` subprocess on ``data_dir`` (in its own session so it can be killed as a group)."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, *options: str) -> None:
         self.data_dir = data_dir
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [AION, "serve", "--data-dir", str(data_dir), "--module", "tests.cli.flows",
-                 "--activity-workers", "1", "--warm-pool", "1"],
+                 "--activity-workers", "1", "--warm-pool", "1", *options],
                 cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         wait_for(self._answers, f"aion serve on {data_dir} answering (log: {log})")
@@ -149,12 +149,13 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[Path], Server]]:
-    """Start ``aion serve`` on a data dir; every server started is stopped when the test ends."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start ``aion serve`` on a data dir (more options may follow); every server started is stopped when the
+    test ends."""
     servers: list[Server] = []
 
-    def start(data_dir: Path) -> Server:
-        server = Server(data_dir, tmp_path / f"serve-{len(servers)}.log")
+    def start(data_dir: Path, *options: str) -> Server:
+        server = Server(data_dir, tmp_path / f"serve-{len(servers)}.log", *options)
         servers.append(server)
         return server
 
@@ -165,6 +166,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Path], Server]]:
 
 
 @pytest.fixture
-def server(serve: Callable[[Path], Server], data_dir: Path) -> Server:
+def server(serve: Callable[..., Server], data_dir: Path) -> Server:
     """One running ``aion serve`` on ``data_dir`` with ``tests.cli.flows``."""
     return serve(data_dir)

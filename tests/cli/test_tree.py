@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli.conftest import AION, ROOT, Server, _env, ok, wait_for
+from tests.cli.conftest import AION, ROOT, Server, _env, aion, ok, wait_for
 
 
 def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,3 +80,29 @@ def test_tree_watch_refreshes_until_interrupted(server: Server) -> None:
         if watcher.poll() is None:
             watcher.kill()
             watcher.wait()
+
+
+@pytest.mark.timeout(60)
+def test_serve_max_resident_bounds_the_processes_and_tree_reports_the_residency(
+    serve: Callable[..., Server], data_dir: Path
+) -> None:
+    server = serve(data_dir, "--max-resident", "1")
+    d = server.data_dir
+    for workflow_id in ("first", "second"):
+        ok("start", "collector", "--input", "1", "--id", workflow_id, "--data-dir", d)
+        # a query answered means the run has its process: the other, parked on its signal, was evicted for it
+        assert ok("query", workflow_id, "items", "--json", "--data-dir", d).json()["result"] == []
+    residency = ok("tree", "--json", "--data-dir", d).json()["residency"]
+    assert residency == {"resident": 1, "waiting": 0, "evictions": 1, "max_resident": 1}
+    assert "1/1 runs resident, 0 waiting, 1 evicted so far" in ok("tree", "--data-dir", d).out
+    for workflow_id in ("first", "second"):
+        ok("signal", workflow_id, "item", "--payload", f'"{workflow_id}"', "--data-dir", d)
+    for workflow_id in ("first", "second"):
+        result = ok("result", workflow_id, "--timeout", "30", "--json", "--data-dir", d).json()["result"]
+        assert result == [workflow_id]
+
+
+@pytest.mark.timeout(30)
+def test_serve_refuses_a_max_resident_below_one(data_dir: Path) -> None:
+    result = aion("serve", "--data-dir", data_dir, "--module", "tests.cli.flows", "--max-resident", "0", timeout=20)
+    assert result.code == 2 and "--max-resident" in result.err
