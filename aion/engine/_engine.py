@@ -91,8 +91,9 @@ class Engine:
 
     Options: ``activity_workers`` (default: the number of CPUs), ``warm_pool`` (idle forked hosts kept ready),
     ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
-    ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child
-    or a distant timer are evicted, and new runs wait their turn: see docs/architecture.md, "Residency").
+    ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child,
+    a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see
+    docs/architecture.md, "Residency").
     """
 
     def __init__(
