@@ -83,6 +83,9 @@ class _Append:
     then: Callable[[list[ev.Event]], None] | None
     reply: pykka.Future[Any] | None
     closing: bool
+    #: The run's ``generation`` when it was sent: one from before a resync fails as a consequence of the failure
+    #: that caused it, and needs no resync of its own.
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
         expected = run.head
         run.head += len(events)
         closing = any(event.terminal for event in events)
-        append = _Append(run, then, reply, closing)
+        append = _Append(run, then, reply, closing, run.generation)
         self._recorder.append_to(self._sink, append, run.workflow_id, events, expected)
 
     def _commit_sink(self) -> CommitSink:
@@ -530,7 +533,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
                 append.reply.set_exception((type(error), error, error.__traceback__))
             log.error("append for workflow %s failed: %r", run.workflow_id, error)
             self._closures.forget(run.workflow_id, run.run_id)  # its result waiters look in the store
-            if self._runs.get(run.workflow_id) is run:
+            if self._runs.get(run.workflow_id) is run and append.generation == run.generation:
                 self._resync(run)
             return
         if append.then is not None:
@@ -563,18 +566,41 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
     def _resync(self, run: Run) -> None:
         """After an unexpected append failure, rebuild the run from the store and give it a new process, which
         replays what was recorded. Its old process is killed for good: it has run ahead of its history (or has
-        already exited, after sending its closing command), and nothing it sends is taken any more."""
-        history = self._store.read_run(run.workflow_id)
-        fresh = Run.from_history(history)
-        run.head, run.issued, run.activities, run.closing = fresh.head, fresh.issued, fresh.activities, fresh.closing
+        already exited, after sending its closing command), and nothing it sends is taken any more. Its
+        activities are taken up again from history as after an engine restart (an attempt whose start was
+        recorded counts as lost); the appends it still has in flight fail, and are not resynced again."""
         self._processes.terminate_run_process(run.workflow_type, run_child_id(run.process_token, run.workflow_id))
         run.channel = None
         run.residency += 1  # a new incarnation: a new child id
+        run.generation += 1
         self._residency.release(run)
+        self._activities.forget(run)
+        for timer_id in run.timers:
+            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
+        try:
+            history = self._store.read_run(run.workflow_id)
+        except WorkflowNotFoundError:
+            history = []
+        opened = history[0] if history else None
+        if not isinstance(opened, ev.WorkflowStarted) or opened.run_id != run.run_id:
+            # Its WorkflowStarted is what failed (the caller was told): the run never existed.
+            if self._runs.get(run.workflow_id) is run:
+                del self._runs[run.workflow_id]
+            return
+        fresh = Run.from_history(history)
+        run.head, run.issued, run.closing = fresh.head, fresh.issued, fresh.closing
+        run.activities, run.timers = fresh.activities, fresh.timers
+        for query in run.queries.values():
+            query.set_exception((QueryError, QueryError("the run's process was replaced before answering"), None))
+        run.queries.clear()
         if run.closing:
             self._close(run, history[-1])
-        else:
-            self._residency.want(run, started=True)
+            return
+        for timer_id, fire_at in run.timers.items():
+            self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
+        self._activities.recover(run, history)
+        self._pump()
+        self._residency.want(run, started=True)
 
     # -- workflow processes ---------------------------------------------------------------------------------
 

@@ -100,6 +100,8 @@ class Run:
     #: How many processes the run had before its current one (it was evicted, or resynced after an append
     #: failed): each process it gets has its own token (`process_token`).
     residency: int = 0
+    #: How many times the run was rebuilt from the store after an append failed (see ``EngineCore._resync``).
+    generation: int = 0
 
     @classmethod
     def from_history(cls, history: Sequence[ev.Event]) -> Run:
