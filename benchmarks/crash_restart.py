@@ -110,8 +110,15 @@ def measure(data: Path, size: int, kills: int) -> dict[str, Any]:
     per_workflow = KILLS_PER_WORKFLOW[size]
     prefix = max(0, round((size - 5) / 3))  # WorkflowStarted + 3 per no-op + SignalReceived + the killer's 3
     samples: list[dict[str, float]] = []
+    workflows = -(-kills // per_workflow)
+    # Every workflow keeps its process while it waits for its "go" (the kill needs a pid): with a smaller
+    # max_resident, those waiting beyond it would be evicted (they wait on a signal) and have no pid to kill.
     with aion.Engine(
-        data, workflows=[chain], activities=[noop, kill_process, started_at], max_restarts=10_000
+        data,
+        workflows=[chain],
+        activities=[noop, kill_process, started_at],
+        max_restarts=10_000,
+        max_resident=workflows,
     ) as engine:
         handles = []
         remaining = kills
