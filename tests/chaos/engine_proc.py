@@ -33,8 +33,16 @@ from tests.chaos import flows
 from tests.chaos.plan import Action, Plan
 
 #: Options of every incarnation. ``max_restarts`` is high so that the killer's SIGKILLs of a workflow's process
-#: never add up to the crash-loop limit (which would fail the run with ``WorkflowProcessCrashed``).
-ENGINE_OPTIONS: dict[str, Any] = {"activity_workers": 3, "warm_pool": 2, "max_restarts": 1000, "max_seconds": 60.0}
+#: never add up to the crash-loop limit (which would fail the run with ``WorkflowProcessCrashed``);
+#: ``max_resident`` is well below the number of workflows, so that runs are evicted, queued and brought back by
+#: replay all along, under the kills too.
+ENGINE_OPTIONS: dict[str, Any] = {
+    "activity_workers": 3,
+    "warm_pool": 2,
+    "max_restarts": 1000,
+    "max_seconds": 60.0,
+    "max_resident": 8,
+}
 
 
 def make_engine(data: Path) -> aion.Engine:
