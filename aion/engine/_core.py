@@ -180,8 +180,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
         history = self._store.read_run(workflow_id)
         run = Run.from_history(history)
         self._drive(run)
-        for timer_id, fire_at in run.timers.items():
-            self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
+        self._arm_timers(run)
         self._activities.recover(run, history)
         self._begin(run, spawn=True, resumed=True)
         for ref in list(run.children.values()):
@@ -371,6 +370,16 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
         if spawn:
             self._residency.want(run, started=resumed)
 
+    def _arm_timers(self, run: Run) -> None:
+        """Arm the run's pending durable timers (rebuilt from its history)."""
+        for timer_id, fire_at in run.timers.items():
+            self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
+
+    def _disarm_timers(self, run: Run) -> None:
+        """Disarm the run's pending durable timers (they stay in its history)."""
+        for timer_id in run.timers:
+            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
+
     def _spawn_process(self, run: Run) -> None:
         """Start the process of a run that was given a slot."""
         parent = run.parent
@@ -412,8 +421,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
 
     def _close(self, run: Run, terminal: ev.Event) -> None:
         """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""
-        for timer_id in list(run.timers):
-            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
+        self._disarm_timers(run)
         for kind, _ in run.deadlines():
             self._timers.disarm((kind, run.workflow_id, run.run_id))
         self._activities.forget(run)
@@ -575,8 +583,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
         run.generation += 1
         self._residency.release(run)
         self._activities.forget(run)
-        for timer_id in run.timers:
-            self._timers.disarm(("timer", run.workflow_id, run.run_id, timer_id))
+        self._disarm_timers(run)
         try:
             history = self._store.read_run(run.workflow_id)
         except WorkflowNotFoundError:
@@ -596,8 +603,7 @@ class EngineCore(Relations, SimpleInbox, pykka.ThreadingActor):
         if run.closing:
             self._close(run, history[-1])
             return
-        for timer_id, fire_at in run.timers.items():
-            self._timers.arm(fire_at, ("timer", run.workflow_id, run.run_id, timer_id))
+        self._arm_timers(run)
         self._activities.recover(run, history)
         self._pump()
         self._residency.want(run, started=True)

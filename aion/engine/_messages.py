@@ -91,8 +91,8 @@ def run_child_id(run_id: str, workflow_id: str) -> str:
 
 
 def run_id_of_token(token: str) -> str:
-    """The run id in the token of a run's child id (``Run.process_token``: the run id, then ``.N`` after N
-    evictions)."""
+    """The run id in the token of a run's child id (``Run.process_token``: the run id, then ``.N`` for its
+    (N+1)th process, after an eviction or a resync)."""
     return token.partition(".")[0]
 
 

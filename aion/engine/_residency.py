@@ -109,9 +109,7 @@ class Residency:
         """``run`` reported on what it was sent, or its last append is in: if it is now parked and runs wait for a
         slot, it makes room."""
         if self.waiting and self.is_resident(run) and _parked(run, time.time()):
-            del self._resident[run.workflow_id]
-            self.evictions += 1
-            self._evict(run)
+            self._evict_resident(run)
             self._admit()
 
     def release(self, run: Run) -> None:
@@ -145,11 +143,14 @@ class Residency:
             if scanned >= EVICTION_SCAN:
                 break
             if _parked(run, now):
-                del self._resident[run.workflow_id]
-                self.evictions += 1
-                self._evict(run)
+                self._evict_resident(run)
                 return True
         return False
+
+    def _evict_resident(self, run: Run) -> None:
+        del self._resident[run.workflow_id]
+        self.evictions += 1
+        self._evict(run)
 
 
 def _parked(run: Run, now: float) -> bool:
