@@ -45,6 +45,18 @@ def engine_with(tmp_path: Path) -> Iterator[EngineFactory]:
             engine.stop()
 
 
+def start_at_gate(
+    engine: aion.Engine, workflow: Callable[..., Any], log: str, tmp_path: Path, *args: Any
+) -> tuple[aion.WorkflowHandle, Path]:
+    """Start ``workflow(log, gates, "a", *args)``, held by its gate activity "a", and wait until the activity runs;
+    the handle and the gate directory (touch ``gates / "a.open"`` to let it finish)."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    handle = engine.start_workflow(workflow, log, str(gates), "a", *args)
+    wait_until((gates / "a.started").exists)
+    return handle, gates
+
+
 @pytest.mark.timeout(90)
 def test_parked_runs_are_evicted_for_new_ones_and_replay_when_signalled(engine_with: EngineFactory, log: str) -> None:
     engine = engine_with(2)
@@ -116,10 +128,7 @@ def test_a_run_waiting_on_a_fresh_activity_keeps_its_process_and_new_runs_wait(
 ) -> None:
     monkeypatch.setattr(residency, "HORIZON", 60.0)  # the activity stays fresh however slow the machine is
     engine = engine_with(1)
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    held = engine.start_workflow(rf.held_by_activity, log, str(gates), "a")
-    wait_until((gates / "a.started").exists)
+    held, gates = start_at_gate(engine, rf.held_by_activity, log, tmp_path)
     pid = engine.workflow_pid(held.workflow_id)
     waiting = engine.start_workflow(rf.parked_waiter, log)
     assert engine.residency()["waiting"] == 1  # its start is durable; its process waits for the slot
@@ -139,10 +148,7 @@ def test_a_run_waiting_on_a_long_activity_gives_up_its_slot_and_replays_for_the_
 ) -> None:
     monkeypatch.setattr(residency, "HORIZON", 0.2)
     engine = engine_with(1)
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    held = engine.start_workflow(rf.held_by_activity, log, str(gates), "a")
-    wait_until((gates / "a.started").exists)
+    held, gates = start_at_gate(engine, rf.held_by_activity, log, tmp_path)
     waiting = engine.start_workflow(rf.parked_waiter, log)
     # Once the activity is older than the horizon, a recheck evicts its run for the one waiting.
     assert waiting.query("ready") is True
@@ -160,10 +166,7 @@ def test_a_run_that_parks_while_others_wait_gives_up_its_slot(
     engine_with: EngineFactory, log: str, tmp_path: Path
 ) -> None:
     engine = engine_with(1)
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    first = engine.start_workflow(rf.activity_then_signal, log, str(gates), "a")
-    wait_until((gates / "a.started").exists)
+    first, gates = start_at_gate(engine, rf.activity_then_signal, log, tmp_path)
     waiting = engine.start_workflow(rf.parked_waiter, log)
     assert engine.residency()["waiting"] == 1
     (gates / "a.open").touch()  # the first run moves on to wait for a signal: it parks, and the waiter needs the slot
@@ -183,10 +186,7 @@ def test_a_run_whose_last_append_parks_it_gives_up_its_slot_without_a_recheck(
     monkeypatch.setattr(residency, "HORIZON", 60.0)  # the activity stays fresh; the timer is far beyond it
     monkeypatch.setattr(residency, "RECHECK", 3600.0)  # only the commit of its TimerStarted can free the slot
     engine = engine_with(1)
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    sleeper = engine.start_workflow(rf.activity_then_sleep, log, str(gates), "a", 3600)
-    wait_until((gates / "a.started").exists)
+    sleeper, gates = start_at_gate(engine, rf.activity_then_sleep, log, tmp_path, 3600)
     waiting = engine.start_workflow(rf.parked_waiter, log)
     (gates / "a.open").touch()
     assert waiting.query("ready") is True
