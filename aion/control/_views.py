@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from aion import events as ev
-from aion.engine._messages import parse_child_id, run_id_of_token
+from aion.engine._child_ids import parse_child_id, run_id_of_token
 from aion.engine._tree import RUN_ROLE, walk
 from aion.errors import WorkflowNotFoundError
 from aion.status import status_of_run

@@ -1,9 +1,11 @@
 """Activity attempts: dispatch, durable retries, timeouts, heartbeats, cancellation and lost workers.
 
-Runs inside the engine core's thread (it is the core's helper, not an actor of its own). Every decision is
+Runs inside the engine core's thread (it is the core's collaborator, not an actor of its own). Every decision is
 recorded before it takes effect: ``ActivityStarted`` when a worker takes an attempt, ``ActivityFailed`` with
 ``next_attempt_at`` before a backoff (the store derives a durable timer row from it, so a restarted engine
-resumes the retry at the recorded time), and only the final outcome is delivered to the workflow.
+resumes the retry at the recorded time), and only the final outcome is delivered to the workflow. This module
+builds every activity event the core records but ``ActivityScheduled`` and ``ActivityCancelRequested`` (the
+workflow's commands: see ``_commands``).
 
 Attempt-level deadlines (start-to-close, heartbeat, the cancellation grace) are in-memory timers: after an
 engine restart the attempt they guarded is gone anyway and is recorded as lost. The schedule-to-close deadline
@@ -12,18 +14,20 @@ is derived from ``ActivityScheduled.recorded_at``, so it survives restarts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aion import events as ev
 from aion._codec import decode_payload
+from aion.clock import Clock
 from aion.engine import _protocol as protocol
 from aion.engine._activities import ActivityPool, ActivityTask
+from aion.engine._interfaces import Core
 from aion.engine._runs import PendingActivity, Run
+from aion.engine._timer_keys import ATTEMPT_DEADLINES, TimerKey, TimerKind
 from aion.engine._timers import TimerService
-from aion.retry import RetryPolicy
 from supervisors import ChannelClosedError
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,6 @@ SCHEDULE_TO_CLOSE_TIMEOUT = "ScheduleToCloseTimeout"
 HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
 WORKER_LOST = "WorkerLost"
 
-Append = Callable[..., None]
-
 
 class WorkerKiller(Protocol):
     """Kills an activity worker process (its supervisor replaces it)."""
@@ -45,34 +47,31 @@ class WorkerKiller(Protocol):
 
 
 class ActivityManager:
-    """Drives every pending activity of every run through its attempts."""
+    """Drives every pending activity of every run through its attempts, on the pool of activity workers."""
 
     def __init__(
-        self,
-        append: Append,
-        timers: TimerService,
-        pool: ActivityPool,
-        workers: WorkerKiller,
-        *,
-        cancel_grace: float,
+        self, core: Core, timers: TimerService, workers: WorkerKiller, clock: Clock, *, cancel_grace: float
     ) -> None:
-        self._append = append
+        self._core = core
         self._timers = timers
-        self._pool = pool
+        self._pool = ActivityPool()
         self._workers = workers
+        self._clock = clock
         self._cancel_grace = cancel_grace
 
-    # -- entry points -----------------------------------------------------------------------------------------
+    # -- from the workflow and the core ---------------------------------------------------------------------
 
     def scheduled(self, run: Run, activity: PendingActivity, scheduled_at: datetime) -> None:
         """``ActivityScheduled`` is durable: arm the overall deadline and dispatch attempt 1."""
         activity.scheduled_at = scheduled_at.timestamp()
         self._arm_schedule_deadline(run, activity)
         self._dispatch(run, activity)
+        self.pump()
 
-    def recover(self, run: Run, history: Sequence[ev.Event]) -> None:
-        """After an engine restart: resume each pending activity where its history left it."""
-        for activity in list(run.activities.values()):
+    def recover(self, run: Run) -> None:
+        """After an engine restart (or a rebuild of the run): resume each pending activity where its history
+        left it."""
+        for activity in list(run.state.activities.values()):
             self._arm_schedule_deadline(run, activity)
             if activity.lost_attempt is not None:
                 if activity.cancel_requested:
@@ -88,38 +87,140 @@ class ActivityManager:
             else:
                 self._dispatch(run, activity)
 
-    def assigned(self, run: Run | None, worker_id: str, task: ActivityTask) -> None:
+    def cancel(self, run: Run, activity_id: int) -> None:
+        """The workflow asked to cancel ``activity_id`` (``ActivityCancelRequested`` is durable)."""
+        self._cancel(run, activity_id)
+        self.pump()
+
+    def _cancel(self, run: Run, activity_id: int) -> None:
+        activity = run.state.activities.get(activity_id)
+        if activity is None or activity.cancel_requested:
+            return
+        activity.cancel_requested = True
+        if activity.task_id is not None and activity.worker_id is not None:
+            channel = self._pool.channel_of(activity.worker_id)
+            if channel is not None:
+                self._send_cancel(channel, activity.task_id)
+            deadline = self._clock.time() + self._cancel_grace
+            self._timers.arm(deadline, self._attempt_key(TimerKind.CANCEL_GRACE, run, activity, activity.task_id))
+            return
+        if activity.task_id is not None:
+            self._pool.withdraw(activity.task_id)
+        self._record_cancelled(run, activity)
+
+    def due(self, run: Run | None, key: TimerKey) -> None:
+        """An activity deadline or retry time has come."""
+        activity = None if run is None else run.state.activities.get(key.item)
+        if run is None or activity is None:
+            return
+        kind = key.kind
+        if kind is TimerKind.RETRY:
+            activity.next_attempt_at = None
+            if not activity.cancel_requested:
+                self._dispatch(run, activity)
+        elif kind is TimerKind.SCHEDULE_TO_CLOSE:
+            self._kill_attempt(run, activity)
+            timeout = activity.options.schedule_to_close_timeout or 0.0
+            failure = ev.Failure(SCHEDULE_TO_CLOSE_TIMEOUT, f"schedule-to-close timeout of {timeout:g} s passed")
+            self._record_final_failure(run, activity, failure, retryable=False)
+        elif key.attempt == activity.task_id:  # else: a deadline of an attempt that has ended
+            self._kill_attempt(run, activity)
+            if kind is TimerKind.CANCEL_GRACE:
+                self._record_cancelled(run, activity)
+            elif kind is TimerKind.START_TO_CLOSE:
+                timeout = activity.options.start_to_close_timeout or 0.0
+                failure = ev.Failure(START_TO_CLOSE_TIMEOUT, f"start-to-close timeout of {timeout:g} s passed")
+                self._attempt_failed(run, activity, failure)
+            elif kind is TimerKind.HEARTBEAT:
+                timeout = activity.options.heartbeat_timeout or 0.0
+                failure = ev.Failure(HEARTBEAT_TIMEOUT, f"no heartbeat within the heartbeat timeout of {timeout:g} s")
+                self._attempt_failed(run, activity, failure)
+        self.pump()
+
+    def forget(self, run: Run) -> None:
+        """The run closed (or is rebuilt): stop its attempts and drop its deadlines."""
+        for activity in list(run.state.activities.values()):
+            self._kill_attempt(run, activity)
+            self._disarm_schedule_deadline(run, activity)
+            self._timers.disarm(self._activity_key(TimerKind.RETRY, run, activity))
+
+    # -- from the workers -----------------------------------------------------------------------------------
+
+    def worker_up(self, worker_id: str, channel: Any) -> None:
+        """A worker (re)started: it takes the next queued attempt."""
+        self._pool.worker_up(worker_id, channel)
+        self.pump()
+
+    def worker_down(self, worker_id: str, reason: str) -> None:
+        """A worker died: the attempt it ran, if any, failed (retryable)."""
+        task = self._pool.worker_down(worker_id)
+        if task is not None:
+            log.warning("activity worker %s lost (%s) while running %s", worker_id, reason, task)
+            run = self._core.run_of(task.workflow_id)
+            activity = self._current(run, task)
+            if run is not None and activity is not None:
+                self._end_attempt(run, activity)
+                if activity.cancel_requested:
+                    self._record_cancelled(run, activity)
+                else:
+                    failure = ev.Failure(WORKER_LOST, f"the activity worker died: {reason}")
+                    self._attempt_failed(run, activity, failure)
+        self.pump()
+
+    def received(self, worker_id: str, message: dict[str, Any]) -> None:
+        """A frame from a worker: an attempt's result, or a heartbeat."""
+        kind = message.get("t")
+        if kind == protocol.RESULT:
+            task = self._pool.finished(worker_id)
+            if task is not None and task.task_id == message.get("task"):
+                self._result(task, message)
+            self.pump()
+        elif kind == protocol.HEARTBEAT:
+            task = self._pool.task_of(worker_id)
+            if task is not None and task.task_id == message.get("task"):
+                self._heartbeat(task, decode_payload(message["details"]))
+
+    def pump(self) -> None:
+        """Hand queued attempts to idle workers, recording ``ActivityStarted`` for each."""
+        for worker_id, worker_channel, task in self._pool.assignments():
+            # A worker that just died drops the task here; its WorkerDown reports the attempt lost.
+            with contextlib.suppress(ChannelClosedError):
+                worker_channel.send(task.message())
+            self._assigned(self._core.run_of(task.workflow_id), worker_id, task)
+
+    # -- internals ------------------------------------------------------------------------------------------
+
+    def _assigned(self, run: Run | None, worker_id: str, task: ActivityTask) -> None:
         """A worker took ``task``: record ``ActivityStarted`` and arm the attempt's deadlines."""
         activity = self._current(run, task)
         if run is None or activity is None:
             return
         activity.worker_id = worker_id
-        now = datetime.now(UTC).timestamp()
+        now = self._clock.time()
         activity.last_heartbeat = now
-        self._append(
-            run, [ev.ActivityStarted(workflow_id=run.workflow_id, activity_id=task.activity_id, attempt=task.attempt)]
-        )
-        start_to_close = activity.options.get("start_to_close_timeout")
+        started = ev.ActivityStarted(workflow_id=run.workflow_id, activity_id=task.activity_id, attempt=task.attempt)
+        self._core.append(run, [started])
+        start_to_close = activity.options.start_to_close_timeout
         if start_to_close is not None:
-            self._timers.arm(
-                now + start_to_close, ("start_to_close", run.workflow_id, run.run_id, task.activity_id, task.task_id)
-            )
+            key = self._attempt_key(TimerKind.START_TO_CLOSE, run, activity, task.task_id)
+            self._timers.arm(now + start_to_close, key)
         self._arm_heartbeat(run, activity, task.task_id, now)
 
-    def result(self, run: Run | None, task: ActivityTask, message: dict[str, Any]) -> None:
+    def _result(self, task: ActivityTask, message: dict[str, Any]) -> None:
         """A worker finished ``task`` (success or failure)."""
+        run = self._core.run_of(task.workflow_id)
         activity = self._current(run, task)
         if run is None or activity is None:
             return
         self._end_attempt(run, activity)
         if message["ok"]:
-            del run.activities[activity.activity_id]
+            del run.state.activities[activity.activity_id]
             self._disarm_schedule_deadline(run, activity)
             result = decode_payload(message["result"])
             completed = ev.ActivityCompleted(
                 workflow_id=run.workflow_id, activity_id=activity.activity_id, result=result, attempt=activity.attempt
             )
-            self._append(run, [completed])
+            self._core.append(run, [completed])
             return
         failure = decode_payload(message["failure"])
         assert isinstance(failure, ev.Failure)
@@ -128,82 +229,15 @@ class ActivityManager:
         else:
             self._attempt_failed(run, activity, failure)
 
-    def heartbeat(self, run: Run | None, task: ActivityTask, details: Any) -> None:
+    def _heartbeat(self, task: ActivityTask, details: Any) -> None:
         """The running attempt heartbeated: keep its details and push its heartbeat deadline."""
+        run = self._core.run_of(task.workflow_id)
         activity = self._current(run, task)
         if run is None or activity is None:
             return
         activity.heartbeat_details = details
-        activity.last_heartbeat = datetime.now(UTC).timestamp()
+        activity.last_heartbeat = self._clock.time()
         self._arm_heartbeat(run, activity, task.task_id, activity.last_heartbeat)
-
-    def worker_lost(self, run: Run | None, task: ActivityTask, reason: str) -> None:
-        """The worker running ``task`` died: the attempt failed (retryable)."""
-        activity = self._current(run, task)
-        if run is None or activity is None:
-            return
-        self._end_attempt(run, activity)
-        if activity.cancel_requested:
-            self._record_cancelled(run, activity)
-            return
-        self._attempt_failed(run, activity, ev.Failure(WORKER_LOST, f"the activity worker died: {reason}"))
-
-    def cancel(self, run: Run, activity_id: int) -> None:
-        """The workflow asked to cancel ``activity_id`` (``ActivityCancelRequested`` is being recorded)."""
-        activity = run.activities.get(activity_id)
-        if activity is None or activity.cancel_requested:
-            return
-        activity.cancel_requested = True
-        if activity.task_id is not None and activity.worker_id is not None:
-            channel = self._pool.channel_of(activity.worker_id)
-            if channel is not None:
-                self._send_cancel(channel, activity.task_id)
-            deadline = datetime.now(UTC).timestamp() + self._cancel_grace
-            self._timers.arm(deadline, ("cancel_grace", run.workflow_id, run.run_id, activity_id, activity.task_id))
-            return
-        if activity.task_id is not None:
-            self._pool.withdraw(activity.task_id)
-        self._record_cancelled(run, activity)
-
-    def due(self, run: Run | None, key: tuple[Any, ...]) -> None:
-        """An activity deadline or retry time has come."""
-        kind, activity_id = key[0], key[3]
-        activity = None if run is None else run.activities.get(activity_id)
-        if run is None or activity is None:
-            return
-        if kind == "retry":
-            activity.next_attempt_at = None
-            if not activity.cancel_requested:
-                self._dispatch(run, activity)
-            return
-        if kind == "schedule_to_close":
-            self._kill_attempt(run, activity)
-            timeout = activity.options["schedule_to_close_timeout"]
-            failure = ev.Failure(SCHEDULE_TO_CLOSE_TIMEOUT, f"schedule-to-close timeout of {timeout:g} s passed")
-            self._record_final_failure(run, activity, failure, retryable=False)
-            return
-        if key[4] != activity.task_id:
-            return  # a deadline of an attempt that has ended
-        self._kill_attempt(run, activity)
-        if kind == "cancel_grace":
-            self._record_cancelled(run, activity)
-        elif kind == "start_to_close":
-            timeout = activity.options["start_to_close_timeout"]
-            failure = ev.Failure(START_TO_CLOSE_TIMEOUT, f"start-to-close timeout of {timeout:g} s passed")
-            self._attempt_failed(run, activity, failure)
-        elif kind == "heartbeat":
-            timeout = activity.options["heartbeat_timeout"]
-            failure = ev.Failure(HEARTBEAT_TIMEOUT, f"no heartbeat within the heartbeat timeout of {timeout:g} s")
-            self._attempt_failed(run, activity, failure)
-
-    def forget(self, run: Run) -> None:
-        """The run closed: stop its attempts and drop its deadlines."""
-        for activity in list(run.activities.values()):
-            self._kill_attempt(run, activity)
-            self._disarm_schedule_deadline(run, activity)
-            self._timers.disarm(("retry", run.workflow_id, run.run_id, activity.activity_id))
-
-    # -- internals ------------------------------------------------------------------------------------------
 
     def _dispatch(self, run: Run, activity: PendingActivity) -> None:
         task = ActivityTask(
@@ -221,17 +255,17 @@ class ActivityManager:
 
     @staticmethod
     def _current(run: Run | None, task: ActivityTask) -> PendingActivity | None:
-        if run is None or run.run_id != task.run_id or run.closing:
+        if run is None or run.run_id != task.run_id or run.state.closing:
             return None
-        activity = run.activities.get(task.activity_id)
+        activity = run.state.activities.get(task.activity_id)
         if activity is None or activity.task_id != task.task_id:
             return None
         return activity
 
     def _end_attempt(self, run: Run, activity: PendingActivity) -> None:
-        task_id = activity.task_id
-        for kind in ("start_to_close", "heartbeat", "cancel_grace"):
-            self._timers.disarm((kind, run.workflow_id, run.run_id, activity.activity_id, task_id))
+        task_id = activity.task_id or 0
+        for kind in ATTEMPT_DEADLINES:
+            self._timers.disarm(self._attempt_key(kind, run, activity, task_id))
         activity.task_id = None
         activity.worker_id = None
 
@@ -248,16 +282,12 @@ class ActivityManager:
             self._workers.kill_worker(worker_id)
 
     def _attempt_failed(self, run: Run, activity: PendingActivity, failure: ev.Failure) -> None:
-        policy = RetryPolicy.from_dict(activity.options.get("retry_policy"))
+        policy = activity.options.retry_policy
         attempt = activity.attempt
         retryable = policy.retries(failure.type, failure.non_retryable)
-        next_at = datetime.now(UTC) + timedelta(seconds=policy.delay_after(attempt))
+        next_at = self._clock.time() + policy.delay_after(attempt)
         deadline = activity.schedule_deadline()
-        if (
-            not retryable
-            or not policy.allows_another(attempt)
-            or (deadline is not None and next_at.timestamp() >= deadline)
-        ):
+        if not retryable or not policy.allows_another(attempt) or (deadline is not None and next_at >= deadline):
             self._record_final_failure(run, activity, failure, retryable=retryable)
             return
         failed = ev.ActivityFailed(
@@ -266,19 +296,19 @@ class ActivityManager:
             failure=failure,
             attempt=attempt,
             retryable=True,
-            next_attempt_at=next_at,
+            next_attempt_at=datetime.fromtimestamp(next_at, UTC),
             heartbeat_details=activity.heartbeat_details,
         )
         activity.attempt = attempt + 1
-        activity.next_attempt_at = next_at.timestamp()
-        self._append(run, [failed], then=lambda _: self._arm_retry(run, activity, next_at.timestamp()))
+        activity.next_attempt_at = next_at
+        self._core.append(run, [failed], then=lambda _: self._arm_retry(run, activity, next_at))
 
     def _record_final_failure(
         self, run: Run, activity: PendingActivity, failure: ev.Failure, *, retryable: bool
     ) -> None:
-        run.activities.pop(activity.activity_id, None)
+        run.state.activities.pop(activity.activity_id, None)
         self._disarm_schedule_deadline(run, activity)
-        self._timers.disarm(("retry", run.workflow_id, run.run_id, activity.activity_id))
+        self._timers.disarm(self._activity_key(TimerKind.RETRY, run, activity))
         failed = ev.ActivityFailed(
             workflow_id=run.workflow_id,
             activity_id=activity.activity_id,
@@ -287,31 +317,39 @@ class ActivityManager:
             retryable=retryable,
             heartbeat_details=activity.heartbeat_details,
         )
-        self._append(run, [failed])
+        self._core.append(run, [failed])
 
     def _record_cancelled(self, run: Run, activity: PendingActivity) -> None:
-        if run.activities.pop(activity.activity_id, None) is None:
+        if run.state.activities.pop(activity.activity_id, None) is None:
             return
         self._disarm_schedule_deadline(run, activity)
-        self._timers.disarm(("retry", run.workflow_id, run.run_id, activity.activity_id))
-        self._append(run, [ev.ActivityCancelled(workflow_id=run.workflow_id, activity_id=activity.activity_id)])
+        self._timers.disarm(self._activity_key(TimerKind.RETRY, run, activity))
+        self._core.append(run, [ev.ActivityCancelled(workflow_id=run.workflow_id, activity_id=activity.activity_id)])
 
     def _arm_retry(self, run: Run, activity: PendingActivity, at: float) -> None:
-        if activity.activity_id in run.activities:
-            self._timers.arm(at, ("retry", run.workflow_id, run.run_id, activity.activity_id))
+        if activity.activity_id in run.state.activities:
+            self._timers.arm(at, self._activity_key(TimerKind.RETRY, run, activity))
 
     def _arm_heartbeat(self, run: Run, activity: PendingActivity, task_id: int, since: float) -> None:
-        timeout = activity.options.get("heartbeat_timeout")
+        timeout = activity.options.heartbeat_timeout
         if timeout is not None:
-            self._timers.arm(since + timeout, ("heartbeat", run.workflow_id, run.run_id, activity.activity_id, task_id))
+            self._timers.arm(since + timeout, self._attempt_key(TimerKind.HEARTBEAT, run, activity, task_id))
 
     def _arm_schedule_deadline(self, run: Run, activity: PendingActivity) -> None:
         deadline = activity.schedule_deadline()
         if deadline is not None:
-            self._timers.arm(deadline, ("schedule_to_close", run.workflow_id, run.run_id, activity.activity_id))
+            self._timers.arm(deadline, self._activity_key(TimerKind.SCHEDULE_TO_CLOSE, run, activity))
 
     def _disarm_schedule_deadline(self, run: Run, activity: PendingActivity) -> None:
-        self._timers.disarm(("schedule_to_close", run.workflow_id, run.run_id, activity.activity_id))
+        self._timers.disarm(self._activity_key(TimerKind.SCHEDULE_TO_CLOSE, run, activity))
+
+    @staticmethod
+    def _activity_key(kind: TimerKind, run: Run, activity: PendingActivity) -> TimerKey:
+        return TimerKey(kind, run.workflow_id, run.run_id, activity.activity_id)
+
+    @staticmethod
+    def _attempt_key(kind: TimerKind, run: Run, activity: PendingActivity, task_id: int) -> TimerKey:
+        return TimerKey(kind, run.workflow_id, run.run_id, activity.activity_id, task_id)
 
     @staticmethod
     def _send_cancel(channel: Any, task_id: int) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
 from aion._durations import Duration, optional_seconds
-from aion.engine._core import EngineCore
+from aion.engine._closures import Closures
+from aion.engine._messages import CancelWorkflowRequest, QueryWorkflow, Request, SignalWorkflow, TerminateWorkflow
 from aion.errors import (
     InvalidArgumentError,
     ResultTimeoutError,
@@ -21,9 +22,22 @@ from aion.errors import (
     WorkflowTimedOutError,
 )
 from aion.status import WorkflowStatus, status_of_run
+from aion.store import EventStore
 
-if TYPE_CHECKING:
-    from aion.engine._engine import Engine
+
+class HandleOwner(Protocol):
+    """What a handle needs of the engine it belongs to."""
+
+    @property
+    def store(self) -> EventStore:
+        """The engine's event store."""
+
+    @property
+    def closures(self) -> Closures:
+        """Where ``result()`` waits for a run to close."""
+
+    def request(self, message: Request, *, timeout: float | None = None) -> Any:
+        """Tell the engine core ``message`` and wait for its reply."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ class WorkflowDescription:
 class WorkflowHandle:
     """A handle to one run of a workflow: wait for its result, signal it, query it, read its history."""
 
-    def __init__(self, engine: Engine, workflow_id: str, run_id: str) -> None:
+    def __init__(self, engine: HandleOwner, workflow_id: str, run_id: str) -> None:
         self._engine = engine
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -89,7 +103,7 @@ class WorkflowHandle:
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"signal name must be a non-empty string, got {name!r}")
         check_payload(payload, path=f"signal {name!r} payload")
-        self._engine.call_core(EngineCore.signal, self.workflow_id, name, payload)
+        self._engine.request(SignalWorkflow(self.workflow_id, name, payload))
 
     def cancel(self, reason: str | None = None) -> bool:
         """Request cooperative cancellation: ``aion.CancelledError`` is raised in the workflow at its current
@@ -97,7 +111,7 @@ class WorkflowHandle:
 
         Returns True once the request is recorded; False if the run had already closed (nothing is done).
         """
-        return bool(self._engine.call_core(EngineCore.cancel, self.workflow_id, reason))
+        return bool(self._engine.request(CancelWorkflowRequest(self.workflow_id, reason)))
 
     def terminate(self, reason: str | None = None) -> bool:
         """End the run now: its process is killed, ``WorkflowTerminated`` recorded, running activities stopped,
@@ -105,12 +119,12 @@ class WorkflowHandle:
 
         Returns True once recorded; False if the run had already closed.
         """
-        return bool(self._engine.call_core(EngineCore.terminate, self.workflow_id, reason))
+        return bool(self._engine.request(TerminateWorkflow(self.workflow_id, reason)))
 
     def query(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
         """Ask the workflow's query handler ``name``; answered from the live run, or by replaying a closed one."""
         check_payload(list(args), path=f"query {name!r} args")
-        return self._engine.call_core(EngineCore.query, self.workflow_id, name, list(args), timeout=timeout)
+        return self._engine.request(QueryWorkflow(self.workflow_id, name, list(args)), timeout=timeout)
 
     def describe(self) -> WorkflowDescription:
         """The run's identity, status, times and history length, derived from its history."""

@@ -1,25 +1,99 @@
-"""The messages told to the engine core by the Python API, the supervisors' hub, the timer thread and the
-supervisor callbacks, and the supervisor child ids of workflow processes."""
+"""Every message the engine core handles, each by the one method named for it (``EngineCore._on_<message>``).
+
+Requests come from the Python API (and the CLI through it): each carries the future its caller waits on, which
+the core resolves (with the error, if handling it raises). Notices come from the supervisors' hub (workflow
+processes and activity workers), the timer thread and the recorder's commit callback; nobody waits on them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 
+from aion import events as ev
+from aion.engine._options import StartOptions
+from aion.engine._timer_keys import TimerKey
+
+# -- requests -------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
-class Call:
-    """Run one of the core's API methods (``EngineCore.signal``, ...) with ``args`` and ``reply=reply``.
+class Request:
+    """A call into the core; ``reply`` resolves with its outcome."""
 
-    Told, not asked: the method resolves ``reply`` (the core sets the error there if the method raises), so the
-    caller waits once, on ``reply``, rather than for a proxy's future and then for the future it returns."""
+    reply: pykka.Future[Any] = field(default_factory=pykka.ThreadingFuture, kw_only=True)
 
-    method: Callable[..., Any]
-    args: tuple[Any, ...]
-    reply: pykka.Future[Any]
+
+@dataclass(frozen=True)
+class Recover(Request):
+    """Resume every running workflow found in the store; replies with how many."""
+
+
+@dataclass(frozen=True)
+class StartWorkflow(Request):
+    """Record a new run's ``WorkflowStarted``; replies with the stamped events once durable."""
+
+    workflow_type: str
+    workflow_id: str
+    args: list[Any]
+    options: StartOptions
+
+
+@dataclass(frozen=True)
+class SignalWithStart(Request):
+    """Record signal ``name`` for the workflow, starting it first (in the same transaction) if it is not
+    running; replies with the stamped events (``WorkflowStarted`` first when it was started)."""
+
+    workflow_type: str
+    workflow_id: str
+    args: list[Any]
+    options: StartOptions
+    name: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class SignalWorkflow(Request):
+    """Record ``SignalReceived``; replies once it is durable."""
+
+    workflow_id: str
+    name: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class CancelWorkflowRequest(Request):
+    """Request cancellation of the workflow's run; replies True once recorded, False if it was closed."""
+
+    workflow_id: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class TerminateWorkflow(Request):
+    """End the workflow's run now; replies True once ``WorkflowTerminated`` is recorded, False if closed."""
+
+    workflow_id: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class QueryWorkflow(Request):
+    """Ask the run's process (or a one-off replay of a closed run) to answer query ``name``."""
+
+    workflow_id: str
+    name: str
+    args: list[Any]
+
+
+@dataclass(frozen=True)
+class GetResidency(Request):
+    """Replies with the residency figures (see ``Engine.residency``)."""
+
+
+# -- notices --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -48,7 +122,7 @@ class ProcessDown:
 
 @dataclass(frozen=True)
 class ProcessGaveUp:
-    """A workflow process crashed more often than its restart intensity allows."""
+    """A workflow process crashed more often than its restart intensity allows (or could not be started)."""
 
     child_id: str
     reason: str
@@ -80,28 +154,19 @@ class WorkerDown:
 
 @dataclass(frozen=True)
 class Due:
-    """A timer of the core is due: ``key[0]`` says which kind, ``key[1:3]`` the workflow and run."""
+    """A deadline armed by the core has come (told from the timer thread)."""
 
-    key: tuple[Any, ...]
-
-
-def run_child_id(run_id: str, workflow_id: str) -> str:
-    """The supervisor child id of the process hosting one run."""
-    return f"run:{run_id}:{workflow_id}"
+    key: TimerKey
 
 
-def run_id_of_token(token: str) -> str:
-    """The run id in the token of a run's child id (``Run.process_token``: the run id, then ``.N`` for its
-    (N+1)th process, after an eviction or a resync)."""
-    return token.partition(".")[0]
+@dataclass(frozen=True)
+class AppendsCommitted:
+    """The outcomes of the core's appends in one committed batch of the recorder (told from its thread): each
+    is ``(token, stamped events or None, error or None)``."""
+
+    outcomes: list[tuple[Any, list[ev.Event] | None, BaseException | None]]
 
 
-def query_child_id(query_id: int, workflow_id: str) -> str:
-    """The supervisor child id of a one-off process that replays a closed run to answer a query."""
-    return f"query:{query_id}:{workflow_id}"
-
-
-def parse_child_id(child_id: str) -> tuple[str, str, str]:
-    """``(kind, token, workflow_id)`` of a child id made by :func:`run_child_id` or :func:`query_child_id`."""
-    kind, token, workflow_id = child_id.split(":", 2)
-    return kind, token, workflow_id
+@dataclass(frozen=True)
+class RecoverMore:
+    """Resume the next batch of the running workflows recovery has not reached yet."""

@@ -17,12 +17,12 @@ the moment it is given a process until it closes or is evicted.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # at run time only their attributes are used: this module stays light for the CLI
+    from aion.clock import Clock
     from aion.engine._runs import PendingActivity, Run
 
 #: Runs holding a workflow process at once, by default (``Engine(max_resident=...)``): the zygote's cap on
@@ -40,7 +40,7 @@ EVICTION_SCAN = 64
 
 class Residency:
     """Hands out process slots to runs: ``spawn(run)`` starts a run's process, ``evict(run)`` stops one, and
-    ``recheck_at(when)`` asks for a call of :meth:`recheck` at that time (epoch seconds)."""
+    ``recheck_at(when)`` asks for a call of :meth:`recheck` at that time (epoch seconds of ``clock``)."""
 
     def __init__(
         self,
@@ -48,8 +48,10 @@ class Residency:
         spawn: Callable[[Run], None],
         evict: Callable[[Run], None],
         recheck_at: Callable[[float], None],
+        clock: Clock,
     ) -> None:
         self.max_resident = max_resident
+        self._clock = clock
         self._spawn = spawn
         self._evict = evict
         self._recheck_at = recheck_at
@@ -108,7 +110,7 @@ class Residency:
     def settled(self, run: Run) -> None:
         """``run`` reported on what it was sent, or its last append is in: if it is now parked and runs wait for a
         slot, it makes room."""
-        if self.waiting and self.is_resident(run) and _parked(run, time.time()):
+        if self.waiting and self.is_resident(run) and _parked(run, self._clock.time()):
             self._evict_resident(run)
             self._admit()
 
@@ -124,7 +126,7 @@ class Residency:
     def _arm_recheck(self) -> None:
         if not self._recheck_armed:
             self._recheck_armed = True
-            self._recheck_at(time.time() + RECHECK)
+            self._recheck_at(self._clock.time() + RECHECK)
 
     def _give(self, run: Run) -> None:
         self._resident[run.workflow_id] = run
@@ -138,7 +140,7 @@ class Residency:
 
     def _evict_one(self) -> bool:
         """Evict the least recently active parked run; False if none of the oldest is parked."""
-        now = time.time()
+        now = self._clock.time()
         for scanned, run in enumerate(self._resident.values()):
             if scanned >= EVICTION_SCAN:
                 break
@@ -155,15 +157,16 @@ class Residency:
 
 def _parked(run: Run, now: float) -> bool:
     """Whether ``run`` waits only on what may take long (see the module), with its process up."""
+    link, state = run.link, run.state
     return (
-        run.channel is not None
-        and run.acked >= run.sent
-        and run.delivered >= run.head  # nothing recorded for it is still on its way (an activity's result, say)
-        and not run.closing
-        and not run.queries
-        and not run.waiting_queries
-        and all(fire_at - now > HORIZON for fire_at in run.timers.values())
-        and all(_long_running(activity, now) for activity in run.activities.values())
+        link.channel is not None
+        and link.acked >= link.sent
+        and link.delivered >= state.head  # nothing recorded for it is still on its way (an activity's result, say)
+        and not state.closing
+        and not link.queries
+        and not link.waiting_queries
+        and all(fire_at - now > HORIZON for fire_at in state.timers.values())
+        and all(_long_running(activity, now) for activity in state.activities.values())
     )
 
 

@@ -1,4 +1,10 @@
-"""The engine's in-memory view of one run, always rebuilt from the run's history."""
+"""The engine's in-memory view of one run: the state its history rebuilds, and the link to its process.
+
+:class:`RunState` is what :meth:`RunState.from_history` rebuilds from the run's events (what is pending, what was
+issued, whether it is closing): after an engine restart or a failed append, it is rebuilt, never patched.
+:class:`ProcessLink` is the run's current workflow process as the core sees it (its channel and how far it has
+been sent and has answered); every new process of the run starts a new link. :class:`Run` holds the two.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from typing import Any
 import pykka
 
 from aion import events as ev
+from aion.engine._options import ActivityOptions, StartOptions
+from aion.engine._timer_keys import TimerKind
 from aion.workflow._commands import Key, anchor_key
 
 
@@ -20,7 +28,7 @@ class PendingActivity:
     activity_id: int
     activity_type: str
     args: list[Any]
-    options: dict[str, Any]
+    options: ActivityOptions
     attempt: int = 1
     #: When ``ActivityScheduled`` was recorded (epoch seconds): the start of the schedule-to-close timeout.
     scheduled_at: float | None = None
@@ -37,7 +45,7 @@ class PendingActivity:
 
     def schedule_deadline(self) -> float | None:
         """When the schedule-to-close timeout ends (epoch seconds), if there is one."""
-        timeout = self.options.get("schedule_to_close_timeout")
+        timeout = self.options.schedule_to_close_timeout
         if timeout is None or self.scheduled_at is None:
             return None
         return float(self.scheduled_at + timeout)
@@ -53,7 +61,7 @@ class ChildRef:
     workflow_type: str
     args: list[Any]
     parent_close_policy: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: StartOptions = field(default_factory=StartOptions)
 
 
 @dataclass
@@ -67,12 +75,13 @@ class PendingSignal:
 
 
 @dataclass
-class Run:
-    """A run the engine is working on: what is pending, what was issued, and its process's mailbox.
+class RunState:
+    """What a run's history says of it: its identity, its open work, and whether it is closing.
 
-    ``head`` counts appends already sent to the recorder (the core is the only one appending for a workflow,
-    so it can pipeline them). ``delivered`` is the last sequence number the process has seen, so every recorded
-    arrival reaches it exactly once.
+    ``head`` counts appends already sent to the recorder (the core is the only one appending for a workflow, so
+    it can pipeline them): rebuilt from history it is the last recorded sequence number. The core also updates
+    this state ahead of the store (a command it is recording, ``closing`` once a terminal event is on its way);
+    rebuilding it from history drops what did not become durable.
     """
 
     workflow_id: str
@@ -84,89 +93,72 @@ class Run:
     children: dict[int, ChildRef] = field(default_factory=dict)
     signals_out: dict[int, PendingSignal] = field(default_factory=dict)
     cancel_requested: bool = False
-    #: Closing by continue-as-new: requests for the workflow go to the successor run.
-    continuing: bool = False
     activities: dict[int, PendingActivity] = field(default_factory=dict)
+    #: Pending durable timers: timer id -> when it fires (epoch seconds).
     timers: dict[int, float] = field(default_factory=dict)
     closing: bool = False
-    channel: Any = None
-    delivered: int = 0
-    queries: dict[int, pykka.Future[Any]] = field(default_factory=dict)
-    waiting_queries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    #: The last sequence number sent to its process to apply (the end of its history, then each arrival), and
-    #: the last one it has applied and reported on: when they are equal, its code is blocked.
-    sent: int = 0
-    acked: int = 0
-    #: How many processes the run had before its current one (it was evicted, or resynced after an append
-    #: failed): each process it gets has its own token (`process_token`).
-    residency: int = 0
-    #: How many times the run was rebuilt from the store after an append failed (see ``EngineCore._resync``).
-    generation: int = 0
 
     @classmethod
-    def from_history(cls, history: Sequence[ev.Event]) -> Run:
-        """The run whose history (``WorkflowStarted`` first) is ``history``."""
+    def from_history(cls, history: Sequence[ev.Event]) -> RunState:
+        """The state of the run whose history (``WorkflowStarted`` first) is ``history``."""
         started = history[0]
         assert isinstance(started, ev.WorkflowStarted)
-        run = cls(started.workflow_id, started.run_id, started.workflow_type, head=history[-1].seq, started=started)
+        state = cls(started.workflow_id, started.run_id, started.workflow_type, head=history[-1].seq, started=started)
         for event in history:
             key = anchor_key(event)
             if key is not None:
-                run.issued.add(key)
-            match event:
-                case ev.ActivityScheduled(activity_id=aid, activity_type=name, input=args, options=options):
-                    run.activities[aid] = PendingActivity(
-                        aid, name, list(args), dict(options), scheduled_at=event.recorded_at.timestamp()
-                    )
-                case ev.ActivityStarted(activity_id=aid, attempt=attempt) if aid in run.activities:
-                    run.activities[aid].attempt = attempt
-                    run.activities[aid].lost_attempt = attempt
-                    run.activities[aid].next_attempt_at = None
-                case ev.ActivityFailed(activity_id=aid, attempt=attempt, next_attempt_at=next_at):
-                    if next_at is None:
-                        run.activities.pop(aid, None)
-                    elif aid in run.activities:
-                        pending = run.activities[aid]
-                        pending.attempt = attempt + 1
-                        pending.next_attempt_at = next_at.timestamp()
-                        pending.lost_attempt = None
-                        pending.heartbeat_details = event.heartbeat_details
-                case ev.ActivityCancelRequested(activity_id=aid) if aid in run.activities:
-                    run.activities[aid].cancel_requested = True
-                case ev.ActivityCompleted(activity_id=aid) | ev.ActivityCancelled(activity_id=aid):
-                    run.activities.pop(aid, None)
-                case ev.TimerStarted(timer_id=tid, fire_at=fire_at):
-                    run.timers[tid] = fire_at.timestamp()
-                case ev.TimerFired(timer_id=tid) | ev.TimerCancelled(timer_id=tid):
-                    run.timers.pop(tid, None)
-                case ev.ChildWorkflowStarted():
-                    run.children[event.child_id] = ChildRef(
-                        event.child_id,
-                        event.child_workflow_id,
-                        event.child_run_id,
-                        event.workflow_type,
-                        list(event.input),
-                        event.parent_close_policy,
-                    )
-                case ev.ChildWorkflowCompleted(child_id=cid) | ev.ChildWorkflowFailed(child_id=cid):
-                    run.children.pop(cid, None)
-                case ev.ChildWorkflowCancelled(child_id=cid):
-                    run.children.pop(cid, None)
-                case ev.SignalExternalSent(signal_id=sid, target_workflow_id=target, name=name, payload=payload):
-                    run.signals_out[sid] = PendingSignal(sid, target, name, payload)
-                case ev.SignalExternalDelivered(signal_id=sid):
-                    run.signals_out.pop(sid, None)
-                case ev.WorkflowCancelRequested():
-                    run.cancel_requested = True
+                state.issued.add(key)
+            state._apply(event)
             if event.terminal:
-                run.closing = True
-        return run
+                state.closing = True
+        return state
 
-    @property
-    def process_token(self) -> str:
-        """What names the run's current process among its supervisor's children (see ``run_child_id``): the
-        run id, then a suffix per earlier process, so nothing from a process it was evicted from is taken as its own."""
-        return self.run_id if not self.residency else f"{self.run_id}.{self.residency}"
+    def _apply(self, event: ev.Event) -> None:
+        match event:
+            case ev.ActivityScheduled(activity_id=aid, activity_type=name, input=args, options=options):
+                options_ = ActivityOptions.from_dict(options)
+                scheduled_at = event.recorded_at.timestamp()
+                self.activities[aid] = PendingActivity(aid, name, list(args), options_, scheduled_at=scheduled_at)
+            case ev.ActivityStarted(activity_id=aid, attempt=attempt) if aid in self.activities:
+                self.activities[aid].attempt = attempt
+                self.activities[aid].lost_attempt = attempt
+                self.activities[aid].next_attempt_at = None
+            case ev.ActivityFailed(activity_id=aid, attempt=attempt, next_attempt_at=next_at):
+                if next_at is None:
+                    self.activities.pop(aid, None)
+                elif aid in self.activities:
+                    pending = self.activities[aid]
+                    pending.attempt = attempt + 1
+                    pending.next_attempt_at = next_at.timestamp()
+                    pending.lost_attempt = None
+                    pending.heartbeat_details = event.heartbeat_details
+            case ev.ActivityCancelRequested(activity_id=aid) if aid in self.activities:
+                self.activities[aid].cancel_requested = True
+            case ev.ActivityCompleted(activity_id=aid) | ev.ActivityCancelled(activity_id=aid):
+                self.activities.pop(aid, None)
+            case ev.TimerStarted(timer_id=tid, fire_at=fire_at):
+                self.timers[tid] = fire_at.timestamp()
+            case ev.TimerFired(timer_id=tid) | ev.TimerCancelled(timer_id=tid):
+                self.timers.pop(tid, None)
+            case ev.ChildWorkflowStarted():
+                self.children[event.child_id] = ChildRef(
+                    event.child_id,
+                    event.child_workflow_id,
+                    event.child_run_id,
+                    event.workflow_type,
+                    list(event.input),
+                    event.parent_close_policy,
+                )
+            case ev.ChildWorkflowCompleted(child_id=cid) | ev.ChildWorkflowFailed(child_id=cid):
+                self.children.pop(cid, None)
+            case ev.ChildWorkflowCancelled(child_id=cid):
+                self.children.pop(cid, None)
+            case ev.SignalExternalSent(signal_id=sid, target_workflow_id=target, name=name, payload=payload):
+                self.signals_out[sid] = PendingSignal(sid, target, name, payload)
+            case ev.SignalExternalDelivered(signal_id=sid):
+                self.signals_out.pop(sid, None)
+            case ev.WorkflowCancelRequested():
+                self.cancel_requested = True
 
     @property
     def parent(self) -> tuple[str, str] | None:
@@ -176,17 +168,79 @@ class Run:
             return None
         return started.parent_workflow_id, started.parent_workflow_run_id
 
-    def deadlines(self) -> list[tuple[str, float]]:
-        """The run's own timeouts as ``(kind, epoch seconds)``: ``run_timeout`` and ``execution_timeout``."""
+    def deadlines(self) -> list[tuple[TimerKind, float]]:
+        """The run's own timeouts as ``(kind, epoch seconds)``: the run timeout and the execution timeout."""
         started = self.started
         if started is None:
             return []
         found = []
         if started.run_timeout is not None:
-            found.append(("run_timeout", started.recorded_at.timestamp() + started.run_timeout))
+            found.append((TimerKind.RUN_TIMEOUT, started.recorded_at.timestamp() + started.run_timeout))
         if started.execution_deadline is not None:
-            found.append(("execution_timeout", started.execution_deadline.timestamp()))
+            found.append((TimerKind.EXECUTION_TIMEOUT, started.execution_deadline.timestamp()))
         return found
+
+
+@dataclass
+class ProcessLink:
+    """The run's current workflow process as the core sees it.
+
+    ``delivered`` is the last sequence number the process has seen, so that every recorded arrival reaches it
+    exactly once; ``sent`` the last one it was sent to apply (the end of its history, then each arrival) and
+    ``acked`` the last one it has applied and reported on: when they are equal, its code is blocked.
+    """
+
+    #: How many processes the run had before this one (it was evicted, or replaced after a failed append): each
+    #: process has its own token (``Run.process_token``), so nothing from an earlier one is taken as this one's.
+    incarnation: int = 0
+    channel: Any = None
+    delivered: int = 0
+    sent: int = 0
+    acked: int = 0
+    #: Queries sent to the process and not answered yet; queries waiting for the process to come up.
+    queries: dict[int, pykka.Future[Any]] = field(default_factory=dict)
+    waiting_queries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def connected(self, channel: Any, seen: int) -> None:
+        """The process came up and was sent the history up to ``seen``."""
+        self.channel = channel
+        self.delivered = self.sent = seen
+        self.acked = 0
+
+
+@dataclass
+class Run:
+    """A run the core works on: its state (from history) and the link to its process."""
+
+    state: RunState
+    link: ProcessLink = field(default_factory=ProcessLink)
+    #: Closing by continue-as-new: requests for the workflow go to the successor run.
+    continuing: bool = False
+    #: How many times the run was rebuilt from the store after an append failed: an append sent before a
+    #: rebuild fails as a consequence of the failure that caused it, and needs no rebuild of its own.
+    generation: int = 0
+
+    @property
+    def workflow_id(self) -> str:
+        """The run's workflow id."""
+        return self.state.workflow_id
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.state.run_id
+
+    @property
+    def workflow_type(self) -> str:
+        """The run's workflow type."""
+        return self.state.workflow_type
+
+    @property
+    def process_token(self) -> str:
+        """What names the run's current process among its supervisor's children (see ``run_child_id``): the
+        run id, then a suffix per earlier process."""
+        incarnation = self.link.incarnation
+        return self.run_id if not incarnation else f"{self.run_id}.{incarnation}"
 
 
 _query_ids = itertools.count(1)

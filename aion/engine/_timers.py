@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import heapq
 import threading
-import time
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from aion.clock import SYSTEM_CLOCK, Clock
 
 Callback = Callable[[Any], None]
 
 
 class TimerService:
-    """Calls ``on_due(key)`` (from its own thread) when an armed key's time (epoch seconds) has come."""
+    """Calls ``on_due(key)`` (from its own thread) when an armed key's time (epoch seconds of ``clock``) has
+    come."""
 
-    def __init__(self, on_due: Callback) -> None:
+    def __init__(self, on_due: Callback, clock: Clock = SYSTEM_CLOCK) -> None:
         self._on_due = on_due
+        self._clock = clock
         self._heap: list[tuple[float, int, Hashable]] = []
         self._armed: dict[Hashable, float] = {}
         self._counter = 0
@@ -70,7 +73,7 @@ class TimerService:
             due: list[Hashable] = []
             with self._condition:
                 while not self._stopped:
-                    now = time.time()
+                    now = self._clock.time()
                     while self._heap and self._heap[0][0] <= now:
                         fire_at, _, key = heapq.heappop(self._heap)
                         if self._armed.get(key) == fire_at:
@@ -78,8 +81,7 @@ class TimerService:
                             due.append(key)
                     if due:
                         break
-                    timeout = self._heap[0][0] - now if self._heap else None
-                    self._condition.wait(timeout)
+                    self._clock.wait_until(self._condition, self._heap[0][0] if self._heap else None)
                 if self._stopped:
                     return
             for key in due:

@@ -12,7 +12,7 @@ import pytest
 
 import aion
 from aion import events as ev
-from aion.engine._interfaces import RECENT_CLOSURES, RECENT_RESULT_MAX, Closures
+from aion.engine._closures import RECENT_CLOSURES, RECENT_RESULT_MAX, Closures
 from tests.engine import flows
 from tests.helpers import wait_until
 

@@ -13,6 +13,7 @@ import pytest
 import aion
 from aion import events as ev
 from aion import workflow
+from aion.engine._messages import SignalWorkflow
 from tests.engine import flows
 from tests.helpers import wait_until
 
@@ -197,7 +198,7 @@ def test_bad_inputs_of_the_api_are_typed_errors(engine: aion.Engine, log: str, t
     with pytest.raises(aion.WorkflowNotFoundError):
         engine.get_workflow("never-started")
     with pytest.raises(aion.WorkflowNotFoundError):
-        engine.core.signal("never-started", "x", None).get()
+        engine.request(SignalWorkflow("never-started", "x", None))
     with pytest.raises(aion.errors.ResultTimeoutError):
         engine.start_workflow(flows.waits_for_signals, log, 1).result(timeout=0.2)
     with pytest.raises(aion.errors.RegistrationError, match="async def"):

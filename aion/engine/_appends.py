@@ -1,0 +1,110 @@
+"""The append pipeline: the core's only way to record.
+
+The core is the one place that appends for a workflow, so it knows every run's head and sends appends without
+waiting for the previous one (pipelining): ``RunState.head`` counts what was sent. The recorder reports the
+outcomes of one committed batch in one call on its own thread (the commit sink), which tells the core one
+:class:`~aion.engine._messages.AppendsCommitted` message and hands closed runs' terminal events straight to their
+``result()`` waiters. Back in the core, :meth:`AppendPipeline.settle` resolves each append's ``then`` and reply.
+
+Each append carries the run's *generation*: after a failed append the run is rebuilt from the store (a new
+generation), and the appends it still had in flight fail as a consequence of that failure, needing no rebuild of
+their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from aion import events as ev
+from aion.engine._closures import Closures
+from aion.engine._interfaces import Then
+from aion.engine._messages import AppendsCommitted
+from aion.engine._runs import Run
+from aion.errors import AionError
+from aion.recorder import CommitSink, Committed, RecorderHandle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendToken:
+    """What the core needs back with the outcome of one append (its token with the recorder)."""
+
+    run: Run
+    then: Then | None
+    reply: pykka.Future[Any] | None
+    closing: bool
+    #: The run's generation when the append was sent.
+    generation: int
+
+
+class AppendPipeline:
+    """Sends a run's events to the recorder after its head, and settles each append once its batch commits."""
+
+    def __init__(self, recorder: RecorderHandle, closures: Closures, tell: Callable[[Any], None]) -> None:
+        self._recorder = recorder
+        self._closures = closures
+        self._sink = _commit_sink(tell, closures)
+
+    def append(
+        self,
+        run: Run,
+        events: Sequence[ev.Event],
+        *,
+        then: Then | None = None,
+        reply: pykka.Future[Any] | None = None,
+    ) -> None:
+        """Queue ``events`` after the run's head (see ``Core.append``)."""
+        state = run.state
+        expected = state.head
+        state.head += len(events)
+        closing = any(event.terminal for event in events)
+        token = AppendToken(run, then, reply, closing, run.generation)
+        self._recorder.append_to(self._sink, token, state.workflow_id, events, expected)
+
+    def settle(self, token: AppendToken, stamped: list[ev.Event] | None, error: BaseException | None) -> bool:
+        """Resolve one append's ``then`` and reply; True when it is durable. A failed append's reply gets the
+        error and its run's ``result()`` waiters look in the store; the caller rebuilds the run if
+        :meth:`needs_resync`."""
+        run = token.run
+        if error is not None or stamped is None:
+            error = error or AionError("append failed")
+            if token.reply is not None:
+                token.reply.set_exception((type(error), error, error.__traceback__))
+            log.error("append for workflow %s failed: %r", run.workflow_id, error)
+            self._closures.forget(run.workflow_id, run.run_id)
+            return False
+        if token.then is not None:
+            token.then(stamped)
+        if token.reply is not None:
+            token.reply.set(stamped)
+        return True
+
+    @staticmethod
+    def needs_resync(token: AppendToken, current: Run | None) -> bool:
+        """Whether a failed append calls for rebuilding its run: it is still the workflow's run, and nothing
+        rebuilt it since the append was sent."""
+        return current is token.run and token.generation == token.run.generation
+
+
+def _commit_sink(tell: Callable[[Any], None], closures: Closures) -> CommitSink:
+    """Where the recorder hands the outcomes of the core's appends: one message per committed batch."""
+
+    def committed(outcomes: list[Committed]) -> None:
+        # On the recorder's thread, once durable: tell the core first (whoever ``result()`` wakes may ask it
+        # something next), then hand closed runs' terminal events straight to their waiters.
+        with contextlib.suppress(pykka.ActorDeadError):
+            tell(AppendsCommitted(outcomes))
+        for token, stamped, _ in outcomes:
+            if token.closing and stamped is not None:
+                terminal = next(event for event in stamped if event.terminal)
+                run = token.run  # its ids never change, so reading them on this thread is safe
+                closures.closed(run.workflow_id, run.run_id, terminal)
+
+    return committed

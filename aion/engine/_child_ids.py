@@ -1,0 +1,44 @@
+"""The supervisor child ids of workflow processes: which run (and which of its processes) or which one-off
+query a process serves."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class ProcessRole(StrEnum):
+    """What a workflow process is for."""
+
+    RUN = "run"
+    QUERY = "query"
+
+
+class ChildId(NamedTuple):
+    """A parsed child id."""
+
+    role: ProcessRole
+    token: str
+    workflow_id: str
+
+
+def run_child_id(token: str, workflow_id: str) -> str:
+    """The child id of the process hosting one run (``token``: ``Run.process_token``)."""
+    return f"run:{token}:{workflow_id}"
+
+
+def run_id_of_token(token: str) -> str:
+    """The run id in the token of a run's child id (the run id, then ``.N`` for its (N+1)th process, after an
+    eviction or a failed append)."""
+    return token.partition(".")[0]
+
+
+def query_child_id(query_id: int, workflow_id: str) -> str:
+    """The child id of a one-off process that replays a closed run to answer a query."""
+    return f"query:{query_id}:{workflow_id}"
+
+
+def parse_child_id(child_id: str) -> ChildId:
+    """The parts of a child id made by :func:`run_child_id` or :func:`query_child_id`."""
+    role, token, workflow_id = child_id.split(":", 2)
+    return ChildId(ProcessRole(role), token, workflow_id)

@@ -1,0 +1,300 @@
+"""The life of a run from outside its code: start, signals, cancel, terminate, timeouts, failure,
+continue-as-new, and what a closed run releases.
+
+Every event that opens or closes a run is built here (``WorkflowStarted``, ``WorkflowContinuedAsNew``,
+``WorkflowTerminated``, ``WorkflowTimedOut``, ``WorkflowFailed``), and the requests from outside that it records
+(``SignalReceived`` from a caller, ``WorkflowCancelRequested``) and a durable timer's ``TimerFired``. Runs inside
+the core's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pykka
+
+from aion import events as ev
+from aion._codec import check_payload
+from aion._ids import new_run_id
+from aion.clock import Clock
+from aion.engine._activity_manager import ActivityManager
+from aion.engine._interfaces import Core
+from aion.engine._options import StartOptions
+from aion.engine._process_links import ProcessLinks
+from aion.engine._registry import Registry
+from aion.engine._runs import Run, RunState
+from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
+from aion.engine._timers import TimerService
+from aion.errors import AionError, WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
+from aion.store import EventStore
+from aion.workflow._commands import ContinueAsNew
+
+#: A caller's request applied to a workflow's open run.
+RunAction = Callable[[Run], None]
+
+
+class RunLifecycle:
+    """Opens, drives from outside and closes the runs of the core."""
+
+    def __init__(
+        self,
+        core: Core,
+        store: EventStore,
+        *,
+        registry: Registry,
+        timers: TimerService,
+        links: ProcessLinks,
+        activities: ActivityManager,
+        clock: Clock,
+    ) -> None:
+        self._core = core
+        self._store = store
+        self._registry = registry
+        self._timers = timers
+        self._links = links
+        self._activities = activities
+        self._clock = clock
+        #: Requests that reached a workflow while its run was continuing as new, for the successor run.
+        self._after_continue: dict[str, list[RunAction]] = {}
+
+    # -- opening --------------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        args: list[Any],
+        options: StartOptions,
+        *,
+        parent: tuple[str, str] | None = None,
+        run_id: str | None = None,
+        signal: tuple[str, Any] | None = None,
+        reply: pykka.Future[Any] | None = None,
+    ) -> None:
+        """Record a new run's ``WorkflowStarted`` (and ``signal`` with it), then give it a process."""
+        self._registry.workflow(workflow_type)
+        existing = self._core.live(workflow_id)
+        if existing is not None and not existing.state.closing:
+            raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
+        info = self._store.get_run(workflow_id)
+        if info is not None and info.is_running:
+            raise WorkflowAlreadyStartedError(workflow_id, info.run_id)
+        head = existing.state.head if existing is not None else self._store.head(workflow_id)
+        run_id = run_id or new_run_id()
+        timeout = options.execution_timeout
+        started = ev.WorkflowStarted(
+            workflow_id=workflow_id,
+            workflow_type=workflow_type,
+            input=args,
+            run_id=run_id,
+            first_run_id=run_id,
+            search_attributes=dict(options.search_attributes),
+            execution_timeout=timeout,
+            execution_deadline=None if timeout is None else self._clock.now() + timedelta(seconds=timeout),
+            run_timeout=options.run_timeout,
+            parent_workflow_id=parent[0] if parent else None,
+            parent_workflow_run_id=parent[1] if parent else None,
+        )
+        run = Run(RunState(workflow_id, run_id, workflow_type, head=head, started=started))
+        self._core.drive(run)
+        events: list[ev.Event] = [started]
+        if signal is not None:
+            events.append(ev.SignalReceived(workflow_id=workflow_id, name=signal[0], payload=signal[1]))
+
+        def begin(stamped: list[ev.Event]) -> None:
+            first = stamped[0]
+            assert isinstance(first, ev.WorkflowStarted)
+            run.state.started = first
+            self.begin(run, resumed=False)
+
+        self._core.append(run, events, then=begin, reply=reply)
+
+    def begin(self, run: Run, *, resumed: bool) -> None:
+        """A run's ``WorkflowStarted`` is durable: arm its timeouts and give it a process (now, or when a slot
+        frees). ``resumed``: the run had started before (engine recovery, continue-as-new), so it goes ahead of
+        new runs."""
+        for kind, at in run.state.deadlines():
+            self._timers.arm(at, TimerKey(kind, run.workflow_id, run.run_id))
+        self._links.want(run, started=resumed)
+
+    def continue_as_new(self, run: Run, command: ContinueAsNew) -> None:
+        """Close the run with ``WorkflowContinuedAsNew`` and open the next one, in one transaction."""
+        workflow_type = command.workflow_type or run.workflow_type
+        try:
+            self._registry.workflow(workflow_type)
+            check_payload(command.args, path="continue_as_new input")
+        except AionError as error:
+            self.fail(run, ev.Failure(type(error).__name__, str(error)))
+            return
+        run.state.closing = True
+        run.continuing = True
+        previous = run.state.started
+        assert previous is not None
+        next_run_id = new_run_id()
+        closing = ev.WorkflowContinuedAsNew(
+            workflow_id=run.workflow_id, input=command.args, new_run_id=next_run_id, workflow_type=workflow_type
+        )
+        started = ev.WorkflowStarted(
+            workflow_id=run.workflow_id,
+            workflow_type=workflow_type,
+            input=command.args,
+            run_id=next_run_id,
+            parent_run_id=run.run_id,
+            first_run_id=previous.first_run_id or previous.run_id,
+            search_attributes=dict(previous.search_attributes),
+            execution_timeout=previous.execution_timeout,
+            execution_deadline=previous.execution_deadline,
+            run_timeout=previous.run_timeout,
+            parent_workflow_id=previous.parent_workflow_id,
+            parent_workflow_run_id=previous.parent_workflow_run_id,
+        )
+
+        def open_next(stamped: list[ev.Event]) -> None:
+            opened = stamped[-1]
+            assert isinstance(opened, ev.WorkflowStarted)
+            successor = Run(RunState(run.workflow_id, next_run_id, workflow_type, head=opened.seq, started=opened))
+            self._core.drive(successor)
+            self.begin(successor, resumed=True)
+            for action in self._after_continue.pop(run.workflow_id, []):
+                action(successor)
+
+        self._core.append(run, [closing, started], then=open_next)
+
+    # -- requests from outside ------------------------------------------------------------------------------
+
+    def signal(self, workflow_id: str, name: str, payload: Any, reply: pykka.Future[Any]) -> None:
+        """Record ``SignalReceived`` for the workflow's open run; ``reply`` resolves once it is durable."""
+
+        def deliver(run: Run) -> None:
+            signal = ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)
+            self._core.append(run, [signal], reply=reply)
+
+        if not self.with_open_run(workflow_id, deliver):
+            info = self._store.get_run(workflow_id)
+            status = info.status.value if info is not None else "closed"
+            raise WorkflowNotRunningError(f"workflow {workflow_id!r} is {status}: it takes no signals")
+
+    def signal_with_start(
+        self,
+        *,
+        workflow_type: str,
+        workflow_id: str,
+        args: list[Any],
+        options: StartOptions,
+        signal: tuple[str, Any],
+        reply: pykka.Future[Any],
+    ) -> None:
+        """Record the signal for the open run, or start a run with it in the same transaction."""
+        run = self._core.live(workflow_id)
+        if run is not None and not run.state.closing:
+            name, payload = signal
+            received = ev.SignalReceived(workflow_id=workflow_id, name=name, payload=payload)
+            self._core.append(run, [received], reply=reply)
+        else:
+            self.start(workflow_type, workflow_id, args, options, signal=signal, reply=reply)
+
+    def cancel(self, workflow_id: str, reason: str | None, reply: pykka.Future[Any]) -> None:
+        """Request cancellation; ``reply`` gives True once it is recorded, False if the run was closed."""
+
+        def request(run: Run) -> None:
+            if not self.request_cancel(run, reason, reply):
+                reply.set(True)
+
+        if not self.with_open_run(workflow_id, request):
+            reply.set(False)
+
+    def terminate(self, workflow_id: str, reason: str | None, reply: pykka.Future[Any]) -> None:
+        """Terminate now; ``reply`` gives True once ``WorkflowTerminated`` is recorded, False if it was closed."""
+
+        def end(run: Run) -> None:
+            if not self.terminate_run(run, reason, reply):
+                reply.set(False)
+
+        if not self.with_open_run(workflow_id, end):
+            reply.set(False)
+
+    def with_open_run(self, workflow_id: str, action: RunAction) -> bool:
+        """Apply ``action`` to the workflow's open run: now, or, while a run is continuing as new, to its
+        successor as soon as that opens (a signal or a terminate aimed at the workflow must not fall between
+        two runs). False if the workflow has no open run; ``WorkflowNotFoundError`` if it never existed."""
+        run = self._core.live(workflow_id)
+        if run is not None and not run.state.closing:
+            action(run)
+            return True
+        if run is not None and run.continuing:
+            self._after_continue.setdefault(workflow_id, []).append(action)
+            return True
+        if self._store.get_run(workflow_id) is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return False
+
+    # -- closing --------------------------------------------------------------------------------------------
+
+    def request_cancel(self, run: Run, reason: str | None, reply: pykka.Future[Any] | None = None) -> bool:
+        """Record ``WorkflowCancelRequested`` (delivered to the code as ``aion.CancelledError``); False if it
+        was requested already."""
+        if run.state.cancel_requested or run.state.closing:
+            return False
+        run.state.cancel_requested = True
+
+        def answer(_: list[ev.Event]) -> None:
+            if reply is not None:
+                reply.set(True)
+
+        self._core.append(run, [ev.WorkflowCancelRequested(workflow_id=run.workflow_id, reason=reason)], then=answer)
+        return True
+
+    def terminate_run(self, run: Run, reason: str | None, reply: pykka.Future[Any] | None = None) -> bool:
+        """Close the run with ``WorkflowTerminated``; False if it is already closing."""
+        return self._end(run, ev.WorkflowTerminated(workflow_id=run.workflow_id, reason=reason), reply)
+
+    def deadline_due(self, run: Run, key: TimerKey) -> None:
+        """A run timeout passed (close the run with ``WorkflowTimedOut``) or a durable timer is due (record
+        ``TimerFired``)."""
+        if key.kind is TimerKind.TIMER:
+            if run.state.timers.pop(key.item, None) is not None:
+                self._core.append(run, [ev.TimerFired(workflow_id=run.workflow_id, timer_id=key.item)])
+        else:
+            self._end(run, ev.WorkflowTimedOut(workflow_id=run.workflow_id, kind=RUN_DEADLINES[key.kind]), None)
+
+    def fail(self, run: Run, failure: ev.Failure) -> None:
+        """Close the run with ``WorkflowFailed`` (its code failed, diverged, or its process kept crashing)."""
+        if run.state.closing:
+            return
+        run.state.closing = True
+        self._core.append(run, [ev.WorkflowFailed(workflow_id=run.workflow_id, failure=failure)])
+
+    def _end(self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None) -> bool:
+        """Close a run from outside its code: record ``terminal``, kill its process and stop its work. False if
+        the run is already closing."""
+        if run.state.closing:
+            return False
+        run.state.closing = True
+        self._core.append(run, [terminal], reply=reply)
+        self._links.terminate(run)
+        self._activities.forget(run)
+        return True
+
+    def release(self, run: Run) -> None:
+        """The run's terminal event is durable: drop its deadlines, work, slot and queries."""
+        self.disarm_timers(run)
+        for kind, _ in run.state.deadlines():
+            self._timers.disarm(TimerKey(kind, run.workflow_id, run.run_id))
+        self._activities.forget(run)
+        self._links.release(run)
+        self._links.fail_queries(run, "the run closed before answering")
+        self._core.drop(run)
+
+    # -- durable timers -------------------------------------------------------------------------------------
+
+    def arm_timers(self, run: Run) -> None:
+        """Arm the run's pending durable timers (rebuilt from its history)."""
+        for timer_id, fire_at in run.state.timers.items():
+            self._timers.arm(fire_at, TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, timer_id))
+
+    def disarm_timers(self, run: Run) -> None:
+        """Disarm the run's pending durable timers (they stay in its history)."""
+        for timer_id in run.state.timers:
+            self._timers.disarm(TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, timer_id))

@@ -1,0 +1,110 @@
+"""Rebuilding runs from their histories: after an engine restart (recovery), and after a failed append (resync).
+
+Recovery resumes the running workflows found in the store in small batches between the core's other messages, so
+the first resumed workflows make progress while the rest load; a run not resumed yet is resumed at once when
+anything needs it (``Core.live``). Resuming a run re-arms its timers, takes its activities up where history left
+them, gives it a process, and repairs what a crash between two writes left half done. A resync rebuilds a run
+whose append failed the same way, with a new process: its old one has run ahead of its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aion import events as ev
+from aion.engine._activity_manager import ActivityManager
+from aion.engine._interfaces import Core
+from aion.engine._lifecycle import RunLifecycle
+from aion.engine._messages import RecoverMore
+from aion.engine._process_links import ProcessLinks
+from aion.engine._relations import Relations
+from aion.engine._runs import Run, RunState
+from aion.errors import WorkflowNotFoundError
+from aion.store import EventStore
+
+#: How many runs recovery resumes per message before letting other messages through.
+RECOVERY_BATCH = 32
+
+
+class Recovery:
+    """Resumes running workflows from the store, and rebuilds runs whose appends failed."""
+
+    def __init__(
+        self,
+        core: Core,
+        store: EventStore,
+        *,
+        lifecycle: RunLifecycle,
+        relations: Relations,
+        activities: ActivityManager,
+        links: ProcessLinks,
+        tell: Callable[[object], None],
+    ) -> None:
+        self._core = core
+        self._store = store
+        self._lifecycle = lifecycle
+        self._relations = relations
+        self._activities = activities
+        self._links = links
+        self._tell = tell
+        #: Running workflows that recovery has not resumed yet (in store order).
+        self._to_recover: dict[str, None] = {}
+
+    def recover(self) -> int:
+        """Start resuming every running workflow found in the store; returns how many."""
+        self._to_recover = dict.fromkeys(info.workflow_id for info in self._store.running_workflows())
+        if self._to_recover:
+            self._tell(RecoverMore())
+        return len(self._to_recover)
+
+    def recover_more(self) -> None:
+        """Resume the next batch of runs, and ask for another round if some are left."""
+        resumed = 0
+        while self._to_recover and resumed < RECOVERY_BATCH:
+            self.resume_pending(next(iter(self._to_recover)))
+            resumed += 1
+        self._activities.pump()
+        if self._to_recover:
+            self._tell(RecoverMore())
+
+    def resume_pending(self, workflow_id: str) -> Run | None:
+        """Resume ``workflow_id`` now if recovery has not reached it yet; None if it is not waiting to be."""
+        if workflow_id not in self._to_recover:
+            return None
+        del self._to_recover[workflow_id]
+        history = self._store.read_run(workflow_id)
+        run = Run(RunState.from_history(history))
+        self._core.drive(run)
+        self._lifecycle.arm_timers(run)
+        self._activities.recover(run)
+        self._lifecycle.begin(run, resumed=True)
+        self._relations.repair(run)
+        return run
+
+    def resync(self, run: Run) -> None:
+        """After an unexpected append failure, rebuild the run from the store and give it a new process, which
+        replays what was recorded. Its old process is killed for good: it has run ahead of its history (or has
+        already exited, after sending its closing command), and nothing it sends is taken any more. Its
+        activities are taken up again from history as after an engine restart (an attempt whose start was
+        recorded counts as lost); the appends it still has in flight fail, and are not resynced again."""
+        self._links.replace(run)
+        run.generation += 1
+        self._activities.forget(run)
+        self._lifecycle.disarm_timers(run)
+        try:
+            history = self._store.read_run(run.workflow_id)
+        except WorkflowNotFoundError:
+            history = []
+        opened = history[0] if history else None
+        if not isinstance(opened, ev.WorkflowStarted) or opened.run_id != run.run_id:
+            # Its WorkflowStarted is what failed (the caller was told): the run never existed.
+            self._core.drop(run)
+            return
+        run.state = RunState.from_history(history)
+        if run.state.closing:
+            self._core.closed(run, history[-1])
+            return
+        self._lifecycle.arm_timers(run)
+        self._activities.recover(run)
+        self._activities.pump()
+        self._links.want(run, started=True)

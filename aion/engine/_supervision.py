@@ -1,0 +1,202 @@
+"""The engine's supervision tree: the zygote, the root supervisor, one supervisor per workflow type, and the pool
+of activity workers; and the core's :class:`~aion.engine._interfaces.Processes` on top of it.
+
+Process callbacks from the supervisors' hub become core messages: they are told back to back at the end of a hub
+round (:data:`HUB_ROUND`), so the core is woken once per round rather than once per frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pykka
+
+import supervisors as sv
+from aion.engine._activity_worker import run_activity_worker
+from aion.engine._child_ids import parse_child_id
+from aion.engine._messages import (
+    ProcessDown,
+    ProcessGaveUp,
+    ProcessMessage,
+    ProcessUp,
+    WorkerDown,
+    WorkerMessage,
+    WorkerUp,
+)
+from aion.engine._registry import Registry
+from aion.engine._workflow_host import run_workflow_host, warm_up
+
+#: The core's mailbox, as the callbacks see it.
+CoreRef = pykka.ActorRef[Any]
+
+
+def _tell_each(items: list[tuple[CoreRef, Any]]) -> None:
+    """Tell each core its messages, in order; silent for a core that has stopped (engine shutdown)."""
+    for core, message in items:
+        with contextlib.suppress(pykka.ActorDeadError):
+            core.tell(message)
+
+
+#: The messages the hub's callbacks make for a core in one round of the hub's loop, told back to back at the end
+#: of the round (and before any exit is reported): the hub's next recv no longer hands the core the GIL between
+#: two frames.
+HUB_ROUND: sv.Batch[tuple[CoreRef, Any]] = sv.Batch(_tell_each)
+
+
+def _teller(core: CoreRef, make: Callable[..., Any]) -> Callable[..., None]:
+    """A callback that tells the core ``make(*args)`` at the end of the hub's round (at once from any other
+    thread); silent once the core has stopped."""
+    add = HUB_ROUND.add
+
+    def tell(*args: Any) -> None:
+        add((core, make(*args)))
+
+    return tell
+
+
+class Supervision:
+    """Starts and owns the supervision tree of one engine incarnation; implements ``Processes`` for its core."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        warm_pool: int,
+        activity_workers: int,
+        max_restarts: int,
+        max_seconds: float,
+    ) -> None:
+        # The zygote is forked first: before any engine thread exists (fork safety), and before the store is open,
+        # so no child process inherits the writer lock or LMDB's file descriptors.
+        self.zygote = sv.Zygote.start(
+            preload=registry.modules(), warm_pool=warm_pool, warm_up=f"{warm_up.__module__}:warm_up"
+        )
+        self._activity_workers = activity_workers
+        self._max_restarts = max_restarts
+        self._max_seconds = max_seconds
+        self._root: sv.Supervisor | None = None
+        self._type_supervisors: dict[str, sv.Supervisor] = {}
+        self._activity_supervisor: sv.Supervisor | None = None
+        self._workflow_tellers: tuple[Callable[..., None], ...] = ()
+        self._core: CoreRef | None = None
+
+    def start(self, core: CoreRef) -> None:
+        """Start the root supervisor and the activity workers, reporting to ``core``."""
+        self._core = core
+        self._workflow_tellers = (
+            _teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),
+            _teller(core, ProcessMessage),
+            _teller(core, lambda cid, reason: ProcessDown(cid, str(reason))),
+            _teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
+        )
+        self._root = sv.Supervisor.start(
+            sv.SupervisorSpec(id="aion", strategy=sv.Strategy.ONE_FOR_ONE, max_restarts=10, max_seconds=5.0),
+            zygote=self.zygote,
+        )
+        self._activity_supervisor = self._root.start_child(self._activity_supervisor_spec(core))
+
+    def tree(self) -> dict[str, Any] | None:
+        """A snapshot of the live tree, or None before it started."""
+        return None if self._root is None else self._root.tree()
+
+    def stop_tree(self) -> None:
+        """Stop the tree, in reverse start order (every workflow process and activity worker)."""
+        root, self._root = self._root, None
+        self._type_supervisors.clear()
+        if root is not None:
+            root.stop()
+
+    def stop_zygote(self) -> None:
+        """Stop the zygote (and the idle hosts it keeps)."""
+        self.zygote.stop()
+
+    # -- Processes ------------------------------------------------------------------------------------------
+
+    def start_run_process(self, workflow_type: str, child_id: str, meta: dict[str, Any]) -> None:
+        """Start the process hosting a run under its type's supervisor."""
+        spec = self._workflow_spec(child_id, sv.Restart.TRANSIENT, meta)
+        self._type_supervisor(workflow_type).start_child_nowait(spec, on_error=self._start_failed)
+
+    def terminate_run_process(self, workflow_type: str, child_id: str) -> None:
+        """Kill a run's process for good."""
+        supervisor = self._type_supervisors.get(workflow_type)
+        if supervisor is not None:
+            with contextlib.suppress(sv.SupervisorError):
+                supervisor.terminate_child(child_id, kill=True)
+
+    def start_query_process(self, workflow_type: str, child_id: str) -> None:
+        """Start a one-off process that replays a run to answer a query."""
+        spec = self._workflow_spec(child_id, sv.Restart.TEMPORARY, {})
+        self._type_supervisor(workflow_type).start_child_nowait(spec, on_error=self._start_failed)
+
+    def kill_worker(self, worker_id: str) -> None:
+        """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
+        supervisor = self._activity_supervisor
+        if supervisor is not None:
+            with contextlib.suppress(sv.SupervisorError, pykka.ActorDeadError):
+                supervisor.kill_child(worker_id)
+
+    # -- internals ------------------------------------------------------------------------------------------
+
+    def _start_failed(self, child_id: str, error: BaseException) -> None:
+        """A workflow process could not be started: its run fails (or its query is answered with the error)."""
+        if self._core is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._core.tell(ProcessGaveUp(child_id, f"the process could not be started: {error}"))
+
+    def _type_supervisor(self, workflow_type: str) -> sv.Supervisor:
+        supervisor = self._type_supervisors.get(workflow_type)
+        if supervisor is None:
+            assert self._root is not None
+            spec = sv.SupervisorSpec(
+                id=f"workflows:{workflow_type}",
+                strategy=sv.Strategy.ONE_FOR_ONE,
+                restart=sv.Restart.PERMANENT,
+                max_restarts=None,
+            )
+            supervisor = self._root.start_child(spec)
+            self._type_supervisors[workflow_type] = supervisor
+        return supervisor
+
+    def _workflow_spec(self, child_id: str, restart: sv.Restart, meta: dict[str, Any]) -> sv.ProcessSpec:
+        on_start, on_message, on_exit, on_give_up = self._workflow_tellers
+        role, _, workflow_id = parse_child_id(child_id)
+        return sv.ProcessSpec(
+            id=child_id,
+            target=run_workflow_host,
+            args=(workflow_id,),
+            recycle=True,
+            restart=restart,
+            shutdown_timeout=1.0,
+            on_start=on_start,
+            on_message=on_message,
+            on_exit=on_exit,
+            max_restarts=self._max_restarts,
+            max_seconds=self._max_seconds,
+            on_give_up=on_give_up,
+            meta={"workflow_id": workflow_id, "role": role.value, **meta},
+        )
+
+    def _activity_supervisor_spec(self, core: CoreRef) -> sv.SupervisorSpec:
+        workers: Sequence[sv.ProcessSpec] = [
+            sv.ProcessSpec(
+                id=f"worker-{index}",
+                target=run_activity_worker,
+                restart=sv.Restart.PERMANENT,
+                shutdown_timeout=1.0,
+                on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel)),
+                on_message=_teller(core, WorkerMessage),
+                on_exit=_teller(core, lambda cid, reason: WorkerDown(cid, str(reason))),
+                meta={"role": "activity_worker"},
+            )
+            for index in range(1, self._activity_workers + 1)
+        ]
+        return sv.SupervisorSpec(
+            id="activities",
+            strategy=sv.Strategy.ONE_FOR_ONE,
+            max_restarts=100,
+            max_seconds=10.0,
+            children=workers,
+        )
