@@ -99,6 +99,10 @@ class ActivityPool:
             self._idle[worker_id] = channel
         return task
 
+    def busy(self) -> bool:
+        """Whether a task is queued or running."""
+        return bool(self._queue or self._busy)
+
     def running(self) -> dict[str, ActivityTask]:
         """The task each busy worker runs."""
         return dict(self._busy)

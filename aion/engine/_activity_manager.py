@@ -180,6 +180,10 @@ class ActivityManager:
             if task is not None and task.task_id == message.get("task"):
                 self._heartbeat(task, decode_payload(message["details"]))
 
+    def busy(self) -> bool:
+        """Whether an attempt is queued or running."""
+        return self._pool.busy()
+
     def pump(self) -> None:
         """Hand queued attempts to idle workers, recording ``ActivityStarted`` for each."""
         for worker_id, worker_channel, task in self._pool.assignments():

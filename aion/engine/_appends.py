@@ -51,6 +51,8 @@ class AppendPipeline:
         self._recorder = recorder
         self._closures = closures
         self._sink = _commit_sink(tell, closures)
+        #: Appends sent and not settled yet.
+        self.in_flight = 0
 
     def append(
         self,
@@ -67,12 +69,14 @@ class AppendPipeline:
         closing = any(event.terminal for event in events)
         token = AppendToken(run, then, reply, closing, run.generation)
         self._recorder.append_to(self._sink, token, state.workflow_id, events, expected)
+        self.in_flight += 1
 
     def settle(self, token: AppendToken, stamped: list[ev.Event] | None, error: BaseException | None) -> bool:
         """Resolve one append's ``then`` and reply; True when it is durable. A failed append's reply gets the
         error and its run's ``result()`` waiters look in the store; the caller rebuilds the run if
         :meth:`needs_resync`."""
         run = token.run
+        self.in_flight -= 1
         if error is not None or stamped is None:
             error = error or AionError("append failed")
             if token.reply is not None:

@@ -138,6 +138,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.TerminateWorkflow: self._on_terminate_workflow,
             msg.QueryWorkflow: self._on_query_workflow,
             msg.GetResidency: self._on_get_residency,
+            msg.GetQuiescence: self._on_get_quiescence,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -248,6 +249,15 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             }
         )
 
+    def _on_get_quiescence(self, request: msg.GetQuiescence) -> None:
+        settled = (
+            self._appends.in_flight == 0
+            and self._timers.settled()
+            and not self._recovery.pending
+            and self._links.settled()
+        )
+        request.reply.set(msg.Quiescence(settled, self._activities.busy(), self._timers.next_due()))
+
     # -- notices --------------------------------------------------------------------------------------------
 
     def _on_appends_committed(self, notice: msg.AppendsCommitted) -> None:
@@ -291,6 +301,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._activities.worker_down(notice.worker_id, notice.reason)
 
     def _on_due(self, notice: msg.Due) -> None:
+        self._timers.handled()
         key = notice.key
         if key.kind is TimerKind.RESIDENCY:
             self._links.residency.recheck()

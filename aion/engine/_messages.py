@@ -93,6 +93,24 @@ class GetResidency(Request):
     """Replies with the residency figures (see ``Engine.residency``)."""
 
 
+@dataclass(frozen=True)
+class GetQuiescence(Request):
+    """Replies with a :class:`Quiescence`: whether the engine has settled (the testing kit's time skipping)."""
+
+
+@dataclass(frozen=True)
+class Quiescence:
+    """Whether anything is under way in the engine but activity attempts and time itself."""
+
+    #: Every append is recorded and settled, every due timer handled, every resident run's process up and done
+    #: with what it was sent, no run waits for a process, recovery is over.
+    settled: bool
+    #: Some activity attempt is queued or running (it runs in real time).
+    activities_busy: bool
+    #: When the next armed deadline is due (epoch seconds of the engine's clock), if any.
+    next_due: float | None
+
+
 # -- notices --------------------------------------------------------------------------------------------------
 
 

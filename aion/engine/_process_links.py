@@ -104,6 +104,16 @@ class ProcessLinks:
         with contextlib.suppress(ChannelClosedError):
             channel.send({"t": protocol.STOP})
 
+    def settled(self) -> bool:
+        """Whether no run waits for a process, every resident run's process is up and has answered everything
+        it was sent, and no one-off query process is under way."""
+        residency = self.residency
+        return (
+            not residency.waiting
+            and not self._one_off_queries
+            and all(_answered(run) for run in residency.resident_runs())
+        )
+
     # -- what processes say ---------------------------------------------------------------------------------
 
     def run_of_child(self, child_id: str) -> Run | None:
@@ -234,6 +244,11 @@ class ProcessLinks:
             raise WorkflowNotFoundError(workflow_id)
         self._one_off_queries[query_id] = (message, reply)
         self._processes.start_query_process(info.workflow_type, query_child_id(query_id, workflow_id))
+
+
+def _answered(run: Run) -> bool:
+    link = run.link
+    return link.channel is not None and link.acked >= link.sent and link.delivered >= run.state.head
 
 
 def _resolve_query(reply: pykka.Future[Any], message: dict[str, Any]) -> None:

@@ -50,6 +50,11 @@ class Recovery:
         #: Running workflows that recovery has not resumed yet (in store order).
         self._to_recover: dict[str, None] = {}
 
+    @property
+    def pending(self) -> int:
+        """How many running workflows recovery has not resumed yet."""
+        return len(self._to_recover)
+
     def recover(self) -> int:
         """Start resuming every running workflow found in the store; returns how many."""
         self._to_recover = dict.fromkeys(info.workflow_id for info in self._store.running_workflows())

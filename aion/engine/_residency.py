@@ -74,6 +74,10 @@ class Residency:
         """How many runs wait for a slot."""
         return len(self._resuming) + len(self._starting)
 
+    def resident_runs(self) -> list[Run]:
+        """The runs holding a slot."""
+        return list(self._resident.values())
+
     def is_resident(self, run: Run) -> bool:
         """Whether ``run`` holds a slot (its process may still be starting)."""
         return self._resident.get(run.workflow_id) is run

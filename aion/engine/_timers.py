@@ -27,6 +27,11 @@ class TimerService:
         self._heap: list[tuple[float, int, Hashable]] = []
         self._armed: dict[Hashable, float] = {}
         self._counter = 0
+        #: Keys handed to ``on_due`` (written by the timer thread only) and those whose handling the owner has
+        #: confirmed (:meth:`handled`, written by the owner's thread only): they differ while a due key is on its
+        #: way.
+        self._fired = 0
+        self._handled = 0
         self._condition = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="aion-timers", daemon=True)
@@ -63,6 +68,22 @@ class TimerService:
         with self._condition:
             self._armed.pop(key, None)
 
+    def handled(self) -> None:
+        """The owner has handled one key it was called back with (see :meth:`settled`)."""
+        self._handled += 1
+
+    def settled(self) -> bool:
+        """Whether every key called back so far has been handled by the owner."""
+        return self._fired == self._handled
+
+    def next_due(self) -> float | None:
+        """When the earliest armed key is due (epoch seconds), if any is armed."""
+        with self._condition:
+            armed = self._armed
+            while self._heap and armed.get(self._heap[0][2]) != self._heap[0][0]:
+                heapq.heappop(self._heap)  # a disarmed or moved key's stale entry
+            return self._heap[0][0] if self._heap else None
+
     def pending(self) -> int:
         """How many timers are armed."""
         with self._condition:
@@ -80,6 +101,7 @@ class TimerService:
                             del self._armed[key]
                             due.append(key)
                     if due:
+                        self._fired += len(due)
                         break
                     self._clock.wait_until(self._condition, self._heap[0][0] if self._heap else None)
                 if self._stopped:
