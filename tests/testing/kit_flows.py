@@ -67,7 +67,7 @@ async def pays(amount: int) -> str:
 @activity.defn
 def hangs(gate: str) -> str:
     """Waits (in real time) for ``gate`` to exist; only a timeout ends it in the tests."""
-    import time  # noqa: PLC0415
+    import time
 
     while not Path(gate).exists():
         time.sleep(0.01)

@@ -118,7 +118,7 @@ def test_a_fake_activity_stands_in_for_the_real_one() -> None:
 @pytest.mark.timeout(30)
 def test_bad_arguments_are_typed_errors() -> None:
     with pytest.raises(aion.InvalidArgumentError, match="aware"):
-        WorkflowEnvironment(start_time=datetime(2030, 1, 1))  # noqa: DTZ001
+        WorkflowEnvironment(start_time=datetime(2030, 1, 1))
     env = WorkflowEnvironment()
     with pytest.raises(aion.InvalidArgumentError, match="not started"):
         env.start_workflow(flows.waits_forever)
