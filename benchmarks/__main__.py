@@ -103,6 +103,10 @@ def _recorder(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _testing_env(d: dict[str, Any]) -> list[Row]:
+    return [("30-day sleep + 1-hour signal timeout, real ms p50", d["thirty_day_test_p50_ms"], "", "")]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "throughput": _throughput,
     "crash_restart": _crash_restart,
@@ -112,6 +116,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "replay": _replay,
     "activities": _activities,
     "recorder": _recorder,
+    "testing_env": _testing_env,
 }
 
 

@@ -43,6 +43,7 @@ EXPECTED: dict[str, set[str]] = {
     "signal": {"signals", "signal_to_result_p50_ms", "signal_to_result_p99_ms", "signal_call_p50_ms", "met"},
     "replay": {"events", "replay_median_ms", "replay_min_ms", "replay_events_per_s", "read_decode_median_ms"},
     "activities": {"cases"},
+    "testing_env": {"runs", "environment_start_s", "thirty_day_test_p50_ms", "thirty_day_test_max_ms"},
 }
 CRASH_CASE = {
     "history_size",
