@@ -41,6 +41,7 @@ from ._channel import (
     unpack,
     wait_ready,
 )
+from ._errors import SpawnError
 from ._links import ChildMonitor, LinkTable
 from ._reasons import Down, ExitReason
 
@@ -50,10 +51,6 @@ OnStart = Callable[[int, OwnerChannel], None]
 OnMessage = Callable[[Any], None]
 OnExit = Callable[[int, ExitReason, "Proc | None"], None]  # (pid, reason, spare or None)
 Notify = Callable[[Down], None] | Any  # a callable, or a pykka ActorRef (told the Down)
-
-
-class SpawnError(RuntimeError):
-    """A process child could not be started (unknown target, zygote gone, ...)."""
 
 
 @dataclass(eq=False)

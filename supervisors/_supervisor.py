@@ -17,6 +17,7 @@ import psutil
 import pykka
 
 from ._channel import OwnerChannel
+from ._errors import StartError, SupervisorError
 from ._hub import Proc, SpareOwner
 from ._inbox import SimpleInbox
 from ._reasons import ExitReason
@@ -27,14 +28,6 @@ logger = logging.getLogger("supervisors")
 
 ChildKind = Literal["process", "supervisor", "actor"]
 ChildState = Literal["running", "restarting", "stopped"]
-
-
-class SupervisorError(RuntimeError):
-    """A supervisor call failed: unknown child, duplicate id, supervisor stopping, child failed to start."""
-
-
-class StartError(SupervisorError):
-    """A child (or a supervisor's static children) could not be started."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,11 @@ from typing import Any
 
 from . import _fds
 from ._channel import OwnerChannel, unpack
+from ._errors import SpawnError, ZygoteError
 from ._host import CTL_BUFFER, zygote_main
-from ._hub import Hub, Notify, SpawnError
+from ._hub import Hub, Notify
 from ._reasons import ExitReason
 from ._specs import target_ref
-
-
-class ZygoteError(RuntimeError):
-    """The zygote could not be started (a preload module failed to import, ...)."""
 
 
 class Zygote:
