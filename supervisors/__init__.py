@@ -27,6 +27,7 @@ Example::
 
 from ._batch import Batch
 from ._channel import Channel, OwnerChannel
+from ._children import ChildInfo
 from ._errors import (
     ChannelClosedError,
     SpawnError,
@@ -39,7 +40,7 @@ from ._errors import (
 from ._inbox import SimpleInbox
 from ._reasons import Down, ExitReason, ExitSignal
 from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec
-from ._supervisor import ChildInfo, Supervisor
+from ._supervisor import Supervisor
 from ._zygote import Zygote
 
 __all__ = [

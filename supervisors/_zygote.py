@@ -112,6 +112,11 @@ class Zygote:
             os.waitpid(pid, 0)
 
     @property
+    def hub(self) -> Hub:
+        """The I/O hub this zygote's process children are run through (for supervisors, tests and statistics)."""
+        return self._hub
+
+    @property
     def alive(self) -> bool:
         """True while the zygote runs."""
         return self._hub.alive and not self._stopped

@@ -96,7 +96,7 @@ class _Runs:
 
 def _idle_hosts(zygote: sv.Zygote) -> set[int]:
     """The zygote's live child processes that host no child: pool hosts, recycled hosts, retired ones exiting."""
-    hub = zygote._hub
+    hub = zygote.hub
     busy = set(hub.pids()) | {hub.nursery_pid}
     idle = set()
     for proc in psutil.Process(zygote.pid).children():
@@ -137,7 +137,7 @@ def test_many_recyclable_children_started_at_once_each_run_once_and_exit(small_c
         assert max(served) > 1  # processes were recycled
         wait_until(lambda: sup.which_children() == [])
         assert zygote.pids() == []
-        assert zygote._hub._pending == {}
+        assert zygote.hub._pending == {}
         # Idle hosts beyond the cap were told to exit: they go away, the pool and IDLE_CAP recycled hosts stay.
         wait_until(lambda: len(_idle_hosts(zygote)) <= IDLE_CAP + zygote.warm_pool)
     finally:
