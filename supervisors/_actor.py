@@ -16,13 +16,12 @@ from typing import Any
 import pykka
 
 from . import _decisions as decisions
-from ._channel import OwnerChannel
-from ._children import Child, ChildInfo, NestedSupervisor, supervised_actor_class
+from ._children import Child, ChildInfo, NestedSupervisor, start_process, supervised_actor_class
 from ._errors import StartError, SupervisorError
 from ._hub import Proc, SpareOwner
 from ._inbox import SimpleInbox
 from ._reasons import ExitReason
-from ._specs import ChildSpec, ProcessSpec, SupervisorSpec, target_ref
+from ._specs import ChildSpec, ProcessSpec, SupervisorSpec
 from ._zygote import Zygote
 
 logger = logging.getLogger("supervisors")
@@ -186,7 +185,15 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         if isinstance(spec, ProcessSpec):
             if zygote is None:
                 raise StartError(f"supervisor {self.spec.id!r} has no zygote to start process {cid!r}")
-            self._start_process(child, spec, zygote, notify, spare)
+            armed = zygote.warm_pool > 0 and decisions.should_arm(
+                strategy=self.spec.strategy,
+                restart=spec.restart,
+                child=child.intensity,
+                supervisor=self.intensity,
+                now=self.clock(),
+            )
+            if start_process(child, spec, zygote.hub, notify, spare=spare, arm=armed, owner=self.spare_owner):
+                self.adopted = spare
         elif isinstance(spec, SupervisorSpec):
             child.sup = spawn_supervisor(spec, zygote, notify, clock=self.clock, make_handle=self.make_handle)
             child.pid = os.getpid()
@@ -197,58 +204,6 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         child.state = "running"
         child.started_at = self.clock()
         child.started_wall = time.time()
-
-    def _start_process(
-        self,
-        child: Child,
-        spec: ProcessSpec,
-        zygote: Zygote,
-        notify: Callable[[ExitReason, Proc | None], None],
-        spare: Proc | None,
-    ) -> None:
-        cid = child.id
-        user_start, user_message = spec.on_start, spec.on_message
-
-        def on_start(pid: int, channel: OwnerChannel) -> None:
-            if user_start is not None:
-                user_start(cid, pid, channel)
-
-        def on_message(msg: Any) -> None:
-            if user_message is not None:
-                user_message(cid, msg)
-
-        hub = zygote.hub
-        child.armed = zygote.warm_pool > 0 and decisions.should_arm(
-            strategy=self.spec.strategy,
-            restart=spec.restart,
-            child=child.intensity,
-            supervisor=self.intensity,
-            now=self.clock(),
-        )
-        if spare is not None and hub.adopt(
-            spare,
-            on_start=on_start,
-            on_message=on_message if user_message is not None else None,
-            on_exit=lambda _pid, reason, spare: notify(reason, spare),
-        ):
-            child.pid, child.proc = spare.pid, spare
-            self.adopted = spare
-            if not child.armed:  # the zygote armed the replacement like the original
-                hub.disarm(spare)
-        else:
-            child.proc = hub.spawn(
-                target_ref(spec.target),
-                spec.args,
-                on_start=on_start,
-                on_message=on_message if user_message is not None else None,
-                on_exit=lambda _pid, reason, spare: notify(reason, spare),
-                trap_exit=spec.trap_exit,
-                timeout=10.0,
-                arm=child.armed,
-                recycle=spec.recycle,
-                owner=self.spare_owner,
-            )
-            child.pid = child.proc.pid
 
     def _disarm_all(self) -> None:
         """The supervisor is at its intensity limit: no more speculative restarts of any child."""

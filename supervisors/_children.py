@@ -1,6 +1,7 @@
 """A supervisor's record of each child (owner side): its spec, current incarnation and restart history, and
-what is reported about it (`ChildInfo`, the nodes of ``tree()``); also the pykka actor subclass that tells its
-supervisor when an actor child stops or crashes."""
+what is reported about it (`ChildInfo`, the nodes of ``tree()``); how an incarnation of a process child is
+started (spawned, or a spare adopted); and the pykka actor subclass that tells its supervisor when an actor
+child stops or crashes."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any, Literal, Protocol
 import psutil
 import pykka
 
+from ._channel import OwnerChannel
 from ._decisions import Intensity
-from ._hub import Proc
+from ._hub import Hub, Proc, SpareOwner
 from ._reasons import ExitReason
-from ._specs import ChildSpec, ProcessSpec, Restart, SupervisorSpec
+from ._specs import ChildSpec, ProcessSpec, Restart, SupervisorSpec, target_ref
 
 ChildKind = Literal["process", "supervisor", "actor"]
 ChildState = Literal["running", "restarting", "stopped"]
@@ -143,6 +145,57 @@ class Child:
         elif self.actor is not None:
             node["actor_urn"] = self.actor.actor_urn
         return node
+
+
+def start_process(
+    child: Child,
+    spec: ProcessSpec,
+    hub: Hub,
+    notify: Callable[[ExitReason, Proc | None], None],
+    *,
+    spare: Proc | None,
+    arm: bool,
+    owner: SpareOwner,
+) -> bool:
+    """Start a new incarnation of the process child ``child``: adopt ``spare`` (a replacement the zygote already
+    started) if there is one and it is still wanted, else spawn one. ``arm``: the zygote may restart it
+    speculatively. True if ``spare`` was adopted. Raises `SpawnError` if it cannot be started."""
+    cid = child.id
+    user_start, user_message = spec.on_start, spec.on_message
+
+    def on_start(pid: int, channel: OwnerChannel) -> None:
+        if user_start is not None:
+            user_start(cid, pid, channel)
+
+    def on_message(msg: Any) -> None:
+        if user_message is not None:
+            user_message(cid, msg)
+
+    child.armed = arm
+    if spare is not None and hub.adopt(
+        spare,
+        on_start=on_start,
+        on_message=on_message if user_message is not None else None,
+        on_exit=lambda _pid, reason, spare: notify(reason, spare),
+    ):
+        child.pid, child.proc = spare.pid, spare
+        if not arm:  # the zygote armed the replacement like the original
+            hub.disarm(spare)
+        return True
+    child.proc = hub.spawn(
+        target_ref(spec.target),
+        spec.args,
+        on_start=on_start,
+        on_message=on_message if user_message is not None else None,
+        on_exit=lambda _pid, reason, spare: notify(reason, spare),
+        trap_exit=spec.trap_exit,
+        timeout=10.0,
+        arm=arm,
+        recycle=spec.recycle,
+        owner=owner,
+    )
+    child.pid = child.proc.pid
+    return False
 
 
 def process_stats(pid: int) -> dict[str, Any]:
