@@ -18,8 +18,8 @@ import pykka
 from . import _decisions as decisions
 from ._children import Child, ChildInfo, NestedSupervisor, start_process, supervised_actor_class
 from ._errors import StartError, SupervisorError
-from ._hub import Proc, SpareOwner
 from ._inbox import SimpleInbox
+from ._proc import Proc, SpareOwner
 from ._reasons import ExitReason
 from ._specs import ChildSpec, ProcessSpec, SupervisorSpec
 from ._zygote import Zygote

@@ -14,7 +14,8 @@ import pykka
 
 from ._channel import OwnerChannel
 from ._decisions import Intensity
-from ._hub import Hub, Proc, SpareOwner
+from ._hub import Hub
+from ._proc import Proc, SpareOwner
 from ._reasons import ExitReason
 from ._specs import ChildSpec, ProcessSpec, Restart, SupervisorSpec, target_ref
 

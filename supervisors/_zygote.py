@@ -17,7 +17,8 @@ from . import _fds
 from ._channel import OwnerChannel, unpack
 from ._errors import SpawnError, ZygoteError
 from ._host import CTL_BUFFER, zygote_main
-from ._hub import Hub, Notify
+from ._hub import Hub
+from ._proc import Notify
 from ._reasons import ExitReason
 from ._specs import target_ref
 
