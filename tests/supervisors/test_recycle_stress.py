@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import supervisors as sv
-from supervisors import _host
+from supervisors import _pool, _process
 
 from .helpers import wait_until
 from .targets import serve_once
@@ -28,8 +28,8 @@ RUNS_CAP = 3
 @pytest.fixture(params=[0, 2], ids=["cold-fork", "warm-pool"])
 def small_caps_zygote(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[sv.Zygote]:
     """A zygote (forked after the patch, so it and its children see it) with small recycling caps."""
-    monkeypatch.setattr(_host, "MAX_RECYCLED_IDLE", IDLE_CAP)
-    monkeypatch.setattr(_host, "MAX_RUNS_PER_HOST", RUNS_CAP)
+    monkeypatch.setattr(_pool, "MAX_RECYCLED_IDLE", IDLE_CAP)
+    monkeypatch.setattr(_process, "MAX_RUNS_PER_HOST", RUNS_CAP)
     zygote = sv.Zygote.start(warm_pool=request.param)
     try:
         yield zygote
