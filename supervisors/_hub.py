@@ -37,9 +37,9 @@ from ._channel import (
     wait_ready,
 )
 from ._errors import SpawnError
-from ._links import LinkBook, LinkTable
-from ._proc import Notify, OnExit, OnMessage, OnStart, Proc, SpareOwner
-from ._reasons import Down, ExitReason
+from ._links import LinkBook, LinkTable, Watchers
+from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
+from ._reasons import ExitReason
 from ._spares import SpareBook
 
 logger = logging.getLogger("supervisors")
@@ -388,11 +388,7 @@ class Hub(SpareBook, LinkBook):
 
     def _finish_exit(self, proc: Proc, status: int | None, spare: Proc | None) -> None:
         pid = proc.pid
-        if spare is not None and (
-            proc.on_exit is None or proc.shutdown_requested or (proc.owner is not None and proc.owner.closed)
-        ):
-            self._discard(spare)
-            spare = None
+        spare = self._wanted(proc, spare)
         # Everything the child wrote before dying is in the socket buffer: drain it first.
         if proc.registered:
             self._read_channel(proc, drain=True)
@@ -400,8 +396,7 @@ class Hub(SpareBook, LinkBook):
         # What it (and any process this round) sent reaches the batches' consumers before its exit does.
         self._round.end()
         reason = proc.exit_reason(status)
-        monitors: list[tuple[int, Notify]] = []
-        linked: list[Proc] = []
+        watchers: Watchers = ([], [])
         with self._lock:
             # A spare whose exit was held may have been recycled since, its pid now another incarnation's: what
             # is kept by pid (the record, monitors, links) is that one's, not this one's.
@@ -410,16 +405,11 @@ class Hub(SpareBook, LinkBook):
                 self._exited[pid] = reason
                 if len(self._exited) > 10_000:
                     self._exited.pop(next(iter(self._exited)))
-                monitors = self._links.pop_monitors(pid)
-                self._links.drop_owner(pid)
-                linked = [p for p in (self._procs.get(x) for x in self._links.pop_links(pid)) if p is not None]
+                watchers = self._pop_watchers(pid)
         _fds.unregister(proc.channel.fileno())
         proc.channel.close()
         proc.reason = reason
-        for ref, notify in monitors:
-            self._deliver_down(notify, Down(ref, pid, reason))
-        for other in linked:
-            self._exit_signal(other, pid, reason)
+        self._tell_watchers(pid, reason, watchers)
         if proc.on_exit is not None:
             try:
                 proc.on_exit(pid, reason, spare)

@@ -104,6 +104,10 @@ class LinkTable:
         return len(self._monitors)
 
 
+Watchers = tuple[list[tuple[int, Notify]], list[Proc]]
+"""The monitors of an exited process (ref, notify) and the live processes linked to it."""
+
+
 class LinkBook:
     """The links-and-monitors part of the `Hub` (a mixin: it works on the hub's process table and lock)."""
 
@@ -206,3 +210,18 @@ class LinkBook:
                     self._links.remove_monitor(ref)
         elif op == "trap_exit":
             proc.trap_exit = bool(req[1])
+
+    def _pop_watchers(self, pid: int) -> Watchers:
+        """Under the hub's lock, ``pid`` having exited: forget its monitors and links; who must hear of it."""
+        monitors = self._links.pop_monitors(pid)
+        self._links.drop_owner(pid)
+        linked = [p for p in (self._procs.get(x) for x in self._links.pop_links(pid)) if p is not None]
+        return monitors, linked
+
+    def _tell_watchers(self, pid: int, reason: ExitReason, watchers: Watchers) -> None:
+        """Deliver ``pid``'s exit to its monitors (`Down`) and to the processes linked to it (exit signals)."""
+        monitors, linked = watchers
+        for ref, notify in monitors:
+            self._deliver_down(notify, Down(ref, pid, reason))
+        for other in linked:
+            self._exit_signal(other, pid, reason)

@@ -173,3 +173,12 @@ class SpareBook:
             self._finish_exit(spare, status, next_spare)
         else:
             self.signal_proc(spare, signal.SIGKILL, disarm=True)
+
+    def _wanted(self, proc: Proc, spare: Proc | None) -> Proc | None:
+        """Hub thread: ``spare`` if its owner may still adopt it (``proc`` exited), else discard it: None."""
+        if spare is not None and (
+            proc.on_exit is None or proc.shutdown_requested or (proc.owner is not None and proc.owner.closed)
+        ):
+            self._discard(spare)
+            return None
+        return spare
