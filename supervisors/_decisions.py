@@ -28,7 +28,12 @@ def add_restart(
     if max_restarts is None:
         return restarts, False
     since = now - max_seconds
-    kept = (*(t for t in restarts if t >= since), now)
+    first = 0
+    # Times are in the order they were recorded (a monotonic clock's), so those out of the window are at the
+    # front: no pass over the whole log (it holds up to max_restarts times) on every exit, as a filter would.
+    while first < len(restarts) and restarts[first] < since:
+        first += 1
+    kept = (*restarts[first:], now)
     return kept, len(kept) > max_restarts
 
 
