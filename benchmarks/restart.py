@@ -84,7 +84,7 @@ def _wait_pool(zygote: sv.Zygote, children: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     path = f"/proc/{zygote.pid}/task/{zygote.pid}/children"
     while time.monotonic() < deadline:
-        helpers = {zygote._hub.nursery_pid}  # the process that forks pool hosts is not one
+        helpers = {zygote.hub.nursery_pid}  # the process that forks pool hosts is not one
         try:
             with open(path) as f:
                 if len(set(map(int, f.read().split())) - helpers) >= children + zygote.warm_pool:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         zygote = sv.Zygote.start(warm_pool=pool)
         try:
             results[f"restart_{mode}_ms"] = _summary(bench_restarts(zygote, crashes))
-            results[f"restart_{mode}_speculative"] = zygote._hub.spares_adopted  # restarts the zygote pre-started
+            results[f"restart_{mode}_speculative"] = zygote.hub.spares_adopted  # restarts the zygote pre-started
             results[f"start_{mode}_ms"] = _summary(bench_starts(zygote, crashes))
         finally:
             zygote.stop()

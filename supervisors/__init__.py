@@ -5,7 +5,7 @@ A `Supervisor` is a pykka actor that starts children from specs (`ProcessSpec`, 
 intensity, and escalates to its parent when that intensity is exceeded. Process children run a Python
 callable in their own OS process, forked from a `Zygote` (optionally handed over from a warm pool), and talk
 to their owner over a msgpack `Channel`. Process children can be linked and monitored (`Down`,
-`ExitSignal`); every exit has an `ExitReason`.
+`ExitSignal`); every exit has an `ExitReason`. Every error the library raises derives from `SupervisionError`.
 
 Example::
 
@@ -26,13 +26,22 @@ Example::
 """
 
 from ._batch import Batch
-from ._channel import Channel, ChannelClosedError, OwnerChannel
-from ._hub import SpawnError
+from ._channel import Channel, OwnerChannel
+from ._children import ChildInfo
+from ._errors import (
+    ChannelClosedError,
+    SpawnError,
+    StartError,
+    SupervisionError,
+    SupervisorError,
+    TargetError,
+    ZygoteError,
+)
 from ._inbox import SimpleInbox
 from ._reasons import Down, ExitReason, ExitSignal
-from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec, TargetError
-from ._supervisor import ChildInfo, StartError, Supervisor, SupervisorError
-from ._zygote import Zygote, ZygoteError
+from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec
+from ._supervisor import Supervisor
+from ._zygote import Zygote
 
 __all__ = [
     "ActorSpec",
@@ -51,6 +60,7 @@ __all__ = [
     "SpawnError",
     "StartError",
     "Strategy",
+    "SupervisionError",
     "Supervisor",
     "SupervisorError",
     "SupervisorSpec",

@@ -48,7 +48,7 @@ class Batch(Generic[T]):
         """Hand ``item`` over at the end of the hub's current round, or now when not called in one."""
         pending: dict[Batch[Any], list[Any]] | None = getattr(_local, "pending", None)
         if pending is None:
-            self._hand_over([item])
+            self.hand_over([item])
             return
         items = pending.get(self)
         if items is None:
@@ -56,7 +56,8 @@ class Batch(Generic[T]):
         else:
             items.append(item)
 
-    def _hand_over(self, items: list[T]) -> None:
+    def hand_over(self, items: list[T]) -> None:
+        """Pass ``items`` to ``flush`` now (its exceptions are logged); what a round's end does for each batch."""
         try:
             self._flush(items)
         except Exception:
@@ -83,7 +84,7 @@ class Round:
             batches = list(pending.items())
             pending.clear()
             for batch, items in batches:
-                batch._hand_over(items)
+                batch.hand_over(items)
 
     def close(self) -> None:
         """Hand over what is left; `Batch.add` in this thread hands over at once again."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 
+from ._errors import ChannelClosedError
 from ._reasons import Down, ExitReason, ExitSignal
 
 HEADER = struct.Struct("!IB")
@@ -27,10 +28,6 @@ MAX_FRAME = 1 << 30
 SOCKET_BUFFER = 1 << 20
 RECV_SIZE = 1 << 18
 """How much the owner's end reads at most in one ``recv``."""
-
-
-class ChannelClosedError(EOFError):
-    """The other end of a channel is gone (the process exited, or the owner closed it)."""
 
 
 def pack(obj: Any) -> bytes:

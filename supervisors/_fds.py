@@ -1,4 +1,4 @@
-"""File descriptors the engine side of this library holds, to close in a freshly forked zygote.
+"""File descriptors the owner side of this library holds, to close in a freshly forked zygote.
 
 A zygote forked while other zygotes, hubs or channels exist would otherwise inherit their descriptors and
 keep pipes open that must reach EOF when their owner dies.
@@ -20,7 +20,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def register(fd: int) -> None:
-    """Remember an engine-side descriptor."""
+    """Remember an owner-side descriptor."""
     with _lock:
         _fds.add(fd)
 

@@ -1,12 +1,9 @@
 """The I/O hub: one thread multiplexing the zygote's control socket and every process child's channel.
 
-It turns the zygote's ``(pid, wait status)`` reports into `ExitReason` s, delivers frames to ``on_message``,
-and applies links and monitors. No thread per child.
-
-Speculative restarts: the zygote may report an exit together with a *spare*, a replacement it already
-started with the same target and args (only for children spawned with ``arm=True``). The spare is kept
-*provisional* (its channel is not read, its exit is held) until its owner either `adopt` s it (``on_start``
-then runs in this thread, as for a spawn) or `discard` s it (it is killed and forgotten, with no callback).
+Owner side: it runs in the process that started the zygote. It spawns process children through the zygote,
+turns the zygote's ``(pid, wait status)`` reports into `ExitReason` s and delivers frames to ``on_message``.
+No thread per child. Links and monitors (`_links.LinkBook`) and speculative restarts' spares
+(`_spares.SpareBook`) are parts of the hub kept in their own modules.
 """
 
 from __future__ import annotations
@@ -34,58 +31,18 @@ from ._channel import (
     EXIT_INFO,
     RECV_SIZE,
     REQUEST,
-    SYSTEM,
-    FrameReader,
     OwnerChannel,
     pack,
     unpack,
     wait_ready,
 )
-from ._links import ChildMonitor, LinkTable
-from ._reasons import Down, ExitReason
+from ._errors import SpawnError
+from ._links import LinkBook, LinkTable, Watchers
+from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
+from ._reasons import ExitReason
+from ._spares import SpareBook
 
 logger = logging.getLogger("supervisors")
-
-OnStart = Callable[[int, OwnerChannel], None]
-OnMessage = Callable[[Any], None]
-OnExit = Callable[[int, ExitReason, "Proc | None"], None]  # (pid, reason, spare or None)
-Notify = Callable[[Down], None] | Any  # a callable, or a pykka ActorRef (told the Down)
-
-
-class SpawnError(RuntimeError):
-    """A process child could not be started (unknown target, zygote gone, ...)."""
-
-
-@dataclass(eq=False)
-class Proc:
-    """The hub's record of one live process child."""
-
-    pid: int
-    channel: OwnerChannel
-    on_message: OnMessage | None
-    on_exit: OnExit | None
-    trap_exit: bool
-    token: int = 0
-    """The zygote's token for this incarnation of ``pid`` (a recycled process hosts several in turn)."""
-    reader: FrameReader = field(default_factory=FrameReader)
-    exc_info: list[Any] | None = None
-    link_kill: str | None = None
-    shutdown_requested: bool = False
-    reason: ExitReason | None = None
-    exited: threading.Event = field(default_factory=threading.Event)
-    registered: bool = False
-    owner: SpareOwner | None = None
-    provisional: bool = False
-    """A spare not yet adopted: its channel is not read and its exit is held in ``held``."""
-    discarded: bool = False
-    held: tuple[int | None, Proc | None] | None = None
-
-
-class SpareOwner:
-    """Whoever receives the spares of some process children (a supervisor); `Hub.close_owner` discards the
-    spares it will never see."""
-
-    closed = False
 
 
 @dataclass(eq=False)
@@ -100,8 +57,8 @@ class _Pending:
     error: str | None = None
 
 
-class Hub:
-    """Owns the engine's end of the zygote's control socket and every live process child."""
+class Hub(SpareBook, LinkBook):
+    """Owns the owner process's end of the zygote's control socket and every live process child."""
 
     def __init__(self, ctl: socket.socket, zygote_pid: int) -> None:
         self._ctl = ctl
@@ -124,9 +81,7 @@ class Hub:
         self._round = Round()  # hands over the callbacks' `Batch` items once per select() round
         self._closed = False
         self.spares_adopted = 0
-        """Speculative restarts taken (statistics, for tests and benchmarks)."""
         self.spares_discarded = 0
-        """Speculative restarts killed because their owner did not want them."""
         self._zygote_alive = True
         self.zygote_status: int | None = None
         self.nursery_pid = 0
@@ -238,11 +193,6 @@ class Hub:
         with contextlib.suppress(SpawnError):
             self.send_ctl(["signal", proc.pid, int(signum), disarm, proc.token])
 
-    def disarm(self, proc: Proc) -> None:
-        """No speculative restart for this incarnation any more."""
-        with contextlib.suppress(SpawnError):
-            self.send_ctl(["disarm", proc.pid, proc.token])
-
     def proc(self, pid: int) -> Proc | None:
         """The live process record for ``pid``."""
         with self._lock:
@@ -253,8 +203,6 @@ class Hub:
         with self._lock:
             return [pid for pid, proc in self._procs.items() if not proc.provisional]
 
-    # -- spares (speculative restarts) --------------------------------------------------------------
-
     def _post(self, call: Callable[[], None]) -> bool:
         """Run ``call`` in the hub thread; False if the hub is gone."""
         with self._lock:
@@ -263,99 +211,6 @@ class Hub:
             self._calls.append(call)
         self.wake()
         return True
-
-    def adopt(
-        self,
-        spare: Proc,
-        *,
-        on_start: OnStart | None,
-        on_message: OnMessage | None,
-        on_exit: OnExit | None,
-        timeout: float = 10.0,
-    ) -> bool:
-        """Take ``spare`` as a new process child (any thread): the hub calls ``on_start``, then delivers its
-        messages, then its exit. Returns once ``on_start`` has run, as `spawn` does; False if the hub is gone
-        (the spare is then dead)."""
-        done = threading.Event()
-        gate = threading.Lock()
-        state = {"started": False, "cancelled": False, "adopted": False}
-
-        def adopt() -> None:
-            with gate:
-                state["started"] = not state["cancelled"]
-            try:
-                if state["started"]:
-                    state["adopted"] = self._adopt(spare, on_start, on_message, on_exit)
-                else:
-                    self._discard(spare)
-            finally:
-                done.set()
-
-        if not self._post(adopt):
-            return False
-        if not done.wait(timeout):
-            with gate:
-                state["cancelled"] = not state["started"]
-            if state["cancelled"]:
-                return False  # the hub will discard it
-            done.wait()
-        return state["adopted"]
-
-    def _adopt(
-        self, spare: Proc, on_start: OnStart | None, on_message: OnMessage | None, on_exit: OnExit | None
-    ) -> bool:
-        if spare.discarded or not spare.provisional:
-            return False
-        spare.on_message = on_message
-        spare.on_exit = on_exit
-        spare.provisional = False
-        self.spares_adopted += 1
-        if on_start is not None:
-            try:
-                on_start(spare.pid, spare.channel)
-            except Exception:
-                logger.exception("on_start of process %d failed", spare.pid)
-        if spare.held is not None:
-            status, next_spare = spare.held
-            spare.held = None
-            self._read_channel(spare, drain=True)  # what it sent before dying
-            self._finish_exit(spare, status, next_spare)
-        else:
-            self._sel.register(spare.channel.fileno(), selectors.EVENT_READ, spare)
-            spare.registered = True
-            self._read_channel(spare)  # what it sent before adoption
-        return True
-
-    def discard(self, spare: Proc) -> None:
-        """Kill a spare nobody wants, with no callback (any thread)."""
-        self._post(lambda: self._discard(spare))
-
-    def close_owner(self, owner: SpareOwner) -> None:
-        """``owner`` takes no more spares: discard those it holds or would get (any thread)."""
-
-        def close() -> None:
-            owner.closed = True
-            with self._lock:
-                spares = [p for p in self._procs.values() if p.owner is owner and p.provisional]
-            for spare in spares:
-                self._discard(spare)
-
-        self._post(close)
-
-    def _discard(self, spare: Proc) -> None:
-        """Hub thread: kill a provisional spare, or forget it if it is already dead."""
-        if spare.discarded or not spare.provisional:
-            return
-        spare.discarded = True
-        spare.shutdown_requested = True
-        spare.on_exit = None
-        self.spares_discarded += 1
-        if spare.held is not None:
-            status, next_spare = spare.held
-            spare.held = None
-            self._finish_exit(spare, status, next_spare)
-        else:
-            self.signal_proc(spare, signal.SIGKILL, disarm=True)
 
     def terminate(self, pid: int, timeout: float, *, kill: bool = False) -> ExitReason | None:
         """Stop the process child ``pid``: SIGTERM, up to ``timeout`` s of grace, then SIGKILL. None if not
@@ -377,78 +232,6 @@ class Hub:
         self.signal_proc(proc, signal.SIGKILL, disarm=True)
         proc.exited.wait(30.0)
         return proc.reason
-
-    # -- links and monitors -------------------------------------------------------------------------
-
-    def link(self, a: int, b: int) -> None:
-        """Link two process children; a dead one sends a ``noproc`` exit signal to the other at once."""
-        with self._lock:
-            pa, pb = self._procs.get(a), self._procs.get(b)
-            if pa is not None and pb is not None:
-                self._links.link(a, b)
-                return
-        noproc = ExitReason(kind="noproc")
-        if pa is not None:
-            self._exit_signal(pa, b, noproc)
-        if pb is not None:
-            self._exit_signal(pb, a, noproc)
-
-    def unlink(self, a: int, b: int) -> None:
-        """Remove a link."""
-        with self._lock:
-            self._links.unlink(a, b)
-
-    def links_of(self, pid: int) -> set[int]:
-        """Pids linked to ``pid``."""
-        with self._lock:
-            return self._links.links_of(pid)
-
-    def set_trap_exit(self, pid: int, flag: bool) -> None:
-        """Make a process child trap exits (or not)."""
-        proc = self.proc(pid)
-        if proc is not None:
-            proc.trap_exit = flag
-
-    def monitor(self, pid: int, notify: Notify) -> int:
-        """Monitor ``pid``: ``notify`` gets one `Down` when it exits (at once if it is already dead)."""
-        ref = next(self._refs)
-        self._add_monitor(ref, pid, notify)
-        return ref
-
-    def _add_monitor(self, ref: int, pid: int, notify: Notify) -> None:
-        with self._lock:
-            if pid in self._procs:
-                self._links.add_monitor(ref, pid, notify)
-                return
-        self._deliver_down(notify, Down(ref, pid, self._exited.get(pid, ExitReason(kind="noproc"))))
-
-    def demonitor(self, ref: int) -> bool:
-        """Cancel a monitor; False if it had already fired or did not exist."""
-        with self._lock:
-            return self._links.remove_monitor(ref)
-
-    def _deliver_down(self, notify: Notify, down: Down) -> None:
-        try:
-            if isinstance(notify, ChildMonitor):
-                proc = self.proc(notify.owner)
-                if proc is not None:
-                    body = pack(["down", notify.local_ref, down.pid, down.reason.to_dict()])
-                    proc.channel.send_frame(SYSTEM, body)
-            elif hasattr(notify, "tell"):
-                notify.tell(down)
-            else:
-                notify(down)
-        except Exception:
-            logger.exception("delivering %r failed", down)
-
-    def _exit_signal(self, target: Proc, from_pid: int, reason: ExitReason) -> None:
-        """Deliver an exit signal from ``from_pid`` to ``target``: a message if it traps exits, else death."""
-        if target.trap_exit:
-            with contextlib.suppress(Exception):
-                target.channel.send_frame(SYSTEM, pack(["exit", from_pid, reason.to_dict()]))
-        elif reason.kind != "normal":
-            target.link_kill = f"linked process {from_pid} exited: {reason}"
-            self.signal_proc(target, signal.SIGKILL)
 
     # -- the thread ---------------------------------------------------------------------------------
 
@@ -590,43 +373,10 @@ class Hub:
             except Exception:
                 logger.exception("handling a frame from process %d failed", proc.pid)
 
-    def _request(self, proc: Proc, req: list[Any]) -> None:
-        op = req[0]
-        if op == "link":
-            self.link(proc.pid, req[1])
-        elif op == "unlink":
-            self.unlink(proc.pid, req[1])
-        elif op == "monitor":
-            self._add_monitor(next(self._refs), req[2], ChildMonitor(proc.pid, req[1]))
-        elif op == "demonitor":
-            with self._lock:
-                ref = self._links.child_ref(proc.pid, req[1])
-                if ref is not None:
-                    self._links.remove_monitor(ref)
-        elif op == "trap_exit":
-            proc.trap_exit = bool(req[1])
-
     def _exit(self, pid: int, status: int | None, started: tuple[int, int, int] | None = None) -> None:
         """The zygote reported ``pid``'s exit, and ``started`` (pid, token, channel fd) of a speculative restart."""
         proc = self.proc(pid)
-        spare = None
-        if started is not None:
-            spare_pid, spare_token, spare_fd = started
-            _fds.register(spare_fd)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=spare_fd)
-            spare = Proc(
-                spare_pid,
-                OwnerChannel(sock, spare_pid),
-                None,
-                None,
-                proc.trap_exit if proc is not None else False,
-                token=spare_token,
-                owner=proc.owner if proc is not None else None,
-                provisional=True,
-            )
-            with self._lock:
-                self._procs[spare_pid] = spare
-                self._exited.pop(spare_pid, None)
+        spare = None if started is None else self._provisional(started, proc)
         if proc is None:
             if spare is not None:
                 self._discard(spare)
@@ -638,20 +388,15 @@ class Hub:
 
     def _finish_exit(self, proc: Proc, status: int | None, spare: Proc | None) -> None:
         pid = proc.pid
-        if spare is not None and (
-            proc.on_exit is None or proc.shutdown_requested or (proc.owner is not None and proc.owner.closed)
-        ):
-            self._discard(spare)
-            spare = None
+        spare = self._wanted(proc, spare)
         # Everything the child wrote before dying is in the socket buffer: drain it first.
         if proc.registered:
             self._read_channel(proc, drain=True)
             self._unregister(proc)
         # What it (and any process this round) sent reaches the batches' consumers before its exit does.
         self._round.end()
-        reason = self._reason(proc, status)
-        monitors: list[tuple[int, Notify]] = []
-        linked: list[Proc] = []
+        reason = proc.exit_reason(status)
+        watchers: Watchers = ([], [])
         with self._lock:
             # A spare whose exit was held may have been recycled since, its pid now another incarnation's: what
             # is kept by pid (the record, monitors, links) is that one's, not this one's.
@@ -660,16 +405,11 @@ class Hub:
                 self._exited[pid] = reason
                 if len(self._exited) > 10_000:
                     self._exited.pop(next(iter(self._exited)))
-                monitors = self._links.pop_monitors(pid)
-                self._links.drop_owner(pid)
-                linked = [p for p in (self._procs.get(x) for x in self._links.pop_links(pid)) if p is not None]
+                watchers = self._pop_watchers(pid)
         _fds.unregister(proc.channel.fileno())
         proc.channel.close()
         proc.reason = reason
-        for ref, notify in monitors:
-            self._deliver_down(notify, Down(ref, pid, reason))
-        for other in linked:
-            self._exit_signal(other, pid, reason)
+        self._tell_watchers(pid, reason, watchers)
         if proc.on_exit is not None:
             try:
                 proc.on_exit(pid, reason, spare)
@@ -678,21 +418,6 @@ class Hub:
                 if spare is not None:
                     self._discard(spare)
         proc.exited.set()
-
-    @staticmethod
-    def _reason(proc: Proc, status: int | None) -> ExitReason:
-        if proc.exc_info is not None:
-            exc_type, message, tb = proc.exc_info
-            return ExitReason(kind="exception", exc_type=exc_type, message=message, traceback=tb)
-        if status is None:
-            base = ExitReason.killed_by(signal.SIGKILL, "the zygote exited")
-        else:
-            base = ExitReason.from_wait_status(status)
-        if proc.shutdown_requested:
-            return ExitReason(kind="shutdown", signal=base.signal, exit_code=base.exit_code)
-        if proc.link_kill is not None and base.kind == "killed":
-            return ExitReason(kind="killed", signal=base.signal, message=proc.link_kill)
-        return base
 
     def _zygote_gone(self) -> None:
         self._zygote_alive = False

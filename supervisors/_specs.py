@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._errors import TargetError
 from ._reasons import ExitReason
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ class Restart(enum.StrEnum):
     """Only after an abnormal exit (`ExitReason.is_abnormal`)."""
     TEMPORARY = "temporary"
     """Never; the child is removed when it exits."""
-
-
-class TargetError(ValueError):
-    """A process target cannot be referred to by name, or cannot be resolved in the zygote."""
 
 
 def target_ref(target: Callable[..., Any] | str) -> str:

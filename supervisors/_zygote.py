@@ -1,4 +1,4 @@
-"""The engine's handle on the zygote: a process forked early that forks every process child."""
+"""Owner side: the handle on the zygote, a process forked early that forks every process child."""
 
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ from typing import Any
 
 from . import _fds
 from ._channel import OwnerChannel, unpack
-from ._host import CTL_BUFFER, zygote_main
-from ._hub import Hub, Notify, SpawnError
+from ._errors import SpawnError, ZygoteError
+from ._hub import Hub
+from ._proc import Notify
 from ._reasons import ExitReason
 from ._specs import target_ref
-
-
-class ZygoteError(RuntimeError):
-    """The zygote could not be started (a preload module failed to import, ...)."""
+from ._zygote_server import CTL_BUFFER, zygote_main
 
 
 class Zygote:
-    """A process forked from the engine before its threads exist, that forks every process child.
+    """A process forked from the owner process before its threads exist, that forks every process child.
 
     Call `Zygote.start` early, before any thread is started (pykka actors included): forking a process that
     has threads is unsafe. It still works when called later (under pytest, for example), but a lock held by
@@ -35,10 +33,10 @@ class Zygote:
     The zygote imports the ``preload`` modules once, then forks children that share those pages
     copy-on-write, and keeps ``warm_pool`` idle forked hosts ready so that starting (or restarting) a child
     is a hand-off of a socket rather than a fork. It is the parent and reaper of every process child and
-    reports their exits to the engine's I/O hub thread, which this object owns.
+    reports their exits to the owner's I/O hub thread, which this object owns.
 
     The zygote and every process child die with ``SIGKILL`` when their parent dies (``PR_SET_PDEATHSIG``),
-    even if the engine is killed with ``SIGKILL``; the zygote also exits, killing its children, when its
+    even if the owner process is killed with ``SIGKILL``; the zygote also exits, killing its children, when its
     control socket reaches EOF. The parent-death signal is tied to the *thread* that called ``start``: call
     it from the main thread (or a thread that lives as long as the zygote).
     """
@@ -71,7 +69,7 @@ class Zygote:
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
         preload = list(preload)
-        engine_pid = os.getpid()
+        owner_pid = os.getpid()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for s in (mine, theirs):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CTL_BUFFER)
@@ -85,7 +83,7 @@ class Zygote:
             try:
                 mine.close()
                 _fds.close_all_in_child()
-                zygote_main(theirs, preload, warm_pool, engine_pid, warm_up)
+                zygote_main(theirs, preload, warm_pool, owner_pid, warm_up)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -113,6 +111,11 @@ class Zygote:
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+
+    @property
+    def hub(self) -> Hub:
+        """The I/O hub this zygote's process children are run through (for supervisors, tests and statistics)."""
+        return self._hub
 
     @property
     def alive(self) -> bool:

@@ -41,7 +41,7 @@ def run() -> None:
     deadline = time.monotonic() + 10
     while len(zproc.children()) < len(children) + 3 + 1 and time.monotonic() < deadline:  # + the nursery
         time.sleep(0.01)
-    nursery = zygote._hub.nursery_pid
+    nursery = zygote.hub.nursery_pid
     pool = sorted(p.pid for p in zproc.children() if p.pid not in children and p.pid != nursery)
     print(json.dumps({"zygote": zygote.pid, "children": children, "pool": pool, "nursery": nursery}), flush=True)
     if sys.argv[1:] == ["graceful"]:

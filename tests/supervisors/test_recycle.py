@@ -86,13 +86,13 @@ def test_a_recycled_process_serves_only_its_own_target(zygote: sv.Zygote) -> Non
 @pytest.mark.timeout(60)
 def test_a_signal_for_an_earlier_incarnation_never_reaches_the_later_one(zygote: sv.Zygote) -> None:
     first = _Child(zygote, worker)
-    earlier = zygote._hub.proc(first.pid)
+    earlier = zygote.hub.proc(first.pid)
     assert earlier is not None
     first.finish()
     second = _Child(zygote, worker)
     assert second.pid == first.pid
-    zygote._hub.signal_proc(earlier, signal.SIGKILL)
-    assert zygote._hub.terminate_proc(earlier, 1.0, kill=True) is not None  # already over: its own reason
+    zygote.hub.signal_proc(earlier, signal.SIGKILL)
+    assert zygote.hub.terminate_proc(earlier, 1.0, kill=True) is not None  # already over: its own reason
     second.ping("still here")  # the zygote handles messages in order: the SIGKILL was ignored before this
     assert not second.exited.is_set()
     zygote.terminate(second.pid, kill=True)
@@ -160,7 +160,7 @@ def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_it
     may host the next child of its target; adopting the spare then (its held exit is finished) must not take the
     record of that later child, whose messages and exit must still arrive."""
     zygote = sv.Zygote.start(warm_pool=1)
-    hub = zygote._hub
+    hub = zygote.hub
     spares: dict[int, Proc | None] = {}
     ref = target_ref(worker)
     try:
@@ -206,7 +206,7 @@ def test_a_spawn_that_timed_out_never_starts_a_child_behind_its_callers_back() -
     """``spawn`` gave up waiting (SpawnError): when the zygote's answer comes later, the process it started has no
     owner. It must not be given to ``on_start`` nor kept: its caller was told it does not exist."""
     zygote = sv.Zygote.start()
-    hub = zygote._hub
+    hub = zygote.hub
     gate = threading.Event()
     started: list[int] = []
     try:

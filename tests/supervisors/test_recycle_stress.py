@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import supervisors as sv
-from supervisors import _host
+from supervisors import _pool, _process
 
 from .helpers import wait_until
 from .targets import serve_once
@@ -28,8 +28,8 @@ RUNS_CAP = 3
 @pytest.fixture(params=[0, 2], ids=["cold-fork", "warm-pool"])
 def small_caps_zygote(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[sv.Zygote]:
     """A zygote (forked after the patch, so it and its children see it) with small recycling caps."""
-    monkeypatch.setattr(_host, "MAX_RECYCLED_IDLE", IDLE_CAP)
-    monkeypatch.setattr(_host, "MAX_RUNS_PER_HOST", RUNS_CAP)
+    monkeypatch.setattr(_pool, "MAX_RECYCLED_IDLE", IDLE_CAP)
+    monkeypatch.setattr(_process, "MAX_RUNS_PER_HOST", RUNS_CAP)
     zygote = sv.Zygote.start(warm_pool=request.param)
     try:
         yield zygote
@@ -96,7 +96,7 @@ class _Runs:
 
 def _idle_hosts(zygote: sv.Zygote) -> set[int]:
     """The zygote's live child processes that host no child: pool hosts, recycled hosts, retired ones exiting."""
-    hub = zygote._hub
+    hub = zygote.hub
     busy = set(hub.pids()) | {hub.nursery_pid}
     idle = set()
     for proc in psutil.Process(zygote.pid).children():
@@ -137,7 +137,7 @@ def test_many_recyclable_children_started_at_once_each_run_once_and_exit(small_c
         assert max(served) > 1  # processes were recycled
         wait_until(lambda: sup.which_children() == [])
         assert zygote.pids() == []
-        assert zygote._hub._pending == {}
+        assert zygote.hub._pending == {}
         # Idle hosts beyond the cap were told to exit: they go away, the pool and IDLE_CAP recycled hosts stay.
         wait_until(lambda: len(_idle_hosts(zygote)) <= IDLE_CAP + zygote.warm_pool)
     finally:

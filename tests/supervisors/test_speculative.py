@@ -42,7 +42,7 @@ def _zygote_children(zygote: sv.Zygote) -> set[int]:
 
 def _settled(zygote: sv.Zygote, expected_children: int) -> bool:
     """The zygote runs exactly ``expected_children`` children plus a full pool (and the nursery)."""
-    nursery = zygote._hub.nursery_pid
+    nursery = zygote.hub.nursery_pid
     return nursery != 0 and len(_zygote_children(zygote) - {nursery}) == expected_children + zygote.warm_pool
 
 
@@ -73,7 +73,7 @@ def test_sigkill_restart_is_speculative_and_observably_the_same(
 
     spec = sv.ProcessSpec(id="w", target=worker, on_start=on_start, on_message=rec.on_message, on_exit=on_exit)
     sup = start_sup(sv.SupervisorSpec(id="s", max_restarts=50, max_seconds=60, children=[spec]))
-    hub = zygote._hub
+    hub = zygote.hub
     pid = sup.pid_of("w")
     assert pid is not None
     for i in range(5):
@@ -105,7 +105,7 @@ def test_exception_restart_keeps_the_traceback(
     rec.ping("w", 1)
     (reason,) = rec.exits_of("w")
     assert reason.kind == "exception" and reason.exc_type == "ValueError" and reason.message == "boom"
-    assert zygote._hub.spares_adopted == 1
+    assert zygote.hub.spares_adopted == 1
 
 
 def test_messages_of_the_replacement_come_after_its_on_start(
@@ -129,7 +129,7 @@ def test_messages_of_the_replacement_come_after_its_on_start(
     wait_until(lambda: log.count("msg ready") == 6)
     kinds = [entry.split()[0] for entry in log]
     assert kinds == ["start", "msg"] + ["exit", "start", "msg"] * 5
-    assert zygote._hub.spares_adopted == 5
+    assert zygote.hub.spares_adopted == 5
 
 
 def test_supervisor_giving_up_kills_the_replacement(zygote: sv.Zygote, rec: Recorder) -> None:
@@ -151,7 +151,7 @@ def test_supervisor_giving_up_kills_the_replacement(zygote: sv.Zygote, rec: Reco
         assert len(rec.starts) == 3
         assert len(rec.exits_of("w")) == 3
         # at the limit, the last incarnation was not armed: nothing was started only to be killed
-        assert zygote._hub.spares_discarded == 0
+        assert zygote.hub.spares_discarded == 0
         wait_until(lambda: zygote.pids() == [])
         _wait_pool_full(zygote, 0)
     finally:
@@ -218,8 +218,8 @@ def test_transient_normal_exit_and_terminate_start_nothing(
     time.sleep(0.05)
     _wait_pool_full(zygote, 0)
     assert len(rec.starts) == 2
-    assert zygote._hub.spares_adopted == 0
-    assert zygote._hub.spares_discarded == 0
+    assert zygote.hub.spares_adopted == 0
+    assert zygote.hub.spares_discarded == 0
 
 
 @pytest.mark.parametrize("strategy", [sv.Strategy.ONE_FOR_ALL, sv.Strategy.REST_FOR_ONE])
@@ -236,8 +236,8 @@ def test_group_strategies_do_not_speculate(
     wait_until(lambda: len(rec.starts) == 4)
     assert [cid for cid, _ in rec.starts] == ["a", "b", "a", "b"]
     assert [cid for cid, _ in rec.exits] == ["a", "b"]
-    assert zygote._hub.spares_adopted == 0
-    assert zygote._hub.spares_discarded == 0
+    assert zygote.hub.spares_adopted == 0
+    assert zygote.hub.spares_discarded == 0
 
 
 def test_stopping_with_replacements_in_flight_leaks_nothing(zygote: sv.Zygote, rec: Recorder) -> None:
@@ -257,7 +257,7 @@ def test_stopping_with_replacements_in_flight_leaks_nothing(zygote: sv.Zygote, r
 
 
 def test_pool_refills_through_a_new_nursery_when_it_is_killed(zygote: sv.Zygote) -> None:
-    hub = zygote._hub
+    hub = zygote.hub
     _wait_pool_full(zygote, 0)
     first = hub.nursery_pid
     os.kill(first, signal.SIGKILL)
@@ -271,7 +271,7 @@ def test_pool_refills_through_a_new_nursery_when_it_is_killed(zygote: sv.Zygote)
 
 def test_an_idle_host_killed_is_replaced(zygote: sv.Zygote) -> None:
     _wait_pool_full(zygote, 0)
-    hosts = _zygote_children(zygote) - {zygote._hub.nursery_pid}
+    hosts = _zygote_children(zygote) - {zygote.hub.nursery_pid}
     victim = hosts.pop()
     os.kill(victim, signal.SIGKILL)
     # os.kill returns before the signal lands: until the victim is gone, the pool still looks full with it.
