@@ -20,6 +20,11 @@ from aion._codec._wire import IDLE_PACKERS, INT_MAX, KEEP_PACKER_BYTES, PACK_ERR
 from aion.errors import PayloadError
 from aion.events import EVENT_TYPES, Event
 
+# The idle packers' pop and append, bound here: CPython 3.11 compiles ``IDLE_PACKERS.pop()`` on an imported name
+# as an attribute load and a call (a bound method built per call), not as a method call.
+_take_packer: Final = IDLE_PACKERS.pop
+_keep_packer: Final = IDLE_PACKERS.append
+
 _SEQ_KEY: Final = b"\xa3seq"
 _RECORDED_AT_KEY: Final = b"\xabrecorded_at"
 _FIXMAP: Final = 0x80
@@ -129,7 +134,7 @@ def encode_event_body(event: Event) -> bytes:
         check_value(fields, cls.__name__)  # raises PayloadError naming the path
     # What packb does, inlined: this runs once per appended event.
     try:
-        packer = IDLE_PACKERS.pop()
+        packer = _take_packer()
     except IndexError:
         packer = new_packer()
     try:
@@ -137,7 +142,7 @@ def encode_event_body(event: Event) -> bytes:
     except PACK_ERRORS as error:
         raise PayloadError(f"{cls.__name__}: cannot serialise: {error}") from error
     if len(data) <= KEEP_PACKER_BYTES:
-        IDLE_PACKERS.append(packer)
+        _keep_packer(packer)
     return layout.prefix + data[layout.skip :]
 
 

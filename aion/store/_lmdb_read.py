@@ -24,6 +24,10 @@ from aion.store._lmdb_env import Databases, LmdbEnvironment
 from aion.store._lmdb_format import U64, decode_run, time_key, time_of
 from aion.store._types import RunInfo, TimerRow
 
+# U64's methods, bound here (CPython 3.11 builds a bound method per ``U64.pack(...)`` on an imported name).
+_pack: Final = U64.pack
+_unpack: Final = U64.unpack
+_unpack_from: Final = U64.unpack_from
 #: How many running workflows ``running_workflows`` reads per read transaction.
 _PAGE: Final = 512
 
@@ -36,7 +40,7 @@ def history_head(txn: Any, dbs: Databases, wf: bytes) -> int:
         key = cursor.key() if found else b""
     if len(key) != len(wf) + 9 or not key.startswith(wf + b"\x00"):
         return 0
-    head: int = U64.unpack_from(key, len(wf) + 1)[0]
+    head: int = _unpack_from(key, len(wf) + 1)[0]
     return head
 
 
@@ -88,7 +92,7 @@ class LmdbReads:
         if limit == 0:
             return []
         with self.environment.read() as txn, txn.cursor(db=self.environment.dbs.history) as cursor:
-            if cursor.set_range(prefix + U64.pack(max(after_seq, 0) + 1)):
+            if cursor.set_range(prefix + _pack(max(after_seq, 0) + 1)):
                 for key, value in cursor.iternext():
                     if not key.startswith(prefix):
                         break
@@ -116,7 +120,7 @@ class LmdbReads:
                 if owner != workflow_id:
                     raise WorkflowNotFoundError(workflow_id, run_id)
             with txn.cursor(db=dbs.history) as cursor:
-                if cursor.set_range(prefix + U64.pack(first)):
+                if cursor.set_range(prefix + _pack(first)):
                     for key, value in cursor.iternext():
                         if not key.startswith(prefix):
                             break
@@ -205,7 +209,7 @@ class LmdbReads:
                     if bound is not None and fire > bound:
                         break
                     wf, kind = key[8:-8].split(b"\x00")[:2]
-                    key_id = U64.unpack(key[-8:])[0]
+                    key_id = _unpack(key[-8:])[0]
                     rows.append(TimerRow(time_of(fire), wf.decode(), kind.decode(), key_id))
                     if limit is not None and len(rows) >= limit:
                         break

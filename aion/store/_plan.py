@@ -25,6 +25,9 @@ from aion.store._types import AppendRequest, RunInfo
 #: ``WorkflowStatus.RUNNING``: a module constant is a much cheaper load than an enum member on the hot path.
 _RUNNING: Final = WorkflowStatus.RUNNING
 _new_object = object.__new__
+#: ``FAST_EVENTS.get``, bound here (CPython 3.11 builds a bound method per ``FAST_EVENTS.get(...)`` on an imported
+#: name): the dict is filled in place by ``apply_request``.
+_is_fast: Final = FAST_EVENTS.get
 _set_attribute = object.__setattr__
 
 
@@ -58,7 +61,7 @@ def _apply_ordinary(  # noqa: PLR0917 (the writer's hot path: no keyword argumen
     body = bodies[0]
     if (
         body is None
-        or not FAST_EVENTS.get(type(given))  # only event classes are ever keys of FAST_EVENTS
+        or not _is_fast(type(given))  # only event classes are ever keys of FAST_EVENTS
         or given.workflow_id != workflow_id
         or type(request.expected_head) is not int
         or request.expected_head != head
