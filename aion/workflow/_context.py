@@ -1,18 +1,15 @@
-"""What workflow code sees of its run, and which runtime is running now.
+"""What workflow code sees of its run (:class:`WorkflowInfo`) and the exceptions that unwind it
+(:class:`ContinueAsNewSignal`, :class:`Diverged`).
 
-It owns the one piece of global state of the workflow package: the runtime whose code is running on this
-thread's deterministic loop (``None`` outside workflow code), set only by :class:`~aion.workflow._runtime.
-WorkflowRuntime` around the code it runs. It never runs workflow code itself and never records anything.
+It owns these small types and nothing that runs: it never runs workflow code, never records anything, and holds
+no state (the runtime running now is ``aion.workflow._runtime.current_runtime()``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aion.workflow._runtime import WorkflowRuntime
+from typing import Any
 
 WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -39,31 +36,3 @@ class ContinueAsNewSignal(BaseException):
         super().__init__("continue-as-new")
         self.arguments = args
         self.workflow_type = workflow_type
-
-
-_current: WorkflowRuntime | None = None
-
-
-def current_runtime() -> WorkflowRuntime:
-    """The runtime whose code is running now; raises outside workflow code."""
-    if _current is None:
-        raise RuntimeError("this function can only be called from workflow code, while the workflow runs")
-    return _current
-
-
-def in_workflow_code() -> bool:
-    """True while a runtime runs workflow code (the guard of non-deterministic calls asks)."""
-    return _current is not None
-
-
-def enter(runtime: WorkflowRuntime) -> WorkflowRuntime | None:
-    """Make ``runtime`` the current one; return the one it replaces, for :func:`leave`."""
-    global _current
-    previous, _current = _current, runtime
-    return previous
-
-
-def leave(previous: WorkflowRuntime | None) -> None:
-    """Give back the runtime that :func:`enter` replaced."""
-    global _current
-    _current = previous

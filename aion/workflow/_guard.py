@@ -30,7 +30,7 @@ from typing import Any
 
 import aion
 from aion.errors import NonDeterministicCallError
-from aion.workflow._context import in_workflow_code
+from aion.workflow._runtime import in_workflow_code
 
 _installed = False
 

@@ -14,10 +14,11 @@ How a run advances (the same way live and on replay, which is what makes replay 
 4. After the last arrival every recorded anchor must have been matched; one that was not means the code no longer
    does what it did (``NonDeterminismError``).
 
-This module owns :class:`WorkflowRuntime`: the run's state (pending work by ordinal, buffered signals, anchors)
+This module owns :class:`WorkflowRuntime`: the run's state (pending work by ordinal, buffered signals, conditions)
 and the order in which arrivals reach the code. It never talks to the engine or the store (commands go out as
 return values) and never reads the real clock: the code's time is the recorded time of the event it is at.
-What the code sees of its run is in ``_context``; errors and failures are converted in ``_failures``.
+It also holds which runtime is running now. What the code sees of its run is in ``_context``, the matching of
+commands against history in ``_ledger``; errors and failures are converted in ``_failures``.
 """
 
 from __future__ import annotations
@@ -56,9 +57,6 @@ from aion.workflow._context import (
     Diverged,
     WorkflowFunction,
     WorkflowInfo,
-    current_runtime,
-    enter,
-    leave,
 )
 from aion.workflow._failures import activity_error, child_error, failure_from_exception, signal_error
 from aion.workflow._ledger import CommandLedger
@@ -71,7 +69,23 @@ __all__ = [
     "WorkflowRuntime",
     "current_runtime",
     "failure_from_exception",
+    "in_workflow_code",
 ]
+
+#: The runtime whose code is running on this thread's deterministic loop (``None`` outside workflow code).
+_current: WorkflowRuntime | None = None
+
+
+def current_runtime() -> WorkflowRuntime:
+    """The runtime whose code is running now; raises outside workflow code."""
+    if _current is None:
+        raise RuntimeError("this function can only be called from workflow code, while the workflow runs")
+    return _current
+
+
+def in_workflow_code() -> bool:
+    """True while a runtime runs workflow code (the guard of non-deterministic calls asks)."""
+    return _current is not None
 
 
 class WorkflowRuntime:
@@ -282,13 +296,14 @@ class WorkflowRuntime:
         return future
 
     def _in_workflow(self, action: Callable[[], None]) -> None:
-        previous = enter(self)
+        global _current
+        previous, _current = _current, self
         try:
             action()
         except Diverged:
             pass
         finally:
-            leave(previous)
+            _current = previous
 
     def _start(self) -> None:
         args = self._started.input if isinstance(self._started.input, list) else [self._started.input]
@@ -297,14 +312,15 @@ class WorkflowRuntime:
         self._run()
 
     def _run(self) -> None:
-        previous = enter(self)
+        global _current
+        previous, _current = _current, self
         try:
             while True:
                 self._loop.run_until_idle()
                 if not self._check_conditions():
                     break
         finally:
-            leave(previous)
+            _current = previous
         self._check_main()
 
     def _check_conditions(self) -> bool:
