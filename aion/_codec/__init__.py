@@ -34,6 +34,10 @@ newer version, an unknown field, a missing required field or a field of the wron
 
 Containers may nest at most :data:`MAX_PAYLOAD_DEPTH` levels deep. Encoding and decoding are thread-safe (a
 packer is used by one thread at a time).
+
+The package: ``_wire`` (the extension types, the idle packers, the unpacker), ``_payload`` (what a payload may
+hold, and its entry points), ``_events`` (event decoding and the per-type field tables) and ``_stamp`` (the
+event encoder's fast paths: a body encoded ahead, then stamped). Import from ``aion._codec`` itself.
 """
 
 from aion._codec._events import decode_event, prepare_event_types

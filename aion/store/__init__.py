@@ -3,6 +3,10 @@
 Open the durable store of a data directory with :func:`open_store`; use :class:`MemoryEventStore` in tests.
 Both implement :class:`EventStore`. In the engine only the recorder (``aion.recorder``) writes to a store;
 readers (the CLI, visibility) may open the same directory read-only from other processes.
+
+Both stores share the argument checks (``_checks``), the rules of one append (``_derive``) and the planning of a
+batch (``_plan``). The LMDB store is ``_lmdb`` (its write path and lifecycle) over ``_lmdb_format`` (the bytes on
+disk), ``_lmdb_env`` (the environment, its lock and transactions), ``_lmdb_write`` and ``_lmdb_read``.
 """
 
 from __future__ import annotations
