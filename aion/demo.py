@@ -20,7 +20,8 @@ from rich.table import Table
 
 import aion
 from aion import activity, workflow
-from aion.engine._tree import walk
+from aion._tree import walk
+from aion.clock import SYSTEM_CLOCK
 
 console = Console(highlight=False)
 
@@ -37,8 +38,8 @@ def charge_card(order: dict[str, Any]) -> str:
     """Charge the customer; waits for the demo's go-ahead file so the crash lands while it runs."""
     _note(order, "charge_card")
     gate = Path(order["gate"])
-    deadline = time.monotonic() + 30
-    while not gate.exists() and time.monotonic() < deadline:
+    deadline = SYSTEM_CLOCK.monotonic() + 30
+    while not gate.exists() and SYSTEM_CLOCK.monotonic() < deadline:
         time.sleep(0.01)
     return f"payment-{order['id']}"
 
@@ -74,8 +75,8 @@ async def checkout(order: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = SYSTEM_CLOCK.monotonic() + timeout
+    while SYSTEM_CLOCK.monotonic() < deadline:
         value = condition()
         if value:
             return value

@@ -8,9 +8,10 @@ exists.
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aion._ids import new_run_id
+from aion.clock import SYSTEM_CLOCK
 from aion.events import (
     ActivityCompleted,
     ActivityScheduled,
@@ -26,7 +27,8 @@ from aion.store import open_store
 def main() -> None:
     """Append a history through the recorder, then print what the store holds."""
     with tempfile.TemporaryDirectory(prefix="aion-demo-") as data_dir:
-        store = open_store(data_dir)
+        clock = SYSTEM_CLOCK
+        store = open_store(data_dir, clock=clock)
         recorder = start_recorder(store)
         wf = "order-42"
         try:
@@ -36,7 +38,7 @@ def main() -> None:
                 [ActivityScheduled(workflow_id=wf, activity_id=1, activity_type="charge", input={"eur": 12})],
                 [ActivityStarted(workflow_id=wf, activity_id=1, attempt=1)],
                 [ActivityCompleted(workflow_id=wf, activity_id=1, result="paid", attempt=1)],
-                [TimerStarted(workflow_id=wf, timer_id=1, fire_at=datetime.now(UTC) + timedelta(hours=1))],
+                [TimerStarted(workflow_id=wf, timer_id=1, fire_at=clock.now() + timedelta(hours=1))],
             ):
                 head = recorder.append(wf, events, head).get(timeout=10)[-1].seq
             print(f"data dir: {data_dir}")

@@ -204,9 +204,9 @@ def test_start_recorder_convenience(store: EventStore) -> None:
 def test_append_future_behaves_like_a_threading_future(recorder: RecorderHandle) -> None:
     import queue
 
-    from aion.recorder import _AppendFuture
+    from aion.recorder._future import AppendFuture
 
-    future = _AppendFuture()
+    future = AppendFuture()
     with pytest.raises(pykka.Timeout):
         future.get(timeout=0.01)
     threading.Timer(0.05, future.set, args=(["done"],)).start()
@@ -215,13 +215,13 @@ def test_append_future_behaves_like_a_threading_future(recorder: RecorderHandle)
     with pytest.raises(queue.Full):
         future.set(["again"])
 
-    failed = _AppendFuture()
+    failed = AppendFuture()
     failed.set_exception((PayloadError, PayloadError("bad"), None))
     for _ in range(2):
         with pytest.raises(PayloadError, match="bad"):
             failed.get(timeout=1)
 
-    hooked = _AppendFuture()
+    hooked = AppendFuture()
     hooked.set_get_hook(lambda timeout: ["hooked"])
     assert hooked.get() == ["hooked"]
     with pytest.raises(queue.Full):

@@ -1,29 +1,41 @@
-"""The control server's operations: one function per ``op``, each taking the engine and the request map.
+"""The control server's operations: one function per ``op``, each taking the engine, the request map and the
+server's :class:`OpContext`.
 
 Every operation returns a JSON-able map (see ``docs/cli.md``) or raises an :class:`~aion.errors.AionError`,
-which the server turns into ``{"ok": false, "code": ..., "message": ...}``.
+which the server turns into ``{"ok": false, "code": ..., "message": ...}``. Operations see the engine only
+through :class:`~aion.control._engine_api.ControlledEngine`, and time only through the context's clock.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import aion
+from aion.clock import Clock
+from aion.control._engine_api import ControlledEngine
 from aion.control._views import annotate_tree, describe_view, history_view, run_view, to_jsonable
 from aion.errors import ControlError, InvalidArgumentError, ResultTimeoutError
-
-if TYPE_CHECKING:
-    from aion.engine import Engine
 
 #: The longest a single ``history`` long-poll waits for new events before answering, in seconds.
 MAX_HISTORY_WAIT = 10.0
 _SLICE = 0.25
 
-Op = Callable[["Engine", dict[str, Any], threading.Event], dict[str, Any]]
+
+@dataclass(frozen=True)
+class OpContext:
+    """What an operation gets of the server besides the request: its stop flag and its clock."""
+
+    #: Set when the server stops: a waiting operation returns (or fails) at once.
+    stopping: threading.Event
+    #: The clock long waits are measured on.
+    clock: Clock
+
+
+Op = Callable[[ControlledEngine, dict[str, Any], OpContext], dict[str, Any]]
 
 
 def _text(request: dict[str, Any], key: str, *, required: bool = True) -> str | None:
@@ -57,12 +69,12 @@ def _list(request: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def op_ping(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_ping(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Who is answering: the engine's pid, data directory and aion version."""
     return {"pid": os.getpid(), "data_dir": str(engine.data_dir), "version": aion.__version__}
 
 
-def op_tree(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_tree(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """The live supervision tree, workflow processes annotated with their run's status and wait, and the
     residency counts (``Engine.residency()``)."""
     root = annotate_tree(engine.supervision_tree(), engine.store)
@@ -74,7 +86,7 @@ def op_tree(engine: Engine, request: dict[str, Any], stopping: threading.Event) 
     }
 
 
-def op_list(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_list(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Current runs, newest first, filtered by ``status`` / ``workflow_type``, at most ``limit``."""
     limit = _number(request, "limit", None)
     runs = engine.list_workflows(
@@ -85,25 +97,25 @@ def op_list(engine: Engine, request: dict[str, Any], stopping: threading.Event) 
     return {"workflows": [run_view(info) for info in runs]}
 
 
-def op_describe(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_describe(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """The current run of ``workflow_id`` in detail."""
     return describe_view(engine.store, _required(request, "workflow_id"))
 
 
-def op_history(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_history(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Events after ``after_seq``; with ``wait`` > 0, waits that long (capped) for new ones unless closed."""
     workflow_id = _required(request, "workflow_id")
     after = _number(request, "after_seq", 0) or 0
     wait = min(_number(request, "wait", 0) or 0, MAX_HISTORY_WAIT)
-    deadline = time.monotonic() + wait
+    deadline = context.clock.monotonic() + wait
     while True:
         view = history_view(engine.store, workflow_id, int(after))
-        if view["events"] or view["closed"] or time.monotonic() >= deadline or stopping.is_set():
+        if view["events"] or view["closed"] or context.clock.monotonic() >= deadline or context.stopping.is_set():
             return view
-        stopping.wait(0.05)
+        context.stopping.wait(0.05)
 
 
-def op_start(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_start(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Start ``workflow_type`` with positional ``args`` under ``workflow_id`` (new UUID if absent)."""
     handle = engine.start_workflow(
         _required(request, "workflow_type"),
@@ -113,7 +125,7 @@ def op_start(engine: Engine, request: dict[str, Any], stopping: threading.Event)
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id}
 
 
-def op_signal(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_signal(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Send signal ``name`` with ``payload``; answers once it is durable."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
     name = _required(request, "name")
@@ -121,7 +133,7 @@ def op_signal(engine: Engine, request: dict[str, Any], stopping: threading.Event
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "signal": name}
 
 
-def op_query(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_query(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Answer query ``name`` with ``args``."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
     name = _required(request, "name")
@@ -129,33 +141,33 @@ def op_query(engine: Engine, request: dict[str, Any], stopping: threading.Event)
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "query": name, "result": to_jsonable(result)}
 
 
-def op_cancel(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_cancel(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Request cancellation of the current run; ``took_effect`` is false if it had already closed."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
     took_effect = handle.cancel(reason=_text(request, "reason", required=False))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 
-def op_terminate(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_terminate(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Terminate the current run; ``took_effect`` is false if it had already closed."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
     took_effect = handle.terminate(reason=_text(request, "reason", required=False))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 
-def op_result(engine: Engine, request: dict[str, Any], stopping: threading.Event) -> dict[str, Any]:
+def op_result(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Wait (up to ``timeout`` seconds, forever if absent) for the current run's result."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
     timeout = _number(request, "timeout", None)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else context.clock.monotonic() + timeout
     while True:
-        remaining = _SLICE if deadline is None else min(_SLICE, max(deadline - time.monotonic(), 0.0))
+        remaining = _SLICE if deadline is None else min(_SLICE, max(deadline - context.clock.monotonic(), 0.0))
         try:
             result = handle.result(timeout=remaining)
         except ResultTimeoutError:
-            if stopping.is_set():
+            if context.stopping.is_set():
                 raise ControlError("the engine is stopping") from None
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and context.clock.monotonic() >= deadline:
                 raise ResultTimeoutError(
                     f"workflow {handle.workflow_id!r} did not close within {timeout:g} s (it is still running)"
                 ) from None

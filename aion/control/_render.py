@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from aion.engine._tree import walk
+from aion._tree import walk
 
 _EVENT_BASE_FIELDS = frozenset({"type", "seq", "recorded_at", "workflow_id"})
 

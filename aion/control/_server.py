@@ -15,16 +15,14 @@ import os
 import socket
 import stat
 import threading
-import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from aion.clock import SYSTEM_CLOCK, Clock
+from aion.control._engine_api import ControlledEngine
 from aion.control._frames import MAX_REPLY_BYTES, ConnectionClosed, pack_frame, recv_frame, send_frame
-from aion.control._ops import OPS
+from aion.control._ops import OPS, OpContext
 from aion.control._socket import answers, short_address, socket_path
 from aion.errors import AionError, ControlError, InvalidArgumentError
-
-if TYPE_CHECKING:
-    from aion.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +39,17 @@ def _error_reply(error: BaseException) -> dict[str, Any]:
 
 
 class ControlServer:
-    """Serves the control socket of one engine; :meth:`start` binds it, :meth:`stop` removes it."""
+    """Serves the control socket of one engine; :meth:`start` binds it, :meth:`stop` removes it. ``clock``
+    measures the operations' long waits and the stop's grace period."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ControlledEngine, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._engine = engine
+        self._clock = clock
         self.path = socket_path(engine.data_dir)
         self._listener: socket.socket | None = None
         self._inode: int | None = None
         self._stopping = threading.Event()
+        self._context = OpContext(self._stopping, clock)
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
@@ -98,11 +99,11 @@ class ControlServer:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + 2.0  # handlers stuck in a long engine call are daemons: do not wait long
+        deadline = self._clock.monotonic() + 2.0  # handlers stuck in a long engine call are daemons: do not wait long
         if self._acceptor is not None:
             self._acceptor.join(timeout=2.0)
         for thread in threads:
-            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+            thread.join(timeout=max(deadline - self._clock.monotonic(), 0.0))
         with contextlib.suppress(OSError):
             if self._inode is not None and os.lstat(self.path).st_ino == self._inode:
                 os.unlink(self.path)
@@ -162,7 +163,7 @@ class ControlServer:
             known = ", ".join(sorted(OPS))
             return _error_reply(InvalidArgumentError(f"unknown control op {op!r} (one of: {known})"))
         try:
-            return {"ok": True, "result": handler(self._engine, request, self._stopping)}
+            return {"ok": True, "result": handler(self._engine, request, self._context)}
         except AionError as error:
             return _error_reply(error)
         except Exception as error:
@@ -170,7 +171,7 @@ class ControlServer:
             return _error_reply(error)
 
 
-def start_control_server(engine: Engine) -> ControlServer:
+def start_control_server(engine: ControlledEngine) -> ControlServer:
     """Start serving ``engine``'s control socket; returns the server (stop it with ``stop()``)."""
     server = ControlServer(engine)
     server.start()

@@ -16,8 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from aion import events as ev
-from aion.engine._child_ids import parse_child_id, run_id_of_token
-from aion.engine._tree import RUN_ROLE, walk
+from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
 from aion.errors import WorkflowNotFoundError
 from aion.status import status_of_run
 from aion.store import EventStore, RunInfo

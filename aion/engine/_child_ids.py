@@ -6,6 +6,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
+from aion import _tree
+from aion._tree import run_id_of_token
+
+__all__ = ["ChildId", "ProcessRole", "parse_child_id", "query_child_id", "run_child_id", "run_id_of_token"]
+
 
 class ProcessRole(StrEnum):
     """What a workflow process is for."""
@@ -27,12 +32,6 @@ def run_child_id(token: str, workflow_id: str) -> str:
     return f"run:{token}:{workflow_id}"
 
 
-def run_id_of_token(token: str) -> str:
-    """The run id in the token of a run's child id (the run id, then ``.N`` for its (N+1)th process, after an
-    eviction or a failed append)."""
-    return token.partition(".")[0]
-
-
 def query_child_id(query_id: int, workflow_id: str) -> str:
     """The child id of a one-off process that replays a closed run to answer a query."""
     return f"query:{query_id}:{workflow_id}"
@@ -40,5 +39,5 @@ def query_child_id(query_id: int, workflow_id: str) -> str:
 
 def parse_child_id(child_id: str) -> ChildId:
     """The parts of a child id made by :func:`run_child_id` or :func:`query_child_id`."""
-    role, token, workflow_id = child_id.split(":", 2)
+    role, token, workflow_id = _tree.parse_child_id(child_id)
     return ChildId(ProcessRole(role), token, workflow_id)

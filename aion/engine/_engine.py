@@ -121,7 +121,7 @@ class Engine:
                 max_seconds=self._max_seconds,
             )
             try:
-                self._store = open_store(self.data_dir)
+                self._store = open_store(self.data_dir, clock=self._clock)
                 self._recorder = start_recorder(self._store)
                 self.closures.reset()
                 self._core = EngineCore.start(

@@ -1,19 +1,12 @@
-"""Reading a snapshot of the engine's supervision tree: walking it, finding the process that hosts a run."""
+"""Finding the process that hosts a run in a snapshot of the engine's supervision tree."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-#: ``meta["role"]`` of a process hosting a workflow run (the engine sets it; see ``Engine._workflow_spec``).
-RUN_ROLE = "run"
+from aion._tree import RUN_ROLE, walk
 
-
-def walk(node: dict[str, Any], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Every node of a supervision tree with its depth, parents first."""
-    yield depth, node
-    for child in node.get("children") or []:
-        yield from walk(child, depth + 1)
+__all__ = ["RUN_ROLE", "run_node", "walk"]
 
 
 def run_node(tree: dict[str, Any], workflow_id: str) -> dict[str, Any] | None:

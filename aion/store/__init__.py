@@ -3,12 +3,17 @@
 Open the durable store of a data directory with :func:`open_store`; use :class:`MemoryEventStore` in tests.
 Both implement :class:`EventStore`. In the engine only the recorder (``aion.recorder``) writes to a store;
 readers (the CLI, visibility) may open the same directory read-only from other processes.
+
+Both stores share the argument checks (``_checks``), the rules of one append (``_derive``) and the planning of a
+batch (``_plan``). The LMDB store is ``_lmdb`` (its write path and lifecycle) over ``_lmdb_format`` (the bytes on
+disk), ``_lmdb_env`` (the environment, its lock and transactions), ``_lmdb_write`` and ``_lmdb_read``.
 """
 
 from __future__ import annotations
 
 import os
 
+from aion.clock import SYSTEM_CLOCK, Clock
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES
 from aion.store._lmdb import DEFAULT_MAP_SIZE, SCHEMA_VERSION, LmdbEventStore
 from aion.store._memory import MemoryEventStore
@@ -47,6 +52,7 @@ def open_store(
     readonly: bool = False,
     map_size: int = DEFAULT_MAP_SIZE,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> LmdbEventStore:
     """Open the aion store in the data directory ``path`` (created unless ``readonly``).
 
@@ -54,6 +60,6 @@ def open_store(
     opens from other processes are allowed beside it. A directory that is not an aion store, or was written by
     a newer schema, raises ``StoreFormatError``; other I/O failures raise ``StoreError``. ``map_size`` is the
     initial LMDB map size (it doubles on demand); ``max_event_bytes`` bounds one encoded event
-    (``PayloadTooLargeError`` beyond it).
+    (``PayloadTooLargeError`` beyond it). ``clock`` stamps the ``recorded_at`` of appended events.
     """
-    return LmdbEventStore(path, readonly=readonly, map_size=map_size, max_event_bytes=max_event_bytes)
+    return LmdbEventStore(path, readonly=readonly, map_size=map_size, max_event_bytes=max_event_bytes, clock=clock)

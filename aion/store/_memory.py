@@ -8,38 +8,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aion._codec import decode_event
+from aion.clock import SYSTEM_CLOCK, Clock
 from aion.errors import AionError, StoreError, WorkflowNotFoundError
 from aion.events import Event, WorkflowStarted
 from aion.status import WorkflowStatus
-from aion.store._derive import (
-    DEFAULT_MAX_EVENT_BYTES,
-    Applied,
-    TimerClear,
-    TimerDelete,
-    TimerPut,
-    check_aware,
-    check_limit,
-    check_workflow_id,
-    parse_status,
-    plan_batch,
-    with_head,
-)
+from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
+from aion.store._derive import DEFAULT_MAX_EVENT_BYTES, Applied, TimerClear, TimerDelete, TimerPut, with_head
+from aion.store._plan import plan_batch
 from aion.store._types import AppendRequest, RunInfo, TimerRow
 
 
 class MemoryEventStore:
-    """An ``EventStore`` held in memory (thread-safe; nothing survives the process)."""
+    """An ``EventStore`` held in memory (thread-safe; nothing survives the process).
 
-    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    ``clock`` gives the ``recorded_at`` of every appended batch."""
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, clock: Clock = SYSTEM_CLOCK) -> None:
         self._lock = threading.RLock()
         self._history: dict[str, list[bytes]] = {}
         self._runs: dict[str, RunInfo] = {}
         self._run_index: dict[str, tuple[str, int]] = {}
         self._timers: dict[str, dict[tuple[str, int], datetime]] = {}
         self._max_event_bytes = max_event_bytes
+        self._clock = clock
         self._closed = False
 
     def __repr__(self) -> str:
@@ -69,7 +63,7 @@ class MemoryEventStore:
             plan = plan_batch(
                 requests,
                 atomic=atomic,
-                now=datetime.now(UTC),
+                now=self._clock.now(),
                 load_run=self._load_run,
                 run_id_taken=self._run_index.__contains__,
                 max_event_bytes=self._max_event_bytes,

@@ -30,7 +30,7 @@ from typing import Any
 
 import aion
 from aion.errors import NonDeterministicCallError
-from aion.workflow import _runtime
+from aion.workflow._runtime import in_workflow_code
 
 _installed = False
 
@@ -48,7 +48,8 @@ _trusted_prefixes: tuple[str, ...] = _compute_trusted_prefixes()
 
 
 def _caller_is_user_code(depth: int) -> bool:
-    return _is_user_file(sys._getframe(depth + 1).f_code.co_filename)
+    # sys._getframe is CPython's documented way to read a caller's frame (inspect.stack is far slower).
+    return _is_user_file(sys._getframe(depth + 1).f_code.co_filename)  # noqa: SLF001
 
 
 @functools.cache
@@ -62,7 +63,7 @@ def _is_user_file(filename: str) -> bool:
 
 def check(call: str, replacement: str, depth: int = 1) -> None:
     """Raise if workflow code is running and the caller ``depth`` frames up is user code."""
-    if _runtime._current is not None and _caller_is_user_code(depth + 1):
+    if in_workflow_code() and _caller_is_user_code(depth + 1):
         raise NonDeterministicCallError(
             f"{call} is not deterministic and cannot be called from workflow code: use {replacement}"
         )

@@ -104,14 +104,16 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         """Run ready callbacks, including the ones they queue, until none is left (nothing once closed)."""
         if self._closed:
             return
-        previous = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self)
+        # asyncio has no public way to make a loop the running one without running it: these two are what
+        # BaseEventLoop.run_forever itself calls, and Handle._run is how it runs a ready callback.
+        previous = asyncio.events._get_running_loop()  # noqa: SLF001
+        asyncio.events._set_running_loop(self)  # noqa: SLF001
         self._running = True
         try:
             while self._ready and not self._closed:
                 handle = self._ready.popleft()
                 if not handle.cancelled():
-                    handle._run()
+                    handle._run()  # noqa: SLF001
         finally:
             self._running = False
-            asyncio.events._set_running_loop(previous)
+            asyncio.events._set_running_loop(previous)  # noqa: SLF001

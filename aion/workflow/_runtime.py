@@ -13,6 +13,12 @@ How a run advances (the same way live and on replay, which is what makes replay 
    diverged run never touches the world.
 4. After the last arrival every recorded anchor must have been matched; one that was not means the code no longer
    does what it did (``NonDeterminismError``).
+
+This module owns :class:`WorkflowRuntime`: the run's state (pending work by ordinal, buffered signals, conditions)
+and the order in which arrivals reach the code. It never talks to the engine or the store (commands go out as
+return values) and never reads the real clock: the code's time is the recorded time of the event it is at.
+It also holds which runtime is running now. What the code sees of its run is in ``_context``, the matching of
+commands against history in ``_ledger``; errors and failures are converted in ``_failures``.
 """
 
 from __future__ import annotations
@@ -20,24 +26,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
-import traceback
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from aion import events as ev
 from aion.errors import (
-    ActivityError,
     CancelledError,
-    ChildWorkflowError,
     ContinueAsNewError,
-    FailureError,
-    NonDeterminismError,
     QueryError,
-    WorkflowNotFoundError,
-    WorkflowNotRunningError,
 )
 from aion.workflow._commands import (
     CancelTimer,
@@ -46,46 +44,35 @@ from aion.workflow._commands import (
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
-    Key,
     RequestCancelActivity,
     RequestCancelChild,
     ScheduleActivity,
     SignalExternal,
     StartChild,
     StartTimer,
-    anchor_key,
-    describe_event,
     is_arrival,
 )
+from aion.workflow._context import (
+    ContinueAsNewSignal,
+    Diverged,
+    WorkflowFunction,
+    WorkflowInfo,
+)
+from aion.workflow._failures import activity_error, child_error, failure_from_exception, signal_error
+from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
 
-WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
+__all__ = [
+    "ContinueAsNewSignal",
+    "WorkflowFunction",
+    "WorkflowInfo",
+    "WorkflowRuntime",
+    "current_runtime",
+    "failure_from_exception",
+    "in_workflow_code",
+]
 
-
-@dataclass(frozen=True)
-class WorkflowInfo:
-    """What a workflow knows about its own run (``workflow.info()``)."""
-
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    attempt: int
-
-
-class _Diverged(BaseException):
-    """Stops workflow code at the command where it diverged (a BaseException so ``except Exception`` won't
-    swallow it; the runtime fails the run whatever the code does with it)."""
-
-
-class ContinueAsNewSignal(BaseException):
-    """Raised by ``workflow.continue_as_new`` to unwind the workflow; the runtime turns it into the command."""
-
-    def __init__(self, args: list[Any], workflow_type: str | None) -> None:
-        super().__init__("continue-as-new")
-        self.arguments = args
-        self.workflow_type = workflow_type
-
-
+#: The runtime whose code is running on this thread's deterministic loop (``None`` outside workflow code).
 _current: WorkflowRuntime | None = None
 
 
@@ -96,21 +83,9 @@ def current_runtime() -> WorkflowRuntime:
     return _current
 
 
-def failure_from_exception(error: BaseException) -> ev.Failure:
-    """A recordable description of ``error``: its type, message and formatted traceback."""
-    if isinstance(error, FailureError):
-        return ev.Failure(
-            type=error.type,
-            message=error.message,
-            traceback=error.traceback or "".join(traceback.format_exception(error)),
-            details=error.details,
-            non_retryable=bool(getattr(error, "non_retryable", False)),
-        )
-    return ev.Failure(
-        type=type(error).__name__,
-        message=str(error),
-        traceback="".join(traceback.format_exception(error)),
-    )
+def in_workflow_code() -> bool:
+    """True while a runtime runs workflow code (the guard of non-deterministic calls asks)."""
+    return _current is not None
 
 
 class WorkflowRuntime:
@@ -140,7 +115,6 @@ class WorkflowRuntime:
         self._children: dict[int, asyncio.Future[Any]] = {}
         self._external_signals: dict[int, asyncio.Future[None]] = {}
         self._external_targets: dict[int, str] = {}
-        self._cancels_issued: set[Key] = set()
         self._signals: dict[str, collections.deque[Any]] = collections.defaultdict(collections.deque)
         self._signal_waiters: dict[str, collections.deque[asyncio.Future[Any]]] = collections.defaultdict(
             collections.deque
@@ -150,11 +124,8 @@ class WorkflowRuntime:
         #: The reason given when cancellation was requested (``None`` until it is).
         self.cancel_reason: str | None = None
         self.cancel_requested = False
-        self._anchors: dict[Key, ev.Event] = {}
-        self._matched: set[Key] = set()
         self._replaying = False
-        self._outbox: list[Command] = []
-        self._divergence: NonDeterminismError | None = None
+        self._commands = CommandLedger(started.workflow_id, self._loop.close)
         self._main: asyncio.Task[Any] | None = None
         self.closed = False
         #: Set by the host: raises ``UnknownActivityTypeError`` for an activity type the engine does not know.
@@ -185,31 +156,25 @@ class WorkflowRuntime:
         """
         if not history or history[0] != self._started:
             raise ValueError("history must start with this run's WorkflowStarted event")
-        for event in history:
-            key = anchor_key(event)
-            if key is not None:
-                self._anchors[key] = event
+        self._commands.record_anchors(history)
         self._replaying = True
         try:
             self._start()
             for event in history[1:]:
                 if is_arrival(event):
                     self._deliver(event)
-            unmatched = [event for key, event in self._anchors.items() if key not in self._matched]
-            if unmatched:
-                first = min(unmatched, key=lambda event: event.seq)
-                self._diverge(first.seq, describe_event(first), "nothing (the code no longer does it)")
-            self._raise_divergence()
+            self._commands.check_all_matched()
+            self._commands.raise_divergence()
         finally:
             self._replaying = False
-        return self._take_outbox()
+        return self._commands.take_outbox()
 
     def apply(self, event: ev.Event) -> list[Command]:
         """Apply one live arrival (already recorded) and return the commands the code issued in response."""
         if is_arrival(event):
             self._deliver(event)
-        self._raise_divergence()
-        return self._take_outbox()
+        self._commands.raise_divergence()
+        return self._commands.take_outbox()
 
     def query(self, name: str, args: Sequence[Any]) -> Any:
         """Answer query ``name`` from the code's current state; nothing is recorded."""
@@ -232,19 +197,19 @@ class WorkflowRuntime:
             self.check_activity(activity_type)
         activity_id = self._next("activity")
         future = self._pending(self._activities, activity_id, lambda: self.cancel_activity(activity_id))
-        self._issue(ScheduleActivity(activity_id, activity_type, args, options))
+        self._commands.issue(ScheduleActivity(activity_id, activity_type, args, options))
         return activity_id, future
 
     def cancel_activity(self, activity_id: int) -> None:
         """Ask for activity ``activity_id`` to be cancelled, unless its outcome is known (once per activity)."""
         if activity_id in self._activities:
-            self._issue_once(RequestCancelActivity(activity_id))
+            self._commands.issue_once(RequestCancelActivity(activity_id))
 
     def start_timer(self, seconds: float) -> tuple[int, asyncio.Future[None]]:
         """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves."""
         timer_id = self._next("timer")
         future = self._pending(self._timers, timer_id, lambda: self.cancel_timer(timer_id))
-        self._issue(StartTimer(timer_id, seconds))
+        self._commands.issue(StartTimer(timer_id, seconds))
         return timer_id, future
 
     def cancel_timer(self, timer_id: int) -> None:
@@ -254,7 +219,7 @@ class WorkflowRuntime:
             return
         if not future.done():
             future.cancel()
-        self._issue_once(CancelTimer(timer_id))
+        self._commands.issue_once(CancelTimer(timer_id))
 
     def start_child(
         self, workflow_type: str, workflow_id: str | None, args: list[Any], policy: str, options: dict[str, Any]
@@ -265,13 +230,13 @@ class WorkflowRuntime:
         child_id = self._next("child")
         child_workflow_id = workflow_id or f"{self.info.workflow_id}/{self.info.run_id[:8]}/child-{child_id}"
         future = self._pending(self._children, child_id, lambda: self.cancel_child(child_id))
-        self._issue(StartChild(child_id, child_workflow_id, workflow_type, args, policy, options))
+        self._commands.issue(StartChild(child_id, child_workflow_id, workflow_type, args, policy, options))
         return child_id, child_workflow_id, future
 
     def cancel_child(self, child_id: int) -> None:
         """Ask child ``child_id`` to cancel (cooperatively), unless it has closed."""
         if child_id in self._children:
-            self._issue_once(RequestCancelChild(child_id))
+            self._commands.issue_once(RequestCancelChild(child_id))
 
     def signal_external(self, workflow_id: str, name: str, payload: Any) -> asyncio.Future[None]:
         """Issue ``SignalExternal``; the future resolves once the signal is delivered (or raises why not)."""
@@ -279,7 +244,7 @@ class WorkflowRuntime:
         future: asyncio.Future[None] = self._loop.create_future()
         self._external_signals[signal_id] = future
         self._external_targets[signal_id] = workflow_id
-        self._issue(SignalExternal(signal_id, workflow_id, name, payload))
+        self._commands.issue(SignalExternal(signal_id, workflow_id, name, payload))
         return future
 
     def signal_future(self, name: str) -> asyncio.Future[Any]:
@@ -324,7 +289,7 @@ class WorkflowRuntime:
         table[ordinal] = future
 
         def cancelled(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() and self._divergence is None and not self.closed:
+            if done.cancelled() and self._commands.divergence is None and not self.closed:
                 self._in_workflow(on_cancel)
 
         future.add_done_callback(cancelled)
@@ -335,7 +300,7 @@ class WorkflowRuntime:
         previous, _current = _current, self
         try:
             action()
-        except _Diverged:
+        except Diverged:
             pass
         finally:
             _current = previous
@@ -375,7 +340,7 @@ class WorkflowRuntime:
 
     def _check_main(self) -> None:
         main = self._main
-        if main is None or not main.done() or self.closed or self._divergence is not None:
+        if main is None or not main.done() or self.closed or self._commands.divergence is not None:
             return
         self.closed = True
         if main.cancelled():
@@ -383,23 +348,23 @@ class WorkflowRuntime:
         else:
             error = main.exception()
         if error is None:
-            self._issue(CompleteWorkflow(main.result()))
+            self._commands.issue(CompleteWorkflow(main.result()))
         elif isinstance(error, ContinueAsNewSignal):
-            self._issue(ContinueAsNew(error.arguments, error.workflow_type))
+            self._commands.issue(ContinueAsNew(error.arguments, error.workflow_type))
         elif isinstance(error, CancelledError | asyncio.CancelledError) and self.cancel_requested:
-            self._issue(CancelWorkflow(self.cancel_reason))
+            self._commands.issue(CancelWorkflow(self.cancel_reason))
         else:
-            self._issue(FailWorkflow(failure_from_exception(error)))
+            self._commands.issue(FailWorkflow(failure_from_exception(error)))
 
     def _deliver(self, event: ev.Event) -> None:
-        if self._divergence is not None:
+        if self._commands.divergence is not None:
             return
         self._now = event.recorded_at
         match event:
             case ev.ActivityCompleted(activity_id=activity_id, result=result):
                 self._resolve(self._activities, activity_id, result=result)
             case ev.ActivityFailed(activity_id=activity_id, failure=failure, attempt=attempt):
-                self._resolve(self._activities, activity_id, error=_activity_error(failure, activity_id, attempt))
+                self._resolve(self._activities, activity_id, error=activity_error(failure, activity_id, attempt))
             case ev.ActivityCancelled(activity_id=activity_id):
                 self._resolve(
                     self._activities, activity_id, error=CancelledError(f"activity {activity_id} was cancelled")
@@ -411,21 +376,15 @@ class WorkflowRuntime:
             case ev.ChildWorkflowCompleted(child_id=child_id, result=result):
                 self._resolve(self._children, child_id, result=result)
             case ev.ChildWorkflowFailed(child_id=child_id, failure=failure):
-                self._resolve(self._children, child_id, error=_child_error(failure, child_id))
+                self._resolve(self._children, child_id, error=child_error(failure, child_id))
             case ev.ChildWorkflowCancelled(child_id=child_id):
                 self._resolve(self._children, child_id, error=CancelledError(f"child {child_id} was cancelled"))
             case ev.SignalExternalDelivered(signal_id=signal_id, failure=failure):
-                error = None if failure is None else self._signal_error(signal_id, failure)
+                error = None if failure is None else signal_error(self._external_targets.get(signal_id, "?"), failure)
                 self._resolve(self._external_signals, signal_id, result=None, error=error)
             case ev.WorkflowCancelRequested(reason=reason):
                 self._cancel_everything(reason)
         self._run()
-
-    def _signal_error(self, signal_id: int, failure: ev.Failure) -> Exception:
-        target = self._external_targets.get(signal_id, "?")
-        if failure.type == WorkflowNotFoundError.__name__:
-            return WorkflowNotFoundError(target)
-        return WorkflowNotRunningError(f"signal to workflow {target!r} not delivered: {failure.message}")
 
     @staticmethod
     def _resolve(
@@ -480,54 +439,3 @@ class WorkflowRuntime:
                 waiter.set_result(payload)
                 return
         self._signals[name].append(payload)
-
-    def _issue_once(self, command: Command) -> None:
-        if command.key not in self._cancels_issued:
-            self._cancels_issued.add(command.key)
-            self._issue(command)
-
-    def _issue(self, command: Command) -> None:
-        if self._divergence is not None:
-            raise _Diverged()
-        anchor = self._anchors.get(command.key)
-        if anchor is None:
-            self._outbox.append(command)
-            return
-        if command.key in self._matched or not command.matches(anchor):
-            self._diverge(anchor.seq, describe_event(anchor), command.describe())
-            raise _Diverged()
-        self._matched.add(command.key)
-
-    def _diverge(self, seq: int, expected: str, found: str) -> None:
-        if self._divergence is None:
-            self._divergence = NonDeterminismError(self.info.workflow_id, seq, expected, found)
-            self._outbox.clear()
-            self._loop.close()
-
-    def _raise_divergence(self) -> None:
-        if self._divergence is not None:
-            raise self._divergence
-
-    def _take_outbox(self) -> list[Command]:
-        commands, self._outbox = self._outbox, []
-        return commands
-
-
-def _activity_error(failure: ev.Failure, activity_id: int, attempt: int) -> ActivityError:
-    error = ActivityError(
-        f"activity {activity_id} failed after {attempt} attempt(s): {failure.type}: {failure.message}",
-        type=failure.type,
-        traceback=failure.traceback,
-        details=failure.details,
-    )
-    error.attempt = attempt  # type: ignore[attr-defined]
-    return error
-
-
-def _child_error(failure: ev.Failure, child_id: int) -> ChildWorkflowError:
-    return ChildWorkflowError(
-        f"child {child_id} failed: {failure.type}: {failure.message}",
-        type=failure.type,
-        traceback=failure.traceback,
-        details=failure.details,
-    )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aion._ids import new_run_id
+from aion.clock import ManualClock
 from aion.errors import (
     AionError,
     InvalidArgumentError,
@@ -70,6 +71,24 @@ def test_append_stamps_gapless_seqs_and_one_time_per_transaction(store: EventSto
     assert first[0].recorded_at.tzinfo is not None
     assert store.head("wf-1") == 4
     assert store.read_history("wf-1") == first + second
+
+
+def test_events_and_runs_are_stamped_with_the_stores_clock(
+    clocked_store: EventStore, manual_clock: ManualClock
+) -> None:
+    opened_at = manual_clock.now()
+    first = clocked_store.append("wf-1", [started("wf-1", run_timeout=30), signal("wf-1", 1)], 0)
+    assert [event.recorded_at for event in first] == [opened_at, opened_at]
+    manual_clock.advance(5.5)
+    later = manual_clock.now()
+    second = clocked_store.append("wf-1", [WorkflowCompleted(workflow_id="wf-1", result=None)], 2)
+    assert second[0].recorded_at == later
+    assert [event.recorded_at for event in clocked_store.read_history("wf-1")] == [opened_at, opened_at, later]
+    run = clocked_store.get_run("wf-1")
+    assert run is not None
+    assert (run.start_time, run.close_time) == (opened_at, later)
+    clocked_store.append("wf-2", [started("wf-2", run_timeout=30)], 0)
+    assert clocked_store.all_timers() == [TimerRow(later + timedelta(seconds=30), "wf-2", RUN_TIMEOUT, 0)]
 
 
 def test_head_of_unknown_workflow_is_zero_and_reads_are_empty(store: EventStore) -> None:

@@ -1,0 +1,160 @@
+"""The commands about the engine itself: ``serve`` (run one in the foreground), ``tree`` (its live supervision
+tree) and ``demo``.
+
+It owns discovering the workflows and activities of ``--module`` modules. It never reads the store files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+import aion
+from aion._definitions import activity_definition, workflow_definition
+from aion.cli._base import (
+    cli,
+    console,
+    data_dir_option,
+    json_option,
+    require_engine,
+    show,
+    show_json,
+)
+from aion.control import socket_path
+from aion.control._render import tree_table
+from aion.engine._residency import DEFAULT_MAX_RESIDENT
+from aion.errors import (
+    RegistrationError,
+)
+
+
+@cli.command()
+def demo() -> None:
+    """Run the self-contained demo: a workflow survives the SIGKILL of its process."""
+    from aion import demo as demo_module  # noqa: PLC0415 - imported on use: it defines workflows
+
+    demo_module.main()
+
+
+def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+    """The ``@workflow.defn`` and ``@activity.defn`` functions defined or imported in ``modules``."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like ``python -m``: modules of the current directory import
+    workflows: dict[int, Callable[..., Any]] = {}
+    activities: dict[int, Callable[..., Any]] = {}
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            raise click.BadParameter(f"cannot import {name!r}: {error}", param_hint="--module") from None
+        for value in vars(module).values():
+            if getattr(value, "__aion_workflow__", None) is not None:
+                with contextlib.suppress(RegistrationError):
+                    workflow_definition(value)
+                    workflows[id(value)] = value
+            if getattr(value, "__aion_activity__", None) is not None:
+                with contextlib.suppress(RegistrationError):
+                    activity_definition(value)
+                    activities[id(value)] = value
+    return list(workflows.values()), list(activities.values())
+
+
+@cli.command()
+@data_dir_option
+@click.option("--module", "-m", "modules", multiple=True, required=True, help="Module with workflows (repeatable).")
+@click.option("--activity-workers", type=click.IntRange(min=1), help="Activity worker processes [default: CPUs].")
+@click.option("--warm-pool", type=click.IntRange(min=0), default=2, show_default=True, help="Idle forked hosts.")
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Crashes of one workflow process (within 60 s) before its run fails.",
+)
+@click.option(
+    "--max-resident",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_RESIDENT,
+    show_default=True,
+    help="Runs holding a workflow process at once (parked runs beyond it are evicted, new runs wait).",
+)
+def serve(
+    *,
+    data_dir: Path,
+    modules: tuple[str, ...],
+    activity_workers: int | None,
+    warm_pool: int,
+    max_restarts: int,
+    max_resident: int,
+) -> None:
+    """Run an engine in the foreground with the workflows and activities of the modules.
+
+    Stops cleanly (finishing history writes) on SIGINT or SIGTERM.
+    """
+    workflows, activities = _discover(modules)
+    if not workflows:
+        raise click.BadParameter(f"no @workflow.defn functions in {', '.join(modules)}", param_hint="--module")
+    engine = aion.Engine(
+        data_dir,
+        workflows=workflows,
+        activities=activities,
+        activity_workers=activity_workers,
+        warm_pool=warm_pool,
+        max_restarts=max_restarts,
+        max_resident=max_resident,
+    )
+    stop = threading.Event()
+    engine.start()
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        names = sorted(engine.registry.workflows)
+        click.echo(
+            f"aion engine (pid {os.getpid()}) serving {data_dir} with workflows {', '.join(names)}; "
+            f"control socket {socket_path(data_dir)}",
+        )
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+        click.echo("stopping")
+    finally:
+        engine.stop()
+    click.echo("stopped")
+
+
+@cli.command()
+@data_dir_option
+@click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Refresh period.")
+@json_option
+def tree(data_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
+    """The live supervision tree: services, workflow supervisors and workflow processes."""
+    with require_engine(data_dir) as client:
+        if not watch:
+            view = client.request("tree")
+            show_json(view) if as_json else show(tree_table(view))
+            return
+        if as_json:
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    click.echo(json.dumps(client.request("tree")))
+                    time.sleep(interval)
+            return
+        from rich.live import Live  # noqa: PLC0415 - only for --watch
+
+        first = tree_table(client.request("tree"))
+        with contextlib.suppress(KeyboardInterrupt), Live(first, console=console()) as live:
+            while True:
+                time.sleep(interval)
+                live.update(tree_table(client.request("tree")))

@@ -1,0 +1,105 @@
+"""The commands that read runs: ``list``, ``describe`` and ``history`` (``--follow``).
+
+Each asks the running engine through its control socket, or reads the store files read-only when no engine
+runs (the same views either way, see ``aion.control._views``). They never change anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aion.cli._base import (
+    STATUSES,
+    checked_workflow_id,
+    cli,
+    connect,
+    data_dir_option,
+    json_option,
+    readonly_store,
+    show,
+    show_json,
+)
+from aion.control._render import describe_table, history_lines, history_table, list_table
+from aion.control._views import describe_view, history_view, run_view
+
+
+@cli.command(name="list")
+@data_dir_option
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--type", "workflow_type", help="Only workflows of this type.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many (newest first).")
+@json_option
+def list_(data_dir: Path, status: str | None, workflow_type: str | None, limit: int | None, as_json: bool) -> None:
+    """The workflows' current runs, newest first."""
+    client = connect(data_dir)
+    if client is not None:
+        with client:
+            view = client.request("list", status=status, workflow_type=workflow_type, limit=limit)
+    else:
+        with readonly_store(data_dir) as store:
+            runs = store.list_workflows(status=status, workflow_type=workflow_type, limit=limit)
+            view = {"workflows": [run_view(info) for info in runs]}
+    show_json(view) if as_json else show(list_table(view["workflows"]))
+
+
+@cli.command()
+@data_dir_option
+@click.argument("workflow_id")
+@json_option
+def describe(data_dir: Path, workflow_id: str, as_json: bool) -> None:
+    """A workflow's current run: status, times, input, outcome and what it waits on."""
+    workflow_id = checked_workflow_id(workflow_id)
+    client = connect(data_dir)
+    if client is not None:
+        with client:
+            view = client.request("describe", workflow_id=workflow_id)
+    else:
+        with readonly_store(data_dir) as store:
+            view = describe_view(store, workflow_id)
+    show_json(view) if as_json else show(describe_table(view))
+
+
+def _fetch_history(data_dir: Path, workflow_id: str, after_seq: int, wait: float) -> dict[str, Any]:
+    client = connect(data_dir)
+    if client is not None:
+        with client:
+            return client.request(
+                "history", workflow_id=workflow_id, after_seq=after_seq, wait=wait, reply_timeout=wait + 30
+            )
+    with readonly_store(data_dir) as store:
+        view = history_view(store, workflow_id, after_seq)
+    if wait and not view["events"] and not view["closed"]:
+        time.sleep(min(wait, 0.5))  # no engine to wait on: poll the files
+    return view
+
+
+@cli.command()
+@data_dir_option
+@click.argument("workflow_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the run closes.")
+@json_option
+def history(data_dir: Path, workflow_id: str, follow: bool, as_json: bool) -> None:
+    """The events of a workflow's current run."""
+    workflow_id = checked_workflow_id(workflow_id)
+    view = _fetch_history(data_dir, workflow_id, 0, 0)
+    if not follow:
+        show_json(view) if as_json else show(history_table(view))
+        return
+    run_id = view["run_id"]
+    if not as_json:
+        click.echo(f"history of {workflow_id} (run {run_id}), following")
+    with contextlib.suppress(KeyboardInterrupt):
+        last = 0
+        while True:
+            for event in view["events"]:
+                click.echo(json.dumps(event) if as_json else history_lines([event])[0])
+                last = max(last, int(event["seq"]))
+            if view["closed"] or view["run_id"] != run_id:
+                return
+            view = _fetch_history(data_dir, workflow_id, last, 5.0)

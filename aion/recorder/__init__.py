@@ -1,0 +1,69 @@
+"""The recorder: the one writer of the event store, committing appends in groups.
+
+Every history write of the engine goes through one :class:`Recorder` actor (invariant 1, *one writer*).
+Callers use a :class:`RecorderHandle`, which is thread-safe; each ``append`` returns a ``pykka.Future``
+resolved only after the write transaction holding it has committed durably (LMDB ``sync``: fsync), or resolved
+with the error that refused that one append (``SequenceConflictError``, ``PayloadError``, ...)::
+
+    handle = start_recorder(store)
+    stamped = handle.append("order-1", [WorkflowStarted(...)], expected_head=0).get()
+    handle.stop()
+
+Group commit, and why it is built this way
+------------------------------------------
+An fsync costs far more than writing a few small events, so the recorder commits every append waiting at that
+moment in one write transaction and one fsync. Using only public pykka API:
+
+* the handle puts ``(request, future)`` into a ``queue.SimpleQueue`` shared with the actor, and ``tell``s the
+  actor a small ``_Flush`` message *only if no flush is already scheduled* (a flag guarded by a lock);
+* on a ``_Flush`` the actor clears the flag, then drains the whole queue without blocking into one
+  ``EventStore.append_batch`` (capped at ``max_batch`` requests per transaction), commits, and resolves each
+  future with its own slot of the result.
+
+While a transaction commits, new appends pile up in the queue and the next flush takes them all: the batch
+size adapts to the load with no timer and no added latency when idle. Passing the requests through pykka's
+own inbox (one message per append) would also work, but pykka handles one message per ``on_receive`` and
+gives an actor no way to peek at its inbox, so it could not batch; the side queue plus a coalesced wake-up
+message keeps the actor the single writer and costs one queue put per append. An ``atomic`` batch (continue-
+as-new, signal-with-start) is committed in a transaction of its own so that its failure aborts only itself;
+order between queued items is kept.
+
+Resolving after the next write
+------------------------------
+The recorder's thread holds the GIL for its Python work, and py-lmdb releases it around *every* call (each
+``put``, the ``begin`` and the ``commit``). If the futures of a batch were resolved right after its commit, the
+woken writers would be runnable while the actor writes the next batch, and each of its ``put`` calls would hand
+the GIL to one of them and wait for it back: a context switch or two per put. So the futures of a committed batch
+are resolved from the store's ``before_commit`` hook of the *next* batch, after its writes and just before its
+commit: the writers then run while the actor waits on the fsync, and they are asleep while it writes. This only
+delays the acknowledgement by the next batch's write phase, never before durability: a batch's futures are
+resolved after its own commit returned. When the queue is empty they are resolved at once.
+
+Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
+``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
+:class:`~aion.recorder._future.AppendFuture` (a flag, and a plain lock only if someone waits) instead of
+``pykka.ThreadingFuture`` (a ``threading.Condition`` each).
+
+The package: ``_shared`` (the queued items, the shared state, the sinks), ``_actor`` (the group-commit loop),
+``_future`` (the futures) and ``_handle`` (the thread-safe API and :func:`start_recorder`).
+
+An actor must not block on a future: it appends with ``append_to(sink, token, ...)`` instead, and the recorder
+hands the sink the outcomes of that actor's appends, one call per committed batch (the engine core turns that
+call into one message to itself). Sinks run on the recorder's thread, possibly inside the store's write
+transaction: they must be quick and must not write to the store; one that raises is logged.
+
+``stop()`` refuses new appends, commits everything already queued, then stops the actor."""
+
+from aion.recorder._actor import Recorder
+from aion.recorder._handle import RecorderHandle, start_recorder
+from aion.recorder._shared import DEFAULT_MAX_BATCH, CommitSink, Committed, RecorderStats
+
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "CommitSink",
+    "Committed",
+    "Recorder",
+    "RecorderHandle",
+    "RecorderStats",
+    "start_recorder",
+]

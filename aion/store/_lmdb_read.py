@@ -1,0 +1,216 @@
+"""The reads of the LMDB store: heads, histories, runs, the visibility indexes and the timer rows.
+
+:class:`LmdbReads` holds the ``EventStore`` read methods of :class:`~aion.store.LmdbEventStore`, each in one
+read transaction of its :class:`~aion.store._lmdb_env.LmdbEnvironment` (``running_workflows``: one per page).
+It never writes, never takes the write lock, and never trusts a run record's stored ``head_seq``: a workflow's
+head is always its last history key (see ``_lmdb_format``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Final
+
+import msgpack
+
+from aion._codec import decode_event
+from aion.errors import WorkflowNotFoundError
+from aion.events import Event, WorkflowStarted
+from aion.status import WorkflowStatus
+from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
+from aion.store._derive import with_head
+from aion.store._lmdb_env import Databases, LmdbEnvironment
+from aion.store._lmdb_format import U64, decode_run, time_key, time_of
+from aion.store._types import RunInfo, TimerRow
+
+# U64's methods, bound here (CPython 3.11 builds a bound method per ``U64.pack(...)`` on an imported name).
+_pack: Final = U64.pack
+_unpack: Final = U64.unpack
+_unpack_from: Final = U64.unpack_from
+#: How many running workflows ``running_workflows`` reads per read transaction.
+_PAGE: Final = 512
+
+
+def history_head(txn: Any, dbs: Databases, wf: bytes) -> int:
+    """The sequence number of the workflow's last history key (0 without history)."""
+    with txn.cursor(db=dbs.history) as cursor:
+        # The workflow's keys are wf \0 seq; the first key after all of them is at or after wf \1.
+        found = cursor.prev() if cursor.set_range(wf + b"\x01") else cursor.last()
+        key = cursor.key() if found else b""
+    if len(key) != len(wf) + 9 or not key.startswith(wf + b"\x00"):
+        return 0
+    head: int = _unpack_from(key, len(wf) + 1)[0]
+    return head
+
+
+def run_of(txn: Any, dbs: Databases, wf: bytes, data: bytes) -> RunInfo:
+    """Decode a stored run record and give it the workflow's head (see ``_lmdb_format``)."""
+    return with_head(decode_run(wf.decode(), data), history_head(txn, dbs, wf))
+
+
+def scan(cursor: Any, prefix: bytes, *, reverse: bool, after: bytes | None = None) -> Iterator[bytes]:
+    """Keys starting with ``prefix`` in order (or reverse order); forward scans may resume after a key."""
+    if reverse:
+        if prefix:
+            end = prefix[:-1] + bytes([prefix[-1] + 1])
+            positioned = cursor.prev() if cursor.set_range(end) else cursor.last()
+        else:
+            positioned = cursor.last()
+        if not positioned:
+            return
+        for key in cursor.iterprev(values=False):
+            if not key.startswith(prefix):
+                return
+            yield key
+    else:
+        if not cursor.set_range(after + b"\x00" if after is not None else prefix):
+            return
+        for key in cursor.iternext(values=False):
+            if not key.startswith(prefix):
+                return
+            yield key
+
+
+class LmdbReads:
+    """The read methods of the LMDB store, over the environment in :attr:`environment`."""
+
+    environment: LmdbEnvironment
+
+    def head(self, workflow_id: str) -> int:
+        """The workflow's last sequence number, 0 when unknown."""
+        check_workflow_id(workflow_id)
+        with self.environment.read() as txn:
+            return history_head(txn, self.environment.dbs, workflow_id.encode())
+
+    def read_history(self, workflow_id: str, after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """The workflow's history after ``after_seq`` (all runs), at most ``limit`` events."""
+        check_workflow_id(workflow_id)
+        check_limit(limit)
+        prefix = workflow_id.encode() + b"\x00"
+        raw: list[bytes] = []
+        if limit == 0:
+            return []
+        with self.environment.read() as txn, txn.cursor(db=self.environment.dbs.history) as cursor:
+            if cursor.set_range(prefix + _pack(max(after_seq, 0) + 1)):
+                for key, value in cursor.iternext():
+                    if not key.startswith(prefix):
+                        break
+                    raw.append(value)
+                    if limit is not None and len(raw) >= limit:
+                        break
+        return [decode_event(data) for data in raw]
+
+    def read_run(self, workflow_id: str, run_id: str | None = None) -> list[Event]:
+        """One run's events (the current run by default)."""
+        check_workflow_id(workflow_id)
+        dbs = self.environment.dbs
+        wf = workflow_id.encode()
+        prefix = wf + b"\x00"
+        events: list[Event] = []
+        with self.environment.read() as txn:
+            if run_id is None:
+                data = txn.get(wf, db=dbs.runs)
+                if data is None:
+                    raise WorkflowNotFoundError(workflow_id)
+                first = decode_run(workflow_id, data).run_first_seq
+            else:
+                entry = txn.get(run_id.encode(), db=dbs.run_index)
+                owner, first = msgpack.unpackb(entry) if entry is not None else (None, 0)
+                if owner != workflow_id:
+                    raise WorkflowNotFoundError(workflow_id, run_id)
+            with txn.cursor(db=dbs.history) as cursor:
+                if cursor.set_range(prefix + _pack(first)):
+                    for key, value in cursor.iternext():
+                        if not key.startswith(prefix):
+                            break
+                        event = decode_event(value)
+                        if events and isinstance(event, WorkflowStarted):
+                            break
+                        events.append(event)
+        return events
+
+    def get_run(self, workflow_id: str) -> RunInfo | None:
+        """The workflow's current run record, or ``None``."""
+        check_workflow_id(workflow_id)
+        dbs = self.environment.dbs
+        wf = workflow_id.encode()
+        with self.environment.read() as txn:
+            data = txn.get(wf, db=dbs.runs)
+            return None if data is None else run_of(txn, dbs, wf, data)
+
+    def list_workflows(
+        self,
+        status: WorkflowStatus | str | None = None,
+        workflow_type: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[RunInfo]:
+        """Current runs filtered by status and/or type, by start time (then workflow id)."""
+        check_limit(limit)
+        dbs = self.environment.dbs
+        wanted = parse_status(status)
+        if workflow_type is not None:
+            db, prefix = dbs.vis_type, workflow_type.encode() + b"\x00"
+        elif wanted is not None:
+            db, prefix = dbs.vis_status, wanted.value.encode() + b"\x00"
+        else:
+            db, prefix = dbs.vis_start, b""
+        found: list[RunInfo] = []
+        if limit == 0:
+            return found
+        with self.environment.read() as txn, txn.cursor(db=db) as cursor:
+            for key in scan(cursor, prefix, reverse=newest_first):
+                wf = key[len(prefix) + 8 :]
+                run = run_of(txn, dbs, wf, txn.get(wf, db=dbs.runs))
+                if wanted is not None and run.status is not wanted:
+                    continue
+                found.append(run)
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
+    def running_workflows(self) -> Iterator[RunInfo]:
+        """Every running workflow, oldest start first, read in pages (one read transaction per page)."""
+        dbs = self.environment.dbs
+        prefix = WorkflowStatus.RUNNING.value.encode() + b"\x00"
+        after: bytes | None = None
+        while True:
+            page: list[RunInfo] = []
+            with self.environment.read() as txn, txn.cursor(db=dbs.vis_status) as cursor:
+                for key in scan(cursor, prefix, reverse=False, after=after):
+                    wf = key[len(prefix) + 8 :]
+                    page.append(run_of(txn, dbs, wf, txn.get(wf, db=dbs.runs)))
+                    after = key
+                    if len(page) >= _PAGE:
+                        break
+            yield from page
+            if len(page) < _PAGE:
+                return
+
+    def due_timers(self, before: datetime, limit: int | None = None) -> list[TimerRow]:
+        """Timer rows due at or before ``before``, in fire order."""
+        bound = time_key(check_aware(before, "before"))
+        check_limit(limit)
+        return self._timer_rows(bound, limit)
+
+    def all_timers(self) -> list[TimerRow]:
+        """Every timer row, in fire order."""
+        return self._timer_rows(None, None)
+
+    def _timer_rows(self, bound: bytes | None, limit: int | None) -> list[TimerRow]:
+        rows: list[TimerRow] = []
+        if limit == 0:
+            return rows
+        with self.environment.read() as txn, txn.cursor(db=self.environment.dbs.timers) as cursor:
+            if cursor.first():
+                for key in cursor.iternext(values=False):
+                    fire = key[:8]
+                    if bound is not None and fire > bound:
+                        break
+                    wf, kind = key[8:-8].split(b"\x00")[:2]
+                    key_id = _unpack(key[-8:])[0]
+                    rows.append(TimerRow(time_of(fire), wf.decode(), kind.decode(), key_id))
+                    if limit is not None and len(rows) >= limit:
+                        break
+        return rows
