@@ -8,6 +8,7 @@ from typing import Any
 
 import aion
 from aion import activity, workflow
+from tests.engine.clock_flows import fails_once
 
 
 @workflow.defn
@@ -20,21 +21,11 @@ async def month_then_approval() -> str:
         return "timed out at " + workflow.now().isoformat()
 
 
-@activity.defn
-def flaky_once(marker: str) -> str:
-    """Fails the first attempt (leaving ``marker``), succeeds after."""
-    path = Path(marker)
-    if not path.exists():
-        path.write_text("failed once")
-        raise ConnectionError("first attempt fails")
-    return "done"
-
-
 @workflow.defn
 async def retries_slowly(marker: str) -> str:
     return str(
         await workflow.execute_activity(
-            flaky_once,
+            fails_once,
             marker,
             start_to_close_timeout=timedelta(hours=1),
             retry_policy=aion.RetryPolicy(initial_interval=timedelta(minutes=10), maximum_attempts=3),

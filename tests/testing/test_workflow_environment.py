@@ -25,7 +25,7 @@ def env_with(**options: object) -> WorkflowEnvironment:
             flows.sleeps_then_tells_time,
             flows.calls_a_hanging_activity,
         ],
-        activities=[flows.flaky_once, flows.hangs],
+        activities=[flows.fails_once, flows.hangs],
         start_time=START,
         **options,  # type: ignore[arg-type]
     )
