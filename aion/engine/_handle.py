@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -10,6 +9,7 @@ from typing import Any, Final, Protocol
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
 from aion._durations import Duration, optional_seconds
+from aion.clock import SYSTEM_CLOCK
 from aion.engine._closures import Closures
 from aion.engine._messages import CancelWorkflowRequest, QueryWorkflow, Request, SignalWorkflow, TerminateWorkflow
 from aion.errors import (
@@ -74,7 +74,7 @@ class WorkflowHandle:
         endings, and ``ResultTimeoutError`` if ``timeout`` passes first (the run goes on).
         """
         seconds = optional_seconds(timeout, "timeout")
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = None if seconds is None else _REAL.monotonic() + seconds
         closures = self._engine.closures
         run_id = self.run_id
         while True:
@@ -85,7 +85,7 @@ class WorkflowHandle:
                 else:
                     terminal = None if waiter.open else self._terminal_event(run_id)
                 if terminal is None:
-                    remaining = None if deadline is None else deadline - time.monotonic()
+                    remaining = None if deadline is None else deadline - _REAL.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise ResultTimeoutError(
                             f"workflow {self.workflow_id!r} did not close within {seconds:g} s (it is still running)"
@@ -167,6 +167,9 @@ class WorkflowHandle:
         last = store.read_run(self.workflow_id, run_id)[-1]
         return last if last.terminal else None
 
+
+#: A caller's timeout counts real seconds, whatever clock the engine runs on (the testing kit's is virtual).
+_REAL = SYSTEM_CLOCK
 
 #: Result types handed over as they are: no one can change such a value.
 _IMMUTABLE: Final = frozenset({type(None), bool, int, float, str, bytes})

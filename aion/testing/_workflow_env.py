@@ -22,13 +22,15 @@ from typing import Any
 
 from aion._definitions import activity_type_name, define_activity
 from aion._durations import Duration, optional_seconds, to_seconds
-from aion.clock import ManualClock
+from aion.clock import SYSTEM_CLOCK, ManualClock
 from aion.engine import Engine, WorkflowHandle
 from aion.engine._messages import GetQuiescence, Quiescence
 from aion.errors import InvalidArgumentError, ResultTimeoutError
 from aion.status import WorkflowStatus
 from aion.store import RunInfo
 
+#: Real time: the caller's timeouts and the default start of the virtual clock.
+_REAL = SYSTEM_CLOCK
 #: How long (real seconds) one look for the run's result lasts before the environment looks at the engine again.
 _POLL = 0.005
 #: How long (real seconds) the environment waits for the engine to settle between two moves of ``sleep``.
@@ -62,7 +64,7 @@ class WorkflowEnvironment:
         data_dir: str | Path | None = None,
         **engine_options: Any,
     ) -> None:
-        start = time.time() if start_time is None else _epoch(start_time)
+        start = _REAL.time() if start_time is None else _epoch(start_time)
         self.clock = ManualClock(start)
         self.time_skipping = time_skipping
         self._workflows = list(workflows)
@@ -191,12 +193,12 @@ class WorkflowEnvironment:
         return state
 
     def _settled(self) -> Quiescence:
-        deadline = time.monotonic() + _SETTLE_TIMEOUT
+        deadline = _REAL.monotonic() + _SETTLE_TIMEOUT
         while True:
             state = self._quiescence()
             if state.settled:
                 return state
-            if time.monotonic() > deadline:
+            if _REAL.monotonic() > deadline:
                 raise ResultTimeoutError(f"the engine did not settle within {_SETTLE_TIMEOUT:g} s of real time")
             time.sleep(_POLL)
 
@@ -219,12 +221,12 @@ class TimeSkippingHandle(WorkflowHandle):
         if not env.skips():
             return super().result(timeout)
         seconds = optional_seconds(timeout, "timeout")
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = None if seconds is None else _REAL.monotonic() + seconds
         while True:
             try:
                 return super().result(timeout=_POLL)
             except ResultTimeoutError:
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and _REAL.monotonic() > deadline:
                     raise ResultTimeoutError(
                         f"workflow {self.workflow_id!r} did not close within {seconds:g} s of real time"
                     ) from None
