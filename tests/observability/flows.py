@@ -31,7 +31,7 @@ async def leaf(value: int) -> int:
 @activity.defn
 def current_span_id() -> str:
     """The span id the attempt runs under (hex), as OpenTelemetry sees it in the worker."""
-    from opentelemetry import trace  # noqa: PLC0415 - only the tracing test runs it
+    from opentelemetry import trace
 
     return format(trace.get_current_span().get_span_context().span_id, "016x")
 
