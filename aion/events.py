@@ -87,6 +87,8 @@ class WorkflowStarted(Event):
     run_timeout: float | None = None
     #: Attempt number of the run (1 for a fresh start).
     attempt: int = 1
+    #: The trace context the run's span continues (W3C ``traceparent``), when the engine traces.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

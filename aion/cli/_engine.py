@@ -35,8 +35,11 @@ from aion.control import socket_path
 from aion.control._render import tree_table
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.errors import (
+    InvalidArgumentError,
     RegistrationError,
 )
+from aion.observability import configure_logging, parse_address
+from aion.observability._logging import FORMATS
 
 
 @cli.command()
@@ -89,6 +92,21 @@ def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[
     show_default=True,
     help="Runs holding a workflow process at once (parked runs beyond it are evicted, new runs wait).",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="Level of the aion and supervisors loggers (to stderr).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text, or json: one JSON object per line with the structured fields.",
+)
+@click.option("--metrics", "metrics", metavar="HOST:PORT", help="Serve Prometheus /metrics on HOST:PORT.")
 def serve(
     *,
     data_dir: Path,
@@ -97,6 +115,9 @@ def serve(
     warm_pool: int,
     max_restarts: int,
     max_resident: int,
+    log_level: str = "INFO",
+    log_format: str = "text",
+    metrics: str | None = None,
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -105,6 +126,12 @@ def serve(
     workflows, activities = _discover(modules)
     if not workflows:
         raise click.BadParameter(f"no @workflow.defn functions in {', '.join(modules)}", param_hint="--module")
+    if metrics is not None:
+        try:
+            parse_address(metrics)
+        except InvalidArgumentError as error:
+            raise click.BadParameter(str(error), param_hint="--metrics") from None
+    configure_logging(log_level, log_format)
     engine = aion.Engine(
         data_dir,
         workflows=workflows,
@@ -113,6 +140,7 @@ def serve(
         warm_pool=warm_pool,
         max_restarts=max_restarts,
         max_resident=max_resident,
+        metrics=metrics,
     )
     stop = threading.Event()
     engine.start()
@@ -124,6 +152,9 @@ def serve(
             f"aion engine (pid {os.getpid()}) serving {data_dir} with workflows {', '.join(names)}; "
             f"control socket {socket_path(data_dir)}",
         )
+        if engine.metrics_address is not None:
+            host, port = engine.metrics_address
+            click.echo(f"metrics on http://{host}:{port}/metrics")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass

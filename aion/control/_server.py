@@ -15,6 +15,7 @@ import os
 import socket
 import stat
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from aion.clock import SYSTEM_CLOCK, Clock
@@ -42,9 +43,17 @@ class ControlServer:
     """Serves the control socket of one engine; :meth:`start` binds it, :meth:`stop` removes it. ``clock``
     measures the operations' long waits and the stop's grace period."""
 
-    def __init__(self, engine: ControlledEngine, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        engine: ControlledEngine,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_request: Callable[[str], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        #: Told each request's operation name (``unknown`` for one that names none), for metrics.
+        self._on_request = on_request
         self.path = socket_path(engine.data_dir)
         self._listener: socket.socket | None = None
         self._inode: int | None = None
@@ -159,6 +168,8 @@ class ControlServer:
     def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         handler = OPS.get(op) if isinstance(op, str) else None
+        if self._on_request is not None:
+            self._on_request(op if handler is not None and isinstance(op, str) else "unknown")
         if handler is None:
             known = ", ".join(sorted(OPS))
             return _error_reply(InvalidArgumentError(f"unknown control op {op!r} (one of: {known})"))
@@ -171,8 +182,11 @@ class ControlServer:
             return _error_reply(error)
 
 
-def start_control_server(engine: ControlledEngine) -> ControlServer:
-    """Start serving ``engine``'s control socket; returns the server (stop it with ``stop()``)."""
-    server = ControlServer(engine)
+def start_control_server(
+    engine: ControlledEngine, *, on_request: Callable[[str], None] | None = None
+) -> ControlServer:
+    """Start serving ``engine``'s control socket; returns the server (stop it with ``stop()``). ``on_request``
+    is told each request's operation name."""
+    server = ControlServer(engine, on_request=on_request)
     server.start()
     return server

@@ -26,10 +26,12 @@ class ActivityTask:
     attempt: int
     heartbeat_details: Any = None
     task_id: int = field(default_factory=lambda: next(_task_ids))
+    #: The attempt span's trace context (``traceparent``), when the engine traces.
+    trace: dict[str, str] | None = None
 
     def message(self) -> dict[str, Any]:
         """The ``task`` frame for a worker."""
-        return {
+        message = {
             "t": protocol.TASK,
             "task": self.task_id,
             "args": encode_payload(self.args, limit=None),
@@ -42,6 +44,9 @@ class ActivityTask:
                 "attempt": self.attempt,
             },
         }
+        if self.trace is not None:
+            message["trace"] = self.trace
+        return message
 
     def __str__(self) -> str:
         return f"activity {self.activity_id} ({self.activity_type}) of {self.workflow_id} attempt {self.attempt}"

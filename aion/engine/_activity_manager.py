@@ -28,6 +28,7 @@ from aion.engine._interfaces import Core
 from aion.engine._runs import PendingActivity, Run
 from aion.engine._timer_keys import ATTEMPT_DEADLINES, TimerKey, TimerKind
 from aion.engine._timers import TimerService
+from aion.observability._observer import Observer
 from supervisors import ChannelClosedError
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,17 @@ class ActivityManager:
     """Drives every pending activity of every run through its attempts, on the pool of activity workers."""
 
     def __init__(
-        self, core: Core, timers: TimerService, workers: WorkerKiller, clock: Clock, *, cancel_grace: float
+        self,
+        core: Core,
+        timers: TimerService,
+        workers: WorkerKiller,
+        clock: Clock,
+        *,
+        cancel_grace: float,
+        observer: Observer | None = None,
     ) -> None:
         self._core = core
+        self._observer = observer if observer is not None else Observer()
         self._timers = timers
         self._pool = ActivityPool()
         self._workers = workers
@@ -186,13 +195,24 @@ class ActivityManager:
 
     def pump(self) -> None:
         """Hand queued attempts to idle workers, recording ``ActivityStarted`` for each."""
+        tracing = self._observer.tracing is not None
         for worker_id, worker_channel, task in self._pool.assignments():
+            if tracing:
+                self._traced(task)
             # A worker that just died drops the task here; its WorkerDown reports the attempt lost.
             with contextlib.suppress(ChannelClosedError):
                 worker_channel.send(task.message())
             self._assigned(self._core.run_of(task.workflow_id), worker_id, task)
 
     # -- internals ------------------------------------------------------------------------------------------
+
+    def _traced(self, task: ActivityTask) -> None:
+        """Open the attempt's span and send its context with the task."""
+        run = self._core.run_of(task.workflow_id)
+        if self._current(run, task) is not None and run is not None:
+            task.trace = self._observer.attempt_dispatched(
+                run, task.activity_id, task.activity_type, task.attempt, self._clock.time()
+            )
 
     def _assigned(self, run: Run | None, worker_id: str, task: ActivityTask) -> None:
         """A worker took ``task``: record ``ActivityStarted`` and arm the attempt's deadlines."""

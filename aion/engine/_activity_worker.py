@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from aion._codec import decode_payload, encode_payload
@@ -50,6 +51,7 @@ def _run_task(channel: Channel, task: dict[str, Any]) -> dict[str, Any]:
             raise CancelledError(f"activity {info.activity_type} (task {task_id}) was cancelled")
 
     token = _context.enter(_context.ActivityContext(info, send_heartbeat))
+    trace = _enter_trace(task.get("trace"))
     try:
         definition = installed().activity(info.activity_type)
         args = decode_payload(task["args"])
@@ -59,6 +61,8 @@ def _run_task(channel: Channel, task: dict[str, Any]) -> dict[str, Any]:
         return reply
     finally:
         _context.leave(token)
+        if trace is not None:
+            trace()
     try:
         reply.update(ok=True, result=encode_payload(result, path=f"{info.activity_type} result"))
     except PayloadError as error:
@@ -66,3 +70,16 @@ def _run_task(channel: Channel, task: dict[str, Any]) -> dict[str, Any]:
         failure = dataclasses.replace(failure, non_retryable=True)
         reply.update(ok=False, failure=encode_payload(failure, limit=None))
     return reply
+
+
+def _enter_trace(carrier: dict[str, str] | None) -> Callable[[], None] | None:
+    """Make the attempt span's context current while the activity runs (when the engine traces and
+    OpenTelemetry is installed); returns what undoes it."""
+    if carrier is None:
+        return None
+    try:
+        from aion.observability import _tracing  # noqa: PLC0415 - optional extra, only when the engine traces
+    except ImportError:
+        return None
+    token = _tracing.attach(carrier)
+    return lambda: _tracing.detach(token)

@@ -27,6 +27,7 @@ from aion.engine._interfaces import Then
 from aion.engine._messages import AppendsCommitted
 from aion.engine._runs import Run
 from aion.errors import AionError
+from aion.observability._observer import Observer
 from aion.recorder import CommitSink, Committed, RecorderHandle
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,11 @@ class AppendToken:
 class AppendPipeline:
     """Sends a run's events to the recorder after its head, and settles each append once its batch commits."""
 
-    def __init__(self, recorder: RecorderHandle, closures: Closures, tell: Callable[[Any], None]) -> None:
+    def __init__(
+        self, recorder: RecorderHandle, closures: Closures, tell: Callable[[Any], None], observer: Observer
+    ) -> None:
         self._recorder = recorder
+        self._observer = observer
         self._closures = closures
         self._sink = _commit_sink(tell, closures)
         #: Appends sent and not settled yet.
@@ -81,9 +85,16 @@ class AppendPipeline:
             error = error or AionError("append failed")
             if token.reply is not None:
                 token.reply.set_exception((type(error), error, error.__traceback__))
-            log.error("append for workflow %s failed: %r", run.workflow_id, error)
+            log.error(
+                "append for workflow %s failed: %r",
+                run.workflow_id,
+                error,
+                extra={"workflow_id": run.workflow_id, "run_id": run.run_id, "error": repr(error)},
+            )
             self._closures.forget(run.workflow_id, run.run_id)
+            self._observer.append_failed()
             return False
+        self._observer.recorded(run, stamped)
         if token.then is not None:
             token.then(stamped)
         if token.reply is not None:

@@ -41,6 +41,7 @@ from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._runs import Run
 from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
+from aion.observability._observer import Observer
 from aion.recorder import RecorderHandle
 from aion.store import EventStore
 from aion.workflow._commands import Command
@@ -74,14 +75,19 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         cancel_grace: float = 5.0,
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
+        observer: Observer | None = None,
     ) -> None:
         super().__init__()
         self._runs: dict[str, Run] = {}
         self._closures = closures
+        self._clock = clock
+        self._observer = observer = observer if observer is not None else Observer()
         tell = self.actor_ref.tell
         self._timers = TimerService(self._timer_due, clock)
-        self._appends = AppendPipeline(recorder, closures, tell)
-        self._activities = ActivityManager(self, self._timers, processes, clock, cancel_grace=cancel_grace)
+        self._appends = AppendPipeline(recorder, closures, tell, observer)
+        self._activities = ActivityManager(
+            self, self._timers, processes, clock, cancel_grace=cancel_grace, observer=observer
+        )
         self._links = ProcessLinks(
             self,
             store,
@@ -100,6 +106,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             links=self._links,
             activities=self._activities,
             clock=clock,
+            observer=observer,
         )
         self._relations = Relations(self, store, self._lifecycle)
         self._commands = CommandHandler(
@@ -261,6 +268,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
     # -- notices --------------------------------------------------------------------------------------------
 
     def _on_appends_committed(self, notice: msg.AppendsCommitted) -> None:
+        self._observer.committed(len(notice.outcomes))
         for token, stamped, error in notice.outcomes:
             try:
                 self._appended(token, stamped, error)
@@ -280,15 +288,18 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             self._links.forward(run, event)
 
     def _on_process_up(self, notice: msg.ProcessUp) -> None:
+        self._observer.process_up(notice.child_id, self._links.run_of_child(notice.child_id))
         self._links.up(notice.child_id, notice.channel)
 
     def _on_process_message(self, notice: msg.ProcessMessage) -> None:
         self._links.received(notice.child_id, notice.message)
 
     def _on_process_down(self, notice: msg.ProcessDown) -> None:
+        self._observer.process_down(notice.child_id, notice.reason, self._links.run_of_child(notice.child_id))
         self._links.down(notice.child_id)
 
     def _on_process_gave_up(self, notice: msg.ProcessGaveUp) -> None:
+        self._observer.process_gave_up(notice.child_id, notice.reason, self._links.run_of_child(notice.child_id))
         self._links.gave_up(notice.child_id, notice.reason)
 
     def _on_worker_up(self, notice: msg.WorkerUp) -> None:
@@ -298,6 +309,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._activities.received(notice.worker_id, notice.message)
 
     def _on_worker_down(self, notice: msg.WorkerDown) -> None:
+        self._observer.worker_down(notice.worker_id, notice.reason)
         self._activities.worker_down(notice.worker_id, notice.reason)
 
     def _on_due(self, notice: msg.Due) -> None:
@@ -309,6 +321,10 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         run = self._runs.get(key.workflow_id)
         if run is None or run.run_id != key.run_id or run.state.closing:
             return
+        if key.kind is TimerKind.TIMER:
+            fire_at = run.state.timers.get(key.item)
+            if fire_at is not None:
+                self._observer.timer_late(self._clock.time() - fire_at)
         if key.kind in _ACTIVITY_DEADLINES:
             self._activities.due(run, key)
         else:

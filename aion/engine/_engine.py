@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 import pykka
+from prometheus_client import CollectorRegistry
 
 from aion import events as ev
 from aion._codec import check_payload, prepare_event_types
@@ -30,6 +31,7 @@ from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
 from aion.engine._tree import run_node
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
+from aion.observability._setup import MetricsOption, Telemetry, recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
@@ -52,7 +54,9 @@ class Engine:
     ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
     ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child,
     a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see
-    docs/architecture.md, "Residency").
+    docs/architecture.md, "Residency"), ``metrics`` (``"HOST:PORT"``: serve Prometheus ``/metrics`` there;
+    True: count only, see ``metrics_registry``), ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans
+    of every run, needs ``aion[otel]``). docs/operations.md lists the logs, metrics and spans.
     """
 
     def __init__(
@@ -68,8 +72,11 @@ class Engine:
         activity_cancel_grace: float = 5.0,
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
+        metrics: MetricsOption = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._telemetry = Telemetry(metrics, tracer_provider, clock)
         self.registry = Registry.build(workflows, activities)
         workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
         if workers < 1:
@@ -122,7 +129,7 @@ class Engine:
             )
             try:
                 self._store = open_store(self.data_dir, clock=self._clock)
-                self._recorder = start_recorder(self._store)
+                self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
                 self.closures.reset()
                 self._core = EngineCore.start(
                     self._store,
@@ -133,11 +140,16 @@ class Engine:
                     cancel_grace=self._cancel_grace,
                     max_resident=self._max_resident,
                     clock=self._clock,
+                    observer=self._telemetry.observer,
                 )
                 self._supervision.start(self._core)
                 self._running = True
-                self.request(Recover())
-                self._control = start_control_server(self)
+                resumed = self.request(Recover())
+                recorder = self._recorder
+                sources = [residency_source(lambda: self.request(GetResidency(), timeout=5))]
+                sources.append(recorder_source(recorder.stats))
+                self._telemetry.started(self.data_dir, resumed, sources)
+                self._control = start_control_server(self, on_request=self._telemetry.control_request)
             except BaseException:
                 self._running = True
                 self._shutdown()
@@ -153,6 +165,10 @@ class Engine:
         control, self._control = self._control, None
         if control is not None:
             control.stop()
+        try:
+            self._telemetry.stopped(self.data_dir)
+        except Exception:
+            log.exception("error while stopping the metrics server")
         self._running = False
         supervision = self._supervision
         steps = [self._stop_core, self._stop_recorder, self._close_store]
@@ -207,7 +223,8 @@ class Engine:
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
         )
-        events = self.request(StartWorkflow(name, workflow_id, arguments, options))
+        with self._telemetry.starting(name, workflow_id, options) as options:
+            events = self.request(StartWorkflow(name, workflow_id, arguments, options))
         return self._handle_of_start(workflow_id, events)
 
     def signal_with_start(
@@ -237,7 +254,8 @@ class Engine:
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
         )
-        events = self.request(SignalWithStart(name, workflow_id, arguments, options, signal, payload))
+        with self._telemetry.starting(name, workflow_id, options) as options:
+            events = self.request(SignalWithStart(name, workflow_id, arguments, options, signal, payload))
         if isinstance(events[0], ev.WorkflowStarted):
             return self._handle_of_start(workflow_id, events)
         return self.get_workflow(workflow_id)
@@ -315,6 +333,18 @@ class Engine:
         (between a crash and its restart, while it was evicted or waits for a slot, or once it has closed)."""
         node = run_node(self.supervision_tree(), workflow_id)
         return None if node is None else int(node["pid"])
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """The engine's Prometheus registry (``Engine(metrics=...)``), or None without metrics."""
+        metrics = self._telemetry.metrics
+        return None if metrics is None else metrics.registry
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` where ``/metrics`` is served while the engine runs (the bound port when 0 was
+        asked), or None."""
+        return self._telemetry.address
 
     @property
     def store(self) -> EventStore:

@@ -28,6 +28,7 @@ from aion.engine._runs import Run, RunState
 from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
 from aion.engine._timers import TimerService
 from aion.errors import AionError, WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
+from aion.observability._observer import Observer
 from aion.store import EventStore
 from aion.workflow._commands import ContinueAsNew
 
@@ -48,8 +49,10 @@ class RunLifecycle:
         links: ProcessLinks,
         activities: ActivityManager,
         clock: Clock,
+        observer: Observer | None = None,
     ) -> None:
         self._core = core
+        self._observer = observer if observer is not None else Observer()
         self._store = store
         self._registry = registry
         self._timers = timers
@@ -96,6 +99,7 @@ class RunLifecycle:
             run_timeout=options.run_timeout,
             parent_workflow_id=parent[0] if parent else None,
             parent_workflow_run_id=parent[1] if parent else None,
+            trace_context=self._observer.start_context(parent, options.trace_context),
         )
         run = Run(RunState(workflow_id, run_id, workflow_type, head=head, started=started))
         self._core.drive(run)
@@ -149,6 +153,7 @@ class RunLifecycle:
             run_timeout=previous.run_timeout,
             parent_workflow_id=previous.parent_workflow_id,
             parent_workflow_run_id=previous.parent_workflow_run_id,
+            trace_context=previous.trace_context,
         )
 
         def open_next(stamped: list[ev.Event]) -> None:

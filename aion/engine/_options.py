@@ -40,6 +40,8 @@ class StartOptions:
     search_attributes: Mapping[str, Any] = field(default_factory=dict)
     execution_timeout: float | None = None
     run_timeout: float | None = None
+    #: The starter's trace context (``traceparent``), recorded on ``WorkflowStarted`` when the engine traces.
+    trace_context: Mapping[str, str] | None = None
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> StartOptions:

@@ -27,6 +27,7 @@ from aion.engine._runs import Run, next_query_id
 from aion.engine._timer_keys import RESIDENCY_RECHECK
 from aion.engine._timers import TimerService
 from aion.errors import QueryError, WorkflowNotFoundError
+from aion.observability._observer import Observer
 from aion.store import EventStore
 from aion.workflow._commands import Command, is_arrival
 from supervisors import ChannelClosedError
@@ -99,6 +100,7 @@ class ProcessLinks:
     def _evict(self, run: Run) -> None:
         """Tell a parked run's process to stop (it is then kept for another run); the run's state is its history,
         and anything that arrives for it gives it a process again, which replays."""
+        Observer.evicted(run)
         channel, run.link.channel = run.link.channel, None
         run.link.incarnation += 1
         with contextlib.suppress(ChannelClosedError):

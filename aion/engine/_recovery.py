@@ -20,6 +20,7 @@ from aion.engine._process_links import ProcessLinks
 from aion.engine._relations import Relations
 from aion.engine._runs import Run, RunState
 from aion.errors import WorkflowNotFoundError
+from aion.observability._observer import Observer
 from aion.store import EventStore
 
 #: How many runs recovery resumes per message before letting other messages through.
@@ -79,6 +80,7 @@ class Recovery:
         del self._to_recover[workflow_id]
         history = self._store.read_run(workflow_id)
         run = Run(RunState.from_history(history))
+        Observer.resumed(run)
         self._core.drive(run)
         self._lifecycle.arm_timers(run)
         self._activities.recover(run)

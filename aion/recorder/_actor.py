@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import queue
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -32,6 +33,9 @@ from aion.recorder._shared import (
 )
 from aion.store import EventStore
 from supervisors import SimpleInbox
+
+#: What a recorder tells of each committed transaction: ``(monotonic clock, observe(seconds, requests))``.
+CommitObserver = tuple[Callable[[], float], Callable[[float, int], None]]
 
 
 class Pending:
@@ -125,9 +129,13 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
     """The single-writer actor. Start it with ``Recorder.start(store)`` and talk to it through a
     :class:`RecorderHandle` (or use :func:`start_recorder`)."""
 
-    def __init__(self, store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self, store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH, on_commit: CommitObserver | None = None
+    ) -> None:
         super().__init__()
         self._store = store
+        #: Told each committed transaction's duration (seconds) and size (requests), with its clock.
+        self._on_commit = on_commit
         self._max_batch = max(1, max_batch)
         self._shared = Shared()
         self._pending = Pending()
@@ -199,12 +207,16 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
     def _commit_group(self, group: list[Item]) -> None:
         requests = [request for item in group for request in item[0]]
         pending = self._pending
+        observer = self._on_commit
+        began = observer[0]() if observer is not None else 0.0
         try:
             results = self._store.append_batch(requests, atomic=False, **self._hook)
         except BaseException:
             pending.resolve()
             self._fail(group, sys.exc_info())
             return
+        if observer is not None:
+            observer[1](observer[0]() - began, len(requests))
         pending.resolve()  # if the store had no hook to do it before its commit
         shared = self._shared
         shared.batches += 1
@@ -218,6 +230,8 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         requests, _, _, target = item
         pending = self._pending
         shared = self._shared
+        observer = self._on_commit
+        began = observer[0]() if observer is not None else 0.0
         try:
             results = self._store.append_batch(requests, atomic=True, **self._hook)
         except AionError as error:
@@ -231,6 +245,8 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
             pending.resolve()
             self._fail([item], sys.exc_info())
             return
+        if observer is not None:
+            observer[1](observer[0]() - began, len(requests))
         pending.resolve()
         shared.batches += 1
         shared.appends += len(requests)

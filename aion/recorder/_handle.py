@@ -14,7 +14,7 @@ import pykka
 from aion._codec import encode_event_body
 from aion.errors import AionError, RecorderStoppedError
 from aion.events import Event
-from aion.recorder._actor import Recorder
+from aion.recorder._actor import CommitObserver, Recorder
 from aion.recorder._future import AppendFuture
 from aion.recorder._shared import (
     DEFAULT_MAX_BATCH,
@@ -146,6 +146,9 @@ def _with_bodies(request: AppendRequest) -> AppendRequest:
     return _new_request(request.workflow_id, request.events, request.expected_head)
 
 
-def start_recorder(store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH) -> RecorderHandle:
-    """Start a :class:`Recorder` on ``store`` and return its handle."""
-    return RecorderHandle(Recorder.start(store, max_batch=max_batch))
+def start_recorder(
+    store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH, on_commit: CommitObserver | None = None
+) -> RecorderHandle:
+    """Start a :class:`Recorder` on ``store`` and return its handle (``on_commit``: a clock and a function told
+    each committed transaction's duration and size, for metrics)."""
+    return RecorderHandle(Recorder.start(store, max_batch=max_batch, on_commit=on_commit))

@@ -1,0 +1,330 @@
+"""What the engine core tells about what it records and what happens to its processes: logs, metrics, spans.
+
+The core calls an :class:`Observer` from its own thread: :meth:`Observer.recorded` once per durable append (from
+the append pipeline's settling, which sees every event the core records), and the process notices (exits,
+restarts, give-ups) as the supervision callbacks deliver them. Nothing here is on a workflow process's or an
+activity worker's side: they report through the engine. A healthy workflow logs nothing at INFO.
+
+Loggers: ``aion.engine`` (engine start and stop, runs failing, timing out, terminated, cancelled; DEBUG:
+resumptions, evictions), ``aion.engine.commits`` (DEBUG: each committed batch), ``aion.activities`` (attempts
+failing), ``aion.supervisors`` (process crashes, restarts, give-ups).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aion import events as ev
+from aion.observability._metrics import Metrics
+
+if TYPE_CHECKING:
+    from aion.engine._runs import Run
+
+engine_log = logging.getLogger("aion.engine")
+commit_log = logging.getLogger("aion.engine.commits")
+activity_log = logging.getLogger("aion.activities")
+process_log = logging.getLogger("aion.supervisors")
+
+#: Failure types of attempts the engine fails by a timeout, and the ``kind`` label of each.
+_TIMEOUT_KINDS = {
+    "StartToCloseTimeout": "start_to_close",
+    "ScheduleToCloseTimeout": "schedule_to_close",
+    "HeartbeatTimeout": "heartbeat",
+}
+
+
+def reason_kind(reason: str) -> str:
+    """The exit kind (``normal``, ``killed``, ``exception``, ``exit_code``, ``shutdown``, ``noproc``) of an exit
+    reason as the supervision callbacks give it (``str(ExitReason)``)."""
+    word = reason.split(" ", 1)[0]
+    return {"exit": "exit_code"}.get(word, word) if word else "unknown"
+
+
+def _ids(run: Run) -> dict[str, Any]:
+    return {"workflow_id": run.workflow_id, "run_id": run.run_id, "workflow_type": run.workflow_type}
+
+
+def _ts(event: ev.Event) -> float:
+    return event.recorded_at.timestamp()
+
+
+class Observer:
+    """Turns the core's notices into log records, metric counts and spans (each part optional)."""
+
+    def __init__(self, metrics: Metrics | None = None, tracing: Any = None) -> None:
+        self.metrics = metrics
+        self.tracing = tracing
+        #: Per workflow: activity id → [activity type, ready time, started time] (metrics and logs).
+        self._activities: dict[str, dict[int, list[Any]]] = {}
+        self._event_keys: dict[type, tuple[str, ...]] = {}
+        self._crashed: set[str] = set()
+        self._handlers: dict[type, Callable[[Run, Any], None]] = {
+            ev.WorkflowStarted: self._started,
+            ev.WorkflowCompleted: self._closed,
+            ev.WorkflowFailed: self._closed,
+            ev.WorkflowCancelled: self._closed,
+            ev.WorkflowTerminated: self._closed,
+            ev.WorkflowTimedOut: self._closed,
+            ev.WorkflowContinuedAsNew: self._closed,
+            ev.ActivityScheduled: self._activity_scheduled,
+            ev.ActivityStarted: self._activity_started,
+            ev.ActivityCompleted: self._activity_ended,
+            ev.ActivityFailed: self._activity_ended,
+            ev.ActivityCancelled: self._activity_ended,
+        }
+
+    # -- the engine -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def engine_started(data_dir: Path, resumed: int) -> None:
+        """The engine is up and resumes ``resumed`` running workflows."""
+        engine_log.info(
+            "engine started on %s; resuming %d running workflows",
+            data_dir,
+            resumed,
+            extra={"data_dir": str(data_dir), "resumed": resumed},
+        )
+
+    @staticmethod
+    def engine_stopped(data_dir: Path) -> None:
+        """The engine stopped."""
+        engine_log.info("engine stopped on %s", data_dir, extra={"data_dir": str(data_dir)})
+
+    # -- recording ------------------------------------------------------------------------------------------
+
+    def recorded(self, run: Run, stamped: list[ev.Event]) -> None:
+        """``stamped`` (one append of ``run``) is durable."""
+        metrics = self.metrics
+        handlers = self._handlers
+        if metrics is not None:
+            metrics.appends.inc()
+            keys = self._event_keys
+            events = metrics.events
+            for event in stamped:
+                cls = type(event)
+                key = keys.get(cls)
+                if key is None:
+                    key = keys[cls] = (cls.__name__,)
+                events.inc(key)
+        for event in stamped:
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(run, event)
+
+    def append_failed(self) -> None:
+        """An append was refused or failed (the pipeline logs it)."""
+        if self.metrics is not None:
+            self.metrics.append_failures.inc()
+
+    @staticmethod
+    def committed(outcomes: int) -> None:
+        """One batch of the core's appends committed (DEBUG)."""
+        if commit_log.isEnabledFor(logging.DEBUG):
+            commit_log.debug("committed %d appends", outcomes)
+
+    def _started(self, run: Run, event: ev.WorkflowStarted) -> None:
+        if self.metrics is not None:
+            self.metrics.workflows_started.inc((event.workflow_type,))
+        if self.tracing is not None:
+            self.tracing.run_span(event.workflow_id, event.run_id, event)
+
+    def _closed(self, run: Run, event: ev.Event) -> None:
+        self._activities.pop(run.workflow_id, None)
+        workflow_type = run.workflow_type
+        error: str | None = None
+        if isinstance(event, ev.WorkflowFailed):
+            error = f"{event.failure.type}: {event.failure.message}"
+            engine_log.info("workflow run failed: %s", error, extra={**_ids(run), "error": error})
+        elif isinstance(event, ev.WorkflowTimedOut):
+            error = f"{event.kind} timeout"
+            engine_log.info("workflow run timed out (%s)", event.kind, extra={**_ids(run), "reason": event.kind})
+        elif isinstance(event, ev.WorkflowTerminated):
+            error = f"terminated: {event.reason}"
+            engine_log.info("workflow run terminated: %s", event.reason, extra={**_ids(run), "reason": event.reason})
+        elif isinstance(event, ev.WorkflowCancelled):
+            engine_log.info("workflow run cancelled", extra=_ids(run))
+        metrics = self.metrics
+        if metrics is not None:
+            counter, outcome = {
+                ev.WorkflowCompleted: (metrics.workflows_completed, "completed"),
+                ev.WorkflowFailed: (metrics.workflows_failed, "failed"),
+                ev.WorkflowCancelled: (metrics.workflows_cancelled, "cancelled"),
+                ev.WorkflowTerminated: (metrics.workflows_terminated, "terminated"),
+                ev.WorkflowTimedOut: (metrics.workflows_timed_out, "timed_out"),
+                ev.WorkflowContinuedAsNew: (metrics.workflows_continued, "continued_as_new"),
+            }[type(event)]
+            counter.inc((workflow_type,))
+            started = run.state.started
+            if started is not None:
+                metrics.workflow_duration.observe(_ts(event) - _ts(started), (workflow_type, outcome))
+        if self.tracing is not None:
+            self.tracing.run_span(run.workflow_id, run.run_id, run.state.started)
+            self.tracing.run_closed(run.workflow_id, run.run_id, event, error)
+
+    def _activity_scheduled(self, run: Run, event: ev.ActivityScheduled) -> None:
+        if self.metrics is not None:
+            pending = self._activities.setdefault(run.workflow_id, {})
+            pending[event.activity_id] = [event.activity_type, _ts(event), None]
+
+    def _activity(self, run: Run, activity_id: int) -> list[Any]:
+        """What is known of a pending activity (rebuilt from the run's state after a resume)."""
+        pending = self._activities.setdefault(run.workflow_id, {})
+        known = pending.get(activity_id)
+        if known is None:
+            activity = run.state.activities.get(activity_id)
+            activity_type = activity.activity_type if activity is not None else "unknown"
+            ready = activity.scheduled_at if activity is not None else None
+            known = pending[activity_id] = [activity_type, ready, None]
+        return known
+
+    def _activity_started(self, run: Run, event: ev.ActivityStarted) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        known = self._activity(run, event.activity_id)
+        key = (known[0],)
+        metrics.activity_attempts.inc(key)
+        started = _ts(event)
+        if known[1] is not None:
+            metrics.activity_schedule_to_start.observe(max(0.0, started - known[1]), key)
+        known[2] = started
+
+    def _activity_ended(self, run: Run, event: ev.ActivityCompleted | ev.ActivityFailed | ev.ActivityCancelled) -> None:
+        activity_id = event.activity_id
+        if self.metrics is None and not isinstance(event, ev.ActivityFailed) and self.tracing is None:
+            return
+        known = self._activity(run, activity_id)
+        activity_type = known[0]
+        error = None
+        final = True
+        if isinstance(event, ev.ActivityFailed):
+            failure = event.failure
+            error = f"{failure.type}: {failure.message}"
+            final = event.next_attempt_at is None
+            next_at = None if final else event.next_attempt_at
+            activity_log.info(
+                "activity attempt %d failed%s: %s",
+                event.attempt,
+                "" if final else f"; next attempt at {next_at.isoformat() if next_at else '?'}",
+                error,
+                extra={
+                    **_ids(run),
+                    "activity_id": activity_id,
+                    "activity_type": activity_type,
+                    "attempt": event.attempt,
+                    "error": error,
+                    "next_attempt_at": None if next_at is None else next_at.isoformat(),
+                },
+            )
+        metrics = self.metrics
+        if metrics is not None:
+            key = (activity_type,)
+            if known[2] is not None and not isinstance(event, ev.ActivityCancelled):
+                metrics.activity_execution.observe(max(0.0, _ts(event) - known[2]), key)
+            if isinstance(event, ev.ActivityFailed):
+                metrics.activity_failures.inc((activity_type, "true" if final else "false"))
+                kind = _TIMEOUT_KINDS.get(event.failure.type)
+                if kind is not None:
+                    metrics.activity_timeouts.inc((activity_type, kind))
+                if not final and event.next_attempt_at is not None:
+                    known[1] = event.next_attempt_at.timestamp()
+                    known[2] = None
+        if final:
+            self._activities.get(run.workflow_id, {}).pop(activity_id, None)
+        if self.tracing is not None:
+            self.tracing.attempt_ended(run.workflow_id, activity_id, event, error)
+
+    # -- timers and activity dispatch -----------------------------------------------------------------------
+
+    def timer_late(self, lag: float) -> None:
+        """A durable timer is handled ``lag`` seconds after its time."""
+        if self.metrics is not None:
+            self.metrics.timer_lag.observe(max(0.0, lag))
+
+    def attempt_dispatched(self, run: Run, activity_id: int, activity_type: str, attempt: int, now: float) -> Any:
+        """An attempt goes to a worker: its trace context for the worker (None without tracing)."""
+        if self.tracing is None:
+            return None
+        return self.tracing.attempt_started(
+            run.workflow_id, run.run_id, run.state.started, (activity_id, activity_type, attempt), now
+        )
+
+    def start_context(self, parent: tuple[str, str] | None, given: Mapping[str, str] | None) -> dict[str, str] | None:
+        """The trace context a new run's ``WorkflowStarted`` records: its parent run's span for a child, else
+        the context its starter gave."""
+        if self.tracing is None:
+            return None
+        if parent is not None:
+            carrier: dict[str, str] | None = self.tracing.child_carrier(*parent)
+            return carrier
+        return None if given is None else dict(given)
+
+    # -- residency ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def resumed(run: Run) -> None:
+        """A running workflow was rebuilt from its history (engine start, or after a failed append)."""
+        engine_log.debug("workflow run resumed from history", extra=_ids(run))
+
+    @staticmethod
+    def evicted(run: Run) -> None:
+        """A parked run gave its process up."""
+        engine_log.debug("workflow run evicted from its process", extra=_ids(run))
+
+    # -- processes ------------------------------------------------------------------------------------------
+
+    def process_down(self, child_id: str, reason: str, run: Run | None) -> None:
+        """A workflow process exited (``run``: the run it hosted, when it is still that run's process)."""
+        kind = reason_kind(reason)
+        supervisor = f"workflows:{run.workflow_type}" if run is not None else "workflows"
+        if self.metrics is not None:
+            self.metrics.process_exits.inc((supervisor, kind))
+        if run is None or kind in ("normal", "shutdown"):
+            return
+        self._crashed.add(child_id)
+        if self.metrics is not None:
+            self.metrics.process_restarts.inc((supervisor, kind))
+        process_log.info(
+            "workflow process crashed (%s); restarting it",
+            reason,
+            extra={**_ids(run), "reason": reason, "child_id": child_id, "supervisor": supervisor},
+        )
+
+    def process_up(self, child_id: str, run: Run | None) -> None:
+        """A workflow process came up (a restart, if its previous one crashed)."""
+        if child_id in self._crashed:
+            self._crashed.discard(child_id)
+            if run is not None:
+                process_log.info(
+                    "workflow process restarted; it replays the run's history",
+                    extra={**_ids(run), "child_id": child_id},
+                )
+
+    def process_gave_up(self, child_id: str, reason: str, run: Run | None) -> None:
+        """A workflow process crashed past its restart intensity (or could not be started): its run fails."""
+        self._crashed.discard(child_id)
+        supervisor = f"workflows:{run.workflow_type}" if run is not None else "workflows"
+        if self.metrics is not None:
+            self.metrics.process_gave_up.inc((supervisor,))
+        fields: dict[str, Any] = {"reason": reason, "child_id": child_id, "supervisor": supervisor}
+        if run is not None:
+            fields.update(_ids(run))
+        process_log.info("workflow process gave up (%s); its run fails", reason, extra=fields)
+
+    def worker_down(self, worker_id: str, reason: str) -> None:
+        """An activity worker exited (its supervisor replaces it)."""
+        kind = reason_kind(reason)
+        if self.metrics is not None:
+            self.metrics.process_exits.inc(("activities", kind))
+        if kind not in ("normal", "shutdown"):
+            if self.metrics is not None:
+                self.metrics.process_restarts.inc(("activities", kind))
+            process_log.info(
+                "activity worker %s exited (%s); restarting it",
+                worker_id,
+                reason,
+                extra={"reason": reason, "child_id": worker_id, "supervisor": "activities"},
+            )
