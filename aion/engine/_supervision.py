@@ -81,6 +81,8 @@ class Supervision:
         self._activity_supervisor: sv.Supervisor | None = None
         self._workflow_tellers: tuple[Callable[..., None], ...] = ()
         self._core: CoreRef | None = None
+        #: The tree is being stopped: a process that cannot start now is no failure of its run.
+        self._stopping = False
 
     def start(self, core: CoreRef) -> None:
         """Start the root supervisor and the activity workers, reporting to ``core``."""
@@ -103,6 +105,7 @@ class Supervision:
 
     def stop_tree(self) -> None:
         """Stop the tree, in reverse start order (every workflow process and activity worker)."""
+        self._stopping = True
         root, self._root = self._root, None
         self._type_supervisors.clear()
         if root is not None:
@@ -115,7 +118,9 @@ class Supervision:
     # -- Processes ------------------------------------------------------------------------------------------
 
     def start_run_process(self, workflow_type: str, child_id: str, meta: dict[str, Any]) -> None:
-        """Start the process hosting a run under its type's supervisor."""
+        """Start the process hosting a run under its type's supervisor (nothing once the tree is stopping)."""
+        if self._stopping:
+            return
         spec = self._workflow_spec(child_id, sv.Restart.TRANSIENT, meta)
         self._type_supervisor(workflow_type).start_child_nowait(spec, on_error=self._start_failed)
 
@@ -127,7 +132,9 @@ class Supervision:
                 supervisor.terminate_child(child_id, kill=True)
 
     def start_query_process(self, workflow_type: str, child_id: str) -> None:
-        """Start a one-off process that replays a run to answer a query."""
+        """Start a one-off process that replays a run to answer a query (nothing once the tree is stopping)."""
+        if self._stopping:
+            return
         spec = self._workflow_spec(child_id, sv.Restart.TEMPORARY, {})
         self._type_supervisor(workflow_type).start_child_nowait(spec, on_error=self._start_failed)
 
@@ -141,8 +148,9 @@ class Supervision:
     # -- internals ------------------------------------------------------------------------------------------
 
     def _start_failed(self, child_id: str, error: BaseException) -> None:
-        """A workflow process could not be started: its run fails (or its query is answered with the error)."""
-        if self._core is not None:
+        """A workflow process could not be started: its run fails (or its query is answered with the error),
+        unless the engine is stopping (a run given a slot as the tree stops resumes with the next engine)."""
+        if self._core is not None and not self._stopping:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._core.tell(ProcessGaveUp(child_id, f"the process could not be started: {error}"))
 
