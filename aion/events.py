@@ -87,6 +87,10 @@ class WorkflowStarted(Event):
     run_timeout: float | None = None
     #: Attempt number of the run (1 for a fresh start).
     attempt: int = 1
+    #: Any payload shown with the run (``describe``, ``list``) and never indexed (format version 2).
+    memo: Any = None
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,9 +152,15 @@ class WorkflowContinuedAsNew(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SearchAttributesUpserted(Event):
-    """The workflow set (or, with a ``None`` value, removed) search attributes."""
+    """The workflow set (or, with a ``None`` value, removed) search attributes.
+
+    ``upsert_id`` is the ordinal of the upsert in its run: the anchor of ``workflow.upsert_search_attributes``,
+    matched by key on replay (format version 2)."""
 
     attributes: dict[str, Any]
+    upsert_id: int = 0
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)
