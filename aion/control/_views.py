@@ -20,6 +20,7 @@ from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
 from aion.errors import WorkflowNotFoundError
 from aion.status import status_of_run
 from aion.store import EventStore, RunInfo
+from aion.visibility import WorkflowCount, WorkflowPage
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -64,7 +65,18 @@ def run_view(info: RunInfo) -> dict[str, Any]:
         "close_time": to_jsonable(info.close_time),
         "run_number": info.run_number,
         "search_attributes": to_jsonable(dict(info.search_attributes)),
+        "memo": to_jsonable(info.memo),
     }
+
+
+def page_view(page: WorkflowPage) -> dict[str, Any]:
+    """One page of ``aion list --query``: its runs and the token of the next page (``null`` on the last)."""
+    return {"workflows": [run_view(info) for info in page.workflows], "next_page_token": page.next_page_token}
+
+
+def count_view(found: WorkflowCount) -> dict[str, Any]:
+    """``aion count``: how many runs match, and by status with ``GROUP BY Status``."""
+    return {"count": found.count, "groups": dict(found.groups)}
 
 
 def event_view(event: ev.Event) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
 from aion.recorder import RecorderHandle
 from aion.store import EventStore
+from aion.visibility import SearchAttributeSchema
 from aion.workflow._commands import Command
 from supervisors import SimpleInbox
 
@@ -109,6 +110,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             activities=self._activities,
             timers=self._timers,
             clock=clock,
+            schema=SearchAttributeSchema(store.search_attribute_schema()),
         )
         self._recovery = Recovery(
             self,

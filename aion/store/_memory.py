@@ -81,7 +81,9 @@ class MemoryEventStore:
             for applied in plan.derived:
                 self._write_derived(applied)
             for workflow_id, before in plan.changed.items():
-                self._move_index(index_keys(before, self._unindexed()), index_keys(plan.after[workflow_id], self._unindexed()))
+                self._move_index(
+                    index_keys(before, self._unindexed()), index_keys(plan.after[workflow_id], self._unindexed())
+                )
             for workflow_id, run in plan.after.items():
                 self._runs[workflow_id] = with_head(run, plan.heads[workflow_id])
             return plan.results

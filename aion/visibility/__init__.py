@@ -58,7 +58,9 @@ def list_workflows(
         return list_page(source, parsed, page_size, next_page_token)
 
 
-def count_workflows(store: Any, query: str | None = None, *, schema: SearchAttributeSchema | None = None) -> WorkflowCount:
+def count_workflows(
+    store: Any, query: str | None = None, *, schema: SearchAttributeSchema | None = None
+) -> WorkflowCount:
     """How many runs of ``store`` match ``query`` (by status with ``GROUP BY Status``), in one read snapshot."""
     parsed = parse_query(query, _schema_of(store, schema))
     with store.visibility() as source:

@@ -1,9 +1,9 @@
 """What a parsed query means for one run: the filter, the order of results and the page tokens.
 
-:func:`matches` is the exact meaning of a filter over a run's attributes (:func:`~aion.visibility._keys.run_attributes`);
-the indexes only narrow down which runs it is applied to. Semantics: a predicate on an attribute the run does not
-have is false (so ``X != 'a'`` holds only for runs that have ``X``), ``NOT`` negates plainly, an empty keyword list
-is null, and ``=`` / ``!=`` / ``IN`` / ``STARTS_WITH`` on a keyword list ask whether some element / no element
+:func:`matches` is the exact meaning of a filter over a run's attributes (``_keys.run_attributes``); the indexes
+only narrow down which runs it is applied to. Semantics: a predicate on an attribute the run does not have is
+false (so ``X != 'a'`` holds only for runs that have ``X``), ``NOT`` negates plainly, an empty keyword list is
+null, and ``=`` / ``!=`` / ``IN`` / ``STARTS_WITH`` on a keyword list ask whether some element / no element
 matches. This module never touches a store.
 """
 
@@ -35,7 +35,7 @@ def _present(value: Any) -> bool:
     return value is not None and value != []
 
 
-def matches(node: Node | None, attributes: Mapping[str, Any]) -> bool:  # noqa: PLR0911 (one case per node)
+def matches(node: Node | None, attributes: Mapping[str, Any]) -> bool:
     """Whether a run with ``attributes`` passes the filter ``node`` (``None``: every run)."""
     if node is None:
         return True
@@ -77,7 +77,7 @@ def _compare_values(a: Any, b: Any) -> int:
     if a is None or b is None:
         return (a is not None) - (b is not None)
     try:
-        return (a > b) - (a < b)
+        return int(a > b) - int(a < b)
     except TypeError:
         return (type(a).__name__ > type(b).__name__) - (type(a).__name__ < type(b).__name__)
 

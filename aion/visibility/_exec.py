@@ -63,7 +63,7 @@ class WorkflowCount:
     groups: dict[str, int] = field(default_factory=dict)
 
 
-class _TooMany(Exception):
+class _TooManyError(Exception):
     pass
 
 
@@ -81,11 +81,11 @@ def successor(prefix: bytes) -> bytes:
 def _point(name: str, value: object) -> bytes:
     encoded = encode_value(value)
     if encoded is None:
-        raise _TooMany  # a literal the index cannot hold (a too long keyword): not narrowed by the index
+        raise _TooManyError  # a literal the index cannot hold (a too long keyword): not narrowed by the index
     return attribute_prefix(name) + encoded
 
 
-def ranges(node: Node) -> list[tuple[bytes, bytes]] | None:  # noqa: PLR0911 (one case per operator)
+def ranges(node: Node) -> list[tuple[bytes, bytes]] | None:
     """The index ranges holding every run ``node`` may match, or ``None`` when the index cannot narrow it."""
     if isinstance(node, And | Or | Not) or node.kind == "text":
         return None
@@ -116,20 +116,20 @@ def ranges(node: Node) -> list[tuple[bytes, bytes]] | None:  # noqa: PLR0911 (on
         if isinstance(node, IsNull) and node.negated:
             prefix = attribute_prefix(node.name)
             return [(prefix, successor(prefix))]
-    except _TooMany:
+    except _TooManyError:
         return None
     return None
 
 
 def _rank(node: Node) -> int:
-    if isinstance(node, Compare) and node.op == "=" or isinstance(node, In):
+    if (isinstance(node, Compare) and node.op == "=") or isinstance(node, In):
         return 0
     return 2 if isinstance(node, And | Or | Not) else 1
 
 
 def candidates(source: IndexSource, node: Node, limit: int | None) -> set[bytes] | None:
     """The workflows (ids, UTF-8) ``node`` may match, read from the index; ``None`` when it cannot be narrowed.
-    Raises ``_TooMany`` when they are more than ``limit``."""
+    Raises ``_TooManyError`` when they are more than ``limit``."""
     if not source.indexed:
         return None
     if isinstance(node, And):
@@ -138,13 +138,13 @@ def candidates(source: IndexSource, node: Node, limit: int | None) -> set[bytes]
         for item in sorted(node.items, key=_rank):
             try:
                 found = candidates(source, item, len(best) if best is not None else limit)
-            except _TooMany:
+            except _TooManyError:
                 too_many = True
                 continue
             if found is not None:
                 best = found if best is None else best & found
         if best is None and too_many:
-            raise _TooMany
+            raise _TooManyError
         return best
     if isinstance(node, Or):
         union: set[bytes] = set()
@@ -154,10 +154,10 @@ def candidates(source: IndexSource, node: Node, limit: int | None) -> set[bytes]
                 return None
             union |= found
             if limit is not None and len(union) > limit:
-                raise _TooMany
+                raise _TooManyError
         return union
     spans = ranges(node)
-    if spans is None:
+    if spans is None or isinstance(node, Not):
         return None
     prefix_length = len(attribute_prefix(node.name))
     found = set()
@@ -165,7 +165,7 @@ def candidates(source: IndexSource, node: Node, limit: int | None) -> set[bytes]
         for key in source.index_keys(low, high):
             found.add(workflow_of_key(key, prefix_length))
             if limit is not None and len(found) > limit:
-                raise _TooMany
+                raise _TooManyError
     return found
 
 
@@ -175,7 +175,7 @@ def matching_runs(source: IndexSource, where: Node | None) -> Iterator[RunInfo]:
     if where is not None:
         try:
             found = candidates(source, where, None)
-        except _TooMany:  # pragma: no cover - without a limit nothing is too many
+        except _TooManyError:  # pragma: no cover - without a limit nothing is too many
             found = None
     if found is None:
         for run in source.runs():
@@ -183,9 +183,9 @@ def matching_runs(source: IndexSource, where: Node | None) -> Iterator[RunInfo]:
                 yield run
         return
     for wf in sorted(found):
-        run = source.run(wf)
-        if run is not None and matches(where, run_attributes(run)):
-            yield run
+        candidate = source.run(wf)
+        if candidate is not None and matches(where, run_attributes(candidate)):
+            yield candidate
 
 
 def list_page(source: IndexSource, query: Query, page_size: int, token: str | None) -> WorkflowPage:
@@ -200,7 +200,7 @@ def list_page(source: IndexSource, query: Query, page_size: int, token: str | No
     if query.where is not None:
         try:
             narrowed = candidates(source, query.where, None)
-        except _TooMany:  # pragma: no cover
+        except _TooManyError:  # pragma: no cover
             narrowed = None
     if narrowed is None and source.indexed and len(order) == 1 and order[0].name in _ALWAYS:
         return _stream(source, query, page_size, after)

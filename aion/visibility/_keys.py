@@ -13,6 +13,7 @@ store.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
@@ -55,7 +56,7 @@ def encode_value(value: Any) -> bytes | None:
             return None
         return b"i" + _U64.pack(value + _BIAS)
     if isinstance(value, float):
-        if value != value:  # NaN has no place in an order
+        if math.isnan(value):  # NaN has no place in an order
             return None
         bits = _U64.unpack(_F64.pack(value + 0.0))[0]
         return b"f" + _U64.pack((~bits & _MASK) if bits & _SIGN else bits | _SIGN)

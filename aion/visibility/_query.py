@@ -42,8 +42,24 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS: Final = frozenset(
-    {"AND", "OR", "NOT", "IN", "BETWEEN", "STARTS_WITH", "IS", "NULL", "ORDER", "GROUP", "BY", "ASC", "DESC",
-     "TRUE", "FALSE", "WHERE"}
+    {
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "BETWEEN",
+        "STARTS_WITH",
+        "IS",
+        "NULL",
+        "ORDER",
+        "GROUP",
+        "BY",
+        "ASC",
+        "DESC",
+        "TRUE",
+        "FALSE",
+        "WHERE",
+    }
 )
 #: Comparison operators, as the query writes them -> as the AST holds them.
 COMPARISONS: Final = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -167,11 +183,10 @@ def _tokens(text: str) -> list[Token]:
         if kind == "string":
             quote = raw[0]
             body = raw[1:-1].replace(quote * 2, quote)
-            value = re.sub(r"\\(.)", r"\1", body)
-            tokens.append(Token("string", raw, position, value))
+            tokens.append(Token("string", raw, position, re.sub(r"\\(.)", r"\1", body)))
         elif kind == "number":
-            value = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(Token("number", raw, position, value))
+            number = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            tokens.append(Token("number", raw, position, number))
         elif kind == "name":
             if raw.startswith("`"):
                 tokens.append(Token("name", raw[1:-1], position))
@@ -353,7 +368,9 @@ class _Parser:
             return In(name, kind, tuple(values), negated)
         if self.at_keyword("BETWEEN"):
             if kind == "keyword_list":
-                raise InvalidArgumentError(f"query: {name} BETWEEN at position {token.position}: a keyword_list has no order")
+                raise InvalidArgumentError(
+                    f"query: {name} BETWEEN at position {token.position}: a keyword_list has no order"
+                )
             self.advance()
             low = self.literal(name, kind)
             self.expect_keyword("AND")

@@ -92,6 +92,32 @@ def normalise(kind: str, value: object, what: str) -> Any:
     raise InvalidArgumentError(f"unknown search attribute type {kind!r} (one of: {', '.join(ATTRIBUTE_TYPES)})")
 
 
+def parse_text(kind: str, text: str, what: str) -> Any:
+    """A value of ``kind`` written as text (the CLI's ``--search-attr K=V``): a keyword list as a JSON array or
+    comma-separated, a bool as true/false, numbers and ISO 8601 datetimes as written."""
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise InvalidArgumentError(f"{what} must be {'an' if kind == 'int' else 'a'} {kind}, not {text!r}") from None
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise InvalidArgumentError(f"{what} must be a bool (true or false), not {text!r}")
+        return text.lower() == "true"
+    if kind == "keyword_list":
+        if text.startswith("["):
+            import json  # noqa: PLC0415 (only the CLI's path needs it)
+
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise InvalidArgumentError(f"{what} must be a JSON array or comma-separated, not {text!r}") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
 class SearchAttributeSchema:
     """The declared search attributes (name -> type) plus the built-ins.
 
@@ -153,6 +179,14 @@ class SearchAttributeSchema:
                 continue
             checked[name] = normalise(kind, value, f"search attribute {name!r} ({kind})")
         return checked
+
+    def parse_texts(self, texts: Mapping[str, str]) -> dict[str, Any]:
+        """Attributes written as text (``--search-attr K=V``) converted to their declared types and checked."""
+        values: dict[str, Any] = {}
+        for name, text in texts.items():
+            kind = self.custom.get(name)
+            values[name] = parse_text(kind, text, f"search attribute {name!r} ({kind})") if kind else text
+        return self.check(values)
 
     def to_dict(self) -> dict[str, str]:
         """The declared attributes as a plain map (what the store keeps in its ``meta``)."""

@@ -50,6 +50,7 @@ from aion.workflow._commands import (
     SignalExternal,
     StartChild,
     StartTimer,
+    UpsertSearchAttributes,
     is_arrival,
 )
 from aion.workflow._context import (
@@ -246,6 +247,10 @@ class WorkflowRuntime:
         self._external_targets[signal_id] = workflow_id
         self._commands.issue(SignalExternal(signal_id, workflow_id, name, payload))
         return future
+
+    def upsert_search_attributes(self, attributes: dict[str, Any]) -> None:
+        """Issue ``UpsertSearchAttributes`` (recorded as ``SearchAttributesUpserted``; ``None`` removes)."""
+        self._commands.issue(UpsertSearchAttributes(self._next("upsert"), dict(attributes)))
 
     def signal_future(self, name: str) -> asyncio.Future[Any]:
         """A future for the next signal ``name`` (resolved at once from the buffer if one is waiting)."""
