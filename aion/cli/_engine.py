@@ -89,7 +89,14 @@ def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[
     show_default=True,
     help="Runs holding a workflow process at once (parked runs beyond it are evicted, new runs wait).",
 )
-def serve(
+@click.option(
+    "--search-attribute",
+    "search_attributes",
+    metavar="NAME=TYPE",
+    multiple=True,
+    help="Declare a search attribute (repeatable); TYPE: keyword, text, int, float, bool, datetime, keyword_list.",
+)
+def serve(  # noqa: PLR0913 - one parameter per click option
     *,
     data_dir: Path,
     modules: tuple[str, ...],
@@ -97,6 +104,7 @@ def serve(
     warm_pool: int,
     max_restarts: int,
     max_resident: int,
+    search_attributes: tuple[str, ...],
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -113,6 +121,7 @@ def serve(
         warm_pool=warm_pool,
         max_restarts=max_restarts,
         max_resident=max_resident,
+        search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
     )
     stop = threading.Event()
     engine.start()
