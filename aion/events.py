@@ -234,10 +234,16 @@ class ActivityCancelled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TimerStarted(Event):
-    """Timer ordinal ``timer_id`` will fire at ``fire_at`` (UTC)."""
+    """Timer ordinal ``timer_id`` will fire at ``fire_at`` (UTC).
+
+    ``waiting_for`` names what the timer is the timeout of (``"signal 'approve'"``, ``"the condition"``), so that
+    ``describe`` and the tree can say what the run waits on (format version 2)."""
 
     timer_id: int
     fire_at: datetime
+    waiting_for: str | None = None
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)

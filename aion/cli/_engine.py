@@ -96,7 +96,7 @@ def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[
     multiple=True,
     help="Declare a search attribute (repeatable); TYPE: keyword, text, int, float, bool, datetime, keyword_list.",
 )
-def serve(  # noqa: PLR0913 - one parameter per click option
+def serve(
     *,
     data_dir: Path,
     modules: tuple[str, ...],

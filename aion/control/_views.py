@@ -115,8 +115,8 @@ def pending_work(history: Sequence[ev.Event]) -> dict[str, list[dict[str, Any]]]
                 | ev.ActivityCancelled(activity_id=aid)
             ):
                 activities.pop(aid, None)
-            case ev.TimerStarted(timer_id=tid, fire_at=at):
-                timers[tid] = {"timer_id": tid, "fire_at": to_jsonable(at)}
+            case ev.TimerStarted(timer_id=tid, fire_at=at, waiting_for=waiting_for):
+                timers[tid] = {"timer_id": tid, "fire_at": to_jsonable(at), "waiting_for": waiting_for}
             case ev.TimerFired(timer_id=tid) | ev.TimerCancelled(timer_id=tid):
                 timers.pop(tid, None)
             case ev.ChildWorkflowStarted(child_id=cid, child_workflow_id=child, workflow_type=name):
@@ -139,7 +139,12 @@ def waiting_on(history: Sequence[ev.Event]) -> str | None:
         f"activity {a['activity_type']} #{a['activity_id']} ({a['state']}, attempt {a['attempt']})"
         for a in pending["activities"]
     ]
-    parts += [f"timer #{t['timer_id']} until {t['fire_at']}" for t in pending["timers"]]
+    parts += [
+        f"{t['waiting_for']} (timeout: timer #{t['timer_id']} at {t['fire_at']})"
+        if t.get("waiting_for")
+        else f"timer #{t['timer_id']} until {t['fire_at']}"
+        for t in pending["timers"]
+    ]
     parts += [f"child {c['workflow_id']}" for c in pending["children"]]
     if any(isinstance(event, ev.WorkflowCancelRequested) for event in history):
         parts.append("cancellation")

@@ -121,7 +121,9 @@ class CommandHandler:
         fire_at = self._clock.now() + timedelta(seconds=command.seconds)
         at = fire_at.timestamp()
         run.state.timers[command.timer_id] = at
-        started = ev.TimerStarted(workflow_id=run.workflow_id, timer_id=command.timer_id, fire_at=fire_at)
+        started = ev.TimerStarted(
+            workflow_id=run.workflow_id, timer_id=command.timer_id, fire_at=fire_at, waiting_for=command.waiting_for
+        )
         key = TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, command.timer_id)
         self._core.append(run, [started], then=lambda _: self._timers.arm(at, key))
 

@@ -211,7 +211,7 @@ async def _first_or_timeout(waited: asyncio.Future[Any], seconds: float | None, 
     if waited.done() or seconds is None:
         return await waited
     runtime = current_runtime()
-    timer_id, timer = runtime.start_timer(seconds)
+    timer_id, timer = runtime.start_timer(seconds, waiting_for=what)
     await asyncio.wait([waited, timer], return_when=asyncio.FIRST_COMPLETED)
     if waited.done():
         runtime.cancel_timer(timer_id)

@@ -74,10 +74,12 @@ class RequestCancelActivity(Command):
 
 @dataclass(frozen=True)
 class StartTimer(Command):
-    """Start timer ``timer_id`` firing ``seconds`` after it is recorded."""
+    """Start timer ``timer_id`` firing ``seconds`` after it is recorded; ``waiting_for`` names the wait it is the
+    timeout of (``"signal 'approve'"``), if any."""
 
     timer_id: int
     seconds: float
+    waiting_for: str | None = None
 
     @property
     def key(self) -> Key:

@@ -206,11 +206,12 @@ class WorkflowRuntime:
         if activity_id in self._activities:
             self._commands.issue_once(RequestCancelActivity(activity_id))
 
-    def start_timer(self, seconds: float) -> tuple[int, asyncio.Future[None]]:
-        """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves."""
+    def start_timer(self, seconds: float, waiting_for: str | None = None) -> tuple[int, asyncio.Future[None]]:
+        """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves. ``waiting_for``
+        names the wait the timer is the timeout of (recorded, for ``describe``)."""
         timer_id = self._next("timer")
         future = self._pending(self._timers, timer_id, lambda: self.cancel_timer(timer_id))
-        self._commands.issue(StartTimer(timer_id, seconds))
+        self._commands.issue(StartTimer(timer_id, seconds, waiting_for))
         return timer_id, future
 
     def cancel_timer(self, timer_id: int) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def test_list_and_count_by_query_live_then_from_files(serve: object, tmp_path: P
     server = serve(data, "--search-attribute", "CustomerId=keyword", "--search-attribute", "Amount=float")  # type: ignore[operator]
     for i in range(4):
         ok("start", "collector", "--input", "5", "--id", f"o-{i}", "--search-attr", f"CustomerId=c-{i % 2}",
-           "--search-attr", f"Amount={i}", "--memo", '{"n": %d}' % i, "--data-dir", data)  # fmt: skip
+           "--search-attr", f"Amount={i}", "--memo", json.dumps({"n": i}), "--data-dir", data)  # fmt: skip
     bad = aion("start", "collector", "--input", "5", "--search-attr", "Amount=lots", "--data-dir", data)
     assert bad.code == 1 and "error[invalid_argument]" in bad.err and "Amount" in bad.err
     query = "CustomerId = 'c-1' AND Amount > 0 ORDER BY Amount DESC"

@@ -101,3 +101,18 @@ def test_list_keeps_its_old_filters_and_queries_page(tmp_path: Path) -> None:
         assert second.next_page_token is None
         with pytest.raises(InvalidArgumentError, match="position 8"):
             e.list_workflows("Amount >")
+
+
+@pytest.mark.timeout(60)
+def test_describe_names_the_signal_a_run_waits_on(tmp_path: Path) -> None:
+    from aion.control._views import annotate_tree, describe_view
+
+    with engine(tmp_path / "data") as e:
+        handle = e.start_workflow(flows.order, "c-1", workflow_id="o-w")
+        view = wait_until(lambda: (v := describe_view(e.store, "o-w"))["pending"]["timers"] and v, timeout=30)
+        assert view["waiting_on"].startswith("signal 'approve' (timeout: timer #1 at ")
+        assert view["pending"]["timers"][0]["waiting_for"] == "signal 'approve'"
+        tree = annotate_tree(e.supervision_tree(), e.store)
+        assert "signal 'approve'" in str(tree)
+        handle.signal("approve", "ok")
+        assert handle.result(timeout=30) == "ok"

@@ -96,9 +96,9 @@ def predicates(draw: st.DrawFn, depth: int = 0) -> tuple[str, Any]:
         left, right = draw(predicates(depth + 1)), draw(predicates(depth + 1))
         op = draw(st.sampled_from(["AND", "OR"]))
         fn = (
-            (lambda a, l=left[1], r=right[1]: l(a) and r(a))
+            (lambda a, lf=left[1], rf=right[1]: lf(a) and rf(a))
             if op == "AND"
-            else (lambda a, l=left[1], r=right[1]: l(a) or r(a))
+            else (lambda a, lf=left[1], rf=right[1]: lf(a) or rf(a))
         )
         text = f"({left[0]} {op} {right[0]})"
         if draw(st.booleans()):
