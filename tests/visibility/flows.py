@@ -29,3 +29,12 @@ async def bad_upsert() -> None:
     """Upserts a value of the wrong type: the engine fails the run."""
     workflow.upsert_search_attributes({"Priority": "high"})
     await workflow.sleep(3600)
+
+
+@workflow.defn
+async def churn(rounds: int) -> int:
+    """Upserts ``rounds`` times, a durable timer between upserts."""
+    for i in range(rounds):
+        workflow.upsert_search_attributes({"Priority": i, "Tags": [f"t{i % 3}"], "Approved": i % 2 == 0})
+        await workflow.sleep(0.01)
+    return rounds
