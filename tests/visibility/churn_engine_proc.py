@@ -1,4 +1,4 @@
-"""An engine running ``churn`` workflows until it is SIGKILLed: ``python -m tests.visibility.churn_engine_proc DATA N``."""
+"""An engine running ``churn`` workflows until SIGKILLed: ``python -m tests.visibility.churn_engine_proc DATA N``."""
 
 from __future__ import annotations
 
