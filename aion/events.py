@@ -89,6 +89,10 @@ class WorkflowStarted(Event):
     attempt: int = 1
     #: The trace context the run's span continues (W3C ``traceparent``), when the engine traces.
     trace_context: dict[str, str] | None = None
+    #: Any payload shown with the run (``describe``, ``list``) and never indexed (format version 2).
+    memo: Any = None
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,9 +154,15 @@ class WorkflowContinuedAsNew(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SearchAttributesUpserted(Event):
-    """The workflow set (or, with a ``None`` value, removed) search attributes."""
+    """The workflow set (or, with a ``None`` value, removed) search attributes.
+
+    ``upsert_id`` is the ordinal of the upsert in its run: the anchor of ``workflow.upsert_search_attributes``,
+    matched by key on replay (format version 2)."""
 
     attributes: dict[str, Any]
+    upsert_id: int = 0
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,10 +236,16 @@ class ActivityCancelled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TimerStarted(Event):
-    """Timer ordinal ``timer_id`` will fire at ``fire_at`` (UTC)."""
+    """Timer ordinal ``timer_id`` will fire at ``fire_at`` (UTC).
+
+    ``waiting_for`` names what the timer is the timeout of (``"signal 'approve'"``, ``"the condition"``), so that
+    ``describe`` and the tree can say what the run waits on (format version 2)."""
 
     timer_id: int
     fire_at: datetime
+    waiting_for: str | None = None
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)

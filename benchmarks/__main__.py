@@ -107,6 +107,17 @@ def _testing_env(d: dict[str, Any]) -> list[Row]:
     return [("30-day sleep + 1-hour signal timeout, real ms p50", d["thirty_day_test_p50_ms"], "", "")]
 
 
+def _visibility(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"selective query of {d['runs']:,} runs ms (x faster than a scan)",
+            f"{d['selective_query_ms']:.2f} ({d['speedup']:.0f}x)",
+            f"< {d['target_ms']:g} ms, ≥ {d['target_speedup']:g}x",
+            _met(d["met"]),
+        ),
+    ]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "throughput": _throughput,
     "crash_restart": _crash_restart,
@@ -117,6 +128,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "activities": _activities,
     "recorder": _recorder,
     "testing_env": _testing_env,
+    "visibility": _visibility,
 }
 
 

@@ -18,6 +18,7 @@ MACHINE = {"benchmark", "cores", "python", "date", "load_average"}
 
 #: benchmark -> keys its JSON line must carry (besides the machine facts)
 EXPECTED: dict[str, set[str]] = {
+    "visibility": {"runs", "selective_query_ms", "full_scan_ms", "speedup", "count_by_status_ms", "met"},
     "throughput": {
         "workflows",
         "workflows_per_s",

@@ -416,7 +416,7 @@ def test_event_map_layout() -> None:
     record = msgpack.unpackb(encode_event(event))
     assert record["type"] == "TimerStarted"
     assert record["v"] == TimerStarted.version
-    assert set(record) == {"type", "v", "workflow_id", "seq", "recorded_at", "timer_id", "fire_at"}
+    assert set(record) == {"type", "v", "workflow_id", "seq", "recorded_at", "timer_id", "fire_at", "waiting_for"}
 
 
 def test_failure_inside_an_event() -> None:
@@ -605,7 +605,7 @@ def test_stamped_event_map_layout() -> None:
     event = TimerStarted(workflow_id="w", timer_id=2, fire_at=datetime(2024, 1, 1, tzinfo=UTC))
     when = datetime(2024, 5, 1, tzinfo=UTC)
     record = msgpack.unpackb(stamp_event(encode_event_body(event), 300, encode_time(when)), timestamp=0)
-    assert set(record) == {"type", "v", "workflow_id", "seq", "recorded_at", "timer_id", "fire_at"}
+    assert set(record) == {"type", "v", "workflow_id", "seq", "recorded_at", "timer_id", "fire_at", "waiting_for"}
     assert record["seq"] == 300
 
 

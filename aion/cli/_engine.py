@@ -107,6 +107,13 @@ def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[
     help="text, or json: one JSON object per line with the structured fields.",
 )
 @click.option("--metrics", "metrics", metavar="HOST:PORT", help="Serve Prometheus /metrics on HOST:PORT.")
+@click.option(
+    "--search-attribute",
+    "search_attributes",
+    metavar="NAME=TYPE",
+    multiple=True,
+    help="Declare a search attribute (repeatable); TYPE: keyword, text, int, float, bool, datetime, keyword_list.",
+)
 def serve(
     *,
     data_dir: Path,
@@ -118,6 +125,7 @@ def serve(
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,
+    search_attributes: tuple[str, ...] = (),
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -141,6 +149,7 @@ def serve(
         max_restarts=max_restarts,
         max_resident=max_resident,
         metrics=metrics,
+        search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
     )
     stop = threading.Event()
     engine.start()

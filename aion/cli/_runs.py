@@ -1,4 +1,4 @@
-"""The commands that read runs: ``list``, ``describe`` and ``history`` (``--follow``).
+"""The commands that read runs: ``list`` (``--query``), ``count``, ``describe`` and ``history`` (``--follow``).
 
 Each asks the running engine through its control socket, or reads the store files read-only when no engine
 runs (the same views either way, see ``aion.control._views``). They never change anything.
@@ -26,7 +26,8 @@ from aion.cli._base import (
     show_json,
 )
 from aion.control._render import describe_table, history_lines, history_table, list_table
-from aion.control._views import describe_view, history_view, run_view
+from aion.control._views import count_view, describe_view, history_view, page_view, run_view
+from aion.visibility import MAX_PAGE_SIZE, count_workflows, list_workflows
 
 
 @cli.command(name="list")
@@ -34,18 +35,64 @@ from aion.control._views import describe_view, history_view, run_view
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--type", "workflow_type", help="Only workflows of this type.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many (newest first).")
+@click.option("--query", "-q", help="A visibility query (see docs/visibility.md); prints one page.")
+@click.option("--page-size", type=click.IntRange(min=1, max=MAX_PAGE_SIZE), default=100, show_default=True)
+@click.option("--page-token", help="Continue after the page that printed this token.")
 @json_option
-def list_(data_dir: Path, status: str | None, workflow_type: str | None, limit: int | None, as_json: bool) -> None:
-    """The workflows' current runs, newest first."""
+def list_(  # noqa: PLR0917 - one parameter per click option
+    data_dir: Path,
+    status: str | None,
+    workflow_type: str | None,
+    limit: int | None,
+    query: str | None,
+    page_size: int,
+    page_token: str | None,
+    as_json: bool,
+) -> None:
+    """The workflows' current runs, newest first (or as a --query orders them)."""
+    if query is not None and (status or workflow_type or limit):
+        raise click.UsageError("--query replaces --status, --type and --limit (write them in the query)")
     client = connect(data_dir)
     if client is not None:
         with client:
-            view = client.request("list", status=status, workflow_type=workflow_type, limit=limit)
+            if query is not None:
+                view = client.request("list", query=query, page_size=page_size, next_page_token=page_token)
+            else:
+                view = client.request("list", status=status, workflow_type=workflow_type, limit=limit)
     else:
         with readonly_store(data_dir) as store:
-            runs = store.list_workflows(status=status, workflow_type=workflow_type, limit=limit)
-            view = {"workflows": [run_view(info) for info in runs]}
-    show_json(view) if as_json else show(list_table(view["workflows"]))
+            if query is not None:
+                view = page_view(list_workflows(store, query, page_size=page_size, next_page_token=page_token))
+            else:
+                runs = store.list_workflows(status=status, workflow_type=workflow_type, limit=limit)
+                view = {"workflows": [run_view(info) for info in runs]}
+    if as_json:
+        show_json(view)
+        return
+    show(list_table(view["workflows"]))
+    if view.get("next_page_token"):
+        click.echo(f"next page: --page-token {view['next_page_token']}")
+
+
+@cli.command()
+@data_dir_option
+@click.option("--query", "-q", help="A visibility query (see docs/visibility.md); every run when absent.")
+@json_option
+def count(data_dir: Path, query: str | None, as_json: bool) -> None:
+    """How many workflows match a query (by status with GROUP BY Status)."""
+    client = connect(data_dir)
+    if client is not None:
+        with client:
+            view = client.request("count", query=query)
+    else:
+        with readonly_store(data_dir) as store:
+            view = count_view(count_workflows(store, query))
+    if as_json:
+        show_json(view)
+        return
+    click.echo(str(view["count"]))
+    for status, number in view["groups"].items():
+        click.echo(f"  {status}: {number}")
 
 
 @cli.command()

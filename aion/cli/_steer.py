@@ -51,14 +51,43 @@ def _json_input(value: str | None) -> list[Any]:
 @click.option("--input", "input_", metavar="JSON", help="Input: a JSON array is the argument list, else one argument.")
 @click.option("--id", "workflow_id", help="Workflow id [default: a new UUID].")
 @click.option("--wait", is_flag=True, help="Wait for the result and print it.")
+@click.option(
+    "--search-attr",
+    "search_attrs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="A declared search attribute (repeatable); the value is converted to the attribute's type.",
+)
+@click.option("--memo", metavar="JSON", help="A memo shown with the run (any JSON), never indexed.")
 @json_option
 def start(  # noqa: PLR0917 - one parameter per click option
-    data_dir: Path, workflow_type: str, input_: str | None, workflow_id: str | None, wait: bool, as_json: bool
+    data_dir: Path,
+    workflow_type: str,
+    input_: str | None,
+    workflow_id: str | None,
+    wait: bool,
+    search_attrs: tuple[str, ...],
+    memo: str | None,
+    as_json: bool,
 ) -> None:
     """Start a workflow of type WORKFLOW_TYPE."""
     args = _json_input(input_)
+    attributes: dict[str, str] = {}
+    for item in search_attrs:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, not {item!r}", param_hint="--search-attr")
+        attributes[name.strip()] = value
+    memo_value = None if memo is None else parse_json(memo, "--memo")
     with require_engine(data_dir) as client:
-        view = client.request("start", workflow_type=workflow_type, args=args, workflow_id=workflow_id)
+        view = client.request(
+            "start",
+            workflow_type=workflow_type,
+            args=args,
+            workflow_id=workflow_id,
+            search_attributes=attributes,
+            memo=memo_value,
+        )
         if not as_json:
             click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']})")
         if wait:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aion.store import EventStore, RunInfo
+from aion.visibility import SearchAttributeSchema
 
 __all__ = ["ControlledEngine", "ControlledRun"]
 
@@ -55,6 +56,9 @@ class ControlledEngine(Protocol):
     @property
     def store(self) -> EventStore: ...
 
+    @property
+    def search_attributes(self) -> SearchAttributeSchema: ...
+
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree."""
         ...
@@ -69,7 +73,14 @@ class ControlledEngine(Protocol):
         """Current runs, newest first, filtered by status and type."""
         ...
 
-    def start_workflow(self, workflow: str, *args: Any, workflow_id: str | None = None) -> ControlledRun:
+    def start_workflow(
+        self,
+        workflow: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        memo: Any = None,
+    ) -> ControlledRun:
         """Start a run of the workflow type ``workflow``; returns once it is durable."""
         ...
 

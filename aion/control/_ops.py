@@ -17,8 +17,17 @@ from typing import Any
 import aion
 from aion.clock import Clock
 from aion.control._engine_api import ControlledEngine
-from aion.control._views import annotate_tree, describe_view, history_view, run_view, to_jsonable
+from aion.control._views import (
+    annotate_tree,
+    count_view,
+    describe_view,
+    history_view,
+    page_view,
+    run_view,
+    to_jsonable,
+)
 from aion.errors import ControlError, InvalidArgumentError, ResultTimeoutError
+from aion.visibility import count_workflows, list_workflows
 
 #: The longest a single ``history`` long-poll waits for new events before answering, in seconds.
 MAX_HISTORY_WAIT = 10.0
@@ -87,7 +96,19 @@ def op_tree(engine: ControlledEngine, request: dict[str, Any], context: OpContex
 
 
 def op_list(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
-    """Current runs, newest first, filtered by ``status`` / ``workflow_type``, at most ``limit``."""
+    """Current runs, newest first, filtered by ``status`` / ``workflow_type``, at most ``limit``; with ``query``,
+    one page of the runs matching it (``page_size``, ``next_page_token``)."""
+    query = _text(request, "query", required=False)
+    if query is not None:
+        return page_view(
+            list_workflows(
+                engine.store,
+                query,
+                page_size=int(_number(request, "page_size", 100) or 100),
+                next_page_token=_text(request, "next_page_token", required=False),
+                schema=engine.search_attributes,
+            )
+        )
     limit = _number(request, "limit", None)
     runs = engine.list_workflows(
         status=_text(request, "status", required=False),
@@ -95,6 +116,12 @@ def op_list(engine: ControlledEngine, request: dict[str, Any], context: OpContex
         limit=None if limit is None else int(limit),
     )
     return {"workflows": [run_view(info) for info in runs]}
+
+
+def op_count(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """How many runs match ``query`` (by status with ``GROUP BY Status``)."""
+    found = count_workflows(engine.store, _text(request, "query", required=False), schema=engine.search_attributes)
+    return count_view(found)
 
 
 def op_describe(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
@@ -117,10 +144,15 @@ def op_history(engine: ControlledEngine, request: dict[str, Any], context: OpCon
 
 def op_start(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Start ``workflow_type`` with positional ``args`` under ``workflow_id`` (new UUID if absent)."""
+    texts = request.get("search_attributes") or {}
+    if not isinstance(texts, dict) or not all(isinstance(value, str) for value in texts.values()):
+        raise InvalidArgumentError("request field 'search_attributes' must be a map of name to text")
     handle = engine.start_workflow(
         _required(request, "workflow_type"),
         *_list(request, "args"),
         workflow_id=_text(request, "workflow_id", required=False),
+        search_attributes=engine.search_attributes.parse_texts(texts),
+        memo=request.get("memo"),
     )
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id}
 
@@ -188,4 +220,5 @@ OPS: dict[str, Op] = {
     "cancel": op_cancel,
     "terminate": op_terminate,
     "result": op_result,
+    "count": op_count,
 }

@@ -20,6 +20,7 @@ from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
 from aion.errors import WorkflowNotFoundError
 from aion.status import status_of_run
 from aion.store import EventStore, RunInfo
+from aion.visibility import WorkflowCount, WorkflowPage
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -64,7 +65,18 @@ def run_view(info: RunInfo) -> dict[str, Any]:
         "close_time": to_jsonable(info.close_time),
         "run_number": info.run_number,
         "search_attributes": to_jsonable(dict(info.search_attributes)),
+        "memo": to_jsonable(info.memo),
     }
+
+
+def page_view(page: WorkflowPage) -> dict[str, Any]:
+    """One page of ``aion list --query``: its runs and the token of the next page (``null`` on the last)."""
+    return {"workflows": [run_view(info) for info in page.workflows], "next_page_token": page.next_page_token}
+
+
+def count_view(found: WorkflowCount) -> dict[str, Any]:
+    """``aion count``: how many runs match, and by status with ``GROUP BY Status``."""
+    return {"count": found.count, "groups": dict(found.groups)}
 
 
 def event_view(event: ev.Event) -> dict[str, Any]:
@@ -103,8 +115,8 @@ def pending_work(history: Sequence[ev.Event]) -> dict[str, list[dict[str, Any]]]
                 | ev.ActivityCancelled(activity_id=aid)
             ):
                 activities.pop(aid, None)
-            case ev.TimerStarted(timer_id=tid, fire_at=at):
-                timers[tid] = {"timer_id": tid, "fire_at": to_jsonable(at)}
+            case ev.TimerStarted(timer_id=tid, fire_at=at, waiting_for=waiting_for):
+                timers[tid] = {"timer_id": tid, "fire_at": to_jsonable(at), "waiting_for": waiting_for}
             case ev.TimerFired(timer_id=tid) | ev.TimerCancelled(timer_id=tid):
                 timers.pop(tid, None)
             case ev.ChildWorkflowStarted(child_id=cid, child_workflow_id=child, workflow_type=name):
@@ -127,7 +139,12 @@ def waiting_on(history: Sequence[ev.Event]) -> str | None:
         f"activity {a['activity_type']} #{a['activity_id']} ({a['state']}, attempt {a['attempt']})"
         for a in pending["activities"]
     ]
-    parts += [f"timer #{t['timer_id']} until {t['fire_at']}" for t in pending["timers"]]
+    parts += [
+        f"{t['waiting_for']} (timeout: timer #{t['timer_id']} at {t['fire_at']})"
+        if t.get("waiting_for")
+        else f"timer #{t['timer_id']} until {t['fire_at']}"
+        for t in pending["timers"]
+    ]
     parts += [f"child {c['workflow_id']}" for c in pending["children"]]
     if any(isinstance(event, ev.WorkflowCancelRequested) for event in history):
         parts.append("cancellation")

@@ -3,8 +3,9 @@
 Each command is handled by the method named for it. A command's anchor event is recorded first; its effect
 (dispatching an activity, arming a timer, starting a child, delivering a signal) comes once that is durable.
 Builds ``ActivityScheduled``, ``ActivityCancelRequested``, ``TimerStarted``, ``TimerCancelled``,
-``WorkflowCompleted``, ``WorkflowCancelled``, ``ChildWorkflowStarted``, ``ChildWorkflowCancelRequested`` and
-``SignalExternalSent``; failing and continuing as new are the lifecycle's. Runs inside the core's thread.
+``WorkflowCompleted``, ``WorkflowCancelled``, ``ChildWorkflowStarted``, ``ChildWorkflowCancelRequested``,
+``SignalExternalSent`` and ``SearchAttributesUpserted``; failing and continuing as new are the lifecycle's.
+Runs inside the core's thread.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from aion.engine._relations import Relations
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run
 from aion.engine._timer_keys import TimerKey, TimerKind
 from aion.engine._timers import TimerService
-from aion.errors import PayloadError
+from aion.errors import InvalidArgumentError, PayloadError
+from aion.visibility import SearchAttributeSchema
 from aion.workflow._commands import (
     CancelTimer,
     CancelWorkflow,
@@ -39,6 +41,7 @@ from aion.workflow._commands import (
     SignalExternal,
     StartChild,
     StartTimer,
+    UpsertSearchAttributes,
 )
 
 
@@ -54,8 +57,10 @@ class CommandHandler:
         activities: ActivityManager,
         timers: TimerService,
         clock: Clock,
+        schema: SearchAttributeSchema | None = None,
     ) -> None:
         self._core = core
+        self._schema = schema or SearchAttributeSchema()
         self._lifecycle = lifecycle
         self._relations = relations
         self._activities = activities
@@ -73,6 +78,7 @@ class CommandHandler:
             StartChild: self._on_start_child,
             RequestCancelChild: self._on_request_cancel_child,
             SignalExternal: self._on_signal_external,
+            UpsertSearchAttributes: self._on_upsert_search_attributes,
         }
 
     def handle(self, run: Run, commands: list[Command]) -> None:
@@ -115,7 +121,9 @@ class CommandHandler:
         fire_at = self._clock.now() + timedelta(seconds=command.seconds)
         at = fire_at.timestamp()
         run.state.timers[command.timer_id] = at
-        started = ev.TimerStarted(workflow_id=run.workflow_id, timer_id=command.timer_id, fire_at=fire_at)
+        started = ev.TimerStarted(
+            workflow_id=run.workflow_id, timer_id=command.timer_id, fire_at=fire_at, waiting_for=command.waiting_for
+        )
         key = TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, command.timer_id)
         self._core.append(run, [started], then=lambda _: self._timers.arm(at, key))
 
@@ -181,3 +189,17 @@ class CommandHandler:
             payload=command.payload,
         )
         self._core.append(run, [sent], then=lambda _: self._relations.deliver_external(run, pending))
+
+    def _on_upsert_search_attributes(self, run: Run, command: UpsertSearchAttributes) -> None:
+        """Record the upsert, its values checked against the declared attributes; a bad one fails the run (the
+        workflow code cannot see the engine's schema, and a value no query could match must not be recorded)."""
+        try:
+            attributes = self._schema.check(command.attributes, allow_none=True)
+        except InvalidArgumentError as error:
+            self._lifecycle.fail(run, ev.Failure(type(error).__name__, str(error), non_retryable=True))
+            return
+        run.state.upserted.update(attributes)
+        upserted = ev.SearchAttributesUpserted(
+            workflow_id=run.workflow_id, attributes=attributes, upsert_id=command.upsert_id
+        )
+        self._core.append(run, [upserted])

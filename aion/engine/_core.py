@@ -44,6 +44,7 @@ from aion.engine._timers import TimerService
 from aion.observability._observer import Observer
 from aion.recorder import RecorderHandle
 from aion.store import EventStore
+from aion.visibility import SearchAttributeSchema
 from aion.workflow._commands import Command
 from supervisors import SimpleInbox
 
@@ -116,6 +117,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             activities=self._activities,
             timers=self._timers,
             clock=clock,
+            schema=SearchAttributeSchema(store.search_attribute_schema()),
         )
         self._recovery = Recovery(
             self,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 import pykka
 from prometheus_client import CollectorRegistry
@@ -35,6 +35,7 @@ from aion.observability._setup import MetricsOption, Telemetry, recorder_source,
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
+from aion.visibility import SearchAttributeSchema, WorkflowCount, WorkflowPage, count_workflows, list_workflows
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ class Engine:
     a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see
     docs/architecture.md, "Residency"), ``metrics`` (``"HOST:PORT"``: serve Prometheus ``/metrics`` there;
     True: count only, see ``metrics_registry``), ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans
-    of every run, needs ``aion[otel]``). docs/operations.md lists the logs, metrics and spans.
+    of every run, needs ``aion[otel]``; docs/operations.md lists the logs, metrics and spans),
+    ``search_attributes`` (the declared search attributes, name -> one of ``keyword``, ``text``, ``int``,
+    ``float``, ``bool``, ``datetime``, ``keyword_list``: see docs/visibility.md).
     """
 
     def __init__(
@@ -74,9 +77,12 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsOption = None,
         tracer_provider: Any = None,
+        search_attributes: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self._telemetry = Telemetry(metrics, tracer_provider, clock)
+        #: The declared search attributes (name -> type), checked at start and upsert; see docs/visibility.md.
+        self.search_attributes = SearchAttributeSchema(search_attributes)
         self.registry = Registry.build(workflows, activities)
         workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
         if workers < 1:
@@ -129,6 +135,7 @@ class Engine:
             )
             try:
                 self._store = open_store(self.data_dir, clock=self._clock)
+                self._store.set_search_attribute_schema(self.search_attributes.to_dict())
                 self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
                 self.closures.reset()
                 self._core = EngineCore.start(
@@ -207,13 +214,16 @@ class Engine:
         search_attributes: dict[str, Any] | None = None,
         execution_timeout: Duration | None = None,
         run_timeout: Duration | None = None,
+        memo: Any = None,
     ) -> WorkflowHandle:
         """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
 
         ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
         running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
         ``execution_timeout`` bounds the whole chain of runs (across continue-as-new), ``run_timeout`` this run;
-        when one passes, ``WorkflowTimedOut`` is recorded and its work is cancelled.
+        when one passes, ``WorkflowTimedOut`` is recorded and its work is cancelled. ``search_attributes`` must
+        be declared (``Engine(search_attributes=...)``) and of their types (``InvalidArgumentError`` names the
+        attribute); ``memo`` is any payload shown with the run (``describe``, ``list``) and never indexed.
         """
         name, workflow_id, arguments, options = self._start_request(
             workflow,
@@ -222,6 +232,7 @@ class Engine:
             search_attributes=search_attributes,
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
+            memo=memo,
         )
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(StartWorkflow(name, workflow_id, arguments, options))
@@ -269,6 +280,7 @@ class Engine:
         search_attributes: dict[str, Any] | None,
         execution_timeout: Duration | None,
         run_timeout: Duration | None,
+        memo: Any = None,
     ) -> tuple[str, str, list[Any], StartOptions]:
         """Validate a start: the type name, the id, the arguments and the recorded options."""
         name = workflow_type_name(workflow)
@@ -276,12 +288,13 @@ class Engine:
         workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
         arguments = list(args)
         check_payload(arguments, path=f"{name} input")
-        if search_attributes is not None:
-            check_payload(search_attributes, path="search_attributes")
+        checked = self.search_attributes.check(search_attributes)
+        check_payload(memo, path="memo")
         options = StartOptions(
-            search_attributes=dict(search_attributes or {}),
+            search_attributes=checked,
             execution_timeout=optional_seconds(execution_timeout, "execution_timeout"),
             run_timeout=optional_seconds(run_timeout, "run_timeout"),
+            memo=memo,
         )
         return name, workflow_id, arguments, options
 
@@ -297,14 +310,40 @@ class Engine:
             raise WorkflowNotFoundError(workflow_id)
         return WorkflowHandle(self, workflow_id, run_id or info.run_id)
 
+    @overload
+    def list_workflows(
+        self, query: str, *, page_size: int = 100, next_page_token: str | None = None
+    ) -> WorkflowPage: ...
+    @overload
     def list_workflows(
         self,
+        query: None = None,
         *,
         status: WorkflowStatus | str | None = None,
         workflow_type: str | Callable[..., Any] | None = None,
         limit: int | None = None,
-    ) -> list[RunInfo]:
-        """The workflows' current runs, newest first, optionally filtered by status and type."""
+    ) -> list[RunInfo]: ...
+    def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        status: WorkflowStatus | str | None = None,
+        workflow_type: str | Callable[..., Any] | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+        next_page_token: str | None = None,
+    ) -> list[RunInfo] | WorkflowPage:
+        """The workflows' current runs.
+
+        With ``query`` (the query language of docs/visibility.md; ``""`` for every run): one page of at most
+        ``page_size`` runs in the query's order, and the ``next_page_token`` to pass for the next page
+        (``InvalidArgumentError`` naming the position for a malformed query). Without it: a list, newest first,
+        optionally filtered by status and type, at most ``limit``.
+        """
+        if query is not None:
+            return list_workflows(
+                self.store, query, page_size=page_size, next_page_token=next_page_token, schema=self.search_attributes
+            )
         wanted = None
         if status is not None:
             try:
@@ -314,6 +353,11 @@ class Engine:
                 raise InvalidArgumentError(f"unknown status {status!r} (one of: {known})") from None
         type_name = None if workflow_type is None else workflow_type_name(workflow_type)
         return self.store.list_workflows(status=wanted, workflow_type=type_name, limit=limit)
+
+    def count_workflows(self, query: str | None = None) -> WorkflowCount:
+        """How many current runs match ``query`` (every run when ``None``); with ``GROUP BY Status``, how many of
+        each status (``WorkflowCount.groups``)."""
+        return count_workflows(self.store, query, schema=self.search_attributes)
 
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids)."""

@@ -100,6 +100,7 @@ class RunLifecycle:
             parent_workflow_id=parent[0] if parent else None,
             parent_workflow_run_id=parent[1] if parent else None,
             trace_context=self._observer.start_context(parent, options.trace_context),
+            memo=options.memo,
         )
         run = Run(RunState(workflow_id, run_id, workflow_type, head=head, started=started))
         self._core.drive(run)
@@ -147,13 +148,14 @@ class RunLifecycle:
             run_id=next_run_id,
             parent_run_id=run.run_id,
             first_run_id=previous.first_run_id or previous.run_id,
-            search_attributes=dict(previous.search_attributes),
+            search_attributes=run.state.search_attributes(),
             execution_timeout=previous.execution_timeout,
             execution_deadline=previous.execution_deadline,
             run_timeout=previous.run_timeout,
             parent_workflow_id=previous.parent_workflow_id,
             parent_workflow_run_id=previous.parent_workflow_run_id,
             trace_context=previous.trace_context,
+            memo=previous.memo,
         )
 
         def open_next(stamped: list[ev.Event]) -> None:

@@ -35,13 +35,16 @@ class ActivityOptions:
 
 @dataclass(frozen=True, slots=True)
 class StartOptions:
-    """What a start records beyond the type, id and input: search attributes and the run's timeouts (seconds)."""
+    """What a start records beyond the type, id and input: search attributes, the run's timeouts (seconds)
+    and its memo."""
 
     search_attributes: Mapping[str, Any] = field(default_factory=dict)
     execution_timeout: float | None = None
     run_timeout: float | None = None
     #: The starter's trace context (``traceparent``), recorded on ``WorkflowStarted`` when the engine traces.
     trace_context: Mapping[str, str] | None = None
+    #: Any payload shown with the run and never indexed.
+    memo: Any = None
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> StartOptions:
@@ -50,4 +53,5 @@ class StartOptions:
             search_attributes=dict(options.get("search_attributes") or {}),
             execution_timeout=options.get("execution_timeout"),
             run_timeout=options.get("run_timeout"),
+            memo=options.get("memo"),
         )

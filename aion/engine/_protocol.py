@@ -30,6 +30,7 @@ from aion.workflow._commands import (
     SignalExternal,
     StartChild,
     StartTimer,
+    UpsertSearchAttributes,
 )
 
 RUN = "run"
@@ -70,6 +71,7 @@ _COMMAND_TYPES: Final[dict[str, type[Command]]] = {
         FailWorkflow,
         CancelWorkflow,
         ContinueAsNew,
+        UpsertSearchAttributes,
     )
 }
 _COMMAND_FIELDS: Final = {

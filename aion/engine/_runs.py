@@ -97,6 +97,18 @@ class RunState:
     #: Pending durable timers: timer id -> when it fires (epoch seconds).
     timers: dict[int, float] = field(default_factory=dict)
     closing: bool = False
+    #: The search attributes the run's code upserted (a ``None`` value removed one), in order.
+    upserted: dict[str, Any] = field(default_factory=dict)
+
+    def search_attributes(self) -> dict[str, Any]:
+        """The run's search attributes now: those it started with, then its upserts (continue-as-new keeps them)."""
+        attributes = dict(self.started.search_attributes) if self.started is not None else {}
+        for name, value in self.upserted.items():
+            if value is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = value
+        return attributes
 
     @classmethod
     def from_history(cls, history: Sequence[ev.Event]) -> RunState:
@@ -115,6 +127,8 @@ class RunState:
 
     def _apply(self, event: ev.Event) -> None:
         match event:
+            case ev.SearchAttributesUpserted(attributes=attributes):
+                self.upserted.update(attributes)
             case ev.ActivityScheduled(activity_id=aid, activity_type=name, input=args, options=options):
                 options_ = ActivityOptions.from_dict(options)
                 scheduled_at = event.recorded_at.timestamp()

@@ -259,6 +259,8 @@ def apply_request(
                 parent_workflow_id=event.parent_workflow_id,
                 parent_workflow_run_id=event.parent_workflow_run_id,
                 run_number=run.run_number + 1 if run is not None else 1,
+                workflow_version=event.workflow_version,
+                memo=event.memo,
             )
             new_runs.append((event.run_id, seq))
             if event.run_timeout is not None:

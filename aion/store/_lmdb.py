@@ -11,11 +11,12 @@ decides whether an append is allowed.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import lmdb
 
@@ -27,7 +28,7 @@ from aion.store._derive import DEFAULT_MAX_EVENT_BYTES
 from aion.store._lmdb_env import DEFAULT_MAP_SIZE, LOCK_FILE, LmdbEnvironment, abort, store_error
 from aion.store._lmdb_format import MAGIC, SCHEMA_VERSION
 from aion.store._lmdb_read import LmdbReads
-from aion.store._lmdb_write import write_batch
+from aion.store._lmdb_write import build_index, write_batch
 from aion.store._types import AppendRequest, RunInfo
 
 __all__ = ["DEFAULT_MAP_SIZE", "LOCK_FILE", "MAGIC", "SCHEMA_VERSION", "LmdbEventStore"]
@@ -59,7 +60,11 @@ class LmdbEventStore(LmdbReads):
         # (their head_seq not current) and heads, kept apart so that the usual append changes an int, not a record.
         self._run_cache: dict[str, RunInfo] = {}
         self._head_cache: dict[str, int] = {}
-        self.environment = LmdbEnvironment(self.path, readonly=readonly, map_size=map_size, clock=clock)
+        self.environment = LmdbEnvironment(
+            self.path, readonly=readonly, map_size=map_size, clock=clock, upgrade=self._upgrade
+        )
+        #: The attributes the visibility index leaves out: the declared ``text`` ones.
+        self._unindexed = _text_attributes(self.search_attribute_schema())
 
     def __repr__(self) -> str:
         mode = "readonly" if self.readonly else "writer"
@@ -104,6 +109,7 @@ class LmdbEventStore(LmdbReads):
                         self._max_event_bytes,
                         self._run_cache,
                         self._head_cache,
+                        self._unindexed,
                     )
                     if before_commit is not None:
                         hook, before_commit = before_commit, None
@@ -127,6 +133,49 @@ class LmdbEventStore(LmdbReads):
                 self._head_cache.update(heads)
                 return results
 
+    # --- the declared search attributes ---------------------------------------------------------------------
+
+    def _upgrade(self, txn: Any, dbs: Any, schema: int) -> None:
+        if schema < 3:  # schema 3 added the visibility index: build it from the run records
+            build_index(txn, dbs, _text_attributes(_read_schema(txn, dbs)))
+
+    def search_attribute_schema(self) -> dict[str, str]:
+        """The declared search attributes (name -> type) the store was last given (empty if never)."""
+        with self.environment.read() as txn:
+            return _read_schema(txn, self.environment.dbs)
+
+    def set_search_attribute_schema(self, schema: Mapping[str, str]) -> None:
+        """Keep the declared search attributes (name -> type; checked by the caller); the index is rebuilt in
+        the same transaction when they changed, so it always follows the types it is read with."""
+        if self.readonly:
+            raise StoreError(f"the store at {str(self.path)!r} is open read-only")
+        wanted = dict(sorted(schema.items()))
+        environment = self.environment
+        with self._write_lock:
+            environment.check_open()
+            while True:
+                txn = environment.begin_write()
+                try:
+                    if _read_schema(txn, environment.dbs) == wanted:
+                        abort(txn)
+                        return
+                    dbs = environment.dbs
+                    txn.put(b"search_attributes", json.dumps(wanted).encode(), db=dbs.meta)
+                    build_index(txn, dbs, _text_attributes(wanted))
+                    txn.commit()
+                except lmdb.MapFullError:
+                    abort(txn)
+                    environment.grow()
+                    continue
+                except lmdb.Error as error:
+                    abort(txn)
+                    raise store_error(error, "cannot record the search attributes; nothing was written") from error
+                except BaseException:
+                    abort(txn)
+                    raise
+                self._unindexed = _text_attributes(wanted)
+                return
+
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -139,3 +188,18 @@ class LmdbEventStore(LmdbReads):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _read_schema(txn: Any, dbs: Any) -> dict[str, str]:
+    data = txn.get(b"search_attributes", db=dbs.meta)
+    if data is None:
+        return {}
+    try:
+        schema = json.loads(bytes(data))
+    except ValueError as error:
+        raise StoreError(f"the store's search attribute schema is unreadable: {error}") from error
+    return {str(name): str(kind) for name, kind in schema.items()}
+
+
+def _text_attributes(schema: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(name for name, kind in schema.items() if kind == "text")

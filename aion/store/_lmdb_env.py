@@ -17,7 +17,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -48,6 +48,8 @@ class Databases:
     timers: Any
     timers_by_wf: Any
     schedules: Any
+    #: ``None`` in a store opened read-only before schema 3 built it (queries then scan the run records).
+    vis_attr: Any
 
 
 class ReadGate:
@@ -101,12 +103,22 @@ def abort(txn: Any) -> None:
         txn.abort()
 
 
+#: Upgrades a store's contents from an older schema inside the opening write transaction: ``(txn, dbs, schema)``.
+Upgrade = Callable[[Any, "Databases", int], None]
+#: Databases a schema older than the current one may lack (opened read-only, they are ``None``).
+_ADDED_LATER: Final = frozenset({b"vis_attr"})
+
+
 class LmdbEnvironment:
     """One opened environment: takes the writer lock (unless ``readonly``), opens or creates the store, and
-    checks or upgrades its schema. ``clock`` stamps a new store's ``created_at``."""
+    checks or upgrades its schema (``upgrade`` rewrites what an older schema lacks, in the transaction that marks
+    the new schema). ``clock`` stamps a new store's ``created_at``."""
 
-    def __init__(self, path: Path, *, readonly: bool, map_size: int, clock: Clock) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool, map_size: int, clock: Clock, upgrade: Upgrade | None = None
+    ) -> None:
         self.path = path
+        self._upgrade = upgrade
         self.readonly = readonly
         self._clock = clock
         self.gate = ReadGate()
@@ -124,7 +136,7 @@ class LmdbEnvironment:
         except BaseException:
             self._release_writer_lock()
             raise
-        self.dbs = Databases(*(dbs[name] for name in DB_NAMES))
+        self.dbs = Databases(*(dbs.get(name) for name in DB_NAMES))
 
     # --- opening -------------------------------------------------------------------------------------------
 
@@ -198,17 +210,26 @@ class LmdbEnvironment:
                     f"this aion reads up to {SCHEMA_VERSION})"
                 )
             if self.readonly:
-                missing = [name.decode() for name in DB_NAMES if name not in names]
+                missing = [name.decode() for name in DB_NAMES if name not in names and name not in _ADDED_LATER]
                 if missing:
                     raise StoreFormatError(f"{where!r} lacks the databases {missing}")
-                return {name: self.env.open_db(name, create=False) for name in DB_NAMES}
-            with self.env.begin(write=True) as txn:
-                dbs = {name: self.env.open_db(name, txn=txn) for name in DB_NAMES}
-                if schema < SCHEMA_VERSION:  # this writer leaves stale heads in run records (schema 2)
-                    txn.put(b"schema_version", str(SCHEMA_VERSION).encode(), db=dbs[b"meta"])
-                return dbs
+                return {name: self.env.open_db(name, create=False) for name in DB_NAMES if name in names}
+            while True:
+                try:
+                    return self._open_for_writing(schema)
+                except lmdb.MapFullError:  # an upgrade wrote more than the map holds: nothing was written
+                    self.env.set_mapsize(int(self.env.info()["map_size"]) * 2)
         except lmdb.Error as error:
             raise store_error(error, f"cannot read the store at {where!r}") from error
+
+    def _open_for_writing(self, schema: int) -> dict[bytes, Any]:
+        with self.env.begin(write=True) as txn:
+            dbs = {name: self.env.open_db(name, txn=txn) for name in DB_NAMES}
+            if schema < SCHEMA_VERSION:  # schema 2: stale heads in run records; schema 3: the vis_attr index
+                if self._upgrade is not None:
+                    self._upgrade(txn, Databases(*(dbs[name] for name in DB_NAMES)), schema)
+                txn.put(b"schema_version", str(SCHEMA_VERSION).encode(), db=dbs[b"meta"])
+            return dbs
 
     def _initialise(self) -> dict[bytes, Any]:
         with self.env.begin(write=True) as txn:

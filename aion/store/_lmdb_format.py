@@ -15,6 +15,7 @@ database           key                                            value
 ``timers``         fire_at (u64) workflow_id ``\\0`` kind ``\\0`` key  empty
 ``timers_by_wf``   workflow_id ``\\0`` kind ``\\0`` key (u64)         fire_at (u64)
 ``schedules``      reserved for the schedule service
+``vis_attr``       attribute ``\\0`` tag value workflow_id [2]      empty
 ``meta``           ``magic``, ``schema_version``                  ``aion-store``, ascii int
 =================  =============================================  ====================================
 
@@ -23,6 +24,11 @@ one) does not rewrite the record (one put and one encoding less per event on the
 workflow's head is the sequence number of its last ``history`` key, and every read of a run record takes it from
 there. Schema 1 stores (which rewrote the record on every append) read the same way; opening one as writer marks
 it schema 2.
+
+[2] One key per (run, attribute, value): the built-ins and the declared search attributes, each value encoded so
+that byte order is value order (see ``aion.visibility._keys``). Schema 3 added it; opening an older store as
+writer builds it from the run records, in the transaction that marks the store schema 3. The declared attribute
+types are kept in ``meta`` under ``search_attributes`` (JSON).
 
 It owns every byte layout of the store (keys, run records, the schema version) and nothing else: it never opens
 an environment, never begins a transaction and never decides what an append may do.
@@ -44,7 +50,7 @@ from aion.store._types import RunInfo
 #: The value of ``meta[b"magic"]`` in every aion store.
 MAGIC: Final = b"aion-store"
 #: The schema version this aion writes; a store with a higher one is refused, a lower one is upgraded in place.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: The named databases of the environment, in the order :class:`~aion.store._lmdb_env.Databases` holds them.
 DB_NAMES: Final = (
@@ -58,6 +64,7 @@ DB_NAMES: Final = (
     b"timers",
     b"timers_by_wf",
     b"schedules",
+    b"vis_attr",
 )
 
 U64 = struct.Struct(">Q")
@@ -114,6 +121,8 @@ def encode_run(run: RunInfo) -> bytes:
             run.parent_workflow_id,
             run.parent_workflow_run_id,
             run.run_number,
+            run.workflow_version,
+            None if run.memo is None else encode_payload(run.memo, limit=None),
         ]
     )
 
@@ -125,6 +134,8 @@ def decode_run(workflow_id: str, data: bytes) -> RunInfo:
         if version != _RECORD_VERSION:
             raise ValueError(f"run record version {version}")
         parent_run_id, first_run_id, parent_wf, parent_wf_run, run_number = fields[9:14]
+        # Records written before schema 3 end here: no version, no memo.
+        workflow_version, memo = (*fields[14:16], None, None)[:2]
         start_time = _from_micros(start)
         assert start_time is not None
         return RunInfo(
@@ -142,6 +153,8 @@ def decode_run(workflow_id: str, data: bytes) -> RunInfo:
             parent_workflow_id=parent_wf,
             parent_workflow_run_id=parent_wf_run,
             run_number=run_number,
+            workflow_version=workflow_version,
+            memo=decode_payload(memo) if memo is not None else None,
         )
     except Exception as error:
         raise StoreError(f"the run record of workflow {workflow_id!r} is unreadable: {error}") from error

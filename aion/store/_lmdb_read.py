@@ -8,6 +8,7 @@ head is always its last history key (see ``_lmdb_format``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Final
@@ -70,6 +71,46 @@ def scan(cursor: Any, prefix: bytes, *, reverse: bool, after: bytes | None = Non
             if not key.startswith(prefix):
                 return
             yield key
+
+
+class LmdbIndexSource:
+    """The visibility index and run records of one read transaction (an ``aion.visibility.IndexSource``)."""
+
+    def __init__(self, txn: Any, dbs: Databases) -> None:
+        self._txn = txn
+        self._dbs = dbs
+        self.indexed = dbs.vis_attr is not None
+
+    def index_keys(self, low: bytes, high: bytes, *, reverse: bool = False) -> Iterator[bytes]:
+        """The index keys in ``[low, high)``, in byte order (or reversed)."""
+        with self._txn.cursor(db=self._dbs.vis_attr) as cursor:
+            if reverse:
+                found = cursor.prev() if cursor.set_range(high) else cursor.last()
+                while found:
+                    key = cursor.key()
+                    if key < low:
+                        return
+                    if key < high:
+                        yield key
+                    found = cursor.prev()
+                return
+            if not cursor.set_range(low):
+                return
+            for key in cursor.iternext(values=False):
+                if key >= high:
+                    return
+                yield key
+
+    def run(self, wf: bytes) -> RunInfo | None:
+        """The current run record of workflow ``wf``."""
+        data = self._txn.get(wf, db=self._dbs.runs)
+        return None if data is None else run_of(self._txn, self._dbs, wf, data)
+
+    def runs(self) -> Iterator[RunInfo]:
+        """Every workflow's current run record."""
+        with self._txn.cursor(db=self._dbs.runs) as cursor:
+            for wf, data in cursor:
+                yield run_of(self._txn, self._dbs, bytes(wf), data)
 
 
 class LmdbReads:
@@ -169,6 +210,12 @@ class LmdbReads:
                 if limit is not None and len(found) >= limit:
                     break
         return found
+
+    @contextlib.contextmanager
+    def visibility(self) -> Iterator[LmdbIndexSource]:
+        """The visibility index and run records of one read transaction, for ``aion.visibility``."""
+        with self.environment.read() as txn:
+            yield LmdbIndexSource(txn, self.environment.dbs)
 
     def running_workflows(self) -> Iterator[RunInfo]:
         """Every running workflow, oldest start first, read in pages (one read transaction per page)."""

@@ -8,7 +8,7 @@ aborts a transaction (the store does, under its write lock), never decides wheth
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from aion.store._lmdb_format import (
 from aion.store._lmdb_read import history_head
 from aion.store._plan import plan_batch
 from aion.store._types import AppendRequest, RunInfo
+from aion.visibility._keys import index_keys
 
 
 def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
@@ -42,9 +43,11 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     max_event_bytes: int,
     cached_runs: Mapping[str, RunInfo],
     cached_heads: Mapping[str, int],
+    unindexed: Collection[str] = (),
 ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
     """Plan ``requests`` against the stored (or cached) run records and write the plan into ``txn``; return
-    the per-request results, and the run records and heads of the workflows the batch loaded or wrote."""
+    the per-request results, and the run records and heads of the workflows the batch loaded or wrote.
+    ``unindexed`` names the attributes the visibility index leaves out (``text``)."""
     runs_db = dbs.runs
     run_index = dbs.run_index
 
@@ -71,7 +74,7 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     write_history(txn, dbs, plan.history, plan.derived)
     after = plan.after
     for workflow_id, before in plan.changed.items():
-        write_run(txn, dbs, workflow_id.encode(), before, after[workflow_id])
+        write_run(txn, dbs, workflow_id.encode(), before, after[workflow_id], unindexed)
     return plan.results, after, plan.heads
 
 
@@ -129,16 +132,24 @@ def write_derived(txn: Any, dbs: Databases, prefix: bytes, applied: Applied) -> 
                 txn.delete(fire + key, db=dbs.timers)
 
 
-def write_run(txn: Any, dbs: Databases, wf: bytes, before: RunInfo | None, after: RunInfo) -> None:
+def write_run(  # noqa: PLR0917 (the writer's path: no keyword arguments)
+    txn: Any, dbs: Databases, wf: bytes, before: RunInfo | None, after: RunInfo, unindexed: Collection[str] = ()
+) -> None:
     """Put the run record of a workflow and move its visibility keys when they changed."""
     txn.put(wf, encode_run(after), db=dbs.runs)
+    old_attr = index_keys(before, unindexed)
+    new_attr = index_keys(after, unindexed)
+    for key in old_attr - new_attr:
+        txn.delete(key, db=dbs.vis_attr)
+    for key in new_attr - old_attr:
+        txn.put(key, b"", db=dbs.vis_attr)
     if (
         before is not None
         and before.status is after.status
         and before.start_time == after.start_time
         and before.workflow_type == after.workflow_type
     ):
-        return  # the usual append: only the head moved, the visibility keys stay
+        return  # only the head or the attributes moved: the start-ordered keys stay
     new = vis_keys(after, wf)
     old = vis_keys(before, wf) if before is not None else (None, None, None)
     for db, old_key, new_key in zip((dbs.vis_status, dbs.vis_type, dbs.vis_start), old, new, strict=True):
@@ -146,3 +157,15 @@ def write_run(txn: Any, dbs: Databases, wf: bytes, before: RunInfo | None, after
             if old_key is not None:
                 txn.delete(old_key, db=db)
             txn.put(new_key, b"", db=db)
+
+
+def build_index(txn: Any, dbs: Databases, unindexed: Collection[str] = ()) -> int:
+    """(Re)build the ``vis_attr`` index from every run record; return how many runs it holds."""
+    txn.drop(dbs.vis_attr, delete=False)
+    runs = 0
+    with txn.cursor(db=dbs.runs) as cursor:
+        for wf, data in cursor:
+            for key in index_keys(decode_run(bytes(wf).decode(), data), unindexed):
+                txn.put(key, b"", db=dbs.vis_attr)
+            runs += 1
+    return runs

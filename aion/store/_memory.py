@@ -6,8 +6,10 @@ as the bytes of ``encode_event``, so a round trip through it is a round trip thr
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from aion._codec import decode_event
@@ -19,6 +21,7 @@ from aion.store._checks import check_aware, check_limit, check_workflow_id, pars
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES, Applied, TimerClear, TimerDelete, TimerPut, with_head
 from aion.store._plan import plan_batch
 from aion.store._types import AppendRequest, RunInfo, TimerRow
+from aion.visibility._keys import index_keys
 
 
 class MemoryEventStore:
@@ -32,6 +35,9 @@ class MemoryEventStore:
         self._runs: dict[str, RunInfo] = {}
         self._run_index: dict[str, tuple[str, int]] = {}
         self._timers: dict[str, dict[tuple[str, int], datetime]] = {}
+        #: The visibility index: the same keys as the LMDB store's ``vis_attr``, kept sorted.
+        self._index: list[bytes] = []
+        self._schema: dict[str, str] = {}
         self._max_event_bytes = max_event_bytes
         self._clock = clock
         self._closed = False
@@ -74,9 +80,51 @@ class MemoryEventStore:
                 self._history.setdefault(workflow_id, []).append(data)
             for applied in plan.derived:
                 self._write_derived(applied)
+            for workflow_id, before in plan.changed.items():
+                self._move_index(
+                    index_keys(before, self._unindexed()), index_keys(plan.after[workflow_id], self._unindexed())
+                )
             for workflow_id, run in plan.after.items():
                 self._runs[workflow_id] = with_head(run, plan.heads[workflow_id])
             return plan.results
+
+    def _unindexed(self) -> frozenset[str]:
+        return frozenset(name for name, kind in self._schema.items() if kind == "text")
+
+    def _move_index(self, old: set[bytes], new: set[bytes]) -> None:
+        index = self._index
+        for key in old - new:
+            position = bisect.bisect_left(index, key)
+            if position < len(index) and index[position] == key:
+                del index[position]
+        for key in new - old:
+            position = bisect.bisect_left(index, key)
+            if position == len(index) or index[position] != key:
+                index.insert(position, key)
+
+    def search_attribute_schema(self) -> dict[str, str]:
+        """The declared search attributes (name -> type) the store was last given (empty if never)."""
+        with self._lock:
+            return dict(self._schema)
+
+    def set_search_attribute_schema(self, schema: Mapping[str, str]) -> None:
+        """Keep the declared search attributes; the index is rebuilt when they changed (as the LMDB store)."""
+        with self._lock:
+            self._check_open()
+            wanted = dict(sorted(schema.items()))
+            if wanted == self._schema:
+                return
+            self._schema = wanted
+            unindexed = self._unindexed()
+            self._index = sorted(set().union(*(index_keys(run, unindexed) for run in self._runs.values())))
+
+    @contextlib.contextmanager
+    def visibility(self) -> Iterator[_MemoryIndexSource]:
+        """A snapshot of the visibility index and run records, for ``aion.visibility``."""
+        with self._lock:
+            self._check_open()
+            source = _MemoryIndexSource(list(self._index), dict(self._runs))
+        yield source
 
     def _load_run(self, workflow_id: str) -> tuple[RunInfo | None, int]:
         run = self._runs.get(workflow_id)
@@ -199,6 +247,29 @@ class MemoryEventStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the event store is closed")
+
+
+class _MemoryIndexSource:
+    """A snapshot of the memory store's visibility index and run records (an ``aion.visibility.IndexSource``)."""
+
+    indexed = True
+
+    def __init__(self, index: list[bytes], runs: dict[str, RunInfo]) -> None:
+        self._index = index
+        self._runs = runs
+
+    def index_keys(self, low: bytes, high: bytes, *, reverse: bool = False) -> Iterator[bytes]:
+        """The index keys in ``[low, high)``, in byte order (or reversed)."""
+        keys = self._index[bisect.bisect_left(self._index, low) : bisect.bisect_left(self._index, high)]
+        return reversed(keys) if reverse else iter(keys)
+
+    def run(self, wf: bytes) -> RunInfo | None:
+        """The current run record of workflow ``wf``."""
+        return _copy(self._runs.get(wf.decode()))
+
+    def runs(self) -> Iterator[RunInfo]:
+        """Every workflow's current run record."""
+        return (_copy_run(run) for run in self._runs.values())
 
 
 def _copy_run(run: RunInfo) -> RunInfo:

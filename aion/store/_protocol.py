@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from aion.errors import AionError
 from aion.events import Event
@@ -82,6 +83,18 @@ class EventStore(Protocol):
 
     def all_timers(self) -> list[TimerRow]:
         """Every timer row, in fire order."""
+        ...
+
+    def visibility(self) -> AbstractContextManager[Any]:
+        """One read snapshot of the visibility index and the run records (an ``aion.visibility.IndexSource``)."""
+        ...
+
+    def search_attribute_schema(self) -> dict[str, str]:
+        """The declared search attributes (name -> type) the store was last given (empty if never)."""
+        ...
+
+    def set_search_attribute_schema(self, schema: Mapping[str, str]) -> None:
+        """Keep the declared search attributes; the index is rebuilt in the same write when they changed."""
         ...
 
     def close(self) -> None:

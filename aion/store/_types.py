@@ -49,6 +49,10 @@ class RunInfo:
     parent_workflow_run_id: str | None = None
     #: How many runs the workflow id has had (1 for the first run).
     run_number: int = 1
+    #: The workflow version recorded on the run's ``WorkflowStarted``, if any.
+    workflow_version: str | None = None
+    #: The run's memo (any payload; shown, not indexed).
+    memo: Any = None
 
     @property
     def is_running(self) -> bool:

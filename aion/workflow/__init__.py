@@ -56,6 +56,7 @@ __all__ = [
     "start_child",
     "start_timer",
     "timeout",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
     "wait_signal",
@@ -210,7 +211,7 @@ async def _first_or_timeout(waited: asyncio.Future[Any], seconds: float | None, 
     if waited.done() or seconds is None:
         return await waited
     runtime = current_runtime()
-    timer_id, timer = runtime.start_timer(seconds)
+    timer_id, timer = runtime.start_timer(seconds, waiting_for=what)
     await asyncio.wait([waited, timer], return_when=asyncio.FIRST_COMPLETED)
     if waited.done():
         runtime.cancel_timer(timer_id)
@@ -423,3 +424,13 @@ def random() -> _random.Random:
 def uuid4() -> _uuid.UUID:
     """A version-4 UUID drawn from :func:`random`, so replay yields the same one."""
     return _uuid.UUID(int=current_runtime().random.getrandbits(128), version=4)
+
+
+def upsert_search_attributes(attributes: dict[str, Any]) -> None:
+    """Set search attributes of this run (a ``None`` value removes one); recorded as ``SearchAttributesUpserted``
+    and done once across replays. The engine checks the values against its declared attributes: an undeclared
+    name or a value of the wrong type fails the run with ``InvalidArgumentError`` (see docs/visibility.md)."""
+    if not isinstance(attributes, dict) or not all(isinstance(name, str) for name in attributes):
+        raise InvalidArgumentError(f"search attributes must be a dict of name to value, not {attributes!r}")
+    check_payload(attributes, path="search attributes")
+    current_runtime().upsert_search_attributes(attributes)

@@ -74,10 +74,12 @@ class RequestCancelActivity(Command):
 
 @dataclass(frozen=True)
 class StartTimer(Command):
-    """Start timer ``timer_id`` firing ``seconds`` after it is recorded."""
+    """Start timer ``timer_id`` firing ``seconds`` after it is recorded; ``waiting_for`` names the wait it is the
+    timeout of (``"signal 'approve'"``), if any."""
 
     timer_id: int
     seconds: float
+    waiting_for: str | None = None
 
     @property
     def key(self) -> Key:
@@ -239,6 +241,24 @@ class ContinueAsNew(Command):
         return False
 
 
+@dataclass(frozen=True)
+class UpsertSearchAttributes(Command):
+    """Set (or, with ``None``, remove) search attributes of the run; ``upsert_id`` is the ordinal."""
+
+    upsert_id: int
+    attributes: dict[str, Any]
+
+    @property
+    def key(self) -> Key:
+        return ("upsert", self.upsert_id)
+
+    def describe(self) -> str:
+        return f"upsert {self.upsert_id} of search attributes {sorted(self.attributes)}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.SearchAttributesUpserted) and sorted(event.attributes) == sorted(self.attributes)
+
+
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
     match event:
@@ -256,6 +276,8 @@ def anchor_key(event: ev.Event) -> Key | None:
             return ("cancel_child", child_id)
         case ev.SignalExternalSent(signal_id=signal_id):
             return ("signal_external", signal_id)
+        case ev.SearchAttributesUpserted(upsert_id=upsert_id) if upsert_id > 0:
+            return ("upsert", upsert_id)
     return None
 
 
@@ -270,6 +292,8 @@ def describe_event(event: ev.Event) -> str:
             return f"child {child_id} of type {workflow_type!r}"
         case ev.SignalExternalSent(signal_id=signal_id, name=name, target_workflow_id=target):
             return f"signal {signal_id} {name!r} to {target!r}"
+        case ev.SearchAttributesUpserted(upsert_id=upsert_id, attributes=attributes):
+            return f"upsert {upsert_id} of search attributes {sorted(attributes)}"
     return event.type
 
 

@@ -50,6 +50,7 @@ from aion.workflow._commands import (
     SignalExternal,
     StartChild,
     StartTimer,
+    UpsertSearchAttributes,
     is_arrival,
 )
 from aion.workflow._context import (
@@ -205,11 +206,12 @@ class WorkflowRuntime:
         if activity_id in self._activities:
             self._commands.issue_once(RequestCancelActivity(activity_id))
 
-    def start_timer(self, seconds: float) -> tuple[int, asyncio.Future[None]]:
-        """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves."""
+    def start_timer(self, seconds: float, waiting_for: str | None = None) -> tuple[int, asyncio.Future[None]]:
+        """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves. ``waiting_for``
+        names the wait the timer is the timeout of (recorded, for ``describe``)."""
         timer_id = self._next("timer")
         future = self._pending(self._timers, timer_id, lambda: self.cancel_timer(timer_id))
-        self._commands.issue(StartTimer(timer_id, seconds))
+        self._commands.issue(StartTimer(timer_id, seconds, waiting_for))
         return timer_id, future
 
     def cancel_timer(self, timer_id: int) -> None:
@@ -246,6 +248,10 @@ class WorkflowRuntime:
         self._external_targets[signal_id] = workflow_id
         self._commands.issue(SignalExternal(signal_id, workflow_id, name, payload))
         return future
+
+    def upsert_search_attributes(self, attributes: dict[str, Any]) -> None:
+        """Issue ``UpsertSearchAttributes`` (recorded as ``SearchAttributesUpserted``; ``None`` removes)."""
+        self._commands.issue(UpsertSearchAttributes(self._next("upsert"), dict(attributes)))
 
     def signal_future(self, name: str) -> asyncio.Future[Any]:
         """A future for the next signal ``name`` (resolved at once from the buffer if one is waiting)."""

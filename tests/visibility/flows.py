@@ -1,0 +1,40 @@
+"""Workflows of the visibility tests."""
+
+from __future__ import annotations
+
+from aion import workflow
+
+SCHEMA = {
+    "CustomerId": "keyword",
+    "Amount": "float",
+    "Priority": "int",
+    "Approved": "bool",
+    "DueAt": "datetime",
+    "Tags": "keyword_list",
+    "Note": "text",
+}
+
+
+@workflow.defn
+async def order(customer: str) -> str:
+    """Upserts, waits for approval (timeout: an hour), upserts again."""
+    workflow.upsert_search_attributes({"Approved": False, "Priority": 2, "Tags": ["new", customer]})
+    by = await workflow.wait_signal("approve", timeout=3600)
+    workflow.upsert_search_attributes({"Approved": True, "Priority": None})
+    return str(by)
+
+
+@workflow.defn
+async def bad_upsert() -> None:
+    """Upserts a value of the wrong type: the engine fails the run."""
+    workflow.upsert_search_attributes({"Priority": "high"})
+    await workflow.sleep(3600)
+
+
+@workflow.defn
+async def churn(rounds: int) -> int:
+    """Upserts ``rounds`` times, a durable timer between upserts."""
+    for i in range(rounds):
+        workflow.upsert_search_attributes({"Priority": i, "Tags": [f"t{i % 3}"], "Approved": i % 2 == 0})
+        await workflow.sleep(0.01)
+    return rounds
