@@ -10,9 +10,34 @@ pytest plugin): see ``docs/testing.md``.
 
 from __future__ import annotations
 
-from aion.testing._activity_env import ActivityEnvironment
-from aion.testing._replayer import Replayer, history_from_json, load_history
-from aion.testing._workflow_env import TimeSkippingHandle, WorkflowEnvironment
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aion.testing._activity_env import ActivityEnvironment
+    from aion.testing._replayer import Replayer, history_from_json, load_history
+    from aion.testing._workflow_env import TimeSkippingHandle, WorkflowEnvironment
+
+# Loaded on first use: the pytest plugin (``aion.testing.pytest_plugin``) is imported by every pytest run in an
+# environment where aion is installed, and must not load the engine for test suites that do not use it.
+_LAZY = {
+    "ActivityEnvironment": "aion.testing._activity_env",
+    "Replayer": "aion.testing._replayer",
+    "history_from_json": "aion.testing._replayer",
+    "load_history": "aion.testing._replayer",
+    "TimeSkippingHandle": "aion.testing._workflow_env",
+    "WorkflowEnvironment": "aion.testing._workflow_env",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aion.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActivityEnvironment",
