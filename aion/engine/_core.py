@@ -42,7 +42,7 @@ from aion.engine._runs import Run
 from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
 from aion.recorder import RecorderHandle
-from aion.store import EventStore
+from aion.store import AppendRequest, EventStore
 from aion.workflow._commands import Command
 from supervisors import SimpleInbox
 
@@ -139,6 +139,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.QueryWorkflow: self._on_query_workflow,
             msg.GetResidency: self._on_get_residency,
             msg.GetQuiescence: self._on_get_quiescence,
+            msg.StartScheduled: self._on_start_scheduled,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -186,10 +187,16 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             del self._runs[run.workflow_id]
 
     def append(
-        self, run: Run, events: Sequence[ev.Event], *, then: Then | None = None, reply: pykka.Future[Any] | None = None
+        self,
+        run: Run,
+        events: Sequence[ev.Event],
+        *,
+        then: Then | None = None,
+        reply: pykka.Future[Any] | None = None,
+        companion: AppendRequest | None = None,
     ) -> None:
         """Record ``events`` for ``run`` (see ``Core.append``)."""
-        self._appends.append(run, events, then=then, reply=reply)
+        self._appends.append(run, events, then=then, reply=reply, companion=companion)
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
         """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""
@@ -212,6 +219,17 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
     def _on_start_workflow(self, request: msg.StartWorkflow) -> None:
         self._lifecycle.start(
             request.workflow_type, request.workflow_id, request.args, request.options, reply=request.reply
+        )
+
+    def _on_start_scheduled(self, request: msg.StartScheduled) -> None:
+        self._lifecycle.start(
+            request.workflow_type,
+            request.workflow_id,
+            request.args,
+            request.options,
+            run_id=request.run_id,
+            companion=request.fire,
+            reply=request.reply,
         )
 
     def _on_signal_with_start(self, request: msg.SignalWithStart) -> None:

@@ -15,6 +15,7 @@ import pykka
 from aion import events as ev
 from aion.engine._options import StartOptions
 from aion.engine._timer_keys import TimerKey
+from aion.store import AppendRequest
 
 # -- requests -------------------------------------------------------------------------------------------------
 
@@ -39,6 +40,19 @@ class StartWorkflow(Request):
     workflow_id: str
     args: list[Any]
     options: StartOptions
+
+
+@dataclass(frozen=True)
+class StartScheduled(Request):
+    """A schedule's fire: record the run's ``WorkflowStarted`` and the schedule's ``fire`` (its
+    ``ScheduleFired``) in one transaction; replies like :class:`StartWorkflow`."""
+
+    workflow_type: str
+    workflow_id: str
+    args: list[Any]
+    options: StartOptions
+    run_id: str
+    fire: AppendRequest
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         shared.errors += errors
 
     def _commit_atomic(self, item: Item) -> None:
-        requests, _, _, target = item
+        requests, _, single, target = item
         pending = self._pending
         shared = self._shared
         try:
@@ -240,7 +240,8 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
                 shared.errors += 1
             else:
                 shared.events += len(slot)
-        pending.add(target, results, None)
+        # A single append with a companion (``append_to(..., companion=...)``) reports the append's outcome.
+        pending.add(target, results[0] if single else results, None)
 
     def _fail(self, items: list[Item], exc_info: Any) -> None:
         for _, _, _, target in items:

@@ -51,7 +51,14 @@ class RecorderHandle:
         return self._submit([_new_request(workflow_id, events, expected_head)], atomic=False, single=True)
 
     def append_to(
-        self, sink: CommitSink, token: Any, workflow_id: str, events: Sequence[Event], expected_head: int
+        self,
+        sink: CommitSink,
+        token: Any,
+        workflow_id: str,
+        events: Sequence[Event],
+        expected_head: int,
+        *,
+        companion: AppendRequest | None = None,
     ) -> None:
         """Queue an append whose outcome goes to ``sink`` as ``(token, stamped_events, error)`` once durable (or
         refused): the way for an actor, which must not block, to append. Every outcome of one committed batch
@@ -59,8 +66,15 @@ class RecorderHandle:
         one per append. Raises ``RecorderStoppedError`` at once if the recorder has stopped::
 
             handle.append_to(outcomes.extend, "order-1", "order-1", [signal], expected_head=4)
+
+        A ``companion`` request (a schedule's fire, ``aion.store.ScheduleAppend``) is committed atomically with
+        the append, in a transaction of their own: both or neither. The outcome reported is the append's.
         """
-        self._queue(([_new_request(workflow_id, events, expected_head)], False, True, (sink, token)))
+        request = _new_request(workflow_id, events, expected_head)
+        if companion is None:
+            self._queue(([request], False, True, (sink, token)))
+        else:
+            self._queue(([request, _with_bodies(companion)], True, True, (sink, token)))
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False

@@ -14,7 +14,7 @@ database           key                                            value
 ``vis_start``      start (u64) workflow_id                        empty
 ``timers``         fire_at (u64) workflow_id ``\\0`` kind ``\\0`` key  empty
 ``timers_by_wf``   workflow_id ``\\0`` kind ``\\0`` key (u64)         fire_at (u64)
-``schedules``      reserved for the schedule service
+``schedules``      schedule_id ``\\0`` seq (u64)                    ``encode_event`` bytes
 ``meta``           ``magic``, ``schema_version``                  ``aion-store``, ascii int
 =================  =============================================  ====================================
 

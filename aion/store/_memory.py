@@ -32,6 +32,7 @@ class MemoryEventStore:
         self._runs: dict[str, RunInfo] = {}
         self._run_index: dict[str, tuple[str, int]] = {}
         self._timers: dict[str, dict[tuple[str, int], datetime]] = {}
+        self._schedules: dict[str, list[bytes]] = {}
         self._max_event_bytes = max_event_bytes
         self._clock = clock
         self._closed = False
@@ -67,9 +68,12 @@ class MemoryEventStore:
                 load_run=self._load_run,
                 run_id_taken=self._run_index.__contains__,
                 max_event_bytes=self._max_event_bytes,
+                load_schedule_head=lambda schedule_id: len(self._schedules.get(schedule_id, ())),
             )
             if before_commit is not None:
                 before_commit()
+            for schedule_id, _, data in plan.schedules:
+                self._schedules.setdefault(schedule_id, []).append(data)
             for workflow_id, _, data in plan.history:
                 self._history.setdefault(workflow_id, []).append(data)
             for applied in plan.derived:
@@ -98,6 +102,19 @@ class MemoryEventStore:
             del self._timers[workflow_id]
 
     # --- reads ---------------------------------------------------------------------------------------------
+
+    def read_schedule(self, schedule_id: str) -> list[Event]:
+        """A schedule's whole history (``[]`` for an unknown schedule)."""
+        check_workflow_id(schedule_id)
+        with self._lock:
+            self._check_open()
+            return [decode_event(data) for data in self._schedules.get(schedule_id, ())]
+
+    def schedule_ids(self) -> list[str]:
+        """The id of every schedule with a history, in id order."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._schedules)
 
     def head(self, workflow_id: str) -> int:
         """The workflow's last sequence number, 0 when unknown."""

@@ -20,7 +20,8 @@ from aion.events import Event
 from aion.status import WorkflowStatus
 from aion.store._checks import VALID_IDS, check_workflow_id
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES, FAST_EVENTS, Applied, apply_request, refuse_size
-from aion.store._types import AppendRequest, RunInfo
+from aion.store._schedule_rows import plan_schedule_append
+from aion.store._types import AppendRequest, RunInfo, ScheduleAppend
 
 #: ``WorkflowStatus.RUNNING``: a module constant is a much cheaper load than an enum member on the hot path.
 _RUNNING: Final = WorkflowStatus.RUNNING
@@ -97,6 +98,8 @@ class BatchPlan:
     #: workflow id -> its run record before the batch, for the workflows whose record changed in more than its
     #: head during the batch
     changed: dict[str, RunInfo | None] = field(default_factory=dict)
+    #: The rows of schedule histories the batch writes (``ScheduleAppend``): ``(schedule_id, seq, bytes)``.
+    schedules: list[tuple[str, int, bytes]] = field(default_factory=list)
 
 
 _UNLOADED: Final = object()
@@ -113,6 +116,7 @@ def plan_batch(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     cached_runs: Mapping[str, RunInfo] = _NOTHING_CACHED,
     cached_heads: Mapping[str, int] = _NOTHING_CACHED,
+    load_schedule_head: Callable[[str], int] | None = None,
 ) -> BatchPlan:
     """Validate and stamp every request of a batch against the stored run records, chaining requests of the
     same workflow; load each workflow's run record and head once (``load_run`` gives ``(None, 0)`` for an unknown
@@ -128,8 +132,22 @@ def plan_batch(
     batch_run_ids: set[str] = set()
     time_bytes = encode_time(now)
     valid_ids = VALID_IDS
+    schedule_rows: list[tuple[str, int, bytes]] = []
+    schedule_heads: dict[str, int] = {}
     for request in requests:
         try:
+            if type(request) is ScheduleAppend:
+                if load_schedule_head is None:
+                    raise InvalidArgumentError("this store keeps no schedule histories")
+                mark = len(schedule_rows)
+                try:
+                    results.append(
+                        plan_schedule_append(request, now, load_schedule_head, schedule_heads, schedule_rows)
+                    )
+                except AionError:
+                    del schedule_rows[mark:]
+                    raise
+                continue
             if type(request) is not AppendRequest and not isinstance(request, AppendRequest):
                 raise InvalidArgumentError(f"not an AppendRequest: {request!r}")
             workflow_id = request.workflow_id
@@ -187,4 +205,4 @@ def plan_batch(
             changed[workflow_id] = run
         current[workflow_id] = after[workflow_id] = applied.run
         heads[workflow_id] = applied.head
-    return BatchPlan(results, history, derived, after, heads, changed)
+    return BatchPlan(results, history, derived, after, heads, changed, schedule_rows)

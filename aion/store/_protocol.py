@@ -84,6 +84,14 @@ class EventStore(Protocol):
         """Every timer row, in fire order."""
         ...
 
+    def read_schedule(self, schedule_id: str) -> list[Event]:
+        """A schedule's whole history (``[]`` for an unknown schedule): see ``ScheduleAppend``."""
+        ...
+
+    def schedule_ids(self) -> list[str]:
+        """The id of every schedule with a history, in id order."""
+        ...
+
     def close(self) -> None:
         """Release the store; further calls raise ``StoreError``. Closing twice is harmless."""
         ...
