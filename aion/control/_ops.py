@@ -17,6 +17,7 @@ from typing import Any
 import aion
 from aion.clock import Clock
 from aion.control._engine_api import ControlledEngine
+from aion.control._schedule_ops import SCHEDULE_OPS
 from aion.control._views import annotate_tree, describe_view, history_view, run_view, to_jsonable
 from aion.errors import ControlError, InvalidArgumentError, ResultTimeoutError
 
@@ -189,3 +190,5 @@ OPS: dict[str, Op] = {
     "terminate": op_terminate,
     "result": op_result,
 }
+
+OPS.update(SCHEDULE_OPS)

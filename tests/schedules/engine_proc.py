@@ -21,8 +21,11 @@ def main() -> None:
     engine.start()
     if "every" not in engine.store.schedule_ids():
         engine.create_schedule(
-            "every", flows.quick, 1, spec=ScheduleSpec(interval=1), policy=SchedulePolicy(
-                overlap="allow_all", catchup_window=catchup)
+            "every",
+            flows.quick,
+            1,
+            spec=ScheduleSpec(interval=1),
+            policy=SchedulePolicy(overlap="allow_all", catchup_window=catchup),
         )
     print("ready", flush=True)
     threading.Event().wait()

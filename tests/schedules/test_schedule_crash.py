@@ -39,9 +39,7 @@ def check_exactly_once(data: Path) -> None:
     try:
         for event in events:
             if isinstance(event, ev.ScheduleFired):
-                starts = [
-                    e for e in store.read_history(event.started_workflow_id) if isinstance(e, ev.WorkflowStarted)
-                ]
+                starts = [e for e in store.read_history(event.started_workflow_id) if isinstance(e, ev.WorkflowStarted)]
                 assert [s.run_id for s in starts] == [event.run_id]
     finally:
         store.close()
