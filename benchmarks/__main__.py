@@ -107,6 +107,17 @@ def _testing_env(d: dict[str, Any]) -> list[Row]:
     return [("30-day sleep + 1-hour signal timeout, real ms p50", d["thirty_day_test_p50_ms"], "", "")]
 
 
+def _schedules(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"schedule fire lateness p50 / p99 ({d['schedules']} schedules at 1 s)",
+            f"{d['lateness_p50_ms']:.1f} / {d['lateness_p99_ms']:.1f} ms",
+            f"p99 < {d['target_p99_ms']:g} ms",
+            "yes" if d["met"] else "NO",
+        ),
+    ]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "throughput": _throughput,
     "crash_restart": _crash_restart,
@@ -117,6 +128,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "activities": _activities,
     "recorder": _recorder,
     "testing_env": _testing_env,
+    "schedules": _schedules,
 }
 
 

@@ -18,6 +18,7 @@ MACHINE = {"benchmark", "cores", "python", "date", "load_average"}
 
 #: benchmark -> keys its JSON line must carry (besides the machine facts)
 EXPECTED: dict[str, set[str]] = {
+    "schedules": {"schedules", "fires", "lateness_p50_ms", "lateness_p99_ms", "target_p99_ms", "met"},
     "throughput": {
         "workflows",
         "workflows_per_s",
