@@ -81,6 +81,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         tell = self.actor_ref.tell
         self._timers = TimerService(self._timer_due, clock)
         self._appends = AppendPipeline(recorder, closures, tell)
+        self._recorder = recorder
         self._activities = ActivityManager(self, self._timers, processes, clock, cancel_grace=cancel_grace)
         self._links = ProcessLinks(
             self,
@@ -140,6 +141,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.GetResidency: self._on_get_residency,
             msg.GetQuiescence: self._on_get_quiescence,
             msg.StartScheduled: self._on_start_scheduled,
+            msg.StartScheduledMany: self._on_start_scheduled_many,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -231,6 +233,14 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             companion=request.fire,
             reply=request.reply,
         )
+
+    def _on_start_scheduled_many(self, notice: msg.StartScheduledMany) -> None:
+        with self._recorder.together():  # the burst's starts in one transaction
+            for request in notice.fires:
+                try:
+                    self._on_start_scheduled(request)
+                except Exception:
+                    request.reply.set_exception()
 
     def _on_signal_with_start(self, request: msg.SignalWithStart) -> None:
         signal = (request.name, request.payload)

@@ -56,6 +56,15 @@ class StartScheduled(Request):
 
 
 @dataclass(frozen=True)
+class StartScheduledMany:
+    """Several schedules' fires due together, each handled as its own :class:`StartScheduled` (each replies on
+    its own future): one message so that the core handles a burst of fires in one go, and the recorder commits
+    them in one transaction."""
+
+    fires: tuple[StartScheduled, ...]
+
+
+@dataclass(frozen=True)
 class SignalWithStart(Request):
     """Record signal ``name`` for the workflow, starting it first (in the same transaction) if it is not
     running; replies with the stamped events (``WorkflowStarted`` first when it was started)."""

@@ -6,7 +6,9 @@ per flush. It never writes to the store and never resolves a future: the actor d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pykka
@@ -116,6 +118,48 @@ class RecorderHandle:
                 # The actor died without running on_stop: nobody will drain the queue.
                 set_exception(item[3], (RecorderStoppedError, RecorderStoppedError("the recorder died"), None))
             # Otherwise it was queued before on_stop marked the recorder stopped: on_stop committed it.
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Wake the recorder only when the block ends, so that the appends queued inside it (a burst of schedule
+        fires) go into one transaction (up to ``max_batch`` requests)::
+
+            with handle.together():
+                for request in burst:
+                    handle.append_to(sink, request.token, ...)
+
+        It holds the recorder's wake-up flag for the block: appends of other threads meanwhile wait for its end
+        too (they join the same transaction). If a wake-up is already on its way when the block starts, the
+        recorder may take part of the block early; nothing is ever left queued."""
+        shared = self._shared
+        with shared.lock:
+            held = not shared.flush_scheduled and not shared.stopped
+            if held:
+                shared.flush_scheduled = True
+        try:
+            yield
+        finally:
+            if held:
+                try:
+                    self.ref.tell(Flush())
+                except pykka.ActorDeadError:
+                    self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        """The actor is gone: if it died without running on_stop, nobody will drain the queue, so fail what is
+        in it (if it stopped, on_stop committed what was queued before)."""
+        shared = self._shared
+        with shared.lock:
+            if shared.stopped:
+                return
+            shared.stopped = True
+        died = RecorderStoppedError("the recorder died")
+        while True:
+            try:
+                item = shared.queue.get_nowait()
+            except queue.Empty:
+                return
+            set_exception(item[3], (RecorderStoppedError, died, None))
 
     def stats(self) -> RecorderStats:
         """A snapshot of the recorder's counters."""

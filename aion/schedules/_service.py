@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from aion import events as ev
 from aion._ids import new_run_id
 from aion.clock import Clock
 from aion.engine._closures import Closures
-from aion.engine._messages import CancelWorkflowRequest, StartScheduled, TerminateWorkflow
+from aion.engine._messages import CancelWorkflowRequest, StartScheduled, StartScheduledMany, TerminateWorkflow
 from aion.engine._options import StartOptions
 from aion.engine._timers import TimerService
 from aion.errors import AionError
@@ -60,7 +61,7 @@ class Call:
 
 @dataclass(frozen=True)
 class _Due:
-    schedule_id: str
+    """Wake-up: the timer thread has queued due schedule ids (``ScheduleService._due``)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,11 @@ class ScheduleService(pykka.ThreadingActor):
         #: workflow id -> the schedule that started it (while it runs).
         self._owners: dict[str, str] = {}
         self._timers = TimerService(self._timer_due, clock)
+        #: Schedule ids the timer thread found due, taken all at once by one ``_Due`` (see ``_timer_due``).
+        self._due: list[str] = []
+        self._due_lock = threading.Lock()
+        #: Starts decided while handling one message, told to the core together when it is handled.
+        self._outbox: list[StartScheduled] = []
         self._starting = 0
         #: The API's reply futures of manual fires whose start is on its way.
         self._pending_replies: dict[tuple[str, str], pykka.Future[Any] | None] = {}
@@ -153,6 +159,7 @@ class ScheduleService(pykka.ThreadingActor):
                     slot.running.add(action.workflow_id)
                     self._owners[action.workflow_id] = schedule_id
             self._consider(slot)
+        self._send_starts()
         self._timers.start()
 
     def on_stop(self) -> None:
@@ -164,21 +171,39 @@ class ScheduleService(pykka.ThreadingActor):
             if isinstance(message, Call):
                 self._on_call(message)
             elif isinstance(message, _Due):
-                self._timers.handled()
-                slot = self._slots.get(message.schedule_id)
-                if slot is not None:
-                    self._consider(slot)  # a busy schedule looks again when its start lands
+                with self._due_lock:
+                    due, self._due = self._due, []
+                for schedule_id in due:
+                    self._timers.handled()
+                    slot = self._slots.get(schedule_id)
+                    if slot is not None:
+                        self._consider(slot)  # a busy schedule looks again when its start lands
             elif isinstance(message, _Started):
                 self._on_started(message)
             elif isinstance(message, _Closed):
                 self._on_closed(message)
         except Exception:
             log.exception("the schedule service failed to handle %r", message)
+        finally:
+            self._send_starts()
         return None
 
     def _timer_due(self, key: Any) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(_Due(key))
+        # A burst of fires due at once (a hundred schedules on the same second) becomes one message here, and
+        # one StartScheduledMany to the core: the recorder then commits them in one transaction.
+        with self._due_lock:
+            self._due.append(key)
+            wake = len(self._due) == 1
+        if wake:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.actor_ref.tell(_Due())
+
+    def _send_starts(self) -> None:
+        outbox = self._outbox
+        if not outbox:
+            return
+        self._outbox = []
+        self._core.tell(outbox[0] if len(outbox) == 1 else StartScheduledMany(tuple(outbox)))
 
     def _closed_listener(self, workflow_id: str, terminal: ev.Event) -> None:
         if workflow_id in self._owners and not isinstance(terminal, ev.WorkflowContinuedAsNew):
@@ -389,7 +414,7 @@ class ScheduleService(pykka.ThreadingActor):
         slot.busy = True
         self._starting += 1
         self._pending_replies[(sid, workflow_id)] = reply
-        self._core.tell(
+        self._outbox.append(
             StartScheduled(
                 state.workflow_type,
                 workflow_id,

@@ -43,9 +43,11 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     max_event_bytes: int,
     cached_runs: Mapping[str, RunInfo],
     cached_heads: Mapping[str, int],
+    groups: Sequence[tuple[int, int]] = (),
 ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
     """Plan ``requests`` against the stored (or cached) run records and write the plan into ``txn``; return
-    the per-request results, and the run records and heads of the workflows the batch loaded or wrote."""
+    the per-request results, and the run records and heads of the workflows the batch loaded or wrote.
+    ``groups`` are the batch's atomic groups (see :func:`~aion.store._plan.plan_batch`)."""
     runs_db = dbs.runs
     run_index = dbs.run_index
 
@@ -69,6 +71,7 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
         cached_runs=cached_runs,
         cached_heads=cached_heads,
         load_schedule_head=lambda schedule_id: lmdb_schedule_head(txn, dbs.schedules, schedule_id),
+        groups=groups,
     )
     for schedule_id, seq, data in plan.schedules:
         if not txn.put(schedule_key(schedule_id, seq), data, db=dbs.schedules, overwrite=False):

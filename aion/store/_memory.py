@@ -56,8 +56,9 @@ class MemoryEventStore:
         *,
         atomic: bool = False,
         before_commit: Callable[[], object] | None = None,
+        groups: Sequence[tuple[int, int]] = (),
     ) -> list[list[Event] | AionError]:
-        """Several appends at once (see ``EventStore.append_batch``); ``before_commit`` as in
+        """Several appends at once (see ``EventStore.append_batch``); ``before_commit`` and ``groups`` as in
         ``LmdbEventStore.append_batch``."""
         with self._lock:
             self._check_open()
@@ -69,6 +70,7 @@ class MemoryEventStore:
                 run_id_taken=self._run_index.__contains__,
                 max_event_bytes=self._max_event_bytes,
                 load_schedule_head=lambda schedule_id: len(self._schedules.get(schedule_id, ())),
+                groups=groups,
             )
             if before_commit is not None:
                 before_commit()

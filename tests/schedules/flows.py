@@ -17,4 +17,12 @@ async def blocks() -> str:
     return str(await workflow.wait_signal("go"))
 
 
-ALL = [quick, blocks]
+
+
+@workflow.defn
+async def fails() -> None:
+    """Fails at once."""
+    raise RuntimeError("boom")
+
+
+ALL = [quick, blocks, fails]
