@@ -277,3 +277,23 @@ class RecorderStoppedError(EngineNotRunningError):
     """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
 
     code = "recorder_stopped"
+
+
+class ScheduleAlreadyExistsError(AionError):
+    """A schedule with this id exists (and is not deleted); its id cannot be created again."""
+
+    code = "schedule_already_exists"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} already exists")
+        self.schedule_id = schedule_id
+
+
+class ScheduleNotFoundError(NotFoundError):
+    """No schedule with this id exists (or it was deleted)."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} not found")
+        self.schedule_id = schedule_id

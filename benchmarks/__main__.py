@@ -118,6 +118,17 @@ def _visibility(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _schedules(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"schedule fire lateness p50 / p99 ({d['schedules']} schedules at 1 s)",
+            f"{d['lateness_p50_ms']:.1f} / {d['lateness_p99_ms']:.1f} ms",
+            f"p99 < {d['target_p99_ms']:g} ms",
+            "yes" if d["met"] else "NO",
+        ),
+    ]
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "throughput": _throughput,
     "crash_restart": _crash_restart,
@@ -129,6 +140,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "recorder": _recorder,
     "testing_env": _testing_env,
     "visibility": _visibility,
+    "schedules": _schedules,
 }
 
 

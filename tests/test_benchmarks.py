@@ -19,6 +19,7 @@ MACHINE = {"benchmark", "cores", "python", "date", "load_average"}
 #: benchmark -> keys its JSON line must carry (besides the machine facts)
 EXPECTED: dict[str, set[str]] = {
     "visibility": {"runs", "selective_query_ms", "full_scan_ms", "speedup", "count_by_status_ms", "met"},
+    "schedules": {"schedules", "fires", "lateness_p50_ms", "lateness_p99_ms", "target_p99_ms", "met"},
     "throughput": {
         "workflows",
         "workflows_per_s",

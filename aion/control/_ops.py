@@ -17,6 +17,7 @@ from typing import Any
 import aion
 from aion.clock import Clock
 from aion.control._engine_api import ControlledEngine
+from aion.control._schedule_ops import SCHEDULE_OPS
 from aion.control._views import (
     annotate_tree,
     count_view,
@@ -222,3 +223,5 @@ OPS: dict[str, Op] = {
     "result": op_result,
     "count": op_count,
 }
+
+OPS.update(SCHEDULE_OPS)

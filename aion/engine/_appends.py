@@ -29,6 +29,7 @@ from aion.engine._runs import Run
 from aion.errors import AionError
 from aion.observability._observer import Observer
 from aion.recorder import CommitSink, Committed, RecorderHandle
+from aion.store import AppendRequest
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class AppendPipeline:
         *,
         then: Then | None = None,
         reply: pykka.Future[Any] | None = None,
+        companion: AppendRequest | None = None,
     ) -> None:
         """Queue ``events`` after the run's head (see ``Core.append``)."""
         state = run.state
@@ -72,7 +74,7 @@ class AppendPipeline:
         state.head += len(events)
         closing = any(event.terminal for event in events)
         token = AppendToken(run, then, reply, closing, run.generation)
-        self._recorder.append_to(self._sink, token, state.workflow_id, events, expected)
+        self._recorder.append_to(self._sink, token, state.workflow_id, events, expected, companion=companion)
         self.in_flight += 1
 
     def settle(self, token: AppendToken, stamped: list[ev.Event] | None, error: BaseException | None) -> bool:

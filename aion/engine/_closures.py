@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from aion.events import Event, WorkflowCompleted
@@ -65,6 +65,19 @@ class Closures:
         self._open: set[tuple[str, str]] = set()
         self._waiters: dict[tuple[str, str], list[ClosureWaiter]] = {}
         self._recent: collections.OrderedDict[tuple[str, str], Event] = collections.OrderedDict()
+        #: Called with ``(workflow_id, terminal)`` on every close (the schedule service's way to learn of them).
+        self._listeners: list[Callable[[str, Event], None]] = []
+
+    def listen(self, listener: Callable[[str, Event], None]) -> None:
+        """Call ``listener(workflow_id, terminal)`` (on the recorder's thread: it must be quick and not raise)
+        whenever a run the core drives closes."""
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+    def unlisten(self, listener: Callable[[str, Event], None]) -> None:
+        """Stop calling ``listener``."""
+        with self._lock:
+            self._listeners = [known for known in self._listeners if known is not listener]
 
     @contextlib.contextmanager
     def watch(self, workflow_id: str, run_id: str) -> Iterator[ClosureWaiter]:
@@ -106,6 +119,9 @@ class Closures:
                 recent[key] = terminal
                 if len(recent) > RECENT_CLOSURES:
                     recent.popitem(last=False)
+            listeners = self._listeners  # replaced, never changed in place
+        for listener in listeners:
+            listener(workflow_id, terminal)
 
     def forget(self, workflow_id: str, run_id: str) -> None:
         """The run is no longer driven by the core as it was: its waiters read the store again."""

@@ -43,7 +43,7 @@ from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
 from aion.observability._observer import Observer
 from aion.recorder import RecorderHandle
-from aion.store import EventStore
+from aion.store import AppendRequest, EventStore
 from aion.visibility import SearchAttributeSchema
 from aion.workflow._commands import Command
 from supervisors import SimpleInbox
@@ -89,6 +89,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._activities = ActivityManager(
             self, self._timers, processes, clock, cancel_grace=cancel_grace, observer=observer
         )
+        self._recorder = recorder
         self._links = ProcessLinks(
             self,
             store,
@@ -148,6 +149,8 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.QueryWorkflow: self._on_query_workflow,
             msg.GetResidency: self._on_get_residency,
             msg.GetQuiescence: self._on_get_quiescence,
+            msg.StartScheduled: self._on_start_scheduled,
+            msg.StartScheduledMany: self._on_start_scheduled_many,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -195,10 +198,16 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             del self._runs[run.workflow_id]
 
     def append(
-        self, run: Run, events: Sequence[ev.Event], *, then: Then | None = None, reply: pykka.Future[Any] | None = None
+        self,
+        run: Run,
+        events: Sequence[ev.Event],
+        *,
+        then: Then | None = None,
+        reply: pykka.Future[Any] | None = None,
+        companion: AppendRequest | None = None,
     ) -> None:
         """Record ``events`` for ``run`` (see ``Core.append``)."""
-        self._appends.append(run, events, then=then, reply=reply)
+        self._appends.append(run, events, then=then, reply=reply, companion=companion)
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
         """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""
@@ -222,6 +231,25 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._lifecycle.start(
             request.workflow_type, request.workflow_id, request.args, request.options, reply=request.reply
         )
+
+    def _on_start_scheduled(self, request: msg.StartScheduled) -> None:
+        self._lifecycle.start(
+            request.workflow_type,
+            request.workflow_id,
+            request.args,
+            request.options,
+            run_id=request.run_id,
+            companion=request.fire,
+            reply=request.reply,
+        )
+
+    def _on_start_scheduled_many(self, notice: msg.StartScheduledMany) -> None:
+        with self._recorder.together():  # the burst's starts in one transaction
+            for request in notice.fires:
+                try:
+                    self._on_start_scheduled(request)
+                except Exception:
+                    request.reply.set_exception()
 
     def _on_signal_with_start(self, request: msg.SignalWithStart) -> None:
         signal = (request.name, request.payload)

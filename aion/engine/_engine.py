@@ -30,7 +30,7 @@ from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
 from aion.engine._tree import run_node
-from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
+from aion.errors import AionError, EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
 from aion.observability._setup import MetricsOption, Telemetry, recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
@@ -106,6 +106,7 @@ class Engine:
         self._core: pykka.ActorRef[EngineCore] | None = None
         self.closures = Closures()
         self._control: ControlServer | None = None  # the CLI's control socket, served while running
+        self._schedules: pykka.ActorRef[Any] | None = None  # the schedule service (aion.schedules)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -156,6 +157,7 @@ class Engine:
                 sources = [residency_source(lambda: self.request(GetResidency(), timeout=5))]
                 sources.append(recorder_source(recorder.stats))
                 self._telemetry.started(self.data_dir, resumed, sources)
+                self._start_schedules()
                 self._control = start_control_server(self, on_request=self._telemetry.control_request)
             except BaseException:
                 self._running = True
@@ -183,11 +185,23 @@ class Engine:
             steps = [supervision.stop_tree, self._stop_core, self._stop_recorder, supervision.stop_zygote]
             steps.append(self._close_store)
         self._supervision = None
+        steps.insert(0, self._stop_schedules)
         for step in steps:
             try:
                 step()
             except Exception:
                 log.exception("error while stopping the engine")
+
+    def _start_schedules(self) -> None:
+        from aion.schedules._service import ScheduleService  # noqa: PLC0415 (schedules import the engine)
+
+        assert self._store is not None and self._recorder is not None and self._core is not None
+        self._schedules = ScheduleService.start(self._store, self._recorder, self._core, self._clock, self.closures)
+
+    def _stop_schedules(self) -> None:
+        service, self._schedules = self._schedules, None
+        if service is not None:
+            service.stop()
 
     def _stop_core(self) -> None:
         core, self._core = self._core, None
@@ -360,10 +374,13 @@ class Engine:
         return count_workflows(self.store, query, schema=self.search_attributes)
 
     def supervision_tree(self) -> dict[str, Any]:
-        """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids)."""
+        """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids; the
+        schedule service is a node of its own, its schedules below it)."""
         tree = None if self._supervision is None else self._supervision.tree()
         if tree is None:
             raise EngineNotRunningError("the engine is not running")
+        if self._schedules is not None:
+            tree.setdefault("children", []).append(self.schedule_call(None, lambda service: service.tree_node()))
         return tree
 
     def residency(self) -> dict[str, int]:
@@ -406,3 +423,83 @@ class Engine:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
         core.tell(message)
         return message.reply.get(timeout=timeout)
+
+    # -- schedules (aion.schedules; docs/schedules.md) -------------------------------------------------------
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., Any],
+        *args: Any,
+        spec: Any,
+        policy: Any = None,
+        search_attributes: dict[str, Any] | None = None,
+        memo: dict[str, Any] | None = None,
+        paused: bool = False,
+        note: str | None = None,
+    ) -> Any:
+        """Create schedule ``schedule_id``: start ``workflow(*args)`` at every fire of ``spec`` (a
+        ``ScheduleSpec``), with ``policy`` (a ``SchedulePolicy``, default: skip overlapping fires). Returns a
+        ``ScheduleHandle`` once ``ScheduleCreated`` is durable. ``ScheduleAlreadyExistsError`` if the id exists;
+        ``InvalidArgumentError`` naming the field for bad input (an unknown workflow type included)."""
+        from aion.schedules import SchedulePolicy  # noqa: PLC0415
+        from aion.schedules._handle import create  # noqa: PLC0415
+
+        name = workflow_type_name(workflow)
+        try:
+            self.registry.workflow(name)
+        except AionError as error:
+            raise InvalidArgumentError(f"workflow: {error}") from None
+        return create(
+            self,
+            schedule_id,
+            name,
+            list(args),
+            spec=spec,
+            policy=SchedulePolicy() if policy is None else policy,
+            search_attributes=search_attributes,
+            memo=memo,
+            paused=paused,
+            note=note,
+        )
+
+    def get_schedule(self, schedule_id: str) -> Any:
+        """A ``ScheduleHandle`` to ``schedule_id``; ``ScheduleNotFoundError`` if there is none (or it was deleted)."""
+        from aion.schedules import ScheduleHandle, load_state  # noqa: PLC0415
+
+        load_state(self.store, schedule_id)
+        return ScheduleHandle(self, schedule_id)
+
+    def list_schedules(self) -> list[Any]:
+        """The ``ScheduleDescription`` of every schedule (deleted ones left out), by id."""
+        from aion.schedules._handle import describe_state  # noqa: PLC0415
+
+        def action(service: Any) -> list[Any]:
+            return [describe_state(slot.state, self.store, service.now()) for slot in service.slots()]
+
+        result: list[Any] = self.schedule_call(None, action)
+        return result
+
+    def schedule_call(self, schedule_id: str | None, action: Callable[[Any], Any]) -> Any:
+        """Run ``action(service)`` in the schedule service once ``schedule_id`` has nothing on its way, and
+        return its value. Internal: what ``ScheduleHandle`` uses."""
+        from aion.schedules._service import Call  # noqa: PLC0415
+
+        service = self._schedules
+        if service is None or not self._running:
+            raise EngineNotRunningError("the engine is not running: use it as a context manager")
+        call = Call(schedule_id, action)
+        service.tell(call)
+        return call.reply.get()
+
+    def quiescence(self) -> Any:
+        """Whether the engine core and the schedule service have settled, and when the next deadline of either
+        is due (a ``Quiescence``; the testing kit's time skipping)."""
+        from aion.engine._messages import GetQuiescence, Quiescence  # noqa: PLC0415
+
+        core: Quiescence = self.request(GetQuiescence())
+        if self._schedules is None:
+            return core
+        settled, next_due = self.schedule_call(None, lambda service: service.quiescence())
+        dues = [due for due in (core.next_due, next_due) if due is not None]
+        return Quiescence(core.settled and settled, core.activities_busy, min(dues) if dues else None)

@@ -14,6 +14,7 @@ import pykka
 
 from aion import events as ev
 from aion.engine._runs import Run
+from aion.store import AppendRequest
 
 #: Called with the stamped events once an append is durable.
 Then = Callable[[list[ev.Event]], None]
@@ -35,10 +36,17 @@ class Core(Protocol):
         """``run`` is no longer worked on (it closed, or never became durable)."""
 
     def append(
-        self, run: Run, events: Sequence[ev.Event], *, then: Then | None = None, reply: pykka.Future[Any] | None = None
+        self,
+        run: Run,
+        events: Sequence[ev.Event],
+        *,
+        then: Then | None = None,
+        reply: pykka.Future[Any] | None = None,
+        companion: AppendRequest | None = None,
     ) -> None:
         """Send ``events`` to the recorder after the run's head; once durable, ``then`` and ``reply`` get the
-        stamped events and each event takes effect (a terminal one closes the run, an arrival is delivered)."""
+        stamped events and each event takes effect (a terminal one closes the run, an arrival is delivered).
+        ``companion`` (a schedule's fire) is committed in the same transaction, atomically."""
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
         """``terminal`` is durable: release everything the run held and tell whoever depends on it."""

@@ -29,7 +29,7 @@ from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
 from aion.engine._timers import TimerService
 from aion.errors import AionError, WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
 from aion.observability._observer import Observer
-from aion.store import EventStore
+from aion.store import AppendRequest, EventStore
 from aion.workflow._commands import ContinueAsNew
 
 #: A caller's request applied to a workflow's open run.
@@ -75,8 +75,10 @@ class RunLifecycle:
         run_id: str | None = None,
         signal: tuple[str, Any] | None = None,
         reply: pykka.Future[Any] | None = None,
+        companion: AppendRequest | None = None,
     ) -> None:
-        """Record a new run's ``WorkflowStarted`` (and ``signal`` with it), then give it a process."""
+        """Record a new run's ``WorkflowStarted`` (and ``signal`` with it), then give it a process. A
+        ``companion`` (a schedule's fire) is committed with it, atomically."""
         self._registry.workflow(workflow_type)
         existing = self._core.live(workflow_id)
         if existing is not None and not existing.state.closing:
@@ -114,7 +116,7 @@ class RunLifecycle:
             run.state.started = first
             self.begin(run, resumed=False)
 
-        self._core.append(run, events, then=begin, reply=reply)
+        self._core.append(run, events, then=begin, reply=reply, companion=companion)
 
     def begin(self, run: Run, *, resumed: bool) -> None:
         """A run's ``WorkflowStarted`` is durable: arm its timeouts and give it a process (now, or when a slot

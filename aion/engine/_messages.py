@@ -15,6 +15,7 @@ import pykka
 from aion import events as ev
 from aion.engine._options import StartOptions
 from aion.engine._timer_keys import TimerKey
+from aion.store import AppendRequest
 
 # -- requests -------------------------------------------------------------------------------------------------
 
@@ -39,6 +40,28 @@ class StartWorkflow(Request):
     workflow_id: str
     args: list[Any]
     options: StartOptions
+
+
+@dataclass(frozen=True)
+class StartScheduled(Request):
+    """A schedule's fire: record the run's ``WorkflowStarted`` and the schedule's ``fire`` (its
+    ``ScheduleFired``) in one transaction; replies like :class:`StartWorkflow`."""
+
+    workflow_type: str
+    workflow_id: str
+    args: list[Any]
+    options: StartOptions
+    run_id: str
+    fire: AppendRequest
+
+
+@dataclass(frozen=True)
+class StartScheduledMany:
+    """Several schedules' fires due together, each handled as its own :class:`StartScheduled` (each replies on
+    its own future): one message so that the core handles a burst of fires in one go, and the recorder commits
+    them in one transaction."""
+
+    fires: tuple[StartScheduled, ...]
 
 
 @dataclass(frozen=True)

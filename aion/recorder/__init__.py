@@ -24,9 +24,13 @@ While a transaction commits, new appends pile up in the queue and the next flush
 size adapts to the load with no timer and no added latency when idle. Passing the requests through pykka's
 own inbox (one message per append) would also work, but pykka handles one message per ``on_receive`` and
 gives an actor no way to peek at its inbox, so it could not batch; the side queue plus a coalesced wake-up
-message keeps the actor the single writer and costs one queue put per append. An ``atomic`` batch (continue-
-as-new, signal-with-start) is committed in a transaction of its own so that its failure aborts only itself;
-order between queued items is kept.
+message keeps the actor the single writer and costs one queue put per append. An ``atomic`` item (an
+``append_batch(atomic=True)``: continue-as-new, signal-with-start; an append with a ``companion``: a schedule's
+fire with its run's start) is committed in the same transaction as the rest of the drain, as an *atomic group*
+of the store's batch (``append_batch(..., groups=...)``): planned as one unit, so a refused request takes its
+group back (nothing of it is written, each of its slots holds the refusal) and nothing else. A hundred schedules
+firing at once are thus one fsync, not a hundred. On a store that takes no groups, each atomic item is a
+transaction of its own. Order between queued items is kept.
 
 Resolving after the next write
 ------------------------------

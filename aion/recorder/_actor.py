@@ -1,7 +1,8 @@
 """The recorder's actor: the one writer of the event store and its group-commit loop.
 
-It owns draining the shared queue into ``EventStore.append_batch`` calls (one transaction per run of
-non-atomic items, one per atomic item), the counters, and resolving each batch's futures after the next batch's
+It owns draining the shared queue into ``EventStore.append_batch`` calls (one transaction per drain of up to
+``max_batch`` requests, atomic items in it as atomic groups; on a store without groups, one transaction per run of
+non-atomic items and one per atomic item), the counters, and resolving each batch's futures after the next batch's
 writes (see ``aion.recorder``). It never blocks on a caller, never encodes events (the handles do, in the
 appending thread) and never lets a commit sink's failure abort a write transaction.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import inspect
 import queue
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pykka
@@ -68,7 +69,21 @@ class Pending:
         committed: Committed
         outcomes = self.outcomes
         deliveries = self.deliveries
-        for requests, _, single, target in group:
+        for requests, atomic, single, target in group:
+            if atomic:  # an atomic group: all its slots succeeded, or all hold the error that refused it
+                count = len(requests)
+                slots = results[offset : offset + count]
+                offset += count
+                refusal = next((slot for slot in slots if isinstance(slot, AionError)), None)
+                if refusal is not None:
+                    errors += count
+                    self.add(target, None, (type(refusal), refusal, refusal.__traceback__))
+                    continue
+                for slot in slots:
+                    events += len(slot)  # type: ignore[arg-type]
+                # A single append with a companion (``append_to(..., companion=...)``) reports the append's outcome.
+                self.add(target, slots[0] if single else slots, None)
+                continue
             if not single:
                 count = len(requests)
                 slots = results[offset : offset + count]
@@ -142,11 +157,15 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         # Stores that can run a hook between writing a batch and committing it get the resolution of the
         # previous batch's futures there (LmdbEventStore, MemoryEventStore); any other store is just called.
         self._hook: dict[str, Any] = {}
+        # Stores that take atomic groups inside a batch get atomic items in the shared transaction.
+        parameters: Collection[str]
         try:
-            if "before_commit" in inspect.signature(store.append_batch).parameters:
-                self._hook = {"before_commit": self._pending.resolve}
+            parameters = inspect.signature(store.append_batch).parameters
         except (TypeError, ValueError):
-            pass
+            parameters = ()
+        if "before_commit" in parameters:
+            self._hook = {"before_commit": self._pending.resolve}
+        self._groups = "groups" in parameters
 
     def on_receive(self, message: Any) -> Any:
         """Handle a flush (commit whatever is queued) or a handle's request for the shared state."""
@@ -183,7 +202,9 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
                     atomic = atomic or item[1]
                 if not items:
                     return
-                if atomic:
+                if atomic and self._groups:
+                    self._commit_group(items, grouped=True)
+                elif atomic:
                     self._commit(items)
                 else:
                     self._commit_group(items)  # what _commit does with no atomic item, without the scan
@@ -204,13 +225,24 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
             self._commit_group(items[start:end] if start or end < len(items) else items)
             start = end
 
-    def _commit_group(self, group: list[Item]) -> None:
+    def _commit_group(self, group: list[Item], *, grouped: bool = False) -> None:
+        """Commit drained items in one transaction; with ``grouped`` its atomic items are atomic groups of it."""
         requests = [request for item in group for request in item[0]]
         pending = self._pending
         observer = self._on_commit
         began = observer[0]() if observer is not None else 0.0
+        options = self._hook
+        if grouped:
+            spans: list[tuple[int, int]] = []
+            start = 0
+            for item in group:
+                end = start + len(item[0])
+                if item[1]:
+                    spans.append((start, end))
+                start = end
+            options = {**options, "groups": spans}
         try:
-            results = self._store.append_batch(requests, atomic=False, **self._hook)
+            results = self._store.append_batch(requests, atomic=False, **options)
         except BaseException:
             pending.resolve()
             self._fail(group, sys.exc_info())
@@ -227,7 +259,7 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         shared.errors += errors
 
     def _commit_atomic(self, item: Item) -> None:
-        requests, _, _, target = item
+        requests, _, single, target = item
         pending = self._pending
         shared = self._shared
         observer = self._on_commit
@@ -256,7 +288,8 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
                 shared.errors += 1
             else:
                 shared.events += len(slot)
-        pending.add(target, results, None)
+        # A single append with a companion (``append_to(..., companion=...)``) reports the append's outcome.
+        pending.add(target, results[0] if single else results, None)
 
     def _fail(self, items: list[Item], exc_info: Any) -> None:
         for _, _, _, target in items:

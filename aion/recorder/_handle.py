@@ -6,7 +6,9 @@ per flush. It never writes to the store and never resolves a future: the actor d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pykka
@@ -51,7 +53,14 @@ class RecorderHandle:
         return self._submit([_new_request(workflow_id, events, expected_head)], atomic=False, single=True)
 
     def append_to(
-        self, sink: CommitSink, token: Any, workflow_id: str, events: Sequence[Event], expected_head: int
+        self,
+        sink: CommitSink,
+        token: Any,
+        workflow_id: str,
+        events: Sequence[Event],
+        expected_head: int,
+        *,
+        companion: AppendRequest | None = None,
     ) -> None:
         """Queue an append whose outcome goes to ``sink`` as ``(token, stamped_events, error)`` once durable (or
         refused): the way for an actor, which must not block, to append. Every outcome of one committed batch
@@ -59,8 +68,15 @@ class RecorderHandle:
         one per append. Raises ``RecorderStoppedError`` at once if the recorder has stopped::
 
             handle.append_to(outcomes.extend, "order-1", "order-1", [signal], expected_head=4)
+
+        A ``companion`` request (a schedule's fire, ``aion.store.ScheduleAppend``) is committed atomically with
+        the append, in a transaction of their own: both or neither. The outcome reported is the append's.
         """
-        self._queue(([_new_request(workflow_id, events, expected_head)], False, True, (sink, token)))
+        request = _new_request(workflow_id, events, expected_head)
+        if companion is None:
+            self._queue(([request], False, True, (sink, token)))
+        else:
+            self._queue(([request, _with_bodies(companion)], True, True, (sink, token)))
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False
@@ -102,6 +118,48 @@ class RecorderHandle:
                 # The actor died without running on_stop: nobody will drain the queue.
                 set_exception(item[3], (RecorderStoppedError, RecorderStoppedError("the recorder died"), None))
             # Otherwise it was queued before on_stop marked the recorder stopped: on_stop committed it.
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Wake the recorder only when the block ends, so that the appends queued inside it (a burst of schedule
+        fires) go into one transaction (up to ``max_batch`` requests)::
+
+            with handle.together():
+                for request in burst:
+                    handle.append_to(sink, request.token, ...)
+
+        It holds the recorder's wake-up flag for the block: appends of other threads meanwhile wait for its end
+        too (they join the same transaction). If a wake-up is already on its way when the block starts, the
+        recorder may take part of the block early; nothing is ever left queued."""
+        shared = self._shared
+        with shared.lock:
+            held = not shared.flush_scheduled and not shared.stopped
+            if held:
+                shared.flush_scheduled = True
+        try:
+            yield
+        finally:
+            if held:
+                try:
+                    self.ref.tell(Flush())
+                except pykka.ActorDeadError:
+                    self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        """The actor is gone: if it died without running on_stop, nobody will drain the queue, so fail what is
+        in it (if it stopped, on_stop committed what was queued before)."""
+        shared = self._shared
+        with shared.lock:
+            if shared.stopped:
+                return
+            shared.stopped = True
+        died = RecorderStoppedError("the recorder died")
+        while True:
+            try:
+                item = shared.queue.get_nowait()
+            except queue.Empty:
+                return
+            set_exception(item[3], (RecorderStoppedError, died, None))
 
     def stats(self) -> RecorderStats:
         """A snapshot of the recorder's counters."""

@@ -26,6 +26,7 @@ from aion.store._types import (
     TIMER_KINDS,
     AppendRequest,
     RunInfo,
+    ScheduleAppend,
     TimerRow,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "LmdbEventStore",
     "MemoryEventStore",
     "RunInfo",
+    "ScheduleAppend",
     "TimerRow",
     "open_store",
 ]

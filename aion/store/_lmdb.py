@@ -85,8 +85,14 @@ class LmdbEventStore(LmdbReads):
         *,
         atomic: bool = False,
         before_commit: Callable[[], object] | None = None,
+        groups: Sequence[tuple[int, int]] = (),
     ) -> list[list[Event] | AionError]:
         """Several appends in one write transaction and one fsync (see ``EventStore.append_batch``).
+
+        ``groups`` are ``(start, end)`` spans of ``requests`` committed all-or-nothing inside a non-atomic batch:
+        a refused request of a group leaves nothing of its group written and its error in every slot of the
+        group, while the rest of the batch commits (the recorder puts several atomic appends, such as schedule
+        fires, in one transaction this way).
 
         ``before_commit`` is called once, on this thread, after the batch is written into the transaction and
         just before its commit (not at all if the batch fails first). The recorder resolves the futures of its
@@ -110,6 +116,7 @@ class LmdbEventStore(LmdbReads):
                         self._run_cache,
                         self._head_cache,
                         self._unindexed,
+                        groups,
                     )
                     if before_commit is not None:
                         hook, before_commit = before_commit, None

@@ -16,6 +16,7 @@ database           key                                            value
 ``timers_by_wf``   workflow_id ``\\0`` kind ``\\0`` key (u64)         fire_at (u64)
 ``schedules``      reserved for the schedule service
 ``vis_attr``       attribute ``\\0`` tag value workflow_id [2]      empty
+``schedules``      schedule_id ``\\0`` seq (u64)                    ``encode_event`` bytes
 ``meta``           ``magic``, ``schema_version``                  ``aion-store``, ascii int
 =================  =============================================  ====================================
 

@@ -23,6 +23,7 @@ from aion.store._checks import check_aware, check_limit, check_workflow_id, pars
 from aion.store._derive import with_head
 from aion.store._lmdb_env import Databases, LmdbEnvironment
 from aion.store._lmdb_format import U64, decode_run, time_key, time_of
+from aion.store._schedule_rows import lmdb_schedule_history, lmdb_schedule_ids
 from aion.store._types import RunInfo, TimerRow
 
 # U64's methods, bound here (CPython 3.11 builds a bound method per ``U64.pack(...)`` on an imported name).
@@ -117,6 +118,17 @@ class LmdbReads:
     """The read methods of the LMDB store, over the environment in :attr:`environment`."""
 
     environment: LmdbEnvironment
+
+    def read_schedule(self, schedule_id: str) -> list[Event]:
+        """A schedule's whole history (``[]`` for an unknown schedule)."""
+        check_workflow_id(schedule_id)
+        with self.environment.read() as txn:
+            return lmdb_schedule_history(txn, self.environment.dbs.schedules, schedule_id)
+
+    def schedule_ids(self) -> list[str]:
+        """The id of every schedule with a history (deleted ones too), in id order."""
+        with self.environment.read() as txn:
+            return list(lmdb_schedule_ids(txn, self.environment.dbs.schedules))
 
     def head(self, workflow_id: str) -> int:
         """The workflow's last sequence number, 0 when unknown."""

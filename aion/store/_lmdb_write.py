@@ -30,6 +30,7 @@ from aion.store._lmdb_format import (
 )
 from aion.store._lmdb_read import history_head
 from aion.store._plan import plan_batch
+from aion.store._schedule_rows import lmdb_schedule_head, schedule_key
 from aion.store._types import AppendRequest, RunInfo
 from aion.visibility._keys import index_keys
 
@@ -44,10 +45,12 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     cached_runs: Mapping[str, RunInfo],
     cached_heads: Mapping[str, int],
     unindexed: Collection[str] = (),
+    groups: Sequence[tuple[int, int]] = (),
 ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
     """Plan ``requests`` against the stored (or cached) run records and write the plan into ``txn``; return
     the per-request results, and the run records and heads of the workflows the batch loaded or wrote.
-    ``unindexed`` names the attributes the visibility index leaves out (``text``)."""
+    ``unindexed`` names the attributes the visibility index leaves out (``text``); ``groups`` are the batch's
+    atomic groups (see :func:`~aion.store._plan.plan_batch`)."""
     runs_db = dbs.runs
     run_index = dbs.run_index
 
@@ -70,7 +73,12 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
         max_event_bytes=max_event_bytes,
         cached_runs=cached_runs,
         cached_heads=cached_heads,
+        load_schedule_head=lambda schedule_id: lmdb_schedule_head(txn, dbs.schedules, schedule_id),
+        groups=groups,
     )
+    for schedule_id, seq, data in plan.schedules:
+        if not txn.put(schedule_key(schedule_id, seq), data, db=dbs.schedules, overwrite=False):
+            raise StoreError(f"schedule {schedule_id!r} already holds seq {seq}: nothing was written")
     write_history(txn, dbs, plan.history, plan.derived)
     after = plan.after
     for workflow_id, before in plan.changed.items():

@@ -38,6 +38,7 @@ class MemoryEventStore:
         #: The visibility index: the same keys as the LMDB store's ``vis_attr``, kept sorted.
         self._index: list[bytes] = []
         self._schema: dict[str, str] = {}
+        self._schedules: dict[str, list[bytes]] = {}
         self._max_event_bytes = max_event_bytes
         self._clock = clock
         self._closed = False
@@ -61,8 +62,9 @@ class MemoryEventStore:
         *,
         atomic: bool = False,
         before_commit: Callable[[], object] | None = None,
+        groups: Sequence[tuple[int, int]] = (),
     ) -> list[list[Event] | AionError]:
-        """Several appends at once (see ``EventStore.append_batch``); ``before_commit`` as in
+        """Several appends at once (see ``EventStore.append_batch``); ``before_commit`` and ``groups`` as in
         ``LmdbEventStore.append_batch``."""
         with self._lock:
             self._check_open()
@@ -73,9 +75,13 @@ class MemoryEventStore:
                 load_run=self._load_run,
                 run_id_taken=self._run_index.__contains__,
                 max_event_bytes=self._max_event_bytes,
+                load_schedule_head=lambda schedule_id: len(self._schedules.get(schedule_id, ())),
+                groups=groups,
             )
             if before_commit is not None:
                 before_commit()
+            for schedule_id, _, data in plan.schedules:
+                self._schedules.setdefault(schedule_id, []).append(data)
             for workflow_id, _, data in plan.history:
                 self._history.setdefault(workflow_id, []).append(data)
             for applied in plan.derived:
@@ -146,6 +152,19 @@ class MemoryEventStore:
             del self._timers[workflow_id]
 
     # --- reads ---------------------------------------------------------------------------------------------
+
+    def read_schedule(self, schedule_id: str) -> list[Event]:
+        """A schedule's whole history (``[]`` for an unknown schedule)."""
+        check_workflow_id(schedule_id)
+        with self._lock:
+            self._check_open()
+            return [decode_event(data) for data in self._schedules.get(schedule_id, ())]
+
+    def schedule_ids(self) -> list[str]:
+        """The id of every schedule with a history, in id order."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._schedules)
 
     def head(self, workflow_id: str) -> int:
         """The workflow's last sequence number, 0 when unknown."""

@@ -20,7 +20,8 @@ from aion.events import Event
 from aion.status import WorkflowStatus
 from aion.store._checks import VALID_IDS, check_workflow_id
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES, FAST_EVENTS, Applied, apply_request, refuse_size
-from aion.store._types import AppendRequest, RunInfo
+from aion.store._schedule_rows import plan_schedule_append
+from aion.store._types import AppendRequest, RunInfo, ScheduleAppend
 
 #: ``WorkflowStatus.RUNNING``: a module constant is a much cheaper load than an enum member on the hot path.
 _RUNNING: Final = WorkflowStatus.RUNNING
@@ -97,6 +98,8 @@ class BatchPlan:
     #: workflow id -> its run record before the batch, for the workflows whose record changed in more than its
     #: head during the batch
     changed: dict[str, RunInfo | None] = field(default_factory=dict)
+    #: The rows of schedule histories the batch writes (``ScheduleAppend``): ``(schedule_id, seq, bytes)``.
+    schedules: list[tuple[str, int, bytes]] = field(default_factory=list)
 
 
 _UNLOADED: Final = object()
@@ -113,11 +116,18 @@ def plan_batch(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     cached_runs: Mapping[str, RunInfo] = _NOTHING_CACHED,
     cached_heads: Mapping[str, int] = _NOTHING_CACHED,
+    load_schedule_head: Callable[[str], int] | None = None,
+    groups: Sequence[tuple[int, int]] = (),
 ) -> BatchPlan:
     """Validate and stamp every request of a batch against the stored run records, chaining requests of the
     same workflow; load each workflow's run record and head once (``load_run`` gives ``(None, 0)`` for an unknown
     workflow; the record's own ``head_seq`` is not used), from ``cached_runs`` and ``cached_heads`` when they
-    hold it. With ``atomic`` the first refusal is raised."""
+    hold it. With ``atomic`` the first refusal is raised.
+
+    ``groups`` are atomic groups inside a non-atomic batch: ``(start, end)`` spans of ``requests`` (in order, not
+    overlapping) planned as one unit. When a request of a group is refused, nothing of the group is written and
+    every slot of the group holds that error; the other requests of the batch are planned as if the group were
+    not there (see :class:`_GroupUndo`)."""
     results: list[list[Event] | AionError] = []
     history: list[tuple[str, int, bytes]] = []
     derived: list[Applied] = []
@@ -128,8 +138,34 @@ def plan_batch(
     batch_run_ids: set[str] = set()
     time_bytes = encode_time(now)
     valid_ids = VALID_IDS
-    for request in requests:
+    schedule_rows: list[tuple[str, int, bytes]] = []
+    schedule_heads: dict[str, int] = {}
+    group_ends = dict(groups)
+    undo: _GroupUndo | None = None
+    group_end = -1
+    for index, request in enumerate(requests):
+        if undo is not None and index == group_end:
+            undo.close(results)
+            undo = None
+        if index in group_ends:
+            group_end = group_ends[index]
+            undo = _GroupUndo(
+                requests[index:group_end], current, after, heads, changed, schedule_heads, history, derived,
+                schedule_rows, batch_run_ids,
+            )  # fmt: skip
         try:
+            if type(request) is ScheduleAppend:
+                if load_schedule_head is None:
+                    raise InvalidArgumentError("this store keeps no schedule histories")
+                mark = len(schedule_rows)
+                try:
+                    results.append(
+                        plan_schedule_append(request, now, load_schedule_head, schedule_heads, schedule_rows)
+                    )
+                except AionError:
+                    del schedule_rows[mark:]
+                    raise
+                continue
             if type(request) is not AppendRequest and not isinstance(request, AppendRequest):
                 raise InvalidArgumentError(f"not an AppendRequest: {request!r}")
             workflow_id = request.workflow_id
@@ -178,6 +214,8 @@ def plan_batch(
             continue
         if applied.new_runs:
             batch_run_ids.update(run_id for run_id, _ in applied.new_runs)
+            if undo is not None:
+                undo.run_ids.extend(run_id for run_id, _ in applied.new_runs)
         history.extend(
             (workflow_id, event.seq, data) for event, data in zip(applied.events, applied.encoded, strict=True)
         )
@@ -187,4 +225,58 @@ def plan_batch(
             changed[workflow_id] = run
         current[workflow_id] = after[workflow_id] = applied.run
         heads[workflow_id] = applied.head
-    return BatchPlan(results, history, derived, after, heads, changed)
+    if undo is not None:
+        undo.close(results)
+    return BatchPlan(results, history, derived, after, heads, changed, schedule_rows)
+
+
+_MISSING: Final = object()
+
+
+class _GroupUndo:
+    """What planning an atomic group changed, to take back when one of its requests is refused.
+
+    Only the entries of the workflows and schedules the group names can change while it is planned, so those
+    entries are remembered (not copies of the whole batch's state: a batch of a hundred schedule fires has a
+    hundred groups), with the lengths of the lists the group appends to and the run ids it reserved."""
+
+    def __init__(  # noqa: PLR0917
+        self,
+        requests: Sequence[AppendRequest],
+        current: dict[str, Any],
+        after: dict[str, RunInfo],
+        heads: dict[str, int],
+        changed: dict[str, RunInfo | None],
+        schedule_heads: dict[str, int],
+        history: list[tuple[str, int, bytes]],
+        derived: list[Applied],
+        schedule_rows: list[tuple[str, int, bytes]],
+        batch_run_ids: set[str],
+    ) -> None:
+        self.dicts: tuple[dict[str, Any], ...] = (current, after, heads, changed, schedule_heads)
+        ids = {request.workflow_id for request in requests if type(getattr(request, "workflow_id", None)) is str}
+        self.saved = [(key, [table.get(key, _MISSING) for table in self.dicts]) for key in ids]
+        self.lists: tuple[list[Any], ...] = (history, derived, schedule_rows)
+        self.lengths = [len(rows) for rows in self.lists]
+        self.batch_run_ids = batch_run_ids
+        self.run_ids: list[str] = []
+        self.count = len(requests)
+
+    def close(self, results: list[list[Event] | AionError]) -> None:
+        """End the group, whose slots are the last ones of ``results``: when one holds an error,
+        undo the group and give each of its slots that error."""
+        count = self.count
+        slots = results[len(results) - count :]
+        refusal = next((slot for slot in slots if isinstance(slot, AionError)), None)
+        if refusal is None:
+            return
+        for key, values in self.saved:
+            for table, value in zip(self.dicts, values, strict=True):
+                if value is _MISSING:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+        for rows, length in zip(self.lists, self.lengths, strict=True):
+            del rows[length:]
+        self.batch_run_ids.difference_update(self.run_ids)
+        results[len(results) - count :] = [refusal] * count

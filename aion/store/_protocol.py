@@ -95,6 +95,12 @@ class EventStore(Protocol):
 
     def set_search_attribute_schema(self, schema: Mapping[str, str]) -> None:
         """Keep the declared search attributes; the index is rebuilt in the same write when they changed."""
+    def read_schedule(self, schedule_id: str) -> list[Event]:
+        """A schedule's whole history (``[]`` for an unknown schedule): see ``ScheduleAppend``."""
+        ...
+
+    def schedule_ids(self) -> list[str]:
+        """The id of every schedule with a history, in id order."""
         ...
 
     def close(self) -> None:

@@ -86,3 +86,13 @@ class AppendRequest:
     events: Sequence[Event]
     expected_head: int
     bodies: Sequence[bytes | None] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ScheduleAppend(AppendRequest):
+    """An append to a *schedule's* history (the ``schedules`` database), not a workflow's: ``workflow_id`` holds
+    the schedule id, ``events`` are schedule events (``aion.events.Schedule*``) and go after ``expected_head``.
+
+    It may share an atomic batch with a workflow's ``WorkflowStarted``: that is how a schedule's fire and the start
+    it causes are committed in one transaction. The store checks only the head; schedule ids never meet workflow
+    ids (the two histories live in different databases)."""

@@ -24,7 +24,7 @@ from aion._definitions import activity_type_name, define_activity
 from aion._durations import Duration, optional_seconds, to_seconds
 from aion.clock import SYSTEM_CLOCK, ManualClock
 from aion.engine import Engine, WorkflowHandle
-from aion.engine._messages import GetQuiescence, Quiescence
+from aion.engine._messages import Quiescence
 from aion.errors import InvalidArgumentError, ResultTimeoutError
 from aion.status import WorkflowStatus
 from aion.store import RunInfo
@@ -189,7 +189,7 @@ class WorkflowEnvironment:
         return TimeSkippingHandle(self, handle.workflow_id, handle.run_id)
 
     def _quiescence(self) -> Quiescence:
-        state: Quiescence = self.engine.request(GetQuiescence())
+        state: Quiescence = self.engine.quiescence()  # the core's and the schedule service's
         return state
 
     def _settled(self) -> Quiescence:
