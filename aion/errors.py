@@ -277,3 +277,9 @@ class RecorderStoppedError(EngineNotRunningError):
     """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
 
     code = "recorder_stopped"
+
+
+class UnknownWorkflowVersionError(UnknownWorkflowTypeError):
+    """A workflow type is registered, but not in the version asked for (or the version a run is pinned to)."""
+
+    code = "unknown_workflow_version"

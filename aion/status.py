@@ -20,10 +20,10 @@ from typing import Final
 
 from aion.events import (
     Event,
+    WorkflowBlocked,
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowContinuedAsNew,
-    WorkflowBlocked,
     WorkflowFailed,
     WorkflowPaused,
     WorkflowReset,

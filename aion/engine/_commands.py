@@ -3,8 +3,9 @@
 Each command is handled by the method named for it. A command's anchor event is recorded first; its effect
 (dispatching an activity, arming a timer, starting a child, delivering a signal) comes once that is durable.
 Builds ``ActivityScheduled``, ``ActivityCancelRequested``, ``TimerStarted``, ``TimerCancelled``,
-``WorkflowCompleted``, ``WorkflowCancelled``, ``ChildWorkflowStarted``, ``ChildWorkflowCancelRequested`` and
-``SignalExternalSent``; failing and continuing as new are the lifecycle's. Runs inside the core's thread.
+``WorkflowCompleted``, ``WorkflowCancelled``, ``ChildWorkflowStarted``, ``ChildWorkflowCancelRequested``,
+``SignalExternalSent`` and ``MarkerRecorded`` (``workflow.patched``); failing and continuing as new are the
+lifecycle's. Runs inside the core's thread.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aion.workflow._commands import (
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
+    RecordMarker,
     RequestCancelActivity,
     RequestCancelChild,
     ScheduleActivity,
@@ -73,6 +75,7 @@ class CommandHandler:
             StartChild: self._on_start_child,
             RequestCancelChild: self._on_request_cancel_child,
             SignalExternal: self._on_signal_external,
+            RecordMarker: self._on_record_marker,
         }
 
     def handle(self, run: Run, commands: list[Command]) -> None:
@@ -181,3 +184,7 @@ class CommandHandler:
             payload=command.payload,
         )
         self._core.append(run, [sent], then=lambda _: self._relations.deliver_external(run, pending))
+
+    def _on_record_marker(self, run: Run, command: RecordMarker) -> None:
+        marker = ev.MarkerRecorded(workflow_id=run.workflow_id, name=command.name, details=command.details)
+        self._core.append(run, [marker])

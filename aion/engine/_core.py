@@ -31,16 +31,19 @@ from aion.engine._activity_manager import ActivityManager
 from aion.engine._appends import AppendPipeline, AppendToken
 from aion.engine._closures import Closures
 from aion.engine._commands import CommandHandler
+from aion.engine._holds import CodeMismatch, Holds
 from aion.engine._interfaces import Processes, Then
 from aion.engine._lifecycle import RunLifecycle
 from aion.engine._process_links import ProcessLinks
 from aion.engine._recovery import Recovery
 from aion.engine._registry import Registry
 from aion.engine._relations import Relations
+from aion.engine._reset import Resets
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._runs import Run
 from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
+from aion.errors import WorkflowNotFoundError, WorkflowNotRunningError
 from aion.recorder import RecorderHandle
 from aion.store import EventStore
 from aion.workflow._commands import Command
@@ -74,9 +77,11 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         cancel_grace: float = 5.0,
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
+        on_code_mismatch: CodeMismatch = "block",
     ) -> None:
         super().__init__()
         self._runs: dict[str, Run] = {}
+        self._store = store
         self._closures = closures
         tell = self.actor_ref.tell
         self._timers = TimerService(self._timer_due, clock)
@@ -91,6 +96,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             max_resident=max_resident,
             on_commands=self._run_commands,
             on_failure=self._run_failed,
+            on_diverged=self._run_diverged,
         )
         self._lifecycle = RunLifecycle(
             self,
@@ -102,6 +108,14 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             clock=clock,
         )
         self._relations = Relations(self, store, self._lifecycle)
+        self._holds = Holds(
+            self,
+            registry=registry,
+            links=self._links,
+            activities=self._activities,
+            fail=self._lifecycle.fail,
+            on_code_mismatch=on_code_mismatch,
+        )
         self._commands = CommandHandler(
             self,
             lifecycle=self._lifecycle,
@@ -118,6 +132,17 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             activities=self._activities,
             links=self._links,
             tell=tell,
+            holds=self._holds,
+            registry=registry,
+        )
+        self._resets = Resets(
+            self,
+            store,
+            lifecycle=self._lifecycle,
+            relations=self._relations,
+            activities=self._activities,
+            links=self._links,
+            holds=self._holds,
         )
         self._handlers: dict[type, Callable[[Any], None]] = {
             msg.AppendsCommitted: self._on_appends_committed,
@@ -139,6 +164,10 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.QueryWorkflow: self._on_query_workflow,
             msg.GetResidency: self._on_get_residency,
             msg.GetQuiescence: self._on_get_quiescence,
+            msg.UnblockWorkflows: self._on_unblock_workflows,
+            msg.PauseWorkflow: self._on_pause_workflow,
+            msg.ResumeWorkflow: self._on_resume_workflow,
+            msg.ResetWorkflow: self._on_reset_workflow,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -197,12 +226,19 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._relations.closed(run, terminal)
 
     def _run_commands(self, run: Run, commands: list[Command]) -> None:
-        """What the links pass on from a run's process: its commands, to the command handler."""
+        """What the links pass on from a run's process: its commands, to the command handler (a blocked run's
+        process that replayed to its commands fits it again: it is unblocked first)."""
+        if run.state.blocked:
+            self._holds.fitted(run)
         self._commands.handle(run, commands)
 
     def _run_failed(self, run: Run, failure: ev.Failure) -> None:
-        """What the links pass on from a run's process: its code diverged, or its process kept crashing."""
+        """What the links pass on from a run's process: its process kept crashing."""
         self._lifecycle.fail(run, failure)
+
+    def _run_diverged(self, run: Run, failure: ev.Failure) -> None:
+        """What the links pass on from a run's process: its code does not fit it (blocked, or failed)."""
+        self._holds.mismatch(run, failure)
 
     # -- requests -------------------------------------------------------------------------------------------
 
@@ -257,6 +293,27 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             and self._links.settled()
         )
         request.reply.set(msg.Quiescence(settled, self._activities.busy(), self._timers.next_due()))
+
+    def _on_unblock_workflows(self, request: msg.UnblockWorkflows) -> None:
+        request.reply.set(self._recovery.unblock(request.workflow_id))
+
+    def _on_pause_workflow(self, request: msg.PauseWorkflow) -> None:
+        self._holds.pause(self._open_run(request.workflow_id), request.reason, request.reply)
+
+    def _on_resume_workflow(self, request: msg.ResumeWorkflow) -> None:
+        self._holds.resume(self._open_run(request.workflow_id), request.reply)
+
+    def _on_reset_workflow(self, request: msg.ResetWorkflow) -> None:
+        self._resets.reset(request.workflow_id, request.to_seq, request.reason, request.reply)
+
+    def _open_run(self, workflow_id: str) -> Run:
+        """The workflow's open run; ``WorkflowNotRunningError`` (or ``WorkflowNotFoundError``) otherwise."""
+        run = self.live(workflow_id)
+        if run is None or run.state.closing:
+            if self._store.get_run(workflow_id) is None:
+                raise WorkflowNotFoundError(workflow_id)
+            raise WorkflowNotRunningError(f"workflow {workflow_id!r} has no open run")
+        return run
 
     # -- notices --------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -23,7 +24,8 @@ from aion.engine import _registry
 from aion.engine._closures import Closures
 from aion.engine._core import EngineCore
 from aion.engine._handle import WorkflowHandle
-from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow
+from aion.engine._holds import CodeMismatch
+from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow, UnblockWorkflows
 from aion.engine._options import StartOptions
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
@@ -52,7 +54,9 @@ class Engine:
     ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
     ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child,
     a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see
-    docs/architecture.md, "Residency").
+    docs/architecture.md, "Residency"), ``on_code_mismatch`` (``"block"``, the default: a run whose code does
+    not fit it, or whose type or version is not registered, is blocked until code that fits is deployed;
+    ``"fail"``: it fails, see docs/versioning.md).
     """
 
     def __init__(
@@ -68,8 +72,12 @@ class Engine:
         activity_cancel_grace: float = 5.0,
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
+        on_code_mismatch: CodeMismatch = "block",
     ) -> None:
         self.data_dir = Path(data_dir)
+        if on_code_mismatch not in ("block", "fail"):
+            raise InvalidArgumentError(f"on_code_mismatch must be 'block' or 'fail', got {on_code_mismatch!r}")
+        self._on_code_mismatch: CodeMismatch = on_code_mismatch
         self.registry = Registry.build(workflows, activities)
         workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
         if workers < 1:
@@ -133,6 +141,7 @@ class Engine:
                     cancel_grace=self._cancel_grace,
                     max_resident=self._max_resident,
                     clock=self._clock,
+                    on_code_mismatch=self._on_code_mismatch,
                 )
                 self._supervision.start(self._core)
                 self._running = True
@@ -191,8 +200,12 @@ class Engine:
         search_attributes: dict[str, Any] | None = None,
         execution_timeout: Duration | None = None,
         run_timeout: Duration | None = None,
+        version: int | None = None,
     ) -> WorkflowHandle:
         """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
+
+        The run starts on the type's highest registered version, or on ``version``
+        (``UnknownWorkflowVersionError`` if it is not registered), and keeps it for its whole life.
 
         ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
         running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
@@ -207,6 +220,9 @@ class Engine:
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
         )
+        if version is not None:
+            self.registry.workflow_version(name, version)
+            options = dataclasses.replace(options, version=version)
         events = self.request(StartWorkflow(name, workflow_id, arguments, options))
         return self._handle_of_start(workflow_id, events)
 
@@ -296,6 +312,11 @@ class Engine:
                 raise InvalidArgumentError(f"unknown status {status!r} (one of: {known})") from None
         type_name = None if workflow_type is None else workflow_type_name(workflow_type)
         return self.store.list_workflows(status=wanted, workflow_type=type_name, limit=limit)
+
+    def unblock_all(self) -> int:
+        """Try every blocked run again (see docs/versioning.md); returns how many were given a process to
+        replay (those whose type and version this engine registers)."""
+        return int(self.request(UnblockWorkflows(None)))
 
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids)."""

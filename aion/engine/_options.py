@@ -40,6 +40,8 @@ class StartOptions:
     search_attributes: Mapping[str, Any] = field(default_factory=dict)
     execution_timeout: float | None = None
     run_timeout: float | None = None
+    #: The workflow version to start (``None``: the highest registered).
+    version: int | None = None
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> StartOptions:

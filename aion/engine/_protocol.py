@@ -24,6 +24,7 @@ from aion.workflow._commands import (
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
+    RecordMarker,
     RequestCancelActivity,
     RequestCancelChild,
     ScheduleActivity,
@@ -70,6 +71,7 @@ _COMMAND_TYPES: Final[dict[str, type[Command]]] = {
         FailWorkflow,
         CancelWorkflow,
         ContinueAsNew,
+        RecordMarker,
     )
 }
 _COMMAND_FIELDS: Final = {

@@ -49,7 +49,10 @@ class Relations:
             self._lifecycle.request_cancel(child, "cancelled by its parent")
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
-        """``run`` closed with ``terminal``: apply its children's parent-close policies and tell its parent."""
+        """``run`` closed with ``terminal``: apply its children's parent-close policies and tell its parent (not
+        for a reset: the run that goes on from its history keeps its children and its parent)."""
+        if isinstance(terminal, ev.WorkflowReset):
+            return
         for ref in list(run.state.children.values()):
             self._apply_parent_close_policy(ref.workflow_id, ref.parent_close_policy)
         if not isinstance(terminal, ev.WorkflowContinuedAsNew):

@@ -42,12 +42,14 @@ __all__ = [
     "WorkflowInfo",
     "continue_as_new",
     "defn",
+    "deprecate_patch",
     "execute_activity",
     "execute_child",
     "gather",
     "info",
     "is_cancel_requested",
     "now",
+    "patched",
     "random",
     "set_query_handler",
     "signal_external",
@@ -68,9 +70,14 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 @overload
 def defn(function: _F, /) -> _F: ...
 @overload
-def defn(*, name: str | None = None) -> Callable[[_F], _F]: ...
-def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Callable[[_F], _F]:
+def defn(*, name: str | None = None, version: int | None = None) -> Callable[[_F], _F]: ...
+def defn(
+    function: _F | None = None, /, *, name: str | None = None, version: int | None = None
+) -> _F | Callable[[_F], _F]:
     """Declare an ``async def`` function a workflow type; the type name defaults to the function's name.
+
+    ``version`` pins a version of the type (see docs/versioning.md): several versions of one name can be
+    registered, a run keeps the version it started on, new runs take the highest.
 
     >>> @defn(name="checkout")
     ... async def checkout_v1(order: dict) -> dict:
@@ -78,7 +85,7 @@ def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Call
     """
 
     def decorate(fn: _F) -> _F:
-        define_workflow(fn, name)
+        define_workflow(fn, name, version)
         return fn
 
     return decorate(function) if function is not None else decorate
@@ -376,16 +383,19 @@ def signal_external(workflow_id: str, name: str, payload: Any = None) -> Awaitab
     return current_runtime().signal_external(workflow_id, name, payload)
 
 
-def continue_as_new(*args: Any, workflow: str | Callable[..., Any] | None = None) -> NoReturn:
+def continue_as_new(
+    *args: Any, workflow: str | Callable[..., Any] | None = None, version: int | None = None
+) -> NoReturn:
     """End this run and start a new run of the same workflow id with ``args`` (and a fresh, short history).
 
     Raises ``ContinueAsNewError`` while activities or children are pending. The new run is of the same type
-    unless ``workflow`` names another one.
+    unless ``workflow`` names another one, and on that type's highest registered version unless ``version``
+    names one (see docs/versioning.md).
     """
     arguments = list(args)
     check_payload(arguments, path="continue_as_new input")
     name = None if workflow is None else workflow_type_name(workflow)
-    raise current_runtime().continue_as_new(arguments, name)
+    raise current_runtime().continue_as_new(arguments, name, version)
 
 
 def is_cancel_requested() -> bool:
@@ -423,3 +433,29 @@ def random() -> _random.Random:
 def uuid4() -> _uuid.UUID:
     """A version-4 UUID drawn from :func:`random`, so replay yields the same one."""
     return _uuid.UUID(int=current_runtime().random.getrandbits(128), version=4)
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this run takes the code a change guards (a *patch*; see docs/versioning.md).
+
+    A run executing live records a marker for ``patch_id`` and gets True; a run replaying a history recorded
+    before the change (no marker at this point) gets False and keeps the old code, so a change can be deployed
+    under runs in flight::
+
+        if workflow.patched("send-receipt"):
+            await workflow.execute_activity(send_receipt, order, start_to_close_timeout=30)
+
+    Every call for one ``patch_id`` in one run gives the same answer.
+    """
+    if not isinstance(patch_id, str) or not patch_id:
+        raise InvalidArgumentError(f"a patch id must be a non-empty string, got {patch_id!r}")
+    return current_runtime().patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Mark patch ``patch_id`` done: once no run that could take the old branch is left, replace
+    ``if workflow.patched(id): new else: old`` by ``workflow.deprecate_patch(id); new``. Runs that recorded the
+    patch's marker still replay; when none is left, remove this call too."""
+    if not isinstance(patch_id, str) or not patch_id:
+        raise InvalidArgumentError(f"a patch id must be a non-empty string, got {patch_id!r}")
+    current_runtime().deprecate_patch(patch_id)

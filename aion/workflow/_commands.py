@@ -227,6 +227,8 @@ class ContinueAsNew(Command):
 
     args: list[Any]
     workflow_type: str | None = None
+    #: The version the next run starts on (``None``: the type's highest registered version).
+    version: int | None = None
 
     @property
     def key(self) -> Key:
@@ -237,6 +239,28 @@ class ContinueAsNew(Command):
 
     def matches(self, event: ev.Event) -> bool:
         return False
+
+
+@dataclass(frozen=True)
+class RecordMarker(Command):
+    """Record marker ``name`` (``workflow.patched`` records ``patch:<id>``) with ``details``."""
+
+    name: str
+    details: Any = None
+
+    @property
+    def key(self) -> Key:
+        return ("marker", self.name)
+
+    def describe(self) -> str:
+        return f"marker {self.name!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.MarkerRecorded) and event.name == self.name
+
+
+#: The prefix of the markers ``workflow.patched`` records.
+PATCH_MARKER = "patch:"
 
 
 def anchor_key(event: ev.Event) -> Key | None:
@@ -256,6 +280,8 @@ def anchor_key(event: ev.Event) -> Key | None:
             return ("cancel_child", child_id)
         case ev.SignalExternalSent(signal_id=signal_id):
             return ("signal_external", signal_id)
+        case ev.MarkerRecorded(name=name):
+            return ("marker", name)
     return None
 
 
@@ -270,6 +296,8 @@ def describe_event(event: ev.Event) -> str:
             return f"child {child_id} of type {workflow_type!r}"
         case ev.SignalExternalSent(signal_id=signal_id, name=name, target_workflow_id=target):
             return f"signal {signal_id} {name!r} to {target!r}"
+        case ev.MarkerRecorded(name=name):
+            return f"marker {name!r}"
     return event.type
 
 
