@@ -47,7 +47,7 @@ def demo() -> None:
     demo_module.main()
 
 
-def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
     """The ``@workflow.defn`` and ``@activity.defn`` functions defined or imported in ``modules``."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like ``python -m``: modules of the current directory import
@@ -102,7 +102,7 @@ def serve(
 
     Stops cleanly (finishing history writes) on SIGINT or SIGTERM.
     """
-    workflows, activities = _discover(modules)
+    workflows, activities = discover(modules)
     if not workflows:
         raise click.BadParameter(f"no @workflow.defn functions in {', '.join(modules)}", param_hint="--module")
     engine = aion.Engine(

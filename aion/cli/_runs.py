@@ -26,7 +26,7 @@ from aion.cli._base import (
     show_json,
 )
 from aion.control._render import describe_table, history_lines, history_table, list_table
-from aion.control._views import describe_view, history_view, run_view
+from aion.control._views import describe_view, history_view, list_view
 
 
 @cli.command(name="list")
@@ -44,7 +44,7 @@ def list_(data_dir: Path, status: str | None, workflow_type: str | None, limit: 
     else:
         with readonly_store(data_dir) as store:
             runs = store.list_workflows(status=status, workflow_type=workflow_type, limit=limit)
-            view = {"workflows": [run_view(info) for info in runs]}
+            view = list_view(store, runs)
     show_json(view) if as_json else show(list_table(view["workflows"]))
 
 
