@@ -8,7 +8,8 @@ import pytest
 
 import aion
 from aion import events as ev
-from tests.cli.conftest import Server, aion as run_aion, ok, wait_for
+from tests.cli.conftest import Server, ok, wait_for
+from tests.cli.conftest import aion as run_aion
 from tests.engine import versioning_flows as vf
 from tests.helpers import wait_until
 

@@ -86,15 +86,15 @@ def test_an_engine_without_the_module_blocks_runs_and_one_with_it_completes_them
     data = tmp_path / "data"
     _start_order(data, log, "o1")
     _start_order(data, log, "o2")
-    with caplog.at_level(logging.WARNING, logger="aion.engine"):
-        with aion.Engine(data, workflows=[vf.pausable], activities=vf.ACTIVITIES) as engine:
-            for workflow_id in ("o1", "o2"):
-                handle = engine.get_workflow(workflow_id)
-                wait_until(lambda handle=handle: handle.describe().status is WorkflowStatus.BLOCKED)
-                blocked = handle.describe().blocked
-                assert blocked is not None and blocked.cause == "unknown_type"
-                handle.signal("go")
-            assert engine.unblock_all() == 0  # this engine has no code for them
+    engine = aion.Engine(data, workflows=[vf.pausable], activities=vf.ACTIVITIES)
+    with caplog.at_level(logging.WARNING, logger="aion.engine"), engine:
+        for workflow_id in ("o1", "o2"):
+            handle = engine.get_workflow(workflow_id)
+            wait_until(lambda handle=handle: handle.describe().status is WorkflowStatus.BLOCKED)
+            blocked = handle.describe().blocked
+            assert blocked is not None and blocked.cause == "unknown_type"
+            handle.signal("go")
+        assert engine.unblock_all() == 0  # this engine has no code for them
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     missing = [message for message in warnings if "'order' is not registered" in message]
     assert len(missing) == 1 and "2 run(s)" in missing[0] and "--module" in missing[0]
