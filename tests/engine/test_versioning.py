@@ -195,3 +195,20 @@ def test_a_paused_run_dispatches_nothing_until_it_is_resumed(tmp_path: Path, log
         assert handle.resume()
         assert handle.result(timeout=30) == "after"
     assert executions(log) == ["p:after"]
+
+
+@pytest.mark.timeout(90)
+def test_a_run_whose_version_is_not_registered_is_blocked_never_failed(tmp_path: Path, log: str) -> None:
+    data = tmp_path / "data"
+    with aion.Engine(data, workflows=[vf.billing_v1], activities=vf.ACTIVITIES) as engine:
+        handle = engine.start_workflow("billing", log, workflow_id="b")
+        wait_until(lambda: _has(handle, ev.ActivityCompleted))
+    with aion.Engine(data, workflows=[vf.billing_v2], activities=vf.ACTIVITIES) as engine:
+        handle = engine.get_workflow("b")
+        wait_until(lambda: handle.describe().status is WorkflowStatus.BLOCKED)
+        blocked = handle.describe().blocked
+        assert blocked is not None and blocked.cause == "unknown_version" and "version 1" in blocked.message
+        handle.signal("go")
+    with aion.Engine(data, workflows=[vf.billing_v1, vf.billing_v2], activities=vf.ACTIVITIES) as engine:
+        assert engine.get_workflow("b").result(timeout=30) == "v1"
+    assert executions(log) == ["b:v1"]

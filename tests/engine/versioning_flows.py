@@ -92,3 +92,13 @@ async def pausable(log: str) -> str:
 
 
 ACTIVITIES = [note, other_note, fails_while_flagged]
+
+
+@workflow.defn(name="order")
+async def order_deprecated(log: str) -> list[str]:
+    """The clean-up step: every run recorded before the patch is closed, so only the new branch is left."""
+    workflow.deprecate_patch("first-step")
+    first = await workflow.execute_activity(other_note, log, "x", start_to_close_timeout=30)
+    await workflow.wait_signal("go")
+    second = await workflow.execute_activity(note, log, "b", start_to_close_timeout=30)
+    return [first, second]
