@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -89,6 +89,13 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
     show_default=True,
     help="Runs holding a workflow process at once (parked runs beyond it are evicted, new runs wait).",
 )
+@click.option(
+    "--on-code-mismatch",
+    type=click.Choice(["block", "fail"]),
+    default="block",
+    show_default=True,
+    help="What a run whose code does not fit it becomes (see docs/versioning.md).",
+)
 def serve(
     *,
     data_dir: Path,
@@ -97,6 +104,7 @@ def serve(
     warm_pool: int,
     max_restarts: int,
     max_resident: int,
+    on_code_mismatch: Literal["block", "fail"],
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -113,6 +121,7 @@ def serve(
         warm_pool=warm_pool,
         max_restarts=max_restarts,
         max_resident=max_resident,
+        on_code_mismatch=on_code_mismatch,
     )
     stop = threading.Event()
     engine.start()

@@ -212,3 +212,18 @@ def test_a_run_whose_version_is_not_registered_is_blocked_never_failed(tmp_path:
     with aion.Engine(data, workflows=[vf.billing_v1, vf.billing_v2], activities=vf.ACTIVITIES) as engine:
         assert engine.get_workflow("b").result(timeout=30) == "v1"
     assert executions(log) == ["b:v1"]
+
+
+@pytest.mark.timeout(90)
+def test_a_run_that_cannot_be_replayed_for_another_reason_is_blocked_as_internal(tmp_path: Path, log: str) -> None:
+    data = tmp_path / "data"
+    _start_order(data, log)
+    with aion.Engine(data, workflows=[vf.order_new_signature], activities=vf.ACTIVITIES) as engine:
+        handle = engine.get_workflow("o1")
+        wait_until(lambda: handle.describe().status is WorkflowStatus.BLOCKED)
+        blocked = handle.describe().blocked
+        assert blocked is not None and blocked.cause == "internal" and "extra" in blocked.message
+        handle.signal("go")
+    with aion.Engine(data, workflows=[vf.order_v1], activities=vf.ACTIVITIES) as engine:
+        assert engine.get_workflow("o1").result(timeout=30) == ["a", "b"]
+    assert executions(log) == ["o1:a", "o1:b"]

@@ -102,3 +102,9 @@ async def order_deprecated(log: str) -> list[str]:
     await workflow.wait_signal("go")
     second = await workflow.execute_activity(note, log, "b", start_to_close_timeout=30)
     return [first, second]
+
+
+@workflow.defn(name="order")
+async def order_new_signature(log: str, extra: str) -> list[str]:
+    """A new required parameter: a recorded run cannot even be called with its recorded input."""
+    return [extra]
