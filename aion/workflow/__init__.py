@@ -32,6 +32,7 @@ from aion._durations import Duration, optional_seconds, to_seconds
 from aion._ids import validate_workflow_id
 from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
+from aion.workflow._patches import check_patch_id
 from aion.workflow._runtime import WorkflowInfo, current_runtime
 
 __all__ = [
@@ -436,26 +437,15 @@ def uuid4() -> _uuid.UUID:
 
 
 def patched(patch_id: str) -> bool:
-    """Whether this run takes the code a change guards (a *patch*; see docs/versioning.md).
-
-    A run executing live records a marker for ``patch_id`` and gets True; a run replaying a history recorded
-    before the change (no marker at this point) gets False and keeps the old code, so a change can be deployed
-    under runs in flight::
-
-        if workflow.patched("send-receipt"):
-            await workflow.execute_activity(send_receipt, order, start_to_close_timeout=30)
-
-    Every call for one ``patch_id`` in one run gives the same answer.
-    """
-    if not isinstance(patch_id, str) or not patch_id:
-        raise InvalidArgumentError(f"a patch id must be a non-empty string, got {patch_id!r}")
+    """Whether this run takes the code a change guards (a *patch*, see docs/versioning.md): a run executing
+    live records a marker for ``patch_id`` and gets True; a run replaying a history recorded before the change
+    (no marker at this point) gets False and keeps the old code. The same answer for every call in one run."""
+    patch_id = check_patch_id(patch_id)
     return current_runtime().patched(patch_id)
 
 
 def deprecate_patch(patch_id: str) -> None:
-    """Mark patch ``patch_id`` done: once no run that could take the old branch is left, replace
-    ``if workflow.patched(id): new else: old`` by ``workflow.deprecate_patch(id); new``. Runs that recorded the
-    patch's marker still replay; when none is left, remove this call too."""
-    if not isinstance(patch_id, str) or not patch_id:
-        raise InvalidArgumentError(f"a patch id must be a non-empty string, got {patch_id!r}")
+    """Mark patch ``patch_id`` done once no run that could take its old branch is left: replace
+    ``if workflow.patched(id): new else: old`` by ``workflow.deprecate_patch(id)`` and ``new``."""
+    patch_id = check_patch_id(patch_id)
     current_runtime().deprecate_patch(patch_id)

@@ -38,14 +38,12 @@ from aion.errors import (
     QueryError,
 )
 from aion.workflow._commands import (
-    PATCH_MARKER,
     CancelTimer,
     CancelWorkflow,
     Command,
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
-    RecordMarker,
     RequestCancelActivity,
     RequestCancelChild,
     ScheduleActivity,
@@ -63,6 +61,7 @@ from aion.workflow._context import (
 from aion.workflow._failures import activity_error, child_error, failure_from_exception, signal_error
 from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
+from aion.workflow._patches import Patches
 
 __all__ = [
     "ContinueAsNewSignal",
@@ -130,8 +129,8 @@ class WorkflowRuntime:
         #: The seq of the event being applied, and the last seq of the replayed history (``patched``).
         self._position = started.seq
         self._history_head = started.seq
-        self._patches: dict[str, bool] = {}
         self._commands = CommandLedger(started.workflow_id, self._loop.close)
+        self._patches = Patches(self._commands)
         self._main: asyncio.Task[Any] | None = None
         self.closed = False
         #: Set by the host: raises ``UnknownActivityTypeError`` for an activity type the engine does not know.
@@ -289,28 +288,14 @@ class WorkflowRuntime:
     # -- internals -------------------------------------------------------------------------------------------
 
     def patched(self, patch_id: str) -> bool:
-        """Whether the run takes the code guarded by patch ``patch_id`` (see ``workflow.patched``).
-
-        True with the patch's marker in history, and live (the marker is recorded then); False while replaying
-        a point that the run passed without the marker (it ran the old code there). The same answer for every
-        call of one patch in one run."""
-        known = self._patches.get(patch_id)
-        if known is not None:
-            return known
-        name = PATCH_MARKER + patch_id
-        if self._commands.has_anchor(("marker", name)):
-            taken = True
-        else:
-            taken = not (self._replaying and self._position < self._history_head)
-        self._patches[patch_id] = taken
-        if taken:
-            self._commands.issue(RecordMarker(name, patch_id))
-        return taken
+        """Whether the run takes the code guarded by patch ``patch_id`` (see ``workflow.patched``): True with
+        the patch's marker in history or live (the marker is recorded then); False while replaying a point that
+        the run passed without the marker."""
+        return self._patches.patched(patch_id, passed=self._replaying and self._position < self._history_head)
 
     def deprecate_patch(self, patch_id: str) -> None:
-        """The patch's new code is the only code now: its marker, in runs that have it, needs no command."""
-        self._patches[patch_id] = True
-        self._commands.consume(("marker", PATCH_MARKER + patch_id))
+        """The patch's new code is the only code now (see ``workflow.deprecate_patch``)."""
+        self._patches.deprecate(patch_id)
 
     def _next(self, kind: str) -> int:
         self._ordinals[kind] += 1
