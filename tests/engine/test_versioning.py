@@ -4,6 +4,7 @@ versions, reset and pause (docs/versioning.md)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,24 @@ def test_a_run_that_cannot_be_replayed_for_another_reason_is_blocked_as_internal
     with aion.Engine(data, workflows=[vf.order_v1], activities=vf.ACTIVITIES) as engine:
         assert engine.get_workflow("o1").result(timeout=30) == ["a", "b"]
     assert executions(log) == ["o1:a", "o1:b"]
+
+
+@pytest.mark.timeout(90)
+def test_a_retry_that_comes_due_while_paused_is_dispatched_only_on_resume(tmp_path: Path, log: str) -> None:
+    data, flag = tmp_path / "data", tmp_path / "flag"
+    flag.touch()
+    with aion.Engine(data, workflows=[vf.retries_an_activity], activities=vf.ACTIVITIES) as engine:
+        handle = engine.start_workflow(vf.retries_an_activity, log, str(flag), workflow_id="r")
+        wait_until(lambda: _has(handle, ev.ActivityFailed))
+        assert handle.pause("hold the retries")
+        failed = [e for e in handle.history() if isinstance(e, ev.ActivityFailed)]
+        due = max(e.next_attempt_at for e in failed if e.next_attempt_at is not None).timestamp()
+        flag.unlink()
+        # Past the retry's due time, with the engine settled: the paused run dispatched nothing more.
+        wait_until(lambda: time.time() > due + 0.5 and _settled(engine))
+        attempts = len(executions(log))
+        assert sum(isinstance(e, ev.ActivityStarted) for e in handle.history()) == attempts
+        assert not _has(handle, ev.ActivityCompleted)
+        assert handle.resume()
+        assert handle.result(timeout=30) == "done"
+    assert len(executions(log)) == attempts + 1

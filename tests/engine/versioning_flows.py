@@ -91,7 +91,7 @@ async def pausable(log: str) -> str:
     return await workflow.execute_activity(note, log, "after", start_to_close_timeout=30)
 
 
-ACTIVITIES = [note, other_note, fails_while_flagged]
+
 
 
 @workflow.defn(name="order")
@@ -108,3 +108,20 @@ async def order_deprecated(log: str) -> list[str]:
 async def order_new_signature(log: str, extra: str) -> list[str]:
     """A new required parameter: a recorded run cannot even be called with its recorded input."""
     return [extra]
+
+
+@activity.defn
+def refuses_while_flagged(log: str, flag: str) -> str:
+    log_execution(log, f"{activity.info().workflow_id}:attempt")
+    if Path(flag).exists():
+        raise ValueError(f"{flag} exists")
+    return "done"
+
+
+@workflow.defn
+async def retries_an_activity(log: str, flag: str) -> str:
+    policy = aion.RetryPolicy(initial_interval=1.5, backoff_coefficient=1.0)
+    return await workflow.execute_activity(
+        refuses_while_flagged, log, flag, start_to_close_timeout=30, retry_policy=policy
+    )
+ACTIVITIES = [note, other_note, fails_while_flagged, refuses_while_flagged]
