@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,23 @@ def test_pause_resume_reset_and_unblock_from_the_cli(server: Server) -> None:
     assert ok("list", "--status", "blocked", "--json", "--data-dir", data).json()["workflows"] == []
     assert ok("unblock", "--all", "--json", "--data-dir", data).json()["retried"] == 0
     assert run_aion("unblock", "--data-dir", data).code == 2  # neither an id nor --all
+
+
+@pytest.mark.timeout(120)
+def test_a_forgotten_module_blocks_runs_shown_by_list_describe_and_tree(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    _recorded_order(data, tmp_path / "log")
+    server = serve(data)  # tests.cli.flows only: no "order"
+    wait_for(lambda: ok("list", "--status", "blocked", "--json", "--data-dir", data).json()["workflows"], "blocked")
+    blocked = ok("describe", "open", "--json", "--data-dir", data).json()
+    assert blocked["status"] == "blocked" and blocked["blocked"]["cause"] == "unknown_type"
+    tree = ok("tree", "--json", "--data-dir", data).json()
+    assert [(run["workflow_id"], run["blocked"]["cause"]) for run in tree["blocked"]] == [("open", "unknown_type")]
+    assert "blocked (unknown_type)" in ok("tree", "--data-dir", data).out
+    ok("signal", "open", "go", "--data-dir", data)  # still accepted
+    assert ok("unblock", "open", "--json", "--data-dir", data).json()["retried"] == 0
+    assert server.stop() == 0
+    log = server.log.read_text()
+    assert "workflow type 'order' is not registered" in log and "1 run(s)" in log and "--module" in log
