@@ -114,6 +114,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             links=self._links,
             activities=self._activities,
             fail=self._lifecycle.fail,
+            repair=self._relations.repair,
             on_code_mismatch=on_code_mismatch,
         )
         self._commands = CommandHandler(

@@ -9,8 +9,9 @@ was. ``Engine(on_code_mismatch="fail")`` fails such runs instead (the behaviour 
 
 A run is **paused** by ``pause``: ``WorkflowPaused`` is recorded, its process is stopped, its queued activity
 attempts are withdrawn and nothing new is dispatched for it; timers that come due, activity outcomes and signals
-are recorded but not delivered. ``resume`` records ``WorkflowResumed``, gives it a process (which replays what
-arrived) and dispatches what was held. Both are statuses derived from history (see ``aion.status``).
+are recorded but not delivered; a child or an outgoing signal whose command was recorded as the pause came is not
+started or sent. ``resume`` records ``WorkflowResumed``, gives it a process (which replays what arrived) and
+dispatches what was held. Both are statuses derived from history (see ``aion.status``).
 
 Builds ``WorkflowBlocked``, ``WorkflowUnblocked``, ``WorkflowPaused`` and ``WorkflowResumed``. Runs inside the
 core's thread.
@@ -55,6 +56,7 @@ class Holds:
         links: ProcessLinks,
         activities: ActivityManager,
         fail: Callable[[Run, ev.Failure], None],
+        repair: Callable[[Run], None],
         on_code_mismatch: CodeMismatch = "block",
     ) -> None:
         self._core = core
@@ -62,6 +64,7 @@ class Holds:
         self._links = links
         self._activities = activities
         self._fail = fail
+        self._repair = repair
         self.on_code_mismatch = on_code_mismatch
 
     # -- blocking -------------------------------------------------------------------------------------------
@@ -154,6 +157,7 @@ class Holds:
 
         def resumed(_: list[ev.Event]) -> None:
             self._activities.release_held(run)
+            self._repair(run)  # children and outgoing signals recorded while paused, held until now
             if state.blocked:
                 self.retry(run)
             elif not state.closing and self.fits(run):

@@ -29,7 +29,10 @@ class Relations:
     # -- children -------------------------------------------------------------------------------------------
 
     def start_child(self, parent: Run, ref: ChildRef) -> None:
-        """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once)."""
+        """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once). Not while the
+        parent is paused: its resume repairs it (starts the child then)."""
+        if parent.state.paused:
+            return
         try:
             self._lifecycle.start(
                 ref.workflow_type,
@@ -95,7 +98,10 @@ class Relations:
     # -- external signals -----------------------------------------------------------------------------------
 
     def deliver_external(self, sender: Run, pending: PendingSignal, *, recovering: bool = False) -> None:
-        """Deliver a recorded ``SignalExternalSent`` once, then record ``SignalExternalDelivered``."""
+        """Deliver a recorded ``SignalExternalSent`` once, then record ``SignalExternalDelivered``. Not while the
+        sender is paused: its resume repairs it (delivers the signal then)."""
+        if sender.state.paused:
+            return
         dedup_key = f"{sender.workflow_id}:{sender.run_id}:{pending.signal_id}"
 
         def delivered(failure: ev.Failure | None = None) -> None:
