@@ -249,3 +249,27 @@ def test_a_retry_that_comes_due_while_paused_is_dispatched_only_on_resume(tmp_pa
         assert handle.resume()
         assert handle.result(timeout=30) == "done"
     assert len(executions(log)) == attempts + 1
+
+
+@pytest.mark.timeout(90)
+def test_reset_into_a_started_attempt_takes_it_up_as_recovery_does(tmp_path: Path, log: str) -> None:
+    data, flag = tmp_path / "data", tmp_path / "flag"
+    flag.touch()
+    with aion.Engine(data, workflows=[vf.resettable], activities=vf.ACTIVITIES) as engine:
+        handle = engine.start_workflow(vf.resettable, log, str(flag), workflow_id="r")
+        with pytest.raises(aion.WorkflowFailedError):
+            handle.result(timeout=30)
+        started = next(e for e in handle.history() if isinstance(e, ev.ActivityStarted) and e.activity_id == 3)
+        flag.unlink()
+        handle.reset(to_seq=started.seq, reason="retry c")  # c's attempt was started and never finished there
+        new = engine.get_workflow("r")
+        assert new.result(timeout=30) == ["a", "b", "c"]
+        lost = [e for e in new.history() if isinstance(e, ev.ActivityFailed)]
+        assert [(e.activity_id, e.failure.type) for e in lost] == [(3, "WorkerLost")]
+    assert executions(log) == ["r:a", "r:b", "r:c", "r:c"]
+
+
+@pytest.mark.timeout(30)
+def test_on_code_mismatch_must_be_block_or_fail(tmp_path: Path) -> None:
+    with pytest.raises(aion.InvalidArgumentError):
+        aion.Engine(tmp_path / "data", on_code_mismatch="ignore")  # type: ignore[arg-type]
