@@ -3,7 +3,9 @@
 Recovery resumes the running workflows found in the store in small batches between the core's other messages, so
 the first resumed workflows make progress while the rest load; a run not resumed yet is resumed at once when
 anything needs it (``Core.live``). Resuming a run re-arms its timers, takes its activities up where history left
-them, gives it a process, and repairs what a crash between two writes left half done. A resync rebuilds a run
+them, gives it a process, and repairs what a crash between two writes left half done. Open runs include blocked
+and paused ones: a paused run gets no process; a blocked one is tried again if this engine has its type and
+version (``Holds``), and ``unblock`` tries blocked runs again on request. A resync rebuilds a run
 whose append failed the same way, with a new process: its old one has run ahead of its history.
 """
 
