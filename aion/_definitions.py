@@ -15,10 +15,17 @@ _ACTIVITY_ATTR = "__aion_activity__"
 
 @dataclass(frozen=True)
 class WorkflowDefinition:
-    """A workflow type: its name and its ``async def`` function."""
+    """A workflow type: its name, its ``async def`` function and its version (``None``: unversioned, which
+    counts as version 1)."""
 
     name: str
     function: Callable[..., Any]
+    version: int | None = None
+
+    @property
+    def number(self) -> int:
+        """The version this definition runs (1 when it was declared without one)."""
+        return self.version if self.version is not None else 1
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,17 @@ def _check_name(name: object, what: str) -> str:
     return name
 
 
-def define_workflow(function: Callable[..., Any], name: str | None) -> WorkflowDefinition:
-    """Attach a :class:`WorkflowDefinition` to ``function`` (it must be ``async def``)."""
+def define_workflow(function: Callable[..., Any], name: str | None, version: int | None = None) -> WorkflowDefinition:
+    """Attach a :class:`WorkflowDefinition` to ``function`` (it must be ``async def``; ``version`` a positive
+    int or ``None``)."""
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise RegistrationError(f"a workflow version must be a positive int, got {version!r}")
     if not inspect.iscoroutinefunction(function):
         raise RegistrationError(
             f"@workflow.defn needs an 'async def' function, but {getattr(function, '__qualname__', function)!r} "
             "is not a coroutine function"
         )
-    definition = WorkflowDefinition(_check_name(name or function.__name__, "workflow"), function)
+    definition = WorkflowDefinition(_check_name(name or function.__name__, "workflow"), function, version)
     setattr(function, _WORKFLOW_ATTR, definition)
     return definition
 
@@ -83,3 +93,13 @@ def workflow_type_name(workflow: str | Callable[..., Any]) -> str:
 def activity_type_name(activity: str | Callable[..., Any]) -> str:
     """The type name of ``activity``, given as a name or as a decorated function."""
     return activity if isinstance(activity, str) else activity_definition(activity).name
+
+
+def version_of_run(workflow_version: str | None) -> int:
+    """The version a run recorded in ``WorkflowStarted.workflow_version`` (``None`` is version 1)."""
+    if workflow_version is None:
+        return 1
+    try:
+        return int(workflow_version)
+    except ValueError:
+        return 0  # no definition has version 0: the run is blocked for want of its version

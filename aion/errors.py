@@ -297,3 +297,9 @@ class ScheduleNotFoundError(NotFoundError):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule {schedule_id!r} not found")
         self.schedule_id = schedule_id
+
+
+class UnknownWorkflowVersionError(UnknownWorkflowTypeError):
+    """A workflow type is registered, but not in the version asked for (or the version a run is pinned to)."""
+
+    code = "unknown_workflow_version"

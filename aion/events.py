@@ -68,6 +68,8 @@ class Event:
 class WorkflowStarted(Event):
     """A new run begins. Opens the run's slice of the history."""
 
+    version: ClassVar[int] = 2
+
     workflow_type: str
     input: Any
     run_id: str
@@ -91,8 +93,10 @@ class WorkflowStarted(Event):
     trace_context: dict[str, str] | None = None
     #: Any payload shown with the run (``describe``, ``list``) and never indexed (format version 2).
     memo: Any = None
-
-    version: ClassVar[int] = 2
+    #: The run this one was reset from (``handle.reset``): its history up to the reset point is copied after this.
+    reset_from_run_id: str | None = None
+    #: The last sequence number of the old run that was copied (its events follow this one, renumbered).
+    reset_to_seq: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +175,51 @@ class MarkerRecorded(Event):
 
     name: str
     details: Any = None
+
+
+# --- code changes under live runs (docs/versioning.md) ----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowBlocked(Event):
+    """The run's code cannot make progress (its type or version is not registered, it diverged from its history,
+    or replaying it failed inside aion): the run waits, holding no process, until code that fits is deployed.
+
+    ``cause`` is one of ``unknown_type``, ``unknown_version``, ``non_determinism``, ``internal``; ``at_seq``,
+    ``expected`` and ``found`` describe a divergence. Recorded once per blocking, not on each retry."""
+
+    cause: str
+    message: str
+    at_seq: int | None = None
+    expected: str | None = None
+    found: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowUnblocked(Event):
+    """The run's code fits its history again (a retry replayed it without divergence): it runs on."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowPaused(Event):
+    """An operator paused the run: nothing new is dispatched, and arrivals wait until it is resumed."""
+
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowResumed(Event):
+    """An operator resumed a paused run: what arrived while it was paused is delivered."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowReset(Event):
+    """The run was closed by a reset: run ``new_run_id`` goes on from a copy of its history up to ``to_seq``."""
+
+    terminal: ClassVar[bool] = True
+    new_run_id: str
+    to_seq: int
+    reason: str | None = None
 
 
 # --- activities ------------------------------------------------------------------------------------------

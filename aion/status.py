@@ -20,17 +20,30 @@ from typing import Final
 
 from aion.events import (
     Event,
+    WorkflowBlocked,
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowContinuedAsNew,
     WorkflowFailed,
+    WorkflowPaused,
+    WorkflowReset,
+    WorkflowResumed,
     WorkflowStarted,
     WorkflowTerminated,
     WorkflowTimedOut,
+    WorkflowUnblocked,
     terminal_event_types,
 )
 
-__all__ = ["TERMINAL_STATUS", "WorkflowStatus", "split_runs", "status_of_run", "status_of_workflow"]
+__all__ = [
+    "OPEN_STATUSES",
+    "OPEN_STATUS_AFTER",
+    "TERMINAL_STATUS",
+    "WorkflowStatus",
+    "split_runs",
+    "status_of_run",
+    "status_of_workflow",
+]
 
 
 class WorkflowStatus(enum.StrEnum):
@@ -43,11 +56,37 @@ class WorkflowStatus(enum.StrEnum):
     TERMINATED = "terminated"
     TIMED_OUT = "timed_out"
     CONTINUED_AS_NEW = "continued_as_new"
+    #: Open, but its code cannot make progress (see ``WorkflowBlocked``); it waits for code that fits.
+    BLOCKED = "blocked"
+    #: Open, paused by an operator (see ``WorkflowPaused``).
+    PAUSED = "paused"
+    #: Closed by a reset: a new run of the workflow goes on from a copy of its history.
+    RESET = "reset"
 
     @property
     def is_closed(self) -> bool:
-        """True for every status but RUNNING: the run has its terminal event."""
-        return self is not WorkflowStatus.RUNNING
+        """True once the run has its terminal event (every status but RUNNING, BLOCKED and PAUSED)."""
+        return self not in _OPEN
+
+    @property
+    def is_open(self) -> bool:
+        """True while the run has no terminal event: RUNNING, BLOCKED or PAUSED."""
+        return self in _OPEN
+
+
+#: The statuses of a run without a terminal event.
+OPEN_STATUSES: Final[frozenset[WorkflowStatus]] = frozenset(
+    {WorkflowStatus.RUNNING, WorkflowStatus.BLOCKED, WorkflowStatus.PAUSED}
+)
+_OPEN = OPEN_STATUSES
+
+#: The open status each of these events gives a run (the others leave it as it is).
+OPEN_STATUS_AFTER: Final[dict[str, WorkflowStatus]] = {
+    WorkflowBlocked.__name__: WorkflowStatus.BLOCKED,
+    WorkflowUnblocked.__name__: WorkflowStatus.RUNNING,
+    WorkflowPaused.__name__: WorkflowStatus.PAUSED,
+    WorkflowResumed.__name__: WorkflowStatus.RUNNING,
+}
 
 
 #: The status each terminal event type (by ``type`` name) closes a run with.
@@ -58,6 +97,7 @@ TERMINAL_STATUS: Final[dict[str, WorkflowStatus]] = {
     WorkflowTerminated.__name__: WorkflowStatus.TERMINATED,
     WorkflowTimedOut.__name__: WorkflowStatus.TIMED_OUT,
     WorkflowContinuedAsNew.__name__: WorkflowStatus.CONTINUED_AS_NEW,
+    WorkflowReset.__name__: WorkflowStatus.RESET,
 }
 
 if frozenset(TERMINAL_STATUS) != terminal_event_types():  # pragma: no cover - guards the contract
@@ -69,7 +109,8 @@ if frozenset(TERMINAL_STATUS) != terminal_event_types():  # pragma: no cover - g
 def status_of_run(events: Sequence[Event]) -> WorkflowStatus:
     """The status of one run, from its history slice (a ``WorkflowStarted`` and the events after it).
 
-    RUNNING until the run has a terminal event; then the terminal event decides. Non-terminal events recorded
+    RUNNING until the run has a terminal event (BLOCKED or PAUSED after a ``WorkflowBlocked`` or
+    ``WorkflowPaused`` until the event that ends it); then the terminal event decides. Non-terminal events recorded
     after the terminal one do not change the status. Raises ValueError for a slice that is not one run: empty,
     not starting with ``WorkflowStarted``, holding a second ``WorkflowStarted`` or a second terminal event.
     """
@@ -93,6 +134,8 @@ def status_of_run(events: Sequence[Event]) -> WorkflowStatus:
                     f"in a run already {status}"
                 )
             status = closed
+        elif not status.is_closed:
+            status = OPEN_STATUS_AFTER.get(event.type, status)
     return status
 
 

@@ -16,6 +16,7 @@ from aion.events import (
     WorkflowCompleted,
     WorkflowContinuedAsNew,
     WorkflowFailed,
+    WorkflowReset,
     WorkflowStarted,
     WorkflowTerminated,
     WorkflowTimedOut,
@@ -44,6 +45,7 @@ TERMINALS: list[tuple[Event, WorkflowStatus]] = [
     (WorkflowTerminated(workflow_id=WID), WorkflowStatus.TERMINATED),
     (WorkflowTimedOut(workflow_id=WID, kind="run"), WorkflowStatus.TIMED_OUT),
     (WorkflowContinuedAsNew(workflow_id=WID, input=2, new_run_id="r2"), WorkflowStatus.CONTINUED_AS_NEW),
+    (WorkflowReset(workflow_id=WID, new_run_id="r2", to_seq=1), WorkflowStatus.RESET),
 ]
 
 
@@ -56,11 +58,16 @@ def test_status_values_and_closed() -> None:
         "terminated",
         "timed_out",
         "continued_as_new",
+        "blocked",
+        "paused",
+        "reset",
     ]
     assert WorkflowStatus("timed_out") is WorkflowStatus.TIMED_OUT
     assert str(WorkflowStatus.FAILED) == "failed"
     assert not WorkflowStatus.RUNNING.is_closed
-    assert all(s.is_closed for s in WorkflowStatus if s is not WorkflowStatus.RUNNING)
+    open_ = {WorkflowStatus.RUNNING, WorkflowStatus.BLOCKED, WorkflowStatus.PAUSED}
+    assert all(s.is_closed for s in WorkflowStatus if s not in open_)
+    assert not any(s.is_closed for s in open_)
 
 
 def test_terminal_status_covers_every_terminal_event() -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -50,7 +50,7 @@ def demo() -> None:
     demo_module.main()
 
 
-def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
     """The ``@workflow.defn`` and ``@activity.defn`` functions defined or imported in ``modules``."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like ``python -m``: modules of the current directory import
@@ -114,6 +114,13 @@ def _discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[
     multiple=True,
     help="Declare a search attribute (repeatable); TYPE: keyword, text, int, float, bool, datetime, keyword_list.",
 )
+@click.option(
+    "--on-code-mismatch",
+    type=click.Choice(["block", "fail"]),
+    default="block",
+    show_default=True,
+    help="What a run whose code does not fit it becomes (see docs/versioning.md).",
+)
 def serve(
     *,
     data_dir: Path,
@@ -126,12 +133,13 @@ def serve(
     log_format: str = "text",
     metrics: str | None = None,
     search_attributes: tuple[str, ...] = (),
+    on_code_mismatch: Literal["block", "fail"] = "block",
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
     Stops cleanly (finishing history writes) on SIGINT or SIGTERM.
     """
-    workflows, activities = _discover(modules)
+    workflows, activities = discover(modules)
     if not workflows:
         raise click.BadParameter(f"no @workflow.defn functions in {', '.join(modules)}", param_hint="--module")
     if metrics is not None:
@@ -150,6 +158,7 @@ def serve(
         max_resident=max_resident,
         metrics=metrics,
         search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
+        on_code_mismatch=on_code_mismatch,
     )
     stop = threading.Event()
     engine.start()

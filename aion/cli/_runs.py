@@ -26,7 +26,7 @@ from aion.cli._base import (
     show_json,
 )
 from aion.control._render import describe_table, history_lines, history_table, list_table
-from aion.control._views import count_view, describe_view, history_view, page_view, run_view
+from aion.control._views import count_view, describe_view, history_view, list_view, page_view
 from aion.visibility import MAX_PAGE_SIZE, count_workflows, list_workflows
 
 
@@ -65,7 +65,7 @@ def list_(  # noqa: PLR0917 - one parameter per click option
                 view = page_view(list_workflows(store, query, page_size=page_size, next_page_token=page_token))
             else:
                 runs = store.list_workflows(status=status, workflow_type=workflow_type, limit=limit)
-                view = {"workflows": [run_view(info) for info in runs]}
+                view = list_view(store, runs)
     if as_json:
         show_json(view)
         return

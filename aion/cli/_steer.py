@@ -169,7 +169,7 @@ def _closed_outcome(data_dir: Path, workflow_id: str) -> dict[str, Any] | None:
     with readonly_store(data_dir) as store:
         view = describe_view(store, workflow_id)
     status = view["status"]
-    if status == WorkflowStatus.RUNNING.value:
+    if WorkflowStatus(status).is_open:
         return None
     if status == WorkflowStatus.COMPLETED.value:
         return {"workflow_id": workflow_id, "run_id": view["run_id"], "result": view["result"]}

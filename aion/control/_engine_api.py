@@ -46,6 +46,22 @@ class ControlledRun(Protocol):
         """Answer query ``name`` with ``args``."""
         ...
 
+    def unblock(self) -> bool:
+        """Try the blocked run again; False if it is not blocked or its code is still missing."""
+        ...
+
+    def pause(self, reason: str | None = None) -> bool:
+        """Pause the run; False if it was paused already."""
+        ...
+
+    def resume(self) -> bool:
+        """Resume the paused run; False if it was not paused."""
+        ...
+
+    def reset(self, *, to_seq: int | None = None, reason: str) -> str:
+        """Start a new run from a copy of this run's history up to ``to_seq``; returns its id."""
+        ...
+
 
 class ControlledEngine(Protocol):
     """A running engine, as the control server and its operations use it (``aion.Engine``)."""
@@ -82,6 +98,10 @@ class ControlledEngine(Protocol):
         memo: Any = None,
     ) -> ControlledRun:
         """Start a run of the workflow type ``workflow``; returns once it is durable."""
+        ...
+
+    def unblock_all(self) -> int:
+        """Try every blocked run again; returns how many were given a process."""
         ...
 
     def get_workflow(self, workflow_id: str) -> ControlledRun:

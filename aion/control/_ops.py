@@ -20,11 +20,12 @@ from aion.control._engine_api import ControlledEngine
 from aion.control._schedule_ops import SCHEDULE_OPS
 from aion.control._views import (
     annotate_tree,
+    blocked_runs_view,
     count_view,
     describe_view,
     history_view,
+    list_view,
     page_view,
-    run_view,
     to_jsonable,
 )
 from aion.errors import ControlError, InvalidArgumentError, ResultTimeoutError
@@ -93,6 +94,7 @@ def op_tree(engine: ControlledEngine, request: dict[str, Any], context: OpContex
         "data_dir": str(engine.data_dir),
         "residency": engine.residency(),
         "root": to_jsonable(root),
+        "blocked": blocked_runs_view(engine.store),
     }
 
 
@@ -116,7 +118,7 @@ def op_list(engine: ControlledEngine, request: dict[str, Any], context: OpContex
         workflow_type=_text(request, "workflow_type", required=False),
         limit=None if limit is None else int(limit),
     )
-    return {"workflows": [run_view(info) for info in runs]}
+    return list_view(engine.store, runs)
 
 
 def op_count(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
@@ -208,6 +210,37 @@ def op_result(engine: ControlledEngine, request: dict[str, Any], context: OpCont
         return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "result": to_jsonable(result)}
 
 
+def op_unblock(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """Try the blocked run of ``workflow_id`` again, or every blocked run with ``all``; ``retried`` counts the
+    runs given a process (whose replay decides)."""
+    if request.get("all"):
+        return {"retried": engine.unblock_all()}
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "retried": int(handle.unblock())}
+
+
+def op_pause(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """Pause the current run; ``took_effect`` is false if it was paused already."""
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    took_effect = handle.pause(_text(request, "reason", required=False))
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
+
+
+def op_resume(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """Resume the current run; ``took_effect`` is false if it was not paused."""
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    took_effect = handle.resume()
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
+
+
+def op_reset(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """Reset the current run to ``to_seq`` (default: before it closed or became blocked) with ``reason``."""
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    to_seq = _number(request, "to_seq", None)
+    new_run_id = handle.reset(to_seq=None if to_seq is None else int(to_seq), reason=_required(request, "reason"))
+    return {"workflow_id": handle.workflow_id, "old_run_id": handle.run_id, "run_id": new_run_id}
+
+
 #: Every operation by its ``op`` name.
 OPS: dict[str, Op] = {
     "ping": op_ping,
@@ -222,6 +255,10 @@ OPS: dict[str, Op] = {
     "terminate": op_terminate,
     "result": op_result,
     "count": op_count,
+    "unblock": op_unblock,
+    "pause": op_pause,
+    "resume": op_resume,
+    "reset": op_reset,
 }
 
 OPS.update(SCHEDULE_OPS)

@@ -87,6 +87,10 @@ def tree_table(view: dict[str, Any]) -> Table:
             cell(_bytes(node.get("memory_rss"))),
             cell("" if node.get("cpu_seconds") is None else f"{node['cpu_seconds']:.2f}s"),
         )
+    for run in view.get("blocked") or []:  # blocked runs hold no process: listed after the tree, with the cause
+        block = run.get("blocked") or {}
+        state = f"blocked ({block.get('cause')}): {compact(block.get('message'), 200)}"
+        table.add_row(cell("blocked"), cell("run"), cell(None), cell(run["workflow_id"]), cell(state), *[cell("")] * 5)
     return table
 
 
@@ -95,12 +99,13 @@ def list_table(workflows: list[dict[str, Any]]) -> RenderableType:
     if not workflows:
         return Text("no workflows")
     table = Table()
-    for name in ("workflow id", "type", "status", "run id", "run #", "started", "closed"):
+    for name in ("workflow id", "type", "version", "status", "run id", "run #", "started", "closed"):
         table.add_column(name, overflow="fold")
     for run in workflows:
         table.add_row(
             cell(run["workflow_id"]),
             cell(run["workflow_type"]),
+            cell(run.get("version")),
             cell(run["status"]),
             cell(run["run_id"]),
             cell(run["run_number"]),
@@ -125,9 +130,10 @@ def describe_table(view: dict[str, Any]) -> RenderableType:
         "close_time",
         "history_length",
         "waiting_on",
+        "version",
     ):
         table.add_row(cell(key), cell(view.get(key)))
-    for key in ("input", "result", "failure", "search_attributes"):
+    for key in ("blocked", "reset_to", "input", "result", "failure", "search_attributes"):
         if view.get(key) not in (None, {}):
             table.add_row(cell(key), cell(compact(view[key], 400)))
     parts: list[RenderableType] = [table]

@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 from aion import events as ev
+from aion._definitions import version_of_run
 from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
 from aion.errors import WorkflowNotFoundError
-from aion.status import status_of_run
+from aion.status import WorkflowStatus, status_of_run
 from aion.store import EventStore, RunInfo
 from aion.visibility import WorkflowCount, WorkflowPage
 
@@ -54,9 +55,10 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def run_view(info: RunInfo) -> dict[str, Any]:
-    """One workflow's current run, as ``aion list`` prints it."""
-    return {
+def run_view(info: RunInfo, version: int | None = None) -> dict[str, Any]:
+    """One workflow's current run, as ``aion list`` prints it (``version``: the workflow version it is pinned
+    to, when known)."""
+    view = {
         "workflow_id": info.workflow_id,
         "run_id": info.run_id,
         "workflow_type": info.workflow_type,
@@ -67,6 +69,45 @@ def run_view(info: RunInfo) -> dict[str, Any]:
         "search_attributes": to_jsonable(dict(info.search_attributes)),
         "memo": to_jsonable(info.memo),
     }
+    if version is not None:
+        view["version"] = version
+    return view
+
+
+def run_version(store: EventStore, info: RunInfo) -> int:
+    """The workflow version ``info``'s run is pinned to (read from its ``WorkflowStarted``)."""
+    first = store.read_history(info.workflow_id, after_seq=info.run_first_seq - 1, limit=1)
+    started = first[0] if first else None
+    return version_of_run(started.workflow_version if isinstance(started, ev.WorkflowStarted) else None)
+
+
+def list_view(store: EventStore, runs: Sequence[RunInfo]) -> dict[str, Any]:
+    """``aion list``: each run with its version."""
+    return {"workflows": [run_view(info, run_version(store, info)) for info in runs]}
+
+
+def block_view(history: Sequence[ev.Event]) -> dict[str, Any] | None:
+    """Why a blocked run is blocked (its last ``WorkflowBlocked``), or ``None`` if it is not blocked."""
+    if not history or status_of_run(history) is not WorkflowStatus.BLOCKED:
+        return None
+    blocked = next(event for event in reversed(history) if isinstance(event, ev.WorkflowBlocked))
+    return {
+        "cause": blocked.cause,
+        "message": blocked.message,
+        "seq": blocked.at_seq,
+        "expected": blocked.expected,
+        "found": blocked.found,
+        "since": to_jsonable(blocked.recorded_at),
+    }
+
+
+def blocked_runs_view(store: EventStore) -> list[dict[str, Any]]:
+    """Every blocked run with its cause (they hold no process, so the tree lists them apart)."""
+    views = []
+    for info in store.list_workflows(status=WorkflowStatus.BLOCKED):
+        block = block_view(store.read_run(info.workflow_id, info.run_id))
+        views.append({**run_view(info), "blocked": block})
+    return views
 
 
 def page_view(page: WorkflowPage) -> dict[str, Any]:
@@ -167,6 +208,10 @@ def describe_view(store: EventStore, workflow_id: str) -> dict[str, Any]:
     view["failure"] = to_jsonable(last.failure) if isinstance(last, ev.WorkflowFailed) else None
     view["waiting_on"] = waiting_on(history)
     view["pending"] = pending_work(history) if not last.terminal else {"activities": [], "timers": [], "children": []}
+    view["version"] = version_of_run(started.workflow_version if isinstance(started, ev.WorkflowStarted) else None)
+    view["blocked"] = block_view(history)
+    if isinstance(last, ev.WorkflowReset):
+        view["reset_to"] = {"run_id": last.new_run_id, "to_seq": last.to_seq, "reason": last.reason}
     return view
 
 

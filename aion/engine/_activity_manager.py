@@ -263,7 +263,24 @@ class ActivityManager:
         activity.last_heartbeat = self._clock.time()
         self._arm_heartbeat(run, activity, task.task_id, activity.last_heartbeat)
 
+    def hold(self, run: Run) -> None:
+        """The run was paused: withdraw its attempts queued and not started (they are dispatched on resume)."""
+        for activity in run.state.activities.values():
+            if activity.task_id is not None and activity.worker_id is None:
+                self._pool.withdraw(activity.task_id)
+                activity.task_id = None
+
+    def release_held(self, run: Run) -> None:
+        """The run was resumed: dispatch the attempts held while it was paused."""
+        for activity in run.state.activities.values():
+            if activity.task_id is None and activity.next_attempt_at is None and not activity.cancel_requested:
+                self._dispatch(run, activity)
+        self.pump()
+
     def _dispatch(self, run: Run, activity: PendingActivity) -> None:
+        if run.state.paused:
+            activity.task_id = None  # held: dispatched when the run is resumed (release_held)
+            return
         task = ActivityTask(
             workflow_id=run.workflow_id,
             run_id=run.run_id,

@@ -4,8 +4,8 @@ Each command is handled by the method named for it. A command's anchor event is 
 (dispatching an activity, arming a timer, starting a child, delivering a signal) comes once that is durable.
 Builds ``ActivityScheduled``, ``ActivityCancelRequested``, ``TimerStarted``, ``TimerCancelled``,
 ``WorkflowCompleted``, ``WorkflowCancelled``, ``ChildWorkflowStarted``, ``ChildWorkflowCancelRequested``,
-``SignalExternalSent`` and ``SearchAttributesUpserted``; failing and continuing as new are the lifecycle's.
-Runs inside the core's thread.
+``SignalExternalSent``, ``SearchAttributesUpserted`` and ``MarkerRecorded`` (``workflow.patched``); failing
+and continuing as new are the lifecycle's. Runs inside the core's thread.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from aion.workflow._commands import (
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
+    RecordMarker,
     RequestCancelActivity,
     RequestCancelChild,
     ScheduleActivity,
@@ -79,6 +80,7 @@ class CommandHandler:
             RequestCancelChild: self._on_request_cancel_child,
             SignalExternal: self._on_signal_external,
             UpsertSearchAttributes: self._on_upsert_search_attributes,
+            RecordMarker: self._on_record_marker,
         }
 
     def handle(self, run: Run, commands: list[Command]) -> None:
@@ -203,3 +205,7 @@ class CommandHandler:
             workflow_id=run.workflow_id, attributes=attributes, upsert_id=command.upsert_id
         )
         self._core.append(run, [upserted])
+
+    def _on_record_marker(self, run: Run, command: RecordMarker) -> None:
+        marker = ev.MarkerRecorded(workflow_id=run.workflow_id, name=command.name, details=command.details)
+        self._core.append(run, [marker])

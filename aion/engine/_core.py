@@ -31,16 +31,19 @@ from aion.engine._activity_manager import ActivityManager
 from aion.engine._appends import AppendPipeline, AppendToken
 from aion.engine._closures import Closures
 from aion.engine._commands import CommandHandler
+from aion.engine._holds import CodeMismatch, Holds
 from aion.engine._interfaces import Processes, Then
 from aion.engine._lifecycle import RunLifecycle
 from aion.engine._process_links import ProcessLinks
 from aion.engine._recovery import Recovery
 from aion.engine._registry import Registry
 from aion.engine._relations import Relations
+from aion.engine._reset import Resets
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._runs import Run
 from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
+from aion.errors import WorkflowNotFoundError, WorkflowNotRunningError
 from aion.observability._observer import Observer
 from aion.recorder import RecorderHandle
 from aion.store import AppendRequest, EventStore
@@ -77,9 +80,11 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
         observer: Observer | None = None,
+        on_code_mismatch: CodeMismatch = "block",
     ) -> None:
         super().__init__()
         self._runs: dict[str, Run] = {}
+        self._store = store
         self._closures = closures
         self._clock = clock
         self._observer = observer = observer if observer is not None else Observer()
@@ -99,6 +104,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             max_resident=max_resident,
             on_commands=self._run_commands,
             on_failure=self._run_failed,
+            on_diverged=self._run_diverged,
         )
         self._lifecycle = RunLifecycle(
             self,
@@ -111,6 +117,15 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             observer=observer,
         )
         self._relations = Relations(self, store, self._lifecycle)
+        self._holds = Holds(
+            self,
+            registry=registry,
+            links=self._links,
+            activities=self._activities,
+            fail=self._lifecycle.fail,
+            repair=self._relations.repair,
+            on_code_mismatch=on_code_mismatch,
+        )
         self._commands = CommandHandler(
             self,
             lifecycle=self._lifecycle,
@@ -128,6 +143,17 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             activities=self._activities,
             links=self._links,
             tell=tell,
+            holds=self._holds,
+            registry=registry,
+        )
+        self._resets = Resets(
+            self,
+            store,
+            lifecycle=self._lifecycle,
+            relations=self._relations,
+            activities=self._activities,
+            links=self._links,
+            holds=self._holds,
         )
         self._handlers: dict[type, Callable[[Any], None]] = {
             msg.AppendsCommitted: self._on_appends_committed,
@@ -151,6 +177,10 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.GetQuiescence: self._on_get_quiescence,
             msg.StartScheduled: self._on_start_scheduled,
             msg.StartScheduledMany: self._on_start_scheduled_many,
+            msg.UnblockWorkflows: self._on_unblock_workflows,
+            msg.PauseWorkflow: self._on_pause_workflow,
+            msg.ResumeWorkflow: self._on_resume_workflow,
+            msg.ResetWorkflow: self._on_reset_workflow,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -215,12 +245,19 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._relations.closed(run, terminal)
 
     def _run_commands(self, run: Run, commands: list[Command]) -> None:
-        """What the links pass on from a run's process: its commands, to the command handler."""
+        """What the links pass on from a run's process: its commands, to the command handler (a blocked run's
+        process that replayed to its commands fits it again: it is unblocked first)."""
+        if run.state.blocked:
+            self._holds.fitted(run)
         self._commands.handle(run, commands)
 
     def _run_failed(self, run: Run, failure: ev.Failure) -> None:
-        """What the links pass on from a run's process: its code diverged, or its process kept crashing."""
+        """What the links pass on from a run's process: its process kept crashing."""
         self._lifecycle.fail(run, failure)
+
+    def _run_diverged(self, run: Run, failure: ev.Failure) -> None:
+        """What the links pass on from a run's process: its code does not fit it (blocked, or failed)."""
+        self._holds.mismatch(run, failure)
 
     # -- requests -------------------------------------------------------------------------------------------
 
@@ -294,6 +331,27 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             and self._links.settled()
         )
         request.reply.set(msg.Quiescence(settled, self._activities.busy(), self._timers.next_due()))
+
+    def _on_unblock_workflows(self, request: msg.UnblockWorkflows) -> None:
+        request.reply.set(self._recovery.unblock(request.workflow_id))
+
+    def _on_pause_workflow(self, request: msg.PauseWorkflow) -> None:
+        self._holds.pause(self._open_run(request.workflow_id), request.reason, request.reply)
+
+    def _on_resume_workflow(self, request: msg.ResumeWorkflow) -> None:
+        self._holds.resume(self._open_run(request.workflow_id), request.reply)
+
+    def _on_reset_workflow(self, request: msg.ResetWorkflow) -> None:
+        self._resets.reset(request.workflow_id, request.to_seq, request.reason, request.reply)
+
+    def _open_run(self, workflow_id: str) -> Run:
+        """The workflow's open run; ``WorkflowNotRunningError`` (or ``WorkflowNotFoundError``) otherwise."""
+        run = self.live(workflow_id)
+        if run is None or run.state.closing:
+            if self._store.get_run(workflow_id) is None:
+                raise WorkflowNotFoundError(workflow_id)
+            raise WorkflowNotRunningError(f"workflow {workflow_id!r} has no open run")
+        return run
 
     # -- notices --------------------------------------------------------------------------------------------
 

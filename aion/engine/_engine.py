@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -24,7 +25,8 @@ from aion.engine import _registry
 from aion.engine._closures import Closures
 from aion.engine._core import EngineCore
 from aion.engine._handle import WorkflowHandle
-from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow
+from aion.engine._holds import CodeMismatch
+from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow, UnblockWorkflows
 from aion.engine._options import StartOptions
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
@@ -59,7 +61,10 @@ class Engine:
     True: count only, see ``metrics_registry``), ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans
     of every run, needs ``aion[otel]``; docs/operations.md lists the logs, metrics and spans),
     ``search_attributes`` (the declared search attributes, name -> one of ``keyword``, ``text``, ``int``,
-    ``float``, ``bool``, ``datetime``, ``keyword_list``: see docs/visibility.md).
+    ``float``, ``bool``, ``datetime``, ``keyword_list``: see docs/visibility.md),
+    ``on_code_mismatch`` (``"block"``, the default: a run whose code does
+    not fit it, or whose type or version is not registered, is blocked until code that fits is deployed;
+    ``"fail"``: it fails, see docs/versioning.md).
     """
 
     def __init__(
@@ -78,11 +83,15 @@ class Engine:
         metrics: MetricsOption = None,
         tracer_provider: Any = None,
         search_attributes: Mapping[str, str] | None = None,
+        on_code_mismatch: CodeMismatch = "block",
     ) -> None:
         self.data_dir = Path(data_dir)
         self._telemetry = Telemetry(metrics, tracer_provider, clock)
         #: The declared search attributes (name -> type), checked at start and upsert; see docs/visibility.md.
         self.search_attributes = SearchAttributeSchema(search_attributes)
+        if on_code_mismatch not in ("block", "fail"):
+            raise InvalidArgumentError(f"on_code_mismatch must be 'block' or 'fail', got {on_code_mismatch!r}")
+        self._on_code_mismatch: CodeMismatch = on_code_mismatch
         self.registry = Registry.build(workflows, activities)
         workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
         if workers < 1:
@@ -149,6 +158,7 @@ class Engine:
                     max_resident=self._max_resident,
                     clock=self._clock,
                     observer=self._telemetry.observer,
+                    on_code_mismatch=self._on_code_mismatch,
                 )
                 self._supervision.start(self._core)
                 self._running = True
@@ -229,8 +239,12 @@ class Engine:
         execution_timeout: Duration | None = None,
         run_timeout: Duration | None = None,
         memo: Any = None,
+        version: int | None = None,
     ) -> WorkflowHandle:
         """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
+
+        The run starts on the type's highest registered version, or on ``version``
+        (``UnknownWorkflowVersionError`` if it is not registered), and keeps it for its whole life.
 
         ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
         running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
@@ -248,6 +262,9 @@ class Engine:
             run_timeout=run_timeout,
             memo=memo,
         )
+        if version is not None:
+            self.registry.workflow_version(name, version)
+            options = dataclasses.replace(options, version=version)
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(StartWorkflow(name, workflow_id, arguments, options))
         return self._handle_of_start(workflow_id, events)
@@ -372,6 +389,11 @@ class Engine:
         """How many current runs match ``query`` (every run when ``None``); with ``GROUP BY Status``, how many of
         each status (``WorkflowCount.groups``)."""
         return count_workflows(self.store, query, schema=self.search_attributes)
+
+    def unblock_all(self) -> int:
+        """Try every blocked run again (see docs/versioning.md); returns how many were given a process to
+        replay (those whose type and version this engine registers)."""
+        return int(self.request(UnblockWorkflows(None)))
 
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids; the

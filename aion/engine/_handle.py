@@ -8,10 +8,21 @@ from typing import Any, Final, Protocol
 
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
+from aion._definitions import version_of_run
 from aion._durations import Duration, optional_seconds
 from aion.clock import SYSTEM_CLOCK
 from aion.engine._closures import Closures
-from aion.engine._messages import CancelWorkflowRequest, QueryWorkflow, Request, SignalWorkflow, TerminateWorkflow
+from aion.engine._messages import (
+    CancelWorkflowRequest,
+    PauseWorkflow,
+    QueryWorkflow,
+    Request,
+    ResetWorkflow,
+    ResumeWorkflow,
+    SignalWorkflow,
+    TerminateWorkflow,
+    UnblockWorkflows,
+)
 from aion.errors import (
     InvalidArgumentError,
     ResultTimeoutError,
@@ -52,6 +63,10 @@ class WorkflowDescription:
     close_time: datetime | None
     history_length: int
     search_attributes: dict[str, Any]
+    #: The workflow version the run is pinned to.
+    version: int = 1
+    #: While the run is blocked: the ``WorkflowBlocked`` event that says why (cause, seq, expected/found).
+    blocked: ev.WorkflowBlocked | None = None
 
 
 class WorkflowHandle:
@@ -93,7 +108,7 @@ class WorkflowHandle:
                     waiter.wait(remaining)
                     if waiter.terminal is not None:
                         terminal = _own_copy(waiter.terminal)
-            if isinstance(terminal, ev.WorkflowContinuedAsNew):
+            if isinstance(terminal, ev.WorkflowContinuedAsNew | ev.WorkflowReset):
                 run_id = terminal.new_run_id
             elif terminal is not None:
                 return _outcome(terminal)
@@ -132,16 +147,48 @@ class WorkflowHandle:
         started = history[0]
         assert isinstance(started, ev.WorkflowStarted)
         closed = history[-1] if history[-1].terminal else None
+        status = status_of_run(history)
+        blocks = [event for event in history if isinstance(event, ev.WorkflowBlocked)]
         return WorkflowDescription(
             workflow_id=self.workflow_id,
             run_id=self.run_id,
             workflow_type=started.workflow_type,
-            status=status_of_run(history),
+            status=status,
             start_time=started.recorded_at,
             close_time=closed.recorded_at if closed is not None else None,
             history_length=len(history),
             search_attributes=dict(started.search_attributes),
+            version=version_of_run(started.workflow_version),
+            blocked=blocks[-1] if status is WorkflowStatus.BLOCKED and blocks else None,
         )
+
+    def unblock(self) -> bool:
+        """Try the blocked run again now (it is also tried at every engine start): True if this engine has its
+        code and gave it a process, whose replay decides (it runs on if the code fits, else stays blocked)."""
+        return bool(self._engine.request(UnblockWorkflows(self.workflow_id)))
+
+    def pause(self, reason: str | None = None) -> bool:
+        """Pause the run: nothing new is dispatched for it (activities, children, outgoing signals), and timers
+        that come due and signals are recorded but not delivered until :meth:`resume`. True once recorded;
+        False if it was paused already. ``WorkflowNotRunningError`` for a closed run."""
+        return bool(self._engine.request(PauseWorkflow(self.workflow_id, reason)))
+
+    def resume(self) -> bool:
+        """Resume a paused run: what waited is delivered and dispatched. True once recorded; False if it was not
+        paused."""
+        return bool(self._engine.request(ResumeWorkflow(self.workflow_id)))
+
+    def reset(self, *, to_seq: int | None = None, reason: str) -> str:
+        """Start a new run of this workflow from a copy of the current run's history up to ``to_seq`` (default:
+        the last event before it closed or became blocked), with the current code; the old run, if open, is
+        closed with ``WorkflowReset`` naming the new one. Activities completed before that point are not run
+        again; signals received after it are carried over. Returns the new run's id (see docs/versioning.md)."""
+        if not isinstance(reason, str) or not reason:
+            raise InvalidArgumentError(f"a reset needs a reason (a non-empty string), got {reason!r}")
+        if to_seq is not None and (isinstance(to_seq, bool) or not isinstance(to_seq, int) or to_seq < 1):
+            raise InvalidArgumentError(f"to_seq must be a positive int, got {to_seq!r}")
+        new_run_id: str = self._engine.request(ResetWorkflow(self.workflow_id, to_seq, reason))
+        return new_run_id
 
     def history(self) -> list[ev.Event]:
         """The events of this run, in order."""

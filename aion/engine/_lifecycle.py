@@ -17,6 +17,7 @@ import pykka
 
 from aion import events as ev
 from aion._codec import check_payload
+from aion._definitions import WorkflowDefinition
 from aion._ids import new_run_id
 from aion.clock import Clock
 from aion.engine._activity_manager import ActivityManager
@@ -79,7 +80,7 @@ class RunLifecycle:
     ) -> None:
         """Record a new run's ``WorkflowStarted`` (and ``signal`` with it), then give it a process. A
         ``companion`` (a schedule's fire) is committed with it, atomically."""
-        self._registry.workflow(workflow_type)
+        definition = self._registry.workflow_version(workflow_type, options.version)
         existing = self._core.live(workflow_id)
         if existing is not None and not existing.state.closing:
             raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
@@ -103,6 +104,7 @@ class RunLifecycle:
             parent_workflow_run_id=parent[1] if parent else None,
             trace_context=self._observer.start_context(parent, options.trace_context),
             memo=options.memo,
+            workflow_version=_recorded_version(definition),
         )
         run = Run(RunState(workflow_id, run_id, workflow_type, head=head, started=started))
         self._core.drive(run)
@@ -118,19 +120,21 @@ class RunLifecycle:
 
         self._core.append(run, events, then=begin, reply=reply, companion=companion)
 
-    def begin(self, run: Run, *, resumed: bool) -> None:
+    def begin(self, run: Run, *, resumed: bool, process: bool = True) -> None:
         """A run's ``WorkflowStarted`` is durable: arm its timeouts and give it a process (now, or when a slot
         frees). ``resumed``: the run had started before (engine recovery, continue-as-new), so it goes ahead of
-        new runs."""
+        new runs. ``process=False``: a paused or blocked run, which waits without one."""
         for kind, at in run.state.deadlines():
             self._timers.arm(at, TimerKey(kind, run.workflow_id, run.run_id))
-        self._links.want(run, started=resumed)
+        if process:
+            self._links.want(run, started=resumed)
 
     def continue_as_new(self, run: Run, command: ContinueAsNew) -> None:
         """Close the run with ``WorkflowContinuedAsNew`` and open the next one, in one transaction."""
         workflow_type = command.workflow_type or run.workflow_type
         try:
-            self._registry.workflow(workflow_type)
+            # The next run moves to the type's highest version (or the one the code asked for).
+            definition = self._registry.workflow_version(workflow_type, command.version)
             check_payload(command.args, path="continue_as_new input")
         except AionError as error:
             self.fail(run, ev.Failure(type(error).__name__, str(error)))
@@ -158,6 +162,7 @@ class RunLifecycle:
             parent_workflow_run_id=previous.parent_workflow_run_id,
             trace_context=previous.trace_context,
             memo=previous.memo,
+            workflow_version=_recorded_version(definition),
         )
 
         def open_next(stamped: list[ev.Event]) -> None:
@@ -307,3 +312,8 @@ class RunLifecycle:
         """Disarm the run's pending durable timers (they stay in its history)."""
         for timer_id in run.state.timers:
             self._timers.disarm(TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, timer_id))
+
+
+def _recorded_version(definition: WorkflowDefinition) -> str | None:
+    """What ``WorkflowStarted.workflow_version`` records for a run of ``definition`` (None when unversioned)."""
+    return None if definition.version is None else str(definition.version)

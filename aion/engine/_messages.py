@@ -134,6 +134,40 @@ class Quiescence:
     next_due: float | None
 
 
+@dataclass(frozen=True)
+class UnblockWorkflows(Request):
+    """Try blocked runs again (``workflow_id``'s, or every blocked run for ``None``); replies with how many
+    were given a process to replay."""
+
+    workflow_id: str | None
+
+
+@dataclass(frozen=True)
+class PauseWorkflow(Request):
+    """Record ``WorkflowPaused`` for the workflow's open run; replies True once recorded (False if paused)."""
+
+    workflow_id: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ResumeWorkflow(Request):
+    """Record ``WorkflowResumed`` for the workflow's paused run; replies True once recorded (False if it was
+    not paused)."""
+
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class ResetWorkflow(Request):
+    """Start a new run from a copy of the current run's history up to ``to_seq`` (see ``_reset``); replies
+    with the new run's id."""
+
+    workflow_id: str
+    to_seq: int | None
+    reason: str | None
+
+
 # -- notices --------------------------------------------------------------------------------------------------
 
 

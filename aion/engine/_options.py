@@ -45,6 +45,8 @@ class StartOptions:
     trace_context: Mapping[str, str] | None = None
     #: Any payload shown with the run and never indexed.
     memo: Any = None
+    #: The workflow version to start (``None``: the highest registered).
+    version: int | None = None
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> StartOptions:

@@ -51,12 +51,15 @@ class ProcessLinks:
         max_resident: int,
         on_commands: OnCommands,
         on_failure: OnFailure,
+        on_diverged: OnFailure | None = None,
     ) -> None:
         self._core = core
         self._store = store
         self._processes = processes
         self._on_commands = on_commands
         self._on_failure = on_failure
+        #: A run's code does not fit it (diverged, or cannot be replayed): blocked, or failed (``Holds``).
+        self._on_diverged = on_diverged or on_failure
         self._one_off_queries: dict[int, tuple[dict[str, Any], pykka.Future[Any]]] = {}
         self.residency = Residency(
             max_resident, self._spawn, self._evict, lambda at: timers.arm(at, RESIDENCY_RECHECK), clock
@@ -166,6 +169,9 @@ class ProcessLinks:
             pending = self._one_off_queries.pop(int(token), None)
             if kind == protocol.ANSWER and pending is not None:
                 _resolve_query(pending[1], message)
+            elif pending is not None:
+                error = QueryError(f"the run cannot be replayed to answer: {protocol.decode_failure(message).message}")
+                pending[1].set_exception((QueryError, error, None))
             return
         run = self.run_of_child(child_id)
         if run is None:
@@ -181,7 +187,7 @@ class ProcessLinks:
             if reply is not None:
                 _resolve_query(reply, message)
         elif kind == protocol.DIVERGED:
-            self._on_failure(run, protocol.decode_failure(message))
+            self._on_diverged(run, protocol.decode_failure(message))
 
     def gave_up(self, child_id: str, reason: str) -> None:
         """A process crashed more often than its restart intensity allows, or could not be started."""
@@ -215,7 +221,8 @@ class ProcessLinks:
         without a process (evicted) gives it one, which is sent the whole history."""
         link = run.link
         if link.channel is None:
-            if is_arrival(event) and not run.state.closing and not self.residency.is_resident(run):
+            state = run.state
+            if is_arrival(event) and not state.closing and not state.held and not self.residency.is_resident(run):
                 self.residency.want(run, started=True)
             return
         if event.seq <= link.delivered:
@@ -233,7 +240,9 @@ class ProcessLinks:
         workflow has no open run, a one-off process that replays its last run."""
         query_id = next_query_id()
         message = {"t": protocol.QUERY, "id": query_id, "name": name, "args": encode_payload(args)}
-        if run is not None and not run.state.closing:
+        if run is not None and run.state.blocked:
+            raise QueryError(f"workflow {workflow_id!r} is blocked: its code does not fit it (aion describe)")
+        if run is not None and not run.state.closing and not run.state.paused:
             run.link.queries[query_id] = reply
             if run.link.channel is not None:
                 self.send(run, message)

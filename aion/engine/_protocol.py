@@ -24,6 +24,7 @@ from aion.workflow._commands import (
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
+    RecordMarker,
     RequestCancelActivity,
     RequestCancelChild,
     ScheduleActivity,
@@ -72,6 +73,7 @@ _COMMAND_TYPES: Final[dict[str, type[Command]]] = {
         CancelWorkflow,
         ContinueAsNew,
         UpsertSearchAttributes,
+        RecordMarker,
     )
 }
 _COMMAND_FIELDS: Final = {

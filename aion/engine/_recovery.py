@@ -3,25 +3,34 @@
 Recovery resumes the running workflows found in the store in small batches between the core's other messages, so
 the first resumed workflows make progress while the rest load; a run not resumed yet is resumed at once when
 anything needs it (``Core.live``). Resuming a run re-arms its timers, takes its activities up where history left
-them, gives it a process, and repairs what a crash between two writes left half done. A resync rebuilds a run
+them, gives it a process, and repairs what a crash between two writes left half done. Open runs include blocked
+and paused ones: a paused run gets no process; a blocked one is tried again if this engine has its type and
+version (``Holds``), and ``unblock`` tries blocked runs again on request. A resync rebuilds a run
 whose append failed the same way, with a new process: its old one has run ahead of its history.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 from collections.abc import Callable
 
 from aion import events as ev
 from aion.engine._activity_manager import ActivityManager
+from aion.engine._holds import Holds
 from aion.engine._interfaces import Core
 from aion.engine._lifecycle import RunLifecycle
 from aion.engine._messages import RecoverMore
 from aion.engine._process_links import ProcessLinks
+from aion.engine._registry import Registry
 from aion.engine._relations import Relations
 from aion.engine._runs import Run, RunState
 from aion.errors import WorkflowNotFoundError
 from aion.observability._observer import Observer
+from aion.status import WorkflowStatus
 from aion.store import EventStore
+
+log = logging.getLogger("aion.engine")
 
 #: How many runs recovery resumes per message before letting other messages through.
 RECOVERY_BATCH = 32
@@ -40,6 +49,8 @@ class Recovery:
         activities: ActivityManager,
         links: ProcessLinks,
         tell: Callable[[object], None],
+        holds: Holds,
+        registry: Registry,
     ) -> None:
         self._core = core
         self._store = store
@@ -48,6 +59,8 @@ class Recovery:
         self._activities = activities
         self._links = links
         self._tell = tell
+        self._holds = holds
+        self._registry = registry
         #: Running workflows that recovery has not resumed yet (in store order).
         self._to_recover: dict[str, None] = {}
 
@@ -57,8 +70,23 @@ class Recovery:
         return len(self._to_recover)
 
     def recover(self) -> int:
-        """Start resuming every running workflow found in the store; returns how many."""
-        self._to_recover = dict.fromkeys(info.workflow_id for info in self._store.running_workflows())
+        """Start resuming every open workflow found in the store (running, blocked or paused); returns how
+        many. Logs a warning for each workflow type it has runs of and no code for, and for the blocked runs it
+        tries again."""
+        infos = list(self._store.running_workflows())
+        self._to_recover = dict.fromkeys(info.workflow_id for info in infos)
+        known = self._registry.workflows
+        missing = collections.Counter(info.workflow_type for info in infos if info.workflow_type not in known)
+        for workflow_type, count in sorted(missing.items()):
+            log.warning(
+                "workflow type %r is not registered with this engine: %d run(s) of it are blocked until an engine "
+                "that registers it starts (pass the module that defines it: aion serve --module MODULE)",
+                workflow_type,
+                count,
+            )
+        blocked = sum(1 for info in infos if info.status is WorkflowStatus.BLOCKED)
+        if blocked:
+            log.warning("%d blocked run(s) found: trying them again with the code of this engine", blocked)
         if self._to_recover:
             self._tell(RecoverMore())
         return len(self._to_recover)
@@ -84,9 +112,31 @@ class Recovery:
         self._core.drive(run)
         self._lifecycle.arm_timers(run)
         self._activities.recover(run)
-        self._lifecycle.begin(run, resumed=True)
+        # A paused run waits without a process; a blocked one is tried again if the engine has its code.
+        process = not run.state.paused and self._holds.fits(run)
+        self._lifecycle.begin(run, resumed=True, process=process)
         self._relations.repair(run)
         return run
+
+    def unblock(self, workflow_id: str | None) -> int:
+        """Try the blocked run of ``workflow_id`` again (every blocked run for ``None``): each whose code the
+        engine has is given a process, whose replay decides. Returns how many were."""
+        if workflow_id is not None:
+            run = self._core.live(workflow_id)
+            if run is None:
+                if self._store.get_run(workflow_id) is None:
+                    raise WorkflowNotFoundError(workflow_id)
+                return 0
+            return int(self._holds.retry(run))
+        for pending in list(self._to_recover):
+            self.resume_pending(pending)
+        blocked = [info.workflow_id for info in self._store.list_workflows(WorkflowStatus.BLOCKED)]
+        retried = 0
+        for blocked_id in blocked:
+            run = self._core.live(blocked_id)
+            if run is not None and self._holds.retry(run):
+                retried += 1
+        return retried
 
     def resync(self, run: Run) -> None:
         """After an unexpected append failure, rebuild the run from the store and give it a new process, which
@@ -114,4 +164,5 @@ class Recovery:
         self._lifecycle.arm_timers(run)
         self._activities.recover(run)
         self._activities.pump()
-        self._links.want(run, started=True)
+        if not run.state.held:
+            self._links.want(run, started=True)

@@ -11,15 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aion._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, workflow_definition
-from aion.errors import RegistrationError, UnknownActivityTypeError, UnknownWorkflowTypeError
+from aion.errors import (
+    RegistrationError,
+    UnknownActivityTypeError,
+    UnknownWorkflowTypeError,
+    UnknownWorkflowVersionError,
+)
 
 
 @dataclass
 class Registry:
-    """Workflow and activity definitions by type name."""
+    """Workflow and activity definitions by type name (``workflows`` holds each type's highest version,
+    ``versions`` every registered version of it)."""
 
     workflows: dict[str, WorkflowDefinition] = field(default_factory=dict)
     activities: dict[str, ActivityDefinition] = field(default_factory=dict)
+    versions: dict[str, dict[int, WorkflowDefinition]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, workflows: Iterable[Callable[..., Any]], activities: Iterable[Callable[..., Any]]) -> Registry:
@@ -27,9 +34,13 @@ class Registry:
         registry = cls()
         for function in workflows:
             definition = workflow_definition(function)
-            if definition.name in registry.workflows:
-                raise RegistrationError(f"workflow type {definition.name!r} is registered twice")
-            registry.workflows[definition.name] = definition
+            versions = registry.versions.setdefault(definition.name, {})
+            if definition.number in versions:
+                raise RegistrationError(
+                    f"workflow type {definition.name!r} version {definition.number} is registered twice"
+                )
+            versions[definition.number] = definition
+            registry.workflows[definition.name] = versions[max(versions)]
         for function in activities:
             activity = activity_definition(function)
             if activity.name in registry.activities:
@@ -45,6 +56,20 @@ class Registry:
             known = ", ".join(sorted(self.workflows)) or "none"
             raise UnknownWorkflowTypeError(f"unknown workflow type {name!r} (registered: {known})") from None
 
+    def workflow_version(self, name: str, version: int | None) -> WorkflowDefinition:
+        """Version ``version`` of workflow type ``name`` (its highest for ``None``);
+        ``UnknownWorkflowTypeError`` or ``UnknownWorkflowVersionError`` naming what is registered otherwise."""
+        definition = self.workflow(name)
+        if version is None:
+            return definition
+        found = self.versions.get(name, {}).get(version)
+        if found is None:
+            known = ", ".join(str(number) for number in sorted(self.versions.get(name, {})))
+            raise UnknownWorkflowVersionError(
+                f"workflow type {name!r} has no version {version} registered (registered: {known})"
+            )
+        return found
+
     def activity(self, name: str) -> ActivityDefinition:
         """The activity type ``name``; ``UnknownActivityTypeError`` naming the known ones otherwise."""
         try:
@@ -55,7 +80,8 @@ class Registry:
 
     def modules(self) -> list[str]:
         """The modules that define the registered functions (preloaded in the zygote)."""
-        functions = [d.function for d in self.workflows.values()] + [d.function for d in self.activities.values()]
+        workflows = [d.function for versions in self.versions.values() for d in versions.values()]
+        functions = workflows + [d.function for d in self.activities.values()]
         return sorted({f.__module__ for f in functions if f.__module__ and f.__module__ != "__main__"})
 
 

@@ -29,7 +29,10 @@ class Relations:
     # -- children -------------------------------------------------------------------------------------------
 
     def start_child(self, parent: Run, ref: ChildRef) -> None:
-        """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once)."""
+        """Start a child whose ``ChildWorkflowStarted`` is durable in its parent (exactly once). Not while the
+        parent is paused: its resume repairs it (starts the child then)."""
+        if parent.state.paused:
+            return
         try:
             self._lifecycle.start(
                 ref.workflow_type,
@@ -49,7 +52,10 @@ class Relations:
             self._lifecycle.request_cancel(child, "cancelled by its parent")
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
-        """``run`` closed with ``terminal``: apply its children's parent-close policies and tell its parent."""
+        """``run`` closed with ``terminal``: apply its children's parent-close policies and tell its parent (not
+        for a reset: the run that goes on from its history keeps its children and its parent)."""
+        if isinstance(terminal, ev.WorkflowReset):
+            return
         for ref in list(run.state.children.values()):
             self._apply_parent_close_policy(ref.workflow_id, ref.parent_close_policy)
         if not isinstance(terminal, ev.WorkflowContinuedAsNew):
@@ -92,7 +98,10 @@ class Relations:
     # -- external signals -----------------------------------------------------------------------------------
 
     def deliver_external(self, sender: Run, pending: PendingSignal, *, recovering: bool = False) -> None:
-        """Deliver a recorded ``SignalExternalSent`` once, then record ``SignalExternalDelivered``."""
+        """Deliver a recorded ``SignalExternalSent`` once, then record ``SignalExternalDelivered``. Not while the
+        sender is paused: its resume repairs it (delivers the signal then)."""
+        if sender.state.paused:
+            return
         dedup_key = f"{sender.workflow_id}:{sender.run_id}:{pending.signal_id}"
 
         def delivered(failure: ev.Failure | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pykka
 
 from aion import events as ev
+from aion._definitions import version_of_run
 from aion.engine._options import ActivityOptions, StartOptions
 from aion.engine._timer_keys import TimerKind
 from aion.workflow._commands import Key, anchor_key
@@ -97,6 +98,10 @@ class RunState:
     #: Pending durable timers: timer id -> when it fires (epoch seconds).
     timers: dict[int, float] = field(default_factory=dict)
     closing: bool = False
+    #: Its code cannot make progress (``WorkflowBlocked`` and no ``WorkflowUnblocked`` after it).
+    blocked: bool = False
+    #: An operator paused it (``WorkflowPaused`` and no ``WorkflowResumed`` after it).
+    paused: bool = False
     #: The search attributes the run's code upserted (a ``None`` value removed one), in order.
     upserted: dict[str, Any] = field(default_factory=dict)
 
@@ -173,6 +178,20 @@ class RunState:
                 self.signals_out.pop(sid, None)
             case ev.WorkflowCancelRequested():
                 self.cancel_requested = True
+            case ev.WorkflowBlocked() | ev.WorkflowUnblocked():
+                self.blocked = isinstance(event, ev.WorkflowBlocked)
+            case ev.WorkflowPaused() | ev.WorkflowResumed():
+                self.paused = isinstance(event, ev.WorkflowPaused)
+
+    @property
+    def version(self) -> int:
+        """The workflow version the run is pinned to (recorded in its ``WorkflowStarted``)."""
+        return version_of_run(self.started.workflow_version if self.started is not None else None)
+
+    @property
+    def held(self) -> bool:
+        """Blocked or paused: the run gets no process until that ends."""
+        return self.blocked or self.paused
 
     @property
     def parent(self) -> tuple[str, str] | None:

@@ -16,9 +16,11 @@ from typing import Any
 
 from aion import events as ev
 from aion._codec import decode_event, decode_payload, encode_payload
+from aion._definitions import version_of_run
 from aion.engine import _protocol as protocol
+from aion.engine._holds import INTERNAL, NON_DETERMINISM, UNKNOWN_TYPE, UNKNOWN_VERSION, failure_details
 from aion.engine._registry import installed
-from aion.errors import NonDeterminismError, QueryError
+from aion.errors import NonDeterminismError, QueryError, UnknownWorkflowTypeError, UnknownWorkflowVersionError
 from aion.workflow import _guard
 from aion.workflow._runtime import WorkflowRuntime, failure_from_exception
 from supervisors import Channel, ChannelClosedError
@@ -44,15 +46,17 @@ def _serve(channel: Channel) -> None:
     started = history[0]
     assert isinstance(started, ev.WorkflowStarted)
     registry = installed()
-    runtime = WorkflowRuntime(registry.workflow(started.workflow_type).function, started)
-    runtime.check_activity = registry.activity
-    runtime.check_workflow = registry.workflow
     closed = history[-1].terminal
     once = bool(message.get("once"))
     try:
+        # The run's own version of its type: a run always replays and runs on the version it started on.
+        definition = registry.workflow_version(started.workflow_type, version_of_run(started.workflow_version))
+        runtime = WorkflowRuntime(definition.function, started)
+        runtime.check_activity = registry.activity
+        runtime.check_workflow = registry.workflow
         commands = runtime.replay(history)
-    except NonDeterminismError as error:
-        channel.send(protocol.failure_message(protocol.DIVERGED, failure_from_exception(error)))
+    except Exception as error:  # the run cannot be replayed here: the engine blocks it (or fails it)
+        channel.send(_cannot_replay(error))
         return
     if once:
         closed = True
@@ -70,7 +74,7 @@ def _serve(channel: Channel) -> None:
             try:
                 commands = runtime.apply(event)
             except NonDeterminismError as error:
-                channel.send(protocol.failure_message(protocol.DIVERGED, failure_from_exception(error)))
+                channel.send(_cannot_replay(error))
                 return
             channel.send(protocol.commands_message(commands, event.seq))
             if _closing(runtime):
@@ -81,6 +85,21 @@ def _serve(channel: Channel) -> None:
                 return
         elif kind == protocol.STOP:
             return
+
+
+def _cannot_replay(error: Exception) -> dict[str, Any]:
+    """The ``diverged`` frame for a run this process cannot replay, its cause in the failure's details."""
+    if isinstance(error, NonDeterminismError):
+        cause = NON_DETERMINISM
+    elif isinstance(error, UnknownWorkflowVersionError):
+        cause = UNKNOWN_VERSION
+    elif isinstance(error, UnknownWorkflowTypeError):
+        cause = UNKNOWN_TYPE
+    else:
+        cause = INTERNAL
+    failure = failure_from_exception(error)
+    failure = ev.Failure(failure.type, failure.message, failure.traceback, failure_details(cause, error))
+    return protocol.failure_message(protocol.DIVERGED, failure)
 
 
 def _closing(runtime: WorkflowRuntime) -> bool:

@@ -35,9 +35,13 @@ from aion.events import (
     TimerCancelled,
     TimerFired,
     TimerStarted,
+    WorkflowBlocked,
+    WorkflowPaused,
+    WorkflowResumed,
     WorkflowStarted,
+    WorkflowUnblocked,
 )
-from aion.status import TERMINAL_STATUS, WorkflowStatus
+from aion.status import OPEN_STATUS_AFTER, OPEN_STATUSES, TERMINAL_STATUS, WorkflowStatus
 from aion.store._checks import check_aware, check_key, check_name
 from aion.store._types import (
     ACTIVITY_RETRY,
@@ -152,6 +156,10 @@ def with_head(run: RunInfo, head: int) -> RunInfo:
 
 _SPECIAL_EVENTS: Final = (
     WorkflowStarted,
+    WorkflowBlocked,
+    WorkflowUnblocked,
+    WorkflowPaused,
+    WorkflowResumed,
     TimerStarted,
     TimerFired,
     TimerCancelled,
@@ -234,11 +242,11 @@ def apply_request(
         if ordinary is None:
             ordinary = _ORDINARY[kind] = _is_ordinary(kind)
             FAST_EVENTS[kind] = ordinary and _plain(kind)
-        if ordinary:  # the usual event: it only needs a running run
-            if run is None or run.status is not _RUNNING:
+        if ordinary:  # the usual event: it only needs an open run
+            if run is None or (run.status is not _RUNNING and run.status not in OPEN_STATUSES):
                 _refuse_without_running_run(workflow_id, run, event)
         elif isinstance(event, WorkflowStarted):
-            if run is not None and run.status is _RUNNING:
+            if run is not None and run.status in OPEN_STATUSES:
                 raise WorkflowAlreadyStartedError(workflow_id, run.run_id)
             check_name(event.workflow_type, "workflow type")
             validate_run_id(event.run_id)
@@ -270,8 +278,10 @@ def apply_request(
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, deadline))
             elif event.execution_timeout is not None:
                 timer_ops.append(TimerPut(EXECUTION_TIMEOUT, 0, now + timedelta(seconds=event.execution_timeout)))
-        elif run is None or run.status is not _RUNNING:
+        elif run is None or run.status not in OPEN_STATUSES:
             _refuse_without_running_run(workflow_id, run, event)
+        elif kind.__name__ in OPEN_STATUS_AFTER:
+            run = evolve(run, status=OPEN_STATUS_AFTER[kind.__name__])
         elif event.terminal:
             run = evolve(run, status=TERMINAL_STATUS[event.type], close_time=now)
             timer_ops.append(TimerClear())

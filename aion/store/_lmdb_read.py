@@ -230,9 +230,14 @@ class LmdbReads:
             yield LmdbIndexSource(txn, self.environment.dbs)
 
     def running_workflows(self) -> Iterator[RunInfo]:
-        """Every running workflow, oldest start first, read in pages (one read transaction per page)."""
+        """Every open workflow (running, then blocked, then paused; each oldest start first), read in pages."""
+        for status in (WorkflowStatus.RUNNING, WorkflowStatus.BLOCKED, WorkflowStatus.PAUSED):
+            yield from self._with_status(status)
+
+    def _with_status(self, status: WorkflowStatus) -> Iterator[RunInfo]:
+        """Every workflow whose run has ``status``, oldest start first (one read transaction per page)."""
         dbs = self.environment.dbs
-        prefix = WorkflowStatus.RUNNING.value.encode() + b"\x00"
+        prefix = status.value.encode() + b"\x00"
         after: bytes | None = None
         while True:
             page: list[RunInfo] = []

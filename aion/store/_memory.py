@@ -16,7 +16,7 @@ from aion._codec import decode_event
 from aion.clock import SYSTEM_CLOCK, Clock
 from aion.errors import AionError, StoreError, WorkflowNotFoundError
 from aion.events import Event, WorkflowStarted
-from aion.status import WorkflowStatus
+from aion.status import OPEN_STATUSES, WorkflowStatus
 from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES, Applied, TimerClear, TimerDelete, TimerPut, with_head
 from aion.store._plan import plan_batch
@@ -237,8 +237,10 @@ class MemoryEventStore:
         return [_copy_run(run) for run in runs[:limit]]
 
     def running_workflows(self) -> Iterator[RunInfo]:
-        """Every running workflow, oldest start first."""
-        return iter(self.list_workflows(WorkflowStatus.RUNNING, newest_first=False))
+        """Every open workflow (running, blocked or paused), oldest start first."""
+        runs = [run for status in OPEN_STATUSES for run in self.list_workflows(status, newest_first=False)]
+        runs.sort(key=lambda run: (run.start_time, run.workflow_id))
+        return iter(runs)
 
     def due_timers(self, before: datetime, limit: int | None = None) -> list[TimerRow]:
         """Timer rows due at or before ``before``, in fire order."""

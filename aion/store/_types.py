@@ -56,8 +56,8 @@ class RunInfo:
 
     @property
     def is_running(self) -> bool:
-        """True while the run has no terminal event."""
-        return self.status is WorkflowStatus.RUNNING
+        """True while the run has no terminal event (its status is running, blocked or paused)."""
+        return self.status.is_open
 
 
 @dataclass(frozen=True, order=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aion import events as ev
+from aion._definitions import version_of_run
 from aion.engine._registry import Registry
 from aion.errors import InvalidArgumentError, NonDeterminismError, UnknownWorkflowTypeError
 from aion.workflow._commands import CancelWorkflow, Command, CompleteWorkflow, ContinueAsNew, FailWorkflow
@@ -45,11 +46,13 @@ class Replayer:
     def replay(self, history: Sequence[ev.Event]) -> None:
         """Replay one run's history (``WorkflowStarted`` first, as ``handle.history()`` gives it, or a whole
         workflow's history: its last run is replayed). Raises ``NonDeterminismError`` when the code no longer
-        fits, ``UnknownWorkflowTypeError`` when the run's type is not among the workflows."""
+        fits, ``UnknownWorkflowTypeError`` when the run's type is not among the workflows
+        (``UnknownWorkflowVersionError`` when its version is not)."""
         run = _last_run(history)
         started = run[0]
         assert isinstance(started, ev.WorkflowStarted)
-        definition = self._registry.workflow(started.workflow_type)
+        # The run's own version: a run replays on the version it started on.
+        definition = self._registry.workflow_version(started.workflow_type, version_of_run(started.workflow_version))
         # Activities and children never run in a replay, so their types need not be registered here.
         runtime = WorkflowRuntime(definition.function, started)
         issued = runtime.replay(run)

@@ -32,6 +32,7 @@ from aion._durations import Duration, optional_seconds, to_seconds
 from aion._ids import validate_workflow_id
 from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
+from aion.workflow._patches import check_patch_id
 from aion.workflow._runtime import WorkflowInfo, current_runtime
 
 __all__ = [
@@ -42,12 +43,14 @@ __all__ = [
     "WorkflowInfo",
     "continue_as_new",
     "defn",
+    "deprecate_patch",
     "execute_activity",
     "execute_child",
     "gather",
     "info",
     "is_cancel_requested",
     "now",
+    "patched",
     "random",
     "set_query_handler",
     "signal_external",
@@ -69,9 +72,14 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 @overload
 def defn(function: _F, /) -> _F: ...
 @overload
-def defn(*, name: str | None = None) -> Callable[[_F], _F]: ...
-def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Callable[[_F], _F]:
+def defn(*, name: str | None = None, version: int | None = None) -> Callable[[_F], _F]: ...
+def defn(
+    function: _F | None = None, /, *, name: str | None = None, version: int | None = None
+) -> _F | Callable[[_F], _F]:
     """Declare an ``async def`` function a workflow type; the type name defaults to the function's name.
+
+    ``version`` pins a version of the type (see docs/versioning.md): several versions of one name can be
+    registered, a run keeps the version it started on, new runs take the highest.
 
     >>> @defn(name="checkout")
     ... async def checkout_v1(order: dict) -> dict:
@@ -79,7 +87,7 @@ def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Call
     """
 
     def decorate(fn: _F) -> _F:
-        define_workflow(fn, name)
+        define_workflow(fn, name, version)
         return fn
 
     return decorate(function) if function is not None else decorate
@@ -377,16 +385,19 @@ def signal_external(workflow_id: str, name: str, payload: Any = None) -> Awaitab
     return current_runtime().signal_external(workflow_id, name, payload)
 
 
-def continue_as_new(*args: Any, workflow: str | Callable[..., Any] | None = None) -> NoReturn:
+def continue_as_new(
+    *args: Any, workflow: str | Callable[..., Any] | None = None, version: int | None = None
+) -> NoReturn:
     """End this run and start a new run of the same workflow id with ``args`` (and a fresh, short history).
 
     Raises ``ContinueAsNewError`` while activities or children are pending. The new run is of the same type
-    unless ``workflow`` names another one.
+    unless ``workflow`` names another one, and on that type's highest registered version unless ``version``
+    names one (see docs/versioning.md).
     """
     arguments = list(args)
     check_payload(arguments, path="continue_as_new input")
     name = None if workflow is None else workflow_type_name(workflow)
-    raise current_runtime().continue_as_new(arguments, name)
+    raise current_runtime().continue_as_new(arguments, name, version)
 
 
 def is_cancel_requested() -> bool:
@@ -434,3 +445,18 @@ def upsert_search_attributes(attributes: dict[str, Any]) -> None:
         raise InvalidArgumentError(f"search attributes must be a dict of name to value, not {attributes!r}")
     check_payload(attributes, path="search attributes")
     current_runtime().upsert_search_attributes(attributes)
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this run takes the code a change guards (a *patch*, see docs/versioning.md): a run executing
+    live records a marker for ``patch_id`` and gets True; a run replaying a history recorded before the change
+    (no marker at this point) gets False and keeps the old code. The same answer for every call in one run."""
+    patch_id = check_patch_id(patch_id)
+    return current_runtime().patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Mark patch ``patch_id`` done once no run that could take its old branch is left: replace
+    ``if workflow.patched(id): new else: old`` by ``workflow.deprecate_patch(id)`` and ``new``."""
+    patch_id = check_patch_id(patch_id)
+    current_runtime().deprecate_patch(patch_id)

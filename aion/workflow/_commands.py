@@ -229,6 +229,8 @@ class ContinueAsNew(Command):
 
     args: list[Any]
     workflow_type: str | None = None
+    #: The version the next run starts on (``None``: the type's highest registered version).
+    version: int | None = None
 
     @property
     def key(self) -> Key:
@@ -259,6 +261,28 @@ class UpsertSearchAttributes(Command):
         return isinstance(event, ev.SearchAttributesUpserted) and sorted(event.attributes) == sorted(self.attributes)
 
 
+@dataclass(frozen=True)
+class RecordMarker(Command):
+    """Record marker ``name`` (``workflow.patched`` records ``patch:<id>``) with ``details``."""
+
+    name: str
+    details: Any = None
+
+    @property
+    def key(self) -> Key:
+        return ("marker", self.name)
+
+    def describe(self) -> str:
+        return f"marker {self.name!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.MarkerRecorded) and event.name == self.name
+
+
+#: The prefix of the markers ``workflow.patched`` records.
+PATCH_MARKER = "patch:"
+
+
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
     match event:
@@ -278,6 +302,8 @@ def anchor_key(event: ev.Event) -> Key | None:
             return ("signal_external", signal_id)
         case ev.SearchAttributesUpserted(upsert_id=upsert_id) if upsert_id > 0:
             return ("upsert", upsert_id)
+        case ev.MarkerRecorded(name=name):
+            return ("marker", name)
     return None
 
 
@@ -294,6 +320,8 @@ def describe_event(event: ev.Event) -> str:
             return f"signal {signal_id} {name!r} to {target!r}"
         case ev.SearchAttributesUpserted(upsert_id=upsert_id, attributes=attributes):
             return f"upsert {upsert_id} of search attributes {sorted(attributes)}"
+        case ev.MarkerRecorded(name=name):
+            return f"marker {name!r}"
     return event.type
 
 

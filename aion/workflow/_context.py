@@ -32,7 +32,8 @@ class Diverged(BaseException):
 class ContinueAsNewSignal(BaseException):
     """Raised by ``workflow.continue_as_new`` to unwind the workflow; the runtime turns it into the command."""
 
-    def __init__(self, args: list[Any], workflow_type: str | None) -> None:
+    def __init__(self, args: list[Any], workflow_type: str | None, version: int | None = None) -> None:
         super().__init__("continue-as-new")
         self.arguments = args
         self.workflow_type = workflow_type
+        self.version = version

@@ -46,6 +46,15 @@ class CommandLedger:
             first = min(unmatched, key=lambda event: event.seq)
             self.diverge(first.seq, describe_event(first), "nothing (the code no longer does it)")
 
+    def has_anchor(self, key: Key) -> bool:
+        """Whether history holds an anchor with ``key``."""
+        return key in self._anchors
+
+    def consume(self, key: Key) -> None:
+        """Count the anchor with ``key`` (if any) as matched without a command: a deprecated patch's marker."""
+        if key in self._anchors:
+            self._matched.add(key)
+
     def issue_once(self, command: Command) -> None:
         """:meth:`issue`, unless a command with the same key was issued this way before (cancellations)."""
         if command.key not in self._cancels_issued:

@@ -62,6 +62,7 @@ from aion.workflow._context import (
 from aion.workflow._failures import activity_error, child_error, failure_from_exception, signal_error
 from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
+from aion.workflow._patches import Patches
 
 __all__ = [
     "ContinueAsNewSignal",
@@ -126,7 +127,11 @@ class WorkflowRuntime:
         self.cancel_reason: str | None = None
         self.cancel_requested = False
         self._replaying = False
+        #: The seq of the event being applied, and the last seq of the replayed history (``patched``).
+        self._position = started.seq
+        self._history_head = started.seq
         self._commands = CommandLedger(started.workflow_id, self._loop.close)
+        self._patches = Patches(self._commands)
         self._main: asyncio.Task[Any] | None = None
         self.closed = False
         #: Set by the host: raises ``UnknownActivityTypeError`` for an activity type the engine does not know.
@@ -158,6 +163,7 @@ class WorkflowRuntime:
         if not history or history[0] != self._started:
             raise ValueError("history must start with this run's WorkflowStarted event")
         self._commands.record_anchors(history)
+        self._history_head = history[-1].seq
         self._replaying = True
         try:
             self._start()
@@ -272,7 +278,9 @@ class WorkflowRuntime:
             self._conditions.append((predicate, future))
         return future
 
-    def continue_as_new(self, args: list[Any], workflow_type: str | None) -> ContinueAsNewSignal:
+    def continue_as_new(
+        self, args: list[Any], workflow_type: str | None, version: int | None = None
+    ) -> ContinueAsNewSignal:
         """Check that nothing is pending and return the signal that unwinds the workflow into continue-as-new."""
         pending = [f"activity {i}" for i, f in self._activities.items() if not f.done()]
         pending += [f"child {i}" for i, f in self._children.items() if not f.done()]
@@ -281,9 +289,19 @@ class WorkflowRuntime:
                 f"workflow {self.info.workflow_id!r} cannot continue as new while work is pending: "
                 f"{', '.join(pending)}; await or cancel it first"
             )
-        return ContinueAsNewSignal(args, workflow_type)
+        return ContinueAsNewSignal(args, workflow_type, version)
 
     # -- internals -------------------------------------------------------------------------------------------
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether the run takes the code guarded by patch ``patch_id`` (see ``workflow.patched``): True with
+        the patch's marker in history or live (the marker is recorded then); False while replaying a point that
+        the run passed without the marker."""
+        return self._patches.patched(patch_id, passed=self._replaying and self._position < self._history_head)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """The patch's new code is the only code now (see ``workflow.deprecate_patch``)."""
+        self._patches.deprecate(patch_id)
 
     def _next(self, kind: str) -> int:
         self._ordinals[kind] += 1
@@ -356,7 +374,7 @@ class WorkflowRuntime:
         if error is None:
             self._commands.issue(CompleteWorkflow(main.result()))
         elif isinstance(error, ContinueAsNewSignal):
-            self._commands.issue(ContinueAsNew(error.arguments, error.workflow_type))
+            self._commands.issue(ContinueAsNew(error.arguments, error.workflow_type, error.version))
         elif isinstance(error, CancelledError | asyncio.CancelledError) and self.cancel_requested:
             self._commands.issue(CancelWorkflow(self.cancel_reason))
         else:
@@ -366,6 +384,7 @@ class WorkflowRuntime:
         if self._commands.divergence is not None:
             return
         self._now = event.recorded_at
+        self._position = event.seq
         match event:
             case ev.ActivityCompleted(activity_id=activity_id, result=result):
                 self._resolve(self._activities, activity_id, result=result)

@@ -66,7 +66,7 @@ def test_list_describe_history_live_then_from_files(serve: object, data_dir: Pat
     assert [w["workflow_id"] for w in listed["workflows"]] == ["open-1", "done-1"]  # newest first
     assert set(listed["workflows"][0]) == {
         "workflow_id", "run_id", "workflow_type", "status", "start_time", "close_time", "run_number",
-        "search_attributes", "memo",
+        "search_attributes", "memo", "version",
     }  # fmt: skip
     assert [w["workflow_id"] for w in ok("list", "--status", "running", "--json", "--data-dir", data_dir).json()[
         "workflows"]] == ["open-1"]  # fmt: skip

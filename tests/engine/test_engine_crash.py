@@ -57,12 +57,14 @@ def test_sigkill_of_the_engine_then_a_new_engine_finishes_every_workflow(tmp_pat
 
 
 @pytest.mark.timeout(60)
-def test_changed_workflow_code_fails_the_run_with_non_determinism(tmp_path: Path) -> None:
+def test_changed_workflow_code_fails_the_run_with_non_determinism_in_fail_mode(tmp_path: Path) -> None:
     data, log = tmp_path / "data", str(tmp_path / "executions.log")
     with aion.Engine(data, workflows=[flows.versioned_v1], activities=[flows.double, flows.async_add]) as engine:
         handle = engine.start_workflow("versioned", log, workflow_id="v")
         wait_until(lambda: any(isinstance(e, ev.ActivityCompleted) for e in handle.history()))
-    changed = aion.Engine(data, workflows=[flows.versioned_v2], activities=[flows.double, flows.async_add])
+    changed = aion.Engine(
+        data, workflows=[flows.versioned_v2], activities=[flows.double, flows.async_add], on_code_mismatch="fail"
+    )
     with changed as engine, pytest.raises(aion.WorkflowFailedError) as caught:
         engine.get_workflow("v").result(timeout=30)
     assert caught.value.type == "NonDeterminismError"
