@@ -121,8 +121,10 @@ class Residency:
     def release(self, run: Run) -> None:
         """``run`` needs no process any more (it closed, or was evicted): its slot goes to the next in line."""
         workflow_id = run.workflow_id
-        self._resuming.pop(workflow_id, None)
-        self._starting.pop(workflow_id, None)
+        # Keyed by workflow: the entry may be the run's successor (continue-as-new), which wants its own slot.
+        for waiting in (self._resuming, self._starting):
+            if waiting.get(workflow_id) is run:
+                del waiting[workflow_id]
         if self._resident.get(workflow_id) is run:
             del self._resident[workflow_id]
             self._admit()
