@@ -277,3 +277,21 @@ class RecorderStoppedError(EngineNotRunningError):
     """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
 
     code = "recorder_stopped"
+
+
+class QueryTimeoutError(QueryError, TimeoutError):
+    """A query was not answered within the caller's timeout; the workflow itself goes on."""
+
+    code = "query_timeout"
+
+
+class EngineStartError(AionError):
+    """The engine could not start its processes (the supervision tree refused a child); nothing was recorded."""
+
+    code = "engine_start_failed"
+
+
+class OutputError(AionError):
+    """A value cannot be written as JSON output (for example a float that is NaN or infinite)."""
+
+    code = "output_error"

@@ -7,7 +7,6 @@ runs (the same views either way, see ``aion.control._views``). They never change
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from aion.cli._base import (
     readonly_store,
     show,
     show_json,
+    to_json,
 )
 from aion.control._render import describe_table, history_lines, history_table, list_table
 from aion.control._views import describe_view, history_view, run_view
@@ -98,7 +98,7 @@ def history(data_dir: Path, workflow_id: str, follow: bool, as_json: bool) -> No
         last = 0
         while True:
             for event in view["events"]:
-                click.echo(json.dumps(event) if as_json else history_lines([event])[0])
+                click.echo(to_json(event) if as_json else history_lines([event])[0])
                 last = max(last, int(event["seq"]))
             if view["closed"] or view["run_id"] != run_id:
                 return

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from aion.cli._base import (
+    Seconds,
     checked_workflow_id,
     cli,
     connect,
@@ -24,6 +25,7 @@ from aion.cli._base import (
     readonly_store,
     require_engine,
     show_json,
+    to_json,
 )
 from aion.control import RemoteError
 from aion.control._views import describe_view, to_jsonable
@@ -66,7 +68,7 @@ def start(  # noqa: PLR0917 - one parameter per click option
     if as_json:
         show_json(view)
     elif wait:
-        click.echo(json.dumps(view["result"], ensure_ascii=False))
+        click.echo(to_json(view["result"]))
 
 
 @cli.command(name="signal")
@@ -105,7 +107,7 @@ def query(data_dir: Path, workflow_id: str, name: str, args: tuple[str, ...], as
         arguments = [_query_arg(a) for a in args]
         wid = checked_workflow_id(workflow_id)
         view = client.request("query", workflow_id=wid, name=name, args=arguments, reply_timeout=60)
-    show_json(view) if as_json else click.echo(json.dumps(view["result"], ensure_ascii=False))
+    show_json(view) if as_json else click.echo(to_json(view["result"]))
 
 
 def _close_command(how: str, done: str) -> Callable[..., None]:
@@ -158,7 +160,7 @@ def _closed_outcome(data_dir: Path, workflow_id: str) -> dict[str, Any] | None:
 @cli.command()
 @data_dir_option
 @click.argument("workflow_id")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait [default: forever].")
+@click.option("--timeout", type=Seconds(), help="Seconds to wait [default: forever].")
 @json_option
 def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: bool) -> None:
     """Wait for a workflow's result and print it as JSON (errors for failed, cancelled... runs)."""
@@ -180,4 +182,4 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
                 + how_to_start(data_dir)
             )
         view = outcome
-    show_json(view) if as_json else click.echo(json.dumps(to_jsonable(view["result"]), ensure_ascii=False))
+    show_json(view) if as_json else click.echo(to_json(to_jsonable(view["result"])))

@@ -8,6 +8,7 @@ through :class:`~aion.control._engine_api.ControlledEngine`, and time only throu
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from aion.errors import ControlError, InvalidArgumentError, ResultTimeoutError
 #: The longest a single ``history`` long-poll waits for new events before answering, in seconds.
 MAX_HISTORY_WAIT = 10.0
 _SLICE = 0.25
+#: The largest number a request field may hold (a count, a sequence number or seconds); more is refused.
+MAX_NUMBER = 2.0**53
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,14 @@ def _number(request: dict[str, Any], key: str, default: float | None) -> float |
     value = request.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentError(f"request field {key!r} must be a non-negative number, got {value!r}")
+    if not (
+        (isinstance(value, int) or math.isfinite(value)) and 0 <= value <= MAX_NUMBER
+    ):  # NaN and inf compare False: refused too
+        raise InvalidArgumentError(
+            f"request field {key!r} must be a finite number from 0 to {MAX_NUMBER:g}, got {value!r}"
+        )
     return float(value)
 
 

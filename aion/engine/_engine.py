@@ -6,13 +6,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pykka
 
 from aion import events as ev
+from aion._checks import count, data_dir_path
 from aion._codec import check_payload, prepare_event_types
 from aion._definitions import workflow_type_name
 from aion._durations import Duration, optional_seconds, to_seconds
@@ -29,10 +29,11 @@ from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
 from aion.engine._tree import run_node
-from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
+from aion.errors import EngineNotRunningError, EngineStartError, InvalidArgumentError, WorkflowNotFoundError
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
+from supervisors import SupervisionError
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +70,19 @@ class Engine:
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = data_dir_path(data_dir)
+        for name, given in (("workflows", workflows), ("activities", activities)):
+            if isinstance(given, str) or not isinstance(given, Iterable):
+                raise InvalidArgumentError(f"{name} must be a list of decorated functions, got {given!r}")
         self.registry = Registry.build(workflows, activities)
         workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
-        if workers < 1:
-            raise InvalidArgumentError(f"activity_workers must be at least 1, got {workers}")
-        if max_restarts < 0 or max_seconds <= 0:
-            raise InvalidArgumentError("max_restarts must be >= 0 and max_seconds > 0")
-        if isinstance(max_resident, bool) or not isinstance(max_resident, int) or max_resident < 1:
-            raise InvalidArgumentError(f"max_resident must be an int of at least 1, got {max_resident!r}")
-        self._max_resident = max_resident
-        self._activity_workers = workers
-        self._warm_pool = warm_pool
-        self._max_restarts = max_restarts
-        self._max_seconds = max_seconds
+        self._activity_workers = count(workers, "activity_workers", minimum=1, maximum=1024)
+        self._max_restarts = count(max_restarts, "max_restarts", minimum=0)
+        self._max_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)
+        self._max_resident = count(max_resident, "max_resident", minimum=1)
+        self._warm_pool = count(warm_pool, "warm_pool", minimum=0, maximum=1024)
+        if not all(callable(getattr(clock, name, None)) for name in ("time", "now", "monotonic", "wait_until")):
+            raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
         self._cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
         self._lock = threading.Lock()
         self._running = False
@@ -138,9 +138,11 @@ class Engine:
                 self._running = True
                 self.request(Recover())
                 self._control = start_control_server(self)
-            except BaseException:
+            except BaseException as error:
                 self._running = True
                 self._shutdown()
+                if isinstance(error, SupervisionError):  # keep the supervision library's errors out of the API
+                    raise EngineStartError(f"the engine could not start its processes: {error}") from error
                 raise
 
     def stop(self) -> None:
@@ -259,6 +261,8 @@ class Engine:
         arguments = list(args)
         check_payload(arguments, path=f"{name} input")
         if search_attributes is not None:
+            if not isinstance(search_attributes, dict):
+                raise InvalidArgumentError(f"search_attributes must be a dict, got {search_attributes!r}")
             check_payload(search_attributes, path="search_attributes")
         options = StartOptions(
             search_attributes=dict(search_attributes or {}),

@@ -21,8 +21,10 @@ import datetime as _datetime
 import functools
 import os
 import random as _random
+import secrets as _secrets
 import sys
 import sysconfig
+import threading as _threading
 import time as _time
 import uuid as _uuid
 from collections.abc import Callable
@@ -141,18 +143,55 @@ _RANDOM_FUNCTIONS = (
 )  # fmt: skip
 
 
+_SECRETS_FUNCTIONS = ("token_bytes", "token_hex", "token_urlsafe", "choice", "randbelow", "randbits")
+
+
 def install() -> None:
     """Install the guard in this process (idempotent). Only workflow processes call it."""
     global _installed
     if _installed:
         return
     _installed = True
-    for name in ("time", "time_ns", "monotonic", "monotonic_ns"):
-        setattr(_time, name, _guard(getattr(_time, name), f"time.{name}()", "workflow.now()"))
-    _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
-    _datetime.date = _GuardedDate  # type: ignore[misc]
+    replaced: dict[int, Any] = {}  # id of an original -> its guarded replacement, to rebind names in user modules
+
+    def replace(module: Any, name: str, call: str, replacement: str) -> None:
+        original = getattr(module, name, None)
+        if original is None:
+            return
+        guarded = _guard(original, call, replacement)
+        setattr(module, name, guarded)
+        replaced[id(original)] = guarded
+
+    for name in ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "process_time"):
+        replace(_time, name, f"time.{name}()", "workflow.now()")
+    replaced[id(_RealDatetime)] = _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
+    replaced[id(_RealDate)] = _datetime.date = _GuardedDate  # type: ignore[misc]
     for name in _RANDOM_FUNCTIONS:
-        if hasattr(_random, name):
-            setattr(_random, name, _guard(getattr(_random, name), f"random.{name}()", "workflow.random()"))
+        replace(_random, name, f"random.{name}()", "workflow.random()")
     for name in ("uuid1", "uuid4"):
-        setattr(_uuid, name, _guard(getattr(_uuid, name), f"uuid.{name}()", "workflow.uuid4()"))
+        replace(_uuid, name, f"uuid.{name}()", "workflow.uuid4()")
+    for name in ("urandom", "getrandom"):
+        replace(os, name, f"os.{name}()", "workflow.random()")
+    for name in _SECRETS_FUNCTIONS:
+        replace(_secrets, name, f"secrets.{name}()", "workflow.random()")
+    _threading.Thread.start = _guard(  # type: ignore[method-assign]
+        _threading.Thread.start, "threading.Thread.start()", "an activity (workflow code runs on one loop)"
+    )
+    _rebind_user_modules(replaced)
+
+
+def _rebind_user_modules(replaced: dict[int, Any]) -> None:
+    """Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in modules imported
+    before the guard (the workflow modules, imported by the engine before it forked) still hold the originals:
+    point the ones in user modules at the guarded replacements."""
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if not isinstance(filename, str) or not _is_user_file(filename):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for name, value in list(namespace.items()):
+            guarded = replaced.get(id(value))
+            if guarded is not None:
+                namespace[name] = guarded
