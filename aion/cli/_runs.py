@@ -33,7 +33,7 @@ from aion.control._views import describe_view, history_view, run_view
 @data_dir_option
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--type", "workflow_type", help="Only workflows of this type.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many (newest first).")
+@click.option("--limit", type=click.IntRange(min=1, max=2**53), help="At most this many (newest first).")
 @json_option
 def list_(data_dir: Path, status: str | None, workflow_type: str | None, limit: int | None, as_json: bool) -> None:
     """The workflows' current runs, newest first."""
