@@ -15,8 +15,8 @@ from aion.errors import NonDeterministicCallError
 
 def _calls() -> dict[str, Any]:
     return {
-        "from-datetime-now": lambda: datetime.now(),
-        "from-time-perf-counter": lambda: perf_counter(),
+        "from-datetime-now": datetime.now,
+        "from-time-perf-counter": perf_counter,
         "os-urandom": lambda: os.urandom(8),
         "thread-start": lambda: threading.Thread(target=lambda: None).start(),
     }

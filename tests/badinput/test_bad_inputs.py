@@ -4,50 +4,24 @@ typed error (class and code) and leaves every recorded history as it was."""
 from __future__ import annotations
 
 import re
-import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aion import Engine
 from aion.control._frames import MAX_REPLY_BYTES, pack_frame, recv_frame
 from aion.control._socket import connect, socket_path
 from aion.errors import AionError
-from aion.store import EventStore
 from tests.badinput import flows
 from tests.badinput.cases import API_CASES, CASES, CLI_CASES, SOCKET_CASES, WORKFLOW_CASES, Case, Ctx, table_rows
+from tests.badinput.conftest import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 AION = str(Path(sys.executable).parent / "aion")
 DOCS = ROOT / "docs" / "errors.md"
-
-Snapshot = dict[str, list[tuple[int, str]]]
-
-
-def snapshot(store: EventStore) -> Snapshot:
-    """Every workflow's recorded history, as (seq, event type) pairs."""
-    return {
-        info.workflow_id: [(event.seq, type(event).__name__) for event in store.read_history(info.workflow_id)]
-        for info in store.list_workflows()
-    }
-
-
-@pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
-    tmp = tmp_path_factory.mktemp("badinput")
-    with Engine(
-        tmp / "data", flows.WORKFLOWS, flows.ACTIVITIES, activity_workers=1, warm_pool=1, max_seconds=5
-    ) as engine:
-        running = engine.start_workflow(flows.waiter, workflow_id="running")
-        closed = engine.start_workflow(flows.waiter, workflow_id="closed")
-        closed.signal("go", "done")
-        assert closed.result(timeout=60) == "done"
-        yield Ctx(engine, tmp, running.workflow_id, closed.workflow_id)
 
 
 @pytest.mark.timeout(60)
