@@ -7,6 +7,7 @@ runs. They never write the store themselves: every change goes through the engin
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ from aion.cli._base import (
     show_json,
     to_json,
 )
-from aion.control import RemoteError
+from aion.control import ControlClient, RemoteError
 from aion.control._views import describe_view, to_jsonable
 from aion.errors import (
     AionError,
     EngineNotRunningError,
+    ResultTimeoutError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -64,7 +66,7 @@ def start(  # noqa: PLR0917 - one parameter per click option
         if not as_json:
             click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']})")
         if wait:
-            view["result"] = client.request("result", workflow_id=view["workflow_id"], reply_timeout=None)["result"]
+            view["result"] = wait_result(client, view["workflow_id"], None)["result"]
     if as_json:
         show_json(view)
     elif wait:
@@ -168,12 +170,7 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
     client = connect(data_dir)
     if client is not None:
         with client:
-            view = client.request(
-                "result",
-                workflow_id=workflow_id,
-                timeout=timeout,
-                reply_timeout=None if timeout is None else timeout + 30,
-            )
+            view = wait_result(client, workflow_id, timeout)
     else:
         outcome = _closed_outcome(data_dir, workflow_id)
         if outcome is None:
@@ -183,3 +180,21 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
             )
         view = outcome
     show_json(view) if as_json else click.echo(to_json(to_jsonable(view["result"])))
+
+
+def wait_result(client: ControlClient, workflow_id: str, timeout: float | None) -> dict[str, Any]:
+    """The ``result`` reply for ``workflow_id``, waiting up to ``timeout`` seconds (``None``: as long as it takes).
+    The engine answers each request within a bounded time (``result_timeout`` while the run is open), so this asks
+    again until the run closes or the caller's own deadline passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            return client.request("result", workflow_id=workflow_id, timeout=remaining, reply_timeout=90)
+        except RemoteError as error:
+            if error.code != ResultTimeoutError.code:
+                raise
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeoutError(
+                    f"workflow {workflow_id!r} did not close within {timeout:g} s (it is still running)"
+                ) from None

@@ -24,6 +24,9 @@ from aion.errors import ControlError, InvalidArgumentError, ResultTimeoutError
 #: The longest a single ``history`` long-poll waits for new events before answering, in seconds.
 MAX_HISTORY_WAIT = 10.0
 _SLICE = 0.25
+#: The longest a single ``result`` waits before answering ``result_timeout`` (the CLI then asks again), in seconds:
+#: every operation ends within a bounded time, so none holds a connection slot for ever.
+MAX_RESULT_WAIT = 30.0
 #: The largest number a request field may hold (a count, a sequence number or seconds); more is refused.
 MAX_NUMBER = 2.0**53
 
@@ -165,18 +168,20 @@ def op_terminate(engine: ControlledEngine, request: dict[str, Any], context: OpC
 
 
 def op_result(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
-    """Wait (up to ``timeout`` seconds, forever if absent) for the current run's result."""
+    """Wait up to ``timeout`` seconds (at most :data:`MAX_RESULT_WAIT`; that long if absent) for the current run's
+    result; ``result_timeout`` if it has not closed by then."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
-    timeout = _number(request, "timeout", None)
-    deadline = None if timeout is None else context.clock.monotonic() + timeout
+    asked = _number(request, "timeout", None)
+    timeout = MAX_RESULT_WAIT if asked is None else min(asked, MAX_RESULT_WAIT)  # the client asks again
+    deadline = context.clock.monotonic() + timeout
     while True:
-        remaining = _SLICE if deadline is None else min(_SLICE, max(deadline - context.clock.monotonic(), 0.0))
+        remaining = min(_SLICE, max(deadline - context.clock.monotonic(), 0.0))
         try:
             result = handle.result(timeout=remaining)
         except ResultTimeoutError:
             if context.stopping.is_set():
                 raise ControlError("the engine is stopping") from None
-            if deadline is not None and context.clock.monotonic() >= deadline:
+            if context.clock.monotonic() >= deadline:
                 raise ResultTimeoutError(
                     f"workflow {handle.workflow_id!r} did not close within {timeout:g} s (it is still running)"
                 ) from None

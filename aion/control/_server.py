@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_CONNECTIONS: Final = 64
 #: Seconds a connection may stay silent between frames before it is closed.
 IDLE_TIMEOUT: Final = 60.0
+#: Seconds an operation may take before its client gets an error reply (the longest waits are bounded below it).
+HANDLER_TIMEOUT: Final = 60.0
 #: Seconds a request frame may take to arrive once its first byte has: a client dripping bytes is cut off.
 FRAME_TIMEOUT: Final = 5.0
 
@@ -189,6 +191,21 @@ class ControlServer:
             conn.close()
 
     def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run the operation under :data:`HANDLER_TIMEOUT`: one that overruns (an engine that does not answer)
+        gets an error reply, and its thread is left to finish on its own without holding the connection."""
+        outcome: list[dict[str, Any]] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(self._dispatch(request)), name="aion-control-op", daemon=True
+        )
+        worker.start()
+        worker.join(HANDLER_TIMEOUT)
+        if not outcome:
+            return _error_reply(
+                ControlError(f"control op {request.get('op')!r} did not finish within {HANDLER_TIMEOUT:g} s")
+            )
+        return outcome[0]
+
+    def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         handler = OPS.get(op) if isinstance(op, str) else None
         if handler is None:

@@ -154,3 +154,13 @@ def test_silent_clients_are_evicted_for_a_real_one(ctx: Ctx) -> None:
     finally:
         for sock in silent:
             sock.close()
+
+
+@pytest.mark.timeout(90)
+def test_result_with_a_timeout_asks_until_its_own_deadline(ctx: Ctx) -> None:
+    done = subprocess.run(
+        [AION, "result", "--data-dir", str(ctx.tmp / "data"), ctx.running, "--timeout", "0.5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("error[result_timeout]: ") and "within 0.5 s" in done.stderr, done.stderr
