@@ -92,9 +92,13 @@ def signal_(data_dir: Path, workflow_id: str, name: str, payload: str | None, as
 
 def _query_arg(value: str) -> Any:
     try:
-        return json.loads(value)
-    except json.JSONDecodeError:
+        return json.loads(value, parse_constant=_not_json)
+    except ValueError:  # not JSON (NaN and Infinity included): the plain string
         return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 @cli.command()
