@@ -75,7 +75,7 @@ class Engine:
             if isinstance(given, str) or not isinstance(given, Iterable):
                 raise InvalidArgumentError(f"{name} must be a list of decorated functions, got {given!r}")
         self.registry = Registry.build(workflows, activities)
-        workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
+        workers = activity_workers if activity_workers is not None else min(os.cpu_count() or 2, 1024)
         self._activity_workers = count(workers, "activity_workers", minimum=1, maximum=1024)
         self._max_restarts = count(max_restarts, "max_restarts", minimum=0)
         self._max_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)
@@ -113,13 +113,16 @@ class Engine:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _registry.install(self.registry)
             prepare_event_types()  # inherited by every workflow process, not built on its live path
-            self._supervision = Supervision(
-                self.registry,
-                warm_pool=self._warm_pool,
-                activity_workers=self._activity_workers,
-                max_restarts=self._max_restarts,
-                max_seconds=self._max_seconds,
-            )
+            try:
+                self._supervision = Supervision(
+                    self.registry,
+                    warm_pool=self._warm_pool,
+                    activity_workers=self._activity_workers,
+                    max_restarts=self._max_restarts,
+                    max_seconds=self._max_seconds,
+                )
+            except SupervisionError as error:  # the zygote could not be started
+                raise EngineStartError(f"the engine could not start its zygote: {error}") from error
             try:
                 self._store = open_store(self.data_dir, clock=self._clock)
                 self._recorder = start_recorder(self._store)

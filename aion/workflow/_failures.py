@@ -7,9 +7,18 @@ It owns these conversions and nothing else: it never records, never resolves a f
 from __future__ import annotations
 
 import traceback
+from typing import Any
 
 from aion import events as ev
-from aion.errors import ActivityError, ChildWorkflowError, FailureError, WorkflowNotFoundError, WorkflowNotRunningError
+from aion._codec import check_payload
+from aion.errors import (
+    ActivityError,
+    ChildWorkflowError,
+    FailureError,
+    PayloadError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
 
 #: The most characters of a failure's message (and of its traceback) that are recorded; the rest is cut, and the
 #: cut noted with the full length, so that a huge message cannot make the failure itself unrecordable.
@@ -27,6 +36,21 @@ def truncated(text: str, limit: int = MAX_FAILURE_TEXT) -> str:
     return f"{text[:limit]}... [truncated: {len(text)} characters in all]"
 
 
+#: The largest encoded size of a failure's ``details`` that is recorded; larger details are replaced by a note.
+MAX_FAILURE_DETAILS = 256 * 1024
+
+
+def _recordable_details(details: Any) -> Any:
+    """``details`` if they can be recorded within :data:`MAX_FAILURE_DETAILS`, else a note saying why not."""
+    if details is None:
+        return None
+    try:
+        check_payload(details, path="failure details", limit=MAX_FAILURE_DETAILS)
+    except PayloadError as error:
+        return f"[details not recorded: {error}]"
+    return details
+
+
 def failure_from_exception(error: BaseException) -> ev.Failure:
     """A recordable description of ``error``: its type, message and formatted traceback (each cut to
     :data:`MAX_FAILURE_TEXT` characters)."""
@@ -35,7 +59,7 @@ def failure_from_exception(error: BaseException) -> ev.Failure:
             type=truncated(error.type, 256),
             message=truncated(error.message),
             traceback=truncated(error.traceback or "".join(traceback.format_exception(error))),
-            details=error.details,
+            details=_recordable_details(error.details),
             non_retryable=bool(getattr(error, "non_retryable", False)),
         )
     return ev.Failure(

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from aion import RetryPolicy, activity, workflow
-from aion.errors import AionError
+from aion.errors import AionError, ApplicationError
 from aion.workflow._runtime import current_runtime
 
 
@@ -23,6 +23,12 @@ def noop() -> None:
 def huge_error(size: int) -> None:
     """Fails with a message of ``size`` characters."""
     raise RuntimeError("x" * size)
+
+
+@activity.defn
+def huge_details(size: int) -> None:
+    """Fails for good with details of ``size`` characters."""
+    raise ApplicationError("too much detail", details="d" * size, non_retryable=True)
 
 
 def _bad_calls() -> dict[str, Callable[[], Any]]:
@@ -116,16 +122,17 @@ async def returns_object() -> Any:
 
 
 @workflow.defn
-async def calls_huge_error(size: int) -> dict[str, Any]:
-    """Runs ``huge_error`` once and reports what the workflow saw of its failure."""
+async def calls_huge_error(size: int, activity_type: str = "huge_error") -> dict[str, Any]:
+    """Runs ``activity_type`` once and reports what the workflow saw of its failure."""
     try:
         await workflow.execute_activity(
-            huge_error, size, start_to_close_timeout=60, retry_policy=RetryPolicy(maximum_attempts=1)
+            activity_type, size, start_to_close_timeout=60, retry_policy=RetryPolicy(maximum_attempts=1)
         )
     except AionError as error:
-        return {"class": type(error).__name__, "type": getattr(error, "type", ""), "length": len(str(error))}
+        details = getattr(error, "details", None)
+        return {"class": type(error).__name__, "type": getattr(error, "type", ""), "details": str(details)[:200]}
     return {}
 
 
 WORKFLOWS = [attempt, waiter, returns_object, calls_huge_error, returns_nan, bypasses_validation]
-ACTIVITIES = [noop, huge_error]
+ACTIVITIES = [noop, huge_error, huge_details]

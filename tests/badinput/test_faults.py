@@ -56,6 +56,18 @@ def test_an_8_mb_activity_error_is_recorded_truncated_with_its_true_cause(ctx: C
     assert "engine" not in failure.message.split("...")[-1]
 
 
+@pytest.mark.timeout(120)
+def test_8_mb_failure_details_are_replaced_by_a_note(ctx: Ctx) -> None:
+    handle = ctx.engine.start_workflow(
+        flows.calls_huge_error, 8 * 1024 * 1024, "huge_details", workflow_id="huge-details"
+    )
+    seen = handle.result(timeout=90)
+    assert seen["class"] == "ActivityError" and seen["type"] == "ApplicationError"
+    assert seen["details"].startswith("[details not recorded: failure details is ")
+    failed = [e for e in ctx.engine.store.read_history("huge-details") if isinstance(e, ev.ActivityFailed)]
+    assert len(failed) == 1 and failed[0].attempt == 1
+
+
 @pytest.mark.timeout(90)
 def test_a_command_the_core_cannot_record_fails_its_run_and_the_engine_goes_on(ctx: Ctx) -> None:
     handle = ctx.engine.start_workflow(flows.bypasses_validation, workflow_id="bypasses")
