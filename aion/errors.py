@@ -295,3 +295,9 @@ class OutputError(AionError):
     """A value cannot be written as JSON output (for example a float that is NaN or infinite)."""
 
     code = "output_error"
+
+
+class InternalError(AionError):
+    """An unexpected exception inside aion (a bug) reached an API call; the message names it. Please report it."""
+
+    code = "internal_error"

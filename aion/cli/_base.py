@@ -26,6 +26,7 @@ from aion.control import ControlClient, RemoteError, connect_engine, socket_path
 from aion.errors import (
     AionError,
     EngineNotRunningError,
+    InternalError,
     NotFoundError,
     OutputError,
 )
@@ -111,7 +112,7 @@ class AionGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as error:  # never a traceback: one line that says what broke
-            fail(AionError.code, f"unexpected {type(error).__name__}: {error}")
+            fail(InternalError.code, f"unexpected {type(error).__name__}: {error}")
 
 
 def data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,7 +29,14 @@ from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
 from aion.engine._tree import run_node
-from aion.errors import EngineNotRunningError, EngineStartError, InvalidArgumentError, WorkflowNotFoundError
+from aion.errors import (
+    AionError,
+    EngineNotRunningError,
+    EngineStartError,
+    InternalError,
+    InvalidArgumentError,
+    WorkflowNotFoundError,
+)
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
@@ -338,4 +345,10 @@ class Engine:
         if core is None or not self._running:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
         core.tell(message)
-        return message.reply.get(timeout=timeout)
+        try:
+            return message.reply.get(timeout=timeout)
+        except (AionError, pykka.Timeout):
+            raise
+        except Exception as error:  # a bug in a handler: typed for the caller, logged with its traceback
+            log.error("engine request %s failed", type(message).__name__, exc_info=error)
+            raise InternalError(f"{type(message).__name__} failed: {type(error).__name__}: {error}") from error

@@ -16,6 +16,7 @@ from tests.badinput import flows
 INVALID = ("InvalidArgumentError", "invalid_argument")
 PAYLOAD = ("PayloadError", "payload_error")
 USAGE = ("usage error (exit 2)", "usage")
+CONTROL = ("ControlError", "control_error")
 
 
 @dataclass(frozen=True)
@@ -232,8 +233,8 @@ WORKFLOW_CASES = [
 ]
 
 
-def cli(case_id: str, expected: tuple[str, str], *args: str) -> Case:
-    shown = " ".join(arg if len(arg) <= 40 else f"{arg[:20]}...({len(arg)} characters)" for arg in args)
+def cli(case_id: str, expected: tuple[str, str], *args: str, text: str | None = None) -> Case:
+    shown = text or " ".join(arg if len(arg) <= 40 else f"{arg[:20]}...({len(arg)} characters)" for arg in args)
     return Case(case_id, "cli", f"aion {shown}", *expected, action=args)
 
 
@@ -259,6 +260,15 @@ CLI_CASES = [
     cli("cli-signal-unknown-workflow", ("WorkflowNotFoundError", "not_found"), "signal", "never-started", "go"),
     cli("cli-query-unknown-name", ("QueryError", "query_error"), "query", "RUNNING", "nope"),
     cli("cli-query-args-nested", INVALID, "query", "RUNNING", "slow", "[" * 50000 + "]" * 50000),
+    cli(
+        "cli-query-args-1200-kb",
+        CONTROL,
+        "query",
+        "RUNNING",
+        "slow",
+        *["x" * 120_000] * 10,
+        text="query RUNNING slow <10 arguments of 120 000 characters: a request over the 1 MiB frame limit>",
+    ),
     cli("cli-history-unknown", ("WorkflowNotFoundError", "not_found"), "history", "never-started"),
     cli("cli-serve-warm-pool-huge", INVALID, "serve", "--warm-pool", "100000000", "--module", "tests.badinput.flows"),
 ]
@@ -267,8 +277,6 @@ CLI_CASES = [
 def sock(case_id: str, text: str, expected: tuple[str, str], frame: Any) -> Case:
     return Case(case_id, "socket", text, *expected, action=frame)
 
-
-CONTROL = ("ControlError", "control_error")
 
 SOCKET_CASES = [
     sock("socket-history-wait-nan", '{"op": "history", "wait": NaN}', INVALID, {"op": "history", "wait": float("nan")}),
