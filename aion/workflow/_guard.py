@@ -1,9 +1,10 @@
 """The determinism guard: catches wall-clock, randomness and uuid calls made by workflow code.
 
-Installed once in each workflow process (never in the engine). It replaces ``time.time``, ``time.time_ns``,
-``time.monotonic``, ``datetime.datetime`` (its ``now``/``utcnow``/``today``), ``datetime.date.today``, the
-module-level functions of ``random`` and ``uuid.uuid1``/``uuid.uuid4`` with wrappers that raise
-:class:`~aion.errors.NonDeterministicCallError` when **both**:
+Installed once in each workflow process (never in the engine). It replaces the clock readers of ``time``
+(``time``, ``time_ns``, ``monotonic``, ``monotonic_ns``, ``perf_counter``, ``perf_counter_ns``, ``process_time``),
+``datetime.datetime`` (its ``now``/``utcnow``/``today``), ``datetime.date.today``, the module-level functions of
+``random``, ``os.urandom``/``os.getrandom``, the functions of ``secrets``, ``uuid.uuid1``/``uuid.uuid4`` and
+``threading.Thread.start`` with wrappers that raise :class:`~aion.errors.NonDeterministicCallError` when **both**:
 
 - a workflow step is running in this process (the runtime is driving workflow code), and
 - the direct caller is user code: a file outside the standard library, the installed packages and aion itself.
@@ -11,8 +12,10 @@ module-level functions of ``random`` and ``uuid.uuid1``/``uuid.uuid4`` with wrap
 So library internals (logging's timestamps, a parser's use of ``time``) keep working under workflow code, while
 a workflow that calls ``datetime.now()`` fails at once with a message that names ``workflow.now()``.
 
-Limits: a name bound before the guard was installed (``from time import time`` at the top of a module that was
-already imported when the workflow process started) keeps the original function and is not caught.
+Names bound by ``from time import perf_counter`` (or ``from datetime import datetime``) in user modules imported
+before the guard was installed (the workflow modules, imported by the engine before it forked) are pointed at the
+wrappers when it is installed. Limits (see docs/workflows.md): only module-level names of user modules are
+rebound, and only direct calls from user code are judged.
 """
 
 from __future__ import annotations
