@@ -105,6 +105,13 @@ def test_the_guard_catches_names_bound_at_import(ctx: Ctx, case: str) -> None:
     assert handle.result(timeout=60) == "non_deterministic_call"
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("case", guard_flows.ALLOWED_CALLS)
+def test_names_the_guard_rebinds_keep_working(ctx: Ctx, case: str) -> None:
+    handle = ctx.engine.start_workflow(guard_flows.guarded, case, workflow_id=f"allowed-{case}")
+    assert handle.result(timeout=60) == "allowed"
+
+
 def _drip(path: Path, stop: threading.Event, connected: threading.Barrier) -> None:
     """A client that connects, then sends its frame one byte at a time, slowly, until told to stop."""
     with contextlib.closing(connect(path)) as sock:
