@@ -114,7 +114,7 @@ def test_names_the_guard_rebinds_keep_working(ctx: Ctx, case: str) -> None:
 
 def _drip(path: Path, stop: threading.Event, connected: threading.Barrier) -> None:
     """A client that connects, then sends its frame one byte at a time, slowly, until told to stop."""
-    with contextlib.closing(connect(path)) as sock:
+    with contextlib.closing(wait_until(lambda: _try_connect(path), timeout=30)) as sock:
         connected.wait()
         frame = pack_frame({"op": "list", "pad": "x" * 1000})  # 200 s at this pace: cut off by the frame deadline
         for byte in frame:
