@@ -9,6 +9,10 @@ from aion.errors import InvalidArgumentError
 
 Duration = timedelta | float | int
 
+#: The longest duration any API accepts: 100 years, in seconds. Longer ones would carry a deadline past what a
+#: ``datetime`` can hold (year 9999) and are refused where the user gives them, not deep in the engine.
+MAX_SECONDS = 36525 * 86400.0
+
 
 def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     """``value`` as a finite number of seconds; ``InvalidArgumentError`` naming ``name`` otherwise.
@@ -19,12 +23,17 @@ def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise InvalidArgumentError(f"{name} is too large: at most {MAX_SECONDS:g} seconds (100 years)") from None
     else:
         raise InvalidArgumentError(f"{name} must be a timedelta or a number of seconds, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise InvalidArgumentError(f"{name} must be {bound} seconds, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise InvalidArgumentError(f"{name} is too large: at most {MAX_SECONDS:g} seconds (100 years), got {value!r}")
     return seconds
 
 

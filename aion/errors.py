@@ -303,3 +303,27 @@ class UnknownWorkflowVersionError(UnknownWorkflowTypeError):
     """A workflow type is registered, but not in the version asked for (or the version a run is pinned to)."""
 
     code = "unknown_workflow_version"
+
+
+class QueryTimeoutError(QueryError, TimeoutError):
+    """A query was not answered within the caller's timeout; the workflow itself goes on."""
+
+    code = "query_timeout"
+
+
+class EngineStartError(AionError):
+    """The engine could not start its processes (the supervision tree refused a child); nothing was recorded."""
+
+    code = "engine_start_failed"
+
+
+class OutputError(AionError):
+    """A value cannot be written as JSON output (for example a float that is NaN or infinite)."""
+
+    code = "output_error"
+
+
+class InternalError(AionError):
+    """An unexpected exception inside aion (a bug) reached an API call; the message names it. Please report it."""
+
+    code = "internal_error"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,12 +20,15 @@ import click
 from rich.console import Console, RenderableType
 
 import aion
+from aion._durations import to_seconds
 from aion._ids import validate_workflow_id
 from aion.control import ControlClient, RemoteError, connect_engine, socket_path
 from aion.errors import (
     AionError,
     EngineNotRunningError,
+    InternalError,
     NotFoundError,
+    OutputError,
 )
 from aion.status import WorkflowStatus
 from aion.store import LmdbEventStore, open_store
@@ -46,8 +50,46 @@ def show(renderable: RenderableType) -> None:
     console().print(renderable)
 
 
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float written as the string ``"NaN"``, ``"Infinity"`` or
+    ``"-Infinity"``: JSON has no such numbers, and ``--json`` output must always parse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def to_json(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as strict JSON (non-finite floats as strings, see :func:`finite_json`)."""
+    try:
+        return json.dumps(finite_json(value), indent=indent, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise OutputError(f"cannot write the value as JSON: {type(error).__name__}: {error}") from None
+
+
 def show_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    click.echo(to_json(value, indent=2))
+
+
+class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
+    """A click option of seconds: a finite number, at least ``minimum``, at most 100 years."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = to_seconds(float(value), "the value")
+        except (ValueError, OverflowError) as error:
+            self.fail(f"{value!r} is not a number of seconds: {error}", param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is less than the minimum of {self.minimum:g} seconds", param, ctx)
+        return seconds
 
 
 def fail(code: str, message: str) -> NoReturn:
@@ -65,6 +107,12 @@ class AionGroup(click.Group):
             fail(error.code, str(error))
         except RemoteError as error:
             fail(error.code, error.message)
+        except RecursionError:
+            fail("invalid_argument", "the input is nested too deeply")
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # never a traceback: one line that says what broke
+            fail(InternalError.code, f"unexpected {type(error).__name__}: {error}")
 
 
 def data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,10 +166,22 @@ def readonly_store(data_dir: Path) -> Iterator[LmdbEventStore]:
 
 def parse_json(value: str, what: str) -> Any:
     try:
-        return json.loads(value)
+        return json.loads(value, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
-        message = f"not valid JSON ({error.msg} at column {error.colno}): {value!r}"
+        message = f"not valid JSON ({error.msg} at column {error.colno}): {_short(value)}"
         raise click.BadParameter(message, param_hint=what) from None
+    except RecursionError:
+        raise click.BadParameter("JSON nested too deeply", param_hint=what) from None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=what) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or infinity)")
+
+
+def _short(value: str, limit: int = 200) -> str:
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def checked_workflow_id(value: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ import click
 import aion
 from aion._definitions import activity_definition, workflow_definition
 from aion.cli._base import (
+    Seconds,
     cli,
     console,
     data_dir_option,
@@ -30,6 +30,7 @@ from aion.cli._base import (
     require_engine,
     show,
     show_json,
+    to_json,
 )
 from aion.control import socket_path
 from aion.control._render import tree_table
@@ -185,7 +186,7 @@ def serve(
 @cli.command()
 @data_dir_option
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Refresh period.")
+@click.option("--interval", type=Seconds(minimum=0.1), default=1.0, show_default=True, help="Refresh period.")
 @json_option
 def tree(data_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
     """The live supervision tree: services, workflow supervisors and workflow processes."""
@@ -197,7 +198,7 @@ def tree(data_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
         if as_json:
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
-                    click.echo(json.dumps(client.request("tree")))
+                    click.echo(to_json(client.request("tree")))
                     time.sleep(interval)
             return
         from rich.live import Live  # noqa: PLC0415 - only for --watch

@@ -7,7 +7,6 @@ runs (the same views either way, see ``aion.control._views``). They never change
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from aion.cli._base import (
     readonly_store,
     show,
     show_json,
+    to_json,
 )
 from aion.control._render import describe_table, history_lines, history_table, list_table
 from aion.control._views import count_view, describe_view, history_view, list_view, page_view
@@ -34,7 +34,7 @@ from aion.visibility import MAX_PAGE_SIZE, count_workflows, list_workflows
 @data_dir_option
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--type", "workflow_type", help="Only workflows of this type.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many (newest first).")
+@click.option("--limit", type=click.IntRange(min=1, max=2**53), help="At most this many (newest first).")
 @click.option("--query", "-q", help="A visibility query (see docs/visibility.md); prints one page.")
 @click.option("--page-size", type=click.IntRange(min=1, max=MAX_PAGE_SIZE), default=100, show_default=True)
 @click.option("--page-token", help="Continue after the page that printed this token.")
@@ -145,7 +145,7 @@ def history(data_dir: Path, workflow_id: str, follow: bool, as_json: bool) -> No
         last = 0
         while True:
             for event in view["events"]:
-                click.echo(json.dumps(event) if as_json else history_lines([event])[0])
+                click.echo(to_json(event) if as_json else history_lines([event])[0])
                 last = max(last, int(event["seq"]))
             if view["closed"] or view["run_id"] != run_id:
                 return

@@ -7,6 +7,7 @@ runs. They never write the store themselves: every change goes through the engin
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import click
 
 from aion.cli._base import (
+    Seconds,
     checked_workflow_id,
     cli,
     connect,
@@ -24,12 +26,14 @@ from aion.cli._base import (
     readonly_store,
     require_engine,
     show_json,
+    to_json,
 )
-from aion.control import RemoteError
+from aion.control import ControlClient, RemoteError
 from aion.control._views import describe_view, to_jsonable
 from aion.errors import (
     AionError,
     EngineNotRunningError,
+    ResultTimeoutError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
@@ -91,11 +95,11 @@ def start(  # noqa: PLR0917 - one parameter per click option
         if not as_json:
             click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']})")
         if wait:
-            view["result"] = client.request("result", workflow_id=view["workflow_id"], reply_timeout=None)["result"]
+            view["result"] = wait_result(client, view["workflow_id"], None)["result"]
     if as_json:
         show_json(view)
     elif wait:
-        click.echo(json.dumps(view["result"], ensure_ascii=False))
+        click.echo(to_json(view["result"]))
 
 
 @cli.command(name="signal")
@@ -117,9 +121,13 @@ def signal_(data_dir: Path, workflow_id: str, name: str, payload: str | None, as
 
 def _query_arg(value: str) -> Any:
     try:
-        return json.loads(value)
-    except json.JSONDecodeError:
+        return json.loads(value, parse_constant=_not_json)
+    except ValueError:  # not JSON (NaN and Infinity included): the plain string
         return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 @cli.command()
@@ -134,7 +142,7 @@ def query(data_dir: Path, workflow_id: str, name: str, args: tuple[str, ...], as
         arguments = [_query_arg(a) for a in args]
         wid = checked_workflow_id(workflow_id)
         view = client.request("query", workflow_id=wid, name=name, args=arguments, reply_timeout=60)
-    show_json(view) if as_json else click.echo(json.dumps(view["result"], ensure_ascii=False))
+    show_json(view) if as_json else click.echo(to_json(view["result"]))
 
 
 def _close_command(how: str, done: str) -> Callable[..., None]:
@@ -187,7 +195,7 @@ def _closed_outcome(data_dir: Path, workflow_id: str) -> dict[str, Any] | None:
 @cli.command()
 @data_dir_option
 @click.argument("workflow_id")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait [default: forever].")
+@click.option("--timeout", type=Seconds(), help="Seconds to wait [default: forever].")
 @json_option
 def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: bool) -> None:
     """Wait for a workflow's result and print it as JSON (errors for failed, cancelled... runs)."""
@@ -195,12 +203,7 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
     client = connect(data_dir)
     if client is not None:
         with client:
-            view = client.request(
-                "result",
-                workflow_id=workflow_id,
-                timeout=timeout,
-                reply_timeout=None if timeout is None else timeout + 30,
-            )
+            view = wait_result(client, workflow_id, timeout)
     else:
         outcome = _closed_outcome(data_dir, workflow_id)
         if outcome is None:
@@ -209,4 +212,22 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
                 + how_to_start(data_dir)
             )
         view = outcome
-    show_json(view) if as_json else click.echo(json.dumps(to_jsonable(view["result"]), ensure_ascii=False))
+    show_json(view) if as_json else click.echo(to_json(to_jsonable(view["result"])))
+
+
+def wait_result(client: ControlClient, workflow_id: str, timeout: float | None) -> dict[str, Any]:
+    """The ``result`` reply for ``workflow_id``, waiting up to ``timeout`` seconds (``None``: as long as it takes).
+    The engine answers each request within a bounded time (``result_timeout`` while the run is open), so this asks
+    again until the run closes or the caller's own deadline passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            return client.request("result", workflow_id=workflow_id, timeout=remaining, reply_timeout=90)
+        except RemoteError as error:
+            if error.code != ResultTimeoutError.code:
+                raise
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeoutError(
+                    f"workflow {workflow_id!r} did not close within {timeout:g} s (it is still running)"
+                ) from None

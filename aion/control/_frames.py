@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack
@@ -64,6 +65,39 @@ def unpack_body(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ControlError(f"malformed control frame: expected a map, got {type(value).__name__}")
     return value
+
+
+def recv_frame_within(
+    sock: socket.socket, limit: int, *, idle: float, within: float, monotonic: Callable[[], float]
+) -> dict[str, Any]:
+    """Receive one request frame: wait up to ``idle`` seconds for it to begin, then all of it must arrive within
+    ``within`` seconds, however the bytes trickle in (``ControlError`` otherwise; ``TimeoutError`` when idle)."""
+    sock.settimeout(idle)
+    first = sock.recv(1)
+    if not first:
+        raise ConnectionClosed()
+    deadline = monotonic() + within
+
+    def exactly(size: int) -> bytes:
+        chunks = bytearray()
+        while len(chunks) < size:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise ControlError(f"a control frame did not arrive within {within:g} s")
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(min(size - len(chunks), 65536))
+            except TimeoutError:
+                raise ControlError(f"a control frame did not arrive within {within:g} s") from None
+            if not chunk:
+                raise ControlError("the connection closed in the middle of a control frame")
+            chunks += chunk
+        return bytes(chunks)
+
+    (size,) = _HEADER.unpack(first + exactly(_HEADER.size - 1))
+    if size > limit:
+        raise ControlError(f"control frame of {size} bytes exceeds the limit of {limit} bytes")
+    return unpack_body(exactly(size))
 
 
 def recv_frame(sock: socket.socket, limit: int = MAX_FRAME_BYTES) -> dict[str, Any]:

@@ -8,6 +8,7 @@ through :class:`~aion.control._engine_api.ControlledEngine`, and time only throu
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -34,6 +35,11 @@ from aion.visibility import count_workflows, list_workflows
 #: The longest a single ``history`` long-poll waits for new events before answering, in seconds.
 MAX_HISTORY_WAIT = 10.0
 _SLICE = 0.25
+#: The longest a single ``result`` waits before answering ``result_timeout`` (the CLI then asks again), in seconds:
+#: every operation ends within a bounded time, so none holds a connection slot for ever.
+MAX_RESULT_WAIT = 30.0
+#: The largest number a request field may hold (a count, a sequence number or seconds); more is refused.
+MAX_NUMBER = 2.0**53
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,14 @@ def _number(request: dict[str, Any], key: str, default: float | None) -> float |
     value = request.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentError(f"request field {key!r} must be a non-negative number, got {value!r}")
+    if not (
+        (isinstance(value, int) or math.isfinite(value)) and 0 <= value <= MAX_NUMBER
+    ):  # NaN and inf compare False: refused too
+        raise InvalidArgumentError(
+            f"request field {key!r} must be a finite number from 0 to {MAX_NUMBER:g}, got {value!r}"
+        )
     return float(value)
 
 
@@ -191,18 +203,20 @@ def op_terminate(engine: ControlledEngine, request: dict[str, Any], context: OpC
 
 
 def op_result(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
-    """Wait (up to ``timeout`` seconds, forever if absent) for the current run's result."""
+    """Wait up to ``timeout`` seconds (at most :data:`MAX_RESULT_WAIT`; that long if absent) for the current run's
+    result; ``result_timeout`` if it has not closed by then."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
-    timeout = _number(request, "timeout", None)
-    deadline = None if timeout is None else context.clock.monotonic() + timeout
+    asked = _number(request, "timeout", None)
+    timeout = MAX_RESULT_WAIT if asked is None else min(asked, MAX_RESULT_WAIT)  # the client asks again
+    deadline = context.clock.monotonic() + timeout
     while True:
-        remaining = _SLICE if deadline is None else min(_SLICE, max(deadline - context.clock.monotonic(), 0.0))
+        remaining = min(_SLICE, max(deadline - context.clock.monotonic(), 0.0))
         try:
             result = handle.result(timeout=remaining)
         except ResultTimeoutError:
             if context.stopping.is_set():
                 raise ControlError("the engine is stopping") from None
-            if deadline is not None and context.clock.monotonic() >= deadline:
+            if context.clock.monotonic() >= deadline:
                 raise ResultTimeoutError(
                     f"workflow {handle.workflow_id!r} did not close within {timeout:g} s (it is still running)"
                 ) from None

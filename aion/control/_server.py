@@ -20,7 +20,14 @@ from typing import Any, Final
 
 from aion.clock import SYSTEM_CLOCK, Clock
 from aion.control._engine_api import ControlledEngine
-from aion.control._frames import MAX_REPLY_BYTES, ConnectionClosed, pack_frame, recv_frame, send_frame
+from aion.control._frames import (
+    MAX_FRAME_BYTES,
+    MAX_REPLY_BYTES,
+    ConnectionClosed,
+    pack_frame,
+    recv_frame_within,
+    send_frame,
+)
 from aion.control._ops import OPS, OpContext
 from aion.control._socket import answers, short_address, socket_path
 from aion.errors import AionError, ControlError, InvalidArgumentError
@@ -29,8 +36,12 @@ log = logging.getLogger(__name__)
 
 #: Connections served at once; more are answered with an error and closed.
 MAX_CONNECTIONS: Final = 64
-#: Seconds a connection may stay silent (between or inside frames) before it is closed.
+#: Seconds a connection may stay silent between frames before it is closed.
 IDLE_TIMEOUT: Final = 60.0
+#: Seconds an operation may take before its client gets an error reply (the longest waits are bounded below it).
+HANDLER_TIMEOUT: Final = 60.0
+#: Seconds a request frame may take to arrive once its first byte has: a client dripping bytes is cut off.
+FRAME_TIMEOUT: Final = 5.0
 
 
 def _error_reply(error: BaseException) -> dict[str, Any]:
@@ -61,6 +72,8 @@ class ControlServer:
         self._context = OpContext(self._stopping, clock)
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
+        #: The connections waiting for a request (not in a handler), with since when: the first evicted when full.
+        self._reading: dict[socket.socket, float] = {}
         self._threads: set[threading.Thread] = set()
         self._acceptor: threading.Thread | None = None
 
@@ -126,13 +139,14 @@ class ControlServer:
                 if self._stopping.is_set():
                     return
                 continue
-            conn.settimeout(IDLE_TIMEOUT)
             with self._lock:
                 if len(self._connections) >= MAX_CONNECTIONS:
-                    busy = True
-                else:
+                    self._evict_reader()
+                busy = len(self._connections) >= MAX_CONNECTIONS
+                if not busy:
                     busy = False
                     self._connections.add(conn)
+                    self._reading[conn] = self._clock.monotonic()
                     thread = threading.Thread(target=self._serve, args=(conn,), name="aion-control-conn", daemon=True)
                     self._threads.add(thread)
             if busy:
@@ -142,30 +156,65 @@ class ControlServer:
                 continue
             thread.start()
 
+    def _evict_reader(self) -> None:
+        """Full: close the connection that has waited longest for a request (idle, or dripping a frame), so
+        that silent or slow clients can never lock out a real one. Called with the lock held."""
+        if not self._reading:
+            return
+        oldest = min(self._reading, key=self._reading.__getitem__)
+        del self._reading[oldest]
+        self._connections.discard(oldest)
+        with contextlib.suppress(OSError):
+            oldest.shutdown(socket.SHUT_RDWR)
+
     def _serve(self, conn: socket.socket) -> None:
         try:
             while not self._stopping.is_set():
                 try:
-                    request = recv_frame(conn)
+                    request = recv_frame_within(
+                        conn, MAX_FRAME_BYTES, idle=IDLE_TIMEOUT, within=FRAME_TIMEOUT, monotonic=self._clock.monotonic
+                    )
                 except ConnectionClosed:
                     return
                 except ControlError as error:
-                    send_frame(conn, _error_reply(error))  # malformed: answer, then close
+                    send_frame(conn, _error_reply(error))  # malformed or too slow: answer, then close
                     return
+                with self._lock:
+                    if self._reading.pop(conn, None) is None:
+                        return  # evicted while its frame arrived
                 try:
                     data = pack_frame(self._handle(request), MAX_REPLY_BYTES)
                 except ControlError as error:
                     data = pack_frame(_error_reply(error))
+                conn.settimeout(FRAME_TIMEOUT)  # a client that does not read its reply is cut off too
                 conn.sendall(data)
+                with self._lock:
+                    self._reading[conn] = self._clock.monotonic()
         except OSError:
             return  # the client went away, timed out, or the server is stopping
         finally:
             with self._lock:
+                self._reading.pop(conn, None)
                 self._connections.discard(conn)
                 self._threads.discard(threading.current_thread())
             conn.close()
 
     def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run the operation under :data:`HANDLER_TIMEOUT`: one that overruns (an engine that does not answer)
+        gets an error reply, and its thread is left to finish on its own without holding the connection."""
+        outcome: list[dict[str, Any]] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(self._dispatch(request)), name="aion-control-op", daemon=True
+        )
+        worker.start()
+        worker.join(HANDLER_TIMEOUT)
+        if not outcome:
+            return _error_reply(
+                ControlError(f"control op {request.get('op')!r} did not finish within {HANDLER_TIMEOUT:g} s")
+            )
+        return outcome[0]
+
+    def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         handler = OPS.get(op) if isinstance(op, str) else None
         if self._on_request is not None:

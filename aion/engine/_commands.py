@@ -10,8 +10,10 @@ and continuing as new are the lifecycle's. Runs inside the core's thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
+from traceback import format_exception
 from typing import Any
 
 from aion import events as ev
@@ -44,6 +46,9 @@ from aion.workflow._commands import (
     StartTimer,
     UpsertSearchAttributes,
 )
+from aion.workflow._failures import truncated
+
+log = logging.getLogger(__name__)
 
 
 class CommandHandler:
@@ -94,7 +99,21 @@ class CommandHandler:
             if key in state.issued and not isinstance(command, CompleteWorkflow | FailWorkflow):
                 continue
             state.issued.add(key)
-            self._handlers[type(command)](run, command)
+            try:
+                self._handlers[type(command)](run, command)
+            except Exception as error:  # a bug or an input that slipped past validation: never drop it silently
+                self._refused(run, command, error)
+
+    def _refused(self, run: Run, command: Command, error: Exception) -> None:
+        """A command could not be turned into its event: the run fails with the cause, recorded, and the engine
+        goes on (before, such a command was dropped and the run hung holding its process)."""
+        log.exception("workflow %r: cannot apply %s", run.workflow_id, type(command).__name__)
+        message = f"the engine could not apply {type(command).__name__}: {type(error).__name__}: {error}"
+        failure = ev.Failure(
+            "CommandRefused", truncated(message), traceback=truncated("".join(format_exception(error)))
+        )
+        if not run.state.closing:
+            self._lifecycle.fail(run, failure)
 
     def _on_schedule_activity(self, run: Run, command: ScheduleActivity) -> None:
         aid = command.activity_id

@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, overload
 
@@ -15,6 +14,7 @@ import pykka
 from prometheus_client import CollectorRegistry
 
 from aion import events as ev
+from aion._checks import count, data_dir_path
 from aion._codec import check_payload, prepare_event_types
 from aion._definitions import workflow_type_name
 from aion._durations import Duration, optional_seconds, to_seconds
@@ -32,12 +32,20 @@ from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
 from aion.engine._tree import run_node
-from aion.errors import AionError, EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
+from aion.errors import (
+    AionError,
+    EngineNotRunningError,
+    EngineStartError,
+    InternalError,
+    InvalidArgumentError,
+    WorkflowNotFoundError,
+)
 from aion.observability._setup import MetricsOption, Telemetry, recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
 from aion.visibility import SearchAttributeSchema, WorkflowCount, WorkflowPage, count_workflows, list_workflows
+from supervisors import SupervisionError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,10 @@ class Engine:
         search_attributes: Mapping[str, str] | None = None,
         on_code_mismatch: CodeMismatch = "block",
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = data_dir_path(data_dir)
+        for name, given in (("workflows", workflows), ("activities", activities)):
+            if isinstance(given, str) or not isinstance(given, Iterable):
+                raise InvalidArgumentError(f"{name} must be a list of decorated functions, got {given!r}")
         self._telemetry = Telemetry(metrics, tracer_provider, clock)
         #: The declared search attributes (name -> type), checked at start and upsert; see docs/visibility.md.
         self.search_attributes = SearchAttributeSchema(search_attributes)
@@ -93,18 +104,14 @@ class Engine:
             raise InvalidArgumentError(f"on_code_mismatch must be 'block' or 'fail', got {on_code_mismatch!r}")
         self._on_code_mismatch: CodeMismatch = on_code_mismatch
         self.registry = Registry.build(workflows, activities)
-        workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
-        if workers < 1:
-            raise InvalidArgumentError(f"activity_workers must be at least 1, got {workers}")
-        if max_restarts < 0 or max_seconds <= 0:
-            raise InvalidArgumentError("max_restarts must be >= 0 and max_seconds > 0")
-        if isinstance(max_resident, bool) or not isinstance(max_resident, int) or max_resident < 1:
-            raise InvalidArgumentError(f"max_resident must be an int of at least 1, got {max_resident!r}")
-        self._max_resident = max_resident
-        self._activity_workers = workers
-        self._warm_pool = warm_pool
-        self._max_restarts = max_restarts
-        self._max_seconds = max_seconds
+        workers = activity_workers if activity_workers is not None else min(os.cpu_count() or 2, 1024)
+        self._activity_workers = count(workers, "activity_workers", minimum=1, maximum=1024)
+        self._max_restarts = count(max_restarts, "max_restarts", minimum=0)
+        self._max_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)
+        self._max_resident = count(max_resident, "max_resident", minimum=1)
+        self._warm_pool = count(warm_pool, "warm_pool", minimum=0, maximum=1024)
+        if not all(callable(getattr(clock, name, None)) for name in ("time", "now", "monotonic", "wait_until")):
+            raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
         self._cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
         self._lock = threading.Lock()
         self._running = False
@@ -136,13 +143,16 @@ class Engine:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _registry.install(self.registry)
             prepare_event_types()  # inherited by every workflow process, not built on its live path
-            self._supervision = Supervision(
-                self.registry,
-                warm_pool=self._warm_pool,
-                activity_workers=self._activity_workers,
-                max_restarts=self._max_restarts,
-                max_seconds=self._max_seconds,
-            )
+            try:
+                self._supervision = Supervision(
+                    self.registry,
+                    warm_pool=self._warm_pool,
+                    activity_workers=self._activity_workers,
+                    max_restarts=self._max_restarts,
+                    max_seconds=self._max_seconds,
+                )
+            except SupervisionError as error:  # the zygote could not be started
+                raise EngineStartError(f"the engine could not start its zygote: {error}") from error
             try:
                 self._store = open_store(self.data_dir, clock=self._clock)
                 self._store.set_search_attribute_schema(self.search_attributes.to_dict())
@@ -169,9 +179,11 @@ class Engine:
                 self._telemetry.started(self.data_dir, resumed, sources)
                 self._start_schedules()
                 self._control = start_control_server(self, on_request=self._telemetry.control_request)
-            except BaseException:
+            except BaseException as error:
                 self._running = True
                 self._shutdown()
+                if isinstance(error, SupervisionError):  # keep the supervision library's errors out of the API
+                    raise EngineStartError(f"the engine could not start its processes: {error}") from error
                 raise
 
     def stop(self) -> None:
@@ -319,6 +331,10 @@ class Engine:
         workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
         arguments = list(args)
         check_payload(arguments, path=f"{name} input")
+        if search_attributes is not None:
+            if not isinstance(search_attributes, dict):
+                raise InvalidArgumentError(f"search_attributes must be a dict, got {search_attributes!r}")
+            check_payload(search_attributes, path="search_attributes")
         checked = self.search_attributes.check(search_attributes)
         check_payload(memo, path="memo")
         options = StartOptions(
@@ -444,7 +460,13 @@ class Engine:
         if core is None or not self._running:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
         core.tell(message)
-        return message.reply.get(timeout=timeout)
+        try:
+            return message.reply.get(timeout=timeout)
+        except (AionError, pykka.Timeout):
+            raise
+        except Exception as error:  # a bug in a handler: typed for the caller, logged with its traceback
+            log.error("engine request %s failed", type(message).__name__, exc_info=error)
+            raise InternalError(f"{type(message).__name__} failed: {type(error).__name__}: {error}") from error
 
     # -- schedules (aion.schedules; docs/schedules.md) -------------------------------------------------------
 

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+import pykka
+
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
 from aion._definitions import version_of_run
-from aion._durations import Duration, optional_seconds
+from aion._durations import Duration, optional_seconds, to_seconds
 from aion.clock import SYSTEM_CLOCK
 from aion.engine._closures import Closures
 from aion.engine._messages import (
@@ -25,6 +27,7 @@ from aion.engine._messages import (
 )
 from aion.errors import (
     InvalidArgumentError,
+    QueryTimeoutError,
     ResultTimeoutError,
     WorkflowCancelledError,
     WorkflowFailedError,
@@ -126,6 +129,7 @@ class WorkflowHandle:
 
         Returns True once the request is recorded; False if the run had already closed (nothing is done).
         """
+        _check_reason(reason)
         return bool(self._engine.request(CancelWorkflowRequest(self.workflow_id, reason)))
 
     def terminate(self, reason: str | None = None) -> bool:
@@ -134,12 +138,21 @@ class WorkflowHandle:
 
         Returns True once recorded; False if the run had already closed.
         """
+        _check_reason(reason)
         return bool(self._engine.request(TerminateWorkflow(self.workflow_id, reason)))
 
     def query(self, name: str, *args: Any, timeout: float = 30.0) -> Any:
         """Ask the workflow's query handler ``name``; answered from the live run, or by replaying a closed one."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"query name must be a non-empty string, got {name!r}")
+        seconds = to_seconds(timeout, "query timeout", allow_zero=False)
         check_payload(list(args), path=f"query {name!r} args")
-        return self._engine.request(QueryWorkflow(self.workflow_id, name, list(args)), timeout=timeout)
+        try:
+            return self._engine.request(QueryWorkflow(self.workflow_id, name, list(args)), timeout=seconds)
+        except pykka.Timeout:
+            raise QueryTimeoutError(
+                f"query {name!r} of workflow {self.workflow_id!r} was not answered within {seconds:g} s"
+            ) from None
 
     def describe(self) -> WorkflowDescription:
         """The run's identity, status, times and history length, derived from its history."""
@@ -248,3 +261,9 @@ def _outcome(terminal: ev.Event) -> Any:
         case ev.WorkflowTimedOut(kind=kind):
             raise WorkflowTimedOutError(f"workflow {terminal.workflow_id!r} timed out ({kind} timeout)")
     raise WorkflowFailedError(f"run closed with {terminal.type}", type=terminal.type)
+
+
+def _check_reason(reason: object) -> None:
+    """A cancel's or terminate's reason: ``None`` or a string (it is recorded)."""
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidArgumentError(f"reason must be a string or None, got {type(reason).__name__}: {reason!r}")

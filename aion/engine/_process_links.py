@@ -11,6 +11,7 @@ earlier one is taken as the current one's.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,10 @@ from aion.errors import QueryError, WorkflowNotFoundError
 from aion.observability._observer import Observer
 from aion.store import EventStore
 from aion.workflow._commands import Command, is_arrival
+from aion.workflow._failures import truncated
 from supervisors import ChannelClosedError
+
+log = logging.getLogger(__name__)
 
 #: What the links report to the core's other collaborators.
 OnCommands = Callable[[Run, list[Command]], None]
@@ -180,7 +184,14 @@ class ProcessLinks:
             residency = self.residency
             residency.touch(run)
             run.link.acked = max(run.link.acked, message["at"])
-            self._on_commands(run, protocol.decode_commands(message))
+            try:
+                commands = protocol.decode_commands(message)
+            except Exception as error:  # a frame the engine cannot read fails the run, recorded, never dropped
+                log.exception("workflow %r: undecodable commands", run.workflow_id)
+                reason = f"the engine could not decode the run's commands: {type(error).__name__}: {error}"
+                self._on_failure(run, ev.Failure(type="CommandRefused", message=truncated(reason)))
+            else:
+                self._on_commands(run, commands)
             residency.settled(run)
         elif kind == protocol.ANSWER:
             reply = run.link.queries.pop(message["id"], None)

@@ -1,9 +1,10 @@
 """The determinism guard: catches wall-clock, randomness and uuid calls made by workflow code.
 
-Installed once in each workflow process (never in the engine). It replaces ``time.time``, ``time.time_ns``,
-``time.monotonic``, ``datetime.datetime`` (its ``now``/``utcnow``/``today``), ``datetime.date.today``, the
-module-level functions of ``random`` and ``uuid.uuid1``/``uuid.uuid4`` with wrappers that raise
-:class:`~aion.errors.NonDeterministicCallError` when **both**:
+Installed once in each workflow process (never in the engine). It replaces the clock readers of ``time``
+(``time``, ``time_ns``, ``monotonic``, ``monotonic_ns``, ``perf_counter``, ``perf_counter_ns``, ``process_time``),
+``datetime.datetime`` (its ``now``/``utcnow``/``today``), ``datetime.date.today``, the module-level functions of
+``random``, ``os.urandom``/``os.getrandom``, the functions of ``secrets``, ``uuid.uuid1``/``uuid.uuid4`` and
+``threading.Thread.start`` with wrappers that raise :class:`~aion.errors.NonDeterministicCallError` when **both**:
 
 - a workflow step is running in this process (the runtime is driving workflow code), and
 - the direct caller is user code: a file outside the standard library, the installed packages and aion itself.
@@ -11,8 +12,10 @@ module-level functions of ``random`` and ``uuid.uuid1``/``uuid.uuid4`` with wrap
 So library internals (logging's timestamps, a parser's use of ``time``) keep working under workflow code, while
 a workflow that calls ``datetime.now()`` fails at once with a message that names ``workflow.now()``.
 
-Limits: a name bound before the guard was installed (``from time import time`` at the top of a module that was
-already imported when the workflow process started) keeps the original function and is not caught.
+Names bound by ``from time import perf_counter`` (or ``from datetime import datetime``) in user modules imported
+before the guard was installed (the workflow modules, imported by the engine before it forked) are pointed at the
+wrappers when it is installed. Limits (see docs/workflows.md): only module-level names of user modules are
+rebound, and only direct calls from user code are judged.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import datetime as _datetime
 import functools
 import os
 import random as _random
+import secrets as _secrets
 import sys
 import sysconfig
+import threading as _threading
 import time as _time
 import uuid as _uuid
 from collections.abc import Callable
@@ -141,18 +146,55 @@ _RANDOM_FUNCTIONS = (
 )  # fmt: skip
 
 
+_SECRETS_FUNCTIONS = ("token_bytes", "token_hex", "token_urlsafe", "choice", "randbelow", "randbits")
+
+
 def install() -> None:
     """Install the guard in this process (idempotent). Only workflow processes call it."""
     global _installed
     if _installed:
         return
     _installed = True
-    for name in ("time", "time_ns", "monotonic", "monotonic_ns"):
-        setattr(_time, name, _guard(getattr(_time, name), f"time.{name}()", "workflow.now()"))
-    _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
-    _datetime.date = _GuardedDate  # type: ignore[misc]
+    replaced: dict[int, Any] = {}  # id of an original -> its guarded replacement, to rebind names in user modules
+
+    def replace(module: Any, name: str, call: str, replacement: str) -> None:
+        original = getattr(module, name, None)
+        if original is None:
+            return
+        guarded = _guard(original, call, replacement)
+        setattr(module, name, guarded)
+        replaced[id(original)] = guarded
+
+    for name in ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "process_time"):
+        replace(_time, name, f"time.{name}()", "workflow.now()")
+    replaced[id(_RealDatetime)] = _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
+    replaced[id(_RealDate)] = _datetime.date = _GuardedDate  # type: ignore[misc]
     for name in _RANDOM_FUNCTIONS:
-        if hasattr(_random, name):
-            setattr(_random, name, _guard(getattr(_random, name), f"random.{name}()", "workflow.random()"))
+        replace(_random, name, f"random.{name}()", "workflow.random()")
     for name in ("uuid1", "uuid4"):
-        setattr(_uuid, name, _guard(getattr(_uuid, name), f"uuid.{name}()", "workflow.uuid4()"))
+        replace(_uuid, name, f"uuid.{name}()", "workflow.uuid4()")
+    for name in ("urandom", "getrandom"):
+        replace(os, name, f"os.{name}()", "workflow.random()")
+    for name in _SECRETS_FUNCTIONS:
+        replace(_secrets, name, f"secrets.{name}()", "workflow.random()")
+    _threading.Thread.start = _guard(  # type: ignore[method-assign]
+        _threading.Thread.start, "threading.Thread.start()", "an activity (workflow code runs on one loop)"
+    )
+    _rebind_user_modules(replaced)
+
+
+def _rebind_user_modules(replaced: dict[int, Any]) -> None:
+    """Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in modules imported
+    before the guard (the workflow modules, imported by the engine before it forked) still hold the originals:
+    point the ones in user modules at the guarded replacements."""
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if not isinstance(filename, str) or not _is_user_file(filename):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for name, value in list(namespace.items()):
+            guarded = replaced.get(id(value))
+            if guarded is not None:
+                namespace[name] = guarded

@@ -32,9 +32,11 @@ from datetime import datetime
 from typing import Any
 
 from aion import events as ev
+from aion._codec import check_payload
 from aion.errors import (
     CancelledError,
     ContinueAsNewError,
+    PayloadError,
     QueryError,
 )
 from aion.workflow._commands import (
@@ -372,7 +374,13 @@ class WorkflowRuntime:
         else:
             error = main.exception()
         if error is None:
-            self._commands.issue(CompleteWorkflow(main.result()))
+            result = main.result()
+            try:  # an unserialisable result fails the run here, the same way on every replay
+                check_payload(result, path="workflow result")
+            except PayloadError as bad:
+                self._commands.issue(FailWorkflow(failure_from_exception(bad)))
+                return
+            self._commands.issue(CompleteWorkflow(result))
         elif isinstance(error, ContinueAsNewSignal):
             self._commands.issue(ContinueAsNew(error.arguments, error.workflow_type, error.version))
         elif isinstance(error, CancelledError | asyncio.CancelledError) and self.cancel_requested:
