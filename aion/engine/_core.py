@@ -148,6 +148,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.QueryWorkflow: self._on_query_workflow,
             msg.GetResidency: self._on_get_residency,
             msg.GetQuiescence: self._on_get_quiescence,
+            msg.GetWaits: self._on_get_waits,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -266,6 +267,9 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             and self._links.settled()
         )
         request.reply.set(msg.Quiescence(settled, self._activities.busy(), self._timers.next_due()))
+
+    def _on_get_waits(self, request: msg.GetWaits) -> None:
+        request.reply.set(self._links.waits(request.runs))
 
     # -- notices --------------------------------------------------------------------------------------------
 

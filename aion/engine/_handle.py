@@ -9,10 +9,19 @@ from typing import Any, Final, Protocol
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
 from aion._durations import Duration, optional_seconds
+from aion._waits import NOT_REPORTED, UNKNOWN_WITHOUT_ENGINE, waiting_on
 from aion.clock import SYSTEM_CLOCK
 from aion.engine._closures import Closures
-from aion.engine._messages import CancelWorkflowRequest, QueryWorkflow, Request, SignalWorkflow, TerminateWorkflow
+from aion.engine._messages import (
+    CancelWorkflowRequest,
+    GetWaits,
+    QueryWorkflow,
+    Request,
+    SignalWorkflow,
+    TerminateWorkflow,
+)
 from aion.errors import (
+    EngineNotRunningError,
     InvalidArgumentError,
     ResultTimeoutError,
     WorkflowCancelledError,
@@ -42,7 +51,7 @@ class HandleOwner(Protocol):
 
 @dataclass(frozen=True)
 class WorkflowDescription:
-    """A run as ``describe()`` sees it: identity, status, times and history length."""
+    """A run as ``describe()`` sees it: identity, status, times, history length and what it waits on."""
 
     workflow_id: str
     run_id: str
@@ -52,6 +61,10 @@ class WorkflowDescription:
     close_time: datetime | None
     history_length: int
     search_attributes: dict[str, Any]
+    #: What an open run waits on, named (``"signal 'approve', timer #2 until ..."``); ``None`` once closed.
+    waiting_on: str | None = None
+    #: The signals and conditions its code last reported waiting on beyond its history (``None``: no report).
+    waits: tuple[str, ...] | None = None
 
 
 class WorkflowHandle:
@@ -127,11 +140,20 @@ class WorkflowHandle:
         return self._engine.request(QueryWorkflow(self.workflow_id, name, list(args)), timeout=timeout)
 
     def describe(self) -> WorkflowDescription:
-        """The run's identity, status, times and history length, derived from its history."""
+        """The run's identity, status, times and history length, derived from its history, and what it waits on
+        (``waiting_on``): the activities, timers, children and signals its history names, and the signals and
+        conditions its code last reported to the running engine (``waits``; see docs/visibility.md)."""
         history = self.history()
         started = history[0]
         assert isinstance(started, ev.WorkflowStarted)
         closed = history[-1] if history[-1].terminal else None
+        reported: list[str] | None = None
+        unknown = NOT_REPORTED
+        if closed is None:
+            try:
+                reported = self._engine.request(GetWaits(((self.workflow_id, self.run_id),)))[0]
+            except EngineNotRunningError:
+                unknown = UNKNOWN_WITHOUT_ENGINE
         return WorkflowDescription(
             workflow_id=self.workflow_id,
             run_id=self.run_id,
@@ -141,6 +163,8 @@ class WorkflowHandle:
             close_time=closed.recorded_at if closed is not None else None,
             history_length=len(history),
             search_attributes=dict(started.search_attributes),
+            waiting_on=waiting_on(history, reported, unknown=unknown),
+            waits=None if reported is None else tuple(reported),
         )
 
     def history(self) -> list[ev.Event]:

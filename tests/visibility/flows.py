@@ -38,3 +38,22 @@ async def churn(rounds: int) -> int:
         workflow.upsert_search_attributes({"Priority": i, "Tags": [f"t{i % 3}"], "Approved": i % 2 == 0})
         await workflow.sleep(0.01)
     return rounds
+
+
+@workflow.defn
+async def approval(customer: str) -> str:
+    """Waits for the ``approve`` signal with no timeout (nothing in history names the wait)."""
+    by = await workflow.wait_signal("approve")
+    return f"{customer} approved by {by}"
+
+
+@workflow.defn
+async def several(count: int) -> int:
+    """Waits at once on signals ``a`` and ``b`` and on a condition over ``count``, none with a timeout."""
+    seen: list[int] = []
+
+    async def take(name: str) -> None:
+        seen.append(await workflow.wait_signal(name))
+
+    await workflow.gather(take("a"), take("b"), workflow.wait_condition(lambda: len(seen) >= count))
+    return sum(seen)
