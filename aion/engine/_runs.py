@@ -162,6 +162,7 @@ class RunState:
                     event.workflow_type,
                     list(event.input),
                     event.parent_close_policy,
+                    StartOptions.from_dict(event.options),
                 )
             case ev.ChildWorkflowCompleted(child_id=cid) | ev.ChildWorkflowFailed(child_id=cid):
                 self.children.pop(cid, None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aion import workflow
+from aion.errors import ChildWorkflowError
 
 SCHEMA = {
     "CustomerId": "keyword",
@@ -57,3 +60,22 @@ async def several(count: int) -> int:
 
     await workflow.gather(take("a"), take("b"), workflow.wait_condition(lambda: len(seen) >= count))
     return sum(seen)
+
+
+@workflow.defn
+async def leaf(value: int) -> int:
+    """A child that returns its input."""
+    return value
+
+
+@workflow.defn
+async def parent_of(attributes: dict[str, Any], memo: Any) -> str:
+    """Runs ``leaf`` as a child with ``attributes`` and ``memo``; returns ``ok`` or the child error's type and
+    message."""
+    try:
+        await workflow.execute_child(
+            leaf, 1, workflow_id=f"{workflow.info().workflow_id}-child", search_attributes=attributes, memo=memo
+        )
+    except ChildWorkflowError as error:
+        return f"{error.type}: {error}"
+    return "ok"
