@@ -346,7 +346,11 @@ class SignalExternalDelivered(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ChildWorkflowStarted(Event):
-    """The workflow started child ordinal ``child_id``; recorded before the child's own ``WorkflowStarted``."""
+    """The workflow started child ordinal ``child_id``; recorded before the child's own ``WorkflowStarted``.
+
+    ``options`` are the child's start options (``execution_timeout``, checked ``search_attributes``, ``memo``),
+    so that a child started again after a crash (its parent's record durable, its own not) starts with them
+    (format version 2)."""
 
     child_id: int
     child_workflow_id: str
@@ -354,6 +358,9 @@ class ChildWorkflowStarted(Event):
     input: Any
     child_run_id: str
     parent_close_policy: str = "terminate"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ that breaks it is a type error, not a surprise at run time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +82,10 @@ class ControlledEngine(Protocol):
 
     def residency(self) -> dict[str, int]:
         """The residency counts (resident, waiting, evictions, max_resident)."""
+        ...
+
+    def run_waits(self, runs: Sequence[tuple[str, str]]) -> list[list[str] | None]:
+        """What each (workflow id, run id)'s code last reported waiting on beyond its history."""
         ...
 
     def list_workflows(

@@ -100,7 +100,7 @@ def op_ping(engine: ControlledEngine, request: dict[str, Any], context: OpContex
 def op_tree(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """The live supervision tree, workflow processes annotated with their run's status and wait, and the
     residency counts (``Engine.residency()``)."""
-    root = annotate_tree(engine.supervision_tree(), engine.store)
+    root = annotate_tree(engine.supervision_tree(), engine.store, engine.run_waits)
     return {
         "pid": os.getpid(),
         "data_dir": str(engine.data_dir),
@@ -141,7 +141,7 @@ def op_count(engine: ControlledEngine, request: dict[str, Any], context: OpConte
 
 def op_describe(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """The current run of ``workflow_id`` in detail."""
-    return describe_view(engine.store, _required(request, "workflow_id"))
+    return describe_view(engine.store, _required(request, "workflow_id"), engine.run_waits)
 
 
 def op_history(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:

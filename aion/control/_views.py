@@ -10,7 +10,7 @@ import base64
 import dataclasses
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,10 +18,27 @@ from typing import Any
 from aion import events as ev
 from aion._definitions import version_of_run
 from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
+from aion._waits import NOT_REPORTED, UNKNOWN_WITHOUT_ENGINE, pending_work, waiting_on
 from aion.errors import WorkflowNotFoundError
 from aion.status import WorkflowStatus, status_of_run
 from aion.store import EventStore, RunInfo
 from aion.visibility import WorkflowCount, WorkflowPage
+
+__all__ = [
+    "annotate_tree",
+    "count_view",
+    "describe_view",
+    "event_view",
+    "history_view",
+    "page_view",
+    "pending_work",
+    "run_view",
+    "to_jsonable",
+    "waiting_on",
+]
+
+#: For each (workflow id, run id): what the run's process last reported waiting on (``Engine.run_waits``).
+WaitsOf = Callable[[Sequence[tuple[str, str]]], list[list[str] | None]]
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -129,71 +146,10 @@ def event_view(event: ev.Event) -> dict[str, Any]:
     return view
 
 
-def pending_work(history: Sequence[ev.Event]) -> dict[str, list[dict[str, Any]]]:
-    """What a run has started and not yet seen finish: activities, timers and child workflows."""
-    activities: dict[int, dict[str, Any]] = {}
-    timers: dict[int, dict[str, Any]] = {}
-    children: dict[int, dict[str, Any]] = {}
-    for event in history:
-        match event:
-            case ev.ActivityScheduled(activity_id=aid, activity_type=name):
-                activities[aid] = {
-                    "activity_id": aid,
-                    "activity_type": name,
-                    "state": "scheduled",
-                    "attempt": 1,
-                    "next_attempt_at": None,
-                }
-            case ev.ActivityStarted(activity_id=aid, attempt=attempt) if aid in activities:
-                activities[aid].update(state="started", attempt=attempt, next_attempt_at=None)
-            case ev.ActivityFailed(activity_id=aid, retryable=True, next_attempt_at=at) if (
-                at is not None and aid in activities
-            ):
-                activities[aid].update(state="backing_off", next_attempt_at=to_jsonable(at))
-            case (
-                ev.ActivityCompleted(activity_id=aid)
-                | ev.ActivityFailed(activity_id=aid)
-                | ev.ActivityCancelled(activity_id=aid)
-            ):
-                activities.pop(aid, None)
-            case ev.TimerStarted(timer_id=tid, fire_at=at, waiting_for=waiting_for):
-                timers[tid] = {"timer_id": tid, "fire_at": to_jsonable(at), "waiting_for": waiting_for}
-            case ev.TimerFired(timer_id=tid) | ev.TimerCancelled(timer_id=tid):
-                timers.pop(tid, None)
-            case ev.ChildWorkflowStarted(child_id=cid, child_workflow_id=child, workflow_type=name):
-                children[cid] = {"child_id": cid, "workflow_id": child, "workflow_type": name}
-            case _ if event.type.startswith("ChildWorkflow") and isinstance(getattr(event, "child_id", None), int):
-                children.pop(event.child_id, None)  # type: ignore[attr-defined]
-    return {
-        "activities": list(activities.values()),
-        "timers": list(timers.values()),
-        "children": list(children.values()),
-    }
-
-
-def waiting_on(history: Sequence[ev.Event]) -> str | None:
-    """A short phrase saying what an open run waits on (``None`` once it is closed)."""
-    if not history or history[-1].terminal:
-        return None
-    pending = pending_work(history)
-    parts = [
-        f"activity {a['activity_type']} #{a['activity_id']} ({a['state']}, attempt {a['attempt']})"
-        for a in pending["activities"]
-    ]
-    parts += [
-        f"{t['waiting_for']} (timeout: timer #{t['timer_id']} at {t['fire_at']})"
-        if t.get("waiting_for")
-        else f"timer #{t['timer_id']} until {t['fire_at']}"
-        for t in pending["timers"]
-    ]
-    parts += [f"child {c['workflow_id']}" for c in pending["children"]]
-    if any(isinstance(event, ev.WorkflowCancelRequested) for event in history):
-        parts.append("cancellation")
-    return ", ".join(parts) if parts else "signal or condition"
-
-
-def describe_view(store: EventStore, workflow_id: str) -> dict[str, Any]:
-    """The current run of ``workflow_id`` in detail (``WorkflowNotFoundError`` if unknown)."""
+def describe_view(store: EventStore, workflow_id: str, waits_of: WaitsOf | None = None) -> dict[str, Any]:
+    """The current run of ``workflow_id`` in detail (``WorkflowNotFoundError`` if unknown). ``waits_of`` (a
+    running engine's) says what an open run's code waits on beyond its history; without it, ``waits`` is null
+    and an untimed wait is not named (see :mod:`aion._waits`)."""
     info = store.get_run(workflow_id)
     if info is None:
         raise WorkflowNotFoundError(workflow_id)
@@ -206,8 +162,14 @@ def describe_view(store: EventStore, workflow_id: str) -> dict[str, Any]:
     view["input"] = to_jsonable(started.input) if isinstance(started, ev.WorkflowStarted) else None
     view["result"] = to_jsonable(last.result) if isinstance(last, ev.WorkflowCompleted) else None
     view["failure"] = to_jsonable(last.failure) if isinstance(last, ev.WorkflowFailed) else None
-    view["waiting_on"] = waiting_on(history)
-    view["pending"] = pending_work(history) if not last.terminal else {"activities": [], "timers": [], "children": []}
+    reported = None if last.terminal or waits_of is None else waits_of([(workflow_id, info.run_id)])[0]
+    view["waiting_on"] = waiting_on(history, reported, unknown=_unknown(waits_of))
+    view["waits"] = reported
+    view["pending"] = (
+        pending_work(history)
+        if not last.terminal
+        else {"activities": [], "timers": [], "children": [], "signals_out": []}
+    )
     view["version"] = version_of_run(started.workflow_version if isinstance(started, ev.WorkflowStarted) else None)
     view["blocked"] = block_view(history)
     if isinstance(last, ev.WorkflowReset):
@@ -229,15 +191,24 @@ def history_view(store: EventStore, workflow_id: str, after_seq: int = 0) -> dic
     }
 
 
-def annotate_tree(tree: dict[str, Any], store: EventStore) -> dict[str, Any]:
-    """Add a ``workflow`` map (ids, type, status, what it waits on) to each workflow process node."""
+def _unknown(waits_of: WaitsOf | None) -> str:
+    """What a run whose history names no wait, and of which no report is at hand, is said to wait on."""
+    return UNKNOWN_WITHOUT_ENGINE if waits_of is None else NOT_REPORTED
+
+
+def annotate_tree(tree: dict[str, Any], store: EventStore, waits_of: WaitsOf | None = None) -> dict[str, Any]:
+    """Add a ``workflow`` map (ids, type, status, what it waits on) to each workflow process node; ``waits_of``
+    (a running engine's) names the signals and conditions its code waits on (one request for the whole tree)."""
+    nodes: list[tuple[dict[str, Any], str, str]] = []
     for _, node in walk(tree):
         meta = node.get("meta") or {}
         workflow_id = meta.get("workflow_id")
         if not isinstance(workflow_id, str) or meta.get("role") != RUN_ROLE:
             continue
         _, token, _ = parse_child_id(str(node["id"]))
-        run_id = run_id_of_token(token)
+        nodes.append((node, workflow_id, run_id_of_token(token)))
+    reports = waits_of([(wid, rid) for _, wid, rid in nodes]) if waits_of is not None and nodes else None
+    for index, (node, workflow_id, run_id) in enumerate(nodes):
         try:
             history = store.read_run(workflow_id, run_id)
         except WorkflowNotFoundError:
@@ -248,6 +219,8 @@ def annotate_tree(tree: dict[str, Any], store: EventStore) -> dict[str, Any]:
             "run_id": run_id,
             "workflow_type": started.workflow_type if isinstance(started, ev.WorkflowStarted) else None,
             "status": status_of_run(history).value if history else None,
-            "waiting_on": waiting_on(history),
+            "waiting_on": waiting_on(
+                history, None if reports is None else reports[index], unknown=_unknown(waits_of)
+            ),
         }
     return tree

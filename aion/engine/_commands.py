@@ -171,6 +171,9 @@ class CommandHandler:
         self._core.append(run, [ev.WorkflowCancelled(workflow_id=run.workflow_id, reason=command.reason)])
 
     def _on_start_child(self, run: Run, command: StartChild) -> None:
+        # The child's search attributes are checked like a start's: refused ones fail the child (the parent
+        # sees ChildWorkflowError naming the attribute) and are not recorded.
+        options, refused = _checked_child_options(command.options, self._schema)
         ref = ChildRef(
             command.child_id,
             command.workflow_id,
@@ -178,9 +181,8 @@ class CommandHandler:
             command.workflow_type,
             command.args,
             command.parent_close_policy,
-            StartOptions.from_dict(command.options),
+            StartOptions.from_dict(options),
         )
-        run.state.children[command.child_id] = ref
         child_started = ev.ChildWorkflowStarted(
             workflow_id=run.workflow_id,
             child_id=command.child_id,
@@ -189,7 +191,13 @@ class CommandHandler:
             input=command.args,
             child_run_id=ref.run_id,
             parent_close_policy=ref.parent_close_policy,
+            options=options,
         )
+        if refused is not None:
+            failed = ev.ChildWorkflowFailed(workflow_id=run.workflow_id, child_id=command.child_id, failure=refused)
+            self._core.append(run, [child_started, failed])
+            return
+        run.state.children[command.child_id] = ref
         self._core.append(run, [child_started], then=lambda _: self._relations.start_child(run, ref))
 
     def _on_request_cancel_child(self, run: Run, command: RequestCancelChild) -> None:
@@ -228,3 +236,16 @@ class CommandHandler:
     def _on_record_marker(self, run: Run, command: RecordMarker) -> None:
         marker = ev.MarkerRecorded(workflow_id=run.workflow_id, name=command.name, details=command.details)
         self._core.append(run, [marker])
+
+def _checked_child_options(
+    options: dict[str, Any], schema: SearchAttributeSchema
+) -> tuple[dict[str, Any], ev.Failure | None]:
+    """A child's start options with its search attributes checked and normalised against the declared ones;
+    if they are refused, the options without them and the failure naming the attribute."""
+    if not options.get("search_attributes"):
+        return options, None
+    try:
+        return {**options, "search_attributes": schema.check(options["search_attributes"])}, None
+    except InvalidArgumentError as error:
+        kept = {key: value for key, value in options.items() if key != "search_attributes"}
+        return kept, ev.Failure(type(error).__name__, str(error))

@@ -181,6 +181,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.PauseWorkflow: self._on_pause_workflow,
             msg.ResumeWorkflow: self._on_resume_workflow,
             msg.ResetWorkflow: self._on_reset_workflow,
+            msg.GetWaits: self._on_get_waits,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -352,6 +353,8 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
                 raise WorkflowNotFoundError(workflow_id)
             raise WorkflowNotRunningError(f"workflow {workflow_id!r} has no open run")
         return run
+    def _on_get_waits(self, request: msg.GetWaits) -> None:
+        request.reply.set(self._links.waits(request.runs))
 
     # -- notices --------------------------------------------------------------------------------------------
 

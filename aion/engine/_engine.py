@@ -26,7 +26,15 @@ from aion.engine._closures import Closures
 from aion.engine._core import EngineCore
 from aion.engine._handle import WorkflowHandle
 from aion.engine._holds import CodeMismatch
-from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow, UnblockWorkflows
+from aion.engine._messages import (
+    GetResidency,
+    GetWaits,
+    Recover,
+    Request,
+    SignalWithStart,
+    StartWorkflow,
+    UnblockWorkflows,
+)
 from aion.engine._options import StartOptions
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
@@ -426,6 +434,12 @@ class Engine:
         evicted since the engine started (``evictions``), and the bound (``max_resident``)."""
         figures: dict[str, int] = self.request(GetResidency())
         return figures
+
+    def run_waits(self, runs: Sequence[tuple[str, str]]) -> list[list[str] | None]:
+        """For each (workflow id, run id): the signals and conditions its code last reported waiting on beyond
+        its history (``["signal 'approve'"]``), ``None`` if the run is not open here or has not reported yet."""
+        found: list[list[str] | None] = self.request(GetWaits(tuple((wid, rid) for wid, rid in runs)))
+        return found
 
     def workflow_pid(self, workflow_id: str) -> int | None:
         """The pid of the live process hosting ``workflow_id``'s run, or ``None`` if it has none right now

@@ -12,10 +12,12 @@ from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
 from aion._definitions import version_of_run
 from aion._durations import Duration, optional_seconds, to_seconds
+from aion._waits import NOT_REPORTED, UNKNOWN_WITHOUT_ENGINE, waiting_on
 from aion.clock import SYSTEM_CLOCK
 from aion.engine._closures import Closures
 from aion.engine._messages import (
     CancelWorkflowRequest,
+    GetWaits,
     PauseWorkflow,
     QueryWorkflow,
     Request,
@@ -26,6 +28,7 @@ from aion.engine._messages import (
     UnblockWorkflows,
 )
 from aion.errors import (
+    EngineNotRunningError,
     InvalidArgumentError,
     QueryTimeoutError,
     ResultTimeoutError,
@@ -56,7 +59,7 @@ class HandleOwner(Protocol):
 
 @dataclass(frozen=True)
 class WorkflowDescription:
-    """A run as ``describe()`` sees it: identity, status, times and history length."""
+    """A run as ``describe()`` sees it: identity, status, times, history length and what it waits on."""
 
     workflow_id: str
     run_id: str
@@ -70,6 +73,10 @@ class WorkflowDescription:
     version: int = 1
     #: While the run is blocked: the ``WorkflowBlocked`` event that says why (cause, seq, expected/found).
     blocked: ev.WorkflowBlocked | None = None
+    #: What an open run waits on, named (``"signal 'approve', timer #2 until ..."``); ``None`` once closed.
+    waiting_on: str | None = None
+    #: The signals and conditions its code last reported waiting on beyond its history (``None``: no report).
+    waits: tuple[str, ...] | None = None
 
 
 class WorkflowHandle:
@@ -155,13 +162,22 @@ class WorkflowHandle:
             ) from None
 
     def describe(self) -> WorkflowDescription:
-        """The run's identity, status, times and history length, derived from its history."""
+        """The run's identity, status, times and history length, derived from its history, and what it waits on
+        (``waiting_on``): the activities, timers, children and signals its history names, and the signals and
+        conditions its code last reported to the running engine (``waits``; see docs/visibility.md)."""
         history = self.history()
         started = history[0]
         assert isinstance(started, ev.WorkflowStarted)
         closed = history[-1] if history[-1].terminal else None
         status = status_of_run(history)
         blocks = [event for event in history if isinstance(event, ev.WorkflowBlocked)]
+        reported: list[str] | None = None
+        unknown = NOT_REPORTED
+        if closed is None:
+            try:
+                reported = self._engine.request(GetWaits(((self.workflow_id, self.run_id),)))[0]
+            except EngineNotRunningError:
+                unknown = UNKNOWN_WITHOUT_ENGINE
         return WorkflowDescription(
             workflow_id=self.workflow_id,
             run_id=self.run_id,
@@ -173,6 +189,8 @@ class WorkflowHandle:
             search_attributes=dict(started.search_attributes),
             version=version_of_run(started.workflow_version),
             blocked=blocks[-1] if status is WorkflowStatus.BLOCKED and blocks else None,
+            waiting_on=waiting_on(history, reported, unknown=unknown),
+            waits=None if reported is None else tuple(reported),
         )
 
     def unblock(self) -> bool:

@@ -122,6 +122,15 @@ class GetQuiescence(Request):
 
 
 @dataclass(frozen=True)
+class GetWaits(Request):
+    """Replies, for each (workflow id, run id) of ``runs``, with what the run's code last reported waiting on
+    beyond its history (a list of phrases), or ``None`` when that run is not open in the core or has not
+    reported yet (``ProcessLinks.waits``)."""
+
+    runs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Quiescence:
     """Whether anything is under way in the engine but activity attempts and time itself."""
 

@@ -184,6 +184,7 @@ class ProcessLinks:
             residency = self.residency
             residency.touch(run)
             run.link.acked = max(run.link.acked, message["at"])
+            run.waits = protocol.decode_waits(message)
             try:
                 commands = protocol.decode_commands(message)
             except Exception as error:  # a frame the engine cannot read fails the run, recorded, never dropped
@@ -199,6 +200,16 @@ class ProcessLinks:
                 _resolve_query(reply, message)
         elif kind == protocol.DIVERGED:
             self._on_diverged(run, protocol.decode_failure(message))
+
+    def waits(self, runs: tuple[tuple[str, str], ...]) -> list[list[str] | None]:
+        """For each (workflow id, run id): what its code last reported waiting on beyond its history, ``None``
+        if that run is not one the core works on (closed, not yet recovered) or has not reported yet."""
+        found: list[list[str] | None] = []
+        for workflow_id, run_id in runs:
+            run = self._core.run_of(workflow_id)
+            waits = run.waits if run is not None and run.run_id == run_id else None
+            found.append(None if waits is None else list(waits))
+        return found
 
     def gave_up(self, child_id: str, reason: str) -> None:
         """A process crashed more often than its restart intensity allows, or could not be started."""

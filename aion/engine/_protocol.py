@@ -81,11 +81,12 @@ _COMMAND_FIELDS: Final = {
 }
 
 
-def commands_message(commands: Sequence[Command], at: int = 0) -> dict[str, Any]:
+def commands_message(commands: Sequence[Command], at: int = 0, waits: Sequence[str] = ()) -> dict[str, Any]:
     """Commands a workflow host issued in one activation: for each, its type's name and its field values (in
     field order) encoded by the payload codec, which the values need (they are the workflow's values). ``at``
     is the sequence number of the last event the activation applied: the workflow code is then blocked,
-    waiting for something after it (sent even with no commands, so the engine knows the run is parked)."""
+    waiting for something after it (sent even with no commands, so the engine knows the run is parked).
+    ``waits`` is what the code is then blocked on that history does not name (``WorkflowRuntime.waits``)."""
     encoded = [
         [
             type(command).__name__,
@@ -93,12 +94,18 @@ def commands_message(commands: Sequence[Command], at: int = 0) -> dict[str, Any]
         ]
         for command in commands
     ]
-    return {"t": COMMANDS, "commands": encoded, "at": at}
+    return {"t": COMMANDS, "commands": encoded, "at": at, "waits": list(waits)}
 
 
 def decode_commands(message: dict[str, Any]) -> list[Command]:
     """The commands of a ``commands`` message."""
     return [_COMMAND_TYPES[name](*decode_payload(values)) for name, values in message["commands"]]
+
+
+def decode_waits(message: dict[str, Any]) -> list[str]:
+    """The waits reported with a ``commands`` message (none from a host that does not report them)."""
+    waits = message.get("waits") or []
+    return [str(wait) for wait in waits]
 
 
 def decode_history(message: dict[str, Any]) -> list[ev.Event]:

@@ -167,6 +167,7 @@ class RunState:
                     event.workflow_type,
                     list(event.input),
                     event.parent_close_policy,
+                    StartOptions.from_dict(event.options),
                 )
             case ev.ChildWorkflowCompleted(child_id=cid) | ev.ChildWorkflowFailed(child_id=cid):
                 self.children.pop(cid, None)
@@ -252,6 +253,10 @@ class Run:
     #: How many times the run was rebuilt from the store after an append failed: an append sent before a
     #: rebuild fails as a consequence of the failure that caused it, and needs no rebuild of its own.
     generation: int = 0
+    #: What the run's code last reported it waits on beyond its history (signal names, conditions: see
+    #: ``WorkflowRuntime.waits``); ``None`` until a process of the run has reported. It is kept while the run
+    #: is evicted: nothing has reached the code since it reported.
+    waits: list[str] | None = None
 
     @property
     def workflow_id(self) -> str:

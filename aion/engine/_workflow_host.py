@@ -61,7 +61,7 @@ def _serve(channel: Channel) -> None:
     if once:
         closed = True
     elif not closed:
-        channel.send(protocol.commands_message(commands, history[-1].seq))
+        channel.send(protocol.commands_message(commands, history[-1].seq, runtime.waits()))
         if _closing(runtime):
             return  # the run's closing command is sent: nothing is left for this process to do
     while True:
@@ -76,7 +76,7 @@ def _serve(channel: Channel) -> None:
             except NonDeterminismError as error:
                 channel.send(_cannot_replay(error))
                 return
-            channel.send(protocol.commands_message(commands, event.seq))
+            channel.send(protocol.commands_message(commands, event.seq, runtime.waits()))
             if _closing(runtime):
                 return
         elif kind == protocol.QUERY:

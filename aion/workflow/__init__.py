@@ -330,12 +330,18 @@ def start_child(
     workflow_id: str | None = None,
     parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
     execution_timeout: Duration | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    memo: Any = None,
 ) -> ChildHandle:
     """Start a child workflow and return its :class:`ChildHandle`.
 
     The child is recorded in this workflow's history (``ChildWorkflowStarted``) before it starts, and starts
     exactly once across crashes. Its id defaults to one derived from this run and the child's ordinal. Awaiting
     the handle returns its result or raises ``aion.ChildWorkflowError`` with the cause.
+
+    ``search_attributes`` and ``memo`` are the child's, as for ``Engine.start_workflow``: the engine checks the
+    attributes against its declared ones, and a refused one fails the child (``ChildWorkflowError`` of type
+    ``InvalidArgumentError`` naming the attribute) without starting it.
     """
     runtime = current_runtime()
     name = workflow_type_name(workflow)
@@ -352,6 +358,14 @@ def start_child(
     seconds = optional_seconds(execution_timeout, "execution_timeout")
     if seconds is not None:
         options["execution_timeout"] = seconds
+    if search_attributes:
+        if not isinstance(search_attributes, dict) or not all(isinstance(key, str) for key in search_attributes):
+            raise InvalidArgumentError(f"search attributes must be a dict of name to value, not {search_attributes!r}")
+        check_payload(search_attributes, path=f"{name} search attributes")
+        options["search_attributes"] = dict(search_attributes)
+    if memo is not None:
+        check_payload(memo, path=f"{name} memo")
+        options["memo"] = memo
     child_id, child_workflow_id, future = runtime.start_child(name, workflow_id, arguments, policy.value, options)
     return ChildHandle(child_id, child_workflow_id, future)
 
@@ -362,6 +376,8 @@ async def execute_child(
     workflow_id: str | None = None,
     parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
     execution_timeout: Duration | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    memo: Any = None,
 ) -> Any:
     """Start a child workflow and wait for its result (see :func:`start_child`)."""
     return await start_child(
@@ -370,6 +386,8 @@ async def execute_child(
         workflow_id=workflow_id,
         parent_close_policy=parent_close_policy,
         execution_timeout=execution_timeout,
+        search_attributes=search_attributes,
+        memo=memo,
     )
 
 

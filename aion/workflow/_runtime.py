@@ -196,6 +196,19 @@ class WorkflowRuntime:
         except Exception as error:
             raise QueryError(f"query {name!r} raised {type(error).__name__}: {error}") from error
 
+    def waits(self) -> list[str]:
+        """What the code waits on that history does not say: each signal name a ``wait_signal`` is blocked on
+        (``"signal 'approve'"``, timed or not) and the pending ``wait_condition`` calls (``"the condition"``,
+        ``"2 conditions"``). Activities, timers and children are in history; the host reports this list with
+        each ``commands`` frame, so that ``describe`` can name every wait."""
+        found = [
+            f"signal {name!r}" for name, waiters in self._signal_waiters.items() if any(not w.done() for w in waiters)
+        ]
+        conditions = sum(1 for _, future in self._conditions if not future.done())
+        if conditions:
+            found.append("the condition" if conditions == 1 else f"{conditions} conditions")
+        return found
+
     # -- what the SDK calls ------------------------------------------------------------------------------------
 
     def schedule_activity(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from aion._waits import NOT_REPORTED
 from tests.cli.conftest import AION, ROOT, Server, _env, aion, ok, wait_for
 
 
@@ -37,10 +38,15 @@ def test_tree_shows_services_supervisors_and_a_restart_after_a_kill(server: Serv
     root = view["root"]
     assert root["id"] == "aion" and root["kind"] == "supervisor"
     assert {"activities", "workflows:collector"} <= {child["id"] for child in root["children"]}
-    node = wait_for(lambda: _workflow_node(server, "crashy"), "the workflow process in the tree")
+    node = wait_for(
+        lambda: (n := _workflow_node(server, "crashy")) is not None
+        and n["workflow"]["waiting_on"] != NOT_REPORTED
+        and n,
+        "the workflow process in the tree, reporting what it waits on",
+    )
     assert node["kind"] == "process" and node["restarts"] == 0 and node["pid"] > 0
     assert node["workflow"]["workflow_type"] == "collector" and node["workflow"]["status"] == "running"
-    assert node["workflow"]["waiting_on"] == "signal or condition"
+    assert node["workflow"]["waiting_on"] == "signal 'item'"
     assert node["memory_rss"] > 0 and node["uptime"] >= 0 and node["cpu_seconds"] >= 0
     assert node["meta"] == {"workflow_id": "crashy", "role": "run"}
 
@@ -54,7 +60,7 @@ def test_tree_shows_services_supervisors_and_a_restart_after_a_kill(server: Serv
 
     table = ok("tree", "--data-dir", d).out
     row = next(line for line in table.splitlines() if "crashy" in line and "process" in line)
-    assert "│ 1 " in row and "SIGKILL" in row and "waiting on signal or condition" in row
+    assert "│ 1 " in row and "SIGKILL" in row and "waiting on signal 'item'" in row
     assert "workflows:collector" in table and "activities" in table
 
     # the workflow goes on after the crash: replayed to the same await
