@@ -32,7 +32,7 @@ from aion.status import WorkflowStatus
 
 if TYPE_CHECKING:
     from aion import activity, workflow
-    from aion.engine import Engine, WorkflowDescription, WorkflowHandle
+    from aion.engine import Engine, IdConflictPolicy, IdReusePolicy, WorkflowDescription, WorkflowHandle
     from aion.store import RunInfo
 
 __version__ = "0.1.0"
@@ -46,6 +46,8 @@ _LAZY = {
     "RunInfo": "aion.store",
     "activity": "aion.activity",
     "workflow": "aion.workflow",
+    "IdConflictPolicy": "aion.engine",
+    "IdReusePolicy": "aion.engine",
 }
 
 
@@ -65,6 +67,8 @@ __all__ = [
     "ApplicationError",
     "CancelledError",
     "Engine",
+    "IdConflictPolicy",
+    "IdReusePolicy",
     "InvalidArgumentError",
     "NonDeterminismError",
     "NonDeterministicCallError",

@@ -68,6 +68,7 @@ class Event:
 class WorkflowStarted(Event):
     """A new run begins. Opens the run's slice of the history."""
 
+    version: ClassVar[int] = 2  # 2: request_id
     workflow_type: str
     input: Any
     run_id: str
@@ -89,6 +90,8 @@ class WorkflowStarted(Event):
     attempt: int = 1
     #: The trace context the run's span continues (W3C ``traceparent``), when the engine traces.
     trace_context: dict[str, str] | None = None
+    #: The starter's idempotency key (``start_workflow(request_id=...)``): a retried start finds its run by it.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

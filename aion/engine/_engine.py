@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 import pykka
 from prometheus_client import CollectorRegistry
@@ -25,7 +26,7 @@ from aion.engine._closures import Closures
 from aion.engine._core import EngineCore
 from aion.engine._handle import WorkflowHandle
 from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow
-from aion.engine._options import StartOptions
+from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
@@ -37,6 +38,10 @@ from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, open_store
 
 log = logging.getLogger(__name__)
+
+#: A workflow's result type and the types of its positional arguments (mypy checks a start against them).
+_R = TypeVar("_R")
+_Ts = TypeVarTuple("_Ts")
 
 
 class Engine:
@@ -199,7 +204,33 @@ class Engine:
 
     # -- the Python API -------------------------------------------------------------------------------------
 
+    @overload
     def start_workflow(
+        self,
+        workflow: Callable[[*_Ts], Awaitable[_R]],
+        *args: *_Ts,
+        workflow_id: str | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        execution_timeout: Duration | None = None,
+        run_timeout: Duration | None = None,
+        id_conflict_policy: IdConflictPolicy = IdConflictPolicy.FAIL,
+        id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[_R]: ...
+    @overload
+    def start_workflow(
+        self,
+        workflow: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        execution_timeout: Duration | None = None,
+        run_timeout: Duration | None = None,
+        id_conflict_policy: IdConflictPolicy = IdConflictPolicy.FAIL,
+        id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[Any]: ...
+    def start_workflow(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
         self,
         workflow: str | Callable[..., Any],
         *args: Any,
@@ -207,13 +238,24 @@ class Engine:
         search_attributes: dict[str, Any] | None = None,
         execution_timeout: Duration | None = None,
         run_timeout: Duration | None = None,
-    ) -> WorkflowHandle:
+        id_conflict_policy: IdConflictPolicy = IdConflictPolicy.FAIL,
+        id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[Any]:
         """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
 
-        ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
-        running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
+        ``workflow_id`` defaults to a new UUID. Returns once ``WorkflowStarted`` is durable.
         ``execution_timeout`` bounds the whole chain of runs (across continue-as-new), ``run_timeout`` this run;
         when one passes, ``WorkflowTimedOut`` is recorded and its work is cancelled.
+
+        While a run of that id is running, ``id_conflict_policy`` decides: ``FAIL`` raises
+        ``WorkflowAlreadyStartedError`` (the default), ``USE_EXISTING`` returns a handle to the running run,
+        ``TERMINATE_EXISTING`` terminates it and starts the new run. When the id's last run has closed,
+        ``id_reuse_policy`` decides: ``ALLOW_DUPLICATE`` starts a new run (the default),
+        ``ALLOW_DUPLICATE_FAILED_ONLY`` only if that run did not complete, ``REJECT_DUPLICATE`` never.
+        ``request_id`` makes the start idempotent: a start retried with the same request id (after a lost reply,
+        an engine crash) returns the run it started, even after that run closed, for 24 hours
+        (``REQUEST_ID_WINDOW``) and as long as that run is the id's latest.
         """
         name, workflow_id, arguments, options = self._start_request(
             workflow,
@@ -223,9 +265,41 @@ class Engine:
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
         )
+        options = _with_policies(options, id_conflict_policy, id_reuse_policy, request_id)
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(StartWorkflow(name, workflow_id, arguments, options))
         return self._handle_of_start(workflow_id, events)
+
+    @overload
+    def execute_workflow(
+        self,
+        workflow: Callable[[*_Ts], Awaitable[_R]],
+        *args: *_Ts,
+        workflow_id: str | None = None,
+        timeout: Duration | None = None,
+        **options: Any,
+    ) -> _R: ...
+    @overload
+    def execute_workflow(
+        self,
+        workflow: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: Duration | None = None,
+        **options: Any,
+    ) -> Any: ...
+    def execute_workflow(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
+        self,
+        workflow: str | Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: Duration | None = None,
+        **options: Any,
+    ) -> Any:
+        """Start ``workflow`` with ``args`` and wait for its result (``start_workflow`` then ``result``):
+        ``options`` are ``start_workflow``'s, ``timeout`` is ``result``'s."""
+        handle = self.start_workflow(workflow, *args, workflow_id=workflow_id, **options)
+        return handle.result(timeout=timeout)
 
     def signal_with_start(
         self,
@@ -237,7 +311,7 @@ class Engine:
         search_attributes: dict[str, Any] | None = None,
         execution_timeout: Duration | None = None,
         run_timeout: Duration | None = None,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """Deliver ``signal`` to ``workflow_id``, starting it with ``args`` first if it is not running.
 
         Start and signal are one transaction: the workflow never runs without the signal, and a running one gets
@@ -285,12 +359,12 @@ class Engine:
         )
         return name, workflow_id, arguments, options
 
-    def _handle_of_start(self, workflow_id: str, events: list[ev.Event]) -> WorkflowHandle:
+    def _handle_of_start(self, workflow_id: str, events: list[ev.Event]) -> WorkflowHandle[Any]:
         started = events[0]
         assert isinstance(started, ev.WorkflowStarted)
         return WorkflowHandle(self, workflow_id, started.run_id)
 
-    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[Any]:
         """A handle to ``workflow_id``'s current run (or run ``run_id``); ``WorkflowNotFoundError`` if unknown."""
         info = self.store.get_run(validate_workflow_id(workflow_id))
         if info is None:
@@ -362,3 +436,16 @@ class Engine:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
         core.tell(message)
         return message.reply.get(timeout=timeout)
+
+
+def _with_policies(
+    options: StartOptions, conflict: IdConflictPolicy, reuse: IdReusePolicy, request_id: str | None
+) -> StartOptions:
+    """``options`` with a start's policies and request id, checked."""
+    if not isinstance(conflict, IdConflictPolicy):
+        raise InvalidArgumentError(f"id_conflict_policy must be an aion.IdConflictPolicy, got {conflict!r}")
+    if not isinstance(reuse, IdReusePolicy):
+        raise InvalidArgumentError(f"id_reuse_policy must be an aion.IdReusePolicy, got {reuse!r}")
+    if request_id is not None and (not isinstance(request_id, str) or not request_id):
+        raise InvalidArgumentError(f"request_id must be a non-empty string, got {request_id!r}")
+    return dataclasses.replace(options, id_conflict_policy=conflict, id_reuse_policy=reuse, request_id=request_id)

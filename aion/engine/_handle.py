@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
@@ -54,8 +54,13 @@ class WorkflowDescription:
     search_attributes: dict[str, Any]
 
 
-class WorkflowHandle:
-    """A handle to one run of a workflow: wait for its result, signal it, query it, read its history."""
+#: The workflow's result type.
+R = TypeVar("R")
+
+
+class WorkflowHandle(Generic[R]):
+    """A handle to one run of a workflow: wait for its result, signal it, query it, read its history.
+    ``WorkflowHandle[R]``: ``result()`` returns the workflow's return type ``R``."""
 
     def __init__(self, engine: HandleOwner, workflow_id: str, run_id: str) -> None:
         self._engine = engine
@@ -65,7 +70,7 @@ class WorkflowHandle:
     def __repr__(self) -> str:
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, run_id={self.run_id!r})"
 
-    def result(self, timeout: Duration | None = None) -> Any:
+    def result(self, timeout: Duration | None = None) -> R:
         """Wait for the run to close and return its result.
 
         A run that continued as new is followed along its chain to the final run's outcome. Raises
@@ -96,7 +101,8 @@ class WorkflowHandle:
             if isinstance(terminal, ev.WorkflowContinuedAsNew):
                 run_id = terminal.new_run_id
             elif terminal is not None:
-                return _outcome(terminal)
+                outcome: R = _outcome(terminal)
+                return outcome
 
     def signal(self, name: str, payload: Any = None) -> None:
         """Send signal ``name`` with ``payload``; returns once the signal is durable (it is never lost)."""

@@ -24,7 +24,7 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, Generic, NoReturn, TypeVar, TypeVarTuple, overload
 
 from aion._codec import check_payload
 from aion._definitions import activity_type_name, define_workflow, workflow_type_name
@@ -63,6 +63,9 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: The result type of an activity or child, and the types of its positional arguments (mypy checks them).
+_R = TypeVar("_R")
+_Ts = TypeVarTuple("_Ts")
 
 
 @overload
@@ -84,7 +87,7 @@ def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Call
     return decorate(function) if function is not None else decorate
 
 
-class ActivityHandle:
+class ActivityHandle(Generic[_R]):
     """A scheduled activity: await it for its result, or :meth:`cancel` it.
 
     The outcome is whatever history records first: after ``cancel()`` the await raises
@@ -103,18 +106,45 @@ class ActivityHandle:
         """True once the activity's outcome is known to the workflow."""
         return self._future.done()
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, _R]:
         return self._future.__await__()
 
 
+@overload
 def start_activity(
+    activity: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def start_activity(
+    activity: Callable[[*_Ts], _R],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def start_activity(
+    activity: str,
+    *args: Any,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[Any]: ...
+def start_activity(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     activity: str | Callable[..., Any],
     *args: Any,
     start_to_close_timeout: Duration | None = None,
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
-) -> ActivityHandle:
+) -> ActivityHandle[Any]:
     """Schedule an activity (a decorated function or its type name) and return its :class:`ActivityHandle`.
 
     At least one of ``start_to_close_timeout`` (one attempt) and ``schedule_to_close_timeout`` (all attempts,
@@ -145,14 +175,41 @@ def start_activity(
     return ActivityHandle(activity_id, future)
 
 
+@overload
 def execute_activity(
+    activity: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def execute_activity(
+    activity: Callable[[*_Ts], _R],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def execute_activity(
+    activity: str,
+    *args: Any,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[Any]: ...
+def execute_activity(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     activity: str | Callable[..., Any],
     *args: Any,
     start_to_close_timeout: Duration | None = None,
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
-) -> ActivityHandle:
+) -> ActivityHandle[Any]:
     """Run an activity and await its result: :func:`start_activity` under the name that reads well in
     ``result = await workflow.execute_activity(charge, order, start_to_close_timeout=30)``.
 
@@ -291,7 +348,7 @@ class ParentClosePolicy(enum.StrEnum):
     """The child runs on, on its own."""
 
 
-class ChildHandle:
+class ChildHandle(Generic[_R]):
     """A child workflow started by :func:`start_child`: await it for its result, signal it, or cancel it."""
 
     def __init__(self, child_id: int, workflow_id: str, future: asyncio.Future[Any]) -> None:
@@ -311,17 +368,33 @@ class ChildHandle:
         """True once the child's outcome is known to this workflow."""
         return self._future.done()
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, _R]:
         return self._future.__await__()
 
 
+@overload
 def start_child(
+    workflow: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+) -> ChildHandle[_R]: ...
+@overload
+def start_child(
+    workflow: str,
+    *args: Any,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+) -> ChildHandle[Any]: ...
+def start_child(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     workflow: str | Callable[..., Any],
     *args: Any,
     workflow_id: str | None = None,
     parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
     execution_timeout: Duration | None = None,
-) -> ChildHandle:
+) -> ChildHandle[Any]:
     """Start a child workflow and return its :class:`ChildHandle`.
 
     The child is recorded in this workflow's history (``ChildWorkflowStarted``) before it starts, and starts
@@ -347,7 +420,23 @@ def start_child(
     return ChildHandle(child_id, child_workflow_id, future)
 
 
+@overload
 async def execute_child(
+    workflow: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+) -> _R: ...
+@overload
+async def execute_child(
+    workflow: str,
+    *args: Any,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+) -> Any: ...
+async def execute_child(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     workflow: str | Callable[..., Any],
     *args: Any,
     workflow_id: str | None = None,
