@@ -285,3 +285,17 @@ class RecorderStoppedError(EngineNotRunningError):
     """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
 
     code = "recorder_stopped"
+
+
+class UpdateRejectedError(AionError):
+    """An update was refused before anything was recorded: the workflow has no handler of that name, or its
+    validator raised (the message says which and why)."""
+
+    code = "update_rejected"
+
+
+class UpdateFailedError(FailureError):
+    """An accepted update's handler raised; ``type``, ``message`` and ``traceback`` describe the cause (the
+    failure is recorded in ``UpdateCompleted``)."""
+
+    code = "update_failed"

@@ -324,6 +324,28 @@ class ChildWorkflowCancelled(Event):
     child_id: int
 
 
+# --- updates -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateAccepted(Event):
+    """Update ``name`` with ``args`` passed the workflow's validator and will be applied: delivered to the code
+    like a signal, it runs the update handler (again on replay, until ``UpdateCompleted`` is recorded)."""
+
+    update_id: str
+    name: str
+    args: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateCompleted(Event):
+    """The update handler of ``update_id`` returned ``result`` (or raised: ``failure``)."""
+
+    update_id: str
+    result: Any = None
+    failure: Failure | None = None
+
+
 def terminal_event_types() -> frozenset[str]:
     """The type names of the events that close a run."""
     return frozenset(name for name, cls in EVENT_TYPES.items() if cls.terminal)

@@ -25,11 +25,13 @@ from aion.engine._relations import Relations
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run
 from aion.engine._timer_keys import TimerKey, TimerKind
 from aion.engine._timers import TimerService
+from aion.engine._updates import Updates
 from aion.errors import PayloadError
 from aion.workflow._commands import (
     CancelTimer,
     CancelWorkflow,
     Command,
+    CompleteUpdate,
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
@@ -54,6 +56,7 @@ class CommandHandler:
         activities: ActivityManager,
         timers: TimerService,
         clock: Clock,
+        updates: Updates | None = None,
     ) -> None:
         self._core = core
         self._lifecycle = lifecycle
@@ -74,6 +77,8 @@ class CommandHandler:
             RequestCancelChild: self._on_request_cancel_child,
             SignalExternal: self._on_signal_external,
         }
+        if updates is not None:
+            self._handlers[CompleteUpdate] = updates.completed
 
     def handle(self, run: Run, commands: list[Command]) -> None:
         """Handle a batch of commands from the run's process, in order. A command issued already (by an earlier

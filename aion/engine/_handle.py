@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Generic, Protocol, TypeVar
+
+import pykka
 
 from aion import events as ev
 from aion._codec import check_payload, decode_event, encode_event
 from aion._durations import Duration, optional_seconds
 from aion.clock import SYSTEM_CLOCK
 from aion.engine._closures import Closures
-from aion.engine._messages import CancelWorkflowRequest, QueryWorkflow, Request, SignalWorkflow, TerminateWorkflow
+from aion.engine._messages import (
+    CancelWorkflowRequest,
+    QueryWorkflow,
+    Request,
+    SignalWorkflow,
+    TerminateWorkflow,
+    UpdateWorkflow,
+)
 from aion.errors import (
     InvalidArgumentError,
     ResultTimeoutError,
@@ -131,6 +141,30 @@ class WorkflowHandle(Generic[R]):
         """Ask the workflow's query handler ``name``; answered from the live run, or by replaying a closed one."""
         check_payload(list(args), path=f"query {name!r} args")
         return self._engine.request(QueryWorkflow(self.workflow_id, name, list(args)), timeout=timeout)
+
+    def execute_update(
+        self, name: str, *args: Any, update_id: str | None = None, timeout: Duration | None = None
+    ) -> Any:
+        """Apply update ``name`` to the running workflow and return its handler's result once that is durable.
+
+        The workflow's validator runs first: ``UpdateRejectedError`` if it refuses (nothing is recorded). An
+        accepted update is recorded before its handler runs and completes exactly once, across crashes; a call
+        retried with the same ``update_id`` returns the recorded result instead of applying it again. Raises
+        ``UpdateFailedError`` if the handler raised, ``WorkflowNotRunningError`` if the run is closed (or closes
+        first), ``ResultTimeoutError`` if ``timeout`` passes first (the update goes on).
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"update name must be a non-empty string, got {name!r}")
+        check_payload(list(args), path=f"update {name!r} args")
+        fresh = update_id is None
+        update_id = str(uuid.uuid4()) if update_id is None else update_id
+        if not isinstance(update_id, str) or not update_id:
+            raise InvalidArgumentError(f"update_id must be a non-empty string, got {update_id!r}")
+        message = UpdateWorkflow(self.workflow_id, name, list(args), update_id, fresh)
+        try:
+            return self._engine.request(message, timeout=optional_seconds(timeout, "timeout"))
+        except pykka.Timeout:
+            raise ResultTimeoutError(f"update {name!r} of {self.workflow_id!r} did not complete in time") from None
 
     def describe(self) -> WorkflowDescription:
         """The run's identity, status, times and history length, derived from its history."""

@@ -21,6 +21,7 @@ from aion.workflow._commands import (
     CancelTimer,
     CancelWorkflow,
     Command,
+    CompleteUpdate,
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
@@ -70,6 +71,7 @@ _COMMAND_TYPES: Final[dict[str, type[Command]]] = {
         FailWorkflow,
         CancelWorkflow,
         ContinueAsNew,
+        CompleteUpdate,
     )
 }
 _COMMAND_FIELDS: Final = {

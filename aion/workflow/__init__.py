@@ -33,6 +33,7 @@ from aion._ids import validate_workflow_id
 from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
 from aion.workflow._runtime import WorkflowInfo, current_runtime
+from aion.workflow._updates import UpdateHandler
 
 __all__ = [
     "ActivityHandle",
@@ -50,6 +51,7 @@ __all__ = [
     "now",
     "random",
     "set_query_handler",
+    "set_update_handler",
     "signal_external",
     "sleep",
     "start_activity",
@@ -512,3 +514,18 @@ def random() -> _random.Random:
 def uuid4() -> _uuid.UUID:
     """A version-4 UUID drawn from :func:`random`, so replay yields the same one."""
     return _uuid.UUID(int=current_runtime().random.getrandbits(128), version=4)
+
+
+def set_update_handler(
+    name: str, handler: Callable[..., Any], validator: Callable[..., Any] | None = None
+) -> None:
+    """Apply updates called ``name`` with ``handler(*args)`` (sync or ``async``; it may change workflow state
+    and await activities, timers, children): the caller of ``WorkflowHandle.execute_update`` gets its result.
+
+    ``validator(*args)`` runs first, like a query (it must not change state): if it raises, the update is
+    rejected (``aion.UpdateRejectedError``) and nothing is recorded. An accepted update is recorded
+    (``UpdateAccepted``) before the handler runs, and its result (``UpdateCompleted``) once it returns.
+    """
+    if not callable(handler) or (validator is not None and not callable(validator)):
+        raise TypeError(f"update handler and validator for {name!r} must be callable, got {handler!r}, {validator!r}")
+    current_runtime().update_handlers[name] = UpdateHandler(handler, validator)

@@ -239,6 +239,25 @@ class ContinueAsNew(Command):
         return False
 
 
+@dataclass(frozen=True)
+class CompleteUpdate(Command):
+    """The handler of update ``update_id`` returned ``result`` (or raised: ``failure``)."""
+
+    update_id: str
+    result: Any = None
+    failure: ev.Failure | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("update", self.update_id)
+
+    def describe(self) -> str:
+        return f"completion of update {self.update_id!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.UpdateCompleted) and event.update_id == self.update_id
+
+
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
     match event:
@@ -256,6 +275,8 @@ def anchor_key(event: ev.Event) -> Key | None:
             return ("cancel_child", child_id)
         case ev.SignalExternalSent(signal_id=signal_id):
             return ("signal_external", signal_id)
+        case ev.UpdateCompleted(update_id=update_id):
+            return ("update", update_id)
     return None
 
 
@@ -290,5 +311,6 @@ def is_arrival(event: ev.Event) -> bool:
         | ev.ChildWorkflowFailed
         | ev.ChildWorkflowCancelled
         | ev.SignalExternalDelivered
-        | ev.WorkflowCancelRequested,
+        | ev.WorkflowCancelRequested
+        | ev.UpdateAccepted,
     )

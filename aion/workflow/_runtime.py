@@ -61,6 +61,7 @@ from aion.workflow._context import (
 from aion.workflow._failures import activity_error, child_error, failure_from_exception, signal_error
 from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
+from aion.workflow._updates import VALIDATE_UPDATE, UpdateHandler, run_update, validate
 
 __all__ = [
     "ContinueAsNewSignal",
@@ -121,6 +122,7 @@ class WorkflowRuntime:
         )
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.query_handlers: dict[str, Callable[..., Any]] = {}
+        self.update_handlers: dict[str, UpdateHandler] = {}
         #: The reason given when cancellation was requested (``None`` until it is).
         self.cancel_reason: str | None = None
         self.cancel_requested = False
@@ -178,6 +180,8 @@ class WorkflowRuntime:
 
     def query(self, name: str, args: Sequence[Any]) -> Any:
         """Answer query ``name`` from the code's current state; nothing is recorded."""
+        if name == VALIDATE_UPDATE:
+            return validate(self.update_handlers, self.info.workflow_id, args)
         handler = self.query_handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.query_handlers)) or "none"
@@ -384,6 +388,9 @@ class WorkflowRuntime:
                 self._resolve(self._external_signals, signal_id, result=None, error=error)
             case ev.WorkflowCancelRequested(reason=reason):
                 self._cancel_everything(reason)
+            case ev.UpdateAccepted(update_id=update_id, name=name, args=args):
+                update = run_update(self.update_handlers, self._commands.issue, update_id, name, list(args or []))
+                self._loop.create_task(update, name=f"update:{update_id}")
         self._run()
 
     @staticmethod

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
-from aion import workflow
+from aion import activity, workflow
 
 
 @workflow.defn
@@ -26,4 +28,46 @@ async def fails_now(message: str) -> None:
     raise RuntimeError(message)
 
 
-ALL_WORKFLOWS = [waits, quick, fails_now]
+@activity.defn
+def wait_for_gate(gate: str) -> str:
+    """Waits until the file ``gate`` exists (the test opens it) and returns its text."""
+    path = Path(gate)
+    while not path.exists():
+        time.sleep(0.01)
+    return path.read_text()
+
+
+@workflow.defn
+async def counter(start: int) -> int:
+    """A counter changed by updates: ``add`` (rejects negatives), ``add_later`` (awaits an activity first),
+    ``fail`` (raises); signal ``stop`` ends it with the count."""
+    count = start
+
+    def add(amount: int) -> int:
+        nonlocal count
+        count += amount
+        return count
+
+    def positive(amount: int) -> None:
+        if amount < 0:
+            raise ValueError(f"cannot add {amount}")
+
+    async def add_later(amount: int, gate: str) -> int:
+        nonlocal count
+        text = await workflow.execute_activity(wait_for_gate, gate, start_to_close_timeout=60)
+        count += amount
+        return count + len(text) * 0
+
+    def fail() -> None:
+        raise RuntimeError("no such thing")
+
+    workflow.set_update_handler("add", add, validator=positive)
+    workflow.set_update_handler("add_later", add_later)
+    workflow.set_update_handler("fail", fail)
+    workflow.set_query_handler("count", lambda: count)
+    await workflow.wait_signal("stop")
+    return count
+
+
+ALL_WORKFLOWS = [waits, quick, fails_now, counter]
+ALL_ACTIVITIES = [wait_for_gate]
