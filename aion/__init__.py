@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from aion.codec import PayloadCodec
 from aion.errors import (
     ActivityError,
     AionError,
@@ -33,7 +34,7 @@ from aion.retry import RetryPolicy
 from aion.status import WorkflowStatus
 
 if TYPE_CHECKING:
-    from aion import activity, workflow
+    from aion import activity, codec, workflow
     from aion.engine import Engine, IdConflictPolicy, IdReusePolicy, WorkflowDescription, WorkflowHandle
     from aion.store import RunInfo
 
@@ -48,6 +49,7 @@ _LAZY = {
     "RunInfo": "aion.store",
     "activity": "aion.activity",
     "workflow": "aion.workflow",
+    "codec": "aion.codec",
     "IdConflictPolicy": "aion.engine",
     "IdReusePolicy": "aion.engine",
 }
@@ -74,6 +76,7 @@ __all__ = [
     "InvalidArgumentError",
     "NonDeterminismError",
     "NonDeterministicCallError",
+    "PayloadCodec",
     "PayloadError",
     "PayloadTooLargeError",
     "QueryError",
@@ -92,5 +95,6 @@ __all__ = [
     "WorkflowStatus",
     "__version__",
     "activity",
+    "codec",
     "workflow",
 ]

@@ -20,6 +20,7 @@ from rich.console import Console, RenderableType
 
 import aion
 from aion._ids import validate_workflow_id
+from aion.codec import PayloadCodec, load_codec
 from aion.control import ControlClient, RemoteError, connect_engine, socket_path
 from aion.errors import (
     AionError,
@@ -67,7 +68,35 @@ class AionGroup(click.Group):
             fail(error.code, error.message)
 
 
+#: Environment variable naming the payload codec (``module:object``) of the data directory.
+CODEC_ENV = "AION_CODEC"
+
+
+def _remember_codec(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        try:
+            ctx.meta["aion.codec"] = load_codec(value)
+        except AionError as error:
+            raise click.BadParameter(str(error), param_hint="--codec") from None
+
+
+def current_codec() -> PayloadCodec | None:
+    """The codec given by ``--codec`` (or ``$AION_CODEC``) to the running command, if any."""
+    ctx = click.get_current_context(silent=True)
+    codec = None if ctx is None else ctx.meta.get("aion.codec")
+    return codec if isinstance(codec, PayloadCodec) else None
+
+
 def data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--codec",
+        metavar="MODULE:OBJECT",
+        envvar=CODEC_ENV,
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember_codec,
+        help="The data directory's payload codec (an aion.PayloadCodec), to read its events without an engine.",
+    )(function)
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -109,7 +138,7 @@ def require_engine(data_dir: Path) -> ControlClient:
 
 @contextlib.contextmanager
 def readonly_store(data_dir: Path) -> Iterator[LmdbEventStore]:
-    store = open_store(data_dir, readonly=True)
+    store = open_store(data_dir, readonly=True, payload_codec=current_codec())
     try:
         yield store
     finally:

@@ -25,6 +25,7 @@ from aion._definitions import activity_definition, workflow_definition
 from aion.cli._base import (
     cli,
     console,
+    current_codec,
     data_dir_option,
     json_option,
     require_engine,
@@ -141,6 +142,7 @@ def serve(
         max_restarts=max_restarts,
         max_resident=max_resident,
         metrics=metrics,
+        payload_codec=current_codec(),
     )
     stop = threading.Event()
     engine.start()

@@ -20,6 +20,7 @@ from aion._definitions import workflow_type_name
 from aion._durations import Duration, optional_seconds, to_seconds
 from aion._ids import new_workflow_id, validate_workflow_id
 from aion.clock import SYSTEM_CLOCK, Clock
+from aion.codec import PayloadCodec
 from aion.control import ControlServer, start_control_server
 from aion.engine import _registry
 from aion.engine._closures import Closures
@@ -62,6 +63,8 @@ class Engine:
     docs/architecture.md, "Residency"), ``metrics`` (``"HOST:PORT"``: serve Prometheus ``/metrics`` there;
     True: count only, see ``metrics_registry``), ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans
     of every run, needs ``aion[otel]``). docs/operations.md lists the logs, metrics and spans.
+    ``payload_codec`` (an ``aion.PayloadCodec``: compression, encryption) encodes every stored event; see
+    ``aion.codec``.
     """
 
     def __init__(
@@ -79,8 +82,12 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsOption = None,
         tracer_provider: Any = None,
+        payload_codec: PayloadCodec | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        if payload_codec is not None and not isinstance(payload_codec, PayloadCodec):
+            raise InvalidArgumentError(f"payload_codec must be an aion.PayloadCodec, got {payload_codec!r}")
+        self._payload_codec = payload_codec
         self._telemetry = Telemetry(metrics, tracer_provider, clock)
         self.registry = Registry.build(workflows, activities)
         workers = activity_workers if activity_workers is not None else (os.cpu_count() or 2)
@@ -133,7 +140,7 @@ class Engine:
                 max_seconds=self._max_seconds,
             )
             try:
-                self._store = open_store(self.data_dir, clock=self._clock)
+                self._store = open_store(self.data_dir, clock=self._clock, payload_codec=self._payload_codec)
                 self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
                 self.closures.reset()
                 self._core = EngineCore.start(

@@ -8,14 +8,14 @@ head is always its last history key (see ``_lmdb_format``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Final
 
 import msgpack
 
 from aion._codec import decode_event
-from aion.errors import WorkflowNotFoundError
+from aion.errors import CorruptEventError, WorkflowNotFoundError
 from aion.events import Event, WorkflowStarted
 from aion.status import WorkflowStatus
 from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
@@ -76,6 +76,20 @@ class LmdbReads:
     """The read methods of the LMDB store, over the environment in :attr:`environment`."""
 
     environment: LmdbEnvironment
+    #: Decodes each stored event's bytes before the event codec reads them (``Engine(payload_codec=...)``).
+    stored_decode: Callable[[bytes], bytes] | None = None
+
+    def _decode(self, data: bytes) -> Event:
+        decode = self.stored_decode
+        if decode is not None:
+            try:
+                data = decode(data)
+            except Exception as error:
+                raise CorruptEventError(
+                    f"the payload codec cannot decode a stored event ({type(error).__name__}: {error}): "
+                    "is it the codec this data directory was written with?"
+                ) from error
+        return decode_event(data)
 
     def head(self, workflow_id: str) -> int:
         """The workflow's last sequence number, 0 when unknown."""
@@ -99,7 +113,7 @@ class LmdbReads:
                     raw.append(value)
                     if limit is not None and len(raw) >= limit:
                         break
-        return [decode_event(data) for data in raw]
+        return [self._decode(data) for data in raw]
 
     def read_run(self, workflow_id: str, run_id: str | None = None) -> list[Event]:
         """One run's events (the current run by default)."""
@@ -124,7 +138,7 @@ class LmdbReads:
                     for key, value in cursor.iternext():
                         if not key.startswith(prefix):
                             break
-                        event = decode_event(value)
+                        event = self._decode(value)
                         if events and isinstance(event, WorkflowStarted):
                             break
                         events.append(event)

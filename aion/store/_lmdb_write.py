@@ -8,7 +8,7 @@ aborts a transaction (the store does, under its write lock), never decides wheth
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     max_event_bytes: int,
     cached_runs: Mapping[str, RunInfo],
     cached_heads: Mapping[str, int],
+    encode: Callable[[bytes], bytes] | None = None,
 ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
     """Plan ``requests`` against the stored (or cached) run records and write the plan into ``txn``; return
     the per-request results, and the run records and heads of the workflows the batch loaded or wrote."""
@@ -68,7 +69,10 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
         cached_runs=cached_runs,
         cached_heads=cached_heads,
     )
-    write_history(txn, dbs, plan.history, plan.derived)
+    history = plan.history
+    if encode is not None:  # the payload codec: every event's bytes as stored
+        history = [(workflow_id, seq, encode(data)) for workflow_id, seq, data in history]
+    write_history(txn, dbs, history, plan.derived)
     after = plan.after
     for workflow_id, before in plan.changed.items():
         write_run(txn, dbs, workflow_id.encode(), before, after[workflow_id])
