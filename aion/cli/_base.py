@@ -66,6 +66,24 @@ class AionGroup(click.Group):
             fail(error.code, str(error))
         except RemoteError as error:
             fail(error.code, error.message)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT, from every command
+            click.echo("interrupted", err=True)
+            raise SystemExit(INTERRUPTED) from None
+
+
+#: The exit code of a command stopped by Ctrl-C (SIGINT).
+INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def status_line(message: str) -> Iterator[None]:
+    """Show ``message`` with a spinner and the time spent on stderr while the block waits, when stderr is a
+    terminal (nothing otherwise: scripts read stdout only)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
 
 
 #: Environment variable naming the payload codec (``module:object``) of the data directory.

@@ -1,4 +1,5 @@
-"""The commands that act on a run: ``start``, ``signal``, ``query``, ``cancel``, ``terminate`` and ``result``.
+"""The commands that act on a run: ``start``, ``signal``, ``query``, ``update``, ``cancel``, ``terminate`` and
+``result``.
 
 All but ``result`` need a running engine; ``result`` of a closed run is read from the store files when none
 runs. They never write the store themselves: every change goes through the engine's control socket.
@@ -24,6 +25,7 @@ from aion.cli._base import (
     readonly_store,
     require_engine,
     show_json,
+    status_line,
 )
 from aion.control import RemoteError
 from aion.control._views import describe_view, to_jsonable
@@ -51,18 +53,35 @@ def _json_input(value: str | None) -> list[Any]:
 @click.option("--input", "input_", metavar="JSON", help="Input: a JSON array is the argument list, else one argument.")
 @click.option("--id", "workflow_id", help="Workflow id [default: a new UUID].")
 @click.option("--wait", is_flag=True, help="Wait for the result and print it.")
+@click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME with the start.")
+@click.option("--payload", metavar="JSON", help="With --signal: the signal's payload, as JSON [default: null].")
 @json_option
 def start(  # noqa: PLR0917 - one parameter per click option
-    data_dir: Path, workflow_type: str, input_: str | None, workflow_id: str | None, wait: bool, as_json: bool
+    data_dir: Path,
+    workflow_type: str,
+    input_: str | None,
+    workflow_id: str | None,
+    wait: bool,
+    signal_name: str | None,
+    payload: str | None,
+    as_json: bool,
 ) -> None:
-    """Start a workflow of type WORKFLOW_TYPE."""
+    """Start a workflow of type WORKFLOW_TYPE (with --signal: signal it, starting it only if it is not running)."""
     args = _json_input(input_)
+    if payload is not None and signal_name is None:
+        raise click.BadParameter("--payload goes with --signal", param_hint="--payload")
+    extra: dict[str, Any] = {}
+    if signal_name is not None:
+        extra = {"signal": signal_name, "payload": None if payload is None else parse_json(payload, "--payload")}
     with require_engine(data_dir) as client:
-        view = client.request("start", workflow_type=workflow_type, args=args, workflow_id=workflow_id)
+        view = client.request("start", workflow_type=workflow_type, args=args, workflow_id=workflow_id, **extra)
         if not as_json:
-            click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']})")
+            sent = f" with signal {signal_name}" if signal_name is not None else ""
+            click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']}){sent}")
         if wait:
-            view["result"] = client.request("result", workflow_id=view["workflow_id"], reply_timeout=None)["result"]
+            with status_line(f"waiting for the result of {view['workflow_id']} (run {view['run_id']})"):
+                outcome = client.request("result", workflow_id=view["workflow_id"], reply_timeout=None)
+            view["result"] = outcome["result"]
     if as_json:
         show_json(view)
     elif wait:
@@ -105,6 +124,22 @@ def query(data_dir: Path, workflow_id: str, name: str, args: tuple[str, ...], as
         arguments = [_query_arg(a) for a in args]
         wid = checked_workflow_id(workflow_id)
         view = client.request("query", workflow_id=wid, name=name, args=arguments, reply_timeout=60)
+    show_json(view) if as_json else click.echo(json.dumps(view["result"], ensure_ascii=False))
+
+
+@cli.command()
+@data_dir_option
+@click.argument("workflow_id")
+@click.argument("name")
+@click.option("--args", "args_", metavar="JSON", help="The update's arguments: a JSON array is the list, else one.")
+@json_option
+def update(data_dir: Path, workflow_id: str, name: str, args_: str | None, as_json: bool) -> None:
+    """Apply update NAME to a running workflow and print its handler's result as JSON, once it is durable."""
+    arguments = [] if args_ is None else parse_json(args_, "--args")
+    arguments = arguments if isinstance(arguments, list) else [arguments]
+    wid = checked_workflow_id(workflow_id)
+    with require_engine(data_dir) as client, status_line(f"waiting for update {name} of {wid}"):
+        view = client.request("update", workflow_id=wid, name=name, args=arguments, reply_timeout=None)
     show_json(view) if as_json else click.echo(json.dumps(view["result"], ensure_ascii=False))
 
 
@@ -165,7 +200,7 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
     workflow_id = checked_workflow_id(workflow_id)
     client = connect(data_dir)
     if client is not None:
-        with client:
+        with client, status_line(f"waiting for the result of {workflow_id}"):
             view = client.request(
                 "result",
                 workflow_id=workflow_id,

@@ -45,6 +45,10 @@ class ControlledRun(Protocol):
         """Answer query ``name`` with ``args``."""
         ...
 
+    def execute_update(self, name: str, *args: Any) -> Any:
+        """Apply update ``name`` with ``args``; its handler's result once durable."""
+        ...
+
 
 class ControlledEngine(Protocol):
     """A running engine, as the control server and its operations use it (``aion.Engine``)."""
@@ -71,6 +75,12 @@ class ControlledEngine(Protocol):
 
     def start_workflow(self, workflow: str, *args: Any, workflow_id: str | None = None) -> ControlledRun:
         """Start a run of the workflow type ``workflow``; returns once it is durable."""
+        ...
+
+    def signal_with_start(
+        self, workflow: str, *args: Any, workflow_id: str, signal: str, payload: Any = None
+    ) -> ControlledRun:
+        """Deliver ``signal`` to ``workflow_id``, starting it with ``args`` first if it is not running."""
         ...
 
     def get_workflow(self, workflow_id: str) -> ControlledRun:

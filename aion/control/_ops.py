@@ -9,6 +9,7 @@ through :class:`~aion.control._engine_api.ControlledEngine`, and time only throu
 from __future__ import annotations
 
 import os
+import uuid
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,7 +117,18 @@ def op_history(engine: ControlledEngine, request: dict[str, Any], context: OpCon
 
 
 def op_start(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
-    """Start ``workflow_type`` with positional ``args`` under ``workflow_id`` (new UUID if absent)."""
+    """Start ``workflow_type`` with positional ``args`` under ``workflow_id`` (new UUID if absent); with
+    ``signal`` (and ``payload``), signal-with-start: the signal goes to the running run, or starts one with it."""
+    signal = _text(request, "signal", required=False)
+    if signal is not None:
+        signalled = engine.signal_with_start(
+            _required(request, "workflow_type"),
+            *_list(request, "args"),
+            workflow_id=_text(request, "workflow_id", required=False) or str(uuid.uuid4()),
+            signal=signal,
+            payload=request.get("payload"),
+        )
+        return {"workflow_id": signalled.workflow_id, "run_id": signalled.run_id, "signal": signal}
     handle = engine.start_workflow(
         _required(request, "workflow_type"),
         *_list(request, "args"),
@@ -139,6 +151,14 @@ def op_query(engine: ControlledEngine, request: dict[str, Any], context: OpConte
     name = _required(request, "name")
     result = handle.query(name, *_list(request, "args"))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "query": name, "result": to_jsonable(result)}
+
+
+def op_update(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """Apply update ``name`` with ``args``; answers with the handler's result once it is durable."""
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    name = _required(request, "name")
+    result = handle.execute_update(name, *_list(request, "args"))
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "update": name, "result": to_jsonable(result)}
 
 
 def op_cancel(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
@@ -188,4 +208,5 @@ OPS: dict[str, Op] = {
     "cancel": op_cancel,
     "terminate": op_terminate,
     "result": op_result,
+    "update": op_update,
 }
