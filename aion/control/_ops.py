@@ -9,8 +9,8 @@ through :class:`~aion.control._engine_api.ControlledEngine`, and time only throu
 from __future__ import annotations
 
 import os
-import uuid
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any

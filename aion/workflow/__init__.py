@@ -236,7 +236,8 @@ class TimerHandle:
         self._future = future
 
     def cancel(self) -> None:
-        """Cancel the timer (records ``TimerCancelled``); awaiting it then raises ``asyncio.CancelledError``."""
+        """Cancel the timer (records ``TimerCancelled``); awaiting it then raises ``aion.CancelledError`` (as a
+        cancelled activity or child does)."""
         current_runtime().cancel_timer(self.timer_id)
 
     def done(self) -> bool:

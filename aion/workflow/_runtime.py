@@ -222,7 +222,9 @@ class WorkflowRuntime:
         if future is None:
             return
         if not future.done():
-            future.cancel()
+            # The same error as a cancelled activity or child: one ``except aion.CancelledError`` for all.
+            future.set_exception(CancelledError(f"timer {timer_id} was cancelled"))
+            future.exception()  # nobody may await it (a lost race): that is not an unretrieved error
         self._commands.issue_once(CancelTimer(timer_id))
 
     def start_child(

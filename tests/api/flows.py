@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aion
 from aion import activity, workflow
 
 
@@ -69,5 +70,22 @@ async def counter(start: int) -> int:
     return count
 
 
-ALL_WORKFLOWS = [waits, quick, fails_now, counter]
+@workflow.defn
+async def cancels_a_timer_and_an_activity(gate: str) -> list[str]:
+    """Cancels a durable timer and a running activity; both raise ``aion.CancelledError``."""
+    caught: list[str] = []
+    timer = workflow.start_timer(3600)
+    timer.cancel()
+    activity_call = workflow.start_activity(wait_for_gate, gate, start_to_close_timeout=60)
+    await workflow.sleep(0.1)
+    activity_call.cancel()
+    for pending in (timer, activity_call):
+        try:
+            await pending
+        except aion.CancelledError as error:
+            caught.append(type(error).__name__)
+    return caught
+
+
+ALL_WORKFLOWS = [waits, quick, fails_now, counter, cancels_a_timer_and_an_activity]
 ALL_ACTIVITIES = [wait_for_gate]
