@@ -81,6 +81,14 @@ class LmdbReads:
 
     def _decode(self, data: bytes) -> Event:
         decode = self.stored_decode
+        if decode is None:
+            try:
+                return decode_event(data)
+            except CorruptEventError as error:
+                raise CorruptEventError(
+                    f"{error} (if this data directory was written with a payload codec, read it with that codec: "
+                    "Engine(payload_codec=...), aion --codec MODULE:OBJECT)"
+                ) from error
         if decode is not None:
             try:
                 data = decode(data)

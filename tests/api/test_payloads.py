@@ -78,7 +78,7 @@ def test_a_codec_compresses_every_stored_event_and_the_cli_reads_them_with_it(tm
     assert [event["type"] for event in events] == ["WorkflowStarted", "WorkflowCompleted"]
     refused = _aion("history", "z", "--json", "--data-dir", tmp_path)
     assert refused.returncode == 1
-    assert "error[" in refused.stderr
+    assert "error[corrupt_event]" in refused.stderr and "payload codec" in refused.stderr
     bad = _aion("history", "z", "--codec", "no_such_module:X", "--data-dir", tmp_path)
     assert bad.returncode == 2 and "cannot load codec" in bad.stderr
 
