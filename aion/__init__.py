@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from aion.codec import PayloadCodec
 from aion.errors import (
     ActivityError,
     AionError,
@@ -24,6 +25,8 @@ from aion.errors import (
     ScheduleNotFoundError,
     SequenceConflictError,
     StoreError,
+    UpdateFailedError,
+    UpdateRejectedError,
     WorkflowAlreadyStartedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
@@ -33,8 +36,8 @@ from aion.retry import RetryPolicy
 from aion.status import WorkflowStatus
 
 if TYPE_CHECKING:
-    from aion import activity, workflow
-    from aion.engine import Engine, WorkflowDescription, WorkflowHandle
+    from aion import activity, codec, workflow
+    from aion.engine import Engine, IdConflictPolicy, IdReusePolicy, WorkflowDescription, WorkflowHandle
     from aion.store import RunInfo
 
 __version__ = "0.1.0"
@@ -48,6 +51,9 @@ _LAZY = {
     "RunInfo": "aion.store",
     "activity": "aion.activity",
     "workflow": "aion.workflow",
+    "codec": "aion.codec",
+    "IdConflictPolicy": "aion.engine",
+    "IdReusePolicy": "aion.engine",
 }
 
 
@@ -67,9 +73,12 @@ __all__ = [
     "ApplicationError",
     "CancelledError",
     "Engine",
+    "IdConflictPolicy",
+    "IdReusePolicy",
     "InvalidArgumentError",
     "NonDeterminismError",
     "NonDeterministicCallError",
+    "PayloadCodec",
     "PayloadError",
     "PayloadTooLargeError",
     "QueryError",
@@ -79,6 +88,8 @@ __all__ = [
     "ScheduleNotFoundError",
     "SequenceConflictError",
     "StoreError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
     "WorkflowAlreadyStartedError",
     "WorkflowDescription",
     "WorkflowFailedError",
@@ -88,5 +99,6 @@ __all__ = [
     "WorkflowStatus",
     "__version__",
     "activity",
+    "codec",
     "workflow",
 ]

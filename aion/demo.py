@@ -99,7 +99,7 @@ def _show_tree(engine: aion.Engine) -> None:
     console.print(table)
 
 
-def _show_history(handle: aion.WorkflowHandle) -> None:
+def _show_history(handle: aion.WorkflowHandle[Any]) -> None:
     table = Table(title=f"history of {handle.workflow_id}")
     for column in ("seq", "event", "detail"):
         table.add_column(column)

@@ -79,12 +79,20 @@ class RegistrationError(AionError, ValueError):
 
 
 class WorkflowAlreadyStartedError(AionError):
-    """A workflow with this id is running; its id cannot start another run now."""
+    """A workflow with this id is running (or its closed run's id may not be reused, by the start's
+    ``id_reuse_policy``); its id cannot start another run now. The message says how to attach to the run."""
 
     code = "already_started"
 
-    def __init__(self, workflow_id: str, run_id: str) -> None:
-        super().__init__(f"workflow {workflow_id!r} is already running (run {run_id})")
+    def __init__(self, workflow_id: str, run_id: str, *, closed: str | None = None) -> None:
+        attach = f"attach to it with engine.get_workflow({workflow_id!r})"
+        if closed is None:
+            super().__init__(
+                f"workflow {workflow_id!r} is already running (run {run_id}): {attach}, or start with "
+                "id_conflict_policy=IdConflictPolicy.USE_EXISTING (or TERMINATE_EXISTING)"
+            )
+        else:  # refused by the start's id_reuse_policy
+            super().__init__(f"workflow {workflow_id!r} already ran (run {run_id}, {closed}) and {attach}")
         self.workflow_id = workflow_id
         self.run_id = run_id
 
@@ -327,3 +335,17 @@ class InternalError(AionError):
     """An unexpected exception inside aion (a bug) reached an API call; the message names it. Please report it."""
 
     code = "internal_error"
+
+
+class UpdateRejectedError(AionError):
+    """An update was refused before anything was recorded: the workflow has no handler of that name, or its
+    validator raised (the message says which and why)."""
+
+    code = "update_rejected"
+
+
+class UpdateFailedError(FailureError):
+    """An accepted update's handler raised; ``type``, ``message`` and ``traceback`` describe the cause (the
+    failure is recorded in ``UpdateCompleted``)."""
+
+    code = "update_failed"

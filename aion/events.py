@@ -68,7 +68,7 @@ class Event:
 class WorkflowStarted(Event):
     """A new run begins. Opens the run's slice of the history."""
 
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 2  # 2: memo, reset, request_id
 
     workflow_type: str
     input: Any
@@ -97,6 +97,8 @@ class WorkflowStarted(Event):
     reset_from_run_id: str | None = None
     #: The last sequence number of the old run that was copied (its events follow this one, renumbered).
     reset_to_seq: int | None = None
+    #: The starter's idempotency key (``start_workflow(request_id=...)``): a retried start finds its run by it.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -391,6 +393,28 @@ class ChildWorkflowCancelled(Event):
     """The child was cancelled."""
 
     child_id: int
+
+
+# --- updates -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateAccepted(Event):
+    """Update ``name`` with ``args`` passed the workflow's validator and will be applied: delivered to the code
+    like a signal, it runs the update handler (again on replay, until ``UpdateCompleted`` is recorded)."""
+
+    update_id: str
+    name: str
+    args: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateCompleted(Event):
+    """The update handler of ``update_id`` returned ``result`` (or raised: ``failure``)."""
+
+    update_id: str
+    result: Any = None
+    failure: Failure | None = None
 
 
 def terminal_event_types() -> frozenset[str]:

@@ -11,13 +11,18 @@ Payloads
 * ``tuple`` (an extension, so it decodes as a ``tuple``, not a ``list``);
 * ``datetime``: naive stays naive; an aware one keeps its UTC offset and ``fold`` and decodes with a
   fixed-offset ``datetime.timezone`` (UTC decodes as ``datetime.UTC``; a ``zoneinfo`` name is not kept);
-* ``date``, ``Decimal`` (as its exact string) and ``UUID`` (as 16 bytes);
+* ``date``, ``timedelta``, ``Decimal`` (as its exact string) and ``UUID`` (as 16 bytes);
+* enum members (``Enum``, ``IntEnum``, ``StrEnum``...), stored as ``"module:qualname"`` plus the member's value,
+  decoded to the same member (to a ``{"__enum__": name, "value": value}`` map if the class cannot be found);
+* pydantic models (pydantic is optional: a model is recognised by its ``pydantic`` ``BaseModel`` base), stored
+  as ``"module:qualname"`` plus the map of their fields, rebuilt with ``model_validate`` (a map with a
+  ``"__model__"`` key if that fails);
 * dataclass instances, stored as ``"module:qualname"`` plus a map of all fields. Decoding imports ``module``
   (if it is not already imported) and rebuilds the class; if the class cannot be found, is not a dataclass, or
   refuses the stored fields, the value decodes to a plain ``dict`` of the fields plus a ``"__dataclass__"``
   key holding ``"module:qualname"``.
 
-Only these exact types are accepted: subclasses (``IntEnum``, ``StrEnum``, ``OrderedDict``, namedtuples...),
+Only these exact types are accepted: other subclasses (``OrderedDict``, namedtuples...),
 sets and every other object are refused with :class:`~aion.errors.PayloadError` whose message names the path
 of the bad value, for example ``order.items[3].price: cannot serialise <class 'object'>``. Paths start at a
 root name (``value`` unless told), add ``.key`` for a dict key or dataclass field (``['key']`` when the key is
@@ -50,6 +55,7 @@ from aion._codec._payload import (
     pack_plain,
 )
 from aion._codec._stamp import encode_event, encode_event_body, encode_time, stamp_event
+from aion._codec._wire import is_model
 
 __all__ = [
     "DEFAULT_PAYLOAD_LIMIT",
@@ -61,6 +67,7 @@ __all__ = [
     "encode_event_body",
     "encode_payload",
     "encode_time",
+    "is_model",
     "pack_plain",
     "prepare_event_types",
     "stamp_event",

@@ -8,12 +8,13 @@ encodes events nor defines a byte format of its own: the bytes come from :mod:`a
 from __future__ import annotations
 
 import dataclasses
+import enum
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from aion._codec._wire import FAILURE_FIELDS, PACK_ERRORS, describe_error, packb, unpackb
+from aion._codec._wire import FAILURE_FIELDS, PACK_ERRORS, describe_error, is_model, model_fields, packb, unpackb
 from aion.errors import CorruptPayloadError, PayloadError, PayloadTooLargeError
 from aion.events import Failure
 
@@ -25,7 +26,9 @@ MAX_PAYLOAD_DEPTH: Final = 100
 
 # --- encoding ----------------------------------------------------------------------------------------------
 
-_SCALARS: Final[frozenset[type]] = frozenset({type(None), bool, float, str, bytes, date, Decimal, uuid.UUID})
+_SCALARS: Final[frozenset[type]] = frozenset(
+    {type(None), bool, float, str, bytes, date, Decimal, uuid.UUID, timedelta}
+)
 #: Types that are leaves of a payload: never containers, always encodable (an int out of msgpack's range
 #: becomes an extension).
 LEAVES: Final[frozenset[type]] = _SCALARS | {int, datetime}
@@ -62,6 +65,10 @@ def is_valid(value: Any, depth: int) -> bool:
         return all(is_valid(getattr(value, name), depth) for name in FAILURE_FIELDS)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return all(is_valid(getattr(value, field.name), depth) for field in dataclasses.fields(value))
+    if isinstance(value, enum.Enum):
+        return is_valid(value.value, depth)
+    if is_model(kind):
+        return all(is_valid(item, depth) for item in model_fields(value).values())
     return False
 
 
@@ -95,6 +102,13 @@ def check_value(value: Any, path: str, depth: int = 0) -> None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
             check_value(getattr(value, field.name), f"{path}.{field.name}", depth)
+        return
+    if isinstance(value, enum.Enum):
+        check_value(value.value, f"{path}.value", depth)
+        return
+    if is_model(kind):
+        for name, item in model_fields(value).items():
+            check_value(item, f"{path}.{name}", depth)
         return
     raise PayloadError(f"{path}: cannot serialise {kind}")
 

@@ -8,6 +8,7 @@ of packers. It never checks a value: :func:`packb` must only see values that the
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib
 import sys
 import uuid
@@ -28,11 +29,16 @@ _EXT_UUID: Final = 5
 _EXT_DATACLASS: Final = 6
 _EXT_BIGINT: Final = 7
 _EXT_FAILURE: Final = 8
+_EXT_ENUM: Final = 9
+_EXT_TIMEDELTA: Final = 10
+_EXT_MODEL: Final = 11
 
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**64 - 1
 
 _DATACLASS_KEY: Final = "__dataclass__"
+_ENUM_KEY: Final = "__enum__"
+_MODEL_KEY: Final = "__model__"
 
 FAILURE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Failure))
 
@@ -81,10 +87,17 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(_EXT_BIGINT, obj.to_bytes(length, "big", signed=True))
     if kind is Failure:
         return msgpack.ExtType(_EXT_FAILURE, packb({name: getattr(obj, name) for name in FAILURE_FIELDS}))
+    if kind is timedelta:
+        return msgpack.ExtType(_EXT_TIMEDELTA, packb([obj.days, obj.seconds, obj.microseconds]))
+    if isinstance(obj, enum.Enum):
+        return msgpack.ExtType(_EXT_ENUM, packb([f"{kind.__module__}:{kind.__qualname__}", obj.value]))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         name = f"{kind.__module__}:{kind.__qualname__}"
         fields = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
         return msgpack.ExtType(_EXT_DATACLASS, packb([name, fields]))
+    if is_model(kind):
+        name = f"{kind.__module__}:{kind.__qualname__}"
+        return msgpack.ExtType(_EXT_MODEL, packb([name, model_fields(obj)]))
     raise TypeError(f"cannot serialise {kind}")  # unreachable after is_valid
 
 
@@ -129,7 +142,17 @@ def _tz_from_us(offset_us: int) -> timezone:
     return timezone(timedelta(microseconds=offset_us))
 
 
-def _resolve_dataclass(name: str) -> type | None:
+def is_model(kind: type) -> bool:
+    """Whether ``kind`` is a pydantic model class (found by its bases: pydantic need not be installed)."""
+    return any(base.__name__ == "BaseModel" and base.__module__.startswith("pydantic") for base in kind.__mro__[1:])
+
+
+def model_fields(obj: Any) -> dict[str, Any]:
+    """A pydantic model's fields, as they are set on it (nested models stay models: the codec encodes them)."""
+    return {name: getattr(obj, name) for name in type(obj).model_fields}
+
+
+def _resolve(name: str) -> Any:
     module_name, _, qualname = name.partition(":")
     try:
         obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
@@ -137,9 +160,34 @@ def _resolve_dataclass(name: str) -> type | None:
             obj = getattr(obj, part)
     except Exception:
         return None
+    return obj
+
+
+def _resolve_dataclass(name: str) -> type | None:
+    obj = _resolve(name)
     if isinstance(obj, type) and dataclasses.is_dataclass(obj):
         return obj
     return None
+
+
+def _rebuild_enum(name: str, value: Any) -> Any:
+    cls = _resolve(name)
+    if isinstance(cls, type) and issubclass(cls, enum.Enum):
+        try:
+            return cls(value)
+        except Exception:
+            pass
+    return {_ENUM_KEY: name, "value": value}
+
+
+def _rebuild_model(name: str, fields: dict[str, Any]) -> Any:
+    cls = _resolve(name)
+    if isinstance(cls, type) and is_model(cls):
+        try:
+            return cls.model_validate(fields)  # type: ignore[attr-defined]
+        except Exception:
+            pass
+    return {_MODEL_KEY: name, **fields}
 
 
 def _rebuild_dataclass(name: str, fields: dict[str, Any]) -> Any:
@@ -191,4 +239,17 @@ def _ext_hook(code: int, data: bytes) -> Any:
         if type(name) is not str or type(fields) is not dict:
             raise ValueError("dataclass extension does not hold a name and a field map")
         return _rebuild_dataclass(name, fields)
+    if code == _EXT_TIMEDELTA:
+        days, seconds, micro = unpackb(data)
+        return timedelta(days=days, seconds=seconds, microseconds=micro)
+    if code == _EXT_ENUM:
+        name, value = unpackb(data)
+        if type(name) is not str:
+            raise ValueError("enum extension does not hold a name and a value")
+        return _rebuild_enum(name, value)
+    if code == _EXT_MODEL:
+        name, fields = unpackb(data)
+        if type(name) is not str or type(fields) is not dict:
+            raise ValueError("model extension does not hold a name and a field map")
+        return _rebuild_model(name, fields)
     raise ValueError(f"unknown extension type {code}")

@@ -11,7 +11,7 @@ The package: ``_base`` (the group, shared options and helpers), ``_engine`` (ser
 """
 
 from aion.cli import _engine, _runs, _schedules, _steer, _versioning
-from aion.cli._base import DATA_DIR_ENV, DEFAULT_DATA_DIR, cli
+from aion.cli._base import DATA_DIR_ENV, DEFAULT_DATA_DIR, INTERRUPTED, cli
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "cli", "main"]
 
@@ -21,4 +21,7 @@ _COMMAND_MODULES = (_engine, _runs, _steer, _schedules, _versioning)
 
 def main() -> None:
     """Entry point of the ``aion`` console script."""
-    cli()
+    try:
+        cli()
+    except KeyboardInterrupt:  # outside a command (while click parses): the same 130
+        raise SystemExit(INTERRUPTED) from None

@@ -22,6 +22,7 @@ from rich.console import Console, RenderableType
 import aion
 from aion._durations import to_seconds
 from aion._ids import validate_workflow_id
+from aion.codec import PayloadCodec, load_codec
 from aion.control import ControlClient, RemoteError, connect_engine, socket_path
 from aion.errors import (
     AionError,
@@ -107,15 +108,61 @@ class AionGroup(click.Group):
             fail(error.code, str(error))
         except RemoteError as error:
             fail(error.code, error.message)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT, from every command
+            click.echo("interrupted", err=True)
+            raise SystemExit(INTERRUPTED) from None
         except RecursionError:
             fail("invalid_argument", "the input is nested too deeply")
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except Exception as error:  # never a traceback: one line that says what broke
             fail(InternalError.code, f"unexpected {type(error).__name__}: {error}")
 
 
+#: The exit code of a command stopped by Ctrl-C (SIGINT).
+INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def status_line(message: str) -> Iterator[None]:
+    """Show ``message`` with a spinner and the time spent on stderr while the block waits, when stderr is a
+    terminal (nothing otherwise: scripts read stdout only)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
+
+
+#: Environment variable naming the payload codec (``module:object``) of the data directory.
+CODEC_ENV = "AION_CODEC"
+
+
+def _remember_codec(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        try:
+            ctx.meta["aion.codec"] = load_codec(value)
+        except AionError as error:
+            raise click.BadParameter(str(error), param_hint="--codec") from None
+
+
+def current_codec() -> PayloadCodec | None:
+    """The codec given by ``--codec`` (or ``$AION_CODEC``) to the running command, if any."""
+    ctx = click.get_current_context(silent=True)
+    codec = None if ctx is None else ctx.meta.get("aion.codec")
+    return codec if isinstance(codec, PayloadCodec) else None
+
+
 def data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--codec",
+        metavar="MODULE:OBJECT",
+        envvar=CODEC_ENV,
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember_codec,
+        help="The data directory's payload codec (an aion.PayloadCodec), to read its events without an engine.",
+    )(function)
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -157,7 +204,7 @@ def require_engine(data_dir: Path) -> ControlClient:
 
 @contextlib.contextmanager
 def readonly_store(data_dir: Path) -> Iterator[LmdbEventStore]:
-    store = open_store(data_dir, readonly=True)
+    store = open_store(data_dir, readonly=True, payload_codec=current_codec())
     try:
         yield store
     finally:

@@ -22,9 +22,11 @@ import click
 import aion
 from aion._definitions import activity_definition, workflow_definition
 from aion.cli._base import (
+    INTERRUPTED,
     Seconds,
     cli,
     console,
+    current_codec,
     data_dir_option,
     json_option,
     require_engine,
@@ -160,12 +162,19 @@ def serve(
         metrics=metrics,
         search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
         on_code_mismatch=on_code_mismatch,
+        payload_codec=current_codec(),
     )
     stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(received: int, _: object) -> None:
+        stopped_by.append(received)
+        stop.set()
+
     engine.start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, on_signal)
         names = sorted(engine.registry.workflows)
         click.echo(
             f"aion engine (pid {os.getpid()}) serving {data_dir} with workflows {', '.join(names)}; "
@@ -181,6 +190,8 @@ def serve(
     finally:
         engine.stop()
     click.echo("stopped")
+    if stopped_by[:1] == [signal.SIGINT]:
+        raise SystemExit(INTERRUPTED)  # a clean stop, by Ctrl-C: 130 like every command
 
 
 @cli.command()
@@ -196,15 +207,13 @@ def tree(data_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
             show_json(view) if as_json else show(tree_table(view))
             return
         if as_json:
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    click.echo(to_json(client.request("tree")))
-                    time.sleep(interval)
-            return
+            while True:
+                click.echo(to_json(client.request("tree")))
+                time.sleep(interval)
         from rich.live import Live  # noqa: PLC0415 - only for --watch
 
         first = tree_table(client.request("tree"))
-        with contextlib.suppress(KeyboardInterrupt), Live(first, console=console()) as live:
+        with Live(first, console=console()) as live:
             while True:
                 time.sleep(interval)
                 live.update(tree_table(client.request("tree")))

@@ -6,7 +6,6 @@ runs (the same views either way, see ``aion.control._views``). They never change
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from aion.cli._base import (
     cli,
     connect,
     data_dir_option,
+    how_to_start,
     json_option,
     readonly_store,
     show,
@@ -27,6 +27,7 @@ from aion.cli._base import (
 )
 from aion.control._render import describe_table, history_lines, history_table, list_table
 from aion.control._views import count_view, describe_view, history_view, list_view, page_view
+from aion.errors import EngineNotRunningError
 from aion.visibility import MAX_PAGE_SIZE, count_workflows, list_workflows
 
 
@@ -130,23 +131,34 @@ def _fetch_history(data_dir: Path, workflow_id: str, after_seq: int, wait: float
 @data_dir_option
 @click.argument("workflow_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the run closes.")
+@click.option(
+    "--wait-for-engine", is_flag=True, help="With --follow and no engine running: wait for one instead of failing."
+)
 @json_option
-def history(data_dir: Path, workflow_id: str, follow: bool, as_json: bool) -> None:
+def history(
+    data_dir: Path, workflow_id: str, follow: bool, wait_for_engine: bool, as_json: bool
+) -> None:
     """The events of a workflow's current run."""
     workflow_id = checked_workflow_id(workflow_id)
     view = _fetch_history(data_dir, workflow_id, 0, 0)
     if not follow:
         show_json(view) if as_json else show(history_table(view))
         return
+    if not view["closed"] and connect(data_dir) is None:
+        if not wait_for_engine:
+            raise EngineNotRunningError(
+                f"workflow {workflow_id!r} is running but no engine runs on {str(data_dir)!r}, so nothing would "
+                f"follow; {how_to_start(data_dir)} (or pass --wait-for-engine to wait for one)"
+            )
+        click.echo(f"no engine runs on {data_dir}: waiting for one (Ctrl-C stops)", err=True)
     run_id = view["run_id"]
     if not as_json:
         click.echo(f"history of {workflow_id} (run {run_id}), following")
-    with contextlib.suppress(KeyboardInterrupt):
-        last = 0
-        while True:
-            for event in view["events"]:
-                click.echo(to_json(event) if as_json else history_lines([event])[0])
-                last = max(last, int(event["seq"]))
-            if view["closed"] or view["run_id"] != run_id:
-                return
-            view = _fetch_history(data_dir, workflow_id, last, 5.0)
+    last = 0
+    while True:
+        for event in view["events"]:
+            click.echo(to_json(event) if as_json else history_lines([event])[0])
+            last = max(last, int(event["seq"]))
+        if view["closed"] or view["run_id"] != run_id:
+            return
+        view = _fetch_history(data_dir, workflow_id, last, 5.0)

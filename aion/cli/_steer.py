@@ -1,4 +1,5 @@
-"""The commands that act on a run: ``start``, ``signal``, ``query``, ``cancel``, ``terminate`` and ``result``.
+"""The commands that act on a run: ``start``, ``signal``, ``query``, ``update``, ``cancel``, ``terminate`` and
+``result``.
 
 All but ``result`` need a running engine; ``result`` of a closed run is read from the store files when none
 runs. They never write the store themselves: every change goes through the engine's control socket.
@@ -26,6 +27,7 @@ from aion.cli._base import (
     readonly_store,
     require_engine,
     show_json,
+    status_line,
     to_json,
 )
 from aion.control import ControlClient, RemoteError
@@ -63,6 +65,8 @@ def _json_input(value: str | None) -> list[Any]:
     help="A declared search attribute (repeatable); the value is converted to the attribute's type.",
 )
 @click.option("--memo", metavar="JSON", help="A memo shown with the run (any JSON), never indexed.")
+@click.option("--signal", "signal_name", metavar="NAME", help="Signal-with-start: send signal NAME with the start.")
+@click.option("--payload", metavar="JSON", help="With --signal: the signal's payload, as JSON [default: null].")
 @json_option
 def start(  # noqa: PLR0917 - one parameter per click option
     data_dir: Path,
@@ -72,10 +76,14 @@ def start(  # noqa: PLR0917 - one parameter per click option
     wait: bool,
     search_attrs: tuple[str, ...],
     memo: str | None,
+    signal_name: str | None,
+    payload: str | None,
     as_json: bool,
 ) -> None:
-    """Start a workflow of type WORKFLOW_TYPE."""
+    """Start a workflow of type WORKFLOW_TYPE (with --signal: signal it, starting it only if it is not running)."""
     args = _json_input(input_)
+    if payload is not None and signal_name is None:
+        raise click.BadParameter("--payload goes with --signal", param_hint="--payload")
     attributes: dict[str, str] = {}
     for item in search_attrs:
         name, equals, value = item.partition("=")
@@ -83,19 +91,17 @@ def start(  # noqa: PLR0917 - one parameter per click option
             raise click.BadParameter(f"expected NAME=VALUE, not {item!r}", param_hint="--search-attr")
         attributes[name.strip()] = value
     memo_value = None if memo is None else parse_json(memo, "--memo")
+    extra: dict[str, Any] = {"search_attributes": attributes, "memo": memo_value}
+    if signal_name is not None:
+        extra.update(signal=signal_name, payload=None if payload is None else parse_json(payload, "--payload"))
     with require_engine(data_dir) as client:
-        view = client.request(
-            "start",
-            workflow_type=workflow_type,
-            args=args,
-            workflow_id=workflow_id,
-            search_attributes=attributes,
-            memo=memo_value,
-        )
+        view = client.request("start", workflow_type=workflow_type, args=args, workflow_id=workflow_id, **extra)
         if not as_json:
-            click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']})")
+            sent = f" with signal {signal_name}" if signal_name is not None else ""
+            click.echo(f"started workflow {view['workflow_id']} (run {view['run_id']}){sent}")
         if wait:
-            view["result"] = wait_result(client, view["workflow_id"], None)["result"]
+            with status_line(f"waiting for the result of {view['workflow_id']} (run {view['run_id']})"):
+                view["result"] = wait_result(client, view["workflow_id"], None)["result"]
     if as_json:
         show_json(view)
     elif wait:
@@ -143,6 +149,22 @@ def query(data_dir: Path, workflow_id: str, name: str, args: tuple[str, ...], as
         wid = checked_workflow_id(workflow_id)
         view = client.request("query", workflow_id=wid, name=name, args=arguments, reply_timeout=60)
     show_json(view) if as_json else click.echo(to_json(view["result"]))
+
+
+@cli.command()
+@data_dir_option
+@click.argument("workflow_id")
+@click.argument("name")
+@click.option("--args", "args_", metavar="JSON", help="The update's arguments: a JSON array is the list, else one.")
+@json_option
+def update(data_dir: Path, workflow_id: str, name: str, args_: str | None, as_json: bool) -> None:
+    """Apply update NAME to a running workflow and print its handler's result as JSON, once it is durable."""
+    arguments = [] if args_ is None else parse_json(args_, "--args")
+    arguments = arguments if isinstance(arguments, list) else [arguments]
+    wid = checked_workflow_id(workflow_id)
+    with require_engine(data_dir) as client, status_line(f"waiting for update {name} of {wid}"):
+        view = client.request("update", workflow_id=wid, name=name, args=arguments, reply_timeout=None)
+    show_json(view) if as_json else click.echo(json.dumps(view["result"], ensure_ascii=False))
 
 
 def _close_command(how: str, done: str) -> Callable[..., None]:
@@ -202,7 +224,7 @@ def result(data_dir: Path, workflow_id: str, timeout: float | None, as_json: boo
     workflow_id = checked_workflow_id(workflow_id)
     client = connect(data_dir)
     if client is not None:
-        with client:
+        with client, status_line(f"waiting for the result of {workflow_id}"):
             view = wait_result(client, workflow_id, timeout)
     else:
         outcome = _closed_outcome(data_dir, workflow_id)

@@ -63,6 +63,10 @@ class ControlledRun(Protocol):
         """Start a new run from a copy of this run's history up to ``to_seq``; returns its id."""
         ...
 
+    def execute_update(self, name: str, *args: Any) -> Any:
+        """Apply update ``name`` with ``args``; its handler's result once durable."""
+        ...
+
 
 class ControlledEngine(Protocol):
     """A running engine, as the control server and its operations use it (``aion.Engine``)."""
@@ -107,6 +111,19 @@ class ControlledEngine(Protocol):
 
     def unblock_all(self) -> int:
         """Try every blocked run again; returns how many were given a process."""
+        ...
+
+    def signal_with_start(
+        self,
+        workflow: str,
+        *args: Any,
+        workflow_id: str,
+        signal: str,
+        payload: Any = None,
+        search_attributes: dict[str, Any] | None = None,
+        memo: Any = None,
+    ) -> ControlledRun:
+        """Deliver ``signal`` to ``workflow_id``, starting it with ``args`` first if it is not running."""
         ...
 
     def get_workflow(self, workflow_id: str) -> ControlledRun:

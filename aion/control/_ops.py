@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -158,10 +159,23 @@ def op_history(engine: ControlledEngine, request: dict[str, Any], context: OpCon
 
 
 def op_start(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
-    """Start ``workflow_type`` with positional ``args`` under ``workflow_id`` (new UUID if absent)."""
+    """Start ``workflow_type`` with positional ``args`` under ``workflow_id`` (new UUID if absent); with
+    ``signal`` (and ``payload``), signal-with-start: the signal goes to the running run, or starts one with it."""
     texts = request.get("search_attributes") or {}
     if not isinstance(texts, dict) or not all(isinstance(value, str) for value in texts.values()):
         raise InvalidArgumentError("request field 'search_attributes' must be a map of name to text")
+    signal = _text(request, "signal", required=False)
+    if signal is not None:
+        signalled = engine.signal_with_start(
+            _required(request, "workflow_type"),
+            *_list(request, "args"),
+            workflow_id=_text(request, "workflow_id", required=False) or str(uuid.uuid4()),
+            signal=signal,
+            payload=request.get("payload"),
+            search_attributes=engine.search_attributes.parse_texts(texts),
+            memo=request.get("memo"),
+        )
+        return {"workflow_id": signalled.workflow_id, "run_id": signalled.run_id, "signal": signal}
     handle = engine.start_workflow(
         _required(request, "workflow_type"),
         *_list(request, "args"),
@@ -186,6 +200,14 @@ def op_query(engine: ControlledEngine, request: dict[str, Any], context: OpConte
     name = _required(request, "name")
     result = handle.query(name, *_list(request, "args"))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "query": name, "result": to_jsonable(result)}
+
+
+def op_update(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
+    """Apply update ``name`` with ``args``; answers with the handler's result once it is durable."""
+    handle = engine.get_workflow(_required(request, "workflow_id"))
+    name = _required(request, "name")
+    result = handle.execute_update(name, *_list(request, "args"))
+    return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "update": name, "result": to_jsonable(result)}
 
 
 def op_cancel(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
@@ -273,6 +295,7 @@ OPS: dict[str, Op] = {
     "pause": op_pause,
     "resume": op_resume,
     "reset": op_reset,
+    "update": op_update,
 }
 
 OPS.update(SCHEDULE_OPS)

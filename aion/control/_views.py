@@ -11,11 +11,12 @@ import dataclasses
 import enum
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from aion import events as ev
+from aion._codec import is_model
 from aion._definitions import version_of_run
 from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
 from aion._waits import NOT_REPORTED, UNKNOWN_WITHOUT_ENGINE, pending_work, waiting_on
@@ -48,7 +49,8 @@ def to_jsonable(value: Any) -> Any:
     """``value`` as JSON- and msgpack-friendly data.
 
     datetimes and dates become ISO 8601 strings, bytes base64 strings, ``Decimal``/``UUID`` strings, tuples
-    lists, dataclasses maps of their fields, enums their values; ints beyond 64 bits become decimal strings;
+    lists, dataclasses and pydantic models maps of their fields, enums their values, timedeltas their seconds;
+    ints beyond 64 bits become decimal strings;
     anything else its ``repr``.
     """
     if value is None or isinstance(value, bool | str | float):
@@ -69,6 +71,10 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(item) for item in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: to_jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if is_model(type(value)):
+        return {name: to_jsonable(getattr(value, name)) for name in type(value).model_fields}
     return repr(value)
 
 

@@ -28,12 +28,14 @@ from aion.engine._relations import Relations
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run
 from aion.engine._timer_keys import TimerKey, TimerKind
 from aion.engine._timers import TimerService
+from aion.engine._updates import Updates
 from aion.errors import InvalidArgumentError, PayloadError
 from aion.visibility import SearchAttributeSchema
 from aion.workflow._commands import (
     CancelTimer,
     CancelWorkflow,
     Command,
+    CompleteUpdate,
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
@@ -64,6 +66,7 @@ class CommandHandler:
         timers: TimerService,
         clock: Clock,
         schema: SearchAttributeSchema | None = None,
+        updates: Updates | None = None,
     ) -> None:
         self._core = core
         self._schema = schema or SearchAttributeSchema()
@@ -87,6 +90,8 @@ class CommandHandler:
             UpsertSearchAttributes: self._on_upsert_search_attributes,
             RecordMarker: self._on_record_marker,
         }
+        if updates is not None:
+            self._handlers[CompleteUpdate] = updates.completed
 
     def handle(self, run: Run, commands: list[Command]) -> None:
         """Handle a batch of commands from the run's process, in order. A command issued already (by an earlier

@@ -43,6 +43,7 @@ from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._runs import Run
 from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
+from aion.engine._updates import Updates
 from aion.errors import WorkflowNotFoundError, WorkflowNotRunningError
 from aion.observability._observer import Observer
 from aion.recorder import RecorderHandle
@@ -126,6 +127,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             repair=self._relations.repair,
             on_code_mismatch=on_code_mismatch,
         )
+        self._updates = Updates(self, store, self._links)
         self._commands = CommandHandler(
             self,
             lifecycle=self._lifecycle,
@@ -134,6 +136,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             timers=self._timers,
             clock=clock,
             schema=SearchAttributeSchema(store.search_attribute_schema()),
+            updates=self._updates,
         )
         self._recovery = Recovery(
             self,
@@ -173,6 +176,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.CancelWorkflowRequest: self._on_cancel_workflow_request,
             msg.TerminateWorkflow: self._on_terminate_workflow,
             msg.QueryWorkflow: self._on_query_workflow,
+            msg.UpdateWorkflow: self._on_update_workflow,
             msg.GetResidency: self._on_get_residency,
             msg.GetQuiescence: self._on_get_quiescence,
             msg.StartScheduled: self._on_start_scheduled,
@@ -244,6 +248,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""
         self._lifecycle.release(run)
         self._relations.closed(run, terminal)
+        self._updates.closed(run)
 
     def _run_commands(self, run: Run, commands: list[Command]) -> None:
         """What the links pass on from a run's process: its commands, to the command handler (a blocked run's
@@ -312,6 +317,9 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
     def _on_query_workflow(self, request: msg.QueryWorkflow) -> None:
         run = self.live(request.workflow_id)
         self._links.query(request.workflow_id, run, request.name, request.args, request.reply)
+
+    def _on_update_workflow(self, request: msg.UpdateWorkflow) -> None:
+        self._updates.update(request)
 
     def _on_get_residency(self, request: msg.GetResidency) -> None:
         slots = self._links.residency

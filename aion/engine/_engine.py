@@ -6,9 +6,9 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 import pykka
 from prometheus_client import CollectorRegistry
@@ -20,6 +20,7 @@ from aion._definitions import workflow_type_name
 from aion._durations import Duration, optional_seconds, to_seconds
 from aion._ids import new_workflow_id, validate_workflow_id
 from aion.clock import SYSTEM_CLOCK, Clock
+from aion.codec import PayloadCodec
 from aion.control import ControlServer, start_control_server
 from aion.engine import _registry
 from aion.engine._closures import Closures
@@ -35,7 +36,7 @@ from aion.engine._messages import (
     StartWorkflow,
     UnblockWorkflows,
 )
-from aion.engine._options import StartOptions
+from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
@@ -56,6 +57,10 @@ from aion.visibility import SearchAttributeSchema, WorkflowCount, WorkflowPage, 
 from supervisors import SupervisionError
 
 log = logging.getLogger(__name__)
+
+#: A workflow's result type and the types of its positional arguments (mypy checks a start against them).
+_R = TypeVar("_R")
+_Ts = TypeVarTuple("_Ts")
 
 
 class Engine:
@@ -80,7 +85,9 @@ class Engine:
     ``float``, ``bool``, ``datetime``, ``keyword_list``: see docs/visibility.md),
     ``on_code_mismatch`` (``"block"``, the default: a run whose code does
     not fit it, or whose type or version is not registered, is blocked until code that fits is deployed;
-    ``"fail"``: it fails, see docs/versioning.md).
+    ``"fail"``: it fails, see docs/versioning.md),
+    ``payload_codec`` (an ``aion.PayloadCodec``: compression, encryption) encodes every stored event; see
+    ``aion.codec``.
     """
 
     def __init__(
@@ -100,11 +107,15 @@ class Engine:
         tracer_provider: Any = None,
         search_attributes: Mapping[str, str] | None = None,
         on_code_mismatch: CodeMismatch = "block",
+        payload_codec: PayloadCodec | None = None,
     ) -> None:
         self.data_dir = data_dir_path(data_dir)
         for name, given in (("workflows", workflows), ("activities", activities)):
             if isinstance(given, str) or not isinstance(given, Iterable):
                 raise InvalidArgumentError(f"{name} must be a list of decorated functions, got {given!r}")
+        if payload_codec is not None and not isinstance(payload_codec, PayloadCodec):
+            raise InvalidArgumentError(f"payload_codec must be an aion.PayloadCodec, got {payload_codec!r}")
+        self._payload_codec = payload_codec
         self._telemetry = Telemetry(metrics, tracer_provider, clock)
         #: The declared search attributes (name -> type), checked at start and upsert; see docs/visibility.md.
         self.search_attributes = SearchAttributeSchema(search_attributes)
@@ -162,7 +173,7 @@ class Engine:
             except SupervisionError as error:  # the zygote could not be started
                 raise EngineStartError(f"the engine could not start its zygote: {error}") from error
             try:
-                self._store = open_store(self.data_dir, clock=self._clock)
+                self._store = open_store(self.data_dir, clock=self._clock, payload_codec=self._payload_codec)
                 self._store.set_search_attribute_schema(self.search_attributes.to_dict())
                 self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
                 self.closures.reset()
@@ -250,7 +261,37 @@ class Engine:
 
     # -- the Python API -------------------------------------------------------------------------------------
 
+    @overload
     def start_workflow(
+        self,
+        workflow: Callable[[*_Ts], Awaitable[_R]],
+        *args: *_Ts,
+        workflow_id: str | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        execution_timeout: Duration | None = None,
+        run_timeout: Duration | None = None,
+        memo: Any = None,
+        version: int | None = None,
+        id_conflict_policy: IdConflictPolicy = IdConflictPolicy.FAIL,
+        id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[_R]: ...
+    @overload
+    def start_workflow(
+        self,
+        workflow: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        execution_timeout: Duration | None = None,
+        run_timeout: Duration | None = None,
+        memo: Any = None,
+        version: int | None = None,
+        id_conflict_policy: IdConflictPolicy = IdConflictPolicy.FAIL,
+        id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[Any]: ...
+    def start_workflow(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
         self,
         workflow: str | Callable[..., Any],
         *args: Any,
@@ -260,18 +301,29 @@ class Engine:
         run_timeout: Duration | None = None,
         memo: Any = None,
         version: int | None = None,
-    ) -> WorkflowHandle:
+        id_conflict_policy: IdConflictPolicy = IdConflictPolicy.FAIL,
+        id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE,
+        request_id: str | None = None,
+    ) -> WorkflowHandle[Any]:
         """Start a run of ``workflow`` (a decorated function or a type name) with ``args``.
 
+        ``workflow_id`` defaults to a new UUID. Returns once ``WorkflowStarted`` is durable.
+        ``execution_timeout`` bounds the whole chain of runs (across continue-as-new), ``run_timeout`` this run;
+        when one passes, ``WorkflowTimedOut`` is recorded and its work is cancelled.
+
+        While a run of that id is running, ``id_conflict_policy`` decides: ``FAIL`` raises
+        ``WorkflowAlreadyStartedError`` (the default), ``USE_EXISTING`` returns a handle to the running run,
+        ``TERMINATE_EXISTING`` terminates it and starts the new run. When the id's last run has closed,
+        ``id_reuse_policy`` decides: ``ALLOW_DUPLICATE`` starts a new run (the default),
+        ``ALLOW_DUPLICATE_FAILED_ONLY`` only if that run did not complete, ``REJECT_DUPLICATE`` never.
+        ``request_id`` makes the start idempotent: a start retried with the same request id (after a lost reply,
+        an engine crash) returns the run it started, even after that run closed, for 24 hours
+        (``REQUEST_ID_WINDOW``) and as long as that run is the id's latest.
         The run starts on the type's highest registered version, or on ``version``
         (``UnknownWorkflowVersionError`` if it is not registered), and keeps it for its whole life.
-
-        ``workflow_id`` defaults to a new UUID. Raises ``WorkflowAlreadyStartedError`` while a run of that id is
-        running; an id whose last run closed starts a new run. Returns once ``WorkflowStarted`` is durable.
-        ``execution_timeout`` bounds the whole chain of runs (across continue-as-new), ``run_timeout`` this run;
-        when one passes, ``WorkflowTimedOut`` is recorded and its work is cancelled. ``search_attributes`` must
-        be declared (``Engine(search_attributes=...)``) and of their types (``InvalidArgumentError`` names the
-        attribute); ``memo`` is any payload shown with the run (``describe``, ``list``) and never indexed.
+        ``search_attributes`` must be declared (``Engine(search_attributes=...)``) and of their types
+        (``InvalidArgumentError`` names the attribute); ``memo`` is any payload shown with the run (``describe``,
+        ``list``) and never indexed.
         """
         name, workflow_id, arguments, options = self._start_request(
             workflow,
@@ -285,9 +337,41 @@ class Engine:
         if version is not None:
             self.registry.workflow_version(name, version)
             options = dataclasses.replace(options, version=version)
+        options = _with_policies(options, id_conflict_policy, id_reuse_policy, request_id)
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(StartWorkflow(name, workflow_id, arguments, options))
         return self._handle_of_start(workflow_id, events)
+
+    @overload
+    def execute_workflow(
+        self,
+        workflow: Callable[[*_Ts], Awaitable[_R]],
+        *args: *_Ts,
+        workflow_id: str | None = None,
+        timeout: Duration | None = None,
+        **options: Any,
+    ) -> _R: ...
+    @overload
+    def execute_workflow(
+        self,
+        workflow: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: Duration | None = None,
+        **options: Any,
+    ) -> Any: ...
+    def execute_workflow(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
+        self,
+        workflow: str | Callable[..., Any],
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: Duration | None = None,
+        **options: Any,
+    ) -> Any:
+        """Start ``workflow`` with ``args`` and wait for its result (``start_workflow`` then ``result``):
+        ``options`` are ``start_workflow``'s, ``timeout`` is ``result``'s."""
+        handle = self.start_workflow(workflow, *args, workflow_id=workflow_id, **options)
+        return handle.result(timeout=timeout)
 
     def signal_with_start(
         self,
@@ -299,7 +383,8 @@ class Engine:
         search_attributes: dict[str, Any] | None = None,
         execution_timeout: Duration | None = None,
         run_timeout: Duration | None = None,
-    ) -> WorkflowHandle:
+        memo: Any = None,
+    ) -> WorkflowHandle[Any]:
         """Deliver ``signal`` to ``workflow_id``, starting it with ``args`` first if it is not running.
 
         Start and signal are one transaction: the workflow never runs without the signal, and a running one gets
@@ -315,6 +400,7 @@ class Engine:
             search_attributes=search_attributes,
             execution_timeout=execution_timeout,
             run_timeout=run_timeout,
+            memo=memo,
         )
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(SignalWithStart(name, workflow_id, arguments, options, signal, payload))
@@ -353,12 +439,12 @@ class Engine:
         )
         return name, workflow_id, arguments, options
 
-    def _handle_of_start(self, workflow_id: str, events: list[ev.Event]) -> WorkflowHandle:
+    def _handle_of_start(self, workflow_id: str, events: list[ev.Event]) -> WorkflowHandle[Any]:
         started = events[0]
         assert isinstance(started, ev.WorkflowStarted)
         return WorkflowHandle(self, workflow_id, started.run_id)
 
-    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[Any]:
         """A handle to ``workflow_id``'s current run (or run ``run_id``); ``WorkflowNotFoundError`` if unknown."""
         info = self.store.get_run(validate_workflow_id(workflow_id))
         if info is None:
@@ -561,3 +647,16 @@ class Engine:
         settled, next_due = self.schedule_call(None, lambda service: service.quiescence())
         dues = [due for due in (core.next_due, next_due) if due is not None]
         return Quiescence(core.settled and settled, core.activities_busy, min(dues) if dues else None)
+
+
+def _with_policies(
+    options: StartOptions, conflict: IdConflictPolicy, reuse: IdReusePolicy, request_id: str | None
+) -> StartOptions:
+    """``options`` with a start's policies and request id, checked."""
+    if not isinstance(conflict, IdConflictPolicy):
+        raise InvalidArgumentError(f"id_conflict_policy must be an aion.IdConflictPolicy, got {conflict!r}")
+    if not isinstance(reuse, IdReusePolicy):
+        raise InvalidArgumentError(f"id_reuse_policy must be an aion.IdReusePolicy, got {reuse!r}")
+    if request_id is not None and (not isinstance(request_id, str) or not request_id):
+        raise InvalidArgumentError(f"request_id must be a non-empty string, got {request_id!r}")
+    return dataclasses.replace(options, id_conflict_policy=conflict, id_reuse_policy=reuse, request_id=request_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import pykka
 
@@ -26,6 +27,7 @@ from aion.engine._messages import (
     SignalWorkflow,
     TerminateWorkflow,
     UnblockWorkflows,
+    UpdateWorkflow,
 )
 from aion.errors import (
     EngineNotRunningError,
@@ -79,8 +81,13 @@ class WorkflowDescription:
     waits: tuple[str, ...] | None = None
 
 
-class WorkflowHandle:
-    """A handle to one run of a workflow: wait for its result, signal it, query it, read its history."""
+#: The workflow's result type.
+R = TypeVar("R")
+
+
+class WorkflowHandle(Generic[R]):
+    """A handle to one run of a workflow: wait for its result, signal it, query it, read its history.
+    ``WorkflowHandle[R]``: ``result()`` returns the workflow's return type ``R``."""
 
     def __init__(self, engine: HandleOwner, workflow_id: str, run_id: str) -> None:
         self._engine = engine
@@ -90,7 +97,7 @@ class WorkflowHandle:
     def __repr__(self) -> str:
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, run_id={self.run_id!r})"
 
-    def result(self, timeout: Duration | None = None) -> Any:
+    def result(self, timeout: Duration | None = None) -> R:
         """Wait for the run to close and return its result.
 
         A run that continued as new is followed along its chain to the final run's outcome. Raises
@@ -121,7 +128,8 @@ class WorkflowHandle:
             if isinstance(terminal, ev.WorkflowContinuedAsNew | ev.WorkflowReset):
                 run_id = terminal.new_run_id
             elif terminal is not None:
-                return _outcome(terminal)
+                outcome: R = _outcome(terminal)
+                return outcome
 
     def signal(self, name: str, payload: Any = None) -> None:
         """Send signal ``name`` with ``payload``; returns once the signal is durable (it is never lost)."""
@@ -160,6 +168,30 @@ class WorkflowHandle:
             raise QueryTimeoutError(
                 f"query {name!r} of workflow {self.workflow_id!r} was not answered within {seconds:g} s"
             ) from None
+
+    def execute_update(
+        self, name: str, *args: Any, update_id: str | None = None, timeout: Duration | None = None
+    ) -> Any:
+        """Apply update ``name`` to the running workflow and return its handler's result once that is durable.
+
+        The workflow's validator runs first: ``UpdateRejectedError`` if it refuses (nothing is recorded). An
+        accepted update is recorded before its handler runs and completes exactly once, across crashes; a call
+        retried with the same ``update_id`` returns the recorded result instead of applying it again. Raises
+        ``UpdateFailedError`` if the handler raised, ``WorkflowNotRunningError`` if the run is closed (or closes
+        first), ``ResultTimeoutError`` if ``timeout`` passes first (the update goes on).
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"update name must be a non-empty string, got {name!r}")
+        check_payload(list(args), path=f"update {name!r} args")
+        fresh = update_id is None
+        update_id = str(uuid.uuid4()) if update_id is None else update_id
+        if not isinstance(update_id, str) or not update_id:
+            raise InvalidArgumentError(f"update_id must be a non-empty string, got {update_id!r}")
+        message = UpdateWorkflow(self.workflow_id, name, list(args), update_id, fresh)
+        try:
+            return self._engine.request(message, timeout=optional_seconds(timeout, "timeout"))
+        except pykka.Timeout:
+            raise ResultTimeoutError(f"update {name!r} of {self.workflow_id!r} did not complete in time") from None
 
     def describe(self) -> WorkflowDescription:
         """The run's identity, status, times and history length, derived from its history, and what it waits on

@@ -21,11 +21,12 @@ from aion._definitions import WorkflowDefinition
 from aion._ids import new_run_id
 from aion.clock import Clock
 from aion.engine._activity_manager import ActivityManager
-from aion.engine._interfaces import Core
+from aion.engine._interfaces import Core, Then
 from aion.engine._options import StartOptions
 from aion.engine._process_links import ProcessLinks
 from aion.engine._registry import Registry
 from aion.engine._runs import Run, RunState
+from aion.engine._start_policies import StartPolicies
 from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
 from aion.engine._timers import TimerService
 from aion.errors import AionError, WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
@@ -62,6 +63,7 @@ class RunLifecycle:
         self._clock = clock
         #: Requests that reached a workflow while its run was continuing as new, for the successor run.
         self._after_continue: dict[str, list[RunAction]] = {}
+        self._policies = StartPolicies(core, store, clock)
 
     # -- opening --------------------------------------------------------------------------------------------
 
@@ -78,9 +80,20 @@ class RunLifecycle:
         reply: pykka.Future[Any] | None = None,
         companion: AppendRequest | None = None,
     ) -> None:
-        """Record a new run's ``WorkflowStarted`` (and ``signal`` with it), then give it a process. A
-        ``companion`` (a schedule's fire) is committed with it, atomically."""
+        """Record a new run's ``WorkflowStarted`` (and ``signal`` with it), then give it a process. The start
+        policies settle it first (an existing run's ``WorkflowStarted`` may answer it). A ``companion`` (a schedule's
+        fire) is committed with it, atomically."""
         definition = self._registry.workflow_version(workflow_type, options.version)
+        if self._policies.settle(
+            workflow_id,
+            options,
+            reply,
+            terminate=self._terminate_then,
+            start_again=lambda: self.start(
+                workflow_type, workflow_id, args, options, parent=parent, run_id=run_id, signal=signal, reply=reply
+            ),
+        ):
+            return
         existing = self._core.live(workflow_id)
         if existing is not None and not existing.state.closing:
             raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
@@ -105,6 +118,7 @@ class RunLifecycle:
             trace_context=self._observer.start_context(parent, options.trace_context),
             memo=options.memo,
             workflow_version=_recorded_version(definition),
+            request_id=options.request_id,
         )
         run = Run(RunState(workflow_id, run_id, workflow_type, head=head, started=started))
         self._core.drive(run)
@@ -163,6 +177,7 @@ class RunLifecycle:
             trace_context=previous.trace_context,
             memo=previous.memo,
             workflow_version=_recorded_version(definition),
+            request_id=previous.request_id,
         )
 
         def open_next(stamped: list[ev.Event]) -> None:
@@ -280,16 +295,27 @@ class RunLifecycle:
         run.state.closing = True
         self._core.append(run, [ev.WorkflowFailed(workflow_id=run.workflow_id, failure=failure)])
 
-    def _end(self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None) -> bool:
+    def _end(
+        self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None, then: Then | None = None
+    ) -> bool:
         """Close a run from outside its code: record ``terminal``, kill its process and stop its work. False if
         the run is already closing."""
         if run.state.closing:
             return False
         run.state.closing = True
-        self._core.append(run, [terminal], reply=reply)
+        self._core.append(run, [terminal], reply=reply, then=then)
         self._links.terminate(run)
         self._activities.forget(run)
         return True
+
+    def _terminate_then(self, workflow_id: str, reason: str, then: Callable[[], None]) -> bool:
+        """Terminate the workflow's running run and call ``then`` once that is durable (a start's
+        ``TERMINATE_EXISTING``); False if it has no run that is not closing."""
+        run = self._core.live(workflow_id)
+        if run is None:
+            return False
+        terminated = ev.WorkflowTerminated(workflow_id=workflow_id, reason=reason)
+        return self._end(run, terminated, None, lambda _: then())
 
     def release(self, run: Run) -> None:
         """The run's terminal event is durable: drop its deadlines, work, slot and queries."""

@@ -112,6 +112,20 @@ class QueryWorkflow(Request):
 
 
 @dataclass(frozen=True)
+class UpdateWorkflow(Request):
+    """Validate update ``name`` in the run's process, record ``UpdateAccepted`` and reply with the handler's
+    result once ``UpdateCompleted`` is durable. ``update_id`` identifies it: one already recorded is not applied
+    again (its recorded result is the reply)."""
+
+    workflow_id: str
+    name: str
+    args: list[Any]
+    update_id: str
+    #: The id was drawn for this call (no earlier call can have recorded it).
+    fresh: bool = False
+
+
+@dataclass(frozen=True)
 class GetResidency(Request):
     """Replies with the residency figures (see ``Engine.residency``)."""
 

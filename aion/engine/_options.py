@@ -6,6 +6,7 @@ format on disk does not change with these classes; the core turns a map into one
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,11 @@ class StartOptions:
     memo: Any = None
     #: The workflow version to start (``None``: the highest registered).
     version: int | None = None
+    #: What a start does when the id has a running run, or a closed one (see ``Engine.start_workflow``).
+    id_conflict_policy: IdConflictPolicy = field(default_factory=lambda: IdConflictPolicy.FAIL)
+    id_reuse_policy: IdReusePolicy = field(default_factory=lambda: IdReusePolicy.ALLOW_DUPLICATE)
+    #: The caller's idempotency key: a start retried with it returns the run it started.
+    request_id: str | None = None
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> StartOptions:
@@ -57,3 +63,25 @@ class StartOptions:
             run_timeout=options.get("run_timeout"),
             memo=options.get("memo"),
         )
+
+
+class IdConflictPolicy(enum.Enum):
+    """What a start does when its workflow id has a running run."""
+
+    FAIL = "fail"
+    """Raise ``WorkflowAlreadyStartedError`` (the default)."""
+    USE_EXISTING = "use_existing"
+    """Return a handle to the running run; nothing is started."""
+    TERMINATE_EXISTING = "terminate_existing"
+    """Terminate the running run (``WorkflowTerminated``), then start the new one."""
+
+
+class IdReusePolicy(enum.Enum):
+    """Whether a start may open a new run for a workflow id whose last run has closed."""
+
+    ALLOW_DUPLICATE = "allow_duplicate"
+    """Always (the default)."""
+    ALLOW_DUPLICATE_FAILED_ONLY = "allow_duplicate_failed_only"
+    """Only if the last run did not complete (it failed, was cancelled, terminated or timed out)."""
+    REJECT_DUPLICATE = "reject_duplicate"
+    """Never: raise ``WorkflowAlreadyStartedError``."""

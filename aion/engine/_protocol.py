@@ -21,6 +21,7 @@ from aion.workflow._commands import (
     CancelTimer,
     CancelWorkflow,
     Command,
+    CompleteUpdate,
     CompleteWorkflow,
     ContinueAsNew,
     FailWorkflow,
@@ -74,6 +75,7 @@ _COMMAND_TYPES: Final[dict[str, type[Command]]] = {
         ContinueAsNew,
         UpsertSearchAttributes,
         RecordMarker,
+        CompleteUpdate,
     )
 }
 _COMMAND_FIELDS: Final = {

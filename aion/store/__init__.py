@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from aion.clock import SYSTEM_CLOCK, Clock
+from aion.codec import PayloadCodec
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES
 from aion.store._lmdb import DEFAULT_MAP_SIZE, SCHEMA_VERSION, LmdbEventStore
 from aion.store._memory import MemoryEventStore
@@ -55,6 +56,7 @@ def open_store(
     map_size: int = DEFAULT_MAP_SIZE,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     clock: Clock = SYSTEM_CLOCK,
+    payload_codec: PayloadCodec | None = None,
 ) -> LmdbEventStore:
     """Open the aion store in the data directory ``path`` (created unless ``readonly``).
 
@@ -63,5 +65,13 @@ def open_store(
     a newer schema, raises ``StoreFormatError``; other I/O failures raise ``StoreError``. ``map_size`` is the
     initial LMDB map size (it doubles on demand); ``max_event_bytes`` bounds one encoded event
     (``PayloadTooLargeError`` beyond it). ``clock`` stamps the ``recorded_at`` of appended events.
+    ``payload_codec`` (``aion.PayloadCodec``) encodes every event's bytes as stored and decodes them as read.
     """
-    return LmdbEventStore(path, readonly=readonly, map_size=map_size, max_event_bytes=max_event_bytes, clock=clock)
+    return LmdbEventStore(
+        path,
+        readonly=readonly,
+        map_size=map_size,
+        max_event_bytes=max_event_bytes,
+        clock=clock,
+        payload_codec=payload_codec,
+    )

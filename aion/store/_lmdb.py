@@ -21,6 +21,7 @@ from typing import Any, Final
 import lmdb
 
 from aion.clock import SYSTEM_CLOCK, Clock
+from aion.codec import PayloadCodec
 from aion.errors import AionError, StoreError
 from aion.events import Event
 from aion.store._checks import check_workflow_id
@@ -50,8 +51,11 @@ class LmdbEventStore(LmdbReads):
         map_size: int = DEFAULT_MAP_SIZE,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         clock: Clock = SYSTEM_CLOCK,
+        payload_codec: PayloadCodec | None = None,
     ) -> None:
         self.path = Path(path)
+        self._stored_encode = None if payload_codec is None else payload_codec.encode
+        self.stored_decode = None if payload_codec is None else payload_codec.decode
         self.readonly = readonly
         self._max_event_bytes = max_event_bytes
         self._clock = clock
@@ -117,6 +121,7 @@ class LmdbEventStore(LmdbReads):
                         self._head_cache,
                         self._unindexed,
                         groups,
+                        self._stored_encode,
                     )
                     if before_commit is not None:
                         hook, before_commit = before_commit, None

@@ -9,14 +9,14 @@ head is always its last history key (see ``_lmdb_format``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Final
 
 import msgpack
 
 from aion._codec import decode_event
-from aion.errors import WorkflowNotFoundError
+from aion.errors import CorruptEventError, WorkflowNotFoundError
 from aion.events import Event, WorkflowStarted
 from aion.status import WorkflowStatus
 from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
@@ -118,6 +118,28 @@ class LmdbReads:
     """The read methods of the LMDB store, over the environment in :attr:`environment`."""
 
     environment: LmdbEnvironment
+    #: Decodes each stored event's bytes before the event codec reads them (``Engine(payload_codec=...)``).
+    stored_decode: Callable[[bytes], bytes] | None = None
+
+    def _decode(self, data: bytes) -> Event:
+        decode = self.stored_decode
+        if decode is None:
+            try:
+                return decode_event(data)
+            except CorruptEventError as error:
+                raise CorruptEventError(
+                    f"{error} (if this data directory was written with a payload codec, read it with that codec: "
+                    "Engine(payload_codec=...), aion --codec MODULE:OBJECT)"
+                ) from error
+        if decode is not None:
+            try:
+                data = decode(data)
+            except Exception as error:
+                raise CorruptEventError(
+                    f"the payload codec cannot decode a stored event ({type(error).__name__}: {error}): "
+                    "is it the codec this data directory was written with?"
+                ) from error
+        return decode_event(data)
 
     def read_schedule(self, schedule_id: str) -> list[Event]:
         """A schedule's whole history (``[]`` for an unknown schedule)."""
@@ -152,7 +174,7 @@ class LmdbReads:
                     raw.append(value)
                     if limit is not None and len(raw) >= limit:
                         break
-        return [decode_event(data) for data in raw]
+        return [self._decode(data) for data in raw]
 
     def read_run(self, workflow_id: str, run_id: str | None = None) -> list[Event]:
         """One run's events (the current run by default)."""
@@ -177,7 +199,7 @@ class LmdbReads:
                     for key, value in cursor.iternext():
                         if not key.startswith(prefix):
                             break
-                        event = decode_event(value)
+                        event = self._decode(value)
                         if events and isinstance(event, WorkflowStarted):
                             break
                         events.append(event)

@@ -8,7 +8,7 @@ aborts a transaction (the store does, under its write lock), never decides wheth
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,7 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     cached_heads: Mapping[str, int],
     unindexed: Collection[str] = (),
     groups: Sequence[tuple[int, int]] = (),
+    encode: Callable[[bytes], bytes] | None = None,
 ) -> tuple[list[list[Event] | AionError], dict[str, RunInfo], dict[str, int]]:
     """Plan ``requests`` against the stored (or cached) run records and write the plan into ``txn``; return
     the per-request results, and the run records and heads of the workflows the batch loaded or wrote.
@@ -79,7 +80,10 @@ def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
     for schedule_id, seq, data in plan.schedules:
         if not txn.put(schedule_key(schedule_id, seq), data, db=dbs.schedules, overwrite=False):
             raise StoreError(f"schedule {schedule_id!r} already holds seq {seq}: nothing was written")
-    write_history(txn, dbs, plan.history, plan.derived)
+    history = plan.history
+    if encode is not None:  # the payload codec: every event's bytes as stored
+        history = [(workflow_id, seq, encode(data)) for workflow_id, seq, data in history]
+    write_history(txn, dbs, history, plan.derived)
     after = plan.after
     for workflow_id, before in plan.changed.items():
         write_run(txn, dbs, workflow_id.encode(), before, after[workflow_id], unindexed)

@@ -119,7 +119,7 @@ class WorkflowEnvironment:
 
     # -- the client API -------------------------------------------------------------------------------------
 
-    def start_workflow(self, workflow: str | Callable[..., Any], *args: Any, **options: Any) -> WorkflowHandle:
+    def start_workflow(self, workflow: str | Callable[..., Any], *args: Any, **options: Any) -> WorkflowHandle[Any]:
         """``Engine.start_workflow``, with a handle whose ``result()`` skips time."""
         return self._handle(self.engine.start_workflow(workflow, *args, **options))
 
@@ -127,11 +127,11 @@ class WorkflowEnvironment:
         """Start ``workflow`` and return its result (skipping time while it runs)."""
         return self.start_workflow(workflow, *args, **options).result()
 
-    def signal_with_start(self, workflow: str | Callable[..., Any], *args: Any, **options: Any) -> WorkflowHandle:
+    def signal_with_start(self, workflow: str | Callable[..., Any], *args: Any, **options: Any) -> WorkflowHandle[Any]:
         """``Engine.signal_with_start``, with a handle whose ``result()`` skips time."""
         return self._handle(self.engine.signal_with_start(workflow, *args, **options))
 
-    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+    def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[Any]:
         """``Engine.get_workflow``, with a handle whose ``result()`` skips time."""
         return self._handle(self.engine.get_workflow(workflow_id, run_id))
 
@@ -185,7 +185,7 @@ class WorkflowEnvironment:
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def _handle(self, handle: WorkflowHandle) -> WorkflowHandle:
+    def _handle(self, handle: WorkflowHandle[Any]) -> WorkflowHandle[Any]:
         return TimeSkippingHandle(self, handle.workflow_id, handle.run_id)
 
     def _quiescence(self) -> Quiescence:
@@ -207,7 +207,7 @@ class WorkflowEnvironment:
         return self.time_skipping and self._auto
 
 
-class TimeSkippingHandle(WorkflowHandle):
+class TimeSkippingHandle(WorkflowHandle[Any]):
     """A workflow handle whose ``result()`` skips virtual time while it waits (see :class:`WorkflowEnvironment`)."""
 
     def __init__(self, env: WorkflowEnvironment, workflow_id: str, run_id: str) -> None:

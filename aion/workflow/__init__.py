@@ -24,7 +24,7 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, Generic, NoReturn, TypeVar, TypeVarTuple, overload
 
 from aion._codec import check_payload
 from aion._definitions import activity_type_name, define_workflow, workflow_type_name
@@ -34,6 +34,7 @@ from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
 from aion.workflow._patches import check_patch_id
 from aion.workflow._runtime import WorkflowInfo, current_runtime
+from aion.workflow._updates import UpdateHandler
 
 __all__ = [
     "ActivityHandle",
@@ -53,6 +54,7 @@ __all__ = [
     "patched",
     "random",
     "set_query_handler",
+    "set_update_handler",
     "signal_external",
     "sleep",
     "start_activity",
@@ -67,6 +69,9 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: The result type of an activity or child, and the types of its positional arguments (mypy checks them).
+_R = TypeVar("_R")
+_Ts = TypeVarTuple("_Ts")
 
 
 @overload
@@ -93,7 +98,7 @@ def defn(
     return decorate(function) if function is not None else decorate
 
 
-class ActivityHandle:
+class ActivityHandle(Generic[_R]):
     """A scheduled activity: await it for its result, or :meth:`cancel` it.
 
     The outcome is whatever history records first: after ``cancel()`` the await raises
@@ -112,18 +117,45 @@ class ActivityHandle:
         """True once the activity's outcome is known to the workflow."""
         return self._future.done()
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, _R]:
         return self._future.__await__()
 
 
+@overload
 def start_activity(
+    activity: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def start_activity(
+    activity: Callable[[*_Ts], _R],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def start_activity(
+    activity: str,
+    *args: Any,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[Any]: ...
+def start_activity(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     activity: str | Callable[..., Any],
     *args: Any,
     start_to_close_timeout: Duration | None = None,
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
-) -> ActivityHandle:
+) -> ActivityHandle[Any]:
     """Schedule an activity (a decorated function or its type name) and return its :class:`ActivityHandle`.
 
     At least one of ``start_to_close_timeout`` (one attempt) and ``schedule_to_close_timeout`` (all attempts,
@@ -154,14 +186,41 @@ def start_activity(
     return ActivityHandle(activity_id, future)
 
 
+@overload
 def execute_activity(
+    activity: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def execute_activity(
+    activity: Callable[[*_Ts], _R],
+    *args: *_Ts,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[_R]: ...
+@overload
+def execute_activity(
+    activity: str,
+    *args: Any,
+    start_to_close_timeout: Duration | None = None,
+    schedule_to_close_timeout: Duration | None = None,
+    heartbeat_timeout: Duration | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> ActivityHandle[Any]: ...
+def execute_activity(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     activity: str | Callable[..., Any],
     *args: Any,
     start_to_close_timeout: Duration | None = None,
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
-) -> ActivityHandle:
+) -> ActivityHandle[Any]:
     """Run an activity and await its result: :func:`start_activity` under the name that reads well in
     ``result = await workflow.execute_activity(charge, order, start_to_close_timeout=30)``.
 
@@ -186,7 +245,8 @@ class TimerHandle:
         self._future = future
 
     def cancel(self) -> None:
-        """Cancel the timer (records ``TimerCancelled``); awaiting it then raises ``asyncio.CancelledError``."""
+        """Cancel the timer (records ``TimerCancelled``); awaiting it then raises ``aion.CancelledError`` (as a
+        cancelled activity or child does)."""
         current_runtime().cancel_timer(self.timer_id)
 
     def done(self) -> bool:
@@ -300,7 +360,7 @@ class ParentClosePolicy(enum.StrEnum):
     """The child runs on, on its own."""
 
 
-class ChildHandle:
+class ChildHandle(Generic[_R]):
     """A child workflow started by :func:`start_child`: await it for its result, signal it, or cancel it."""
 
     def __init__(self, child_id: int, workflow_id: str, future: asyncio.Future[Any]) -> None:
@@ -320,11 +380,31 @@ class ChildHandle:
         """True once the child's outcome is known to this workflow."""
         return self._future.done()
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, _R]:
         return self._future.__await__()
 
 
+@overload
 def start_child(
+    workflow: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    memo: Any = None,
+) -> ChildHandle[_R]: ...
+@overload
+def start_child(
+    workflow: str,
+    *args: Any,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    memo: Any = None,
+) -> ChildHandle[Any]: ...
+def start_child(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     workflow: str | Callable[..., Any],
     *args: Any,
     workflow_id: str | None = None,
@@ -332,7 +412,7 @@ def start_child(
     execution_timeout: Duration | None = None,
     search_attributes: dict[str, Any] | None = None,
     memo: Any = None,
-) -> ChildHandle:
+) -> ChildHandle[Any]:
     """Start a child workflow and return its :class:`ChildHandle`.
 
     The child is recorded in this workflow's history (``ChildWorkflowStarted``) before it starts, and starts
@@ -370,7 +450,27 @@ def start_child(
     return ChildHandle(child_id, child_workflow_id, future)
 
 
+@overload
 async def execute_child(
+    workflow: Callable[[*_Ts], Awaitable[_R]],
+    *args: *_Ts,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    memo: Any = None,
+) -> _R: ...
+@overload
+async def execute_child(
+    workflow: str,
+    *args: Any,
+    workflow_id: str | None = None,
+    parent_close_policy: ParentClosePolicy | str = ParentClosePolicy.TERMINATE,
+    execution_timeout: Duration | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    memo: Any = None,
+) -> Any: ...
+async def execute_child(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     workflow: str | Callable[..., Any],
     *args: Any,
     workflow_id: str | None = None,
@@ -478,3 +578,18 @@ def deprecate_patch(patch_id: str) -> None:
     ``if workflow.patched(id): new else: old`` by ``workflow.deprecate_patch(id)`` and ``new``."""
     patch_id = check_patch_id(patch_id)
     current_runtime().deprecate_patch(patch_id)
+
+
+def set_update_handler(
+    name: str, handler: Callable[..., Any], validator: Callable[..., Any] | None = None
+) -> None:
+    """Apply updates called ``name`` with ``handler(*args)`` (sync or ``async``; it may change workflow state
+    and await activities, timers, children): the caller of ``WorkflowHandle.execute_update`` gets its result.
+
+    ``validator(*args)`` runs first, like a query (it must not change state): if it raises, the update is
+    rejected (``aion.UpdateRejectedError``) and nothing is recorded. An accepted update is recorded
+    (``UpdateAccepted``) before the handler runs, and its result (``UpdateCompleted``) once it returns.
+    """
+    if not callable(handler) or (validator is not None and not callable(validator)):
+        raise TypeError(f"update handler and validator for {name!r} must be callable, got {handler!r}, {validator!r}")
+    current_runtime().update_handlers[name] = UpdateHandler(handler, validator)

@@ -283,6 +283,25 @@ class RecordMarker(Command):
 PATCH_MARKER = "patch:"
 
 
+@dataclass(frozen=True)
+class CompleteUpdate(Command):
+    """The handler of update ``update_id`` returned ``result`` (or raised: ``failure``)."""
+
+    update_id: str
+    result: Any = None
+    failure: ev.Failure | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("update", self.update_id)
+
+    def describe(self) -> str:
+        return f"completion of update {self.update_id!r}"
+
+    def matches(self, event: ev.Event) -> bool:
+        return isinstance(event, ev.UpdateCompleted) and event.update_id == self.update_id
+
+
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
     match event:
@@ -304,6 +323,8 @@ def anchor_key(event: ev.Event) -> Key | None:
             return ("upsert", upsert_id)
         case ev.MarkerRecorded(name=name):
             return ("marker", name)
+        case ev.UpdateCompleted(update_id=update_id):
+            return ("update", update_id)
     return None
 
 
@@ -342,5 +363,6 @@ def is_arrival(event: ev.Event) -> bool:
         | ev.ChildWorkflowFailed
         | ev.ChildWorkflowCancelled
         | ev.SignalExternalDelivered
-        | ev.WorkflowCancelRequested,
+        | ev.WorkflowCancelRequested
+        | ev.UpdateAccepted,
     )

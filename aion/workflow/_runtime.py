@@ -65,6 +65,7 @@ from aion.workflow._failures import activity_error, child_error, failure_from_ex
 from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
 from aion.workflow._patches import Patches
+from aion.workflow._updates import VALIDATE_UPDATE, UpdateHandler, run_update, validate
 
 __all__ = [
     "ContinueAsNewSignal",
@@ -125,6 +126,7 @@ class WorkflowRuntime:
         )
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.query_handlers: dict[str, Callable[..., Any]] = {}
+        self.update_handlers: dict[str, UpdateHandler] = {}
         #: The reason given when cancellation was requested (``None`` until it is).
         self.cancel_reason: str | None = None
         self.cancel_requested = False
@@ -187,6 +189,8 @@ class WorkflowRuntime:
 
     def query(self, name: str, args: Sequence[Any]) -> Any:
         """Answer query ``name`` from the code's current state; nothing is recorded."""
+        if name == VALIDATE_UPDATE:
+            return validate(self.update_handlers, self.info.workflow_id, args)
         handler = self.query_handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.query_handlers)) or "none"
@@ -241,7 +245,9 @@ class WorkflowRuntime:
         if future is None:
             return
         if not future.done():
-            future.cancel()
+            # The same error as a cancelled activity or child: one ``except aion.CancelledError`` for all.
+            future.set_exception(CancelledError(f"timer {timer_id} was cancelled"))
+            future.exception()  # nobody may await it (a lost race): that is not an unretrieved error
         self._commands.issue_once(CancelTimer(timer_id))
 
     def start_child(
@@ -430,6 +436,9 @@ class WorkflowRuntime:
                 self._resolve(self._external_signals, signal_id, result=None, error=error)
             case ev.WorkflowCancelRequested(reason=reason):
                 self._cancel_everything(reason)
+            case ev.UpdateAccepted(update_id=update_id, name=name, args=args):
+                update = run_update(self.update_handlers, self._commands.issue, update_id, name, list(args or []))
+                self._loop.create_task(update, name=f"update:{update_id}")
         self._run()
 
     @staticmethod

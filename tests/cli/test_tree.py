@@ -81,7 +81,7 @@ def test_tree_watch_refreshes_until_interrupted(server: Server) -> None:
         snapshots = [watcher.stdout.readline() for _ in range(3)]  # one JSON line per refresh
         assert all('"watched"' in line for line in snapshots)
         watcher.send_signal(signal.SIGINT)
-        assert watcher.wait(timeout=20) == 0
+        assert watcher.wait(timeout=20) == 130  # Ctrl-C: 128 + SIGINT, like every command
     finally:
         if watcher.poll() is None:
             watcher.kill()
