@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 from aion import events as ev
 from aion.engine._activity_manager import ActivityManager
@@ -34,6 +35,17 @@ log = logging.getLogger("aion.engine")
 
 #: How many runs recovery resumes per message before letting other messages through.
 RECOVERY_BATCH = 32
+
+
+class Recovered(NamedTuple):
+    """What recovery found open at engine start: every open run is counted once."""
+
+    #: Running runs, resumed with a process.
+    resumed: int
+    #: Blocked runs (tried again with this engine's code) and runs of a type this engine does not register.
+    blocked: int
+    #: Paused runs (they wait without a process).
+    paused: int
 
 
 class Recovery:
@@ -69,10 +81,10 @@ class Recovery:
         """How many running workflows recovery has not resumed yet."""
         return len(self._to_recover)
 
-    def recover(self) -> int:
+    def recover(self) -> Recovered:
         """Start resuming every open workflow found in the store (running, blocked or paused); returns how
-        many. Logs a warning for each workflow type it has runs of and no code for, and for the blocked runs it
-        tries again."""
+        many of each (the engine's start line says them). Logs a warning for each workflow type it has runs of
+        and no code for."""
         infos = list(self._store.running_workflows())
         self._to_recover = dict.fromkeys(info.workflow_id for info in infos)
         known = self._registry.workflows
@@ -84,12 +96,11 @@ class Recovery:
                 workflow_type,
                 count,
             )
-        blocked = sum(1 for info in infos if info.status is WorkflowStatus.BLOCKED)
-        if blocked:
-            log.warning("%d blocked run(s) found: trying them again with the code of this engine", blocked)
+        blocked = sum(1 for info in infos if info.status is WorkflowStatus.BLOCKED or info.workflow_type in missing)
+        paused = sum(1 for info in infos if info.status is WorkflowStatus.PAUSED and info.workflow_type not in missing)
         if self._to_recover:
             self._tell(RecoverMore())
-        return len(self._to_recover)
+        return Recovered(len(self._to_recover) - blocked - paused, blocked, paused)
 
     def recover_more(self) -> None:
         """Resume the next batch of runs, and ask for another round if some are left."""

@@ -5,9 +5,10 @@ the append pipeline's settling, which sees every event the core records), and th
 restarts, give-ups) as the supervision callbacks deliver them. Nothing here is on a workflow process's or an
 activity worker's side: they report through the engine. A healthy workflow logs nothing at INFO.
 
-Loggers: ``aion.engine`` (engine start and stop, runs failing, timing out, terminated, cancelled; DEBUG:
-resumptions, evictions), ``aion.engine.commits`` (DEBUG: each committed batch), ``aion.activities`` (attempts
-failing), ``aion.supervisors`` (process crashes, restarts, give-ups).
+Loggers: ``aion.engine`` (engine start and stop, runs failing, timing out, terminated, cancelled, reset, paused,
+resumed, unblocked; WARNING: blocked; DEBUG: resumptions, evictions), ``aion.engine.commits`` (DEBUG: each
+committed batch), ``aion.activities`` (attempts failing), ``aion.supervisors`` (process crashes, restarts,
+give-ups); ``aion.schedules`` (fires skipped and missed: see ``_schedules``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aion import events as ev
 from aion.observability._metrics import Metrics
+from aion.observability._schedules import ScheduleObserver
 
 if TYPE_CHECKING:
     from aion.engine._runs import Run
@@ -61,6 +63,8 @@ class Observer:
         self._activities: dict[str, dict[int, list[Any]]] = {}
         self._event_keys: dict[type, tuple[str, ...]] = {}
         self._crashed: set[str] = set()
+        #: What the schedule service tells (its own thread, its own series).
+        self.schedules = ScheduleObserver(metrics)
         self._handlers: dict[type, Callable[[Run, Any], None]] = {
             ev.WorkflowStarted: self._started,
             ev.WorkflowCompleted: self._closed,
@@ -74,18 +78,32 @@ class Observer:
             ev.ActivityCompleted: self._activity_ended,
             ev.ActivityFailed: self._activity_ended,
             ev.ActivityCancelled: self._activity_ended,
+            ev.WorkflowBlocked: self._blocked,
+            ev.WorkflowUnblocked: self._held,
+            ev.WorkflowPaused: self._held,
+            ev.WorkflowResumed: self._held,
         }
 
     # -- the engine -----------------------------------------------------------------------------------------
 
     @staticmethod
-    def engine_started(data_dir: Path, resumed: int) -> None:
-        """The engine is up and resumes ``resumed`` running workflows."""
+    def engine_started(data_dir: Path, resumed: int, blocked: int = 0, paused: int = 0, schedules: int = 0) -> None:
+        """The engine is up: it resumes ``resumed`` running workflows, tries ``blocked`` blocked ones again with
+        its code, keeps ``paused`` ones waiting, and fires ``schedules`` schedules."""
         engine_log.info(
-            "engine started on %s; resuming %d running workflows",
+            "engine started on %s; resuming %d running workflows (%d blocked, %d paused); %d schedules",
             data_dir,
             resumed,
-            extra={"data_dir": str(data_dir), "resumed": resumed},
+            blocked,
+            paused,
+            schedules,
+            extra={
+                "data_dir": str(data_dir),
+                "resumed": resumed,
+                "blocked": blocked,
+                "paused": paused,
+                "schedules": schedules,
+            },
         )
 
     @staticmethod
@@ -113,6 +131,8 @@ class Observer:
             handler = handlers.get(type(event))
             if handler is not None:
                 handler(run, event)
+            if isinstance(event, ev.WorkflowStarted) and event.reset_from_run_id is not None:
+                break  # what follows a reset's start is a copy of the old run's history: nothing happens again
 
     def append_failed(self) -> None:
         """An append was refused or failed (the pipeline logs it)."""
@@ -128,6 +148,22 @@ class Observer:
     def _started(self, run: Run, event: ev.WorkflowStarted) -> None:
         if self.metrics is not None:
             self.metrics.workflows_started.inc((event.workflow_type,))
+        if event.reset_from_run_id is not None:
+            if self.metrics is not None:
+                self.metrics.workflows_reset.inc((event.workflow_type,))
+            engine_log.info(
+                "workflow run reset: run %s goes on from a copy of run %s up to event %s",
+                event.run_id,
+                event.reset_from_run_id,
+                event.reset_to_seq,
+                extra={
+                    "workflow_id": event.workflow_id,
+                    "run_id": event.run_id,
+                    "workflow_type": event.workflow_type,
+                    "reset_from_run_id": event.reset_from_run_id,
+                    "to_seq": event.reset_to_seq,
+                },
+            )
         if self.tracing is not None:
             self.tracing.run_span(event.workflow_id, event.run_id, event)
 
@@ -163,6 +199,34 @@ class Observer:
         if self.tracing is not None:
             self.tracing.run_span(run.workflow_id, run.run_id, run.state.started)
             self.tracing.run_closed(run.workflow_id, run.run_id, event, error)
+
+    def _blocked(self, run: Run, event: ev.WorkflowBlocked) -> None:
+        if self.metrics is not None:
+            self.metrics.workflows_blocked.inc((run.workflow_type, event.cause))
+        engine_log.warning(
+            "workflow run blocked (%s): %s",
+            event.cause,
+            event.message,
+            extra={**_ids(run), "cause": event.cause, "error": event.message},
+        )
+
+    def _held(self, run: Run, event: ev.WorkflowUnblocked | ev.WorkflowPaused | ev.WorkflowResumed) -> None:
+        """Unblocked, paused, resumed: INFO, and counted."""
+        metrics = self.metrics
+        fields = _ids(run)
+        if isinstance(event, ev.WorkflowUnblocked):
+            counter = None if metrics is None else metrics.workflows_unblocked
+            engine_log.info("workflow run unblocked: its code fits its history again", extra=fields)
+        elif isinstance(event, ev.WorkflowPaused):
+            counter = None if metrics is None else metrics.workflows_paused
+            engine_log.info(
+                "workflow run paused: %s", event.reason or "no reason given", extra={**fields, "reason": event.reason}
+            )
+        else:
+            counter = None if metrics is None else metrics.workflows_resumed
+            engine_log.info("workflow run resumed", extra=fields)
+        if counter is not None:
+            counter.inc((run.workflow_type,))
 
     def _activity_scheduled(self, run: Run, event: ev.ActivityScheduled) -> None:
         if self.metrics is not None:
