@@ -42,7 +42,8 @@ class Recovered(NamedTuple):
 
     #: Running runs, resumed with a process.
     resumed: int
-    #: Blocked runs (tried again with this engine's code) and runs of a type this engine does not register.
+    #: Blocked runs (tried again with this engine's code) and running runs of a type this engine does not
+    #: register (they are blocked as they are resumed).
     blocked: int
     #: Paused runs (they wait without a process).
     paused: int
@@ -88,7 +89,12 @@ class Recovery:
         infos = list(self._store.running_workflows())
         self._to_recover = dict.fromkeys(info.workflow_id for info in infos)
         known = self._registry.workflows
-        missing = collections.Counter(info.workflow_type for info in infos if info.workflow_type not in known)
+        # A paused run stays paused (it gets no process, so a missing type does not block it yet).
+        missing = collections.Counter(
+            info.workflow_type
+            for info in infos
+            if info.workflow_type not in known and info.status is not WorkflowStatus.PAUSED
+        )
         for workflow_type, count in sorted(missing.items()):
             log.warning(
                 "workflow type %r is not registered with this engine: %d run(s) of it are blocked until an engine "
@@ -96,8 +102,13 @@ class Recovery:
                 workflow_type,
                 count,
             )
-        blocked = sum(1 for info in infos if info.status is WorkflowStatus.BLOCKED or info.workflow_type in missing)
-        paused = sum(1 for info in infos if info.status is WorkflowStatus.PAUSED and info.workflow_type not in missing)
+        paused = sum(1 for info in infos if info.status is WorkflowStatus.PAUSED)
+        blocked = sum(
+            1
+            for info in infos
+            if info.status is WorkflowStatus.BLOCKED
+            or (info.status is not WorkflowStatus.PAUSED and info.workflow_type not in known)
+        )
         if self._to_recover:
             self._tell(RecoverMore())
         return Recovered(len(self._to_recover) - blocked - paused, blocked, paused)

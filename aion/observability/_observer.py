@@ -224,7 +224,7 @@ class Observer:
             )
         else:
             counter = None if metrics is None else metrics.workflows_resumed
-            engine_log.info("workflow run resumed", extra=fields)
+            engine_log.info("workflow run resumed after its pause", extra=fields)
         if counter is not None:
             counter.inc((run.workflow_type,))
 
