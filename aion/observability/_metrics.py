@@ -151,7 +151,7 @@ class Metrics:
         )
         self.process_restarts = Counter(
             "aion_process_restarts",
-            "Abnormal exits of workflow processes and activity workers, each followed by a restart.",
+            "Workflow processes and activity workers restarted after an abnormal exit, by its kind.",
             ("supervisor", "reason"),
         )
         self.process_gave_up = Counter(

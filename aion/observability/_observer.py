@@ -62,7 +62,8 @@ class Observer:
         #: Per workflow: activity id → [activity type, ready time, started time] (metrics and logs).
         self._activities: dict[str, dict[int, list[Any]]] = {}
         self._event_keys: dict[type, tuple[str, ...]] = {}
-        self._crashed: set[str] = set()
+        #: Workflow processes that crashed and have not come up again: child id → (supervisor, exit kind).
+        self._crashed: dict[str, tuple[str, str]] = {}
         #: What the schedule service tells (its own thread, its own series).
         self.schedules = ScheduleObserver(metrics)
         self._handlers: dict[type, Callable[[Run, Any], None]] = {
@@ -348,28 +349,30 @@ class Observer:
             self.metrics.process_exits.inc((supervisor, kind))
         if run is None or kind in ("normal", "shutdown"):
             return
-        self._crashed.add(child_id)
-        if self.metrics is not None:
-            self.metrics.process_restarts.inc((supervisor, kind))
+        # Counted as a restart when its process comes up again: past the intensity, a give-up follows instead.
+        self._crashed[child_id] = (supervisor, kind)
         process_log.info(
-            "workflow process crashed (%s); restarting it",
+            "workflow process crashed (%s)",
             reason,
             extra={**_ids(run), "reason": reason, "child_id": child_id, "supervisor": supervisor},
         )
 
     def process_up(self, child_id: str, run: Run | None) -> None:
         """A workflow process came up (a restart, if its previous one crashed)."""
-        if child_id in self._crashed:
-            self._crashed.discard(child_id)
-            if run is not None:
-                process_log.info(
-                    "workflow process restarted; it replays the run's history",
-                    extra={**_ids(run), "child_id": child_id},
-                )
+        crashed = self._crashed.pop(child_id, None)
+        if crashed is None:
+            return
+        if self.metrics is not None:
+            self.metrics.process_restarts.inc(crashed)
+        if run is not None:
+            process_log.info(
+                "workflow process restarted; it replays the run's history",
+                extra={**_ids(run), "child_id": child_id, "supervisor": crashed[0], "reason": crashed[1]},
+            )
 
     def process_gave_up(self, child_id: str, reason: str, run: Run | None) -> None:
         """A workflow process crashed past its restart intensity (or could not be started): its run fails."""
-        self._crashed.discard(child_id)
+        self._crashed.pop(child_id, None)
         supervisor = f"workflows:{run.workflow_type}" if run is not None else "workflows"
         if self.metrics is not None:
             self.metrics.process_gave_up.inc((supervisor,))
