@@ -346,6 +346,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         logger.error(
             "supervisor %r: more than %s restarts in %ss (last: child %r, %s); shutting down",
             self.spec.id, self.spec.max_restarts, self.spec.max_seconds, child.id, reason,
+            extra={"supervisor": self.spec.id, "child_id": child.id, "reason": str(reason)},
         )
         self.exit_reason = decisions.escalation_reason(self.spec.id, self.intensity, child.id, reason)
         self.stopping = True

@@ -95,3 +95,13 @@ def test_the_runner_summarises_the_named_benchmarks() -> None:
     assert data["failed"] == []
     assert set(data["results"]) == {"timer", "replay"}
     assert data["results"]["timer"]["benchmark"] == "timer"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_throughput_with_metrics_on_runs_and_counts_its_workflows() -> None:
+    # The benchmark itself checks that the engine's registry counted every workflow it completed.
+    data = run_quick("benchmarks.throughput", "--metrics")
+    assert data["benchmark"] == "throughput"
+    assert data["metrics"] is True
+    assert EXPECTED["throughput"] <= set(data), EXPECTED["throughput"] - set(data)

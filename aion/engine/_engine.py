@@ -191,12 +191,13 @@ class Engine:
                 )
                 self._supervision.start(self._core)
                 self._running = True
-                resumed = self.request(Recover())
+                recovered = self.request(Recover())
                 recorder = self._recorder
                 sources = [residency_source(lambda: self.request(GetResidency(), timeout=5))]
                 sources.append(recorder_source(recorder.stats))
-                self._telemetry.started(self.data_dir, resumed, sources)
                 self._start_schedules()
+                schedules = self.schedule_call(None, lambda service: len(service.slots()))
+                self._telemetry.started(self.data_dir, recovered, schedules, sources)
                 self._control = start_control_server(self, on_request=self._telemetry.control_request)
             except BaseException as error:
                 self._running = True
@@ -237,7 +238,14 @@ class Engine:
         from aion.schedules._service import ScheduleService  # noqa: PLC0415 (schedules import the engine)
 
         assert self._store is not None and self._recorder is not None and self._core is not None
-        self._schedules = ScheduleService.start(self._store, self._recorder, self._core, self._clock, self.closures)
+        self._schedules = ScheduleService.start(
+            self._store,
+            self._recorder,
+            self._core,
+            self._clock,
+            self.closures,
+            observer=self._telemetry.observer.schedules,
+        )
 
     def _stop_schedules(self) -> None:
         service, self._schedules = self._schedules, None

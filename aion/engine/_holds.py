@@ -19,7 +19,6 @@ core's thread.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -32,8 +31,6 @@ from aion.engine._process_links import ProcessLinks
 from aion.engine._registry import Registry
 from aion.engine._runs import Run
 from aion.errors import AionError, UnknownWorkflowVersionError
-
-log = logging.getLogger("aion.engine")
 
 #: What a run whose code does not fit becomes: blocked (the default) or failed.
 CodeMismatch = Literal["block", "fail"]
@@ -108,17 +105,13 @@ class Holds:
             expected=details.get("expected"),
             found=details.get("found"),
         )
-        log.warning(
-            "workflow %r run %s is blocked (%s): %s", run.workflow_id, run.run_id, blocked.cause, failure.message
-        )
-        self._core.append(run, [blocked])
+        self._core.append(run, [blocked])  # the observer logs it (WARNING) and counts it once durable
 
     def fitted(self, run: Run) -> None:
         """A process of the blocked run replayed it without divergence: record ``WorkflowUnblocked``."""
         if run.state.blocked and not run.state.closing:
             run.state.blocked = False
             self._core.append(run, [ev.WorkflowUnblocked(workflow_id=run.workflow_id)])
-            log.warning("workflow %r run %s is unblocked: its code fits its history again", run.workflow_id, run.run_id)
 
     def retry(self, run: Run) -> bool:
         """Try the blocked run again: give it a process if the engine has its code (its replay decides). False

@@ -146,7 +146,9 @@ class ProcessLinks:
             return
         run = self.run_of_child(child_id)
         if run is None:
-            channel.send({"t": protocol.STOP})
+            # No longer wanted (paused or released as it came up): it may have been stopped already.
+            with contextlib.suppress(ChannelClosedError):
+                channel.send({"t": protocol.STOP})
             return
         # A run that has recorded nothing since it started (the common case: a new run) needs no store read.
         started = run.state.started

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 from aion import events as ev
 from aion.engine._activity_manager import ActivityManager
@@ -34,6 +35,18 @@ log = logging.getLogger("aion.engine")
 
 #: How many runs recovery resumes per message before letting other messages through.
 RECOVERY_BATCH = 32
+
+
+class Recovered(NamedTuple):
+    """What recovery found open at engine start: every open run is counted once."""
+
+    #: Running runs, resumed with a process.
+    resumed: int
+    #: Blocked runs (tried again with this engine's code) and running runs of a type this engine does not
+    #: register (they are blocked as they are resumed).
+    blocked: int
+    #: Paused runs (they wait without a process).
+    paused: int
 
 
 class Recovery:
@@ -69,14 +82,19 @@ class Recovery:
         """How many running workflows recovery has not resumed yet."""
         return len(self._to_recover)
 
-    def recover(self) -> int:
+    def recover(self) -> Recovered:
         """Start resuming every open workflow found in the store (running, blocked or paused); returns how
-        many. Logs a warning for each workflow type it has runs of and no code for, and for the blocked runs it
-        tries again."""
+        many of each (the engine's start line says them). Logs a warning for each workflow type it has runs of
+        and no code for."""
         infos = list(self._store.running_workflows())
         self._to_recover = dict.fromkeys(info.workflow_id for info in infos)
         known = self._registry.workflows
-        missing = collections.Counter(info.workflow_type for info in infos if info.workflow_type not in known)
+        # A paused run stays paused (it gets no process, so a missing type does not block it yet).
+        missing = collections.Counter(
+            info.workflow_type
+            for info in infos
+            if info.workflow_type not in known and info.status is not WorkflowStatus.PAUSED
+        )
         for workflow_type, count in sorted(missing.items()):
             log.warning(
                 "workflow type %r is not registered with this engine: %d run(s) of it are blocked until an engine "
@@ -84,12 +102,16 @@ class Recovery:
                 workflow_type,
                 count,
             )
-        blocked = sum(1 for info in infos if info.status is WorkflowStatus.BLOCKED)
-        if blocked:
-            log.warning("%d blocked run(s) found: trying them again with the code of this engine", blocked)
+        paused = sum(1 for info in infos if info.status is WorkflowStatus.PAUSED)
+        blocked = sum(
+            1
+            for info in infos
+            if info.status is WorkflowStatus.BLOCKED
+            or (info.status is not WorkflowStatus.PAUSED and info.workflow_type not in known)
+        )
         if self._to_recover:
             self._tell(RecoverMore())
-        return len(self._to_recover)
+        return Recovered(len(self._to_recover) - blocked - paused, blocked, paused)
 
     def recover_more(self) -> None:
         """Resume the next batch of runs, and ask for another round if some are left."""

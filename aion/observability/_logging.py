@@ -32,6 +32,15 @@ FIELDS = (
     "supervisor",
     "data_dir",
     "resumed",
+    "blocked",
+    "paused",
+    "schedules",
+    "cause",
+    "reset_from_run_id",
+    "to_seq",
+    "schedule_id",
+    "fire_at",
+    "count",
 )
 
 #: ``--log-format`` choices.

@@ -151,13 +151,45 @@ class Metrics:
         )
         self.process_restarts = Counter(
             "aion_process_restarts",
-            "Abnormal exits of workflow processes and activity workers, each followed by a restart.",
+            "Workflow processes and activity workers restarted after an abnormal exit, by its kind.",
             ("supervisor", "reason"),
         )
         self.process_gave_up = Counter(
             "aion_process_gave_up",
             "Workflow processes past their restart intensity (their run fails).",
             ("supervisor",),
+        )
+        self.workflows_blocked = Counter(
+            "aion_workflows_blocked",
+            "Runs blocked: the engine's code does not fit them (WorkflowBlocked), by cause.",
+            (*wf, "cause"),
+        )
+        self.workflows_unblocked = Counter(
+            "aion_workflows_unblocked", "Blocked runs whose code fits again (WorkflowUnblocked).", wf
+        )
+        self.workflows_paused = Counter("aion_workflows_paused", "Runs paused by an operator.", wf)
+        self.workflows_resumed = Counter("aion_workflows_resumed", "Paused runs resumed.", wf)
+        self.workflows_reset = Counter("aion_workflows_reset", "Resets: new runs from a copy of an earlier one.", wf)
+        self.schedule_fires = Counter(
+            "aion_schedule_fires",
+            "Schedule fires that started their workflow, by trigger (spec, trigger, backfill).",
+            (*wf, "trigger"),
+        )
+        self.schedule_skips = Counter(
+            "aion_schedule_skips",
+            "Schedule fires skipped, by reason (overlap, buffer_full, exists, start_failed).",
+            (*wf, "reason"),
+        )
+        self.schedule_buffered = Counter(
+            "aion_schedule_buffered", "Schedule fires buffered until the running workflow closes.", wf
+        )
+        self.schedule_missed = Counter(
+            "aion_schedule_missed", "Schedule fire times missed: due outside the catch-up window.", wf
+        )
+        self.schedule_lateness = Histogram(
+            "aion_schedule_fire_lateness_seconds",
+            "How late the schedule service handled a fire of the spec after its due time (jitter included).",
+            wf,
         )
         self.control_requests = Counter("aion_control_requests", "Control-socket requests, by operation.", ("op",))
         self._control_lock = threading.Lock()

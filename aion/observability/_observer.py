@@ -5,9 +5,10 @@ the append pipeline's settling, which sees every event the core records), and th
 restarts, give-ups) as the supervision callbacks deliver them. Nothing here is on a workflow process's or an
 activity worker's side: they report through the engine. A healthy workflow logs nothing at INFO.
 
-Loggers: ``aion.engine`` (engine start and stop, runs failing, timing out, terminated, cancelled; DEBUG:
-resumptions, evictions), ``aion.engine.commits`` (DEBUG: each committed batch), ``aion.activities`` (attempts
-failing), ``aion.supervisors`` (process crashes, restarts, give-ups).
+Loggers: ``aion.engine`` (engine start and stop, runs failing, timing out, terminated, cancelled, reset, paused,
+resumed, unblocked; WARNING: blocked; DEBUG: resumptions, evictions), ``aion.engine.commits`` (DEBUG: each
+committed batch), ``aion.activities`` (attempts failing), ``aion.supervisors`` (process crashes, restarts,
+give-ups); ``aion.schedules`` (fires skipped and missed: see ``_schedules``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aion import events as ev
 from aion.observability._metrics import Metrics
+from aion.observability._schedules import ScheduleObserver
 
 if TYPE_CHECKING:
     from aion.engine._runs import Run
@@ -60,7 +62,10 @@ class Observer:
         #: Per workflow: activity id → [activity type, ready time, started time] (metrics and logs).
         self._activities: dict[str, dict[int, list[Any]]] = {}
         self._event_keys: dict[type, tuple[str, ...]] = {}
-        self._crashed: set[str] = set()
+        #: Workflow processes that crashed and have not come up again: child id → (supervisor, exit kind).
+        self._crashed: dict[str, tuple[str, str]] = {}
+        #: What the schedule service tells (its own thread, its own series).
+        self.schedules = ScheduleObserver(metrics)
         self._handlers: dict[type, Callable[[Run, Any], None]] = {
             ev.WorkflowStarted: self._started,
             ev.WorkflowCompleted: self._closed,
@@ -74,18 +79,32 @@ class Observer:
             ev.ActivityCompleted: self._activity_ended,
             ev.ActivityFailed: self._activity_ended,
             ev.ActivityCancelled: self._activity_ended,
+            ev.WorkflowBlocked: self._blocked,
+            ev.WorkflowUnblocked: self._held,
+            ev.WorkflowPaused: self._held,
+            ev.WorkflowResumed: self._held,
         }
 
     # -- the engine -----------------------------------------------------------------------------------------
 
     @staticmethod
-    def engine_started(data_dir: Path, resumed: int) -> None:
-        """The engine is up and resumes ``resumed`` running workflows."""
+    def engine_started(data_dir: Path, resumed: int, blocked: int = 0, paused: int = 0, schedules: int = 0) -> None:
+        """The engine is up: it resumes ``resumed`` running workflows, tries ``blocked`` blocked ones again with
+        its code, keeps ``paused`` ones waiting, and fires ``schedules`` schedules."""
         engine_log.info(
-            "engine started on %s; resuming %d running workflows",
+            "engine started on %s; resuming %d running workflows (%d blocked, %d paused); %d schedules",
             data_dir,
             resumed,
-            extra={"data_dir": str(data_dir), "resumed": resumed},
+            blocked,
+            paused,
+            schedules,
+            extra={
+                "data_dir": str(data_dir),
+                "resumed": resumed,
+                "blocked": blocked,
+                "paused": paused,
+                "schedules": schedules,
+            },
         )
 
     @staticmethod
@@ -113,6 +132,8 @@ class Observer:
             handler = handlers.get(type(event))
             if handler is not None:
                 handler(run, event)
+            if isinstance(event, ev.WorkflowStarted) and event.reset_from_run_id is not None:
+                break  # what follows a reset's start is a copy of the old run's history: nothing happens again
 
     def append_failed(self) -> None:
         """An append was refused or failed (the pipeline logs it)."""
@@ -128,6 +149,22 @@ class Observer:
     def _started(self, run: Run, event: ev.WorkflowStarted) -> None:
         if self.metrics is not None:
             self.metrics.workflows_started.inc((event.workflow_type,))
+        if event.reset_from_run_id is not None:
+            if self.metrics is not None:
+                self.metrics.workflows_reset.inc((event.workflow_type,))
+            engine_log.info(
+                "workflow run reset: run %s goes on from a copy of run %s up to event %s",
+                event.run_id,
+                event.reset_from_run_id,
+                event.reset_to_seq,
+                extra={
+                    "workflow_id": event.workflow_id,
+                    "run_id": event.run_id,
+                    "workflow_type": event.workflow_type,
+                    "reset_from_run_id": event.reset_from_run_id,
+                    "to_seq": event.reset_to_seq,
+                },
+            )
         if self.tracing is not None:
             self.tracing.run_span(event.workflow_id, event.run_id, event)
 
@@ -163,6 +200,34 @@ class Observer:
         if self.tracing is not None:
             self.tracing.run_span(run.workflow_id, run.run_id, run.state.started)
             self.tracing.run_closed(run.workflow_id, run.run_id, event, error)
+
+    def _blocked(self, run: Run, event: ev.WorkflowBlocked) -> None:
+        if self.metrics is not None:
+            self.metrics.workflows_blocked.inc((run.workflow_type, event.cause))
+        engine_log.warning(
+            "workflow run blocked (%s): %s",
+            event.cause,
+            event.message,
+            extra={**_ids(run), "cause": event.cause, "error": event.message},
+        )
+
+    def _held(self, run: Run, event: ev.WorkflowUnblocked | ev.WorkflowPaused | ev.WorkflowResumed) -> None:
+        """Unblocked, paused, resumed: INFO, and counted."""
+        metrics = self.metrics
+        fields = _ids(run)
+        if isinstance(event, ev.WorkflowUnblocked):
+            counter = None if metrics is None else metrics.workflows_unblocked
+            engine_log.info("workflow run unblocked: its code fits its history again", extra=fields)
+        elif isinstance(event, ev.WorkflowPaused):
+            counter = None if metrics is None else metrics.workflows_paused
+            engine_log.info(
+                "workflow run paused: %s", event.reason or "no reason given", extra={**fields, "reason": event.reason}
+            )
+        else:
+            counter = None if metrics is None else metrics.workflows_resumed
+            engine_log.info("workflow run resumed after its pause", extra=fields)
+        if counter is not None:
+            counter.inc((run.workflow_type,))
 
     def _activity_scheduled(self, run: Run, event: ev.ActivityScheduled) -> None:
         if self.metrics is not None:
@@ -284,28 +349,30 @@ class Observer:
             self.metrics.process_exits.inc((supervisor, kind))
         if run is None or kind in ("normal", "shutdown"):
             return
-        self._crashed.add(child_id)
-        if self.metrics is not None:
-            self.metrics.process_restarts.inc((supervisor, kind))
+        # Counted as a restart when its process comes up again: past the intensity, a give-up follows instead.
+        self._crashed[child_id] = (supervisor, kind)
         process_log.info(
-            "workflow process crashed (%s); restarting it",
+            "workflow process crashed (%s)",
             reason,
             extra={**_ids(run), "reason": reason, "child_id": child_id, "supervisor": supervisor},
         )
 
     def process_up(self, child_id: str, run: Run | None) -> None:
         """A workflow process came up (a restart, if its previous one crashed)."""
-        if child_id in self._crashed:
-            self._crashed.discard(child_id)
-            if run is not None:
-                process_log.info(
-                    "workflow process restarted; it replays the run's history",
-                    extra={**_ids(run), "child_id": child_id},
-                )
+        crashed = self._crashed.pop(child_id, None)
+        if crashed is None:
+            return
+        if self.metrics is not None:
+            self.metrics.process_restarts.inc(crashed)
+        if run is not None:
+            process_log.info(
+                "workflow process restarted; it replays the run's history",
+                extra={**_ids(run), "child_id": child_id, "supervisor": crashed[0], "reason": crashed[1]},
+            )
 
     def process_gave_up(self, child_id: str, reason: str, run: Run | None) -> None:
         """A workflow process crashed past its restart intensity (or could not be started): its run fails."""
-        self._crashed.discard(child_id)
+        self._crashed.pop(child_id, None)
         supervisor = f"workflows:{run.workflow_type}" if run is not None else "workflows"
         if self.metrics is not None:
             self.metrics.process_gave_up.inc((supervisor,))

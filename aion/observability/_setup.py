@@ -37,9 +37,7 @@ class Telemetry:
             try:
                 from aion.observability._tracing import Tracing  # noqa: PLC0415 - the optional extra aion[otel]
             except ImportError as error:
-                raise InvalidArgumentError(
-                    "tracer_provider needs OpenTelemetry: pip install 'aion[otel]'"
-                ) from error
+                raise InvalidArgumentError("tracer_provider needs OpenTelemetry: pip install 'aion[otel]'") from error
             tracing = Tracing(tracer_provider)
         self.tracing = tracing
         self.observer = Observer(self.metrics, tracing)
@@ -64,13 +62,20 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.control_request(op)
 
-    def started(self, data_dir: Path, resumed: int, sources: Iterable[Callable[[], Iterable[Metric]]]) -> None:
-        """The engine is up: log it, and serve ``/metrics`` (with ``sources`` read at each scrape)."""
+    def started(
+        self,
+        data_dir: Path,
+        recovered: tuple[int, int, int],
+        schedules: int,
+        sources: Iterable[Callable[[], Iterable[Metric]]],
+    ) -> None:
+        """The engine is up: log it (``recovered``: runs resumed, blocked, paused), and serve ``/metrics`` (with
+        ``sources`` read at each scrape)."""
         if self.metrics is not None:
             self.metrics.sources[:] = list(sources)
             if self._address is not None:
                 self._server = MetricsServer(self.metrics, self._address)
-        Observer.engine_started(data_dir, resumed)
+        Observer.engine_started(data_dir, *recovered, schedules=schedules)
 
     def stopped(self, data_dir: Path) -> None:
         """The engine stopped: stop serving ``/metrics``."""

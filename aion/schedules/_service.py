@@ -36,6 +36,7 @@ from aion.engine._messages import CancelWorkflowRequest, StartScheduled, StartSc
 from aion.engine._options import StartOptions
 from aion.engine._timers import TimerService
 from aion.errors import AionError
+from aion.observability._schedules import ScheduleObserver
 from aion.recorder import RecorderHandle
 from aion.schedules._spec import Overlap, fire_id
 from aion.schedules._state import ScheduleState
@@ -123,8 +124,11 @@ class ScheduleService(pykka.ThreadingActor):
         core: pykka.ActorRef[Any],
         clock: Clock,
         closures: Closures,
+        *,
+        observer: ScheduleObserver | None = None,
     ) -> None:
         super().__init__()
+        self._observer = observer if observer is not None else ScheduleObserver(None)
         self._store = store
         self._recorder = recorder
         self._core = core
@@ -283,6 +287,8 @@ class ScheduleService(pykka.ThreadingActor):
         stamped = future.get()[0]
         assert isinstance(stamped, list)
         slot = self._slots.get(schedule_id)
+        if slot is not None:
+            self._observer.recorded(schedule_id, slot.state.workflow_type, stamped)
         for event in stamped:
             if isinstance(event, ev.ScheduleCreated):
                 slot = self._slots[schedule_id] = _Slot(ScheduleState.created(event))
@@ -363,6 +369,7 @@ class ScheduleService(pykka.ThreadingActor):
                     state.head,
                 )
                 return True
+        self._observer.late(state.workflow_type, (now - due_at).total_seconds())
         self._fire(slot, nxt, None, state.policy.overlap, None)
         return True
 
@@ -446,6 +453,7 @@ class ScheduleService(pykka.ThreadingActor):
                 recorded_at=message.recorded_at or self._clock.now(),
             )
             slot.state.apply(stamped)
+            self._observer.fired(message.schedule_id, slot.state.workflow_type, stamped)
             slot.running.add(fired.started_workflow_id)
             self._owners[fired.started_workflow_id] = message.schedule_id
             if reply is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import aion
 from aion import activity, workflow
 
@@ -64,3 +67,24 @@ async def waiting() -> str:
     """Wait for a ``go`` signal (its process can be killed meanwhile)."""
     value: str = await workflow.wait_signal("go")
     return value
+
+
+@activity.defn
+def slow(seconds: float) -> str:
+    """Sleep ``seconds`` (longer than the start-to-close timeout it is given)."""
+    time.sleep(seconds)
+    return "late"
+
+
+@workflow.defn
+async def times_out() -> str:
+    """One attempt of ``slow`` that outlives its start-to-close timeout: the run fails."""
+    policy = aion.RetryPolicy(maximum_attempts=1)
+    result: str = await workflow.execute_activity(slow, 30.0, start_to_close_timeout=0.5, retry_policy=policy)
+    return result
+
+
+@workflow.defn
+async def crash_loop() -> None:
+    """Its process exits at every replay: past its restart intensity, the run fails."""
+    os._exit(3)

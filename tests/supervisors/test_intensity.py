@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 import supervisors as sv
 
@@ -14,8 +17,12 @@ from .targets import always_crash, crash_n_times, worker
 
 
 def test_crash_loop_escalates_to_parent_which_applies_one_for_all(
-    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], rec: Recorder, tmp_path: Path
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor],
+    rec: Recorder,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="supervisors")
     counter = str(tmp_path / "runs")
     inner = sv.SupervisorSpec(
         id="inner",
@@ -50,6 +57,12 @@ def test_crash_loop_escalates_to_parent_which_applies_one_for_all(
     assert [r.kind for r in rec.exits_of("sibling")] == ["shutdown"]
     assert [r.message for r in rec.exits_of("crasher")][:3] == ["crash 1", "crash 2", "crash 3"]
     wait_until(lambda: Path(counter).read_text() == "4")  # the 4th run started (and stays up)
+    # The escalation is logged at ERROR with its fields (what ``aion serve --log-format json`` writes as keys).
+    (escalation,) = [r for r in caplog.records if "shutting down" in r.getMessage()]
+    assert escalation.levelno == logging.ERROR
+    assert escalation.__dict__["supervisor"] == "inner"
+    assert escalation.__dict__["child_id"] == "crasher"
+    assert "crash 3" in escalation.__dict__["reason"]
 
     tree = root.tree()
     inner_node = next(n for n in tree["children"] if n["id"] == "inner")
@@ -96,9 +109,7 @@ def test_per_child_intensity_gives_up_without_escalating(
         )
     )
     steady_pid = children_by_id(sup)["steady"].pid
-    sup.start_child(
-        rec.spec("run-1", always_crash, restart=sv.Restart.TRANSIENT, max_restarts=2, max_seconds=60)
-    )
+    sup.start_child(rec.spec("run-1", always_crash, restart=sv.Restart.TRANSIENT, max_restarts=2, max_seconds=60))
     wait_until(lambda: rec.give_ups)
     (gave_up,) = rec.give_ups
     assert gave_up[0] == "run-1"
