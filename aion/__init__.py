@@ -32,7 +32,7 @@ from aion.status import WorkflowStatus
 
 if TYPE_CHECKING:
     from aion import activity, workflow
-    from aion.engine import Engine, WorkflowDescription, WorkflowHandle
+    from aion.engine import Engine, LocalQueue, RayQueue, WorkflowDescription, WorkflowHandle
     from aion.store import RunInfo
 
 __version__ = "0.1.0"
@@ -46,6 +46,8 @@ _LAZY = {
     "RunInfo": "aion.store",
     "activity": "aion.activity",
     "workflow": "aion.workflow",
+    "LocalQueue": "aion.engine",
+    "RayQueue": "aion.engine",
 }
 
 
@@ -66,11 +68,13 @@ __all__ = [
     "CancelledError",
     "Engine",
     "InvalidArgumentError",
+    "LocalQueue",
     "NonDeterminismError",
     "NonDeterministicCallError",
     "PayloadError",
     "PayloadTooLargeError",
     "QueryError",
+    "RayQueue",
     "RetryPolicy",
     "RunInfo",
     "SequenceConflictError",

@@ -277,3 +277,9 @@ class RecorderStoppedError(EngineNotRunningError):
     """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
 
     code = "recorder_stopped"
+
+
+class ExecutorUnavailableError(AionError):
+    """A task queue's executor cannot serve: Ray is not installed, or its cluster cannot be reached."""
+
+    code = "executor_unavailable"

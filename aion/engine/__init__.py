@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aion.engine._engine import Engine
     from aion.engine._handle import WorkflowDescription, WorkflowHandle
+    from aion.engine._task_queues import LocalQueue, RayQueue
 
-__all__ = ["Engine", "WorkflowDescription", "WorkflowHandle"]
+__all__ = ["Engine", "LocalQueue", "RayQueue", "WorkflowDescription", "WorkflowHandle"]
 
 # Loaded on first use: the CLI reads the engine's small modules (child ids, the tree) without starting the engine's
 # imports (pykka, LMDB, the supervision library).
@@ -17,6 +18,8 @@ _LAZY = {
     "Engine": "aion.engine._engine",
     "WorkflowDescription": "aion.engine._handle",
     "WorkflowHandle": "aion.engine._handle",
+    "LocalQueue": "aion.engine._task_queues",
+    "RayQueue": "aion.engine._task_queues",
 }
 
 

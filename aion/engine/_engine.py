@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,9 +26,11 @@ from aion.engine._core import EngineCore
 from aion.engine._handle import WorkflowHandle
 from aion.engine._messages import GetResidency, Recover, Request, SignalWithStart, StartWorkflow
 from aion.engine._options import StartOptions
+from aion.engine._ray_executor import ray_executors, teller
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
+from aion.engine._task_queues import LocalQueue, RayQueue, check_queues
 from aion.engine._tree import run_node
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
 from aion.observability._setup import MetricsOption, Telemetry, recorder_source, residency_source
@@ -57,6 +59,10 @@ class Engine:
     docs/architecture.md, "Residency"), ``metrics`` (``"HOST:PORT"``: serve Prometheus ``/metrics`` there;
     True: count only, see ``metrics_registry``), ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans
     of every run, needs ``aion[otel]``). docs/operations.md lists the logs, metrics and spans.
+
+    ``task_queues`` declares where activities run, by queue name: ``LocalQueue(workers=N)`` (a supervised pool of
+    worker processes; ``"default"`` is one of ``activity_workers`` unless declared) or ``RayQueue(...)`` (Ray
+    tasks, ``aion[ray]``), each with ``max_concurrent`` and ``rate_limit``. See docs/scaling.md.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsOption = None,
         tracer_provider: Any = None,
+        task_queues: Mapping[str, LocalQueue | RayQueue] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self._telemetry = Telemetry(metrics, tracer_provider, clock)
@@ -87,6 +94,9 @@ class Engine:
             raise InvalidArgumentError(f"max_resident must be an int of at least 1, got {max_resident!r}")
         self._max_resident = max_resident
         self._activity_workers = workers
+        self._task_queues = check_queues(task_queues, workers)
+        self.registry.task_queues = frozenset(self._task_queues)
+        self._ray_executors: dict[str, Any] = {}
         self._warm_pool = warm_pool
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
@@ -126,8 +136,10 @@ class Engine:
                 activity_workers=self._activity_workers,
                 max_restarts=self._max_restarts,
                 max_seconds=self._max_seconds,
+                local_queues={n: q.workers or 1 for n, q in self._task_queues.items() if isinstance(q, LocalQueue)},
             )
             try:
+                self._ray_executors = ray_executors(self._task_queues, self.registry)
                 self._store = open_store(self.data_dir, clock=self._clock)
                 self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
                 self.closures.reset()
@@ -141,7 +153,11 @@ class Engine:
                     max_resident=self._max_resident,
                     clock=self._clock,
                     observer=self._telemetry.observer,
+                    task_queues=self._task_queues,
+                    executors=self._ray_executors,
                 )
+                for executor in self._ray_executors.values():
+                    executor.open(teller(self._core))
                 self._supervision.start(self._core)
                 self._running = True
                 resumed = self.request(Recover())
@@ -173,7 +189,8 @@ class Engine:
         supervision = self._supervision
         steps = [self._stop_core, self._stop_recorder, self._close_store]
         if supervision is not None:
-            steps = [supervision.stop_tree, self._stop_core, self._stop_recorder, supervision.stop_zygote]
+            steps = [supervision.stop_tree, self._stop_executors, self._stop_core, self._stop_recorder]
+            steps.append(supervision.stop_zygote)
             steps.append(self._close_store)
         self._supervision = None
         for step in steps:
@@ -181,6 +198,11 @@ class Engine:
                 step()
             except Exception:
                 log.exception("error while stopping the engine")
+
+    def _stop_executors(self) -> None:
+        executors, self._ray_executors = self._ray_executors, {}
+        for executor in executors.values():
+            executor.close()
 
     def _stop_core(self) -> None:
         core, self._core = self._core, None

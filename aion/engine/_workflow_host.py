@@ -46,6 +46,7 @@ def _serve(channel: Channel) -> None:
     registry = installed()
     runtime = WorkflowRuntime(registry.workflow(started.workflow_type).function, started)
     runtime.check_activity = registry.activity
+    runtime.check_task_queue = registry.task_queue
     runtime.check_workflow = registry.workflow
     closed = history[-1].terminal
     once = bool(message.get("once"))
