@@ -198,6 +198,8 @@ class ActivityManager:
         taken = self._taken.pop(task_id, None)
         if taken is not None:
             taken[0].ended(task_id)
+            if "heartbeat" in message:
+                self._heartbeat(taken[1], decode_payload(message["heartbeat"]))
             self._result(taken[1], message)
         self.pump()
 

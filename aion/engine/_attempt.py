@@ -29,8 +29,12 @@ def run_attempt(task: dict[str, Any], function: Callable[..., Any], is_async: bo
     reply: dict[str, Any] = {"t": protocol.RESULT, "task": task_id}
     info = _context.ActivityInfo(**task["info"], heartbeat_details=decode_payload(task["heartbeat"]))
 
+    last: list[bytes] = []
+
     def send_heartbeat(details: Any) -> None:
-        if beat(encode_payload(details)):
+        encoded = encode_payload(details)
+        last[:] = [encoded]
+        if beat(encoded):
             raise CancelledError(f"activity {info.activity_type} (task {task_id}) was cancelled")
 
     token = _context.enter(_context.ActivityContext(info, send_heartbeat))
@@ -45,6 +49,8 @@ def run_attempt(task: dict[str, Any], function: Callable[..., Any], is_async: bo
         _context.leave(token)
         if trace is not None:
             trace()
+        if last:  # the outcome carries the last heartbeat, which a Ray attempt's may otherwise overtake
+            reply["heartbeat"] = last[0]
     try:
         reply.update(ok=True, result=encode_payload(result, path=f"{info.activity_type} result"))
     except PayloadError as error:

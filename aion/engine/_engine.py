@@ -201,7 +201,7 @@ class Engine:
 
     def _stop_executors(self) -> None:
         executors, self._ray_executors = self._ray_executors, {}
-        for executor in executors.values():
+        for executor in sorted(executors.values(), key=lambda e: e.owns_ray):  # whoever started Ray stops it last
             executor.close()
 
     def _stop_core(self) -> None:

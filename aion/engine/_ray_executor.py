@@ -55,6 +55,11 @@ class RayExecutor:
         self._owns_ray = False
         self._closing = False
 
+    @property
+    def owns_ray(self) -> bool:
+        """Whether this executor started (or connected) this process's Ray, and shuts it down on close."""
+        return self._owns_ray
+
     # -- the engine's side ----------------------------------------------------------------------------------
 
     def open(self, tell: Callable[[Any], None]) -> None:
