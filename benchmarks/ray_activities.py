@@ -70,7 +70,7 @@ def measure(data: Path, executor: str, in_flight: int, total: int) -> dict[str, 
 
 def _ray_available() -> bool:
     try:
-        import ray  # noqa: F401, PLC0415
+        import ray  # noqa: F401
     except ImportError:
         return False
     return True

@@ -199,13 +199,15 @@ class WorkflowRuntime:
         if self.check_activity is not None:
             definition = self.check_activity(activity_type)
             queue = queue if queue is not None else getattr(definition, "task_queue", "default")
+        activity_id = self._next("activity")
         if queue is not None and queue != "default":
-            if self.check_task_queue is not None:
+            # A call history holds was accepted when it was made; the engine fails its activity if it has since
+            # stopped declaring the queue, and the code does not diverge.
+            if self.check_task_queue is not None and not self._commands.recorded(("activity", activity_id)):
                 self.check_task_queue(queue)
             options = {**options, "task_queue": queue}
         else:
             options = {key: value for key, value in options.items() if key != "task_queue"}
-        activity_id = self._next("activity")
         future = self._pending(self._activities, activity_id, lambda: self.cancel_activity(activity_id))
         self._commands.issue(ScheduleActivity(activity_id, activity_type, args, options))
         return activity_id, future

@@ -80,5 +80,14 @@ async def prioritised(log: str, gate: str, priorities: list[int]) -> list[str]:
     return list(await workflow.gather(*handles))
 
 
-WORKFLOWS = [routed, undeclared, fan_out, prioritised]
+@workflow.defn
+async def blocks_on(queue: str, gate: str) -> str:
+    """``blocker`` on ``queue``; the type of its failure, if it fails."""
+    try:
+        return str(await workflow.execute_activity(blocker, gate, start_to_close_timeout=60, task_queue=queue))
+    except aion.ActivityError as error:
+        return str(error.type)
+
+
+WORKFLOWS = [routed, undeclared, fan_out, prioritised, blocks_on]
 ACTIVITIES = [where, quick, logged, blocker]

@@ -49,6 +49,20 @@ def test_an_undeclared_queue_is_refused_at_the_call(tmp_path: Path) -> None:
     assert "task queue 'gpu' is not declared" in message and "default" in message
 
 
+@pytest.mark.timeout(60)
+def test_an_activity_recorded_for_a_queue_no_longer_declared_fails_after_a_restart(tmp_path: Path) -> None:
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    media = {"media": aion.LocalQueue(workers=1)}
+    kinds = {"workflows": qf.WORKFLOWS, "activities": qf.ACTIVITIES, "activity_workers": 1}
+    with aion.Engine(data, task_queues=media, **kinds) as engine:  # type: ignore[arg-type]
+        handle = engine.start_workflow(qf.blocks_on, "media", str(gate), workflow_id="blocked")
+        wait_until(lambda: of_type(handle.history(), ev.ActivityStarted), timeout=30)
+    with aion.Engine(data, **kinds) as engine:  # type: ignore[arg-type]
+        assert engine.get_workflow("blocked").result(timeout=30) == "UnknownTaskQueue"
+        failed = of_type(engine.get_workflow("blocked").history(), ev.ActivityFailed)
+    assert failed[-1].failure.type == "UnknownTaskQueue" and "'media' is not declared" in failed[-1].failure.message
+
+
 def test_bad_queue_declarations_are_refused(tmp_path: Path) -> None:
     with pytest.raises(aion.InvalidArgumentError, match="max_concurrent"):
         aion.LocalQueue(workers=2, max_concurrent=0)
