@@ -160,7 +160,10 @@ class RayExecutor:
         ref.future().add_done_callback(lambda future: self._finished(task.task_id, future))
 
     def _finished(self, task_id: int, future: Future[Any]) -> None:
-        """On a Ray thread: the task's object is ready (its result frame, or the error that lost it)."""
+        """On a Ray thread: the task's object is ready (its result frame, or the error that lost it). Nothing is
+        reported of the tasks the engine kills as it stops: after a restart they count as lost, from history."""
+        if self._closing:
+            return
         self._orders.put(("forget", task_id))
         try:
             reply = future.result()

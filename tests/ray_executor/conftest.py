@@ -1,7 +1,8 @@
 """One Ray cluster for the whole session: a head node and a second node offering the custom resource
-``media_node``, both on this machine (``ray.cluster_utils.Cluster``). Started on first use, shut down at the
-session's end; its processes (and the Ray workers they start) are kept out of the suite's leak check while it
-runs, and whatever of them is left at the end is killed."""
+``media_node``, both on this machine (``ray.cluster_utils.Cluster``). Started once, on first use, and shut down as
+soon as the last test of this package has run (package scope: only this package uses it, so that is once per
+session, and its idle processes do not weigh on the rest of the suite). Its processes (and the Ray workers they
+start) are kept out of the suite's leak check while it runs, and whatever of them is left at the end is killed."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class RayCluster:
     media_node_id: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[RayCluster]:
     from ray.cluster_utils import Cluster
 
