@@ -219,11 +219,20 @@ class ActivityManager:
                     self._attempt_failed(run, activity, ev.Failure(WORKER_LOST, reason))
         self.pump()
 
-    def heartbeat(self, task_id: int, details: bytes) -> None:
-        """An executor's running attempt heartbeated with ``details`` (encoded)."""
+    def heartbeat(self, task_id: int, details: bytes | None) -> None:
+        """An executor's running attempt heartbeated with ``details`` (encoded), or (``None``) started running:
+        the heartbeat timeout of an executor that records first counts from then."""
         taken = self._taken.get(task_id)
-        if taken is not None:
+        if taken is None:
+            return
+        if details is not None:
             self._heartbeat(taken[1], decode_payload(details))
+            return
+        run = self._core.run_of(taken[1].workflow_id)
+        activity = self._current(run, taken[1])
+        if run is not None and activity is not None:
+            activity.last_heartbeat = self._clock.time()
+            self._arm_heartbeat(run, activity, task_id, activity.last_heartbeat)
 
     def busy(self) -> bool:
         """Whether an attempt is queued or running."""
@@ -284,7 +293,8 @@ class ActivityManager:
         if start_to_close is not None:
             key = self._attempt_key(TimerKind.START_TO_CLOSE, run, activity, task.task_id)
             self._timers.arm(now + start_to_close, key)
-        self._arm_heartbeat(run, activity, task.task_id, now)
+        if not executor.record_first:  # else from the attempt's notice that it runs (it may wait for a worker)
+            self._arm_heartbeat(run, activity, task.task_id, now)
 
     def _result(self, task: ActivityTask, message: dict[str, Any]) -> None:
         """A worker finished ``task`` (success or failure)."""

@@ -205,8 +205,9 @@ class RayAttemptDone:
 
 @dataclass(frozen=True)
 class RayHeartbeats:
-    """Heartbeats of a Ray queue's attempts, drained from its hub: ``(task_id, encoded details)`` each."""
+    """Heartbeats of a Ray queue's attempts, drained from its hub: ``(task_id, encoded details)`` each, with
+    ``None`` for the notice an attempt sends when it starts running."""
 
     queue: str
-    beats: list[tuple[int, bytes]]
+    beats: list[tuple[int, bytes | None]]
 

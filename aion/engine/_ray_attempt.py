@@ -19,8 +19,11 @@ from aion.engine._attempt import run_attempt
 
 
 def _run_on_ray(function: Callable[..., Any], is_async: bool, task: dict[str, Any], hub: Any) -> dict[str, Any]:
-    """A Ray task: run the attempt ``task`` of ``function``, heartbeating to ``hub``."""
+    """A Ray task: run the attempt ``task`` of ``function``, heartbeating to ``hub``. It first tells the hub that
+    it runs (a heartbeat without details): a task may wait for a worker process long after its dispatch (Ray starts
+    fresh workers for each driver), and the heartbeat timeout counts from here."""
     task_id = task["task"]
+    hub.beat.remote(task_id, None)
 
     def beat(details: bytes) -> bool:
         return bool(ray.get(hub.beat.remote(task_id, details)))
@@ -35,12 +38,12 @@ class _Hub:
     """Collects the heartbeats of one engine's attempts and the cancellations the engine asks for."""
 
     def __init__(self) -> None:
-        self._beats: list[tuple[int, bytes]] = []
+        self._beats: list[tuple[int, bytes | None]] = []
         self._cancelled: set[int] = set()
         self._arrived = asyncio.Event()
 
-    async def beat(self, task_id: int, details: bytes) -> bool:
-        """An attempt heartbeated; returns whether it was cancelled."""
+    async def beat(self, task_id: int, details: bytes | None) -> bool:
+        """An attempt heartbeated (``None``: it started running); returns whether it was cancelled."""
         self._beats.append((task_id, details))
         self._arrived.set()
         return task_id in self._cancelled
@@ -53,7 +56,7 @@ class _Hub:
         """The attempt ``task_id`` is over."""
         self._cancelled.discard(task_id)
 
-    async def drain(self) -> list[tuple[int, bytes]]:
+    async def drain(self) -> list[tuple[int, bytes | None]]:
         """Wait for heartbeats and return those that arrived since the last drain."""
         await self._arrived.wait()
         self._arrived.clear()

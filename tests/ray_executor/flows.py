@@ -39,6 +39,23 @@ def gated(log: str, gates: str, index: int) -> int:
     return index
 
 
+@activity.defn(task_queue="ray")
+def beats(log: str, gates: str, seconds: float) -> Any:
+    """Attempt 1 heartbeats ``{"progress": 7}`` every 10 ms for ``seconds`` (up to 30 s when 0), counting its
+    heartbeats in ``beats``; a later attempt returns the details it was handed."""
+    info = activity.info()
+    if info.attempt > 1:
+        return info.heartbeat_details
+    Path(gates, "pid").write_text(str(os.getpid()))
+    began, count = time.monotonic(), 0
+    while time.monotonic() - began < (seconds or 30):
+        activity.heartbeat({"progress": 7})
+        count += 1
+        Path(gates, "beats").write_text(str(count))
+        time.sleep(0.01)
+    return "done"
+
+
 @workflow.defn
 async def routed(tag: str) -> list[Any]:
     """``where_am_i`` on the ``ray`` queue, then on the ``media_node`` queue."""
@@ -69,4 +86,4 @@ async def cancels(log: str, name: str, gate_dir: str) -> str:
 
 
 WORKFLOWS = [routed, fan_out_gated, cancels]
-ACTIVITIES = [where_am_i, gated]
+ACTIVITIES = [where_am_i, gated, beats]

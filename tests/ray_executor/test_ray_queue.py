@@ -115,6 +115,24 @@ def test_heartbeats_reach_the_engine_and_their_timeout_is_enforced(engine: aion.
 
 
 @pytest.mark.timeout(120)
+def test_heartbeats_keep_a_long_attempt_alive_and_their_details_reach_the_engine_through_the_hub(
+    engine: aion.Engine, log: str, gates: Path
+) -> None:
+    # Four seconds of heartbeats against a 1.5 s heartbeat timeout: only heartbeats that reach the engine keep it.
+    alive = call(engine, log, "beats", str(gates), 4.0, heartbeat_timeout=1.5, retry_policy={"maximum_attempts": 1})
+    assert alive.result(timeout=90) == "done"
+    assert not of_type(alive.history(), ev.ActivityFailed)
+    # The details of an attempt that never returned can only have come through the hub.
+    (gates / "beats").unlink()
+    lost = call(engine, log, "beats", str(gates), 0, retry_policy={"initial_interval": 0.2})
+    wait_until(lambda: (gates / "beats").exists() and int((gates / "beats").read_text() or 0) >= 20, timeout=90)
+    os.kill(int((gates / "pid").read_text()), signal.SIGKILL)
+    assert lost.result(timeout=90) == {"progress": 7}
+    (failed,) = of_type(lost.history(), ev.ActivityFailed)
+    assert failed.failure.type == "WorkerLost" and failed.heartbeat_details == {"progress": 7}
+
+
+@pytest.mark.timeout(120)
 def test_cancellation_reaches_the_running_ray_task(engine: aion.Engine, log: str, gates: Path) -> None:
     handle = engine.start_workflow(flows.cancels, log, "heartbeats_until_cancelled", str(gates))
     wait_until((gates / "heartbeating.started").exists, timeout=90)
