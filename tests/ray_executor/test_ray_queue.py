@@ -101,7 +101,22 @@ def test_start_to_close_kills_the_ray_task(engine: aion.Engine, log: str, gates:
     )
     pid = int(wait_until(lambda: (gates / "pid.1").exists() and (gates / "pid.1").read_text(), timeout=90))
     assert handle.result(timeout=60)["error"] == "StartToCloseTimeout"
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, timeout=30)
+    wait_until(lambda: gone(pid), timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_schedule_to_close_kills_the_ray_task(engine: aion.Engine, log: str, gates: Path) -> None:
+    handle = call(engine, log, "waits_for_gate", str(gates), schedule_to_close_timeout=8)
+    pid = int(wait_until(lambda: (gates / "pid.1").exists() and (gates / "pid.1").read_text(), timeout=90))
+    assert handle.result(timeout=60)["error"] == "ScheduleToCloseTimeout"
+    wait_until(lambda: gone(pid), timeout=30)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.mark.timeout(120)
