@@ -97,7 +97,7 @@ def test_errors_keep_their_types_and_results_their_payload_limit(engine: aion.En
 @pytest.mark.timeout(120)
 def test_start_to_close_kills_the_ray_task(engine: aion.Engine, log: str, gates: Path) -> None:
     handle = call(
-        engine, log, "waits_for_gate", str(gates), start_to_close_timeout=3, retry_policy={"maximum_attempts": 1}
+        engine, log, "waits_for_gate", str(gates), start_to_close_timeout=6, retry_policy={"maximum_attempts": 1}
     )
     pid = int(wait_until(lambda: (gates / "pid.1").exists() and (gates / "pid.1").read_text(), timeout=90))
     assert handle.result(timeout=60)["error"] == "StartToCloseTimeout"
