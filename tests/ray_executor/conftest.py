@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -27,6 +28,17 @@ class RayCluster:
 
     address: str
     media_node_id: str
+    cluster: Any
+
+    def add_node(self, **options: Any) -> Any:
+        """Add a node (its processes are kept for the session too); returns it."""
+        before = {p.pid for p in psutil.Process().children()}
+        try:
+            node = self.cluster.add_node(object_store_memory=_STORE, **options)
+            self.cluster.wait_for_nodes()
+        finally:
+            SESSION_PROCESSES.update(p.pid for p in psutil.Process().children() if p.pid not in before)
+        return node
 
 
 @pytest.fixture(scope="package")
@@ -43,14 +55,13 @@ def ray_cluster() -> Iterator[RayCluster]:
         cluster.wait_for_nodes()
     finally:
         SESSION_PROCESSES.update(p.pid for p in psutil.Process().children() if p.pid not in before)
-    kept = set(SESSION_PROCESSES)
     try:
-        yield RayCluster(cluster.address, node.node_id)
+        yield RayCluster(cluster.address, node.node_id, cluster)
     finally:
         tree = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
         with contextlib.suppress(Exception):
             cluster.shutdown()
-        SESSION_PROCESSES.difference_update(kept)
+        SESSION_PROCESSES.clear()
         for proc in tree:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()

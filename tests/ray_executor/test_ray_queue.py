@@ -1,6 +1,7 @@
 """Activities on a Ray queue, against a real local Ray cluster of two nodes (``conftest.ray_cluster``): results,
-retries with durable backoff, start-to-close killing the Ray task, heartbeats and their timeout, cancellation,
-a SIGKILLed Ray worker, routing by a node's custom resource, and an engine SIGKILLed with attempts in flight."""
+retries with durable backoff, start-to-close and schedule-to-close killing the Ray task, heartbeats (through the
+hub) and their timeout, cancellation, a SIGKILLed Ray worker, a Ray node dying, routing by a node's custom
+resource, and an engine SIGKILLed with attempts in flight."""
 
 from __future__ import annotations
 
@@ -169,6 +170,26 @@ def test_a_ray_worker_sigkilled_mid_attempt_loses_it_and_it_is_retried(
     assert handle.result(timeout=90) == 2
     (lost,) = of_type(handle.history(), ev.ActivityFailed)
     assert lost.failure.type == "WorkerLost" and lost.attempt == 1 and "Ray" in lost.failure.message
+
+
+@pytest.mark.timeout(180)
+def test_a_ray_node_dying_mid_attempt_loses_it_and_it_is_retried_on_another(
+    tmp_path: Path, log: str, gates: Path, ray_cluster: RayCluster
+) -> None:
+    doomed = ray_cluster.add_node(num_cpus=1, resources={"spare": 1})
+    queue = {"spare": aion.RayQueue(address=ray_cluster.address, num_cpus=0, resources={"spare": 0.01})}
+    with aion.Engine(
+        tmp_path / "data", workflows=WORKFLOWS, activities=ACTIVITIES, activity_workers=1, task_queues=queue
+    ) as engine:
+        options = {"task_queue": "spare", "retry_policy": {"initial_interval": 0.2}}
+        handle = call(engine, log, "waits_for_gate", str(gates), **options)
+        wait_until((gates / "pid.1").exists, timeout=90)
+        (gates / "open.2").touch()
+        ray_cluster.cluster.remove_node(doomed)  # its raylet and the worker running attempt 1 die
+        ray_cluster.add_node(num_cpus=1, resources={"spare": 1})
+        assert handle.result(timeout=120) == 2
+        (lost,) = of_type(handle.history(), ev.ActivityFailed)
+    assert lost.failure.type == "WorkerLost" and lost.attempt == 1
 
 
 @pytest.mark.timeout(180)
