@@ -37,7 +37,15 @@ from aion.status import WorkflowStatus
 
 if TYPE_CHECKING:
     from aion import activity, codec, workflow
-    from aion.engine import Engine, IdConflictPolicy, IdReusePolicy, WorkflowDescription, WorkflowHandle
+    from aion.engine import (
+        Engine,
+        IdConflictPolicy,
+        IdReusePolicy,
+        LocalQueue,
+        RayQueue,
+        WorkflowDescription,
+        WorkflowHandle,
+    )
     from aion.store import RunInfo
 
 __version__ = "0.1.0"
@@ -54,6 +62,8 @@ _LAZY = {
     "codec": "aion.codec",
     "IdConflictPolicy": "aion.engine",
     "IdReusePolicy": "aion.engine",
+    "LocalQueue": "aion.engine",
+    "RayQueue": "aion.engine",
 }
 
 
@@ -76,12 +86,14 @@ __all__ = [
     "IdConflictPolicy",
     "IdReusePolicy",
     "InvalidArgumentError",
+    "LocalQueue",
     "NonDeterminismError",
     "NonDeterministicCallError",
     "PayloadCodec",
     "PayloadError",
     "PayloadTooLargeError",
     "QueryError",
+    "RayQueue",
     "RetryPolicy",
     "RunInfo",
     "ScheduleAlreadyExistsError",

@@ -30,11 +30,13 @@ class WorkflowDefinition:
 
 @dataclass(frozen=True)
 class ActivityDefinition:
-    """An activity type: its name, its function, and whether that function is ``async def``."""
+    """An activity type: its name, its function, whether that function is ``async def``, and the task queue its
+    calls go to unless a call names another."""
 
     name: str
     function: Callable[..., Any]
     is_async: bool
+    task_queue: str = "default"
 
 
 def _check_name(name: object, what: str) -> str:
@@ -58,12 +60,15 @@ def define_workflow(function: Callable[..., Any], name: str | None, version: int
     return definition
 
 
-def define_activity(function: Callable[..., Any], name: str | None) -> ActivityDefinition:
+def define_activity(function: Callable[..., Any], name: str | None, task_queue: str = "default") -> ActivityDefinition:
     """Attach an :class:`ActivityDefinition` to ``function`` (sync or ``async def``)."""
     if not callable(function):
         raise RegistrationError(f"@activity.defn needs a function, got {function!r}")
+    if not isinstance(task_queue, str) or not task_queue or len(task_queue) > 200 or "/" in task_queue:
+        raise RegistrationError(f"task_queue must be a non-empty string of at most 200 characters without '/', "
+                                f"got {task_queue!r}")
     definition = ActivityDefinition(
-        _check_name(name or function.__name__, "activity"), function, inspect.iscoroutinefunction(function)
+        _check_name(name or function.__name__, "activity"), function, inspect.iscoroutinefunction(function), task_queue
     )
     setattr(function, _ACTIVITY_ATTR, definition)
     return definition

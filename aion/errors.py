@@ -349,3 +349,9 @@ class UpdateFailedError(FailureError):
     failure is recorded in ``UpdateCompleted``)."""
 
     code = "update_failed"
+
+
+class ExecutorUnavailableError(AionError):
+    """A task queue's executor cannot serve: Ray is not installed, or its cluster cannot be reached."""
+
+    code = "executor_unavailable"

@@ -33,13 +33,26 @@ def _reap_zombies() -> None:
             return
 
 
+#: Processes a session-scoped fixture keeps for the whole session (the Ray cluster of ``tests/ray_executor``):
+#: they and their descendants are not leaks of a test; the fixture kills them at the session's end.
+SESSION_PROCESSES: set[int] = set()
+
+
+def _kept_for_the_session(proc: psutil.Process) -> bool:
+    try:
+        return any(p.pid in SESSION_PROCESSES for p in [proc, *proc.parents()])
+    except psutil.NoSuchProcess:
+        return False
+
+
 def live_descendants() -> list[psutil.Process]:
-    """Descendants of the test process that are alive (zombies are reaped first)."""
+    """Descendants of the test process that are alive (zombies are reaped first), but those kept for the
+    session (``SESSION_PROCESSES``)."""
     _reap_zombies()
     alive = []
     for proc in psutil.Process().children(recursive=True):
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.status() != psutil.STATUS_ZOMBIE and not _kept_for_the_session(proc):
                 alive.append(proc)
         except psutil.NoSuchProcess:
             continue

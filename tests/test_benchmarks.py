@@ -46,6 +46,7 @@ EXPECTED: dict[str, set[str]] = {
     "replay": {"events", "replay_median_ms", "replay_min_ms", "replay_events_per_s", "read_decode_median_ms"},
     "activities": {"cases"},
     "testing_env": {"runs", "environment_start_s", "thirty_day_test_p50_ms", "thirty_day_test_max_ms"},
+    "ray_activities": {"cases", "ray"},
 }
 CRASH_CASE = {
     "history_size",

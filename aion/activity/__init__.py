@@ -27,9 +27,12 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 @overload
 def defn(function: _F, /) -> _F: ...
 @overload
-def defn(*, name: str | None = None) -> Callable[[_F], _F]: ...
-def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Callable[[_F], _F]:
+def defn(*, name: str | None = None, task_queue: str = "default") -> Callable[[_F], _F]: ...
+def defn(
+    function: _F | None = None, /, *, name: str | None = None, task_queue: str = "default"
+) -> _F | Callable[[_F], _F]:
     """Declare a function (sync or ``async def``) an activity type; the name defaults to the function's name.
+    ``task_queue`` is the queue its calls go to unless a call names another (the engine must declare it).
 
     >>> @defn(name="charge-card")
     ... def charge(order: dict) -> dict:
@@ -37,7 +40,7 @@ def defn(function: _F | None = None, /, *, name: str | None = None) -> _F | Call
     """
 
     def decorate(fn: _F) -> _F:
-        define_activity(fn, name)
+        define_activity(fn, name, task_queue)
         return fn
 
     return decorate(function) if function is not None else decorate

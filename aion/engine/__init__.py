@@ -9,8 +9,17 @@ if TYPE_CHECKING:
     from aion.engine._engine import Engine
     from aion.engine._handle import WorkflowDescription, WorkflowHandle
     from aion.engine._options import IdConflictPolicy, IdReusePolicy
+    from aion.engine._task_queues import LocalQueue, RayQueue
 
-__all__ = ["Engine", "IdConflictPolicy", "IdReusePolicy", "WorkflowDescription", "WorkflowHandle"]
+__all__ = [
+    "Engine",
+    "IdConflictPolicy",
+    "IdReusePolicy",
+    "LocalQueue",
+    "RayQueue",
+    "WorkflowDescription",
+    "WorkflowHandle",
+]
 
 # Loaded on first use: the CLI reads the engine's small modules (child ids, the tree) without starting the engine's
 # imports (pykka, LMDB, the supervision library).
@@ -20,6 +29,8 @@ _LAZY = {
     "WorkflowHandle": "aion.engine._handle",
     "IdConflictPolicy": "aion.engine._options",
     "IdReusePolicy": "aion.engine._options",
+    "LocalQueue": "aion.engine._task_queues",
+    "RayQueue": "aion.engine._task_queues",
 }
 
 

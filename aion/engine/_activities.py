@@ -1,17 +1,29 @@
-"""The activity pool's bookkeeping: which worker is idle, which task waits, which worker runs what."""
+"""An activity attempt as it is sent (``ActivityTask``), and the local queues' executor: which worker is idle, which
+worker runs what."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
-from collections.abc import Iterator
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aion._codec import encode_payload
 from aion.engine import _protocol as protocol
+from supervisors import ChannelClosedError
+
+log = logging.getLogger(__name__)
 
 _task_ids = itertools.count(1)
+
+
+class WorkerKiller(Protocol):
+    """Kills an activity worker process (its supervisor replaces it)."""
+
+    def kill_worker(self, worker_id: str) -> None:
+        """SIGKILL the worker ``worker_id``."""
 
 
 @dataclass
@@ -52,14 +64,19 @@ class ActivityTask:
         return f"activity {self.activity_id} ({self.activity_type}) of {self.workflow_id} attempt {self.attempt}"
 
 
-class ActivityPool:
-    """Matches queued tasks with idle workers. Workers come and go as the supervisor restarts them."""
+class LocalPool:
+    """The executor of a local queue: matches attempts with its idle worker processes. Workers come and go as
+    their supervisor restarts them; a worker's exit loses the attempt it ran."""
 
-    def __init__(self) -> None:
+    #: A local worker dies with the engine, so an attempt is handed over as its ``ActivityStarted`` is recorded.
+    record_first = False
+
+    def __init__(self, workers: WorkerKiller) -> None:
+        self._killer = workers
         self._idle: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._channels: dict[str, Any] = {}
         self._busy: dict[str, ActivityTask] = {}
-        self._queue: collections.deque[ActivityTask] = collections.deque()
+        self._worker_of: dict[int, str] = {}
 
     def worker_up(self, worker_id: str, channel: Any) -> None:
         """A worker (re)started and is idle."""
@@ -70,27 +87,42 @@ class ActivityPool:
         """A worker exited; returns the task it was running, if any (that attempt is lost)."""
         self._idle.pop(worker_id, None)
         self._channels.pop(worker_id, None)
-        return self._busy.pop(worker_id, None)
+        task = self._busy.pop(worker_id, None)
+        if task is not None:
+            self._worker_of.pop(task.task_id, None)
+        return task
 
-    def submit(self, task: ActivityTask) -> None:
-        """Queue a task for the next idle worker."""
-        self._queue.append(task)
+    def capacity(self) -> int:
+        """How many workers are idle."""
+        return len(self._idle)
 
-    def assignments(self) -> Iterator[tuple[str, Any, ActivityTask]]:
-        """Pair queued tasks with idle workers: ``(worker_id, channel, task)``, marked busy as yielded."""
-        while self._queue and self._idle:
-            worker_id, channel = self._idle.popitem(last=False)
-            task = self._queue.popleft()
-            self._busy[worker_id] = task
-            yield worker_id, channel, task
+    def start(self, task: ActivityTask) -> str:
+        """Send ``task`` to the next idle worker; returns the worker's id."""
+        worker_id, channel = self._idle.popitem(last=False)
+        self._busy[worker_id] = task
+        self._worker_of[task.task_id] = worker_id
+        # A worker that just died drops the task here; its WorkerDown reports the attempt lost.
+        with contextlib.suppress(ChannelClosedError):
+            channel.send(task.message())
+        return worker_id
 
-    def withdraw(self, task_id: int) -> None:
-        """Remove a queued task that no worker has taken yet."""
-        self._queue = collections.deque(task for task in self._queue if task.task_id != task_id)
+    def cancel(self, task_id: int) -> None:
+        """Tell the worker running ``task_id`` that it is cancelled."""
+        worker_id = self._worker_of.get(task_id)
+        channel = None if worker_id is None else self._channels.get(worker_id)
+        if channel is None:
+            return
+        try:
+            channel.send({"t": protocol.CANCEL, "task": task_id})
+        except ChannelClosedError:
+            log.info("worker died before it could be told to cancel task %s", task_id)
 
-    def channel_of(self, worker_id: str) -> Any:
-        """The channel of a live worker, or ``None``."""
-        return self._channels.get(worker_id)
+    def kill(self, task_id: int) -> None:
+        """Kill the worker running ``task_id``: it stays busy with the abandoned task until its exit is seen; then
+        it is replaced."""
+        worker_id = self._worker_of.get(task_id)
+        if worker_id is not None:
+            self._killer.kill_worker(worker_id)
 
     def task_of(self, worker_id: str) -> ActivityTask | None:
         """The task a worker is running, if any."""
@@ -99,14 +131,12 @@ class ActivityPool:
     def finished(self, worker_id: str) -> ActivityTask | None:
         """The worker finished its task and is idle again; returns that task."""
         task = self._busy.pop(worker_id, None)
+        if task is not None:
+            self._worker_of.pop(task.task_id, None)
         channel = self._channels.get(worker_id)
         if channel is not None:
             self._idle[worker_id] = channel
         return task
-
-    def busy(self) -> bool:
-        """Whether a task is queued or running."""
-        return bool(self._queue or self._busy)
 
     def running(self) -> dict[str, ActivityTask]:
         """The task each busy worker runs."""

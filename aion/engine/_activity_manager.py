@@ -1,7 +1,13 @@
-"""Activity attempts: dispatch, durable retries, timeouts, heartbeats, cancellation and lost workers.
+"""Activity attempts: dispatch through task queues, durable retries, timeouts, heartbeats, cancellation and lost
+workers.
 
-Runs inside the engine core's thread (it is the core's collaborator, not an actor of its own). Every decision is
-recorded before it takes effect: ``ActivityStarted`` when a worker takes an attempt, ``ActivityFailed`` with
+Runs inside the engine core's thread (it is the core's collaborator, not an actor of its own). Each attempt goes
+to its activity's task queue (``ActivityScheduled.options["task_queue"]``, ``"default"`` when absent), whose
+limits and priorities are applied here (``_task_queues.TaskQueue``) and whose executor runs it: a local pool of
+worker processes (``_activities.LocalPool``) or Ray (``_ray_executor.RayExecutor``); every executor reports by
+task id, so what follows is the same for both. Every decision is recorded before it takes effect:
+``ActivityStarted`` when an executor takes an attempt (an executor whose attempts may outlive the engine's
+process, Ray's, is handed the attempt only once that record is durable), ``ActivityFailed`` with
 ``next_attempt_at`` before a backoff (the store derives a durable timer row from it, so a restarted engine
 resumes the retry at the recorded time), and only the final outcome is delivered to the workflow. This module
 builds every activity event the core records but ``ActivityScheduled`` and ``ActivityCancelRequested`` (the
@@ -14,22 +20,22 @@ is derived from ``ActivityScheduled.recorded_at``, so it survives restarts.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aion import events as ev
 from aion._codec import decode_payload
 from aion.clock import Clock
 from aion.engine import _protocol as protocol
-from aion.engine._activities import ActivityPool, ActivityTask
+from aion.engine._activities import ActivityTask, LocalPool
 from aion.engine._interfaces import Core
 from aion.engine._runs import PendingActivity, Run
+from aion.engine._task_queues import TaskQueue
 from aion.engine._timer_keys import ATTEMPT_DEADLINES, TimerKey, TimerKind
 from aion.engine._timers import TimerService
 from aion.observability._observer import Observer
-from supervisors import ChannelClosedError
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +44,17 @@ START_TO_CLOSE_TIMEOUT = "StartToCloseTimeout"
 SCHEDULE_TO_CLOSE_TIMEOUT = "ScheduleToCloseTimeout"
 HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
 WORKER_LOST = "WorkerLost"
-
-
-class WorkerKiller(Protocol):
-    """Kills an activity worker process (its supervisor replaces it)."""
-
-    def kill_worker(self, worker_id: str) -> None:
-        """SIGKILL the worker ``worker_id``."""
+UNKNOWN_TASK_QUEUE = "UnknownTaskQueue"
 
 
 class ActivityManager:
-    """Drives every pending activity of every run through its attempts, on the pool of activity workers."""
+    """Drives every pending activity of every run through its attempts, on its task queue's executor."""
 
     def __init__(
         self,
         core: Core,
         timers: TimerService,
-        workers: WorkerKiller,
+        queues: Mapping[str, TaskQueue],
         clock: Clock,
         *,
         cancel_grace: float,
@@ -63,8 +63,13 @@ class ActivityManager:
         self._core = core
         self._observer = observer if observer is not None else Observer()
         self._timers = timers
-        self._pool = ActivityPool()
-        self._workers = workers
+        self._queues = dict(queues)
+        #: The queue of each local worker (from its ``WorkerUp``).
+        self._worker_queue: dict[str, str] = {}
+        #: The attempts an executor has taken, by task id.
+        self._taken: dict[int, tuple[TaskQueue, ActivityTask]] = {}
+        #: Attempts taken by an executor that records first, whose ``ActivityStarted`` is not durable yet.
+        self._handing: set[int] = set()
         self._clock = clock
         self._cancel_grace = cancel_grace
 
@@ -106,15 +111,14 @@ class ActivityManager:
         if activity is None or activity.cancel_requested:
             return
         activity.cancel_requested = True
-        if activity.task_id is not None and activity.worker_id is not None:
-            channel = self._pool.channel_of(activity.worker_id)
-            if channel is not None:
-                self._send_cancel(channel, activity.task_id)
+        taken = None if activity.task_id is None else self._taken.get(activity.task_id)
+        if activity.task_id is not None and taken is not None:
+            taken[0].executor.cancel(activity.task_id)
             deadline = self._clock.time() + self._cancel_grace
             self._timers.arm(deadline, self._attempt_key(TimerKind.CANCEL_GRACE, run, activity, activity.task_id))
             return
         if activity.task_id is not None:
-            self._pool.withdraw(activity.task_id)
+            self._withdraw(activity)
         self._record_cancelled(run, activity)
 
     def due(self, run: Run | None, key: TimerKey) -> None:
@@ -153,18 +157,58 @@ class ActivityManager:
             self._disarm_schedule_deadline(run, activity)
             self._timers.disarm(self._activity_key(TimerKind.RETRY, run, activity))
 
-    # -- from the workers -----------------------------------------------------------------------------------
+    # -- from the executors --------------------------------------------------------------------------------
 
-    def worker_up(self, worker_id: str, channel: Any) -> None:
-        """A worker (re)started: it takes the next queued attempt."""
-        self._pool.worker_up(worker_id, channel)
+    def worker_up(self, worker_id: str, channel: Any, queue: str) -> None:
+        """A local worker of ``queue`` (re)started: it takes the next queued attempt."""
+        pool = self._local(queue)
+        if pool is None:
+            return
+        self._worker_queue[worker_id] = queue
+        pool.worker_up(worker_id, channel)
         self.pump()
 
     def worker_down(self, worker_id: str, reason: str) -> None:
-        """A worker died: the attempt it ran, if any, failed (retryable)."""
-        task = self._pool.worker_down(worker_id)
+        """A local worker died: the attempt it ran, if any, failed (retryable)."""
+        pool = self._local(self._worker_queue.get(worker_id, ""))
+        task = None if pool is None else pool.worker_down(worker_id)
         if task is not None:
             log.warning("activity worker %s lost (%s) while running %s", worker_id, reason, task)
+            self.attempt_lost(task.task_id, f"the activity worker died: {reason}")
+        self.pump()
+
+    def received(self, worker_id: str, message: dict[str, Any]) -> None:
+        """A frame from a local worker: an attempt's result, or a heartbeat."""
+        pool = self._local(self._worker_queue.get(worker_id, ""))
+        if pool is None:
+            return
+        kind = message.get("t")
+        if kind == protocol.RESULT:
+            task = pool.finished(worker_id)
+            if task is not None and task.task_id == message.get("task"):
+                self.attempt_done(task.task_id, message)
+            self.pump()
+        elif kind == protocol.HEARTBEAT:
+            task = pool.task_of(worker_id)
+            if task is not None and task.task_id == message.get("task"):
+                self.heartbeat(task.task_id, message["details"])
+
+    def attempt_done(self, task_id: int, message: dict[str, Any]) -> None:
+        """An executor's attempt ended with its ``result`` frame."""
+        taken = self._taken.pop(task_id, None)
+        if taken is not None:
+            taken[0].ended(task_id)
+            if "heartbeat" in message:
+                self._heartbeat(taken[1], decode_payload(message["heartbeat"]))
+            self._result(taken[1], message)
+        self.pump()
+
+    def attempt_lost(self, task_id: int, reason: str) -> None:
+        """An executor lost an attempt (its worker, Ray worker or node died): it failed, retryably."""
+        taken = self._taken.pop(task_id, None)
+        if taken is not None:
+            taken[0].ended(task_id)
+            task = taken[1]
             run = self._core.run_of(task.workflow_id)
             activity = self._current(run, task)
             if run is not None and activity is not None:
@@ -172,63 +216,85 @@ class ActivityManager:
                 if activity.cancel_requested:
                     self._record_cancelled(run, activity)
                 else:
-                    failure = ev.Failure(WORKER_LOST, f"the activity worker died: {reason}")
-                    self._attempt_failed(run, activity, failure)
+                    self._attempt_failed(run, activity, ev.Failure(WORKER_LOST, reason))
         self.pump()
 
-    def received(self, worker_id: str, message: dict[str, Any]) -> None:
-        """A frame from a worker: an attempt's result, or a heartbeat."""
-        kind = message.get("t")
-        if kind == protocol.RESULT:
-            task = self._pool.finished(worker_id)
-            if task is not None and task.task_id == message.get("task"):
-                self._result(task, message)
-            self.pump()
-        elif kind == protocol.HEARTBEAT:
-            task = self._pool.task_of(worker_id)
-            if task is not None and task.task_id == message.get("task"):
-                self._heartbeat(task, decode_payload(message["details"]))
+    def heartbeat(self, task_id: int, details: bytes | None) -> None:
+        """An executor's running attempt heartbeated with ``details`` (encoded), or (``None``) started running:
+        the heartbeat timeout of an executor that records first counts from then."""
+        taken = self._taken.get(task_id)
+        if taken is None:
+            return
+        if details is not None:
+            self._heartbeat(taken[1], decode_payload(details))
+            return
+        run = self._core.run_of(taken[1].workflow_id)
+        activity = self._current(run, taken[1])
+        if run is not None and activity is not None:
+            activity.last_heartbeat = self._clock.time()
+            self._arm_heartbeat(run, activity, task_id, activity.last_heartbeat)
 
     def busy(self) -> bool:
         """Whether an attempt is queued or running."""
-        return self._pool.busy()
+        return any(queue.busy() for queue in self._queues.values())
 
     def pump(self) -> None:
-        """Hand queued attempts to idle workers, recording ``ActivityStarted`` for each."""
-        tracing = self._observer.tracing is not None
-        for worker_id, worker_channel, task in self._pool.assignments():
-            if tracing:
-                self._traced(task)
-            # A worker that just died drops the task here; its WorkerDown reports the attempt lost.
-            with contextlib.suppress(ChannelClosedError):
-                worker_channel.send(task.message())
-            self._assigned(self._core.run_of(task.workflow_id), worker_id, task)
+        """Hand each queue's backlog to its executor as far as its limits allow, recording ``ActivityStarted``."""
+        now = self._clock.time()
+        for queue in self._queues.values():
+            for task in queue.ready(now):
+                self._take(queue, task)
+            at = queue.throttled_until(now)
+            if at is not None:
+                self._timers.arm(at, TimerKey(TimerKind.RATE_LIMIT, queue.name))
+
+    def queue_names(self) -> list[str]:
+        """The task queues this engine serves."""
+        return list(self._queues)
 
     # -- internals ------------------------------------------------------------------------------------------
 
-    def _traced(self, task: ActivityTask) -> None:
-        """Open the attempt's span and send its context with the task."""
+    def _local(self, queue: str) -> LocalPool | None:
+        task_queue = self._queues.get(queue)
+        executor = None if task_queue is None else task_queue.executor
+        return executor if isinstance(executor, LocalPool) else None
+
+    def _take(self, queue: TaskQueue, task: ActivityTask) -> None:
+        """``queue`` lets ``task`` through: record ``ActivityStarted``, arm the attempt's deadlines, and hand it to
+        the executor (once durable, for an executor that records first)."""
         run = self._core.run_of(task.workflow_id)
-        if self._current(run, task) is not None and run is not None:
+        activity = self._current(run, task)
+        if run is None or activity is None:
+            queue.ended(task.task_id)
+            return
+        if self._observer.tracing is not None:
             task.trace = self._observer.attempt_dispatched(
                 run, task.activity_id, task.activity_type, task.attempt, self._clock.time()
             )
-
-    def _assigned(self, run: Run | None, worker_id: str, task: ActivityTask) -> None:
-        """A worker took ``task``: record ``ActivityStarted`` and arm the attempt's deadlines."""
-        activity = self._current(run, task)
-        if run is None or activity is None:
-            return
-        activity.worker_id = worker_id
+        executor = queue.executor
+        self._taken[task.task_id] = (queue, task)
         now = self._clock.time()
         activity.last_heartbeat = now
         started = ev.ActivityStarted(workflow_id=run.workflow_id, activity_id=task.activity_id, attempt=task.attempt)
-        self._core.append(run, [started])
+        if executor.record_first:
+            activity.worker_id = f"{queue.name}:pending"
+            self._handing.add(task.task_id)
+
+            def hand_over(_: list[ev.Event]) -> None:
+                if task.task_id in self._handing:
+                    self._handing.discard(task.task_id)
+                    activity.worker_id = executor.start(task)
+
+            self._core.append(run, [started], then=hand_over)
+        else:
+            activity.worker_id = executor.start(task)
+            self._core.append(run, [started])
         start_to_close = activity.options.start_to_close_timeout
         if start_to_close is not None:
             key = self._attempt_key(TimerKind.START_TO_CLOSE, run, activity, task.task_id)
             self._timers.arm(now + start_to_close, key)
-        self._arm_heartbeat(run, activity, task.task_id, now)
+        if not executor.record_first:  # else from the attempt's notice that it runs (it may wait for a worker)
+            self._arm_heartbeat(run, activity, task.task_id, now)
 
     def _result(self, task: ActivityTask, message: dict[str, Any]) -> None:
         """A worker finished ``task`` (success or failure)."""
@@ -267,7 +333,7 @@ class ActivityManager:
         """The run was paused: withdraw its attempts queued and not started (they are dispatched on resume)."""
         for activity in run.state.activities.values():
             if activity.task_id is not None and activity.worker_id is None:
-                self._pool.withdraw(activity.task_id)
+                self._withdraw(activity)
                 activity.task_id = None
 
     def release_held(self, run: Run) -> None:
@@ -290,9 +356,25 @@ class ActivityManager:
             attempt=activity.attempt,
             heartbeat_details=activity.heartbeat_details,
         )
+        queue = self._queues.get(activity.options.task_queue)
+        if queue is None:
+            known = ", ".join(sorted(self._queues))
+            failure = ev.Failure(
+                UNKNOWN_TASK_QUEUE,
+                f"task queue {activity.options.task_queue!r} is not declared by this engine (declared: {known})",
+                non_retryable=True,
+            )
+            self._record_final_failure(run, activity, failure, retryable=False)
+            return
         activity.task_id = task.task_id
         activity.worker_id = None
-        self._pool.submit(task)
+        queue.submit(task, activity.options.priority)
+
+    def _withdraw(self, activity: PendingActivity) -> None:
+        """Drop the activity's attempt from its queue's backlog (no executor has taken it)."""
+        queue = self._queues.get(activity.options.task_queue)
+        if queue is not None and activity.task_id is not None:
+            queue.withdraw(activity.task_id)
 
     @staticmethod
     def _current(run: Run | None, task: ActivityTask) -> PendingActivity | None:
@@ -311,16 +393,22 @@ class ActivityManager:
         activity.worker_id = None
 
     def _kill_attempt(self, run: Run, activity: PendingActivity) -> None:
-        """Stop the attempt now: withdraw it from the queue, or kill the worker running it."""
-        if activity.task_id is None:
+        """Stop the attempt now: withdraw it from its queue, or have its executor kill it. It still counts against
+        the queue's ``max_concurrent`` until the executor reports it ended."""
+        task_id = activity.task_id
+        if task_id is None:
             return
-        worker_id = activity.worker_id
-        if worker_id is None:
-            self._pool.withdraw(activity.task_id)
+        taken = self._taken.get(task_id)
+        if taken is None:
+            self._withdraw(activity)
         self._end_attempt(run, activity)
-        if worker_id is not None:
-            # The worker stays busy with the abandoned task until its exit is seen; then it is replaced.
-            self._workers.kill_worker(worker_id)
+        if task_id in self._handing:  # never handed over: nothing runs, its slot is free now
+            self._handing.discard(task_id)
+            del self._taken[task_id]
+            if taken is not None:
+                taken[0].ended(task_id)
+        elif taken is not None:
+            taken[0].executor.kill(task_id)
 
     def _attempt_failed(self, run: Run, activity: PendingActivity, failure: ev.Failure) -> None:
         policy = activity.options.retry_policy
@@ -391,10 +479,3 @@ class ActivityManager:
     @staticmethod
     def _attempt_key(kind: TimerKind, run: Run, activity: PendingActivity, task_id: int) -> TimerKey:
         return TimerKey(kind, run.workflow_id, run.run_id, activity.activity_id, task_id)
-
-    @staticmethod
-    def _send_cancel(channel: Any, task_id: int) -> None:
-        try:
-            channel.send({"t": protocol.CANCEL, "task": task_id})
-        except ChannelClosedError:
-            log.info("worker died before it could be told to cancel task %s", task_id)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pykka
@@ -27,6 +27,7 @@ import pykka
 from aion import events as ev
 from aion.clock import SYSTEM_CLOCK, Clock
 from aion.engine import _messages as msg
+from aion.engine._activities import LocalPool
 from aion.engine._activity_manager import ActivityManager
 from aion.engine._appends import AppendPipeline, AppendToken
 from aion.engine._closures import Closures
@@ -41,6 +42,7 @@ from aion.engine._relations import Relations
 from aion.engine._reset import Resets
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._runs import Run
+from aion.engine._task_queues import Executor, LocalQueue, QueueConfig, TaskQueue
 from aion.engine._timer_keys import TimerKind
 from aion.engine._timers import TimerService
 from aion.engine._updates import Updates
@@ -82,6 +84,8 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         clock: Clock = SYSTEM_CLOCK,
         observer: Observer | None = None,
         on_code_mismatch: CodeMismatch = "block",
+        task_queues: Mapping[str, QueueConfig] | None = None,
+        executors: Mapping[str, Executor] | None = None,
     ) -> None:
         super().__init__()
         self._runs: dict[str, Run] = {}
@@ -92,8 +96,14 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         tell = self.actor_ref.tell
         self._timers = TimerService(self._timer_due, clock)
         self._appends = AppendPipeline(recorder, closures, tell, observer)
+        queues = {
+            name: TaskQueue(
+                name, config, LocalPool(processes) if isinstance(config, LocalQueue) else (executors or {})[name], 0.0
+            )
+            for name, config in (task_queues or {"default": LocalQueue(1)}).items()
+        }
         self._activities = ActivityManager(
-            self, self._timers, processes, clock, cancel_grace=cancel_grace, observer=observer
+            self, self._timers, queues, clock, cancel_grace=cancel_grace, observer=observer
         )
         self._recorder = recorder
         self._links = ProcessLinks(
@@ -186,6 +196,8 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             msg.ResumeWorkflow: self._on_resume_workflow,
             msg.ResetWorkflow: self._on_reset_workflow,
             msg.GetWaits: self._on_get_waits,
+            msg.RayAttemptDone: self._on_ray_attempt_done,
+            msg.RayHeartbeats: self._on_ray_heartbeats,
         }
 
     # -- lifecycle of the actor -----------------------------------------------------------------------------
@@ -402,7 +414,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._links.gave_up(notice.child_id, notice.reason)
 
     def _on_worker_up(self, notice: msg.WorkerUp) -> None:
-        self._activities.worker_up(notice.worker_id, notice.channel)
+        self._activities.worker_up(notice.worker_id, notice.channel, notice.queue)
 
     def _on_worker_message(self, notice: msg.WorkerMessage) -> None:
         self._activities.received(notice.worker_id, notice.message)
@@ -417,6 +429,9 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         if key.kind is TimerKind.RESIDENCY:
             self._links.residency.recheck()
             return
+        if key.kind is TimerKind.RATE_LIMIT:
+            self._activities.pump()
+            return
         run = self._runs.get(key.workflow_id)
         if run is None or run.run_id != key.run_id or run.state.closing:
             return
@@ -428,6 +443,16 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             self._activities.due(run, key)
         else:
             self._lifecycle.deadline_due(run, key)
+
+    def _on_ray_attempt_done(self, notice: msg.RayAttemptDone) -> None:
+        if notice.reply is not None:
+            self._activities.attempt_done(notice.task_id, notice.reply)
+        else:
+            self._activities.attempt_lost(notice.task_id, f"the Ray task was lost: {notice.lost}")
+
+    def _on_ray_heartbeats(self, notice: msg.RayHeartbeats) -> None:
+        for task_id, details in notice.beats:
+            self._activities.heartbeat(task_id, details)
 
     def _on_recover_more(self, _: msg.RecoverMore) -> None:
         self._recovery.recover_more()

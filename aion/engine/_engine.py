@@ -37,9 +37,11 @@ from aion.engine._messages import (
     UnblockWorkflows,
 )
 from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
+from aion.engine._ray_executor import ray_executors, teller
 from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
+from aion.engine._task_queues import LocalQueue, RayQueue, check_queues
 from aion.engine._tree import run_node
 from aion.errors import (
     AionError,
@@ -88,6 +90,10 @@ class Engine:
     ``"fail"``: it fails, see docs/versioning.md),
     ``payload_codec`` (an ``aion.PayloadCodec``: compression, encryption) encodes every stored event; see
     ``aion.codec``.
+
+    ``task_queues`` declares where activities run, by queue name: ``LocalQueue(workers=N)`` (a supervised pool of
+    worker processes; ``"default"`` is one of ``activity_workers`` unless declared) or ``RayQueue(...)`` (Ray
+    tasks, ``aion[ray]``), each with ``max_concurrent`` and ``rate_limit``. See docs/scaling.md.
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class Engine:
         search_attributes: Mapping[str, str] | None = None,
         on_code_mismatch: CodeMismatch = "block",
         payload_codec: PayloadCodec | None = None,
+        task_queues: Mapping[str, LocalQueue | RayQueue] | None = None,
     ) -> None:
         self.data_dir = data_dir_path(data_dir)
         for name, given in (("workflows", workflows), ("activities", activities)):
@@ -131,6 +138,9 @@ class Engine:
         self._warm_pool = count(warm_pool, "warm_pool", minimum=0, maximum=1024)
         if not all(callable(getattr(clock, name, None)) for name in ("time", "now", "monotonic", "wait_until")):
             raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
+        self._task_queues = check_queues(task_queues, self._activity_workers)
+        self.registry.task_queues = frozenset(self._task_queues)
+        self._ray_executors: dict[str, Any] = {}
         self._cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
         self._lock = threading.Lock()
         self._running = False
@@ -169,10 +179,16 @@ class Engine:
                     activity_workers=self._activity_workers,
                     max_restarts=self._max_restarts,
                     max_seconds=self._max_seconds,
+                    local_queues={
+                        name: queue.workers or 1
+                        for name, queue in self._task_queues.items()
+                        if isinstance(queue, LocalQueue)
+                    },
                 )
             except SupervisionError as error:  # the zygote could not be started
                 raise EngineStartError(f"the engine could not start its zygote: {error}") from error
             try:
+                self._ray_executors = ray_executors(self._task_queues, self.registry)
                 self._store = open_store(self.data_dir, clock=self._clock, payload_codec=self._payload_codec)
                 self._store.set_search_attribute_schema(self.search_attributes.to_dict())
                 self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
@@ -188,7 +204,11 @@ class Engine:
                     clock=self._clock,
                     observer=self._telemetry.observer,
                     on_code_mismatch=self._on_code_mismatch,
+                    task_queues=self._task_queues,
+                    executors=self._ray_executors,
                 )
+                for executor in self._ray_executors.values():
+                    executor.open(teller(self._core))
                 self._supervision.start(self._core)
                 self._running = True
                 recovered = self.request(Recover())
@@ -224,7 +244,8 @@ class Engine:
         supervision = self._supervision
         steps = [self._stop_core, self._stop_recorder, self._close_store]
         if supervision is not None:
-            steps = [supervision.stop_tree, self._stop_core, self._stop_recorder, supervision.stop_zygote]
+            steps = [supervision.stop_tree, self._stop_executors, self._stop_core, self._stop_recorder]
+            steps.append(supervision.stop_zygote)
             steps.append(self._close_store)
         self._supervision = None
         steps.insert(0, self._stop_schedules)
@@ -251,6 +272,11 @@ class Engine:
         service, self._schedules = self._schedules, None
         if service is not None:
             service.stop()
+
+    def _stop_executors(self) -> None:
+        executors, self._ray_executors = self._ray_executors, {}
+        for executor in sorted(executors.values(), key=lambda e: e.owns_ray):  # whoever started Ray stops it last
+            executor.close()
 
     def _stop_core(self) -> None:
         core, self._core = self._core, None

@@ -232,6 +232,8 @@ class WorkerUp:
 
     worker_id: str
     channel: Any
+    #: The local task queue the worker serves.
+    queue: str = "default"
 
 
 @dataclass(frozen=True)
@@ -268,3 +270,24 @@ class AppendsCommitted:
 @dataclass(frozen=True)
 class RecoverMore:
     """Resume the next batch of the running workflows recovery has not reached yet."""
+
+
+@dataclass(frozen=True)
+class RayAttemptDone:
+    """A Ray queue's attempt ended (told from a Ray thread): its ``result`` frame, or why it was lost (its Ray
+    worker or node died, or the engine killed it)."""
+
+    queue: str
+    task_id: int
+    reply: dict[str, Any] | None
+    lost: str | None
+
+
+@dataclass(frozen=True)
+class RayHeartbeats:
+    """Heartbeats of a Ray queue's attempts, drained from its hub: ``(task_id, encoded details)`` each, with
+    ``None`` for the notice an attempt sends when it starts running."""
+
+    queue: str
+    beats: list[tuple[int, bytes | None]]
+

@@ -16,12 +16,16 @@ from aion.retry import RetryPolicy
 
 @dataclass(frozen=True, slots=True)
 class ActivityOptions:
-    """The timeouts (seconds) and retry policy of one activity call."""
+    """The timeouts (seconds), retry policy, task queue and priority of one activity call."""
 
     start_to_close_timeout: float | None = None
     schedule_to_close_timeout: float | None = None
     heartbeat_timeout: float | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Recorded only when not ``"default"`` (histories written before task queues have no such key).
+    task_queue: str = "default"
+    #: Higher is taken first within the queue; recorded only when not 0.
+    priority: int = 0
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> ActivityOptions:
@@ -31,6 +35,8 @@ class ActivityOptions:
             schedule_to_close_timeout=options.get("schedule_to_close_timeout"),
             heartbeat_timeout=options.get("heartbeat_timeout"),
             retry_policy=RetryPolicy.from_dict(options.get("retry_policy")),
+            task_queue=options.get("task_queue") or "default",
+            priority=int(options.get("priority") or 0),
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aion._definitions import ActivityDefinition, WorkflowDefinition, activity_definition, workflow_definition
 from aion.errors import (
+    InvalidArgumentError,
     RegistrationError,
     UnknownActivityTypeError,
     UnknownWorkflowTypeError,
@@ -27,6 +28,8 @@ class Registry:
     workflows: dict[str, WorkflowDefinition] = field(default_factory=dict)
     activities: dict[str, ActivityDefinition] = field(default_factory=dict)
     versions: dict[str, dict[int, WorkflowDefinition]] = field(default_factory=dict)
+    #: The task queues the engine declares (``Engine(task_queues=...)``).
+    task_queues: frozenset[str] = frozenset({"default"})
 
     @classmethod
     def build(cls, workflows: Iterable[Callable[..., Any]], activities: Iterable[Callable[..., Any]]) -> Registry:
@@ -77,6 +80,13 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self.activities)) or "none"
             raise UnknownActivityTypeError(f"unknown activity type {name!r} (registered: {known})") from None
+
+    def task_queue(self, name: str) -> str:
+        """``name`` if the engine declares that task queue; ``InvalidArgumentError`` naming the declared ones."""
+        if name not in self.task_queues:
+            known = ", ".join(sorted(self.task_queues))
+            raise InvalidArgumentError(f"task queue {name!r} is not declared by the engine (declared: {known})")
+        return name
 
     def modules(self) -> list[str]:
         """The modules that define the registered functions (preloaded in the zygote)."""

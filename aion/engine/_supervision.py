@@ -8,7 +8,7 @@ round (:data:`HUB_ROUND`), so the core is woken once per round rather than once 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pykka
@@ -67,18 +67,20 @@ class Supervision:
         activity_workers: int,
         max_restarts: int,
         max_seconds: float,
+        local_queues: Mapping[str, int] | None = None,
     ) -> None:
         # The zygote is forked first: before any engine thread exists (fork safety), and before the store is open,
         # so no child process inherits the writer lock or LMDB's file descriptors.
         self.zygote = sv.Zygote.start(
             preload=registry.modules(), warm_pool=warm_pool, warm_up=f"{warm_up.__module__}:warm_up"
         )
-        self._activity_workers = activity_workers
+        #: Each local task queue's worker count (``"default"``: ``activity_workers``).
+        self._local_queues = dict(local_queues) if local_queues is not None else {"default": activity_workers}
+        self._activity_supervisors: dict[str, sv.Supervisor] = {}
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
         self._root: sv.Supervisor | None = None
         self._type_supervisors: dict[str, sv.Supervisor] = {}
-        self._activity_supervisor: sv.Supervisor | None = None
         self._workflow_tellers: tuple[Callable[..., None], ...] = ()
         self._core: CoreRef | None = None
         #: The tree is being stopped: a process that cannot start now is no failure of its run.
@@ -97,7 +99,9 @@ class Supervision:
             sv.SupervisorSpec(id="aion", strategy=sv.Strategy.ONE_FOR_ONE, max_restarts=10, max_seconds=5.0),
             zygote=self.zygote,
         )
-        self._activity_supervisor = self._root.start_child(self._activity_supervisor_spec(core))
+        for queue, workers in self._local_queues.items():
+            supervisor = self._root.start_child(self._activity_supervisor_spec(core, queue, workers))
+            self._activity_supervisors[queue] = supervisor
 
     def tree(self) -> dict[str, Any] | None:
         """A snapshot of the live tree, or None before it started."""
@@ -140,7 +144,8 @@ class Supervision:
 
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
-        supervisor = self._activity_supervisor
+        queue = worker_id.partition("/")[0] if "/" in worker_id else "default"
+        supervisor = self._activity_supervisors.get(queue)
         if supervisor is not None:
             with contextlib.suppress(sv.SupervisorError, pykka.ActorDeadError):
                 supervisor.kill_child(worker_id)
@@ -187,22 +192,25 @@ class Supervision:
             meta={"workflow_id": workflow_id, "role": role.value, **meta},
         )
 
-    def _activity_supervisor_spec(self, core: CoreRef) -> sv.SupervisorSpec:
+    def _activity_supervisor_spec(self, core: CoreRef, queue: str, count: int) -> sv.SupervisorSpec:
+        """The pool of a local task queue: ``activities`` with ``worker-N`` for ``"default"``, else
+        ``activities:<queue>`` with ``<queue>/worker-N``."""
+        prefix = "" if queue == "default" else f"{queue}/"
         workers: Sequence[sv.ProcessSpec] = [
             sv.ProcessSpec(
-                id=f"worker-{index}",
+                id=f"{prefix}worker-{index}",
                 target=run_activity_worker,
                 restart=sv.Restart.PERMANENT,
                 shutdown_timeout=1.0,
-                on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel)),
+                on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel, queue)),
                 on_message=_teller(core, WorkerMessage),
                 on_exit=_teller(core, lambda cid, reason: WorkerDown(cid, str(reason))),
-                meta={"role": "activity_worker"},
+                meta={"role": "activity_worker", "task_queue": queue},
             )
-            for index in range(1, self._activity_workers + 1)
+            for index in range(1, count + 1)
         ]
         return sv.SupervisorSpec(
-            id="activities",
+            id="activities" if queue == "default" else f"activities:{queue}",
             strategy=sv.Strategy.ONE_FOR_ONE,
             max_restarts=100,
             max_seconds=10.0,

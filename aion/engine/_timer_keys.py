@@ -23,6 +23,8 @@ class TimerKind(StrEnum):
     CANCEL_GRACE = "cancel_grace"
     #: Residency looks again for runs to evict (no workflow).
     RESIDENCY = "residency"
+    #: A task queue's rate limit lets its next attempt through (``workflow_id`` holds the queue's name).
+    RATE_LIMIT = "rate_limit"
 
 
 #: The kinds that close the run when they come due, with the ``WorkflowTimedOut.kind`` they record.

@@ -53,6 +53,7 @@ def _serve(channel: Channel) -> None:
         definition = registry.workflow_version(started.workflow_type, version_of_run(started.workflow_version))
         runtime = WorkflowRuntime(definition.function, started)
         runtime.check_activity = registry.activity
+        runtime.check_task_queue = registry.task_queue
         runtime.check_workflow = registry.workflow
         commands = runtime.replay(history)
     except Exception as error:  # the run cannot be replayed here: the engine blocks it (or fails it)

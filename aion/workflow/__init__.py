@@ -129,6 +129,8 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[_R]: ...
 @overload
 def start_activity(
@@ -138,6 +140,8 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[_R]: ...
 @overload
 def start_activity(
@@ -147,6 +151,8 @@ def start_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[Any]: ...
 def start_activity(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     activity: str | Callable[..., Any],
@@ -155,6 +161,8 @@ def start_activity(  # type: ignore[misc]  # mypy: an implementation never match
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[Any]:
     """Schedule an activity (a decorated function or its type name) and return its :class:`ActivityHandle`.
 
@@ -162,6 +170,9 @@ def start_activity(  # type: ignore[misc]  # mypy: an implementation never match
     backoffs included) is required. ``heartbeat_timeout`` fails an attempt that stops heartbeating.
     ``retry_policy`` defaults to :class:`aion.RetryPolicy` (unlimited attempts, 1 s doubling up to 100 s).
     An argument that cannot be serialised raises :class:`aion.PayloadError` here.
+    ``task_queue`` overrides the activity's own (``@activity.defn(task_queue=...)``); a queue the engine does not
+    declare raises :class:`aion.InvalidArgumentError` here. ``priority``: higher is dispatched first within the
+    queue (an int, default 0).
     """
     runtime = current_runtime()
     name = activity_type_name(activity)
@@ -179,6 +190,14 @@ def start_activity(  # type: ignore[misc]  # mypy: an implementation never match
         if not isinstance(retry_policy, RetryPolicy):
             raise InvalidArgumentError(f"retry_policy must be an aion.RetryPolicy, got {retry_policy!r}")
         options["retry_policy"] = retry_policy.to_dict()
+    if task_queue is not None:
+        if not isinstance(task_queue, str) or not task_queue:
+            raise InvalidArgumentError(f"task_queue must be a non-empty string, got {task_queue!r}")
+        options["task_queue"] = task_queue
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
+    if priority:
+        options["priority"] = priority
     arguments = list(args)
     check_payload(arguments, path=f"{name}.args")
     recorded = {key: value for key, value in options.items() if value is not None}
@@ -194,6 +213,8 @@ def execute_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[_R]: ...
 @overload
 def execute_activity(
@@ -203,6 +224,8 @@ def execute_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[_R]: ...
 @overload
 def execute_activity(
@@ -212,6 +235,8 @@ def execute_activity(
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[Any]: ...
 def execute_activity(  # type: ignore[misc]  # mypy: an implementation never matches *Ts overloads
     activity: str | Callable[..., Any],
@@ -220,6 +245,8 @@ def execute_activity(  # type: ignore[misc]  # mypy: an implementation never mat
     schedule_to_close_timeout: Duration | None = None,
     heartbeat_timeout: Duration | None = None,
     retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    priority: int = 0,
 ) -> ActivityHandle[Any]:
     """Run an activity and await its result: :func:`start_activity` under the name that reads well in
     ``result = await workflow.execute_activity(charge, order, start_to_close_timeout=30)``.
@@ -234,6 +261,8 @@ def execute_activity(  # type: ignore[misc]  # mypy: an implementation never mat
         schedule_to_close_timeout=schedule_to_close_timeout,
         heartbeat_timeout=heartbeat_timeout,
         retry_policy=retry_policy,
+        task_queue=task_queue,
+        priority=priority,
     )
 
 

@@ -39,6 +39,10 @@ class CommandLedger:
             if key is not None:
                 self._anchors[key] = event
 
+    def recorded(self, key: Key) -> bool:
+        """Whether history holds the anchor of the command ``key`` (it was issued before this replay)."""
+        return key in self._anchors
+
     def check_all_matched(self) -> None:
         """After the replay: diverge at the first anchor no command matched (the code no longer does it)."""
         unmatched = [event for key, event in self._anchors.items() if key not in self._matched]

@@ -140,6 +140,8 @@ class WorkflowRuntime:
         self.closed = False
         #: Set by the host: raises ``UnknownActivityTypeError`` for an activity type the engine does not know.
         self.check_activity: Callable[[str], object] | None = None
+        #: Refuses a task queue the engine does not declare (``InvalidArgumentError``); set by the host.
+        self.check_task_queue: Callable[[str], object] | None = None
         #: Set by the host: raises ``UnknownWorkflowTypeError`` for a child type the engine does not know.
         self.check_workflow: Callable[[str], object] | None = None
 
@@ -219,9 +221,19 @@ class WorkflowRuntime:
         self, activity_type: str, args: list[Any], options: dict[str, Any]
     ) -> tuple[int, asyncio.Future[Any]]:
         """Issue ``ScheduleActivity``; returns the activity ordinal and the future its outcome resolves."""
+        queue = options.get("task_queue")
         if self.check_activity is not None:
-            self.check_activity(activity_type)
+            definition = self.check_activity(activity_type)
+            queue = queue if queue is not None else getattr(definition, "task_queue", "default")
         activity_id = self._next("activity")
+        if queue is not None and queue != "default":
+            # A call history holds was accepted when it was made; the engine fails its activity if it has since
+            # stopped declaring the queue, and the code does not diverge.
+            if self.check_task_queue is not None and not self._commands.recorded(("activity", activity_id)):
+                self.check_task_queue(queue)
+            options = {**options, "task_queue": queue}
+        else:
+            options = {key: value for key, value in options.items() if key != "task_queue"}
         future = self._pending(self._activities, activity_id, lambda: self.cancel_activity(activity_id))
         self._commands.issue(ScheduleActivity(activity_id, activity_type, args, options))
         return activity_id, future
