@@ -277,3 +277,17 @@ class RecorderStoppedError(EngineNotRunningError):
     """The recorder (the single history writer) has stopped; nothing more can be appended through it."""
 
     code = "recorder_stopped"
+
+
+class StoreFullError(StoreError):
+    """The store cannot grow: its file system is full, or it reached the engine's ``map_size``. Nothing of the
+    failed write was recorded; free space (or raise ``map_size``) and the engine goes on."""
+
+    code = "store_full"
+
+
+class EngineStoppedError(EngineNotRunningError):
+    """The engine stopped by itself after a fault it could not recover from (its zygote could not be restarted
+    within the root supervisor's restart intensity); the message gives the reason."""
+
+    code = "engine_stopped"

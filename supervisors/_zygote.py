@@ -59,6 +59,7 @@ class Zygote:
         *,
         warm_up: str | None = None,
         ready_timeout: float = 60.0,
+        close_fds: Iterable[int] = (),
     ) -> Zygote:
         """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
 
@@ -66,9 +67,13 @@ class Zygote:
         before it waits for a child: run there the code your children run first, so that the copy-on-write page
         faults it causes happen before a hand-off rather than after. Its errors are ignored.
 
+        ``close_fds``: descriptors of the owner that the zygote closes as soon as it is forked, so that no process
+        child holds them (a lock the owner holds, for example).
+
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
         preload = list(preload)
+        owner_fds = list(close_fds)
         owner_pid = os.getpid()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for s in (mine, theirs):
@@ -83,6 +88,9 @@ class Zygote:
             try:
                 mine.close()
                 _fds.close_all_in_child()
+                for fd in owner_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 zygote_main(theirs, preload, warm_pool, owner_pid, warm_up)
             except BaseException:
                 traceback.print_exc()

@@ -32,7 +32,7 @@ from aion.engine._tree import run_node
 from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
-from aion.store import EventStore, RunInfo, open_store
+from aion.store import EventStore, RunInfo, WriterLock, open_store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class Engine:
     ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
     ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child,
     a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see
-    docs/architecture.md, "Residency").
+    docs/architecture.md, "Residency"), ``map_size`` (the most bytes the store may grow to: past it a write
+    fails with ``StoreFullError``; default: only the disk bounds it).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class Engine:
         activity_cancel_grace: float = 5.0,
         max_resident: int = DEFAULT_MAX_RESIDENT,
         clock: Clock = SYSTEM_CLOCK,
+        map_size: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.registry = Registry.build(workflows, activities)
@@ -93,6 +95,10 @@ class Engine:
         self._core: pykka.ActorRef[EngineCore] | None = None
         self.closures = Closures()
         self._control: ControlServer | None = None  # the CLI's control socket, served while running
+        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20):
+            raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
+        self._map_size = map_size
+        self._writer_lock: WriterLock | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -113,15 +119,25 @@ class Engine:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _registry.install(self.registry)
             prepare_event_types()  # inherited by every workflow process, not built on its live path
-            self._supervision = Supervision(
-                self.registry,
-                warm_pool=self._warm_pool,
-                activity_workers=self._activity_workers,
-                max_restarts=self._max_restarts,
-                max_seconds=self._max_seconds,
-            )
+            # The writer lock first: a second engine is refused before it forks anything.
+            self._writer_lock = WriterLock.acquire(self.data_dir)
             try:
-                self._store = open_store(self.data_dir, clock=self._clock)
+                self._supervision = Supervision(
+                    self.registry,
+                    warm_pool=self._warm_pool,
+                    activity_workers=self._activity_workers,
+                    max_restarts=self._max_restarts,
+                    max_seconds=self._max_seconds,
+                    close_fds=(self._writer_lock.fd,),
+                )
+            except BaseException:
+                self._writer_lock.release()
+                self._writer_lock = None
+                raise
+            try:
+                self._store = open_store(
+                    self.data_dir, clock=self._clock, writer_lock=self._writer_lock, max_map_size=self._map_size
+                )
                 self._recorder = start_recorder(self._store)
                 self.closures.reset()
                 self._core = EngineCore.start(
@@ -179,7 +195,10 @@ class Engine:
     def _close_store(self) -> None:
         store, self._store = self._store, None
         if store is not None:
-            store.close()
+            store.close()  # releases the writer lock
+        elif self._writer_lock is not None:
+            self._writer_lock.release()
+        self._writer_lock = None
 
     # -- the Python API -------------------------------------------------------------------------------------
 

@@ -67,11 +67,15 @@ class Supervision:
         activity_workers: int,
         max_restarts: int,
         max_seconds: float,
+        close_fds: Sequence[int] = (),
     ) -> None:
         # The zygote is forked first: before any engine thread exists (fork safety), and before the store is open,
-        # so no child process inherits the writer lock or LMDB's file descriptors.
+        # so no child process inherits LMDB's file descriptors; it closes the writer lock's (``close_fds``).
         self.zygote = sv.Zygote.start(
-            preload=registry.modules(), warm_pool=warm_pool, warm_up=f"{warm_up.__module__}:warm_up"
+            preload=registry.modules(),
+            warm_pool=warm_pool,
+            warm_up=f"{warm_up.__module__}:warm_up",
+            close_fds=close_fds,
         )
         self._activity_workers = activity_workers
         self._max_restarts = max_restarts

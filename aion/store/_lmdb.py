@@ -29,6 +29,7 @@ from aion.store._lmdb_format import MAGIC, SCHEMA_VERSION
 from aion.store._lmdb_read import LmdbReads
 from aion.store._lmdb_write import write_batch
 from aion.store._types import AppendRequest, RunInfo
+from aion.store._writer_lock import WriterLock
 
 __all__ = ["DEFAULT_MAP_SIZE", "LOCK_FILE", "MAGIC", "SCHEMA_VERSION", "LmdbEventStore"]
 
@@ -49,6 +50,8 @@ class LmdbEventStore(LmdbReads):
         map_size: int = DEFAULT_MAP_SIZE,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         clock: Clock = SYSTEM_CLOCK,
+        writer_lock: WriterLock | None = None,
+        max_map_size: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
@@ -59,7 +62,14 @@ class LmdbEventStore(LmdbReads):
         # (their head_seq not current) and heads, kept apart so that the usual append changes an int, not a record.
         self._run_cache: dict[str, RunInfo] = {}
         self._head_cache: dict[str, int] = {}
-        self.environment = LmdbEnvironment(self.path, readonly=readonly, map_size=map_size, clock=clock)
+        self.environment = LmdbEnvironment(
+            self.path,
+            readonly=readonly,
+            map_size=map_size,
+            clock=clock,
+            writer_lock=writer_lock,
+            max_map_size=max_map_size,
+        )
 
     def __repr__(self) -> str:
         mode = "readonly" if self.readonly else "writer"
@@ -115,7 +125,7 @@ class LmdbEventStore(LmdbReads):
                     continue
                 except lmdb.Error as error:
                     abort(txn)
-                    raise store_error(error, "the write transaction failed; nothing was written") from error
+                    raise store_error(error, "the write transaction failed; nothing was written", self.path) from error
                 except BaseException:
                     abort(txn)
                     raise
