@@ -36,6 +36,9 @@ from aion.store import EventStore, RunInfo, WriterLock, open_store
 
 log = logging.getLogger(__name__)
 
+#: The file in the data directory naming the zygote's session (leftovers of a SIGKILLed engine are found by it).
+SESSION_FILE = "zygote.session"
+
 
 class Engine:
     """A durable workflow engine on one data directory. Use it as a context manager::
@@ -129,6 +132,7 @@ class Engine:
                     max_restarts=self._max_restarts,
                     max_seconds=self._max_seconds,
                     close_fds=(self._writer_lock.fd,),
+                    session_file=self.data_dir / SESSION_FILE,
                 )
             except BaseException:
                 self._writer_lock.release()

@@ -8,7 +8,10 @@ round (:data:`HUB_ROUND`), so the core is woken once per round rather than once 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -28,8 +31,23 @@ from aion.engine._messages import (
 from aion.engine._registry import Registry
 from aion.engine._workflow_host import run_workflow_host, warm_up
 
+log = logging.getLogger(__name__)
+
 #: The core's mailbox, as the callbacks see it.
 CoreRef = pykka.ActorRef[Any]
+
+
+def kill_leftovers(session_file: Path) -> int:
+    """Kill what a previous incarnation left running (its zygote's session, see `supervisors.kill_session`),
+    as recorded in ``session_file``; how many processes were killed."""
+    try:
+        pid, started = (int(field) for field in session_file.read_text().split())
+    except (OSError, ValueError):
+        return 0
+    killed = sv.kill_session(pid, started)
+    if killed:
+        log.warning("killed %d process(es) left running by a previous engine (zygote %d)", killed, pid)
+    return killed
 
 
 def _tell_each(items: list[tuple[CoreRef, Any]]) -> None:
@@ -68,7 +86,11 @@ class Supervision:
         max_restarts: int,
         max_seconds: float,
         close_fds: Sequence[int] = (),
+        session_file: Path | None = None,
     ) -> None:
+        self._session_file = session_file
+        if session_file is not None:
+            kill_leftovers(session_file)
         # The zygote is forked first: before any engine thread exists (fork safety), and before the store is open,
         # so no child process inherits LMDB's file descriptors; it closes the writer lock's (``close_fds``).
         self.zygote = sv.Zygote.start(
@@ -77,6 +99,8 @@ class Supervision:
             warm_up=f"{warm_up.__module__}:warm_up",
             close_fds=close_fds,
         )
+        self._close_fds = tuple(close_fds)
+        self._record_session()
         self._activity_workers = activity_workers
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
@@ -115,6 +139,19 @@ class Supervision:
     def stop_zygote(self) -> None:
         """Stop the zygote (and the idle hosts it keeps)."""
         self.zygote.stop()
+        if self._session_file is not None:
+            with contextlib.suppress(OSError):
+                self._session_file.unlink()
+
+    def _record_session(self) -> None:
+        """Write down the zygote's session, for `kill_leftovers` after a SIGKILL of engine and zygote."""
+        if self._session_file is None:
+            return
+        started = sv.start_time(self.zygote.pid)
+        with contextlib.suppress(OSError):
+            tmp = self._session_file.with_suffix(".tmp")
+            tmp.write_text(f"{self.zygote.pid} {started}\n")
+            os.replace(tmp, self._session_file)
 
     # -- Processes ------------------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from aion.errors import StoreError, StoreFormatError, StoreLockedError
 DATA_FILE: Final = "data.mdb"
 #: A side file holding the writer's pid, for people (the lock is not on it).
 LOCK_FILE: Final = "writer.lock"
+#: Files that may be in a directory where a new store is made (left by an engine that never wrote a store).
+_SIDE_FILES: Final = frozenset({LOCK_FILE, "control.sock", "lock.mdb", "zygote.session"})
 
 
 def lock_holder(path: Path) -> int | None:
@@ -70,7 +72,7 @@ class WriterLock:
             if not path.is_dir():
                 raise StoreError(f"the data directory {str(path)!r} is not a directory")
             new = not data.exists()
-            if new and any(p.name not in (LOCK_FILE, "control.sock", "lock.mdb") for p in path.iterdir()):
+            if new and any(p.name not in _SIDE_FILES for p in path.iterdir()):
                 raise StoreFormatError(
                     f"{str(path)!r} has no {DATA_FILE} but is not empty: a new store is created only in an "
                     "empty or new directory"
