@@ -44,6 +44,10 @@ from ._spares import SpareBook
 
 logger = logging.getLogger("supervisors")
 
+_ZYGOTE_EXITED = "the zygote exited"
+#: How long a spawn asked of a dead zygote waits for its replacement (the restart forks and imports preloads).
+_SUCCESSION_WAIT = 120.0
+
 
 @dataclass(eq=False)
 class _Pending:
@@ -86,6 +90,11 @@ class Hub(SpareBook, LinkBook):
         self.zygote_status: int | None = None
         self.nursery_pid = 0
         """The zygote's nursery (the process that forks its pool hosts), once it exists."""
+        self.on_gone: Callable[[int | None], None] | None = None
+        """Called with the zygote's wait status when it exited, before its children's exits are reported."""
+        self.successor: Hub | None = None
+        """The hub of the zygote started in place of this one's (set by ``on_gone``): spawns go there."""
+        self._succession = threading.Event()  # set once on_gone has returned
         self._thread = threading.Thread(target=self._run, name="supervisors-hub", daemon=True)
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -156,7 +165,21 @@ class Hub(SpareBook, LinkBook):
         except (TypeError, ValueError, msgpack.PackException) as exc:
             raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
         if not self._zygote_alive:
-            raise SpawnError("the zygote is not running")
+            successor = self._successor()
+            if successor is None:
+                raise SpawnError("the zygote is not running")
+            return successor.spawn(
+                ref,
+                args,
+                on_start=on_start,
+                on_message=on_message,
+                on_exit=on_exit,
+                trap_exit=trap_exit,
+                timeout=timeout,
+                arm=arm,
+                recycle=recycle,
+                owner=owner,
+            )
         # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
         pending = _Pending(on_start, on_message, on_exit, trap_exit, owner)
         req = next(self._reqs)
@@ -174,9 +197,27 @@ class Hub(SpareBook, LinkBook):
             if gave_up:  # its process, if the zygote starts it after all, is killed (see _spawned)
                 raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
             pending.done.wait()  # the answer came as we gave up: the hub thread is finishing the spawn
+        if pending.error == _ZYGOTE_EXITED and self._successor() is not None:  # asked of a zygote that died
+            return self.spawn(
+                ref,
+                args,
+                on_start=on_start,
+                on_message=on_message,
+                on_exit=on_exit,
+                trap_exit=trap_exit,
+                timeout=timeout,
+                arm=arm,
+                recycle=recycle,
+                owner=owner,
+            )
         if pending.error is not None or pending.proc is None:
             raise SpawnError(pending.error or f"the zygote did not start {ref}")
         return pending.proc
+
+    def _successor(self) -> Hub | None:
+        """Once this hub's zygote is gone: the hub of its replacement (waiting for the restart), or None."""
+        self._succession.wait(_SUCCESSION_WAIT)
+        return self.successor
 
     def signal(self, pid: int, signum: int, *, disarm: bool = False) -> None:
         """Signal the live process child ``pid`` (nothing if there is none)."""
@@ -426,14 +467,20 @@ class Hub(SpareBook, LinkBook):
             pendings = list(self._pending.values())
             self._pending.clear()
         self._run_calls()
-        for pending in pendings:
-            pending.error = "the zygote exited"
-            pending.done.set()
         try:
             _, status = os.waitpid(self._zygote_pid, 0)
             self.zygote_status = status
         except ChildProcessError:
             pass
+        if self.on_gone is not None:
+            try:
+                self.on_gone(self.zygote_status)
+            except Exception:
+                logger.exception("on_gone of the zygote failed")
+        self._succession.set()
+        for pending in pendings:  # their callers ask the successor, if there is one
+            pending.error = _ZYGOTE_EXITED
+            pending.done.set()
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:

@@ -29,12 +29,15 @@ from aion.engine._registry import Registry
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._supervision import Supervision
 from aion.engine._tree import run_node
-from aion.errors import EngineNotRunningError, InvalidArgumentError, WorkflowNotFoundError
+from aion.errors import EngineNotRunningError, EngineStoppedError, InvalidArgumentError, WorkflowNotFoundError
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo, WriterLock, open_store
 
 log = logging.getLogger(__name__)
+
+#: How often a caller waiting for the core's reply looks whether the engine stopped after a fault (seconds).
+_FAULT_POLL = 0.25
 
 #: The file in the data directory naming the zygote's session (leftovers of a SIGKILLed engine are found by it).
 SESSION_FILE = "zygote.session"
@@ -102,6 +105,7 @@ class Engine:
             raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
         self._map_size = map_size
         self._writer_lock: WriterLock | None = None
+        self._stopped_reason: str | None = None  # why the engine stopped by itself (see _stop_after_fault)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -119,6 +123,7 @@ class Engine:
         with self._lock:
             if self._running:
                 return
+            self._stopped_reason = None
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _registry.install(self.registry)
             prepare_event_types()  # inherited by every workflow process, not built on its live path
@@ -133,6 +138,7 @@ class Engine:
                     max_seconds=self._max_seconds,
                     close_fds=(self._writer_lock.fd,),
                     session_file=self.data_dir / SESSION_FILE,
+                    on_give_up=self._stop_after_fault,
                 )
             except BaseException:
                 self._writer_lock.release()
@@ -185,6 +191,29 @@ class Engine:
                 step()
             except Exception:
                 log.exception("error while stopping the engine")
+
+    def _stop_after_fault(self, reason: str) -> None:
+        """The engine cannot go on (its zygote could not be restarted): stop it loudly, from another thread
+        (this is called from the supervisors' hub thread, which the stop waits on)."""
+        self._stopped_reason = f"the engine stopped: {reason}"
+        log.error("%s; every call now raises EngineStoppedError", self._stopped_reason)
+        self.closures.wake_all()
+
+        def stop() -> None:
+            with self._lock:
+                if self._running:
+                    self._shutdown()
+
+        threading.Thread(target=stop, name="aion-stop-after-fault", daemon=True).start()
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """Why the engine stopped by itself after a fault it could not recover from, or None."""
+        return self._stopped_reason
+
+    def _check_not_stopped(self) -> None:
+        if self._stopped_reason is not None:
+            raise EngineStoppedError(self._stopped_reason)
 
     def _stop_core(self) -> None:
         core, self._core = self._core, None
@@ -322,7 +351,13 @@ class Engine:
 
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids)."""
-        tree = None if self._supervision is None else self._supervision.tree()
+        self._check_not_stopped()
+        supervision = self._supervision
+        try:
+            tree = None if supervision is None else supervision.tree()
+        except pykka.ActorDeadError:
+            self._check_not_stopped()
+            raise EngineNotRunningError("the engine is not running") from None
         if tree is None:
             raise EngineNotRunningError("the engine is not running")
         return tree
@@ -342,6 +377,7 @@ class Engine:
     @property
     def store(self) -> EventStore:
         """The event store (read it freely; only the recorder writes)."""
+        self._check_not_stopped()
         if self._store is None:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
         return self._store
@@ -350,8 +386,28 @@ class Engine:
         """Tell the engine core ``message`` (one of ``aion.engine._messages``' requests) and wait for its
         reply, at most ``timeout`` seconds (``pykka.Timeout``). Internal: what handles and the engine's methods
         use."""
+        self._check_not_stopped()
         core = self._core
         if core is None or not self._running:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
-        core.tell(message)
-        return message.reply.get(timeout=timeout)
+        try:
+            core.tell(message)
+        except pykka.ActorDeadError:
+            self._check_not_stopped()
+            raise EngineNotRunningError("the engine is not running") from None
+        return self._reply_of(message, timeout)
+
+    def _reply_of(self, message: Request, timeout: float | None) -> Any:
+        """Wait for ``message``'s reply, waking now and then to see whether the engine stopped after a fault (it
+        would never be answered)."""
+        left = timeout  # a real-time wait, counted in the slices waited (a timed-out get waited its whole slice)
+        while True:
+            wait = _FAULT_POLL if left is None else max(min(left, _FAULT_POLL), 0.0)
+            try:
+                return message.reply.get(timeout=wait)
+            except pykka.Timeout:
+                self._check_not_stopped()
+                if left is not None:
+                    left -= wait
+                    if left <= 0:
+                        raise

@@ -33,6 +33,10 @@ from aion.engine._workflow_host import run_workflow_host, warm_up
 
 log = logging.getLogger(__name__)
 
+#: The root supervisor's restart intensity, which the zygote's restarts are held to as well.
+ROOT_MAX_RESTARTS = 10
+ROOT_MAX_SECONDS = 5.0
+
 #: The core's mailbox, as the callbacks see it.
 CoreRef = pykka.ActorRef[Any]
 
@@ -87,6 +91,7 @@ class Supervision:
         max_seconds: float,
         close_fds: Sequence[int] = (),
         session_file: Path | None = None,
+        on_give_up: Callable[[str], None] | None = None,
     ) -> None:
         self._session_file = session_file
         if session_file is not None:
@@ -98,8 +103,12 @@ class Supervision:
             warm_pool=warm_pool,
             warm_up=f"{warm_up.__module__}:warm_up",
             close_fds=close_fds,
+            # The zygote is a child of the root like any other: restarted within the root's intensity.
+            max_restarts=ROOT_MAX_RESTARTS,
+            max_seconds=ROOT_MAX_SECONDS,
+            on_restart=lambda _old, _new: self._record_session(),
+            on_give_up=on_give_up,
         )
-        self._close_fds = tuple(close_fds)
         self._record_session()
         self._activity_workers = activity_workers
         self._max_restarts = max_restarts
@@ -120,7 +129,12 @@ class Supervision:
             _teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
         )
         self._root = sv.Supervisor.start(
-            sv.SupervisorSpec(id="aion", strategy=sv.Strategy.ONE_FOR_ONE, max_restarts=10, max_seconds=5.0),
+            sv.SupervisorSpec(
+                id="aion",
+                strategy=sv.Strategy.ONE_FOR_ONE,
+                max_restarts=ROOT_MAX_RESTARTS,
+                max_seconds=ROOT_MAX_SECONDS,
+            ),
             zygote=self.zygote,
         )
         self._activity_supervisor = self._root.start_child(self._activity_supervisor_spec(core))
