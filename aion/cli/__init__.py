@@ -6,16 +6,17 @@ and ``result`` of a closed run also work from the store files, read-only, when n
 ``error[<code>]: <message>`` and exit 1; usage errors exit 2. See ``docs/cli.md``.
 
 The package: ``_base`` (the group, shared options and helpers), ``_engine`` (serve, tree, demo), ``_runs``
-(list, describe, history) and ``_steer`` (start, signal, query, cancel, terminate, result).
+(list, describe, history), ``_steer`` (start, signal, query, cancel, terminate, result) and ``_store`` (check,
+backup).
 """
 
-from aion.cli import _engine, _runs, _steer
+from aion.cli import _engine, _runs, _steer, _store
 from aion.cli._base import DATA_DIR_ENV, DEFAULT_DATA_DIR, cli
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "cli", "main"]
 
 # The command modules register their commands on ``cli`` when imported.
-_COMMAND_MODULES = (_engine, _runs, _steer)
+_COMMAND_MODULES = (_engine, _runs, _steer, _store)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from aion.store._lmdb_format import MAGIC, SCHEMA_VERSION
 from aion.store._lmdb_read import LmdbReads
 from aion.store._lmdb_write import write_batch
 from aion.store._types import AppendRequest, RunInfo
+from aion.store._verify import Report, verify
 from aion.store._writer_lock import WriterLock
 
 __all__ = ["DEFAULT_MAP_SIZE", "LOCK_FILE", "MAGIC", "SCHEMA_VERSION", "LmdbEventStore"]
@@ -136,6 +137,27 @@ class LmdbEventStore(LmdbReads):
                 self._run_cache.update(runs)
                 self._head_cache.update(heads)
                 return results
+
+    # --- maintenance ---------------------------------------------------------------------------------------
+
+    def verify(self) -> Report:
+        """Check the store's invariants (``aion check``): see ``aion.store._verify``."""
+        return verify(self.environment)
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the store, consistent and compacted, into ``dest`` (a new or empty directory); its path.
+
+        Safe while an engine writes the store. Restore by putting the copy's ``data.mdb`` in an empty data
+        directory (see docs/operations.md)."""
+        target = Path(dest)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            if any(target.iterdir()):
+                raise StoreError(f"the backup directory {str(target)!r} is not empty")
+        except OSError as error:
+            raise StoreError(f"cannot make the backup directory {str(target)!r}: {error}") from error
+        self.environment.copy_to(target)
+        return target
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 

@@ -323,6 +323,16 @@ class LmdbEnvironment:
             except lmdb.Error as error:
                 raise store_error(error, f"cannot grow the store's map to {size} bytes", self.path) from error
 
+    def copy_to(self, dest: Path) -> None:
+        """A consistent, compacted copy of the store into the empty directory ``dest`` (LMDB's copy runs in one
+        read transaction: a running writer goes on meanwhile)."""
+        self.check_open()
+        with self.gate.shared():
+            try:
+                self.env.copy(str(dest), compact=True)
+            except lmdb.Error as error:
+                raise store_error(error, f"cannot copy the store to {str(dest)!r}", dest) from error
+
     def close(self) -> None:
         """Close the environment and release the writer lock (once; the caller holds the write lock)."""
         with self.gate.exclusive():
