@@ -41,12 +41,9 @@ from ._links import LinkBook, LinkTable, Watchers
 from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
 from ._reasons import ExitReason
 from ._spares import SpareBook
+from ._succession import ZYGOTE_EXITED, Succession
 
 logger = logging.getLogger("supervisors")
-
-_ZYGOTE_EXITED = "the zygote exited"
-#: How long a spawn asked of a dead zygote waits for its replacement (the restart forks and imports preloads).
-_SUCCESSION_WAIT = 120.0
 
 
 @dataclass(eq=False)
@@ -61,10 +58,11 @@ class _Pending:
     error: str | None = None
 
 
-class Hub(SpareBook, LinkBook):
+class Hub(SpareBook, LinkBook, Succession):
     """Owns the owner process's end of the zygote's control socket and every live process child."""
 
     def __init__(self, ctl: socket.socket, zygote_pid: int) -> None:
+        Succession.__init__(self)
         self._ctl = ctl
         self._zygote_pid = zygote_pid
         self._ctl_lock = threading.Lock()
@@ -90,11 +88,6 @@ class Hub(SpareBook, LinkBook):
         self.zygote_status: int | None = None
         self.nursery_pid = 0
         """The zygote's nursery (the process that forks its pool hosts), once it exists."""
-        self.on_gone: Callable[[int | None], None] | None = None
-        """Called with the zygote's wait status when it exited, before its children's exits are reported."""
-        self.successor: Hub | None = None
-        """The hub of the zygote started in place of this one's (set by ``on_gone``): spawns go there."""
-        self._succession = threading.Event()  # set once on_gone has returned
         self._thread = threading.Thread(target=self._run, name="supervisors-hub", daemon=True)
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -164,24 +157,24 @@ class Hub(SpareBook, LinkBook):
             pack(packed_args)
         except (TypeError, ValueError, msgpack.PackException) as exc:
             raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
-        if not self._zygote_alive:
-            successor = self._successor()
-            if successor is None:
-                raise SpawnError("the zygote is not running")
-            return successor.spawn(
-                ref,
-                args,
-                on_start=on_start,
-                on_message=on_message,
-                on_exit=on_exit,
-                trap_exit=trap_exit,
-                timeout=timeout,
-                arm=arm,
-                recycle=recycle,
-                owner=owner,
-            )
-        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
         pending = _Pending(on_start, on_message, on_exit, trap_exit, owner)
+        hub = self
+        while True:  # a spawn asked of a zygote that died goes to the one started in its place
+            proc = hub._spawn_once(pending, ref, packed_args, timeout=timeout, arm=arm, recycle=recycle)
+            if proc is not None:
+                return proc
+            successor: Hub | None = hub.next_hub()
+            if successor is None:
+                raise SpawnError(pending.error or "the zygote is not running")
+            hub, pending = successor, _Pending(on_start, on_message, on_exit, trap_exit, owner)
+
+    def _spawn_once(
+        self, pending: _Pending, ref: str, packed_args: list[Any], *, timeout: float, arm: bool, recycle: bool
+    ) -> Proc | None:
+        """`spawn` on this hub's zygote; None if that zygote is gone (``pending.error`` says so)."""
+        if not self._zygote_alive:
+            return None
+        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
         req = next(self._reqs)
         with self._lock:
             self._pending[req] = pending
@@ -190,6 +183,8 @@ class Hub(SpareBook, LinkBook):
         except SpawnError:
             with self._lock:
                 self._pending.pop(req, None)
+            if not self._zygote_alive:
+                return None
             raise
         if not pending.done.wait(timeout):
             with self._lock:
@@ -197,27 +192,11 @@ class Hub(SpareBook, LinkBook):
             if gave_up:  # its process, if the zygote starts it after all, is killed (see _spawned)
                 raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
             pending.done.wait()  # the answer came as we gave up: the hub thread is finishing the spawn
-        if pending.error == _ZYGOTE_EXITED and self._successor() is not None:  # asked of a zygote that died
-            return self.spawn(
-                ref,
-                args,
-                on_start=on_start,
-                on_message=on_message,
-                on_exit=on_exit,
-                trap_exit=trap_exit,
-                timeout=timeout,
-                arm=arm,
-                recycle=recycle,
-                owner=owner,
-            )
+        if pending.error == ZYGOTE_EXITED:
+            return None
         if pending.error is not None or pending.proc is None:
             raise SpawnError(pending.error or f"the zygote did not start {ref}")
         return pending.proc
-
-    def _successor(self) -> Hub | None:
-        """Once this hub's zygote is gone: the hub of its replacement (waiting for the restart), or None."""
-        self._succession.wait(_SUCCESSION_WAIT)
-        return self.successor
 
     def signal(self, pid: int, signum: int, *, disarm: bool = False) -> None:
         """Signal the live process child ``pid`` (nothing if there is none)."""
@@ -472,14 +451,9 @@ class Hub(SpareBook, LinkBook):
             self.zygote_status = status
         except ChildProcessError:
             pass
-        if self.on_gone is not None:
-            try:
-                self.on_gone(self.zygote_status)
-            except Exception:
-                logger.exception("on_gone of the zygote failed")
-        self._succession.set()
+        self.announce_gone(self.zygote_status)
         for pending in pendings:  # their callers ask the successor, if there is one
-            pending.error = _ZYGOTE_EXITED
+            pending.error = ZYGOTE_EXITED
             pending.done.set()
         with self._lock:
             procs = list(self._procs.values())

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -107,6 +108,7 @@ class Zygote:
         """The number of idle hosts the zygote keeps ready."""
         self._hub = Hub(ctl, pid)
         self._stopped = False
+        self._swap = threading.Lock()  # a restart's swap of pid and hub against stop()
         self._spec = _ZygoteSpec(list(preload), warm_pool, None, 60.0, [])
         self._intensity = Intensity(0, 5.0)
         self._on_restart: Callable[[int, int], None] | None = None
@@ -185,12 +187,16 @@ class Zygote:
         except ZygoteError as exc:
             self._give_up(f"the zygote (pid {old_pid}) {how} {detail}, and a new one could not start: {exc}")
             return
-        logger.warning("the zygote (pid %d) %s %s; restarted as pid %d", old_pid, how, detail, pid)
-        old_hub = self._hub
-        self.pid = pid
-        self._hub = Hub(ctl, pid)
-        self._start_hub()
-        old_hub.successor = self._hub
+        with self._swap:
+            if self._stopped:  # stopped meanwhile: the new zygote is not wanted
+                Zygote.abort(pid, ctl)
+                return
+            logger.warning("the zygote (pid %d) %s %s; restarted as pid %d", old_pid, how, detail, pid)
+            old_hub = self._hub
+            self.pid = pid
+            self._hub = Hub(ctl, pid)
+            self._start_hub()
+            old_hub.successor = self._hub
         self.restarts += 1
         if self._on_restart is not None:
             try:
@@ -317,16 +323,18 @@ class Zygote:
 
         Stop your supervisors first for an ordered shutdown.
         """
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._swap:  # a restart under way either finishes first or sees the stop and undoes itself
+            if self._stopped:
+                return
+            self._stopped = True
+            hub, pid = self._hub, self.pid
         with contextlib.suppress(SpawnError):
-            self._hub.send_ctl(["stop"])
-        if not self._hub.join(timeout):
+            hub.send_ctl(["stop"])
+        if not hub.join(timeout):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + timeout
-            while not self._hub.join(0.1) and time.monotonic() < deadline:
+            while not hub.join(0.1) and time.monotonic() < deadline:
                 pass
 
     def __enter__(self) -> Zygote:

@@ -82,3 +82,24 @@ def test_hot_backup_while_an_engine_runs_then_restore(tmp_path: Path, log: str) 
 @pytest.fixture
 def log(tmp_path: Path) -> str:
     return str(tmp_path / "executions.log")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("damage", ["zero", "truncate", "overwrite"])
+def test_the_cli_refuses_a_damaged_data_file_with_store_format(tmp_path: Path, damage: str) -> None:
+    data = tmp_path / "d"
+    _store(data)
+    path = data / "data.mdb"
+    if damage == "zero":
+        path.write_bytes(b"")
+    elif damage == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+    else:
+        with open(path, "r+b") as f:
+            f.write(b"\xff" * 8192)
+    for command in ("list", "check"):
+        result = run_aion(command, "--data-dir", data)
+        assert result.code == 1, result  # not a SIGBUS (-7), not a traceback
+        assert result.err.startswith("error[store_format]"), result.err
+        assert "Traceback" not in result.err
