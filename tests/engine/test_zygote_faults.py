@@ -90,6 +90,14 @@ def test_a_zygote_that_keeps_dying_stops_the_engine_loudly(tmp_path: Path, log: 
         assert len(results) == 1 and isinstance(results[0], EngineStoppedError)
     finally:
         engine.stop()
+    # Nothing accepted was lost: a new engine takes the run up where it was.
+    with aion.Engine(data, workflows=flows.ALL_WORKFLOWS, activities=flows.ALL_ACTIVITIES) as again:
+        assert [r.workflow_id for r in again.list_workflows(status="running")] == ["gated"]
+        for name in ("a", "b", "c"):
+            (gates / f"{name}.open").touch()
+        gated = again.get_workflow("gated")
+        gated.signal("go", "me")
+        assert gated.result(timeout=60) == ["a", "me", "b", "c"]
 
 
 def _catch(into: list[BaseException], call: object) -> None:
