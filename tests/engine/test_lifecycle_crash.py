@@ -166,10 +166,8 @@ def test_sigkill_during_cancellation_clean_up_then_it_finishes(tmp_path: Path) -
         # The clean-up activity runs, and its start is recorded (a worker may start before ActivityStarted is
         # durable: killed in between, the attempt would run again as attempt 1 and wait on open.1 for ever).
         wait_until(
-            lambda: (
-                (gates / "pid.1").exists()
-                and any(isinstance(e, ev.ActivityStarted) and e.activity_id == 2 for e in recorded(data, "cleanup"))
-            )
+            lambda: (gates / "pid.1").exists()
+            and any(isinstance(e, ev.ActivityStarted) and e.activity_id == 2 for e in recorded(data, "cleanup"))
         )
         kill()
     (gates / "open.2").touch()

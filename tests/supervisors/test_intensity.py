@@ -96,7 +96,9 @@ def test_per_child_intensity_gives_up_without_escalating(
         )
     )
     steady_pid = children_by_id(sup)["steady"].pid
-    sup.start_child(rec.spec("run-1", always_crash, restart=sv.Restart.TRANSIENT, max_restarts=2, max_seconds=60))
+    sup.start_child(
+        rec.spec("run-1", always_crash, restart=sv.Restart.TRANSIENT, max_restarts=2, max_seconds=60)
+    )
     wait_until(lambda: rec.give_ups)
     (gave_up,) = rec.give_ups
     assert gave_up[0] == "run-1"
