@@ -180,12 +180,11 @@ class Hub(SpareBook, LinkBook, Succession):
             self._pending[req] = pending
         try:
             self.send_ctl(["spawn", req, ref, packed_args, arm, recycle])
-        except SpawnError:
+        except SpawnError as exc:  # its socket broke: the zygote is gone (the hub thread sees it in a moment)
             with self._lock:
                 self._pending.pop(req, None)
-            if not self._zygote_alive:
-                return None
-            raise
+            pending.error = str(exc)
+            return None
         if not pending.done.wait(timeout):
             with self._lock:
                 gave_up = self._pending.pop(req, None) is not None

@@ -8,10 +8,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._reasons import ZYGOTE_EXITED as _REASON_ZYGOTE_EXITED
+
 logger = logging.getLogger("supervisors")
 
 #: The error of a spawn whose zygote died before it answered.
-ZYGOTE_EXITED: Final = "the zygote exited"
+ZYGOTE_EXITED: Final = _REASON_ZYGOTE_EXITED
 #: How long a spawn asked of a dead zygote waits for its replacement (the restart forks and imports preloads).
 SUCCESSION_WAIT: Final = 120.0
 

@@ -398,8 +398,8 @@ class Engine:
         return self._reply_of(message, timeout)
 
     def _reply_of(self, message: Request, timeout: float | None) -> Any:
-        """Wait for ``message``'s reply, waking now and then to see whether the engine stopped after a fault (it
-        would never be answered)."""
+        """Wait for ``message``'s reply, waking now and then to see whether the engine stopped (after a fault, or
+        by `stop` from another thread): it would never be answered."""
         left = timeout  # a real-time wait, counted in the slices waited (a timed-out get waited its whole slice)
         while True:
             wait = _FAULT_POLL if left is None else max(min(left, _FAULT_POLL), 0.0)
@@ -407,6 +407,8 @@ class Engine:
                 return message.reply.get(timeout=wait)
             except pykka.Timeout:
                 self._check_not_stopped()
+                if not self._running:  # stopped meanwhile: no reply will come
+                    raise EngineNotRunningError("the engine stopped before it answered") from None
                 if left is not None:
                     left -= wait
                     if left <= 0:

@@ -126,7 +126,7 @@ class Supervision:
             _teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),
             _teller(core, ProcessMessage),
             _teller(core, lambda cid, reason: ProcessDown(cid, str(reason))),
-            _teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
+            self._unless_down(_teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason)))),
         )
         self._root = sv.Supervisor.start(
             sv.SupervisorSpec(
@@ -195,9 +195,19 @@ class Supervision:
 
     # -- internals ------------------------------------------------------------------------------------------
 
+    def _unless_down(self, tell: Callable[..., None]) -> Callable[..., None]:
+        """``tell``, except once the zygote is down for good: a process that cannot start then is no fault of its
+        run's, which must not fail for it (the engine is stopping; the next one resumes the run)."""
+
+        def guarded(*args: Any) -> None:
+            if self.zygote.gave_up is None:
+                tell(*args)
+
+        return guarded
+
     def _start_failed(self, child_id: str, error: BaseException) -> None:
         """A workflow process could not be started: its run fails (or its query is answered with the error)."""
-        if self._core is not None:
+        if self._core is not None and self.zygote.gave_up is None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._core.tell(ProcessGaveUp(child_id, f"the process could not be started: {error}"))
 

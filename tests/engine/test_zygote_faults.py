@@ -92,7 +92,8 @@ def test_a_zygote_that_keeps_dying_stops_the_engine_loudly(tmp_path: Path, log: 
         engine.stop()
     # Nothing accepted was lost: a new engine takes the run up where it was.
     with aion.Engine(data, workflows=flows.ALL_WORKFLOWS, activities=flows.ALL_ACTIVITIES) as again:
-        assert [r.workflow_id for r in again.list_workflows(status="running")] == ["gated"]
+        running = [r.workflow_id for r in again.list_workflows(status="running")]
+        assert running == ["gated"], again.get_workflow("gated").history()
         for name in ("a", "b", "c"):
             (gates / f"{name}.open").touch()
         gated = again.get_workflow("gated")
