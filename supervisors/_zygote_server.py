@@ -310,8 +310,6 @@ class ZygoteServer(HostPool):
                 return
             if pid in self.children:
                 del self.children[pid]
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)  # what it started dies with it (it led its process group)
                 entry = self.forget_recycler(pid)
                 if entry is not None:
                     entry[0].close()
@@ -320,6 +318,8 @@ class ZygoteServer(HostPool):
                     self.send(["exit", pid, status])
                 else:
                     self.respawn(pid, status, payload)
+                with contextlib.suppress(OSError):  # after the report: not on the path from a crash to a restart
+                    os.killpg(pid, signal.SIGKILL)  # what it started dies with it (it led its process group)
             elif pid == self.nursery_pid:
                 self.nursery_pid = 0
                 self.stop_nursery()
