@@ -355,3 +355,17 @@ class ExecutorUnavailableError(AionError):
     """A task queue's executor cannot serve: Ray is not installed, or its cluster cannot be reached."""
 
     code = "executor_unavailable"
+
+
+class StoreFullError(StoreError):
+    """The store cannot grow: its file system is full, or it reached the engine's ``map_size``. Nothing of the
+    failed write was recorded; free space (or raise ``map_size``) and the engine goes on."""
+
+    code = "store_full"
+
+
+class EngineStoppedError(EngineNotRunningError):
+    """The engine stopped by itself after a fault it could not recover from (its zygote could not be restarted
+    within the root supervisor's restart intensity); the message gives the reason."""
+
+    code = "engine_stopped"

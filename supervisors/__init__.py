@@ -38,6 +38,7 @@ from ._errors import (
     ZygoteError,
 )
 from ._inbox import SimpleInbox
+from ._leftovers import kill_session, start_time
 from ._reasons import Down, ExitReason, ExitSignal
 from ._specs import ActorSpec, ChildSpec, ProcessSpec, Restart, Strategy, SupervisorSpec
 from ._supervisor import Supervisor
@@ -67,4 +68,6 @@ __all__ = [
     "TargetError",
     "Zygote",
     "ZygoteError",
+    "kill_session",
+    "start_time",
 ]

@@ -141,13 +141,16 @@ def decide_exit(
     """Decide what to do when ``failed`` exited for ``reason`` at ``now``.
 
     ``children`` are the supervisor's children in start order (only read for one_for_all and rest_for_one).
-    In order: the restart type (`restarts_after`); then the child's own intensity, exceeded means `GIVE_UP`
+    In order: the restart type (`restarts_after`); a process lost with its zygote is restarted alone, counted
+    nowhere; then the child's own intensity, exceeded means `GIVE_UP`
     (not counted toward the supervisor's); then the supervisor's, exceeded means `ESCALATE`; else `RESTART`
     the strategy's group (`restart_group`): its running siblings are stopped, temporary ones removed.
     """
     if not restarts_after(failed.restart, reason):
         remove = (failed,) if failed.restart == Restart.TEMPORARY or failed.dynamic else ()
         return ExitDecision(Verdict.DONE, supervisor, failed.intensity, remove=remove)
+    if reason.lost_with_zygote:  # not its failure: the zygote's own restarts are counted (and bounded) apart
+        return ExitDecision(Verdict.RESTART, supervisor, failed.intensity, restart=(failed,))
     own = failed.intensity
     if own is not None:
         own, exceeded = own.add(now)

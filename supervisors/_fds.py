@@ -39,9 +39,9 @@ def close_all_in_child() -> None:
     _fds.clear()
 
 
-def die_with_parent(expected_parent: int) -> None:
-    """SIGKILL this process when its parent dies (PR_SET_PDEATHSIG); exit now if it is already gone."""
-    _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+def die_with_parent(expected_parent: int, signum: int = signal.SIGKILL) -> None:
+    """Get ``signum`` (SIGKILL) when the parent dies (PR_SET_PDEATHSIG); exit now if it is already gone."""
+    _libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     if os.getppid() != expected_parent:
         os._exit(0)
 

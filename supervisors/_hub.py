@@ -41,6 +41,7 @@ from ._links import LinkBook, LinkTable, Watchers
 from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
 from ._reasons import ExitReason
 from ._spares import SpareBook
+from ._succession import ZYGOTE_EXITED, Succession
 
 logger = logging.getLogger("supervisors")
 
@@ -57,10 +58,11 @@ class _Pending:
     error: str | None = None
 
 
-class Hub(SpareBook, LinkBook):
+class Hub(SpareBook, LinkBook, Succession):
     """Owns the owner process's end of the zygote's control socket and every live process child."""
 
     def __init__(self, ctl: socket.socket, zygote_pid: int) -> None:
+        Succession.__init__(self)
         self._ctl = ctl
         self._zygote_pid = zygote_pid
         self._ctl_lock = threading.Lock()
@@ -155,25 +157,42 @@ class Hub(SpareBook, LinkBook):
             pack(packed_args)
         except (TypeError, ValueError, msgpack.PackException) as exc:
             raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
-        if not self._zygote_alive:
-            raise SpawnError("the zygote is not running")
-        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
         pending = _Pending(on_start, on_message, on_exit, trap_exit, owner)
+        hub = self
+        while True:  # a spawn asked of a zygote that died goes to the one started in its place
+            proc = hub._spawn_once(pending, ref, packed_args, timeout=timeout, arm=arm, recycle=recycle)
+            if proc is not None:
+                return proc
+            successor: Hub | None = hub.next_hub()
+            if successor is None:
+                raise SpawnError(pending.error or "the zygote is not running")
+            hub, pending = successor, _Pending(on_start, on_message, on_exit, trap_exit, owner)
+
+    def _spawn_once(
+        self, pending: _Pending, ref: str, packed_args: list[Any], *, timeout: float, arm: bool, recycle: bool
+    ) -> Proc | None:
+        """`spawn` on this hub's zygote; None if that zygote is gone (``pending.error`` says so)."""
+        if not self._zygote_alive:
+            return None
+        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
         req = next(self._reqs)
         with self._lock:
             self._pending[req] = pending
         try:
             self.send_ctl(["spawn", req, ref, packed_args, arm, recycle])
-        except SpawnError:
+        except SpawnError as exc:  # its socket broke: the zygote is gone (the hub thread sees it in a moment)
             with self._lock:
                 self._pending.pop(req, None)
-            raise
+            pending.error = str(exc)
+            return None
         if not pending.done.wait(timeout):
             with self._lock:
                 gave_up = self._pending.pop(req, None) is not None
             if gave_up:  # its process, if the zygote starts it after all, is killed (see _spawned)
                 raise SpawnError(f"the zygote did not start {ref} within {timeout}s")
             pending.done.wait()  # the answer came as we gave up: the hub thread is finishing the spawn
+        if pending.error == ZYGOTE_EXITED:
+            return None
         if pending.error is not None or pending.proc is None:
             raise SpawnError(pending.error or f"the zygote did not start {ref}")
         return pending.proc
@@ -426,14 +445,15 @@ class Hub(SpareBook, LinkBook):
             pendings = list(self._pending.values())
             self._pending.clear()
         self._run_calls()
-        for pending in pendings:
-            pending.error = "the zygote exited"
-            pending.done.set()
         try:
             _, status = os.waitpid(self._zygote_pid, 0)
             self.zygote_status = status
         except ChildProcessError:
             pass
+        self.announce_gone(self.zygote_status)
+        for pending in pendings:  # their callers ask the successor, if there is one
+            pending.error = ZYGOTE_EXITED
+            pending.done.set()
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:

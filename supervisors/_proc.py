@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,10 +46,7 @@ class Proc:
         if self.exc_info is not None:
             exc_type, message, tb = self.exc_info
             return ExitReason(kind="exception", exc_type=exc_type, message=message, traceback=tb)
-        if status is None:
-            base = ExitReason.killed_by(signal.SIGKILL, "the zygote exited")
-        else:
-            base = ExitReason.from_wait_status(status)
+        base = ExitReason.zygote_exited() if status is None else ExitReason.from_wait_status(status)
         if self.shutdown_requested:
             return ExitReason(kind="shutdown", signal=base.signal, exit_code=base.exit_code)
         if self.link_kill is not None and base.kind == "killed":

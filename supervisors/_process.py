@@ -55,6 +55,10 @@ def run_target(fd: int | Channel, ref: str, args: list[Any], host: socket.socket
     process does not exit but offers itself back to the zygote and runs the next target it is handed for the
     same reference (see `ZygoteServer`), up to `MAX_RUNS_PER_HOST` targets.
     """
+    with contextlib.suppress(OSError):
+        # Lead a process group of our own: whatever the target starts is in it, and dies with us (the zygote
+        # kills the group when it reaps us).
+        os.setpgid(0, 0)
     runs = 0
     while True:
         code = _run_one(fd, ref, args)
@@ -150,7 +154,6 @@ def _warm_up(channel: Channel) -> None:
         unpack(item[1])
 
 
-
 def host_wait(sock: socket.socket, chan: socket.socket) -> NoReturn:
     """An idle pool host: wait for a target (and a channel, else use the one made with it), then run it."""
     channel = Channel(chan)
@@ -225,4 +228,3 @@ def _host_main(
     except BaseException:
         os._exit(0)
     host_wait(theirs, chan_theirs)
-

@@ -18,6 +18,10 @@ def _signal_name(signum: int) -> str:
         return f"SIG{signum}"
 
 
+#: The message of the exit of a process child that went down with its zygote.
+ZYGOTE_EXITED = "the zygote exited"
+
+
 @dataclass(frozen=True, slots=True)
 class ExitReason:
     """Why a supervised child (a process, an actor or a supervisor) exited.
@@ -54,6 +58,17 @@ class ExitReason:
     def shutdown(cls) -> ExitReason:
         """A deliberate stop by the owner."""
         return _SHUTDOWN
+
+    @classmethod
+    def zygote_exited(cls) -> ExitReason:
+        """The death of a process child that went down with its zygote (`lost_with_zygote`)."""
+        return cls(kind="killed", signal="SIGKILL", message=ZYGOTE_EXITED)
+
+    @property
+    def lost_with_zygote(self) -> bool:
+        """True if the process died because its zygote did: not a failure of its own, so its restart is not
+        counted in any intensity (the zygote's restarts are counted by the zygote's)."""
+        return self.kind == "killed" and self.message == ZYGOTE_EXITED
 
     @classmethod
     def killed_by(cls, signum: int, message: str | None = None) -> ExitReason:

@@ -3,72 +3,46 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from . import _fds
 from ._channel import OwnerChannel, unpack
+from ._decisions import Intensity
 from ._errors import SpawnError, ZygoteError
+from ._forker import in_forker
 from ._hub import Hub
+from ._leftovers import kill_session, start_time
 from ._proc import Notify
 from ._reasons import ExitReason
 from ._specs import target_ref
 from ._zygote_server import CTL_BUFFER, zygote_main
 
+logger = logging.getLogger("supervisors")
 
-class Zygote:
-    """A process forked from the owner process before its threads exist, that forks every process child.
 
-    Call `Zygote.start` early, before any thread is started (pykka actors included): forking a process that
-    has threads is unsafe. It still works when called later (under pytest, for example), but a lock held by
-    another thread at that moment stays held in the zygote forever.
+@dataclass
+class _ZygoteSpec:
+    """How to fork a zygote (kept for its restarts)."""
 
-    The zygote imports the ``preload`` modules once, then forks children that share those pages
-    copy-on-write, and keeps ``warm_pool`` idle forked hosts ready so that starting (or restarting) a child
-    is a hand-off of a socket rather than a fork. It is the parent and reaper of every process child and
-    reports their exits to the owner's I/O hub thread, which this object owns.
+    preload: list[str]
+    warm_pool: int
+    warm_up: str | None
+    ready_timeout: float
+    close_fds: list[int]
 
-    The zygote and every process child die with ``SIGKILL`` when their parent dies (``PR_SET_PDEATHSIG``),
-    even if the owner process is killed with ``SIGKILL``; the zygote also exits, killing its children, when its
-    control socket reaches EOF. The parent-death signal is tied to the *thread* that called ``start``: call
-    it from the main thread (or a thread that lives as long as the zygote).
-    """
-
-    def __init__(self, pid: int, ctl: socket.socket, preload: Sequence[str], warm_pool: int) -> None:
-        self.pid = pid
-        """The zygote's OS pid."""
-        self.preload = tuple(preload)
-        """The modules imported in the zygote."""
-        self.warm_pool = warm_pool
-        """The number of idle hosts the zygote keeps ready."""
-        self._hub = Hub(ctl, pid)
-        self._stopped = False
-
-    @classmethod
-    def start(
-        cls,
-        preload: Iterable[str] = (),
-        warm_pool: int = 0,
-        *,
-        warm_up: str | None = None,
-        ready_timeout: float = 60.0,
-    ) -> Zygote:
-        """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
-
-        ``warm_up`` (a ``"module:function"`` reference) is called once, with no arguments, by every idle pool host
-        before it waits for a child: run there the code your children run first, so that the copy-on-write page
-        faults it causes happen before a hand-off rather than after. Its errors are ignored.
-
-        Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
-        """
-        preload = list(preload)
+    def fork(self) -> tuple[int, socket.socket]:
+        """Fork a zygote and wait until it is ready; its pid and the owner's end of its control socket."""
         owner_pid = os.getpid()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for s in (mine, theirs):
@@ -83,29 +57,166 @@ class Zygote:
             try:
                 mine.close()
                 _fds.close_all_in_child()
-                zygote_main(theirs, preload, warm_pool, owner_pid, warm_up)
+                for fd in self.close_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                zygote_main(theirs, self.preload, self.warm_pool, owner_pid, self.warm_up)
             except BaseException:
                 traceback.print_exc()
             finally:
                 os._exit(code)
         theirs.close()
-        mine.settimeout(ready_timeout)
+        mine.settimeout(self.ready_timeout)
         try:
             data = mine.recv(1 << 20)
         except (TimeoutError, OSError) as exc:
-            cls._abort(pid, mine)
+            Zygote.abort(pid, mine)
             raise ZygoteError(f"the zygote did not become ready: {exc}") from exc
         msg = unpack(data) if data else ["error", "the zygote exited during start-up"]
         if msg[0] != "ready":
-            cls._abort(pid, mine)
+            Zygote.abort(pid, mine)
             raise ZygoteError(f"the zygote failed to start:\n{msg[1]}")
         mine.settimeout(None)
-        zygote = cls(pid, mine, preload, warm_pool)
-        zygote._hub.start()
+        return pid, mine
+
+
+class Zygote:
+    """A process forked from the owner process before its threads exist, that forks every process child.
+
+    Call `Zygote.start` early, before any thread is started (pykka actors included): forking a process that
+    has threads is unsafe. It still works when called later (under pytest, for example), but a lock held by
+    another thread at that moment stays held in the zygote forever.
+
+    The zygote imports the ``preload`` modules once, then forks children that share those pages
+    copy-on-write, and keeps ``warm_pool`` idle forked hosts ready so that starting (or restarting) a child
+    is a hand-off of a socket rather than a fork. It is the parent and reaper of every process child and
+    reports their exits to the owner's I/O hub thread, which this object owns.
+
+    The zygote gets ``SIGTERM`` when the owner process dies (``PR_SET_PDEATHSIG``, even if the owner is killed
+    with ``SIGKILL``), and also when its control socket reaches EOF: it then kills every descendant (it is
+    their subreaper; each process child leads a process group) and exits. Every process child dies with
+    ``SIGKILL`` when the zygote dies. Zygotes are forked from one long-lived thread of the owner (`_forker`),
+    since the parent-death signal is tied to the thread that forked: ``start`` works from any thread.
+    """
+
+    def __init__(self, pid: int, ctl: socket.socket, preload: Sequence[str], warm_pool: int) -> None:
+        self.pid = pid
+        """The zygote's OS pid."""
+        self.preload = tuple(preload)
+        """The modules imported in the zygote."""
+        self.warm_pool = warm_pool
+        """The number of idle hosts the zygote keeps ready."""
+        self._hub = Hub(ctl, pid)
+        self._stopped = False
+        self._swap = threading.Lock()  # a restart's swap of pid and hub against stop()
+        self._spec = _ZygoteSpec(list(preload), warm_pool, None, 60.0, [])
+        self._intensity = Intensity(0, 5.0)
+        self._on_restart: Callable[[int, int], None] | None = None
+        self._on_give_up: Callable[[str], None] | None = None
+        self.started_at: int | None = None
+        """The zygote's start time (clock ticks since boot), which with its pid names its session."""
+        self.restarts = 0
+        """How many times the zygote was restarted after dying."""
+        self.gave_up: str | None = None
+        """Why the zygote stays down (its restart intensity was exceeded), or None."""
+
+    @classmethod
+    def start(
+        cls,
+        preload: Iterable[str] = (),
+        warm_pool: int = 0,
+        *,
+        warm_up: str | None = None,
+        ready_timeout: float = 60.0,
+        close_fds: Iterable[int] = (),
+        max_restarts: int = 0,
+        max_seconds: float = 5.0,
+        on_restart: Callable[[int, int], None] | None = None,
+        on_give_up: Callable[[str], None] | None = None,
+    ) -> Zygote:
+        """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
+
+        ``warm_up`` (a ``"module:function"`` reference) is called once, with no arguments, by every idle pool host
+        before it waits for a child: run there the code your children run first, so that the copy-on-write page
+        faults it causes happen before a hand-off rather than after. Its errors are ignored.
+
+        ``close_fds``: descriptors of the owner that the zygote closes as soon as it is forked, so that no process
+        child holds them (a lock the owner holds, for example).
+
+        The zygote is supervised: if it dies without being asked to stop, a new one is forked at once, before
+        the exits of its process children are reported (so their supervisors restart them on the new one), and
+        whatever the dead one's session left running is killed; ``on_restart(old_pid, new_pid)`` is then
+        called. At most ``max_restarts`` restarts in ``max_seconds`` (0: none); past that, or if a new zygote
+        cannot be started, ``on_give_up(reason)`` is called (from the hub thread) and the zygote stays down.
+
+        Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
+        """
+        spec = _ZygoteSpec(list(preload), warm_pool, warm_up, ready_timeout, list(close_fds))
+        pid, ctl = in_forker(spec.fork)
+        zygote = cls(pid, ctl, spec.preload, warm_pool)
+        zygote._spec = spec
+        zygote._intensity = Intensity(max_restarts, max_seconds)
+        zygote._on_restart = on_restart
+        zygote._on_give_up = on_give_up
+        zygote._start_hub()
         return zygote
 
+    def _start_hub(self) -> None:
+        self.started_at = start_time(self.pid)
+        self._hub.on_gone = self._gone
+        self._hub.start()
+
+    def _gone(self, status: int | None) -> None:
+        """The hub saw the zygote exit (before it reports its children's exits): restart it, or give up."""
+        if self._stopped:
+            return
+        old_pid, old_started = self.pid, self.started_at
+        how = "was killed by signal" if status is not None and os.WIFSIGNALED(status) else "exited"
+        detail = f"{os.WTERMSIG(status)}" if status is not None and os.WIFSIGNALED(status) else f"(status {status})"
+        if old_started is not None:
+            kill_session(old_pid, old_started)  # what its children started, orphaned by their deaths
+        self._intensity, exceeded = self._intensity.add(time.monotonic())
+        if exceeded or not self._intensity.max_restarts:
+            self._give_up(
+                f"the zygote (pid {old_pid}) {how} {detail}, more than {self._intensity.max_restarts} times in "
+                f"{self._intensity.max_seconds}s"
+            )
+            return
+        try:
+            pid, ctl = in_forker(self._spec.fork)
+        except ZygoteError as exc:
+            self._give_up(f"the zygote (pid {old_pid}) {how} {detail}, and a new one could not start: {exc}")
+            return
+        with self._swap:
+            if self._stopped:  # stopped meanwhile: the new zygote is not wanted
+                Zygote.abort(pid, ctl)
+                return
+            logger.warning("the zygote (pid %d) %s %s; restarted as pid %d", old_pid, how, detail, pid)
+            old_hub = self._hub
+            self.pid = pid
+            self._hub = Hub(ctl, pid)
+            self._start_hub()
+            old_hub.successor = self._hub
+        self.restarts += 1
+        if self._on_restart is not None:
+            try:
+                self._on_restart(old_pid, pid)
+            except Exception:
+                logger.exception("on_restart of the zygote failed")
+
+    def _give_up(self, reason: str) -> None:
+        self.gave_up = reason
+        if self._intensity.max_restarts:
+            logger.error("%s: giving up", reason)
+        if self._on_give_up is not None:
+            try:
+                self._on_give_up(reason)
+            except Exception:
+                logger.exception("on_give_up of the zygote failed")
+
     @staticmethod
-    def _abort(pid: int, sock: socket.socket) -> None:
+    def abort(pid: int, sock: socket.socket) -> None:
+        """Kill and reap a zygote that failed to start."""
         sock.close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -212,16 +323,18 @@ class Zygote:
 
         Stop your supervisors first for an ordered shutdown.
         """
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._swap:  # a restart under way either finishes first or sees the stop and undoes itself
+            if self._stopped:
+                return
+            self._stopped = True
+            hub, pid = self._hub, self.pid
         with contextlib.suppress(SpawnError):
-            self._hub.send_ctl(["stop"])
-        if not self._hub.join(timeout):
+            hub.send_ctl(["stop"])
+        if not hub.join(timeout):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + timeout
-            while not self._hub.join(0.1) and time.monotonic() < deadline:
+            while not hub.join(0.1) and time.monotonic() < deadline:
                 pass
 
     def __enter__(self) -> Zygote:

@@ -18,7 +18,7 @@ import signal
 import socket
 import time
 import traceback
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from . import _fds
 from ._channel import make_pair, pack, unpack, wait_ready
@@ -35,10 +35,22 @@ def _noop(signum: int, frame: Any) -> None:
     pass
 
 
+class _OwnerDied(BaseException):
+    """Raised in the zygote by SIGTERM (its owner died, or someone asked it to end): `ZygoteServer.run` shuts
+    down."""
+
+
+def _on_owner_death(signum: int, frame: Any) -> None:
+    raise _OwnerDied
+
+
+#: How often the zygote looks for orphans it adopted (processes that left a process child: daemons).
+ORPHAN_SCAN: Final = 0.5
+
+
 def _abnormal(status: int) -> bool:
     """True for a wait status that is a death by signal or a non-zero exit code."""
     return os.WIFSIGNALED(status) or (os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0)
-
 
 
 class ZygoteServer(HostPool):
@@ -75,7 +87,6 @@ class ZygoteServer(HostPool):
         self.requested = 0  # hosts asked of the nursery, not yet arrived
         self.lost: set[int] = set()  # pids reaped before we knew them (a host that died before arriving)
 
-
     def run(self) -> NoReturn:
         """Serve until the owner says stop or closes its end."""
         os.set_blocking(self.wake_r, False)
@@ -85,11 +96,24 @@ class ZygoteServer(HostPool):
         self.ctl.setblocking(False)
         self.sel.register(self.ctl, selectors.EVENT_READ, "ctl")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        try:
+            self.serve()
+        except _OwnerDied:
+            self.shutdown()
+
+    def serve(self) -> NoReturn:
+        """The loop of `run`."""
+        next_scan = time.monotonic() + ORPHAN_SCAN
         while True:
             need = len(self.idle) + self.requested < self.warm_pool
             # Refill the pool only once things are quiet for a moment: a fork right after a hand-off would
             # compete for the CPU with the child that is starting.
-            events = self.sel.select(REFILL_DELAY if need else None)
+            now = time.monotonic()
+            if now >= next_scan:
+                self.kill_orphans()
+                next_scan = now + ORPHAN_SCAN
+            wait = next_scan - now
+            events = self.sel.select(min(REFILL_DELAY, wait) if need else wait)
             for key, _ in events:
                 if key.data == "wake":
                     with contextlib.suppress(OSError):
@@ -262,6 +286,7 @@ class ZygoteServer(HostPool):
     def become_child(self) -> None:
         """In a freshly forked child of the zygote: drop the zygote's descriptors and handlers."""
         _fds.die_with_parent(self.pid)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.sel.close()
@@ -273,15 +298,15 @@ class ZygoteServer(HostPool):
             self.nursery.close()
             self.nursery = None
 
-
     def reap(self) -> None:
-        """Collect every dead child; report process children to the owner."""
+        """Collect every dead child; report process children to the owner; kill the orphans a death left."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
+                self.kill_orphans()
                 return
             if pid in self.children:
                 del self.children[pid]
@@ -293,6 +318,8 @@ class ZygoteServer(HostPool):
                     self.send(["exit", pid, status])
                 else:
                     self.respawn(pid, status, payload)
+                with contextlib.suppress(OSError):  # after the report: not on the path from a crash to a restart
+                    os.killpg(pid, signal.SIGKILL)  # what it started dies with it (it led its process group)
             elif pid == self.nursery_pid:
                 self.nursery_pid = 0
                 self.stop_nursery()
@@ -306,6 +333,21 @@ class ZygoteServer(HostPool):
                 elif self.requested and len(self.lost) < 1024:
                     self.lost.add(pid)
 
+    def kill_orphans(self) -> None:
+        """Kill the processes we adopted as subreaper that are not ours: descendants of a process child that left
+        their parent (a daemon, or the children of a dead child). Pool hosts on their way to us are in our own
+        process group (every process child leads its own): they are spared."""
+        known = set(self.children) | set(self.idle) | self.retired | {self.nursery_pid}
+        for hosts in self.recycled.values():
+            known |= set(hosts)
+        mine = os.getpgrp()
+        for pid in _children_of(self.pid) - known:
+            try:
+                if os.getpgid(pid) == mine:
+                    continue
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
 
     def respawn(self, pid: int, status: int, payload: bytes) -> None:
         """Report the exit of ``pid`` together with a replacement handed to an idle host (see the class).
@@ -336,7 +378,13 @@ class ZygoteServer(HostPool):
         for hosts in self.recycled.values():
             known |= set(hosts)
         deadline = time.monotonic() + 10.0
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        groups = set(known)
         while time.monotonic() < deadline:
+            for pid in groups:
+                if pid:
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGKILL)
             for pid in known | _children_of(self.pid):
                 if pid:
                     with contextlib.suppress(ProcessLookupError):
@@ -349,9 +397,9 @@ class ZygoteServer(HostPool):
             except InterruptedError:
                 continue
             known = set()
+            groups = set()
             time.sleep(0.001)
         os._exit(0)
-
 
 
 def _children_of(pid: int) -> set[int]:
@@ -363,18 +411,19 @@ def _children_of(pid: int) -> set[int]:
         return set()
 
 
-
 def zygote_main(
     ctl: socket.socket, preload: list[str], warm_pool: int, owner_pid: int, warm_up: str | None = None
 ) -> NoReturn:
     """Entry point of the forked zygote."""
     set_user_warm_up(warm_up)
-    _fds.die_with_parent(owner_pid)
+    # The owner's death (even by SIGKILL) reaches us as SIGTERM, which ends `run` through `shutdown`: every
+    # descendant is killed first, also those that left their parent (we are their subreaper).
+    signal.signal(signal.SIGTERM, _on_owner_death)
+    _fds.die_with_parent(owner_pid, signal.SIGTERM)
     _fds.become_subreaper()
     with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
+        os.setsid()  # a session of our own: what an owner finds and kills if we were killed (see _leftovers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         for name in preload:
             importlib.import_module(name)

@@ -38,6 +38,7 @@ from aion.control import socket_path
 from aion.control._render import tree_table
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.errors import (
+    EngineStoppedError,
     InvalidArgumentError,
     RegistrationError,
 )
@@ -185,10 +186,14 @@ def serve(
             click.echo(f"metrics on http://{host}:{port}/metrics")
         sys.stdout.flush()
         while not stop.wait(0.5):
-            pass
-        click.echo("stopping")
+            if engine.stopped_reason is not None:  # it stopped by itself after a fault: say why, exit non-zero
+                break
+        if engine.stopped_reason is None:
+            click.echo("stopping")
     finally:
         engine.stop()
+    if engine.stopped_reason is not None:
+        raise EngineStoppedError(engine.stopped_reason)
     click.echo("stopped")
     if stopped_by[:1] == [signal.SIGINT]:
         raise SystemExit(INTERRUPTED)  # a clean stop, by Ctrl-C: 130 like every command

@@ -97,6 +97,15 @@ class Closures:
                     if not waiters:
                         del self._waiters[key]
 
+    def wake_all(self) -> None:
+        """Forget which runs are open and wake every waiter without a result (the engine stopped: they look
+        again, and find it stopped)."""
+        with self._lock:
+            self._open.clear()
+            for waiters in self._waiters.values():
+                for waiter in waiters:
+                    waiter.wake(None)
+
     def reset(self) -> None:
         """A new engine core starts: no run is open until it says so (waiters keep waiting for their run)."""
         with self._lock:

@@ -47,6 +47,7 @@ from aion.errors import (
     AionError,
     EngineNotRunningError,
     EngineStartError,
+    EngineStoppedError,
     InternalError,
     InvalidArgumentError,
     WorkflowNotFoundError,
@@ -54,7 +55,7 @@ from aion.errors import (
 from aion.observability._setup import MetricsOption, Telemetry, recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
 from aion.status import WorkflowStatus
-from aion.store import EventStore, RunInfo, open_store
+from aion.store import EventStore, RunInfo, WriterLock, open_store
 from aion.visibility import SearchAttributeSchema, WorkflowCount, WorkflowPage, count_workflows, list_workflows
 from supervisors import SupervisionError
 
@@ -63,6 +64,12 @@ log = logging.getLogger(__name__)
 #: A workflow's result type and the types of its positional arguments (mypy checks a start against them).
 _R = TypeVar("_R")
 _Ts = TypeVarTuple("_Ts")
+
+#: How often a caller waiting for the core's reply looks whether the engine stopped after a fault (seconds).
+_FAULT_POLL = 0.25
+
+#: The file in the data directory naming the zygote's session (leftovers of a SIGKILLed engine are found by it).
+SESSION_FILE = "zygote.session"
 
 
 class Engine:
@@ -94,6 +101,8 @@ class Engine:
     ``task_queues`` declares where activities run, by queue name: ``LocalQueue(workers=N)`` (a supervised pool of
     worker processes; ``"default"`` is one of ``activity_workers`` unless declared) or ``RayQueue(...)`` (Ray
     tasks, ``aion[ray]``), each with ``max_concurrent`` and ``rate_limit``. See docs/scaling.md.
+    ``map_size`` is the most bytes the store may grow to: past it a write fails with ``StoreFullError`` (default:
+    only the disk bounds it).
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class Engine:
         on_code_mismatch: CodeMismatch = "block",
         payload_codec: PayloadCodec | None = None,
         task_queues: Mapping[str, LocalQueue | RayQueue] | None = None,
+        map_size: int | None = None,
     ) -> None:
         self.data_dir = data_dir_path(data_dir)
         for name, given in (("workflows", workflows), ("activities", activities)):
@@ -152,6 +162,11 @@ class Engine:
         self.closures = Closures()
         self._control: ControlServer | None = None  # the CLI's control socket, served while running
         self._schedules: pykka.ActorRef[Any] | None = None  # the schedule service (aion.schedules)
+        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20):
+            raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
+        self._map_size = map_size
+        self._writer_lock: WriterLock | None = None
+        self._stopped_reason: str | None = None  # why the engine stopped by itself (see _stop_after_fault)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -169,9 +184,12 @@ class Engine:
         with self._lock:
             if self._running:
                 return
+            self._stopped_reason = None
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _registry.install(self.registry)
             prepare_event_types()  # inherited by every workflow process, not built on its live path
+            # The writer lock first: a second engine is refused before it forks anything.
+            self._writer_lock = WriterLock.acquire(self.data_dir)
             try:
                 self._supervision = Supervision(
                     self.registry,
@@ -184,12 +202,25 @@ class Engine:
                         for name, queue in self._task_queues.items()
                         if isinstance(queue, LocalQueue)
                     },
+                    close_fds=(self._writer_lock.fd,),
+                    session_file=self.data_dir / SESSION_FILE,
+                    on_give_up=self._stop_after_fault,
                 )
-            except SupervisionError as error:  # the zygote could not be started
-                raise EngineStartError(f"the engine could not start its zygote: {error}") from error
+            except BaseException as error:
+                self._writer_lock.release()
+                self._writer_lock = None
+                if isinstance(error, SupervisionError):  # the zygote could not be started
+                    raise EngineStartError(f"the engine could not start its zygote: {error}") from error
+                raise
             try:
                 self._ray_executors = ray_executors(self._task_queues, self.registry)
-                self._store = open_store(self.data_dir, clock=self._clock, payload_codec=self._payload_codec)
+                self._store = open_store(
+                    self.data_dir,
+                    clock=self._clock,
+                    payload_codec=self._payload_codec,
+                    writer_lock=self._writer_lock,
+                    max_map_size=self._map_size,
+                )
                 self._store.set_search_attribute_schema(self.search_attributes.to_dict())
                 self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
                 self.closures.reset()
@@ -278,6 +309,29 @@ class Engine:
         for executor in sorted(executors.values(), key=lambda e: e.owns_ray):  # whoever started Ray stops it last
             executor.close()
 
+    def _stop_after_fault(self, reason: str) -> None:
+        """The engine cannot go on (its zygote could not be restarted): stop it loudly, from another thread
+        (this is called from the supervisors' hub thread, which the stop waits on)."""
+        self._stopped_reason = f"the engine stopped: {reason}"
+        log.error("%s; every call now raises EngineStoppedError", self._stopped_reason)
+        self.closures.wake_all()
+
+        def stop() -> None:
+            with self._lock:
+                if self._running:
+                    self._shutdown()
+
+        threading.Thread(target=stop, name="aion-stop-after-fault", daemon=True).start()
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """Why the engine stopped by itself after a fault it could not recover from, or None."""
+        return self._stopped_reason
+
+    def _check_not_stopped(self) -> None:
+        if self._stopped_reason is not None:
+            raise EngineStoppedError(self._stopped_reason)
+
     def _stop_core(self) -> None:
         core, self._core = self._core, None
         if core is not None:
@@ -291,7 +345,10 @@ class Engine:
     def _close_store(self) -> None:
         store, self._store = self._store, None
         if store is not None:
-            store.close()
+            store.close()  # releases the writer lock
+        elif self._writer_lock is not None:
+            self._writer_lock.release()
+        self._writer_lock = None
 
     # -- the Python API -------------------------------------------------------------------------------------
 
@@ -542,7 +599,13 @@ class Engine:
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids; the
         schedule service is a node of its own, its schedules below it)."""
-        tree = None if self._supervision is None else self._supervision.tree()
+        self._check_not_stopped()
+        supervision = self._supervision
+        try:
+            tree = None if supervision is None else supervision.tree()
+        except pykka.ActorDeadError:
+            self._check_not_stopped()
+            raise EngineNotRunningError("the engine is not running") from None
         if tree is None:
             raise EngineNotRunningError("the engine is not running")
         if self._schedules is not None:
@@ -582,6 +645,7 @@ class Engine:
     @property
     def store(self) -> EventStore:
         """The event store (read it freely; only the recorder writes)."""
+        self._check_not_stopped()
         if self._store is None:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
         return self._store
@@ -590,12 +654,17 @@ class Engine:
         """Tell the engine core ``message`` (one of ``aion.engine._messages``' requests) and wait for its
         reply, at most ``timeout`` seconds (``pykka.Timeout``). Internal: what handles and the engine's methods
         use."""
+        self._check_not_stopped()
         core = self._core
         if core is None or not self._running:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")
-        core.tell(message)
         try:
-            return message.reply.get(timeout=timeout)
+            core.tell(message)
+        except pykka.ActorDeadError:
+            self._check_not_stopped()
+            raise EngineNotRunningError("the engine is not running") from None
+        try:
+            return self._reply_of(message, timeout)
         except (AionError, pykka.Timeout):
             raise
         except Exception as error:  # a bug in a handler: typed for the caller, logged with its traceback
@@ -681,6 +750,24 @@ class Engine:
         settled, next_due = self.schedule_call(None, lambda service: service.quiescence())
         dues = [due for due in (core.next_due, next_due) if due is not None]
         return Quiescence(core.settled and settled, core.activities_busy, min(dues) if dues else None)
+
+
+    def _reply_of(self, message: Request, timeout: float | None) -> Any:
+        """Wait for ``message``'s reply, waking now and then to see whether the engine stopped (after a fault, or
+        by `stop` from another thread): it would never be answered."""
+        left = timeout  # a real-time wait, counted in the slices waited (a timed-out get waited its whole slice)
+        while True:
+            wait = _FAULT_POLL if left is None else max(min(left, _FAULT_POLL), 0.0)
+            try:
+                return message.reply.get(timeout=wait)
+            except pykka.Timeout:
+                self._check_not_stopped()
+                if not self._running:  # stopped meanwhile: no reply will come
+                    raise EngineNotRunningError("the engine stopped before it answered") from None
+                if left is not None:
+                    left -= wait
+                    if left <= 0:
+                        raise
 
 
 def _with_policies(

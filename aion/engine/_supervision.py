@@ -8,7 +8,10 @@ round (:data:`HUB_ROUND`), so the core is woken once per round rather than once 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -28,8 +31,27 @@ from aion.engine._messages import (
 from aion.engine._registry import Registry
 from aion.engine._workflow_host import run_workflow_host, warm_up
 
+log = logging.getLogger(__name__)
+
+#: The root supervisor's restart intensity, which the zygote's restarts are held to as well.
+ROOT_MAX_RESTARTS = 10
+ROOT_MAX_SECONDS = 5.0
+
 #: The core's mailbox, as the callbacks see it.
 CoreRef = pykka.ActorRef[Any]
+
+
+def kill_leftovers(session_file: Path) -> int:
+    """Kill what a previous incarnation left running (its zygote's session, see `supervisors.kill_session`),
+    as recorded in ``session_file``; how many processes were killed."""
+    try:
+        pid, started = (int(field) for field in session_file.read_text().split())
+    except (OSError, ValueError):
+        return 0
+    killed = sv.kill_session(pid, started)
+    if killed:
+        log.warning("killed %d process(es) left running by a previous engine (zygote %d)", killed, pid)
+    return killed
 
 
 def _tell_each(items: list[tuple[CoreRef, Any]]) -> None:
@@ -68,12 +90,27 @@ class Supervision:
         max_restarts: int,
         max_seconds: float,
         local_queues: Mapping[str, int] | None = None,
+        close_fds: Sequence[int] = (),
+        session_file: Path | None = None,
+        on_give_up: Callable[[str], None] | None = None,
     ) -> None:
+        self._session_file = session_file
+        if session_file is not None:
+            kill_leftovers(session_file)
         # The zygote is forked first: before any engine thread exists (fork safety), and before the store is open,
-        # so no child process inherits the writer lock or LMDB's file descriptors.
+        # so no child process inherits LMDB's file descriptors; it closes the writer lock's (``close_fds``).
         self.zygote = sv.Zygote.start(
-            preload=registry.modules(), warm_pool=warm_pool, warm_up=f"{warm_up.__module__}:warm_up"
+            preload=registry.modules(),
+            warm_pool=warm_pool,
+            warm_up=f"{warm_up.__module__}:warm_up",
+            close_fds=close_fds,
+            # The zygote is a child of the root like any other: restarted within the root's intensity.
+            max_restarts=ROOT_MAX_RESTARTS,
+            max_seconds=ROOT_MAX_SECONDS,
+            on_restart=lambda _old, _new: self._record_session(),
+            on_give_up=on_give_up,
         )
+        self._record_session()
         #: Each local task queue's worker count (``"default"``: ``activity_workers``).
         self._local_queues = dict(local_queues) if local_queues is not None else {"default": activity_workers}
         self._activity_supervisors: dict[str, sv.Supervisor] = {}
@@ -93,10 +130,15 @@ class Supervision:
             _teller(core, lambda cid, _pid, channel: ProcessUp(cid, channel)),
             _teller(core, ProcessMessage),
             _teller(core, lambda cid, reason: ProcessDown(cid, str(reason))),
-            _teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason))),
+            self._unless_down(_teller(core, lambda cid, reason: ProcessGaveUp(cid, str(reason)))),
         )
         self._root = sv.Supervisor.start(
-            sv.SupervisorSpec(id="aion", strategy=sv.Strategy.ONE_FOR_ONE, max_restarts=10, max_seconds=5.0),
+            sv.SupervisorSpec(
+                id="aion",
+                strategy=sv.Strategy.ONE_FOR_ONE,
+                max_restarts=ROOT_MAX_RESTARTS,
+                max_seconds=ROOT_MAX_SECONDS,
+            ),
             zygote=self.zygote,
         )
         for queue, workers in self._local_queues.items():
@@ -118,6 +160,19 @@ class Supervision:
     def stop_zygote(self) -> None:
         """Stop the zygote (and the idle hosts it keeps)."""
         self.zygote.stop()
+        if self._session_file is not None:
+            with contextlib.suppress(OSError):
+                self._session_file.unlink()
+
+    def _record_session(self) -> None:
+        """Write down the zygote's session, for `kill_leftovers` after a SIGKILL of engine and zygote."""
+        if self._session_file is None:
+            return
+        started = sv.start_time(self.zygote.pid)
+        with contextlib.suppress(OSError):
+            tmp = self._session_file.with_suffix(".tmp")
+            tmp.write_text(f"{self.zygote.pid} {started}\n")
+            os.replace(tmp, self._session_file)
 
     # -- Processes ------------------------------------------------------------------------------------------
 
@@ -152,10 +207,20 @@ class Supervision:
 
     # -- internals ------------------------------------------------------------------------------------------
 
+    def _unless_down(self, tell: Callable[..., None]) -> Callable[..., None]:
+        """``tell``, except once the zygote is down for good: a process that cannot start then is no fault of its
+        run's, which must not fail for it (the engine is stopping; the next one resumes the run)."""
+
+        def guarded(*args: Any) -> None:
+            if self.zygote.gave_up is None:
+                tell(*args)
+
+        return guarded
+
     def _start_failed(self, child_id: str, error: BaseException) -> None:
         """A workflow process could not be started: its run fails (or its query is answered with the error),
         unless the engine is stopping (a run given a slot as the tree stops resumes with the next engine)."""
-        if self._core is not None and not self._stopping:
+        if self._core is not None and not self._stopping and self.zygote.gave_up is None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._core.tell(ProcessGaveUp(child_id, f"the process could not be started: {error}"))
 

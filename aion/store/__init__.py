@@ -30,6 +30,7 @@ from aion.store._types import (
     ScheduleAppend,
     TimerRow,
 )
+from aion.store._writer_lock import WriterLock
 
 __all__ = [
     "ACTIVITY_RETRY",
@@ -45,6 +46,7 @@ __all__ = [
     "RunInfo",
     "ScheduleAppend",
     "TimerRow",
+    "WriterLock",
     "open_store",
 ]
 
@@ -57,11 +59,16 @@ def open_store(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     clock: Clock = SYSTEM_CLOCK,
     payload_codec: PayloadCodec | None = None,
+    writer_lock: WriterLock | None = None,
+    max_map_size: int | None = None,
 ) -> LmdbEventStore:
     """Open the aion store in the data directory ``path`` (created unless ``readonly``).
 
-    A writer takes the directory's ``writer.lock``: a second writer gets ``StoreLockedError``; read-only
-    opens from other processes are allowed beside it. A directory that is not an aion store, or was written by
+    A writer takes an exclusive ``flock`` on the directory's ``data.mdb`` (or adopts ``writer_lock``, taken
+    earlier with `WriterLock.acquire`): a second writer gets ``StoreLockedError`` naming the holder's pid;
+    read-only opens from other processes are allowed beside it. An empty, truncated or damaged data file raises
+    ``StoreFormatError``; a new store is created only in an empty or new directory. ``max_map_size`` bounds the
+    store (``StoreFullError`` past it, as on a full disk). A directory that is not an aion store, or was written by
     a newer schema, raises ``StoreFormatError``; other I/O failures raise ``StoreError``. ``map_size`` is the
     initial LMDB map size (it doubles on demand); ``max_event_bytes`` bounds one encoded event
     (``PayloadTooLargeError`` beyond it). ``clock`` stamps the ``recorded_at`` of appended events.
@@ -74,4 +81,6 @@ def open_store(
         max_event_bytes=max_event_bytes,
         clock=clock,
         payload_codec=payload_codec,
+        writer_lock=writer_lock,
+        max_map_size=max_map_size,
     )

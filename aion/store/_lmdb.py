@@ -31,6 +31,8 @@ from aion.store._lmdb_format import MAGIC, SCHEMA_VERSION
 from aion.store._lmdb_read import LmdbReads
 from aion.store._lmdb_write import build_index, write_batch
 from aion.store._types import AppendRequest, RunInfo
+from aion.store._verify import Report, verify
+from aion.store._writer_lock import WriterLock
 
 __all__ = ["DEFAULT_MAP_SIZE", "LOCK_FILE", "MAGIC", "SCHEMA_VERSION", "LmdbEventStore"]
 
@@ -52,6 +54,8 @@ class LmdbEventStore(LmdbReads):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         clock: Clock = SYSTEM_CLOCK,
         payload_codec: PayloadCodec | None = None,
+        writer_lock: WriterLock | None = None,
+        max_map_size: int | None = None,
     ) -> None:
         self.path = Path(path)
         self._stored_encode = None if payload_codec is None else payload_codec.encode
@@ -65,7 +69,13 @@ class LmdbEventStore(LmdbReads):
         self._run_cache: dict[str, RunInfo] = {}
         self._head_cache: dict[str, int] = {}
         self.environment = LmdbEnvironment(
-            self.path, readonly=readonly, map_size=map_size, clock=clock, upgrade=self._upgrade
+            self.path,
+            readonly=readonly,
+            map_size=map_size,
+            clock=clock,
+            writer_lock=writer_lock,
+            max_map_size=max_map_size,
+            upgrade=self._upgrade,
         )
         #: The attributes the visibility index leaves out: the declared ``text`` ones.
         self._unindexed = _text_attributes(self.search_attribute_schema())
@@ -133,7 +143,7 @@ class LmdbEventStore(LmdbReads):
                     continue
                 except lmdb.Error as error:
                     abort(txn)
-                    raise store_error(error, "the write transaction failed; nothing was written") from error
+                    raise store_error(error, "the write transaction failed; nothing was written", self.path) from error
                 except BaseException:
                     abort(txn)
                     raise
@@ -187,6 +197,27 @@ class LmdbEventStore(LmdbReads):
                     raise
                 self._unindexed = _text_attributes(wanted)
                 return
+
+    # --- maintenance ---------------------------------------------------------------------------------------
+
+    def verify(self) -> Report:
+        """Check the store's invariants (``aion check``): see ``aion.store._verify``."""
+        return verify(self.environment)
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the store, consistent and compacted, into ``dest`` (a new or empty directory); its path.
+
+        Safe while an engine writes the store. Restore by putting the copy's ``data.mdb`` in an empty data
+        directory (see docs/operations.md)."""
+        target = Path(dest)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            if any(target.iterdir()):
+                raise StoreError(f"the backup directory {str(target)!r} is not empty")
+        except OSError as error:
+            raise StoreError(f"cannot make the backup directory {str(target)!r}: {error}") from error
+        self.environment.copy_to(target)
+        return target
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
 """The LMDB environment of a data directory: the writer lock, opening (create, check, upgrade), the read gate,
 read and write transactions, growing the map, closing.
 
-A process holds the data directory as writer through ``flock`` on ``writer.lock``; read-only opens from other
-processes do not take it. Every write transaction is committed with ``sync`` and ``metasync`` (an fsync per
+A process holds the data directory as writer through ``flock`` on ``data.mdb`` itself (``_writer_lock``);
+read-only opens from other processes do not take it. A data file shorter than its own meta pages say (a
+truncated copy) is refused before any page is read, so a damaged file raises ``StoreFormatError`` instead of
+killing the process with ``SIGBUS``. A reader that may not write ``lock.mdb`` opens without LMDB's lock (see
+``_open_env``). Every write transaction is committed with ``sync`` and ``metasync`` (an fsync per
 commit); a full map is grown by the caller (abort, :meth:`LmdbEnvironment.grow`, retry the whole transaction),
 so no write is ever torn.
 
@@ -13,8 +16,6 @@ it never reads or writes history, run records or indexes (``_lmdb_write`` and ``
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,13 +26,13 @@ from typing import Any, Final
 import lmdb
 
 from aion.clock import Clock
-from aion.errors import StoreError, StoreFormatError, StoreLockedError
+from aion.errors import StoreError, StoreFormatError, StoreFullError
 from aion.store._lmdb_format import DB_NAMES, MAGIC, SCHEMA_VERSION
+from aion.store._writer_lock import DATA_FILE, LOCK_FILE, WriterLock
 
 #: Initial map size; the map doubles whenever a write transaction fills it.
 DEFAULT_MAP_SIZE: Final = 64 * 1024 * 1024
-#: Name of the writer lock file inside the data directory.
-LOCK_FILE: Final = "writer.lock"
+__all__ = ["DEFAULT_MAP_SIZE", "LOCK_FILE", "Databases", "LmdbEnvironment", "ReadGate", "abort", "store_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,33 @@ class ReadGate:
                 self._cond.notify_all()
 
 
-def store_error(error: lmdb.Error, doing: str) -> StoreError:
-    """The aion error for an LMDB error met while ``doing`` something: a format error for a bad file."""
-    if isinstance(error, (lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.CorruptedError)):
-        return StoreFormatError(f"{doing}: {error}")
+def store_error(error: lmdb.Error, doing: str, path: Path | None = None) -> StoreError:
+    """The aion error for an LMDB error met while ``doing`` something: a format error for a bad file, a full
+    error for a full disk (LMDB reports a short write on a full disk as an I/O error: the free space of
+    ``path``'s file system tells them apart)."""
+    if isinstance(error, (lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.CorruptedError, lmdb.PageNotFoundError)):
+        return StoreFormatError(f"{doing}: the data file is damaged or not an LMDB store: {error}")
+    if isinstance(error, lmdb.DiskError) or (path is not None and _disk_full(path, error)):
+        return StoreFullError(
+            f"{doing}: the disk is full ({error}); nothing of this write was recorded. Free space on the data "
+            "directory's file system (or move it to a larger one): the engine retries and goes on by itself"
+        )
     return StoreError(f"{doing}: {error}")
+
+
+#: Below this many free bytes, an I/O error of a write is taken for a full disk.
+_FULL_MARGIN: Final = 4 * 1024 * 1024
+
+
+def _disk_full(path: Path, error: lmdb.Error) -> bool:
+    """True if ``error`` is an I/O error while ``path``'s file system has (almost) no space left."""
+    if "Input/output error" not in str(error) and "No space left" not in str(error):
+        return False
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_MARGIN
 
 
 def abort(txn: Any) -> None:
@@ -110,25 +133,38 @@ _ADDED_LATER: Final = frozenset({b"vis_attr"})
 
 
 class LmdbEnvironment:
-    """One opened environment: takes the writer lock (unless ``readonly``), opens or creates the store, and
-    checks or upgrades its schema (``upgrade`` rewrites what an older schema lacks, in the transaction that marks
-    the new schema). ``clock`` stamps a new store's ``created_at``."""
+    """One opened environment: takes the writer lock (unless ``readonly``, or adopts ``writer_lock`` taken
+    earlier), opens or creates the store, and checks or upgrades its schema. ``clock`` stamps a new store's
+    ``created_at``."""
 
     def __init__(
-        self, path: Path, *, readonly: bool, map_size: int, clock: Clock, upgrade: Upgrade | None = None
+        self,
+        path: Path,
+        *,
+        readonly: bool,
+        map_size: int,
+        clock: Clock,
+        writer_lock: WriterLock | None = None,
+        max_map_size: int | None = None,
+        upgrade: Upgrade | None = None,
     ) -> None:
         self.path = path
         self._upgrade = upgrade
+        self.max_map_size = max_map_size
+        """The map never grows past this many bytes (`StoreFullError` instead); None: only the disk bounds it."""
         self.readonly = readonly
         self._clock = clock
         self.gate = ReadGate()
         self.closed = False
-        self._lock_fd: int | None = None
+        self.locked = True
+        """False for a reader that opened without LMDB's lock (it may not write ``lock.mdb``)."""
+        self._writer_lock: WriterLock | None = None
         if not readonly:
-            self._lock_fd = self._take_writer_lock()
+            self._writer_lock = writer_lock if writer_lock is not None else WriterLock.acquire(path)
         try:
-            self.env = self._open_env(map_size)
+            self.env = self._open_env(map_size if max_map_size is None else min(map_size, max_map_size))
             try:
+                self._check_size()
                 dbs = self._open_dbs()
             except BaseException:
                 self.env.close()
@@ -140,31 +176,32 @@ class LmdbEnvironment:
 
     # --- opening -------------------------------------------------------------------------------------------
 
-    def _take_writer_lock(self) -> int:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as error:
-            raise StoreError(f"cannot open the data directory {str(self.path)!r}: {error}") from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise StoreLockedError(
-                    f"the data directory {str(self.path)!r} is held by another writer (engine)"
-                ) from None
-            raise StoreError(f"cannot lock {str(self.path)!r}: {error}") from error
-        return fd
-
     def _release_writer_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
     def _open_env(self, map_size: int) -> lmdb.Environment:
-        if self.readonly and not (self.path / "data.mdb").is_file():
+        data = self.path / DATA_FILE
+        if self.readonly and not data.is_file():
             raise StoreError(f"no aion store at {str(self.path)!r}")
+        if self.readonly and data.stat().st_size == 0:
+            raise StoreFormatError(f"{str(data)!r} is empty: it is not an aion store")
+        try:
+            return self._lmdb_open(map_size, lock=True)
+        except lmdb.Error as error:
+            if not (self.readonly and _denied(error)):
+                raise store_error(error, f"cannot open the store at {str(self.path)!r}") from error
+        # A reader that may not write lock.mdb (read permission only, a read-only mount): without LMDB's lock it
+        # is not registered in the reader table, so a writer committing meanwhile may reuse pages a long read
+        # transaction still reads. The CLI's reads are short ones; see docs/operations.md.
+        self.locked = False
+        try:
+            return self._lmdb_open(map_size, lock=False)
+        except lmdb.Error as error:
+            raise store_error(error, f"cannot open the store at {str(self.path)!r}") from error
+
+    def _lmdb_open(self, map_size: int, *, lock: bool) -> lmdb.Environment:
         try:
             return lmdb.open(
                 str(self.path),
@@ -172,7 +209,7 @@ class LmdbEnvironment:
                 subdir=True,
                 readonly=self.readonly,
                 create=not self.readonly,
-                lock=True,
+                lock=lock,
                 sync=True,
                 metasync=True,
                 writemap=False,
@@ -182,8 +219,20 @@ class LmdbEnvironment:
                 max_spare_txns=4,
                 mode=0o700,
             )
-        except lmdb.Error as error:
-            raise store_error(error, f"cannot open the store at {str(self.path)!r}") from error
+        except OSError as error:
+            raise StoreError(f"cannot open the store at {str(self.path)!r}: {error}") from error
+
+    def _check_size(self) -> None:
+        """Refuse a data file shorter than its meta pages say: a page past its end would be read through the map
+        and kill the process with SIGBUS."""
+        info = self.env.info()
+        needed = (int(info["last_pgno"]) + 1) * int(self.env.stat()["psize"])
+        size = os.stat(self.path / DATA_FILE).st_size
+        if size < needed:
+            raise StoreFormatError(
+                f"{str(self.path / DATA_FILE)!r} is truncated: {size} bytes, but its pages reach {needed} bytes; "
+                "restore a backup (see docs/operations.md)"
+            )
 
     def _open_dbs(self) -> dict[bytes, Any]:
         where = str(self.path)
@@ -279,11 +328,29 @@ class LmdbEnvironment:
     def grow(self) -> None:
         """Double the map (no transaction of this process may be active: the caller aborted its own)."""
         with self.gate.exclusive():
-            size = int(self.env.info()["map_size"]) * 2
+            current = int(self.env.info()["map_size"])
+            size = current * 2
+            if self.max_map_size is not None:
+                if current >= self.max_map_size:
+                    raise StoreFullError(
+                        f"the store at {str(self.path)!r} reached its map_size of {self.max_map_size} bytes; nothing "
+                        "of this write was recorded. Restart the engine with a larger Engine(map_size=...)"
+                    )
+                size = min(size, self.max_map_size)
             try:
                 self.env.set_mapsize(size)
             except lmdb.Error as error:
-                raise StoreError(f"cannot grow the store's map to {size} bytes: {error}") from error
+                raise store_error(error, f"cannot grow the store's map to {size} bytes", self.path) from error
+
+    def copy_to(self, dest: Path) -> None:
+        """A consistent, compacted copy of the store into the empty directory ``dest`` (LMDB's copy runs in one
+        read transaction: a running writer goes on meanwhile)."""
+        self.check_open()
+        with self.gate.shared():
+            try:
+                self.env.copy(str(dest), compact=True)
+            except lmdb.Error as error:
+                raise store_error(error, f"cannot copy the store to {str(dest)!r}", dest) from error
 
     def close(self) -> None:
         """Close the environment and release the writer lock (once; the caller holds the write lock)."""
@@ -293,3 +360,9 @@ class LmdbEnvironment:
             self.closed = True
             self.env.close()
             self._release_writer_lock()
+
+
+def _denied(error: lmdb.Error) -> bool:
+    """True if LMDB failed for lack of permission on the lock file (or a read-only file system)."""
+    text = str(error)
+    return isinstance(error, lmdb.ReadonlyError) or "Permission denied" in text or "Read-only file system" in text
