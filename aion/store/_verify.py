@@ -7,6 +7,7 @@ consistent point. It reports problems as sentences; it never changes the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,9 @@ import msgpack
 
 from aion._codec import decode_event
 from aion.events import Event, WorkflowStarted
-from aion.status import WorkflowStatus
 from aion.store._lmdb_env import Databases, LmdbEnvironment
 from aion.store._lmdb_format import U64, decode_run, vis_keys
+from aion.visibility._keys import index_keys
 
 #: At most this many problems are listed (a store damaged everywhere would list one per event).
 MAX_PROBLEMS = 1000
@@ -83,6 +84,7 @@ def verify(environment: LmdbEnvironment) -> Report:
             _check_history(txn, dbs, wf, rows, report=report, started_runs=started_runs)
         _check_orphan_records(txn, dbs, seen, report)
         _check_run_index(txn, dbs, started_runs, report)
+        _check_attribute_index(txn, dbs, report)
     return report
 
 
@@ -156,7 +158,7 @@ def _check_record(txn: Any, dbs: Databases, wf: bytes, runs: list[list[Event]], 
         )
     if record.workflow_type != first.workflow_type:
         report.problem(f"{name}: the run record's type {record.workflow_type!r} is not {first.workflow_type!r}")
-    if closed == (record.status is WorkflowStatus.RUNNING):
+    if closed == record.status.is_open:
         report.problem(
             f"{name}: the run record says {record.status.value}, the history says {'closed' if closed else 'running'}"
         )
@@ -195,3 +197,27 @@ def _check_run_index(txn: Any, dbs: Databases, started_runs: dict[bytes, tuple[b
                 )
     if indexed != len(started_runs):
         report.problem(f"the run index has {indexed} entries for {len(started_runs)} runs")
+
+
+def _check_attribute_index(txn: Any, dbs: Databases, report: Report) -> None:
+    """The search-attribute index (``vis_attr``) holds exactly the keys the run records imply."""
+    if dbs.vis_attr is None:
+        return  # an older store opened read-only: its index is built when a writer opens it
+    schema = txn.get(b"search_attributes", db=dbs.meta)
+    declared = json.loads(bytes(schema)) if schema is not None else {}
+    unindexed = frozenset(name for name, kind in declared.items() if kind == "text")
+    expected: set[bytes] = set()
+    with txn.cursor(db=dbs.runs) as cursor:
+        for wf, data in cursor:
+            name = bytes(wf).decode(errors="replace")
+            try:
+                expected |= index_keys(decode_run(name, bytes(data)), unindexed)
+            except Exception as error:
+                report.problem(f"{name}: its run record cannot be indexed: {error}")
+    with txn.cursor(db=dbs.vis_attr) as cursor:
+        found = {bytes(key) for key in cursor.iternext(keys=True, values=False)}
+    if missing := expected - found:
+        report.problem(f"the search-attribute index lacks {len(missing)} entries its run records imply")
+    if extra := found - expected:
+        report.problem(f"the search-attribute index has {len(extra)} entries no run record implies")
+

@@ -58,6 +58,35 @@ def test_check_lists_a_gap_and_a_second_terminal(tmp_path: Path) -> None:
     assert report["ok"] is False and len(report["problems"]) >= 2
 
 
+@pytest.mark.timeout(60)
+def test_check_verifies_the_search_attribute_index(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    with open_store(data) as store:
+        store.set_search_attribute_schema({"CustomerId": "keyword", "Note": "text"})
+        for i in range(3):
+            wf = f"wf-{i}"
+            started = WorkflowStarted(
+                workflow_id=wf,
+                workflow_type="t",
+                input=[],
+                run_id=str(uuid.uuid4()),
+                search_attributes={"CustomerId": f"c-{i}", "Note": "not indexed"},
+            )
+            store.append(wf, [started], 0)
+    assert run_aion("check", "--data-dir", data).code == 0
+    env = lmdb.open(str(data), max_dbs=16)
+    index = env.open_db(b"vis_attr")
+    with env.begin(write=True) as txn:
+        first = next(iter(txn.cursor(db=index).iternext(keys=True, values=False)))
+        txn.delete(first, db=index)  # an entry the run records imply, gone
+        txn.put(b"CustomerId\x00stray", b"", db=index)  # an entry no run record implies
+    env.close()
+    result = run_aion("check", "--data-dir", data)
+    assert result.code == 1
+    assert "search-attribute index lacks 1 entries" in result.out
+    assert "search-attribute index has 1 entries no run record implies" in result.out
+
+
 @pytest.mark.timeout(120)
 def test_hot_backup_while_an_engine_runs_then_restore(tmp_path: Path, log: str) -> None:
     data, backup, restored = tmp_path / "data", tmp_path / "backup", tmp_path / "restored"
