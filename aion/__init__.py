@@ -35,6 +35,7 @@ from aion.status import WorkflowStatus
 if TYPE_CHECKING:
     from aion import activity, workflow
     from aion.engine import Engine, WorkflowDescription, WorkflowHandle
+    from aion.http import Client
     from aion.store import RunInfo
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 # The engine (and with it pykka, LMDB and the supervision library) loads on first use, so that tools that only
 # need the errors or the CLI's client start fast.
 _LAZY = {
+    "Client": "aion.http",
     "Engine": "aion.engine",
     "WorkflowDescription": "aion.engine",
     "WorkflowHandle": "aion.engine",
@@ -66,6 +68,7 @@ __all__ = [
     "AionError",
     "ApplicationError",
     "CancelledError",
+    "Client",
     "Engine",
     "InvalidArgumentError",
     "NonDeterminismError",

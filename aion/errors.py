@@ -327,3 +327,16 @@ class InternalError(AionError):
     """An unexpected exception inside aion (a bug) reached an API call; the message names it. Please report it."""
 
     code = "internal_error"
+
+
+class UnauthorizedError(AionError):
+    """An HTTP request to the aion server lacks the token it needs, or carries a wrong one."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(AionError):
+    """An HTTP request is refused: it changes state without the CSRF guard or from another origin, or the server
+    is read-only (``aion ui``)."""
+
+    code = "forbidden"

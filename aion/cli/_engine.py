@@ -32,6 +32,7 @@ from aion.cli._base import (
     show_json,
     to_json,
 )
+from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
@@ -122,6 +123,7 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
     show_default=True,
     help="What a run whose code does not fit it becomes (see docs/versioning.md).",
 )
+@ui_options
 def serve(
     *,
     data_dir: Path,
@@ -135,6 +137,8 @@ def serve(
     metrics: str | None = None,
     search_attributes: tuple[str, ...] = (),
     on_code_mismatch: Literal["block", "fail"] = "block",
+    ui: str | None = None,
+    ui_token: str | None = None,
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -148,6 +152,8 @@ def serve(
             parse_address(metrics)
         except InvalidArgumentError as error:
             raise click.BadParameter(str(error), param_hint="--metrics") from None
+    if ui is not None:
+        check_address(ui, "--ui")
     configure_logging(log_level, log_format)
     engine = aion.Engine(
         data_dir,
@@ -163,7 +169,12 @@ def serve(
     )
     stop = threading.Event()
     engine.start()
+    ui_server = None
     try:
+        if ui is not None:
+            from aion.http import serve_engine  # noqa: PLC0415 - loads the server framework only with --ui
+
+            ui_server = serve_engine(engine, ui, token=ui_token)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         names = sorted(engine.registry.workflows)
@@ -174,11 +185,15 @@ def serve(
         if engine.metrics_address is not None:
             host, port = engine.metrics_address
             click.echo(f"metrics on http://{host}:{port}/metrics")
+        if ui_server is not None:
+            announce(ui_server)
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass
         click.echo("stopping")
     finally:
+        if ui_server is not None:
+            ui_server.stop()  # before the engine: its requests end while the engine still answers
         engine.stop()
     click.echo("stopped")
 
