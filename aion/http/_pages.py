@@ -145,7 +145,7 @@ def _table(cls: str, headers: list[str], rows: list[list[str]], empty: str) -> s
         return f'<p class="{cls} empty">{empty}</p>'
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table class="{cls}" id="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _last_failures(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

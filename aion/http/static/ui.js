@@ -127,13 +127,13 @@ async function followWorkflow() {
   const tbody = document.querySelector("#history tbody");
   for (;;) {
     try {
-      const params = new URLSearchParams({ after_seq: String(after), wait: "5", run_id: runId });
+      const params = new URLSearchParams({ after_seq: String(after), wait: "2", run_id: runId });
       const view = await api("GET", wid(id) + "/history?" + params);
       for (const event of view.events) {
         tbody.appendChild(eventRow(event));
         after = Math.max(after, event.seq);
       }
-      if (view.events.length || view.closed) await refreshWorkflow(id);
+      await refreshWorkflow(id); // what it waits on changes without new events (its process reports it)
       if (view.closed) {
         await sleep(2000); // a closed run may still be reset: look again now and then
         await refreshWorkflow(id);
