@@ -76,10 +76,11 @@ def _classes(root: type[err.AionError]) -> list[type[err.AionError]]:
     return found
 
 
-#: Every error class by its code (the first class defined wins a code shared by a subclass).
+#: Every error class by its code. A code a subclass shares with its parent (``not_found``) names the subclass
+#: (``WorkflowNotFoundError``), which ``except`` clauses for either class catch.
 _BY_CODE: dict[str, type[err.AionError]] = {}
-for _kind in _classes(err.AionError):
-    _BY_CODE.setdefault(_kind.code, _kind)
+for _kind in _classes(err.AionError):  # parents before their subclasses
+    _BY_CODE[_kind.code] = _kind
 
 
 def error_class(code: str) -> type[err.AionError]:
