@@ -77,8 +77,9 @@ class Client:
                 except ValueError:
                     parsed = raw.decode(errors="replace")
                 error = error_from_body(parsed, answer.code)
-                if error.code in ("engine_not_running", "recorder_stopped") and time.monotonic() < deadline:
-                    pass  # an engine stopping or starting: ask again
+                unavailable = answer.code == 503 and (method == "GET" or error.code != "control_error")
+                if unavailable and time.monotonic() < deadline:
+                    pass  # an engine stopping or starting (a stopping one ends long-polls with 503): ask again
                 else:
                     raise error from None
             except (urllib.error.URLError, ConnectionError, http.client.HTTPException, TimeoutError, OSError) as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -166,3 +167,26 @@ def test_errors_have_their_codes_and_statuses(engine_ui: UIProcess) -> None:
     failed = http("GET", f"{url}/workflows/r/result?timeout=30")
     assert (failed.status, failed.code) == (422, "workflow_failed")
     assert failed.body["error"]["type"] == "RuntimeError" and "bad" in failed.body["error"]["traceback"]
+
+
+def test_the_history_streams_as_server_sent_events(engine_ui: UIProcess) -> None:
+    client = aion.Client(engine_ui.url, token=TOKEN)
+    handle = client.start_workflow("waiter", workflow_id="streamed")
+    stream = urllib.request.urlopen(f"{engine_ui.url}{API_PREFIX}/workflows/streamed/history/stream", timeout=60)
+    with stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        first = [stream.readline().decode(), stream.readline().decode()]
+        assert first[0] == "event: event\n" and json.loads(first[1].removeprefix("data: "))["type"] == "WorkflowStarted"
+        handle.signal("go", "done")  # the rest follows as it is recorded, then the end
+        events = []
+        for line in stream:
+            text = line.decode()
+            if text.startswith("event: "):
+                events.append(text.removeprefix("event: ").strip())
+            if text.startswith("data: ") and events[-1] == "event":
+                events[-1] = json.loads(text.removeprefix("data: "))["type"]
+            if events and events[-1] == "closed":
+                break
+    assert events[-2:] == ["WorkflowCompleted", "closed"] and "SignalReceived" in events
+    unknown = http("GET", f"{engine_ui.url}{API_PREFIX}/workflows/none/history/stream")
+    assert (unknown.status, unknown.code) == (404, "not_found")
