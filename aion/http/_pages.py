@@ -21,6 +21,8 @@ __all__ = ["error_page", "schedules_page", "tree_page", "workflow_page", "workfl
 #: Characters of a payload shown before it is cut (the whole value is in the expandable part).
 PREVIEW = 120
 STATUSES = [status.value for status in WorkflowStatus]
+#: Runs on one page of the Workflows page (``?page_size=`` changes it).
+PAGE_SIZE = 50
 
 
 def esc(value: Any) -> str:
@@ -84,9 +86,11 @@ def _query_of(params: dict[str, str]) -> str:
 
 def workflows_page(backend: Backend, request: Request) -> str:
     """Every workflow's current run, filtered by status, type or a visibility query, with counts and pages."""
-    params = {key: request.query_params.get(key, "") for key in ("status", "workflow_type", "query", "page_token")}
+    keys = ("status", "workflow_type", "query", "page_size", "page_token")
+    params = {key: request.query_params.get(key, "") for key in keys}
     query = _query_of(params)
-    page = backend.call("list", {"query": query, "page_size": 50, "next_page_token": params["page_token"] or None})
+    size = int(params["page_size"]) if params["page_size"].isdigit() else PAGE_SIZE
+    page = backend.call("list", {"query": query, "page_size": size, "next_page_token": params["page_token"] or None})
     counts = backend.call("count", {"query": (query + " GROUP BY Status").strip()})
     count_cells = "".join(
         f'<span class="count status-{s}" data-status="{s}">{s} <b>{esc(counts["groups"].get(s, 0))}</b></span>'
@@ -120,7 +124,7 @@ def workflows_page(backend: Backend, request: Request) -> str:
         f"<th>closed</th><th>version</th><th>run id</th></tr></thead><tbody>{rows}</tbody></table>"
         f"{more if rows else '<p>no workflows</p>'}"
     )
-    attrs = f'data-query="{esc(query)}" data-page-token="{esc(params["page_token"])}"'
+    attrs = f'data-query="{esc(query)}" data-page-token="{esc(params["page_token"])}" data-page-size="{size}"'
     return _layout("Workflows", "workflows", backend, body, attrs)
 
 

@@ -61,6 +61,16 @@ def test_workflows_page_lists_filters_counts_and_follows_a_status(
     assert browser.find_element(By.ID, "count-total").text == "3"
     browser.save_screenshot(str(screenshots / "workflows.png"))
 
+    # Pages: two runs, then the next page holds the third.
+    browser.get(f"{engine_ui.url}/?page_size=2")
+    first_page = [row[0] for row in rows(browser, "workflows")]
+    browser.find_element(By.ID, "next-page").click()
+    until(browser, lambda d: "page_token=" in d.current_url, "the next page")
+    second_page = [row[0] for row in rows(browser, "workflows")]
+    assert len(first_page) == 2 and len(second_page) == 1
+    assert sorted(first_page + second_page) == ["greet-1", "raises-1", "waiter/1"]
+    browser.get(engine_ui.url + "/")
+
     # A status that changes is shown without a reload (the marker set on this page survives).
     browser.execute_script("window.__still_this_page = true")
     client.get_workflow("waiter/1").signal("go", {"ok": True})

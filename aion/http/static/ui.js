@@ -56,7 +56,7 @@ async function followWorkflows() {
   for (;;) {
     await sleep(1000);
     try {
-      const params = new URLSearchParams({ query, page_size: "50" });
+      const params = new URLSearchParams({ query, page_size: body.dataset.pageSize || "50" });
       if (body.dataset.pageToken) params.set("next_page_token", body.dataset.pageToken);
       const page = await api("GET", "/workflows?" + params);
       for (const run of page.workflows) {
