@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         WorkflowDescription,
         WorkflowHandle,
     )
+    from aion.http import Client
     from aion.store import RunInfo
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 # The engine (and with it pykka, LMDB and the supervision library) loads on first use, so that tools that only
 # need the errors or the CLI's client start fast.
 _LAZY = {
+    "Client": "aion.http",
     "Engine": "aion.engine",
     "WorkflowDescription": "aion.engine",
     "WorkflowHandle": "aion.engine",
@@ -82,6 +84,7 @@ __all__ = [
     "AionError",
     "ApplicationError",
     "CancelledError",
+    "Client",
     "Engine",
     "IdConflictPolicy",
     "IdReusePolicy",

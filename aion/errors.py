@@ -369,3 +369,16 @@ class EngineStoppedError(EngineNotRunningError):
     within the root supervisor's restart intensity); the message gives the reason."""
 
     code = "engine_stopped"
+
+
+class UnauthorizedError(AionError):
+    """An HTTP request to the aion server lacks the token it needs, or carries a wrong one."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(AionError):
+    """An HTTP request is refused: it changes state without the CSRF guard or from another origin, or the server
+    is read-only (``aion ui``)."""
+
+    code = "forbidden"

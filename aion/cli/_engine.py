@@ -34,6 +34,7 @@ from aion.cli._base import (
     show_json,
     to_json,
 )
+from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
@@ -125,6 +126,7 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
     show_default=True,
     help="What a run whose code does not fit it becomes (see docs/versioning.md).",
 )
+@ui_options
 def serve(
     *,
     data_dir: Path,
@@ -138,6 +140,8 @@ def serve(
     metrics: str | None = None,
     search_attributes: tuple[str, ...] = (),
     on_code_mismatch: Literal["block", "fail"] = "block",
+    ui: str | None = None,
+    ui_token: str | None = None,
 ) -> None:
     """Run an engine in the foreground with the workflows and activities of the modules.
 
@@ -151,6 +155,8 @@ def serve(
             parse_address(metrics)
         except InvalidArgumentError as error:
             raise click.BadParameter(str(error), param_hint="--metrics") from None
+    if ui is not None:
+        check_address(ui, "--ui")
     configure_logging(log_level, log_format)
     engine = aion.Engine(
         data_dir,
@@ -173,7 +179,12 @@ def serve(
         stop.set()
 
     engine.start()
+    ui_server = None
     try:
+        if ui is not None:
+            from aion.http import serve_engine  # noqa: PLC0415 - loads the server framework only with --ui
+
+            ui_server = serve_engine(engine, ui, token=ui_token)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, on_signal)
         names = sorted(engine.registry.workflows)
@@ -184,6 +195,8 @@ def serve(
         if engine.metrics_address is not None:
             host, port = engine.metrics_address
             click.echo(f"metrics on http://{host}:{port}/metrics")
+        if ui_server is not None:
+            announce(ui_server)
         sys.stdout.flush()
         while not stop.wait(0.5):
             if engine.stopped_reason is not None:  # it stopped by itself after a fault: say why, exit non-zero
@@ -191,6 +204,8 @@ def serve(
         if engine.stopped_reason is None:
             click.echo("stopping")
     finally:
+        if ui_server is not None:
+            ui_server.stop()  # before the engine: its requests end while the engine still answers
         engine.stop()
     if engine.stopped_reason is not None:
         raise EngineStoppedError(engine.stopped_reason)

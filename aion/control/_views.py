@@ -135,7 +135,10 @@ def blocked_runs_view(store: EventStore) -> list[dict[str, Any]]:
 
 def page_view(page: WorkflowPage) -> dict[str, Any]:
     """One page of ``aion list --query``: its runs and the token of the next page (``null`` on the last)."""
-    return {"workflows": [run_view(info) for info in page.workflows], "next_page_token": page.next_page_token}
+    return {
+        "workflows": [run_view(info, version_of_run(info.workflow_version)) for info in page.workflows],
+        "next_page_token": page.next_page_token,
+    }
 
 
 def count_view(found: WorkflowCount) -> dict[str, Any]:
