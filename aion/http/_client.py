@@ -226,6 +226,11 @@ class RemoteWorkflowHandle:
         """Ask query ``name`` of the live workflow."""
         return self._post("query", {"name": name, "args": list(args)})["result"]
 
+    def execute_update(self, name: str, *args: Any) -> Any:
+        """Apply update ``name`` with ``args``; its handler's result once it is durable (``UpdateRejectedError``
+        when the validator refuses it, ``UpdateFailedError`` when the handler raises)."""
+        return self._post("update", {"name": name, "args": list(args)})["result"]
+
     def cancel(self, reason: str | None = None) -> bool:
         """Request cancellation; False if the run had already closed."""
         return bool(self._post("cancel", {"reason": reason})["took_effect"])

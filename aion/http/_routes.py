@@ -104,6 +104,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     ),
     ApiRoute("POST", _W + "/signal", "signal", "Send a signal; answers once it is durable.", body=("name", "payload")),
     ApiRoute("POST", _W + "/query", "query", "Ask the live workflow a query.", body=("name", "args")),
+    ApiRoute("POST", _W + "/update", "update", "Apply an update; its result once durable.", body=("name", "args")),
     ApiRoute("POST", _W + "/cancel", "cancel", "Request cancellation of the current run.", body=("reason",)),
     ApiRoute("POST", _W + "/terminate", "terminate", "Terminate the current run.", body=("reason",)),
     ApiRoute("POST", _W + "/reset", "reset", "Reset the current run to to_seq (a new run).", body=("to_seq", "reason")),

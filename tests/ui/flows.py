@@ -28,8 +28,20 @@ async def greet(name: str) -> str:
 
 @workflow.defn
 async def waiter() -> Any:
-    """Wait for a ``go`` signal and return its payload; query ``state`` says it waits."""
+    """Wait for a ``go`` signal and return its payload; query ``state`` says it waits; update ``note`` keeps a
+    note (a non-empty string) and answers with every note so far."""
+    notes: list[str] = []
+
+    def note(text: str) -> list[str]:
+        notes.append(text)
+        return list(notes)
+
+    def non_empty(text: str) -> None:
+        if not text:
+            raise ValueError("a note must not be empty")
+
     workflow.set_query_handler("state", lambda: "waiting")
+    workflow.set_update_handler("note", note, validator=non_empty)
     return await workflow.wait_signal("go")
 
 

@@ -64,6 +64,10 @@ def test_the_handle_api_over_http(launch: Callable[..., UIProcess], data_dir: Pa
         version=1,
     )
     assert handle.query("state") == "waiting"
+    assert handle.execute_update("note", "first") == ["first"]
+    assert handle.execute_update("note", "second") == ["first", "second"]
+    with pytest.raises(err.UpdateRejectedError, match="must not be empty"):
+        handle.execute_update("note", "")
     described = handle.describe()
     assert described["status"] == "running" and described["memo"] == {"note": "from http"}
     assert described["search_attributes"] == {"Customer": "ann"}
