@@ -1,10 +1,17 @@
-"""Helpers for every test: waiting on a condition with a deadline (never sleep-and-hope)."""
+"""Helpers for every test: waiting on a condition with a deadline (never sleep-and-hope), and stopping the
+process trees of the commands a test started."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
+
+import psutil
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.002) -> Any:
@@ -17,3 +24,45 @@ def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {pred}")
         time.sleep(interval)
+
+
+def stop_process_group(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM ``proc``, then wait for a clean exit; SIGKILL its group if it does not come in ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_process_group(proc)
+    return proc.wait()
+
+
+def kill_process_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc``'s whole process group and every descendant (an engine, its zygote, its workflow and
+    activity processes), and reap them."""
+    group = [proc.pid] + [p.pid for p in descendants(proc.pid)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for pid in group:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+    psutil.wait_procs([p for p in map(process_or_none, group) if p is not None], timeout=10)
+
+
+def process_or_none(pid: int) -> psutil.Process | None:
+    """The live process ``pid``, or None."""
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid`` (none if it is gone)."""
+    proc = process_or_none(pid)
+    if proc is None:
+        return []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return list(proc.children(recursive=True))
+    return []

@@ -19,6 +19,7 @@ from typing import Any
 import aion
 from aion.clock import Clock
 from aion.control._engine_api import ControlledEngine
+from aion.control._fields import text_field
 from aion.control._schedule_ops import SCHEDULE_OPS
 from aion.control._views import (
     annotate_tree,
@@ -56,17 +57,8 @@ class OpContext:
 Op = Callable[[ControlledEngine, dict[str, Any], OpContext], dict[str, Any]]
 
 
-def _text(request: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = request.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"request field {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
 def _required(request: dict[str, Any], key: str) -> str:
-    value = _text(request, key)
+    value = text_field(request, key)
     assert value is not None
     return value
 
@@ -114,21 +106,21 @@ def op_tree(engine: ControlledEngine, request: dict[str, Any], context: OpContex
 def op_list(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Current runs, newest first, filtered by ``status`` / ``workflow_type``, at most ``limit``; with ``query``,
     one page of the runs matching it (``page_size``, ``next_page_token``)."""
-    query = _text(request, "query", required=False)
+    query = text_field(request, "query", required=False)
     if query is not None:
         return page_view(
             list_workflows(
                 engine.store,
                 query,
                 page_size=int(_number(request, "page_size", 100) or 100),
-                next_page_token=_text(request, "next_page_token", required=False),
+                next_page_token=text_field(request, "next_page_token", required=False),
                 schema=engine.search_attributes,
             )
         )
     limit = _number(request, "limit", None)
     runs = engine.list_workflows(
-        status=_text(request, "status", required=False),
-        workflow_type=_text(request, "workflow_type", required=False),
+        status=text_field(request, "status", required=False),
+        workflow_type=text_field(request, "workflow_type", required=False),
         limit=None if limit is None else int(limit),
     )
     return list_view(engine.store, runs)
@@ -136,7 +128,7 @@ def op_list(engine: ControlledEngine, request: dict[str, Any], context: OpContex
 
 def op_count(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """How many runs match ``query`` (by status with ``GROUP BY Status``)."""
-    found = count_workflows(engine.store, _text(request, "query", required=False), schema=engine.search_attributes)
+    found = count_workflows(engine.store, text_field(request, "query", required=False), schema=engine.search_attributes)
     return count_view(found)
 
 
@@ -164,12 +156,12 @@ def op_start(engine: ControlledEngine, request: dict[str, Any], context: OpConte
     texts = request.get("search_attributes") or {}
     if not isinstance(texts, dict) or not all(isinstance(value, str) for value in texts.values()):
         raise InvalidArgumentError("request field 'search_attributes' must be a map of name to text")
-    signal = _text(request, "signal", required=False)
+    signal = text_field(request, "signal", required=False)
     if signal is not None:
         signalled = engine.signal_with_start(
             _required(request, "workflow_type"),
             *_list(request, "args"),
-            workflow_id=_text(request, "workflow_id", required=False) or str(uuid.uuid4()),
+            workflow_id=text_field(request, "workflow_id", required=False) or str(uuid.uuid4()),
             signal=signal,
             payload=request.get("payload"),
             search_attributes=engine.search_attributes.parse_texts(texts),
@@ -179,7 +171,7 @@ def op_start(engine: ControlledEngine, request: dict[str, Any], context: OpConte
     handle = engine.start_workflow(
         _required(request, "workflow_type"),
         *_list(request, "args"),
-        workflow_id=_text(request, "workflow_id", required=False),
+        workflow_id=text_field(request, "workflow_id", required=False),
         search_attributes=engine.search_attributes.parse_texts(texts),
         memo=request.get("memo"),
     )
@@ -213,14 +205,14 @@ def op_update(engine: ControlledEngine, request: dict[str, Any], context: OpCont
 def op_cancel(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Request cancellation of the current run; ``took_effect`` is false if it had already closed."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
-    took_effect = handle.cancel(reason=_text(request, "reason", required=False))
+    took_effect = handle.cancel(reason=text_field(request, "reason", required=False))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 
 def op_terminate(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Terminate the current run; ``took_effect`` is false if it had already closed."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
-    took_effect = handle.terminate(reason=_text(request, "reason", required=False))
+    took_effect = handle.terminate(reason=text_field(request, "reason", required=False))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 
@@ -258,7 +250,7 @@ def op_unblock(engine: ControlledEngine, request: dict[str, Any], context: OpCon
 def op_pause(engine: ControlledEngine, request: dict[str, Any], context: OpContext) -> dict[str, Any]:
     """Pause the current run; ``took_effect`` is false if it was paused already."""
     handle = engine.get_workflow(_required(request, "workflow_id"))
-    took_effect = handle.pause(_text(request, "reason", required=False))
+    took_effect = handle.pause(text_field(request, "reason", required=False))
     return {"workflow_id": handle.workflow_id, "run_id": handle.run_id, "took_effect": took_effect}
 
 

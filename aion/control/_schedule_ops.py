@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, cast
 
+from aion.control._fields import text_field
 from aion.control._views import to_jsonable
 from aion.errors import InvalidArgumentError
 from aion.schedules import SchedulePolicy, ScheduleSpec
@@ -24,17 +25,8 @@ class ScheduleEngine(Protocol):
     def list_schedules(self) -> list[Any]: ...
 
 
-def _str(request: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = request.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"request field {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
 def _time(request: dict[str, Any], key: str) -> datetime:
-    text = cast(str, _str(request, key))
+    text = cast(str, text_field(request, key))
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -64,15 +56,15 @@ def op_schedule_create(engine: Any, request: dict[str, Any], context: Any) -> di
     args = request.get("args") or []
     if not isinstance(args, list):
         raise InvalidArgumentError("request field 'args' must be a list")
-    schedule_id = cast(str, _str(request, "schedule_id"))
+    schedule_id = cast(str, text_field(request, "schedule_id"))
     cast(ScheduleEngine, engine).create_schedule(
         schedule_id,
-        cast(str, _str(request, "workflow_type")),
+        cast(str, text_field(request, "workflow_type")),
         *args,
         spec=spec,
         policy=policy,
         paused=bool(request.get("paused", False)),
-        note=_str(request, "note", required=False),
+        note=text_field(request, "note", required=False),
     )
     return op_schedule_describe(engine, {"schedule_id": schedule_id}, context)
 
@@ -84,41 +76,42 @@ def op_schedule_list(engine: Any, request: dict[str, Any], context: Any) -> dict
 
 def op_schedule_describe(engine: Any, request: dict[str, Any], context: Any) -> dict[str, Any]:
     """One schedule, described."""
-    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, _str(request, "schedule_id")))
+    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, text_field(request, "schedule_id")))
     described: dict[str, Any] = to_jsonable(handle.describe().to_dict())
     return described
 
 
 def op_schedule_pause(engine: Any, request: dict[str, Any], context: Any) -> dict[str, Any]:
     """Pause a schedule (with ``note``)."""
-    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, _str(request, "schedule_id")))
-    handle.pause(_str(request, "note", required=False))
+    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, text_field(request, "schedule_id")))
+    handle.pause(text_field(request, "note", required=False))
     return op_schedule_describe(engine, request, context)
 
 
 def op_schedule_unpause(engine: Any, request: dict[str, Any], context: Any) -> dict[str, Any]:
     """Unpause a schedule (with ``note``)."""
-    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, _str(request, "schedule_id")))
-    handle.unpause(_str(request, "note", required=False))
+    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, text_field(request, "schedule_id")))
+    handle.unpause(text_field(request, "note", required=False))
     return op_schedule_describe(engine, request, context)
 
 
 def op_schedule_trigger(engine: Any, request: dict[str, Any], context: Any) -> dict[str, Any]:
     """Fire a schedule now (``overlap`` optional); the recorded outcome."""
-    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, _str(request, "schedule_id")))
-    return {"outcome": _outcome(handle.trigger(_str(request, "overlap", required=False)))}
+    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, text_field(request, "schedule_id")))
+    return {"outcome": _outcome(handle.trigger(text_field(request, "overlap", required=False)))}
 
 
 def op_schedule_backfill(engine: Any, request: dict[str, Any], context: Any) -> dict[str, Any]:
     """Fire every time of the spec in ``[start, end]`` (``overlap`` optional); the recorded outcomes."""
-    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, _str(request, "schedule_id")))
-    outcomes = handle.backfill(_time(request, "start"), _time(request, "end"), _str(request, "overlap", required=False))
+    handle = cast(ScheduleEngine, engine).get_schedule(cast(str, text_field(request, "schedule_id")))
+    overlap = text_field(request, "overlap", required=False)
+    outcomes = handle.backfill(_time(request, "start"), _time(request, "end"), overlap)
     return {"outcomes": [_outcome(event) for event in outcomes]}
 
 
 def op_schedule_delete(engine: Any, request: dict[str, Any], context: Any) -> dict[str, Any]:
     """Delete a schedule."""
-    schedule_id = cast(str, _str(request, "schedule_id"))
+    schedule_id = cast(str, text_field(request, "schedule_id"))
     cast(ScheduleEngine, engine).get_schedule(schedule_id).delete()
     return {"schedule_id": schedule_id, "deleted": True}
 

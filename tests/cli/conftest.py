@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from aion.control import connect_engine
+from tests.helpers import kill_process_group, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 AION = str(Path(sys.executable).parent / "aion")
@@ -107,40 +107,12 @@ class Server:
 
     def stop(self) -> int:
         """SIGTERM, then wait for a clean exit (SIGKILL the group if it does not come)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.wait()
+        return stop_process_group(self.proc, timeout=20)
 
     def kill(self) -> None:
         """SIGKILL the whole process group (engine, zygote, workflow and activity processes) and reap it."""
-        group = [self.proc.pid] + [p.pid for p in _descendants(self.proc.pid)]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for pid in group:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait()
-        psutil.wait_procs([p for p in map(_process, group) if p is not None], timeout=10)
+        kill_process_group(self.proc)
 
-
-def _process(pid: int) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    proc = _process(pid)
-    if proc is None:
-        return []
-    with contextlib.suppress(psutil.NoSuchProcess):
-        return list(proc.children(recursive=True))
-    return []
 
 
 @pytest.fixture

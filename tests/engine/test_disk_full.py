@@ -48,7 +48,11 @@ def _fill(disk: Path, leave: int) -> Path:
 def test_a_full_disk_raises_store_full_and_freeing_space_resumes(small_disk: Path, log: str) -> None:
     data = small_disk / "data"
     with aion.Engine(
-        data, workflows=flows.ALL_WORKFLOWS, activities=flows.ALL_ACTIVITIES, activity_workers=1
+        data,
+        workflows=flows.ALL_WORKFLOWS,
+        activities=flows.ALL_ACTIVITIES,
+        activity_workers=1,
+        search_attributes={"pad": "text"},  # a text attribute: recorded, never indexed
     ) as engine:
         first = engine.start_workflow(flows.chain, log, 3, workflow_id="before")
         assert first.result(timeout=60) == CHAIN_3

@@ -55,7 +55,8 @@ def _pid_of(sup: sv.Supervisor, child_id: str) -> int | None:
 
 
 def _wait_pool_full(zygote: sv.Zygote, children: int) -> None:
-    wait_until(lambda: _settled(zygote, children))
+    # Refilling the pool forks and warms hosts: on a loaded 2-core machine that has taken over 10 s.
+    wait_until(lambda: _settled(zygote, children), timeout=30.0)
 
 
 def test_sigkill_restart_is_speculative_and_observably_the_same(

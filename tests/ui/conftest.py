@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -22,6 +21,7 @@ import psutil
 import pytest
 
 from tests.cli.conftest import AION, ROOT, _env, wait_for
+from tests.helpers import descendants, kill_process_group, process_or_none, stop_process_group
 
 TOKEN = "test-token-0123456789"
 CHROMIUM = "/usr/bin/chromium"
@@ -68,40 +68,12 @@ class UIProcess:
         return found[-1] if found else None
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.wait()
+        return stop_process_group(self.proc, timeout=30)
 
     def kill(self) -> None:
         """SIGKILL the whole process group and reap it."""
-        group = [self.proc.pid] + [p.pid for p in _descendants(self.proc.pid)]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for pid in group:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait()
-        psutil.wait_procs([p for p in map(_process, group) if p is not None], timeout=10)
+        kill_process_group(self.proc)
 
-
-def _process(pid: int) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    proc = _process(pid)
-    if proc is None:
-        return []
-    with contextlib.suppress(psutil.NoSuchProcess):
-        return list(proc.children(recursive=True))
-    return []
 
 
 @pytest.fixture
@@ -196,7 +168,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     try:
         yield driver
     finally:
-        spawned = [p for p in (_process(driver_pid), *_descendants(driver_pid)) if p is not None]
+        spawned = [p for p in (process_or_none(driver_pid), *descendants(driver_pid)) if p is not None]
         with contextlib.suppress(Exception):
             driver.quit()
         for proc in spawned:
