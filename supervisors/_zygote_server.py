@@ -41,7 +41,17 @@ class _OwnerDied(BaseException):
 
 
 def _on_owner_death(signum: int, frame: Any) -> None:
-    raise _OwnerDied
+    # Shut down right here rather than by raising through whatever the loop was doing: an exception raised at an
+    # arbitrary point can be caught on its way (seen on Python 3.13), and the zygote would live on, with its
+    # children, after its owner's death.
+    server = _serving
+    if server is None or os.getpid() != server.pid:  # not serving yet, or a child in the instant after its fork
+        raise _OwnerDied
+    server.shutdown()
+
+
+#: The server of this zygote, once it runs (what the owner-death handler shuts down).
+_serving: ZygoteServer | None = None
 
 
 #: How often the zygote looks for orphans it adopted (processes that left a process child: daemons).
@@ -96,6 +106,8 @@ class ZygoteServer(HostPool):
         self.ctl.setblocking(False)
         self.sel.register(self.ctl, selectors.EVENT_READ, "ctl")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        global _serving
+        _serving = self
         try:
             self.serve()
         except _OwnerDied:
