@@ -416,6 +416,10 @@ class WorkflowRuntime:
             self._commands.issue(ContinueAsNew(error.arguments, error.workflow_type, error.version))
         elif isinstance(error, CancelledError | asyncio.CancelledError) and self.cancel_requested:
             self._commands.issue(CancelWorkflow(self.cancel_reason))
+        elif not isinstance(error, Exception | asyncio.CancelledError):
+            # The process itself is ending (terminated while the code ran, at an engine's shutdown say): no fault
+            # of the workflow's, nothing to record; the run replays in its next process.
+            raise error
         else:
             self._commands.issue(FailWorkflow(failure_from_exception(error)))
 

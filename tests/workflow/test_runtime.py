@@ -295,3 +295,17 @@ def test_a_race_recorded_1_ms_apart_has_the_same_winner_live_and_on_replay(first
     for _ in range(3):
         _, replayed = replay(raced, engine.history)
         assert CompleteWorkflow(winner) in replayed
+
+
+class _ProcessEnding(BaseException):
+    """Stands for what a terminated process raises in whatever code runs (``supervisors``' SIGTERM handler)."""
+
+
+@pytest.mark.timeout(10)
+def test_a_process_ending_while_workflow_code_runs_is_no_failure_of_the_workflow() -> None:
+    async def interrupted(arg: int) -> int:
+        raise _ProcessEnding
+
+    started = ev.WorkflowStarted(workflow_id="wf", workflow_type="t", input=[1], run_id=RUN_ID, seq=1)
+    with pytest.raises(_ProcessEnding):
+        WorkflowRuntime(interrupted, started).replay([started])
