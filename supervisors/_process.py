@@ -197,8 +197,11 @@ def _fork_host(nursery: socket.socket, zygote_pid: int) -> None:
     if middle == 0:
         try:
             middle = os.getpid()
-            if os.fork() == 0:
+            host = os.fork()
+            if host == 0:
                 _host_main(nursery, zygote_pid, middle, (mine, theirs), (chan_mine, chan_theirs))
+            # Before we exit (so before the host can be the zygote's child): the zygote counts it as coming.
+            nursery.send(pack(["forked", host]))
         finally:
             os._exit(0)
     for s in (mine, theirs, chan_mine, chan_theirs):

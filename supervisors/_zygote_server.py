@@ -56,6 +56,9 @@ _serving: ZygoteServer | None = None
 
 #: How often the zygote looks for orphans it adopted (processes that left a process child: daemons).
 ORPHAN_SCAN: Final = 0.5
+# Hosts asked of the nursery and not announced ("forked") for this long are taken as never coming (an
+# intermediate process killed before it could say so): they are asked again; a surplus host is retired.
+FORK_PATIENCE: Final = 5.0
 
 
 def _abnormal(status: int) -> bool:
@@ -94,8 +97,10 @@ class ZygoteServer(HostPool):
         # from a crash to its report. Hosts reach the zygote as children: it is a child subreaper.
         self.nursery_pid = 0
         self.nursery: socket.socket | None = None
-        self.requested = 0  # hosts asked of the nursery, not yet arrived
-        self.lost: set[int] = set()  # pids reaped before we knew them (a host that died before arriving)
+        self.requested = 0  # hosts asked of the nursery, not yet forked
+        self.coming: set[int] = set()  # hosts forked (the nursery said "forked"), not yet arrived
+        self.lost: set[int] = set()  # hosts that died on their way: their "host" message, if any, is dropped
+        self.nursery_heard = 0.0  # monotonic time of the last fork asked or announced
 
     def run(self) -> NoReturn:
         """Serve until the owner says stop or closes its end."""
@@ -117,12 +122,14 @@ class ZygoteServer(HostPool):
         """The loop of `run`."""
         next_scan = time.monotonic() + ORPHAN_SCAN
         while True:
-            need = len(self.idle) + self.requested < self.warm_pool
+            need = len(self.idle) + len(self.coming) + self.requested < self.warm_pool
             # Refill the pool only once things are quiet for a moment: a fork right after a hand-off would
             # compete for the CPU with the child that is starting.
             now = time.monotonic()
             if now >= next_scan:
                 self.kill_orphans()
+                if self.requested and now - self.nursery_heard > FORK_PATIENCE:
+                    self.requested = 0
                 next_scan = now + ORPHAN_SCAN
             wait = next_scan - now
             events = self.sel.select(min(REFILL_DELAY, wait) if need else wait)
@@ -146,13 +153,14 @@ class ZygoteServer(HostPool):
         if self.nursery is None:
             self.start_nursery()
         assert self.nursery is not None
-        count = self.warm_pool - len(self.idle) - self.requested
+        count = self.warm_pool - len(self.idle) - len(self.coming) - self.requested
         try:
             self.nursery.send(pack(["fork", count]))
         except OSError:
             self.stop_nursery()
             return
         self.requested += count
+        self.nursery_heard = time.monotonic()
 
     def start_nursery(self) -> None:
         """Fork the nursery, the process that forks pool hosts."""
@@ -181,9 +189,17 @@ class ZygoteServer(HostPool):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.nursery_pid, signal.SIGKILL)
         self.nursery, self.nursery_pid, self.requested = None, 0, 0
+        # Hosts on their way would announce themselves on the socket just closed: they never can now.
+        for pid in self.coming:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.retired |= self.coming
+        self.coming = set()
 
     def read_nursery(self) -> None:
-        """Take in the hosts that arrived: ``["host", pid]`` with its control socket and channel."""
+        """Take in what the nursery's socket carries: ``["forked", pid]`` from the intermediate process as soon
+        as a host is forked (so the zygote knows every host on its way, also one that dies before arriving), then
+        ``["host", pid]`` from the host itself, with its control socket and channel."""
         while self.nursery is not None:
             try:
                 data, fds, _flags, _addr = socket.recv_fds(self.nursery, 1024, 2)
@@ -191,19 +207,30 @@ class ZygoteServer(HostPool):
                 return
             except OSError:
                 data, fds = b"", []
-            if not data or len(fds) != 2:
+            msg = unpack(data) if data else None
+            if msg is not None and msg[0] == "forked" and not fds:
+                self.nursery_heard = time.monotonic()
+                self.requested = max(0, self.requested - 1)
+                self.lost.discard(msg[1])  # a pid of a lost host, reused
+                self.coming.add(msg[1])
+                continue
+            if msg is None or msg[0] != "host" or len(fds) != 2:
                 for fd in fds:
                     os.close(fd)
                 self.stop_nursery()
                 return
-            pid = unpack(data)[1]
-            self.requested = max(0, self.requested - 1)
+            pid = msg[1]
             hsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=fds[0])
             hchan = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fds[1])
-            if pid in self.lost:
-                self.lost.discard(pid)
+            self.coming.discard(pid)
+            if pid in self.lost or len(self.idle) >= self.warm_pool:
                 hsock.close()
                 hchan.close()
+                if pid not in self.lost:  # a surplus host (see FORK_PATIENCE), alive: retire it
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    self.retired.add(pid)
+                self.lost.discard(pid)
             else:
                 self.idle[pid] = (hsock, hchan)
 
@@ -312,6 +339,9 @@ class ZygoteServer(HostPool):
 
     def reap(self) -> None:
         """Collect every dead child; report process children to the owner; kill the orphans a death left."""
+        # A host's "forked" was sent before it could become our child: read first, and a dead pid that is not
+        # in `coming` (nor known otherwise) is an orphan, never a host on its way.
+        self.read_nursery()
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -342,8 +372,10 @@ class ZygoteServer(HostPool):
                 if host is not None:
                     host[0].close()
                     host[1].close()
-                elif self.requested and len(self.lost) < 1024:
-                    self.lost.add(pid)
+                elif pid in self.coming:
+                    self.coming.discard(pid)
+                    if len(self.lost) < 1024:
+                        self.lost.add(pid)
 
     def kill_orphans(self) -> None:
         """Kill the processes we adopted as subreaper that are not ours: descendants of a process child that left
@@ -386,7 +418,7 @@ class ZygoteServer(HostPool):
 
     def shutdown(self) -> NoReturn:
         """Kill every child we have (and hosts on their way to us), reap them, and exit."""
-        known = set(self.children) | set(self.idle) | self.retired | {self.nursery_pid}
+        known = set(self.children) | set(self.idle) | self.coming | self.retired | {self.nursery_pid}
         for hosts in self.recycled.values():
             known |= set(hosts)
         deadline = time.monotonic() + 10.0

@@ -3,6 +3,7 @@ and the supervisor adopts it or kills it. What a supervisor's user observes must
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -277,6 +278,31 @@ def test_an_idle_host_killed_is_replaced(zygote: sv.Zygote) -> None:
     os.kill(victim, signal.SIGKILL)
     # os.kill returns before the signal lands: until the victim is gone, the pool still looks full with it.
     wait_until(lambda: victim not in _zygote_children(zygote))
+    _wait_pool_full(zygote, 0)
+    pid = zygote.spawn(worker)
+    assert pid in _zygote_children(zygote)
+    zygote.terminate(pid, kill=True)
+
+
+@pytest.mark.timeout(120)
+def test_hosts_killed_on_their_way_are_replaced(zygote: sv.Zygote) -> None:
+    """Hosts die at every stage of their making (in the nursery's intermediate, on their way to the zygote,
+    idle in the pool): each one lost is forked again, and the pool ends full, never wedged short of it."""
+    _wait_pool_full(zygote, 0)
+    killed = 0
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        nursery = zygote.hub.nursery_pid
+        try:
+            victims = psutil.Process(nursery).children(recursive=True) if nursery else []
+        except psutil.NoSuchProcess:
+            victims = []
+        victims += [psutil.Process(pid) for pid in _zygote_children(zygote) - {nursery}]
+        for proc in victims:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+                killed += 1
+    assert killed > 0
     _wait_pool_full(zygote, 0)
     pid = zygote.spawn(worker)
     assert pid in _zygote_children(zygote)

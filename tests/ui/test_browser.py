@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -23,16 +23,30 @@ pytestmark = pytest.mark.timeout(240)
 
 def until(driver: Any, condition: Any, what: str, timeout: float = 30.0) -> Any:
     """Wait for ``condition(driver)`` to be truthy (stale elements are looked up again)."""
+
+    def checked(d: Any) -> Any:
+        try:
+            return condition(d)
+        except WebDriverException as exc:
+            # Chromium's words for an element the page re-rendered away, when it is not reported as stale.
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
     return WebDriverWait(
         driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException, IndexError)
-    ).until(condition, message=what)
+    ).until(checked, message=what)
 
 
 def rows(driver: Any, table: str) -> list[list[str]]:
-    return [
-        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-        for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
-    ]
+    """The cells' text of ``#table``'s body, read in one script: the page re-renders its tables while it polls,
+    and elements looked up one by one can be gone from the document between two lookups."""
+    script = (
+        "return Array.from(document.querySelectorAll(arguments[0])).map("
+        "row => Array.from(row.querySelectorAll('td')).map(cell => cell.innerText.trim()))"
+    )
+    result: list[list[str]] = driver.execute_script(script, f"#{table} tbody tr")
+    return result
 
 
 def open_with_token(driver: Any, ui: UIProcess, path: str = "/") -> None:
