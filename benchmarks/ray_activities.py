@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import aion
-from aion import activity, events, workflow
-from benchmarks._report import percentile, report
+from aion import activity, workflow
+from benchmarks._report import report
+from benchmarks.activities import run_batch
 
 
 @activity.defn
@@ -38,34 +39,11 @@ async def sequence(count: int, queue: str) -> int:
 
 def measure(data: Path, executor: str, in_flight: int, total: int) -> dict[str, Any]:
     """Run ``total`` activities with ``in_flight`` workflows at once on ``executor``'s queue."""
-    per_workflow = max(1, total // in_flight)
     queues: dict[str, Any] = {"ray": aion.RayQueue(num_cpus=1)} if executor == "ray" else {}
     queue = "ray" if executor == "ray" else "default"
     with aion.Engine(data, workflows=[sequence], activities=[noop], task_queues=queues) as engine:
         engine.start_workflow(sequence, 2, queue).result(timeout=600)  # Ray starts its worker processes
-        began = time.perf_counter()
-        handles = [engine.start_workflow(sequence, per_workflow, queue) for _ in range(in_flight)]
-        for handle in handles:
-            handle.result(timeout=600)
-        elapsed = time.perf_counter() - began
-        latencies = []
-        for handle in handles:
-            scheduled: dict[int, float] = {}
-            for event in handle.history():
-                if isinstance(event, events.ActivityScheduled):
-                    scheduled[event.activity_id] = event.recorded_at.timestamp()
-                elif isinstance(event, events.ActivityCompleted):
-                    latencies.append((event.result - scheduled[event.activity_id]) * 1000)
-    done = per_workflow * in_flight
-    return {
-        "executor": executor,
-        "in_flight": in_flight,
-        "activities": done,
-        "seconds": elapsed,
-        "activities_per_s": done / elapsed,
-        "dispatch_to_start_p50_ms": percentile(latencies, 50),
-        "dispatch_to_start_p99_ms": percentile(latencies, 99),
-    }
+        return {"executor": executor, **run_batch(engine, sequence, max(1, total // in_flight), in_flight, queue)}
 
 
 def _ray_available() -> bool:
