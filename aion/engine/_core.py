@@ -163,10 +163,9 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             self,
             store,
             lifecycle=self._lifecycle,
-            relations=self._relations,
             activities=self._activities,
             links=self._links,
-            holds=self._holds,
+            recovery=self._recovery,
         )
         self._handlers: dict[type, Callable[[Any], None]] = {
             msg.AppendsCommitted: self._on_appends_committed,

@@ -132,13 +132,19 @@ class Recovery:
         run = Run(RunState.from_history(history))
         Observer.resumed(run)
         self._core.drive(run)
+        self.take_up(run)
+        return run
+
+    def take_up(self, run: Run) -> None:
+        """Go on with ``run``, just rebuilt from its history and driven by the core (a recovered run, or a reset's
+        new one): its pending timers armed, its activities resumed, a process for it unless it is held, and the
+        repairs of its relations that a crash may have left half done."""
         self._lifecycle.arm_timers(run)
         self._activities.recover(run)
         # A paused run waits without a process; a blocked one is tried again if the engine has its code.
         process = not run.state.paused and self._holds.fits(run)
         self._lifecycle.begin(run, resumed=True, process=process)
         self._relations.repair(run)
-        return run
 
     def unblock(self, workflow_id: str | None) -> int:
         """Try the blocked run of ``workflow_id`` again (every blocked run for ``None``): each whose code the

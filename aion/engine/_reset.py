@@ -4,7 +4,7 @@
 new run) if it is still open; the new run's ``WorkflowStarted`` (a copy of the old one with the new run id and
 ``reset_from_run_id``/``reset_to_seq``); copies of the old run's events after its ``WorkflowStarted`` up to
 ``to_seq`` (renumbered and stamped anew: the store is the sequence authority); and the signals the old run
-received after ``to_seq``. The new run is then taken up exactly as recovery takes up a run after an engine
+received after ``to_seq``. The new run is then taken up by recovery's own ``take_up``, as a run after an engine
 restart: its pending timers are armed, its activities resumed where the copy left them (one whose attempt was
 started and not finished counts as lost and is retried; one completed before ``to_seq`` is never run again), its
 children and outgoing signals repaired, and its process replays the copy with the current code.
@@ -23,11 +23,10 @@ import pykka
 from aion import events as ev
 from aion._ids import new_run_id
 from aion.engine._activity_manager import ActivityManager
-from aion.engine._holds import Holds
 from aion.engine._interfaces import Core
 from aion.engine._lifecycle import RunLifecycle
 from aion.engine._process_links import ProcessLinks
-from aion.engine._relations import Relations
+from aion.engine._recovery import Recovery
 from aion.engine._runs import Run, RunState
 from aion.errors import InvalidArgumentError, WorkflowNotFoundError, WorkflowNotRunningError
 from aion.store import EventStore
@@ -95,18 +94,16 @@ class Resets:
         store: EventStore,
         *,
         lifecycle: RunLifecycle,
-        relations: Relations,
         activities: ActivityManager,
         links: ProcessLinks,
-        holds: Holds,
+        recovery: Recovery,
     ) -> None:
         self._core = core
         self._store = store
         self._lifecycle = lifecycle
-        self._relations = relations
         self._activities = activities
         self._links = links
-        self._holds = holds
+        self._recovery = recovery
 
     def reset(self, workflow_id: str, to_seq: int | None, reason: str | None, reply: pykka.Future[Any]) -> None:
         """Reset the workflow's current run to ``to_seq`` (see the module docstring); replies with the new
@@ -143,10 +140,7 @@ class Resets:
             else:
                 successor = carrier
                 successor.state = state
-            self._lifecycle.arm_timers(successor)
-            self._activities.recover(successor)
-            self._lifecycle.begin(successor, resumed=True, process=self._holds.fits(successor))
-            self._relations.repair(successor)
+            self._recovery.take_up(successor)
             self._activities.pump()
             reply.set(next_run_id)
 
