@@ -14,11 +14,12 @@ How a run advances (the same way live and on replay, which is what makes replay 
 4. After the last arrival every recorded anchor must have been matched; one that was not means the code no longer
    does what it did (``NonDeterminismError``).
 
-This module owns :class:`WorkflowRuntime`: the run's state (pending work by ordinal, buffered signals, conditions)
-and the order in which arrivals reach the code. It never talks to the engine or the store (commands go out as
-return values) and never reads the real clock: the code's time is the recorded time of the event it is at.
-It also holds which runtime is running now. What the code sees of its run is in ``_context``, the matching of
-commands against history in ``_ledger``; errors and failures are converted in ``_failures``.
+This module owns :class:`WorkflowRuntime`: the run's state and the order in which arrivals reach the code. It
+never talks to the engine or the store (commands go out as return values) and never reads the real clock: the
+code's time is the recorded time of the event it is at. It also holds which runtime is running now. What the code
+sees of its run is in ``_context``; what it waits on (pending work by ordinal, buffered signals, conditions) in
+``_pending``; the matching of commands against history in ``_ledger``; errors and failures are converted in
+``_failures``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from aion.workflow._failures import activity_error, child_error, failure_from_ex
 from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
 from aion.workflow._patches import Patches
+from aion.workflow._pending import PendingWork
 from aion.workflow._updates import VALIDATE_UPDATE, UpdateHandler, run_update, validate
 
 __all__ = [
@@ -114,17 +116,7 @@ class WorkflowRuntime:
         self._loop = DeterministicLoop(self._clock)  # type: ignore[abstract]
         self.random = random.Random(uuid.UUID(started.run_id).int)
         self._ordinals: dict[str, int] = collections.defaultdict(int)
-        #: Pending work by ordinal; an entry stays until its outcome event arrives.
-        self._activities: dict[int, asyncio.Future[Any]] = {}
-        self._timers: dict[int, asyncio.Future[None]] = {}
-        self._children: dict[int, asyncio.Future[Any]] = {}
-        self._external_signals: dict[int, asyncio.Future[None]] = {}
-        self._external_targets: dict[int, str] = {}
-        self._signals: dict[str, collections.deque[Any]] = collections.defaultdict(collections.deque)
-        self._signal_waiters: dict[str, collections.deque[asyncio.Future[Any]]] = collections.defaultdict(
-            collections.deque
-        )
-        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._work = PendingWork(self._loop.create_future)
         self.query_handlers: dict[str, Callable[..., Any]] = {}
         self.update_handlers: dict[str, UpdateHandler] = {}
         #: The reason given when cancellation was requested (``None`` until it is).
@@ -207,13 +199,7 @@ class WorkflowRuntime:
         (``"signal 'approve'"``, timed or not) and the pending ``wait_condition`` calls (``"the condition"``,
         ``"2 conditions"``). Activities, timers and children are in history; the host reports this list with
         each ``commands`` frame, so that ``describe`` can name every wait."""
-        found = [
-            f"signal {name!r}" for name, waiters in self._signal_waiters.items() if any(not w.done() for w in waiters)
-        ]
-        conditions = sum(1 for _, future in self._conditions if not future.done())
-        if conditions:
-            found.append("the condition" if conditions == 1 else f"{conditions} conditions")
-        return found
+        return self._work.waits()
 
     # -- what the SDK calls ------------------------------------------------------------------------------------
 
@@ -234,26 +220,26 @@ class WorkflowRuntime:
             options = {**options, "task_queue": queue}
         else:
             options = {key: value for key, value in options.items() if key != "task_queue"}
-        future = self._pending(self._activities, activity_id, lambda: self.cancel_activity(activity_id))
+        future = self._pending(self._work.activities, activity_id, lambda: self.cancel_activity(activity_id))
         self._commands.issue(ScheduleActivity(activity_id, activity_type, args, options))
         return activity_id, future
 
     def cancel_activity(self, activity_id: int) -> None:
         """Ask for activity ``activity_id`` to be cancelled, unless its outcome is known (once per activity)."""
-        if activity_id in self._activities:
+        if activity_id in self._work.activities:
             self._commands.issue_once(RequestCancelActivity(activity_id))
 
     def start_timer(self, seconds: float, waiting_for: str | None = None) -> tuple[int, asyncio.Future[None]]:
         """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves. ``waiting_for``
         names the wait the timer is the timeout of (recorded, for ``describe``)."""
         timer_id = self._next("timer")
-        future = self._pending(self._timers, timer_id, lambda: self.cancel_timer(timer_id))
+        future = self._pending(self._work.timers, timer_id, lambda: self.cancel_timer(timer_id))
         self._commands.issue(StartTimer(timer_id, seconds, waiting_for))
         return timer_id, future
 
     def cancel_timer(self, timer_id: int) -> None:
         """Cancel a timer that has not fired; its firing, if it races in, is then ignored."""
-        future = self._timers.pop(timer_id, None)
+        future = self._work.timers.pop(timer_id, None)
         if future is None:
             return
         if not future.done():
@@ -270,21 +256,21 @@ class WorkflowRuntime:
             self.check_workflow(workflow_type)
         child_id = self._next("child")
         child_workflow_id = workflow_id or f"{self.info.workflow_id}/{self.info.run_id[:8]}/child-{child_id}"
-        future = self._pending(self._children, child_id, lambda: self.cancel_child(child_id))
+        future = self._pending(self._work.children, child_id, lambda: self.cancel_child(child_id))
         self._commands.issue(StartChild(child_id, child_workflow_id, workflow_type, args, policy, options))
         return child_id, child_workflow_id, future
 
     def cancel_child(self, child_id: int) -> None:
         """Ask child ``child_id`` to cancel (cooperatively), unless it has closed."""
-        if child_id in self._children:
+        if child_id in self._work.children:
             self._commands.issue_once(RequestCancelChild(child_id))
 
     def signal_external(self, workflow_id: str, name: str, payload: Any) -> asyncio.Future[None]:
         """Issue ``SignalExternal``; the future resolves once the signal is delivered (or raises why not)."""
         signal_id = self._next("signal_external")
         future: asyncio.Future[None] = self._loop.create_future()
-        self._external_signals[signal_id] = future
-        self._external_targets[signal_id] = workflow_id
+        self._work.external_signals[signal_id] = future
+        self._work.external_targets[signal_id] = workflow_id
         self._commands.issue(SignalExternal(signal_id, workflow_id, name, payload))
         return future
 
@@ -294,29 +280,17 @@ class WorkflowRuntime:
 
     def signal_future(self, name: str) -> asyncio.Future[Any]:
         """A future for the next signal ``name`` (resolved at once from the buffer if one is waiting)."""
-        future = self._loop.create_future()
-        buffered = self._signals[name]
-        if buffered:
-            future.set_result(buffered.popleft())
-        else:
-            self._signal_waiters[name].append(future)
-        return future
+        return self._work.signal_future(name)
 
     def condition_future(self, predicate: Callable[[], bool]) -> asyncio.Future[None]:
         """A future resolved once ``predicate()`` is true (it is re-checked after every delivered event)."""
-        future: asyncio.Future[None] = self._loop.create_future()
-        if predicate():
-            future.set_result(None)
-        else:
-            self._conditions.append((predicate, future))
-        return future
+        return self._work.condition_future(predicate)
 
     def continue_as_new(
         self, args: list[Any], workflow_type: str | None, version: int | None = None
     ) -> ContinueAsNewSignal:
         """Check that nothing is pending and return the signal that unwinds the workflow into continue-as-new."""
-        pending = [f"activity {i}" for i, f in self._activities.items() if not f.done()]
-        pending += [f"child {i}" for i, f in self._children.items() if not f.done()]
+        pending = self._work.unfinished_work()
         if pending:
             raise ContinueAsNewError(
                 f"workflow {self.info.workflow_id!r} cannot continue as new while work is pending: "
@@ -374,26 +348,11 @@ class WorkflowRuntime:
         try:
             while True:
                 self._loop.run_until_idle()
-                if not self._check_conditions():
+                if not self._work.check_conditions():
                     break
         finally:
             _current = previous
         self._check_main()
-
-    def _check_conditions(self) -> bool:
-        """Resolve the waits whose condition now holds; True if any was."""
-        resolved = False
-        still: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        for predicate, future in self._conditions:
-            if future.done():
-                continue
-            if predicate():
-                future.set_result(None)
-                resolved = True
-            else:
-                still.append((predicate, future))
-        self._conditions = still
-        return resolved
 
     def _check_main(self) -> None:
         main = self._main
@@ -428,46 +387,35 @@ class WorkflowRuntime:
             return
         self._now = event.recorded_at
         self._position = event.seq
+        work = self._work
         match event:
             case ev.ActivityCompleted(activity_id=activity_id, result=result):
-                self._resolve(self._activities, activity_id, result=result)
+                work.resolve(work.activities, activity_id, result=result)
             case ev.ActivityFailed(activity_id=activity_id, failure=failure, attempt=attempt):
-                self._resolve(self._activities, activity_id, error=activity_error(failure, activity_id, attempt))
+                work.resolve(work.activities, activity_id, error=activity_error(failure, activity_id, attempt))
             case ev.ActivityCancelled(activity_id=activity_id):
-                self._resolve(
-                    self._activities, activity_id, error=CancelledError(f"activity {activity_id} was cancelled")
+                work.resolve(
+                    work.activities, activity_id, error=CancelledError(f"activity {activity_id} was cancelled")
                 )
             case ev.TimerFired(timer_id=timer_id):
-                self._resolve(self._timers, timer_id, result=None)
+                work.resolve(work.timers, timer_id, result=None)
             case ev.SignalReceived(name=name, payload=payload):
-                self._deliver_signal(name, payload)
+                work.deliver_signal(name, payload)
             case ev.ChildWorkflowCompleted(child_id=child_id, result=result):
-                self._resolve(self._children, child_id, result=result)
+                work.resolve(work.children, child_id, result=result)
             case ev.ChildWorkflowFailed(child_id=child_id, failure=failure):
-                self._resolve(self._children, child_id, error=child_error(failure, child_id))
+                work.resolve(work.children, child_id, error=child_error(failure, child_id))
             case ev.ChildWorkflowCancelled(child_id=child_id):
-                self._resolve(self._children, child_id, error=CancelledError(f"child {child_id} was cancelled"))
+                work.resolve(work.children, child_id, error=CancelledError(f"child {child_id} was cancelled"))
             case ev.SignalExternalDelivered(signal_id=signal_id, failure=failure):
-                error = None if failure is None else signal_error(self._external_targets.get(signal_id, "?"), failure)
-                self._resolve(self._external_signals, signal_id, result=None, error=error)
+                error = None if failure is None else signal_error(work.external_targets.get(signal_id, "?"), failure)
+                work.resolve(work.external_signals, signal_id, result=None, error=error)
             case ev.WorkflowCancelRequested(reason=reason):
                 self._cancel_everything(reason)
             case ev.UpdateAccepted(update_id=update_id, name=name, args=args):
                 update = run_update(self.update_handlers, self._commands.issue, update_id, name, list(args or []))
                 self._loop.create_task(update, name=f"update:{update_id}")
         self._run()
-
-    @staticmethod
-    def _resolve(
-        table: dict[int, Any], ordinal: int, *, result: Any = None, error: BaseException | None = None
-    ) -> None:
-        future = table.pop(ordinal, None)
-        if future is None or future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
 
     def _cancel_everything(self, reason: str | None) -> None:
         """Cancellation was requested: every pending wait raises ``aion.CancelledError`` now, and the work
@@ -483,30 +431,15 @@ class WorkflowRuntime:
                 future.set_exception(error)
 
         def cancel_all() -> None:
-            for activity_id, future in list(self._activities.items()):
+            for activity_id, future in list(self._work.activities.items()):
                 fail(future)
                 self.cancel_activity(activity_id)
-            for timer_id, timer in list(self._timers.items()):
+            for timer_id, timer in list(self._work.timers.items()):
                 fail(timer)
                 self.cancel_timer(timer_id)
-            for child_id, child in list(self._children.items()):
+            for child_id, child in list(self._work.children.items()):
                 fail(child)
                 self.cancel_child(child_id)
-            for waiters in self._signal_waiters.values():
-                for waiter in waiters:
-                    fail(waiter)
-                waiters.clear()
-            for _, condition in self._conditions:
-                fail(condition)
-            self._conditions.clear()
+            self._work.fail_waits(fail)
 
         self._in_workflow(cancel_all)
-
-    def _deliver_signal(self, name: str, payload: Any) -> None:
-        waiters = self._signal_waiters[name]
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(payload)
-                return
-        self._signals[name].append(payload)
