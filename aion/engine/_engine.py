@@ -1,75 +1,45 @@
-"""``aion.Engine``: spawns the actor system on a data directory and is the Python API to it."""
+"""``aion.Engine``: the Python API to the actor system on one data directory.
+
+``Engine`` is the one class users see: it keeps the API's signatures and docstrings and hands the work to its
+parts: :class:`~aion.engine._engine_settings.EngineSettings` (the constructor's options, checked),
+:class:`~aion.engine._actor_system.ActorSystem` (starting and stopping the actors; requests to the core and the
+schedule service) and :mod:`aion.engine._api_arguments` (what callers give the methods, checked).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple, overload
 
-import pykka
 from prometheus_client import CollectorRegistry
 
 from aion import events as ev
-from aion._checks import count, data_dir_path
-from aion._codec import check_payload, prepare_event_types
-from aion._definitions import workflow_type_name
-from aion._durations import Duration, optional_seconds, to_seconds
-from aion._ids import new_workflow_id, validate_workflow_id
+from aion._durations import Duration
+from aion._ids import validate_workflow_id
 from aion.clock import SYSTEM_CLOCK, Clock
 from aion.codec import PayloadCodec
-from aion.control import ControlServer, start_control_server
-from aion.engine import _registry
+from aion.engine import _api_arguments
+from aion.engine._actor_system import ActorSystem
 from aion.engine._closures import Closures
-from aion.engine._core import EngineCore
+from aion.engine._engine_settings import EngineSettings
 from aion.engine._handle import WorkflowHandle
 from aion.engine._holds import CodeMismatch
-from aion.engine._messages import (
-    GetResidency,
-    GetWaits,
-    Recover,
-    Request,
-    SignalWithStart,
-    StartWorkflow,
-    UnblockWorkflows,
-)
-from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
-from aion.engine._ray_executor import ray_executors, teller
-from aion.engine._registry import Registry
+from aion.engine._messages import Request, SignalWithStart, StartWorkflow, UnblockWorkflows
+from aion.engine._options import IdConflictPolicy, IdReusePolicy
 from aion.engine._residency import DEFAULT_MAX_RESIDENT
-from aion.engine._supervision import Supervision
-from aion.engine._task_queues import LocalQueue, RayQueue, check_queues
+from aion.engine._task_queues import LocalQueue, RayQueue
 from aion.engine._tree import run_node
-from aion.errors import (
-    AionError,
-    EngineNotRunningError,
-    EngineStartError,
-    EngineStoppedError,
-    InternalError,
-    InvalidArgumentError,
-    WorkflowNotFoundError,
-)
-from aion.observability._setup import MetricsOption, Telemetry, recorder_source, residency_source
-from aion.recorder import RecorderHandle, start_recorder
+from aion.errors import WorkflowNotFoundError
+from aion.observability._setup import MetricsOption
 from aion.status import WorkflowStatus
-from aion.store import EventStore, RunInfo, WriterLock, open_store
-from aion.visibility import SearchAttributeSchema, WorkflowCount, WorkflowPage, count_workflows, list_workflows
-from supervisors import SupervisionError
-
-log = logging.getLogger(__name__)
+from aion.store import EventStore, RunInfo
+from aion.visibility import WorkflowCount, WorkflowPage, count_workflows, list_workflows
 
 #: A workflow's result type and the types of its positional arguments (mypy checks a start against them).
 _R = TypeVar("_R")
 _Ts = TypeVarTuple("_Ts")
-
-#: How often a caller waiting for the core's reply looks whether the engine stopped after a fault (seconds).
-_FAULT_POLL = 0.25
-
-#: The file in the data directory naming the zygote's session (leftovers of a SIGKILLed engine are found by it).
-SESSION_FILE = "zygote.session"
 
 
 class Engine:
@@ -126,47 +96,20 @@ class Engine:
         task_queues: Mapping[str, LocalQueue | RayQueue] | None = None,
         map_size: int | None = None,
     ) -> None:
-        self.data_dir = data_dir_path(data_dir)
-        for name, given in (("workflows", workflows), ("activities", activities)):
-            if isinstance(given, str) or not isinstance(given, Iterable):
-                raise InvalidArgumentError(f"{name} must be a list of decorated functions, got {given!r}")
-        if payload_codec is not None and not isinstance(payload_codec, PayloadCodec):
-            raise InvalidArgumentError(f"payload_codec must be an aion.PayloadCodec, got {payload_codec!r}")
-        self._payload_codec = payload_codec
-        self._telemetry = Telemetry(metrics, tracer_provider, clock)
+        settings = EngineSettings.check(
+            data_dir, workflows, activities, activity_workers=activity_workers, warm_pool=warm_pool,
+            max_restarts=max_restarts, max_seconds=max_seconds, activity_cancel_grace=activity_cancel_grace,
+            max_resident=max_resident, clock=clock, metrics=metrics, tracer_provider=tracer_provider,
+            search_attributes=search_attributes, on_code_mismatch=on_code_mismatch, payload_codec=payload_codec,
+            task_queues=task_queues, map_size=map_size,
+        )  # fmt: skip
+        self.data_dir = settings.data_dir
+        self._telemetry = settings.telemetry
         #: The declared search attributes (name -> type), checked at start and upsert; see docs/visibility.md.
-        self.search_attributes = SearchAttributeSchema(search_attributes)
-        if on_code_mismatch not in ("block", "fail"):
-            raise InvalidArgumentError(f"on_code_mismatch must be 'block' or 'fail', got {on_code_mismatch!r}")
-        self._on_code_mismatch: CodeMismatch = on_code_mismatch
-        self.registry = Registry.build(workflows, activities)
-        workers = activity_workers if activity_workers is not None else min(os.cpu_count() or 2, 1024)
-        self._activity_workers = count(workers, "activity_workers", minimum=1, maximum=1024)
-        self._max_restarts = count(max_restarts, "max_restarts", minimum=0)
-        self._max_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)
-        self._max_resident = count(max_resident, "max_resident", minimum=1)
-        self._warm_pool = count(warm_pool, "warm_pool", minimum=0, maximum=1024)
-        if not all(callable(getattr(clock, name, None)) for name in ("time", "now", "monotonic", "wait_until")):
-            raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
-        self._task_queues = check_queues(task_queues, self._activity_workers)
-        self.registry.task_queues = frozenset(self._task_queues)
-        self._ray_executors: dict[str, Any] = {}
-        self._cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
-        self._lock = threading.Lock()
-        self._running = False
-        self._clock = clock
-        self._store: EventStore | None = None
-        self._recorder: RecorderHandle | None = None
-        self._supervision: Supervision | None = None
-        self._core: pykka.ActorRef[EngineCore] | None = None
+        self.search_attributes = settings.search_attributes
+        self.registry = settings.registry
         self.closures = Closures()
-        self._control: ControlServer | None = None  # the CLI's control socket, served while running
-        self._schedules: pykka.ActorRef[Any] | None = None  # the schedule service (aion.schedules)
-        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20):
-            raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
-        self._map_size = map_size
-        self._writer_lock: WriterLock | None = None
-        self._stopped_reason: str | None = None  # why the engine stopped by itself (see _stop_after_fault)
+        self._system = ActorSystem(settings, self.closures)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -181,174 +124,16 @@ class Engine:
 
     def start(self) -> None:
         """Start the actor system and resume the running workflows found in the data directory."""
-        with self._lock:
-            if self._running:
-                return
-            self._stopped_reason = None
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            _registry.install(self.registry)
-            prepare_event_types()  # inherited by every workflow process, not built on its live path
-            # The writer lock first: a second engine is refused before it forks anything.
-            self._writer_lock = WriterLock.acquire(self.data_dir)
-            try:
-                self._supervision = Supervision(
-                    self.registry,
-                    warm_pool=self._warm_pool,
-                    activity_workers=self._activity_workers,
-                    max_restarts=self._max_restarts,
-                    max_seconds=self._max_seconds,
-                    local_queues={
-                        name: queue.workers or 1
-                        for name, queue in self._task_queues.items()
-                        if isinstance(queue, LocalQueue)
-                    },
-                    close_fds=(self._writer_lock.fd,),
-                    session_file=self.data_dir / SESSION_FILE,
-                    on_give_up=self._stop_after_fault,
-                )
-            except BaseException as error:
-                self._writer_lock.release()
-                self._writer_lock = None
-                if isinstance(error, SupervisionError):  # the zygote could not be started
-                    raise EngineStartError(f"the engine could not start its zygote: {error}") from error
-                raise
-            try:
-                self._ray_executors = ray_executors(self._task_queues, self.registry)
-                self._store = open_store(
-                    self.data_dir,
-                    clock=self._clock,
-                    payload_codec=self._payload_codec,
-                    writer_lock=self._writer_lock,
-                    max_map_size=self._map_size,
-                )
-                self._store.set_search_attribute_schema(self.search_attributes.to_dict())
-                self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
-                self.closures.reset()
-                self._core = EngineCore.start(
-                    self._store,
-                    self._recorder,
-                    self.registry,
-                    self._supervision,
-                    self.closures,
-                    cancel_grace=self._cancel_grace,
-                    max_resident=self._max_resident,
-                    clock=self._clock,
-                    observer=self._telemetry.observer,
-                    on_code_mismatch=self._on_code_mismatch,
-                    task_queues=self._task_queues,
-                    executors=self._ray_executors,
-                )
-                for executor in self._ray_executors.values():
-                    executor.open(teller(self._core))
-                self._supervision.start(self._core)
-                self._running = True
-                recovered = self.request(Recover())
-                recorder = self._recorder
-                sources = [residency_source(lambda: self.request(GetResidency(), timeout=5))]
-                sources.append(recorder_source(recorder.stats))
-                self._start_schedules()
-                schedules = self.schedule_call(None, lambda service: len(service.slots()))
-                self._telemetry.started(self.data_dir, recovered, schedules, sources)
-                self._control = start_control_server(self, on_request=self._telemetry.control_request)
-            except BaseException as error:
-                self._running = True
-                self._shutdown()
-                if isinstance(error, SupervisionError):  # keep the supervision library's errors out of the API
-                    raise EngineStartError(f"the engine could not start its processes: {error}") from error
-                raise
+        self._system.start(self)
 
     def stop(self) -> None:
         """Stop every process and actor; recorded history stays, and a new engine resumes from it."""
-        with self._lock:
-            if self._running:
-                self._shutdown()
-
-    def _shutdown(self) -> None:
-        control, self._control = self._control, None
-        if control is not None:
-            control.stop()
-        try:
-            self._telemetry.stopped(self.data_dir)
-        except Exception:
-            log.exception("error while stopping the metrics server")
-        self._running = False
-        supervision = self._supervision
-        steps = [self._stop_core, self._stop_recorder, self._close_store]
-        if supervision is not None:
-            steps = [supervision.stop_tree, self._stop_executors, self._stop_core, self._stop_recorder]
-            steps.append(supervision.stop_zygote)
-            steps.append(self._close_store)
-        self._supervision = None
-        steps.insert(0, self._stop_schedules)
-        for step in steps:
-            try:
-                step()
-            except Exception:
-                log.exception("error while stopping the engine")
-
-    def _start_schedules(self) -> None:
-        from aion.schedules._service import ScheduleService  # noqa: PLC0415 (schedules import the engine)
-
-        assert self._store is not None and self._recorder is not None and self._core is not None
-        self._schedules = ScheduleService.start(
-            self._store,
-            self._recorder,
-            self._core,
-            self._clock,
-            self.closures,
-            observer=self._telemetry.observer.schedules,
-        )
-
-    def _stop_schedules(self) -> None:
-        service, self._schedules = self._schedules, None
-        if service is not None:
-            service.stop()
-
-    def _stop_executors(self) -> None:
-        executors, self._ray_executors = self._ray_executors, {}
-        for executor in sorted(executors.values(), key=lambda e: e.owns_ray):  # whoever started Ray stops it last
-            executor.close()
-
-    def _stop_after_fault(self, reason: str) -> None:
-        """The engine cannot go on (its zygote could not be restarted): stop it loudly, from another thread
-        (this is called from the supervisors' hub thread, which the stop waits on)."""
-        self._stopped_reason = f"the engine stopped: {reason}"
-        log.error("%s; every call now raises EngineStoppedError", self._stopped_reason)
-        self.closures.wake_all()
-
-        def stop() -> None:
-            with self._lock:
-                if self._running:
-                    self._shutdown()
-
-        threading.Thread(target=stop, name="aion-stop-after-fault", daemon=True).start()
+        self._system.stop()
 
     @property
     def stopped_reason(self) -> str | None:
         """Why the engine stopped by itself after a fault it could not recover from, or None."""
-        return self._stopped_reason
-
-    def _check_not_stopped(self) -> None:
-        if self._stopped_reason is not None:
-            raise EngineStoppedError(self._stopped_reason)
-
-    def _stop_core(self) -> None:
-        core, self._core = self._core, None
-        if core is not None:
-            core.stop()
-
-    def _stop_recorder(self) -> None:
-        recorder, self._recorder = self._recorder, None
-        if recorder is not None:
-            recorder.stop()
-
-    def _close_store(self) -> None:
-        store, self._store = self._store, None
-        if store is not None:
-            store.close()  # releases the writer lock
-        elif self._writer_lock is not None:
-            self._writer_lock.release()
-        self._writer_lock = None
+        return self._system.stopped_reason
 
     # -- the Python API -------------------------------------------------------------------------------------
 
@@ -416,7 +201,9 @@ class Engine:
         (``InvalidArgumentError`` names the attribute); ``memo`` is any payload shown with the run (``describe``,
         ``list``) and never indexed.
         """
-        name, workflow_id, arguments, options = self._start_request(
+        name, workflow_id, arguments, options = _api_arguments.start_request(
+            self.registry,
+            self.search_attributes,
             workflow,
             args,
             workflow_id=workflow_id,
@@ -425,13 +212,18 @@ class Engine:
             run_timeout=run_timeout,
             memo=memo,
         )
-        if version is not None:
-            self.registry.workflow_version(name, version)
-            options = dataclasses.replace(options, version=version)
-        options = _with_policies(options, id_conflict_policy, id_reuse_policy, request_id)
+        options = _api_arguments.with_version_and_policies(
+            self.registry,
+            name,
+            options,
+            version=version,
+            conflict=id_conflict_policy,
+            reuse=id_reuse_policy,
+            request_id=request_id,
+        )
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(StartWorkflow(name, workflow_id, arguments, options))
-        return self._handle_of_start(workflow_id, events)
+        return WorkflowHandle(self, workflow_id, _api_arguments.run_id_of_start(events))
 
     @overload
     def execute_workflow(
@@ -461,8 +253,7 @@ class Engine:
     ) -> Any:
         """Start ``workflow`` with ``args`` and wait for its result (``start_workflow`` then ``result``):
         ``options`` are ``start_workflow``'s, ``timeout`` is ``result``'s."""
-        handle = self.start_workflow(workflow, *args, workflow_id=workflow_id, **options)
-        return handle.result(timeout=timeout)
+        return self.start_workflow(workflow, *args, workflow_id=workflow_id, **options).result(timeout=timeout)
 
     def signal_with_start(
         self,
@@ -481,10 +272,10 @@ class Engine:
         Start and signal are one transaction: the workflow never runs without the signal, and a running one gets
         the signal without a second start.
         """
-        if not isinstance(signal, str) or not signal:
-            raise InvalidArgumentError(f"signal name must be a non-empty string, got {signal!r}")
-        check_payload(payload, path=f"signal {signal!r} payload")
-        name, workflow_id, arguments, options = self._start_request(
+        _api_arguments.check_signal(signal, payload)
+        name, workflow_id, arguments, options = _api_arguments.start_request(
+            self.registry,
+            self.search_attributes,
             workflow,
             args,
             workflow_id=workflow_id,
@@ -496,44 +287,8 @@ class Engine:
         with self._telemetry.starting(name, workflow_id, options) as options:
             events = self.request(SignalWithStart(name, workflow_id, arguments, options, signal, payload))
         if isinstance(events[0], ev.WorkflowStarted):
-            return self._handle_of_start(workflow_id, events)
+            return WorkflowHandle(self, workflow_id, _api_arguments.run_id_of_start(events))
         return self.get_workflow(workflow_id)
-
-    def _start_request(
-        self,
-        workflow: str | Callable[..., Any],
-        args: Sequence[Any],
-        *,
-        workflow_id: str | None,
-        search_attributes: dict[str, Any] | None,
-        execution_timeout: Duration | None,
-        run_timeout: Duration | None,
-        memo: Any = None,
-    ) -> tuple[str, str, list[Any], StartOptions]:
-        """Validate a start: the type name, the id, the arguments and the recorded options."""
-        name = workflow_type_name(workflow)
-        self.registry.workflow(name)
-        workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
-        arguments = list(args)
-        check_payload(arguments, path=f"{name} input")
-        if search_attributes is not None:
-            if not isinstance(search_attributes, dict):
-                raise InvalidArgumentError(f"search_attributes must be a dict, got {search_attributes!r}")
-            check_payload(search_attributes, path="search_attributes")
-        checked = self.search_attributes.check(search_attributes)
-        check_payload(memo, path="memo")
-        options = StartOptions(
-            search_attributes=checked,
-            execution_timeout=optional_seconds(execution_timeout, "execution_timeout"),
-            run_timeout=optional_seconds(run_timeout, "run_timeout"),
-            memo=memo,
-        )
-        return name, workflow_id, arguments, options
-
-    def _handle_of_start(self, workflow_id: str, events: list[ev.Event]) -> WorkflowHandle[Any]:
-        started = events[0]
-        assert isinstance(started, ev.WorkflowStarted)
-        return WorkflowHandle(self, workflow_id, started.run_id)
 
     def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[Any]:
         """A handle to ``workflow_id``'s current run (or run ``run_id``); ``WorkflowNotFoundError`` if unknown."""
@@ -576,14 +331,7 @@ class Engine:
             return list_workflows(
                 self.store, query, page_size=page_size, next_page_token=next_page_token, schema=self.search_attributes
             )
-        wanted = None
-        if status is not None:
-            try:
-                wanted = WorkflowStatus(status)
-            except ValueError:
-                known = ", ".join(s.value for s in WorkflowStatus)
-                raise InvalidArgumentError(f"unknown status {status!r} (one of: {known})") from None
-        type_name = None if workflow_type is None else workflow_type_name(workflow_type)
+        wanted, type_name = _api_arguments.run_filter(status, workflow_type)
         return self.store.list_workflows(status=wanted, workflow_type=type_name, limit=limit)
 
     def count_workflows(self, query: str | None = None) -> WorkflowCount:
@@ -599,30 +347,17 @@ class Engine:
     def supervision_tree(self) -> dict[str, Any]:
         """A JSON-able snapshot of the live supervision tree (workflow processes carry their workflow ids; the
         schedule service is a node of its own, its schedules below it)."""
-        self._check_not_stopped()
-        supervision = self._supervision
-        try:
-            tree = None if supervision is None else supervision.tree()
-        except pykka.ActorDeadError:
-            self._check_not_stopped()
-            raise EngineNotRunningError("the engine is not running") from None
-        if tree is None:
-            raise EngineNotRunningError("the engine is not running")
-        if self._schedules is not None:
-            tree.setdefault("children", []).append(self.schedule_call(None, lambda service: service.tree_node()))
-        return tree
+        return self._system.tree()
 
     def residency(self) -> dict[str, int]:
         """How many runs hold a workflow process (``resident``), wait for one (``waiting``), how many were
         evicted since the engine started (``evictions``), and the bound (``max_resident``)."""
-        figures: dict[str, int] = self.request(GetResidency())
-        return figures
+        return self._system.residency()
 
     def run_waits(self, runs: Sequence[tuple[str, str]]) -> list[list[str] | None]:
         """For each (workflow id, run id): the signals and conditions its code last reported waiting on beyond
         its history (``["signal 'approve'"]``), ``None`` if the run is not open here or has not reported yet."""
-        found: list[list[str] | None] = self.request(GetWaits(tuple((wid, rid) for wid, rid in runs)))
-        return found
+        return self._system.run_waits(runs)
 
     def workflow_pid(self, workflow_id: str) -> int | None:
         """The pid of the live process hosting ``workflow_id``'s run, or ``None`` if it has none right now
@@ -645,31 +380,13 @@ class Engine:
     @property
     def store(self) -> EventStore:
         """The event store (read it freely; only the recorder writes)."""
-        self._check_not_stopped()
-        if self._store is None:
-            raise EngineNotRunningError("the engine is not running: use it as a context manager")
-        return self._store
+        return self._system.store()
 
     def request(self, message: Request, *, timeout: float | None = None) -> Any:
         """Tell the engine core ``message`` (one of ``aion.engine._messages``' requests) and wait for its
         reply, at most ``timeout`` seconds (``pykka.Timeout``). Internal: what handles and the engine's methods
         use."""
-        self._check_not_stopped()
-        core = self._core
-        if core is None or not self._running:
-            raise EngineNotRunningError("the engine is not running: use it as a context manager")
-        try:
-            core.tell(message)
-        except pykka.ActorDeadError:
-            self._check_not_stopped()
-            raise EngineNotRunningError("the engine is not running") from None
-        try:
-            return self._reply_of(message, timeout)
-        except (AionError, pykka.Timeout):
-            raise
-        except Exception as error:  # a bug in a handler: typed for the caller, logged with its traceback
-            log.error("engine request %s failed", type(message).__name__, exc_info=error)
-            raise InternalError(f"{type(message).__name__} failed: {type(error).__name__}: {error}") from error
+        return self._system.request(message, timeout=timeout)
 
     # -- schedules (aion.schedules; docs/schedules.md) -------------------------------------------------------
 
@@ -692,15 +409,10 @@ class Engine:
         from aion.schedules import SchedulePolicy  # noqa: PLC0415
         from aion.schedules._handle import create  # noqa: PLC0415
 
-        name = workflow_type_name(workflow)
-        try:
-            self.registry.workflow(name)
-        except AionError as error:
-            raise InvalidArgumentError(f"workflow: {error}") from None
         return create(
             self,
             schedule_id,
-            name,
+            _api_arguments.scheduled_type(self.registry, workflow),
             list(args),
             spec=spec,
             policy=SchedulePolicy() if policy is None else policy,
@@ -730,54 +442,9 @@ class Engine:
     def schedule_call(self, schedule_id: str | None, action: Callable[[Any], Any]) -> Any:
         """Run ``action(service)`` in the schedule service once ``schedule_id`` has nothing on its way, and
         return its value. Internal: what ``ScheduleHandle`` uses."""
-        from aion.schedules._service import Call  # noqa: PLC0415
-
-        service = self._schedules
-        if service is None or not self._running:
-            raise EngineNotRunningError("the engine is not running: use it as a context manager")
-        call = Call(schedule_id, action)
-        service.tell(call)
-        return call.reply.get()
+        return self._system.schedule_call(schedule_id, action)
 
     def quiescence(self) -> Any:
         """Whether the engine core and the schedule service have settled, and when the next deadline of either
         is due (a ``Quiescence``; the testing kit's time skipping)."""
-        from aion.engine._messages import GetQuiescence, Quiescence  # noqa: PLC0415
-
-        core: Quiescence = self.request(GetQuiescence())
-        if self._schedules is None:
-            return core
-        settled, next_due = self.schedule_call(None, lambda service: service.quiescence())
-        dues = [due for due in (core.next_due, next_due) if due is not None]
-        return Quiescence(core.settled and settled, core.activities_busy, min(dues) if dues else None)
-
-
-    def _reply_of(self, message: Request, timeout: float | None) -> Any:
-        """Wait for ``message``'s reply, waking now and then to see whether the engine stopped (after a fault, or
-        by `stop` from another thread): it would never be answered."""
-        left = timeout  # a real-time wait, counted in the slices waited (a timed-out get waited its whole slice)
-        while True:
-            wait = _FAULT_POLL if left is None else max(min(left, _FAULT_POLL), 0.0)
-            try:
-                return message.reply.get(timeout=wait)
-            except pykka.Timeout:
-                self._check_not_stopped()
-                if not self._running:  # stopped meanwhile: no reply will come
-                    raise EngineNotRunningError("the engine stopped before it answered") from None
-                if left is not None:
-                    left -= wait
-                    if left <= 0:
-                        raise
-
-
-def _with_policies(
-    options: StartOptions, conflict: IdConflictPolicy, reuse: IdReusePolicy, request_id: str | None
-) -> StartOptions:
-    """``options`` with a start's policies and request id, checked."""
-    if not isinstance(conflict, IdConflictPolicy):
-        raise InvalidArgumentError(f"id_conflict_policy must be an aion.IdConflictPolicy, got {conflict!r}")
-    if not isinstance(reuse, IdReusePolicy):
-        raise InvalidArgumentError(f"id_reuse_policy must be an aion.IdReusePolicy, got {reuse!r}")
-    if request_id is not None and (not isinstance(request_id, str) or not request_id):
-        raise InvalidArgumentError(f"request_id must be a non-empty string, got {request_id!r}")
-    return dataclasses.replace(options, id_conflict_policy=conflict, id_reuse_policy=reuse, request_id=request_id)
+        return self._system.quiescence()

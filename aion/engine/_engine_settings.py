@@ -1,0 +1,112 @@
+"""The options of ``aion.Engine(...)``, checked once when the engine is built: :class:`EngineSettings`.
+
+Every bad option raises ``InvalidArgumentError`` naming it, at construction, never at ``start()``. The checks run
+in a fixed order (the data directory, the workflows and activities, the codec, metrics and tracing, the search
+attributes, ...), so of several bad options the same one is always named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aion._checks import count, data_dir_path
+from aion._durations import to_seconds
+from aion.clock import Clock
+from aion.codec import PayloadCodec
+from aion.engine._holds import CodeMismatch
+from aion.engine._registry import Registry
+from aion.engine._task_queues import LocalQueue, QueueConfig, RayQueue, check_queues
+from aion.errors import InvalidArgumentError
+from aion.observability._setup import MetricsOption, Telemetry
+from aion.visibility import SearchAttributeSchema
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """An engine's checked options: what every start of it is built from (see ``aion.Engine`` for each)."""
+
+    data_dir: Path
+    payload_codec: PayloadCodec | None
+    telemetry: Telemetry
+    search_attributes: SearchAttributeSchema
+    on_code_mismatch: CodeMismatch
+    registry: Registry
+    activity_workers: int
+    max_restarts: int
+    max_seconds: float
+    max_resident: int
+    warm_pool: int
+    clock: Clock
+    task_queues: dict[str, QueueConfig]
+    cancel_grace: float
+    map_size: int | None
+
+    @classmethod
+    def check(
+        cls,
+        data_dir: str | os.PathLike[str],
+        workflows: Iterable[Callable[..., Any]],
+        activities: Iterable[Callable[..., Any]],
+        *,
+        activity_workers: int | None,
+        warm_pool: int,
+        max_restarts: int,
+        max_seconds: float,
+        activity_cancel_grace: float,
+        max_resident: int,
+        clock: Clock,
+        metrics: MetricsOption,
+        tracer_provider: Any,
+        search_attributes: Mapping[str, str] | None,
+        on_code_mismatch: CodeMismatch,
+        payload_codec: PayloadCodec | None,
+        task_queues: Mapping[str, LocalQueue | RayQueue] | None,
+        map_size: int | None,
+    ) -> EngineSettings:
+        """``Engine(...)``'s arguments, checked (``InvalidArgumentError`` naming the first bad one) and normalised:
+        the registry built, the default queue and worker count filled in."""
+        checked_dir = data_dir_path(data_dir)
+        for name, given in (("workflows", workflows), ("activities", activities)):
+            if isinstance(given, str) or not isinstance(given, Iterable):
+                raise InvalidArgumentError(f"{name} must be a list of decorated functions, got {given!r}")
+        if payload_codec is not None and not isinstance(payload_codec, PayloadCodec):
+            raise InvalidArgumentError(f"payload_codec must be an aion.PayloadCodec, got {payload_codec!r}")
+        telemetry = Telemetry(metrics, tracer_provider, clock)
+        schema = SearchAttributeSchema(search_attributes)
+        if on_code_mismatch not in ("block", "fail"):
+            raise InvalidArgumentError(f"on_code_mismatch must be 'block' or 'fail', got {on_code_mismatch!r}")
+        registry = Registry.build(workflows, activities)
+        workers = activity_workers if activity_workers is not None else min(os.cpu_count() or 2, 1024)
+        checked_workers = count(workers, "activity_workers", minimum=1, maximum=1024)
+        checked_restarts = count(max_restarts, "max_restarts", minimum=0)
+        checked_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)
+        checked_resident = count(max_resident, "max_resident", minimum=1)
+        checked_pool = count(warm_pool, "warm_pool", minimum=0, maximum=1024)
+        if not all(callable(getattr(clock, name, None)) for name in ("time", "now", "monotonic", "wait_until")):
+            raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
+        queues = check_queues(task_queues, checked_workers)
+        registry.task_queues = frozenset(queues)
+        cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
+        if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20):
+            raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
+        return cls(
+            data_dir=checked_dir,
+            payload_codec=payload_codec,
+            telemetry=telemetry,
+            search_attributes=schema,
+            on_code_mismatch=on_code_mismatch,
+            registry=registry,
+            activity_workers=checked_workers,
+            max_restarts=checked_restarts,
+            max_seconds=checked_seconds,
+            max_resident=checked_resident,
+            warm_pool=checked_pool,
+            clock=clock,
+            task_queues=queues,
+            cancel_grace=cancel_grace,
+            map_size=map_size,
+        )
