@@ -31,6 +31,7 @@ from aion.engine._task_queues import LocalQueue
 from aion.errors import AionError, EngineNotRunningError, EngineStartError, EngineStoppedError, InternalError
 from aion.observability._setup import recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
+from aion.schedules._service import Call, ScheduleService
 from aion.store import EventStore, WriterLock, open_store
 from supervisors import SupervisionError
 
@@ -175,8 +176,6 @@ class ActorSystem:
                 log.exception("error while stopping the engine")
 
     def _start_schedules(self) -> None:
-        from aion.schedules._service import ScheduleService  # noqa: PLC0415 (schedules import the engine)
-
         assert self._store is not None and self._recorder is not None and self._core is not None
         self._schedules = ScheduleService.start(
             self._store,
@@ -312,8 +311,6 @@ class ActorSystem:
     def schedule_call(self, schedule_id: str | None, action: Callable[[Any], Any]) -> Any:
         """Run ``action(service)`` in the schedule service once ``schedule_id`` has nothing on its way, and
         return its value."""
-        from aion.schedules._service import Call  # noqa: PLC0415
-
         service = self._schedules
         if service is None or not self._running:
             raise EngineNotRunningError("the engine is not running: use it as a context manager")

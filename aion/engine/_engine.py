@@ -33,6 +33,9 @@ from aion.engine._task_queues import LocalQueue, RayQueue
 from aion.engine._tree import run_node
 from aion.errors import WorkflowNotFoundError
 from aion.observability._setup import MetricsOption
+from aion.schedules import ScheduleDescription, ScheduleHandle, SchedulePolicy, ScheduleSpec, load_state
+from aion.schedules._handle import create, describe_state
+from aion.schedules._service import ScheduleService
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo
 from aion.visibility import WorkflowCount, WorkflowPage, count_workflows, list_workflows
@@ -395,20 +398,17 @@ class Engine:
         schedule_id: str,
         workflow: str | Callable[..., Any],
         *args: Any,
-        spec: Any,
-        policy: Any = None,
+        spec: ScheduleSpec,
+        policy: SchedulePolicy | None = None,
         search_attributes: dict[str, Any] | None = None,
         memo: dict[str, Any] | None = None,
         paused: bool = False,
         note: str | None = None,
-    ) -> Any:
+    ) -> ScheduleHandle:
         """Create schedule ``schedule_id``: start ``workflow(*args)`` at every fire of ``spec`` (a
         ``ScheduleSpec``), with ``policy`` (a ``SchedulePolicy``, default: skip overlapping fires). Returns a
         ``ScheduleHandle`` once ``ScheduleCreated`` is durable. ``ScheduleAlreadyExistsError`` if the id exists;
         ``InvalidArgumentError`` naming the field for bad input (an unknown workflow type included)."""
-        from aion.schedules import SchedulePolicy  # noqa: PLC0415
-        from aion.schedules._handle import create  # noqa: PLC0415
-
         return create(
             self,
             schedule_id,
@@ -422,21 +422,18 @@ class Engine:
             note=note,
         )
 
-    def get_schedule(self, schedule_id: str) -> Any:
+    def get_schedule(self, schedule_id: str) -> ScheduleHandle:
         """A ``ScheduleHandle`` to ``schedule_id``; ``ScheduleNotFoundError`` if there is none (or it was deleted)."""
-        from aion.schedules import ScheduleHandle, load_state  # noqa: PLC0415
-
         load_state(self.store, schedule_id)
         return ScheduleHandle(self, schedule_id)
 
-    def list_schedules(self) -> list[Any]:
+    def list_schedules(self) -> list[ScheduleDescription]:
         """The ``ScheduleDescription`` of every schedule (deleted ones left out), by id."""
-        from aion.schedules._handle import describe_state  # noqa: PLC0415
 
-        def action(service: Any) -> list[Any]:
+        def action(service: ScheduleService) -> list[ScheduleDescription]:
             return [describe_state(slot.state, self.store, service.now()) for slot in service.slots()]
 
-        result: list[Any] = self.schedule_call(None, action)
+        result: list[ScheduleDescription] = self.schedule_call(None, action)
         return result
 
     def schedule_call(self, schedule_id: str | None, action: Callable[[Any], Any]) -> Any:

@@ -13,13 +13,15 @@ import base64
 import binascii
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aion._codec import decode_payload, encode_payload
 from aion.errors import InvalidArgumentError
-from aion.store._types import RunInfo
 from aion.visibility._keys import run_attributes
 from aion.visibility._query import And, Between, Compare, In, IsNull, Node, Not, Or, OrderKey, StartsWith
+
+if TYPE_CHECKING:  # the store writes this index with these functions: only its types are read here
+    from aion.store._types import RunInfo
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": lambda a, b: a == b,

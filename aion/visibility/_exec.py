@@ -14,13 +14,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from aion.errors import InvalidArgumentError
-from aion.store._types import RunInfo
 from aion.visibility._eval import decode_token, encode_token, matches, order_values, sort_key
 from aion.visibility._keys import attribute_prefix, encode_value, run_attributes, workflow_of_key
 from aion.visibility._query import And, Between, Compare, In, IsNull, Node, Not, Or, Query, StartsWith
+
+if TYPE_CHECKING:  # the store writes this index with these functions: only its types are read here
+    from aion.store._types import RunInfo
 
 #: Attributes every run has, whose index can stream a whole listing in order.
 _ALWAYS: Final = frozenset({"WorkflowId", "RunId", "WorkflowType", "Status", "StartTime"})

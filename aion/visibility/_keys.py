@@ -17,10 +17,12 @@ import math
 import struct
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from aion.store._types import RunInfo
 from aion.visibility._schema import MAX_KEYWORD_BYTES
+
+if TYPE_CHECKING:  # the store writes this index with these functions: only its types are read here
+    from aion.store._types import RunInfo
 
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
