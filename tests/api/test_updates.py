@@ -1,5 +1,5 @@
 """Updates: validated before anything is recorded, recorded before they are applied, completed exactly once
-across a crash of the workflow process, refused on a closed run."""
+across a crash of the workflow process or of the whole engine, refused on a closed run."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import aion
 from aion import events as ev
 from aion.errors import UpdateFailedError, UpdateRejectedError
 from tests.api import flows
+from tests.engine.helpers import engine_process, recorded
 from tests.helpers import wait_until
 
 
@@ -76,6 +77,31 @@ def test_an_update_survives_a_crash_between_acceptance_and_completion_and_comple
         gate.write_text("open")
         caller.join(timeout=60)
         assert outcome == [5]
+        handle.signal("stop")
+        assert handle.result(timeout=30) == 5
+        history = handle.history()
+    assert sum(isinstance(e, ev.UpdateAccepted) for e in history) == 1
+    assert sum(isinstance(e, ev.UpdateCompleted) for e in history) == 1
+    assert sum(isinstance(e, ev.ActivityScheduled) for e in history) == 1
+
+
+@pytest.mark.timeout(120)
+def test_an_update_accepted_before_the_engine_is_sigkilled_completes_once_in_the_next_engine(
+    tmp_path: Path,
+) -> None:
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    with engine_process("tests.api.update_engine_proc", data, gate) as kill:
+        # accepted, its handler waiting on the activity: the engine dies before the update completes
+        wait_until(lambda: "ActivityStarted" in [e.type for e in recorded(data, "c")], timeout=60)
+        kill()
+    before = [e.type for e in recorded(data, "c")]
+    assert before.count("UpdateAccepted") == 1 and "UpdateCompleted" not in before
+    with _engine(data) as engine:
+        handle: aion.WorkflowHandle[int] = engine.get_workflow("c")
+        gate.write_text("open")
+        # the caller retries with the update's id: it gets the outcome of the replayed handler, applied once
+        assert handle.execute_update("add_later", 4, str(gate), update_id="u-1", timeout=60) == 5
+        assert handle.execute_update("add_later", 4, str(gate), update_id="u-1", timeout=60) == 5
         handle.signal("stop")
         assert handle.result(timeout=30) == 5
         history = handle.history()
