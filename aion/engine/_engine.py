@@ -100,12 +100,24 @@ class Engine:
         map_size: int | None = None,
     ) -> None:
         settings = EngineSettings.check(
-            data_dir, workflows, activities, activity_workers=activity_workers, warm_pool=warm_pool,
-            max_restarts=max_restarts, max_seconds=max_seconds, activity_cancel_grace=activity_cancel_grace,
-            max_resident=max_resident, clock=clock, metrics=metrics, tracer_provider=tracer_provider,
-            search_attributes=search_attributes, on_code_mismatch=on_code_mismatch, payload_codec=payload_codec,
-            task_queues=task_queues, map_size=map_size,
-        )  # fmt: skip
+            data_dir,
+            workflows,
+            activities,
+            activity_workers=activity_workers,
+            warm_pool=warm_pool,
+            max_restarts=max_restarts,
+            max_seconds=max_seconds,
+            activity_cancel_grace=activity_cancel_grace,
+            max_resident=max_resident,
+            clock=clock,
+            metrics=metrics,
+            tracer_provider=tracer_provider,
+            search_attributes=search_attributes,
+            on_code_mismatch=on_code_mismatch,
+            payload_codec=payload_codec,
+            task_queues=task_queues,
+            map_size=map_size,
+        )
         self.data_dir = settings.data_dir
         self._telemetry = settings.telemetry
         #: The declared search attributes (name -> type), checked at start and upsert; see docs/visibility.md.
