@@ -1,20 +1,23 @@
 """Workflow throughput: many short workflows started at once.
 
-``python -m benchmarks.throughput [--quick] [--workflows N] [--metrics]``: N workflows (default 1,000) of 3 sequential
-no-op activities are started concurrently (from a pool of client threads, so starts share group commits) and
-run to completion. Prints workflows/s and activities/s over the whole batch (first start call to last
-completion), the per-workflow latency (its ``start_workflow`` call to its ``WorkflowCompleted`` record) p50/p99,
-and CPU seconds per workflow: of the engine process (the benchmark's own process, where the engine's actors run;
-the client threads are included) and, separately, of its child processes (zygote, workflow processes, activity
-workers). Target on 2 cores: at least 300 workflows/s. ``--metrics`` runs it with ``Engine(metrics=True)``
-(every metric counted; a scrape after the batch checks they moved), to compare with a run without: the cost of
-metrics is meant to stay within 5%.
+``python -m benchmarks.throughput [--quick] [--workflows N] [--metrics | --metrics-cost PAIRS]``: N workflows
+(default 1,000) of 3 sequential no-op activities are started concurrently (from a pool of client threads, so starts
+share group commits) and run to completion. Prints workflows/s and activities/s over the whole batch (first start
+call to last completion), the per-workflow latency (its ``start_workflow`` call to its ``WorkflowCompleted``
+record) p50/p99, and CPU seconds per workflow: of the engine process (the benchmark's own process, where the
+engine's actors run; the client threads are included) and, separately, of its child processes (zygote, workflow
+processes, activity workers). Target on 2 cores: at least 300 workflows/s. ``--metrics`` runs it with
+``Engine(metrics=True)`` (every metric counted; a scrape after the batch checks they moved).
+``--metrics-cost PAIRS`` measures what metrics cost: PAIRS batches without and PAIRS with, alternated in one
+process (off-on, on-off, ...) so that the machine's drift falls on both alike; it prints the medians and the cost
+(target: within 5%).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -107,15 +110,72 @@ def measure(data: Path, count: int, clients: int, *, metrics: bool = False) -> d
     }
 
 
+#: What metrics may cost, in throughput and in the engine's CPU per workflow (``--metrics-cost``).
+METRICS_COST_TARGET = 0.05
+
+
+def metrics_cost(count: int, clients: int, pairs: int) -> dict[str, Any]:
+    """``pairs`` batches without metrics and ``pairs`` with, alternated; the medians and the relative cost."""
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory(prefix="aion-bench-throughput-") as tmp:
+        for index in range(pairs):
+            order = (False, True) if index % 2 == 0 else (True, False)
+            for metrics in order:
+                data = Path(tmp, f"data-{index}-{int(metrics)}")
+                runs[metrics].append(measure(data, count, clients, metrics=metrics))
+
+    def median(metrics: bool, key: str) -> float:
+        return statistics.median(r[key] for r in runs[metrics])
+
+    throughput_cost = 1 - median(True, "workflows_per_s") / median(False, "workflows_per_s")
+    cpu_cost = median(True, "engine_cpu_s_per_workflow") / median(False, "engine_cpu_s_per_workflow") - 1
+    return {
+        "pairs": pairs,
+        "workflows": count,
+        "off_workflows_per_s": median(False, "workflows_per_s"),
+        "on_workflows_per_s": median(True, "workflows_per_s"),
+        "off_engine_cpu_s_per_workflow": median(False, "engine_cpu_s_per_workflow"),
+        "on_engine_cpu_s_per_workflow": median(True, "engine_cpu_s_per_workflow"),
+        "throughput_cost": throughput_cost,
+        "engine_cpu_cost": cpu_cost,
+        "target_cost": METRICS_COST_TARGET,
+        "met": throughput_cost <= METRICS_COST_TARGET and cpu_cost <= METRICS_COST_TARGET,
+    }
+
+
+def report_metrics_cost(r: dict[str, Any]) -> None:
+    """Print the ``--metrics-cost`` table and JSON line."""
+    target = f"≤ {METRICS_COST_TARGET:.0%}"
+    rows = [
+        ("workflows/s", r["off_workflows_per_s"], r["on_workflows_per_s"], f"{r['throughput_cost']:+.1%}", target),
+        (
+            "engine CPU ms/workflow",
+            r["off_engine_cpu_s_per_workflow"] * 1000,
+            r["on_engine_cpu_s_per_workflow"] * 1000,
+            f"{r['engine_cpu_cost']:+.1%}",
+            target,
+        ),
+    ]
+    title = f"metrics off vs on: medians of {r['pairs']} alternated pairs of {r['workflows']:,} workflows"
+    report("throughput_metrics_cost", title, ["measure", "off", "on", "cost", "target"], rows, r)
+
+
 def main() -> None:
     """Run the benchmark and print its table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100 workflows (for CI)")
     parser.add_argument("--workflows", type=int, default=None, help="how many workflows (default 1,000)")
     parser.add_argument("--clients", type=int, default=32, help="client threads calling start_workflow")
-    parser.add_argument("--metrics", action="store_true", help="with Engine(metrics=True)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--metrics", action="store_true", help="with Engine(metrics=True)")
+    mode.add_argument("--metrics-cost", type=int, metavar="PAIRS", help="alternate PAIRS batches off and on")
     args = parser.parse_args()
     count = args.workflows or (100 if args.quick else 1000)
+    if args.metrics_cost is not None:
+        if args.metrics_cost < 1:
+            parser.error("--metrics-cost needs at least 1 pair")
+        report_metrics_cost(metrics_cost(count, args.clients, args.metrics_cost))
+        return
     with tempfile.TemporaryDirectory(prefix="aion-bench-throughput-") as tmp:
         r = measure(Path(tmp, "data"), count, args.clients, metrics=args.metrics)
     rows = [

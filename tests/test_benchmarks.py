@@ -106,3 +106,13 @@ def test_throughput_with_metrics_on_runs_and_counts_its_workflows() -> None:
     assert data["benchmark"] == "throughput"
     assert data["metrics"] is True
     assert EXPECTED["throughput"] <= set(data), EXPECTED["throughput"] - set(data)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_throughput_metrics_cost_alternates_off_and_on_and_reports_the_cost() -> None:
+    data = run_quick("benchmarks.throughput", "--metrics-cost", "2")
+    assert data["benchmark"] == "throughput_metrics_cost"
+    assert data["pairs"] == 2 and data["workflows"] == 100
+    assert data["off_workflows_per_s"] > 0 and data["on_workflows_per_s"] > 0
+    assert {"throughput_cost", "engine_cpu_cost", "target_cost", "met"} <= set(data)
