@@ -421,6 +421,10 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         child = self.children.get(child_id)
         return None if child is None else child.pid
 
+    def child_supervisor(self, child_id: str) -> Any:
+        child = self.children.get(child_id)
+        return child.sup if child is not None and child.running else None
+
     def which_children(self) -> list[ChildInfo]:
         return [c.info() for c in self.children.values()]
 

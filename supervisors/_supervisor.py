@@ -124,6 +124,12 @@ class Supervisor:
         """The OS pid of a child (the owner process's pid for actors and supervisors), None if not running."""
         return self._call("child_pid", child_id)  # type: ignore[no-any-return]
 
+    def child_supervisor(self, child_id: str) -> Supervisor | None:
+        """The handle of the supervisor child ``child_id`` as it runs now, None if it is not running (or is no
+        supervisor). A supervisor child that was restarted is a new actor: the handle ``start_child`` returned
+        for its first incarnation then reaches nothing, this one does."""
+        return self._call("child_supervisor", child_id)  # type: ignore[no-any-return]
+
     def which_children(self) -> list[ChildInfo]:
         """The children, in start order."""
         return self._call("which_children")  # type: ignore[no-any-return]

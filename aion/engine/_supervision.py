@@ -113,7 +113,9 @@ class Supervision:
         self._record_session()
         #: Each local task queue's worker count (``"default"``: ``activity_workers``).
         self._local_queues = dict(local_queues) if local_queues is not None else {"default": activity_workers}
-        self._activity_supervisors: dict[str, sv.Supervisor] = {}
+        #: Each local task queue's supervisor id (its handle is asked of the root when needed: a supervisor the
+        #: root restarted after it escalated is a new actor).
+        self._activity_supervisors: dict[str, str] = {}
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
         self._root: sv.Supervisor | None = None
@@ -142,8 +144,9 @@ class Supervision:
             zygote=self.zygote,
         )
         for queue, workers in self._local_queues.items():
-            supervisor = self._root.start_child(self._activity_supervisor_spec(core, queue, workers))
-            self._activity_supervisors[queue] = supervisor
+            spec = self._activity_supervisor_spec(core, queue, workers)
+            self._root.start_child(spec)
+            self._activity_supervisors[queue] = spec.id
 
     def tree(self) -> dict[str, Any] | None:
         """A snapshot of the live tree, or None before it started."""
@@ -200,9 +203,12 @@ class Supervision:
     def kill_worker(self, worker_id: str) -> None:
         """SIGKILL an activity worker; the activity supervisor (permanent children) replaces it."""
         queue = worker_id.partition("/")[0] if "/" in worker_id else "default"
-        supervisor = self._activity_supervisors.get(queue)
-        if supervisor is not None:
-            with contextlib.suppress(sv.SupervisorError, pykka.ActorDeadError):
+        supervisor_id = self._activity_supervisors.get(queue)
+        if supervisor_id is None or self._root is None:
+            return
+        with contextlib.suppress(sv.SupervisorError, pykka.ActorDeadError):
+            supervisor = self._root.child_supervisor(supervisor_id)
+            if supervisor is not None:
                 supervisor.kill_child(worker_id)
 
     # -- internals ------------------------------------------------------------------------------------------

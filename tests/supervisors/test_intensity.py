@@ -137,3 +137,22 @@ def test_intensity_window_forgets_old_restarts(
         wait_until(lambda before=before: len(rec.exits_of("a")) > before)  # type: ignore[misc]
         wait_until(lambda n=n: children_by_id(sup)["a"].restarts == n)  # type: ignore[misc]
     assert sup.is_alive()
+
+
+def test_child_supervisor_reaches_the_incarnation_running_now(
+    start_sup: Callable[[sv.SupervisorSpec], sv.Supervisor], rec: Recorder, tmp_path: Path
+) -> None:
+    counter = str(tmp_path / "runs")
+    root = start_sup(sv.SupervisorSpec(id="root", max_restarts=5, max_seconds=30, children=[rec.spec("w", worker)]))
+    inner = sv.SupervisorSpec(
+        id="inner", max_restarts=2, max_seconds=30, children=[rec.spec("crasher", crash_n_times, counter, 3)]
+    )
+    first = root.start_child(inner)
+    # the 3rd crash exceeds inner's intensity: it escalates, and the root starts a new inner
+    wait_until(lambda: children_by_id(root)["inner"].restarts == 1)
+    now = root.child_supervisor("inner")
+    assert now is not None and now.is_alive()
+    assert not first.is_alive()  # the handle of the first incarnation reaches nothing any more
+    wait_until(lambda: now.pid_of("crasher") is not None)
+    assert root.child_supervisor("w") is None  # a process, not a supervisor
+    assert root.child_supervisor("nope") is None
