@@ -26,13 +26,19 @@ def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float =
         time.sleep(interval)
 
 
-def stop_process_group(proc: subprocess.Popen[Any], timeout: float) -> int:
-    """SIGTERM ``proc``, then wait for a clean exit; SIGKILL its group if it does not come in ``timeout`` s."""
+def stop_process_group(proc: subprocess.Popen[Any], timeout: float, dump: signal.Signals | None = None) -> int:
+    """SIGTERM ``proc``, then wait for a clean exit; SIGKILL its group if it does not come in ``timeout`` s
+    (after sending ``dump``, when given: a signal that makes it write its threads' stacks where it logs)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            if dump is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(dump)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=2)
             kill_process_group(proc)
     return proc.wait()
 

@@ -7,6 +7,7 @@ It owns discovering the workflows and activities of ``--module`` modules. It nev
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import os
 import signal
@@ -187,6 +188,8 @@ def serve(
             ui_server = serve_engine(engine, ui, token=ui_token)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, on_signal)
+        # SIGUSR2 writes every thread's stack to stderr: what a stop that hangs is waiting on.
+        faulthandler.register(signal.SIGUSR2, all_threads=True)
         names = sorted(engine.registry.workflows)
         click.echo(
             f"aion engine (pid {os.getpid()}) serving {data_dir} with workflows {', '.join(names)}; "

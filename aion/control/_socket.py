@@ -10,6 +10,7 @@ import contextlib
 import os
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -57,16 +58,30 @@ def check_socket_file(path: Path) -> None:
 
 
 def connect(path: Path, timeout: float | None = 10.0) -> socket.socket:
-    """A connected stream socket to ``path`` (``OSError`` when nothing listens there)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(timeout)
-        with short_address(path) as address:
-            sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    """A connected stream socket to ``path`` (``OSError`` when nothing listens there).
+
+    A Unix socket whose listen backlog is full refuses a connection at once (``EAGAIN``) rather than queueing
+    it: the server accepts, and evicts silent clients, one at a time, so the connection is tried again, with a
+    growing pause, until ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            with short_address(path) as address:
+                sock.connect(address)
+        except BlockingIOError:
+            sock.close()
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
 
 def answers(path: Path) -> bool:

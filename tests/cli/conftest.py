@@ -106,8 +106,9 @@ class Server:
         return False
 
     def stop(self) -> int:
-        """SIGTERM, then wait for a clean exit (SIGKILL the group if it does not come)."""
-        return stop_process_group(self.proc, timeout=20)
+        """SIGTERM, then wait for a clean exit (SIGKILL the group if it does not come, after SIGUSR2 has made the
+        server write its threads' stacks to its log)."""
+        return stop_process_group(self.proc, timeout=20, dump=signal.SIGUSR2)
 
     def kill(self) -> None:
         """SIGKILL the whole process group (engine, zygote, workflow and activity processes) and reap it."""

@@ -71,7 +71,7 @@ def test_follow_without_an_engine_says_so_and_ctrl_c_exits_130(
     ok("start", "waits", "--input", '"x"', "--id", "w", "--data-dir", d)
     with _on_a_terminal("result", "w", "--data-dir", d, showing=b"waiting for the result of w") as waiting:
         assert _interrupt(waiting) == 130
-    assert server.stop() == 0  # SIGTERM: a clean stop
+    assert server.stop() == 0, server.log.read_text()[-20000:]  # SIGTERM: a clean stop
 
     alone = aion("history", "w", "--follow", "--data-dir", d, timeout=30)
     assert alone.code == 1

@@ -95,7 +95,7 @@ def test_list_describe_history_live_then_from_files(serve: object, data_dir: Pat
     cmds: list[tuple[str, ...]] = [("list",), ("describe", "open-1"), ("history", "open-1")]
     live = {cmd: r.json() for cmd, r in zip(cmds, run_all([(*c, "--json", "--data-dir", data_dir) for c in cmds]),
                                             strict=True)}  # fmt: skip
-    assert server.stop() == 0
+    assert server.stop() == 0, server.log.read_text()[-20000:]
     assert not (data_dir / "control.sock").exists()  # removed on clean shutdown
 
     # read commands work from the files, read-only, and say the same; mutating commands (and the live tree)

@@ -80,7 +80,7 @@ def test_every_schedule_command_against_a_running_engine_then_from_files(
     assert deleted is not None
     assert "deleted hourly" in ok("schedule", "delete", "hourly", "--data-dir", d).out
     ok("schedule", "create", "kept", "greet", "--interval", "3600", "--args", '["x"]', "--paused", "--data-dir", d)
-    assert server.stop() == 0
+    assert server.stop() == 0, server.log.read_text()[-20000:]
 
     # No engine: list and describe read the store files; the others say the engine is needed.
     offline = ok("schedule", "list", "--json", "--data-dir", d).json()

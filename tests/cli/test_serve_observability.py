@@ -4,7 +4,9 @@ structured fields, and serves ``/metrics``."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +35,7 @@ def test_json_logs_and_metrics_of_a_served_engine(serve: Callable[..., Server], 
         for s in family.samples
     }
     assert samples[("aion_workflows_failed_total", (("workflow_type", "raises"),))] == 1
-    assert server.stop() == 0
+    assert server.stop() == 0, server.log.read_text()[-20000:]
 
     lines = [line for line in server.log.read_text().splitlines() if line and not line.startswith(BANNER)]
     records = [json.loads(line) for line in lines]  # every other line is one JSON object
@@ -54,3 +56,17 @@ def test_bad_log_and_metrics_options_are_refused(data_dir: Path) -> None:
         result = aion("serve", "--data-dir", data_dir, "--module", "tests.cli.flows", *options)
         assert result.code == 2, (options, result.out, result.err)
         assert options[0] in result.err
+
+
+@pytest.mark.timeout(60)
+def test_sigusr2_writes_every_threads_stack_and_the_engine_goes_on(
+    serve: Callable[..., Server], data_dir: Path
+) -> None:
+    server = serve(data_dir)
+    os.kill(server.proc.pid, signal.SIGUSR2)
+    wait_for(lambda: "Current thread" in server.log.read_text(), "the stacks written")
+    text = server.log.read_text()
+    assert text.count("Thread 0x") >= 2  # the main thread and the engine's (core, recorder, hub, ...)
+    assert "EngineCore" in text or "_actor_loop" in text
+    assert aion("list", "--data-dir", data_dir).code == 0  # still serving
+    assert server.stop() == 0, server.log.read_text()[-20000:]

@@ -92,6 +92,6 @@ def test_a_forgotten_module_blocks_runs_shown_by_list_describe_and_tree(
     assert "blocked (unknown_type)" in ok("tree", "--data-dir", data).out
     ok("signal", "open", "go", "--data-dir", data)  # still accepted
     assert ok("unblock", "open", "--json", "--data-dir", data).json()["retried"] == 0
-    assert server.stop() == 0
+    assert server.stop() == 0, server.log.read_text()[-20000:]
     log = server.log.read_text()
     assert "workflow type 'order' is not registered" in log and "1 run(s)" in log and "--module" in log
