@@ -30,6 +30,9 @@ from ._zygote_server import CTL_BUFFER, zygote_main
 
 logger = logging.getLogger("supervisors")
 
+#: How many times a zygote that dies silently during start-up is forked before `Zygote.start` gives up.
+START_ATTEMPTS = 3
+
 
 @dataclass
 class _ZygoteSpec:
@@ -42,7 +45,21 @@ class _ZygoteSpec:
     close_fds: list[int]
 
     def fork(self) -> tuple[int, socket.socket]:
-        """Fork a zygote and wait until it is ready; its pid and the owner's end of its control socket."""
+        """Fork a zygote and wait until it is ready; its pid and the owner's end of its control socket.
+
+        A zygote that dies during start-up without a word (a signal; a failed import is reported, and raised at
+        once) is forked again, ``START_ATTEMPTS`` times in all, as a zygote that dies later is restarted."""
+        silent = ""
+        for _ in range(START_ATTEMPTS):
+            started = self._fork_once()
+            if not isinstance(started, str):
+                return started
+            silent = started
+            logger.warning("%s; forking it again", silent)
+        raise ZygoteError(f"the zygote failed to start:\n{silent}")
+
+    def _fork_once(self) -> tuple[int, socket.socket] | str:
+        """One fork: the zygote's pid and socket once ready, or what became of one that died without a word."""
         owner_pid = os.getpid()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for s in (mine, theirs):
@@ -72,7 +89,9 @@ class _ZygoteSpec:
         except (TimeoutError, OSError) as exc:
             Zygote.abort(pid, mine)
             raise ZygoteError(f"the zygote did not become ready: {exc}") from exc
-        msg = unpack(data) if data else ["error", "the zygote exited during start-up"]
+        if not data:
+            return f"the zygote exited during start-up ({Zygote.abort(pid, mine)})"
+        msg = unpack(data)
         if msg[0] != "ready":
             Zygote.abort(pid, mine)
             raise ZygoteError(f"the zygote failed to start:\n{msg[1]}")
@@ -215,13 +234,18 @@ class Zygote:
                 logger.exception("on_give_up of the zygote failed")
 
     @staticmethod
-    def abort(pid: int, sock: socket.socket) -> None:
-        """Kill and reap a zygote that failed to start."""
+    def abort(pid: int, sock: socket.socket) -> str:
+        """Kill and reap a zygote that failed to start; how it ended, in words."""
         sock.close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return "its exit status was collected elsewhere"
+        if os.WIFSIGNALED(status):
+            return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        return f"exit status {os.waitstatus_to_exitcode(status)}"
 
     @property
     def hub(self) -> Hub:
