@@ -156,5 +156,6 @@ def test_snapshot_consistent_during_restarts(
         )
     )
     # (a kill can land on a process its supervisor is already stopping, so restarts <= kills)
-    total = sum(n["restarts"] for n in _walk(root.tree()) if n["kind"] == "process")
-    assert total > 0
+    final = root.tree()
+    total = sum(n["restarts"] for n in _walk(final) if n["kind"] == "process")
+    assert total > 0, (kills[0], final)  # (seen once at 0 in a run loaded with three suites: the tree says why)
