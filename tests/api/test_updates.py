@@ -26,6 +26,17 @@ def _types(handle: aion.WorkflowHandle[int]) -> list[str]:
     return [event.type for event in handle.history()]
 
 
+def _stopped_with_one_update_applied(handle: aion.WorkflowHandle[int]) -> None:
+    """Stop the counter (at 5: 1 + the update's 4) and check its update was accepted, completed and ran its
+    activity once."""
+    handle.signal("stop")
+    assert handle.result(timeout=30) == 5
+    history = handle.history()
+    assert sum(isinstance(e, ev.UpdateAccepted) for e in history) == 1
+    assert sum(isinstance(e, ev.UpdateCompleted) for e in history) == 1
+    assert sum(isinstance(e, ev.ActivityScheduled) for e in history) == 1
+
+
 @pytest.mark.timeout(60)
 def test_an_update_returns_its_result_once_recorded_and_a_rejection_records_nothing(tmp_path: Path) -> None:
     with _engine(tmp_path) as engine:
@@ -77,12 +88,7 @@ def test_an_update_survives_a_crash_between_acceptance_and_completion_and_comple
         gate.write_text("open")
         caller.join(timeout=60)
         assert outcome == [5]
-        handle.signal("stop")
-        assert handle.result(timeout=30) == 5
-        history = handle.history()
-    assert sum(isinstance(e, ev.UpdateAccepted) for e in history) == 1
-    assert sum(isinstance(e, ev.UpdateCompleted) for e in history) == 1
-    assert sum(isinstance(e, ev.ActivityScheduled) for e in history) == 1
+        _stopped_with_one_update_applied(handle)
 
 
 @pytest.mark.timeout(120)
@@ -102,12 +108,7 @@ def test_an_update_accepted_before_the_engine_is_sigkilled_completes_once_in_the
         # the caller retries with the update's id: it gets the outcome of the replayed handler, applied once
         assert handle.execute_update("add_later", 4, str(gate), update_id="u-1", timeout=60) == 5
         assert handle.execute_update("add_later", 4, str(gate), update_id="u-1", timeout=60) == 5
-        handle.signal("stop")
-        assert handle.result(timeout=30) == 5
-        history = handle.history()
-    assert sum(isinstance(e, ev.UpdateAccepted) for e in history) == 1
-    assert sum(isinstance(e, ev.UpdateCompleted) for e in history) == 1
-    assert sum(isinstance(e, ev.ActivityScheduled) for e in history) == 1
+        _stopped_with_one_update_applied(handle)
 
 
 @pytest.mark.timeout(60)

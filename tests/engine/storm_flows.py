@@ -28,15 +28,8 @@ def echo(value: str) -> str:
     return value
 
 
-@workflow.defn
-async def storm(count: int) -> int:
-    """Runs ``count`` worker-killing activities at once (one attempt each); how many failed."""
-    calls = [
-        workflow.start_activity(
-            exits_its_worker, start_to_close_timeout=60, retry_policy=aion.RetryPolicy(maximum_attempts=1)
-        )
-        for _ in range(count)
-    ]
+async def _failures(calls: list[workflow.ActivityHandle[None]]) -> int:
+    """How many of ``calls`` raise ``aion.ActivityError``."""
     failed = 0
     for call in calls:
         try:
@@ -47,19 +40,21 @@ async def storm(count: int) -> int:
 
 
 @workflow.defn
+async def storm(count: int) -> int:
+    """Runs ``count`` worker-killing activities at once (one attempt each); how many failed."""
+    once = aion.RetryPolicy(maximum_attempts=1)
+    return await _failures(
+        [workflow.start_activity(exits_its_worker, start_to_close_timeout=60, retry_policy=once) for _ in range(count)]
+    )
+
+
+@workflow.defn
 async def stuck(count: int) -> int:
     """Runs ``count`` activities that hang at once (one attempt of 1 s each); how many timed out."""
-    calls = [
-        workflow.start_activity(hangs, start_to_close_timeout=1, retry_policy=aion.RetryPolicy(maximum_attempts=1))
-        for _ in range(count)
-    ]
-    timed_out = 0
-    for call in calls:
-        try:
-            await call
-        except aion.ActivityError:
-            timed_out += 1
-    return timed_out
+    once = aion.RetryPolicy(maximum_attempts=1)
+    return await _failures(
+        [workflow.start_activity(hangs, start_to_close_timeout=1, retry_policy=once) for _ in range(count)]
+    )
 
 
 @workflow.defn
