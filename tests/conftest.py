@@ -7,6 +7,7 @@ import ctypes
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -74,3 +75,17 @@ def no_leaked_processes() -> Iterator[None]:
                     proc.send_signal(signal.SIGKILL)
             _reap_zombies()
             pytest.fail(f"test leaked {len(still)} process(es): {described}")
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> str:
+    """The execution log file activities append to."""
+    return str(tmp_path / "executions.log")
+
+
+@pytest.fixture
+def gates(tmp_path: Path) -> Path:
+    """A directory for gate files that activities wait on and mark."""
+    path = tmp_path / "gates"
+    path.mkdir()
+    return path

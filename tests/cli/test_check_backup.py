@@ -108,11 +108,6 @@ def test_hot_backup_while_an_engine_runs_then_restore(tmp_path: Path, log: str) 
     assert run_aion("backup", "--data-dir", data, backup).code == 1  # never over an existing backup
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> str:
-    return str(tmp_path / "executions.log")
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("damage", ["zero", "truncate", "overwrite"])
 def test_the_cli_refuses_a_damaged_data_file_with_store_format(tmp_path: Path, damage: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -66,15 +65,3 @@ def ray_cluster() -> Iterator[RayCluster]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         psutil.wait_procs(tree, timeout=10)
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> str:
-    return str(tmp_path / "executions.log")
-
-
-@pytest.fixture
-def gates(tmp_path: Path) -> Path:
-    path = tmp_path / "gates"
-    path.mkdir()
-    return path
