@@ -56,6 +56,14 @@ def kill_process_group(proc: subprocess.Popen[Any]) -> None:
     psutil.wait_procs([p for p in map(process_or_none, group) if p is not None], timeout=10)
 
 
+def is_gone(pid: int) -> bool:
+    """True when no process runs as ``pid``: it has exited (a zombie not reaped yet counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def process_or_none(pid: int) -> psutil.Process | None:
     """The live process ``pid``, or None."""
     try:

@@ -13,7 +13,7 @@ from aion.engine._tree import run_node
 from tests.engine import activity_flows as af
 from tests.engine import flows
 from tests.engine import lifecycle_flows as lf
-from tests.helpers import wait_until
+from tests.helpers import is_gone, wait_until
 
 WORKFLOWS = lf.WORKFLOWS + af.WORKFLOWS
 ACTIVITIES = af.ACTIVITIES
@@ -221,21 +221,12 @@ def test_terminate_kills_the_process_and_its_activity(engine: aion.Engine, log: 
     with pytest.raises(aion.errors.WorkflowTerminatedError, match="operator"):
         handle.result(timeout=30)
     wait_until(lambda: engine.workflow_pid(handle.workflow_id) is None)
-    assert not _alive(pid)
+    assert is_gone(pid)
     assert_one_terminal(handle.history())
     assert handle.terminate() is False
     with pytest.raises(aion.WorkflowNotRunningError):
         handle.signal("finish")
     assert engine.start_workflow(af.call, log, "flaky", [0], {"start_to_close_timeout": 10}).result(timeout=30) == 1
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.mark.timeout(60)

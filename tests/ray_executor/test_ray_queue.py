@@ -18,7 +18,7 @@ from aion import events as ev
 from tests.engine import activity_flows as af
 from tests.engine.flows import executions
 from tests.engine.helpers import engine_process, recorded
-from tests.helpers import wait_until
+from tests.helpers import is_gone, wait_until
 from tests.ray_executor import flows
 from tests.ray_executor.conftest import RayCluster
 
@@ -102,7 +102,7 @@ def test_start_to_close_kills_the_ray_task(engine: aion.Engine, log: str, gates:
     )
     pid = int(wait_until(lambda: (gates / "pid.1").exists() and (gates / "pid.1").read_text(), timeout=90))
     assert handle.result(timeout=60)["error"] == "StartToCloseTimeout"
-    wait_until(lambda: gone(pid), timeout=30)
+    wait_until(lambda: is_gone(pid), timeout=30)
 
 
 @pytest.mark.timeout(120)
@@ -110,14 +110,7 @@ def test_schedule_to_close_kills_the_ray_task(engine: aion.Engine, log: str, gat
     handle = call(engine, log, "waits_for_gate", str(gates), schedule_to_close_timeout=8)
     pid = int(wait_until(lambda: (gates / "pid.1").exists() and (gates / "pid.1").read_text(), timeout=90))
     assert handle.result(timeout=60)["error"] == "ScheduleToCloseTimeout"
-    wait_until(lambda: gone(pid), timeout=30)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    wait_until(lambda: is_gone(pid), timeout=30)
 
 
 @pytest.mark.timeout(120)

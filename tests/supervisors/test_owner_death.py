@@ -14,6 +14,7 @@ import psutil
 
 import supervisors as sv
 from tests.conftest import live_descendants
+from tests.helpers import is_gone
 
 from .helpers import wait_until
 from .targets import worker
@@ -36,24 +37,17 @@ def _start_owner(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     return proc, json.loads(line)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_sigkill_of_the_owner_takes_everything_down() -> None:
     proc, pids = _start_owner()
     everything = [pids["zygote"], *pids["children"], *pids["pool"], pids["nursery"]]
     assert len(pids["children"]) == 3
     assert len(pids["pool"]) == 3
     assert pids["nursery"] not in (0, pids["zygote"])
-    assert all(not _gone(pid) for pid in everything)
+    assert all(not is_gone(pid) for pid in everything)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     # the guarantee under test: within a second, nothing is left (orphans are reaped by this subreaper)
-    wait_until(lambda: all(_gone(pid) for pid in everything), timeout=1.0)
+    wait_until(lambda: all(is_gone(pid) for pid in everything), timeout=1.0)
     wait_until(lambda: not live_descendants(), timeout=1.0)
     assert proc.stdout is not None
     proc.stdout.close()
@@ -66,7 +60,7 @@ def test_graceful_stop_of_a_script_leaves_nothing() -> None:
     assert proc.wait(timeout=10) == 0
     proc.stdout.close()
     everything = [pids["zygote"], *pids["children"], *pids["pool"], pids["nursery"]]
-    wait_until(lambda: all(_gone(pid) for pid in everything), timeout=5.0)
+    wait_until(lambda: all(is_gone(pid) for pid in everything), timeout=5.0)
 
 
 def test_sigkill_of_the_zygote_kills_its_children(zygote: sv.Zygote) -> None:
@@ -78,7 +72,7 @@ def test_sigkill_of_the_zygote_kills_its_children(zygote: sv.Zygote) -> None:
     os.kill(zygote.pid, signal.SIGKILL)
     wait_until(lambda: len(exits) == 3)
     assert all(r.kind == "killed" for r in exits)
-    wait_until(lambda: all(_gone(pid) for pid in pids + hosts), timeout=2.0)
+    wait_until(lambda: all(is_gone(pid) for pid in pids + hosts), timeout=2.0)
     assert not zygote.alive
     try:
         zygote.spawn(worker)
@@ -93,5 +87,5 @@ def test_zygote_stop_reaps_everything() -> None:
     pids = [z.spawn(worker) for _ in range(2)]
     z.stop()
     assert not z.alive
-    assert all(_gone(pid) for pid in [*pids, z.pid])
+    assert all(is_gone(pid) for pid in [*pids, z.pid])
     assert live_descendants() == []

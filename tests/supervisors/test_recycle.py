@@ -14,6 +14,7 @@ import pytest
 import supervisors as sv
 from supervisors._hub import Proc
 from supervisors._specs import target_ref
+from tests.helpers import is_gone
 
 from .helpers import Recorder, wait_until
 from .targets import echo_all, worker
@@ -222,7 +223,7 @@ def test_a_spawn_that_timed_out_never_starts_a_child_behind_its_callers_back() -
         assert started == []
         assert hub.pids() == [after]
         assert hub._pending == {}
-        wait_until(lambda: not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE)
+        wait_until(lambda: is_gone(orphan))
     finally:
         gate.set()
         zygote.stop()
