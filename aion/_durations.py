@@ -20,7 +20,9 @@ def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     >>> to_seconds(timedelta(minutes=1), "timeout")
     60.0
     """
-    if isinstance(value, timedelta):
+    if type(value) is float:  # the usual case first: workflow code calls this at every activity and timer
+        seconds = value
+    elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         try:

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar, TypeVarTuple, overload
 
 from aion._codec import check_payload
 from aion._definitions import activity_type_name
-from aion._durations import Duration, optional_seconds
+from aion._durations import Duration, to_seconds
 from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
 from aion.workflow._runtime import current_runtime
@@ -99,12 +99,19 @@ def start_activity(  # type: ignore[misc]  # mypy: an implementation never match
     """
     runtime = current_runtime()
     name = activity_type_name(activity)
-    options: dict[str, Any] = {
-        "start_to_close_timeout": optional_seconds(start_to_close_timeout, "start_to_close_timeout"),
-        "schedule_to_close_timeout": optional_seconds(schedule_to_close_timeout, "schedule_to_close_timeout"),
-        "heartbeat_timeout": optional_seconds(heartbeat_timeout, "heartbeat_timeout"),
-    }
-    if options["start_to_close_timeout"] is None and options["schedule_to_close_timeout"] is None:
+    # The options recorded, in this order, without the ones not given.
+    options: dict[str, Any] = {}
+    if start_to_close_timeout is not None:
+        options["start_to_close_timeout"] = to_seconds(
+            start_to_close_timeout, "start_to_close_timeout", allow_zero=False
+        )
+    if schedule_to_close_timeout is not None:
+        options["schedule_to_close_timeout"] = to_seconds(
+            schedule_to_close_timeout, "schedule_to_close_timeout", allow_zero=False
+        )
+    if heartbeat_timeout is not None:
+        options["heartbeat_timeout"] = to_seconds(heartbeat_timeout, "heartbeat_timeout", allow_zero=False)
+    if start_to_close_timeout is None and schedule_to_close_timeout is None:
         raise InvalidArgumentError(
             f"activity {name!r} needs start_to_close_timeout or schedule_to_close_timeout (or both): "
             "an activity without a timeout could hang its workflow forever"
@@ -117,14 +124,14 @@ def start_activity(  # type: ignore[misc]  # mypy: an implementation never match
         if not isinstance(task_queue, str) or not task_queue:
             raise InvalidArgumentError(f"task_queue must be a non-empty string, got {task_queue!r}")
         options["task_queue"] = task_queue
-    if isinstance(priority, bool) or not isinstance(priority, int):
+    if type(priority) is not int and (isinstance(priority, bool) or not isinstance(priority, int)):
         raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
     if priority:
         options["priority"] = priority
     arguments = list(args)
-    check_payload(arguments, path=f"{name}.args")
-    recorded = {key: value for key, value in options.items() if value is not None}
-    activity_id, future = runtime.schedule_activity(name, arguments, recorded)
+    if arguments:
+        check_payload(arguments, path=f"{name}.args")
+    activity_id, future = runtime.schedule_activity(name, arguments, options)
     return ActivityHandle(activity_id, future)
 
 

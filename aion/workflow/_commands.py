@@ -8,8 +8,9 @@ its recorded anchor by key (``("activity", 3)``) and kind, never by position, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, cast
 
 from aion import events as ev
 
@@ -302,30 +303,43 @@ class CompleteUpdate(Command):
         return isinstance(event, ev.UpdateCompleted) and event.update_id == self.update_id
 
 
+class EventTypeTable(dict[type, Any]):
+    """A table by exact event type, for one dict lookup per event instead of a chain of ``isinstance`` checks.
+    A type it does not hold (a subclass) takes the entry of its nearest listed base, or ``default``; the answer
+    is then kept for the next lookup."""
+
+    def __init__(self, entries: dict[type, Any], default: Any) -> None:
+        super().__init__(entries)
+        self._default = default
+
+    def __missing__(self, kind: type) -> Any:
+        found = next((self[base] for base in kind.__mro__[1:] if base in self), self._default)
+        self[kind] = found
+        return found
+
+
+#: The correlation key of each command-anchor event type, from the event (``None``: not an anchor after all).
+_ANCHOR_KEYS: Final[dict[type, Callable[[Any], Key | None] | None]] = EventTypeTable(
+    {
+        ev.ActivityScheduled: lambda event: ("activity", event.activity_id),
+        ev.ActivityCancelRequested: lambda event: ("cancel_activity", event.activity_id),
+        ev.TimerStarted: lambda event: ("timer", event.timer_id),
+        ev.TimerCancelled: lambda event: ("cancel_timer", event.timer_id),
+        ev.ChildWorkflowStarted: lambda event: ("child", event.child_id),
+        ev.ChildWorkflowCancelRequested: lambda event: ("cancel_child", event.child_id),
+        ev.SignalExternalSent: lambda event: ("signal_external", event.signal_id),
+        ev.SearchAttributesUpserted: lambda event: ("upsert", event.upsert_id) if event.upsert_id > 0 else None,
+        ev.MarkerRecorded: lambda event: ("marker", event.name),
+        ev.UpdateCompleted: lambda event: ("update", event.update_id),
+    },
+    None,
+)
+
+
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
-    match event:
-        case ev.ActivityScheduled(activity_id=activity_id):
-            return ("activity", activity_id)
-        case ev.ActivityCancelRequested(activity_id=activity_id):
-            return ("cancel_activity", activity_id)
-        case ev.TimerStarted(timer_id=timer_id):
-            return ("timer", timer_id)
-        case ev.TimerCancelled(timer_id=timer_id):
-            return ("cancel_timer", timer_id)
-        case ev.ChildWorkflowStarted(child_id=child_id):
-            return ("child", child_id)
-        case ev.ChildWorkflowCancelRequested(child_id=child_id):
-            return ("cancel_child", child_id)
-        case ev.SignalExternalSent(signal_id=signal_id):
-            return ("signal_external", signal_id)
-        case ev.SearchAttributesUpserted(upsert_id=upsert_id) if upsert_id > 0:
-            return ("upsert", upsert_id)
-        case ev.MarkerRecorded(name=name):
-            return ("marker", name)
-        case ev.UpdateCompleted(update_id=update_id):
-            return ("update", update_id)
-    return None
+    make = _ANCHOR_KEYS[type(event)]
+    return None if make is None else make(event)
 
 
 def describe_event(event: ev.Event) -> str:
@@ -346,23 +360,31 @@ def describe_event(event: ev.Event) -> str:
     return event.type
 
 
+#: Whether each event type is an arrival: ``None`` for ``ActivityFailed``, which is one only without a retry due.
+_ARRIVALS: Final[dict[type, bool | None]] = EventTypeTable(
+    {
+        ev.ActivityFailed: None,
+        ev.ActivityCompleted: True,
+        ev.ActivityCancelled: True,
+        ev.TimerFired: True,
+        ev.SignalReceived: True,
+        ev.ChildWorkflowCompleted: True,
+        ev.ChildWorkflowFailed: True,
+        ev.ChildWorkflowCancelled: True,
+        ev.SignalExternalDelivered: True,
+        ev.WorkflowCancelRequested: True,
+        ev.UpdateAccepted: True,
+    },
+    False,
+)
+
+
 def is_arrival(event: ev.Event) -> bool:
     """Whether ``event`` is an arrival: something recorded that the workflow code waits for and is delivered.
 
     A failed activity attempt with a retry due (``next_attempt_at`` set) is not: only its final outcome is.
     """
-    if isinstance(event, ev.ActivityFailed):
-        return event.next_attempt_at is None
-    return isinstance(
-        event,
-        ev.ActivityCompleted
-        | ev.ActivityCancelled
-        | ev.TimerFired
-        | ev.SignalReceived
-        | ev.ChildWorkflowCompleted
-        | ev.ChildWorkflowFailed
-        | ev.ChildWorkflowCancelled
-        | ev.SignalExternalDelivered
-        | ev.WorkflowCancelRequested
-        | ev.UpdateAccepted,
-    )
+    arrival = _ARRIVALS[type(event)]
+    if arrival is None:
+        return cast(ev.ActivityFailed, event).next_attempt_at is None
+    return arrival

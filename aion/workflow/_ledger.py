@@ -70,14 +70,15 @@ class CommandLedger:
         once the run has diverged), to stop the code there."""
         if self.divergence is not None:
             raise Diverged()
-        anchor = self._anchors.get(command.key)
+        key = command.key
+        anchor = self._anchors.get(key)
         if anchor is None:
             self._outbox.append(command)
             return
-        if command.key in self._matched or not command.matches(anchor):
+        if key in self._matched or not command.matches(anchor):
             self.diverge(anchor.seq, describe_event(anchor), command.describe())
             raise Diverged()
-        self._matched.add(command.key)
+        self._matched.add(key)
 
     def diverge(self, seq: int, expected: str, found: str) -> None:
         """Record the run's divergence at ``seq`` (only the first one counts) and drop the outbox."""

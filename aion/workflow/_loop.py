@@ -23,7 +23,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
     """An event loop with no clock and no I/O: ``call_soon`` callbacks run in order when asked to."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._ready: collections.deque[ReadyCallback] = collections.deque()
         self._clock = clock
         self._running = False
         self._closed = False
@@ -34,9 +34,9 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
 
     def call_soon(  # type: ignore[override]
         self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
-    ) -> asyncio.Handle:
+    ) -> ReadyCallback:
         """Queue ``callback(*args)`` to run in this loop's next ``run_until_idle`` pass."""
-        handle = asyncio.Handle(callback, args, self, context)
+        handle = ReadyCallback(callback, args, context if context is not None else contextvars.copy_context())
         self._ready.append(handle)
         return handle
 
@@ -105,15 +105,52 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         if self._closed:
             return
         # asyncio has no public way to make a loop the running one without running it: these two are what
-        # BaseEventLoop.run_forever itself calls, and Handle._run is how it runs a ready callback.
+        # BaseEventLoop.run_forever itself calls.
         previous = asyncio.events._get_running_loop()  # noqa: SLF001
         asyncio.events._set_running_loop(self)  # noqa: SLF001
         self._running = True
+        ready = self._ready
         try:
-            while self._ready and not self._closed:
-                handle = self._ready.popleft()
-                if not handle.cancelled():
-                    handle._run()  # noqa: SLF001
+            while ready and not self._closed:
+                handle = ready.popleft()
+                callback = handle.callback
+                if callback is None:
+                    continue
+                try:
+                    handle.context.run(callback, *handle.args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as error:  # what asyncio.Handle._run does: report, and go on
+                    self.call_exception_handler(
+                        {"message": f"Exception in callback {callback!r}", "exception": error, "handle": handle}
+                    )
         finally:
             self._running = False
             asyncio.events._set_running_loop(previous)  # noqa: SLF001
+
+
+class ReadyCallback:
+    """A callback queued by :meth:`DeterministicLoop.call_soon`: what ``asyncio.Handle`` is to asyncio's loops,
+    with only what this loop needs (``cancel``, ``cancelled``, ``get_context``). A loop runs a few of these per
+    event a workflow waits on, so it is a plain slotted object, cheaper to make and run than a ``Handle``."""
+
+    __slots__ = ("args", "callback", "context")
+
+    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...], context: contextvars.Context) -> None:
+        #: ``None`` once cancelled.
+        self.callback: Callable[..., object] | None = callback
+        self.args = args
+        self.context = context
+
+    def cancel(self) -> None:
+        """Do not run the callback."""
+        self.callback = None
+        self.args = ()
+
+    def cancelled(self) -> bool:
+        """True once cancelled."""
+        return self.callback is None
+
+    def get_context(self) -> contextvars.Context:
+        """The context the callback runs in."""
+        return self.context

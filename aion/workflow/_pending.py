@@ -63,6 +63,8 @@ class PendingWork:
 
     def check_conditions(self) -> bool:
         """Resolve the waits whose condition now holds; True if any was."""
+        if not self._conditions:
+            return False
         resolved = False
         still: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         for predicate, future in self._conditions:

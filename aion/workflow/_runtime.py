@@ -30,7 +30,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from aion import events as ev
 from aion._codec import check_payload
@@ -46,6 +46,7 @@ from aion.workflow._commands import (
     Command,
     CompleteWorkflow,
     ContinueAsNew,
+    EventTypeTable,
     FailWorkflow,
     RequestCancelActivity,
     RequestCancelChild,
@@ -218,7 +219,7 @@ class WorkflowRuntime:
             if self.check_task_queue is not None and not self._commands.recorded(("activity", activity_id)):
                 self.check_task_queue(queue)
             options = {**options, "task_queue": queue}
-        else:
+        elif "task_queue" in options:
             options = {key: value for key, value in options.items() if key != "task_queue"}
         future = self._pending(self._work.activities, activity_id, lambda: self.cancel_activity(activity_id))
         self._commands.issue(ScheduleActivity(activity_id, activity_type, args, options))
@@ -387,35 +388,71 @@ class WorkflowRuntime:
             return
         self._now = event.recorded_at
         self._position = event.seq
-        work = self._work
-        match event:
-            case ev.ActivityCompleted(activity_id=activity_id, result=result):
-                work.resolve(work.activities, activity_id, result=result)
-            case ev.ActivityFailed(activity_id=activity_id, failure=failure, attempt=attempt):
-                work.resolve(work.activities, activity_id, error=activity_error(failure, activity_id, attempt))
-            case ev.ActivityCancelled(activity_id=activity_id):
-                work.resolve(
-                    work.activities, activity_id, error=CancelledError(f"activity {activity_id} was cancelled")
-                )
-            case ev.TimerFired(timer_id=timer_id):
-                work.resolve(work.timers, timer_id, result=None)
-            case ev.SignalReceived(name=name, payload=payload):
-                work.deliver_signal(name, payload)
-            case ev.ChildWorkflowCompleted(child_id=child_id, result=result):
-                work.resolve(work.children, child_id, result=result)
-            case ev.ChildWorkflowFailed(child_id=child_id, failure=failure):
-                work.resolve(work.children, child_id, error=child_error(failure, child_id))
-            case ev.ChildWorkflowCancelled(child_id=child_id):
-                work.resolve(work.children, child_id, error=CancelledError(f"child {child_id} was cancelled"))
-            case ev.SignalExternalDelivered(signal_id=signal_id, failure=failure):
-                error = None if failure is None else signal_error(work.external_targets.get(signal_id, "?"), failure)
-                work.resolve(work.external_signals, signal_id, result=None, error=error)
-            case ev.WorkflowCancelRequested(reason=reason):
-                self._cancel_everything(reason)
-            case ev.UpdateAccepted(update_id=update_id, name=name, args=args):
-                update = run_update(self.update_handlers, self._commands.issue, update_id, name, list(args or []))
-                self._loop.create_task(update, name=f"update:{update_id}")
+        apply = self._ARRIVAL_HANDLERS[type(event)]
+        if apply is not None:
+            apply(self, event)
         self._run()
+
+    # What each arrival does, one method per event type (``_ARRIVAL_HANDLERS`` maps the types).
+
+    def _on_activity_completed(self, event: ev.ActivityCompleted) -> None:
+        self._work.resolve(self._work.activities, event.activity_id, result=event.result)
+
+    def _on_activity_failed(self, event: ev.ActivityFailed) -> None:
+        error = activity_error(event.failure, event.activity_id, event.attempt)
+        self._work.resolve(self._work.activities, event.activity_id, error=error)
+
+    def _on_activity_cancelled(self, event: ev.ActivityCancelled) -> None:
+        error = CancelledError(f"activity {event.activity_id} was cancelled")
+        self._work.resolve(self._work.activities, event.activity_id, error=error)
+
+    def _on_timer_fired(self, event: ev.TimerFired) -> None:
+        self._work.resolve(self._work.timers, event.timer_id, result=None)
+
+    def _on_signal_received(self, event: ev.SignalReceived) -> None:
+        self._work.deliver_signal(event.name, event.payload)
+
+    def _on_child_completed(self, event: ev.ChildWorkflowCompleted) -> None:
+        self._work.resolve(self._work.children, event.child_id, result=event.result)
+
+    def _on_child_failed(self, event: ev.ChildWorkflowFailed) -> None:
+        self._work.resolve(self._work.children, event.child_id, error=child_error(event.failure, event.child_id))
+
+    def _on_child_cancelled(self, event: ev.ChildWorkflowCancelled) -> None:
+        error = CancelledError(f"child {event.child_id} was cancelled")
+        self._work.resolve(self._work.children, event.child_id, error=error)
+
+    def _on_signal_delivered(self, event: ev.SignalExternalDelivered) -> None:
+        work = self._work
+        failure = event.failure
+        error = None if failure is None else signal_error(work.external_targets.get(event.signal_id, "?"), failure)
+        work.resolve(work.external_signals, event.signal_id, result=None, error=error)
+
+    def _on_cancel_requested(self, event: ev.WorkflowCancelRequested) -> None:
+        self._cancel_everything(event.reason)
+
+    def _on_update_accepted(self, event: ev.UpdateAccepted) -> None:
+        update_id = event.update_id
+        update = run_update(self.update_handlers, self._commands.issue, update_id, event.name, list(event.args or []))
+        self._loop.create_task(update, name=f"update:{update_id}")
+
+    #: The method that applies each type of arrival (one dict lookup per event).
+    _ARRIVAL_HANDLERS: ClassVar[dict[type, Callable[[WorkflowRuntime, Any], None] | None]] = EventTypeTable(
+        {
+            ev.ActivityCompleted: _on_activity_completed,
+            ev.ActivityFailed: _on_activity_failed,
+            ev.ActivityCancelled: _on_activity_cancelled,
+            ev.TimerFired: _on_timer_fired,
+            ev.SignalReceived: _on_signal_received,
+            ev.ChildWorkflowCompleted: _on_child_completed,
+            ev.ChildWorkflowFailed: _on_child_failed,
+            ev.ChildWorkflowCancelled: _on_child_cancelled,
+            ev.SignalExternalDelivered: _on_signal_delivered,
+            ev.WorkflowCancelRequested: _on_cancel_requested,
+            ev.UpdateAccepted: _on_update_accepted,
+        },
+        None,
+    )
 
     def _cancel_everything(self, reason: str | None) -> None:
         """Cancellation was requested: every pending wait raises ``aion.CancelledError`` now, and the work
@@ -443,3 +480,4 @@ class WorkflowRuntime:
             self._work.fail_waits(fail)
 
         self._in_workflow(cancel_all)
+
