@@ -20,8 +20,12 @@ def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     >>> to_seconds(timedelta(minutes=1), "timeout")
     60.0
     """
-    if type(value) is float:  # the usual case first: workflow code calls this at every activity and timer
-        seconds = value
+    kind = type(value)
+    if kind is float or kind is int:  # the usual cases first: workflow code calls this at every activity and timer
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise InvalidArgumentError(f"{name} is too large: at most {MAX_SECONDS:g} seconds (100 years)") from None
     elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):

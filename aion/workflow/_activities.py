@@ -97,42 +97,16 @@ def start_activity(  # type: ignore[misc]  # mypy: an implementation never match
     declare raises :class:`aion.InvalidArgumentError` here. ``priority``: higher is dispatched first within the
     queue (an int, default 0).
     """
-    runtime = current_runtime()
-    name = activity_type_name(activity)
-    # The options recorded, in this order, without the ones not given.
-    options: dict[str, Any] = {}
-    if start_to_close_timeout is not None:
-        options["start_to_close_timeout"] = to_seconds(
-            start_to_close_timeout, "start_to_close_timeout", allow_zero=False
-        )
-    if schedule_to_close_timeout is not None:
-        options["schedule_to_close_timeout"] = to_seconds(
-            schedule_to_close_timeout, "schedule_to_close_timeout", allow_zero=False
-        )
-    if heartbeat_timeout is not None:
-        options["heartbeat_timeout"] = to_seconds(heartbeat_timeout, "heartbeat_timeout", allow_zero=False)
-    if start_to_close_timeout is None and schedule_to_close_timeout is None:
-        raise InvalidArgumentError(
-            f"activity {name!r} needs start_to_close_timeout or schedule_to_close_timeout (or both): "
-            "an activity without a timeout could hang its workflow forever"
-        )
-    if retry_policy is not None:
-        if not isinstance(retry_policy, RetryPolicy):
-            raise InvalidArgumentError(f"retry_policy must be an aion.RetryPolicy, got {retry_policy!r}")
-        options["retry_policy"] = retry_policy.to_dict()
-    if task_queue is not None:
-        if not isinstance(task_queue, str) or not task_queue:
-            raise InvalidArgumentError(f"task_queue must be a non-empty string, got {task_queue!r}")
-        options["task_queue"] = task_queue
-    if type(priority) is not int and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
-    if priority:
-        options["priority"] = priority
-    arguments = list(args)
-    if arguments:
-        check_payload(arguments, path=f"{name}.args")
-    activity_id, future = runtime.schedule_activity(name, arguments, options)
-    return ActivityHandle(activity_id, future)
+    return _schedule(
+        activity,
+        args,
+        start_to_close_timeout,
+        schedule_to_close_timeout,
+        heartbeat_timeout,
+        retry_policy,
+        task_queue,
+        priority,
+    )
 
 
 @overload
@@ -184,13 +158,62 @@ def execute_activity(  # type: ignore[misc]  # mypy: an implementation never mat
     When retries end, the await raises :class:`aion.ActivityError` with the last cause (type, message,
     details, traceback) and the attempt count.
     """
-    return start_activity(
+    return _schedule(
         activity,
-        *args,
-        start_to_close_timeout=start_to_close_timeout,
-        schedule_to_close_timeout=schedule_to_close_timeout,
-        heartbeat_timeout=heartbeat_timeout,
-        retry_policy=retry_policy,
-        task_queue=task_queue,
-        priority=priority,
+        args,
+        start_to_close_timeout,
+        schedule_to_close_timeout,
+        heartbeat_timeout,
+        retry_policy,
+        task_queue,
+        priority,
     )
+
+
+def _schedule(  # noqa: PLR0917 (start_activity's options by position: this runs for every activity call)
+    activity: str | Callable[..., Any],
+    args: tuple[Any, ...],
+    start_to_close_timeout: Duration | None,
+    schedule_to_close_timeout: Duration | None,
+    heartbeat_timeout: Duration | None,
+    retry_policy: RetryPolicy | None,
+    task_queue: str | None,
+    priority: int,
+) -> ActivityHandle[Any]:
+    """What :func:`start_activity` and :func:`execute_activity` do: check the call and its options, issue it."""
+    runtime = current_runtime()
+    name = activity_type_name(activity)
+    # The options recorded, in this order, without the ones not given.
+    options: dict[str, Any] = {}
+    if start_to_close_timeout is not None:
+        options["start_to_close_timeout"] = to_seconds(
+            start_to_close_timeout, "start_to_close_timeout", allow_zero=False
+        )
+    if schedule_to_close_timeout is not None:
+        options["schedule_to_close_timeout"] = to_seconds(
+            schedule_to_close_timeout, "schedule_to_close_timeout", allow_zero=False
+        )
+    if heartbeat_timeout is not None:
+        options["heartbeat_timeout"] = to_seconds(heartbeat_timeout, "heartbeat_timeout", allow_zero=False)
+    if start_to_close_timeout is None and schedule_to_close_timeout is None:
+        raise InvalidArgumentError(
+            f"activity {name!r} needs start_to_close_timeout or schedule_to_close_timeout (or both): "
+            "an activity without a timeout could hang its workflow forever"
+        )
+    if retry_policy is not None:
+        if not isinstance(retry_policy, RetryPolicy):
+            raise InvalidArgumentError(f"retry_policy must be an aion.RetryPolicy, got {retry_policy!r}")
+        options["retry_policy"] = retry_policy.to_dict()
+    if task_queue is not None:
+        if not isinstance(task_queue, str) or not task_queue:
+            raise InvalidArgumentError(f"task_queue must be a non-empty string, got {task_queue!r}")
+        options["task_queue"] = task_queue
+    if type(priority) is not int and (isinstance(priority, bool) or not isinstance(priority, int)):
+        raise InvalidArgumentError(f"priority must be an int, got {priority!r}")
+    if priority:
+        options["priority"] = priority
+    arguments = list(args)
+    if arguments:
+        check_payload(arguments, path=f"{name}.args")
+    activity_id, future = runtime.schedule_activity(name, arguments, options)
+    return ActivityHandle(activity_id, future)

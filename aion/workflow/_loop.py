@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar
 
 from aion.errors import NonDeterministicCallError
@@ -59,7 +60,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         return False
 
     def is_running(self) -> bool:
-        """True while ``run_until_idle`` is running callbacks."""
+        """True while ``run_until_idle`` is running callbacks, or inside ``running()``."""
         return self._running
 
     def is_closed(self) -> bool:
@@ -100,33 +101,55 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
 
     # -- driving ------------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Be this thread's running loop throughout the block, for the ``run_until_idle`` calls inside it (a replay
+        makes one per arrival), instead of becoming it and ceasing to be at each call."""
+        if self._running:
+            yield
+            return
+        previous = asyncio.events._get_running_loop()  # noqa: SLF001
+        asyncio.events._set_running_loop(self)  # noqa: SLF001
+        self._running = True
+        try:
+            yield
+        finally:
+            self._running = False
+            asyncio.events._set_running_loop(previous)  # noqa: SLF001
+
     def run_until_idle(self) -> None:
         """Run ready callbacks, including the ones they queue, until none is left (nothing once closed)."""
         if self._closed:
+            return
+        if self._running:
+            self._run_ready()
             return
         # asyncio has no public way to make a loop the running one without running it: these two are what
         # BaseEventLoop.run_forever itself calls.
         previous = asyncio.events._get_running_loop()  # noqa: SLF001
         asyncio.events._set_running_loop(self)  # noqa: SLF001
         self._running = True
-        ready = self._ready
         try:
-            while ready and not self._closed:
-                handle = ready.popleft()
-                callback = handle.callback
-                if callback is None:
-                    continue
-                try:
-                    handle.context.run(callback, *handle.args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as error:  # what asyncio.Handle._run does: report, and go on
-                    self.call_exception_handler(
-                        {"message": f"Exception in callback {callback!r}", "exception": error, "handle": handle}
-                    )
+            self._run_ready()
         finally:
             self._running = False
             asyncio.events._set_running_loop(previous)  # noqa: SLF001
+
+    def _run_ready(self) -> None:
+        ready = self._ready
+        while ready and not self._closed:
+            handle = ready.popleft()
+            callback = handle.callback
+            if callback is None:
+                continue
+            try:
+                handle.context.run(callback, *handle.args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as error:  # what asyncio.Handle._run does: report, and go on
+                self.call_exception_handler(
+                    {"message": f"Exception in callback {callback!r}", "exception": error, "handle": handle}
+                )
 
 
 class ReadyCallback:

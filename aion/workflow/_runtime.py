@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
+import itertools
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -164,15 +166,22 @@ class WorkflowRuntime:
         self._commands.record_anchors(history)
         self._history_head = history[-1].seq
         self._replaying = True
+        # A replay makes and drops a few objects per event, nearly all freed by their reference counts; the cyclic
+        # collector would walk the young ones (and now and then the whole heap, the history included) many times.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
-            self._start()
-            for event in history[1:]:
-                if is_arrival(event):
-                    self._deliver(event)
+            with self._loop.running():
+                self._start()
+                for event in itertools.islice(history, 1, None):
+                    if is_arrival(event):
+                        self._deliver(event)
             self._commands.check_all_matched()
             self._commands.raise_divergence()
         finally:
             self._replaying = False
+            if collecting:
+                gc.enable()
         return self._commands.take_outbox()
 
     def apply(self, event: ev.Event) -> list[Command]:
