@@ -20,10 +20,14 @@ from aion.events import EVENT_TYPES, Event
 _Checker = Callable[[Any], bool]
 
 
+def _fits_anything(value: Any) -> bool:
+    return True
+
+
 def _checker(hint: Any) -> _Checker:
     """A predicate telling whether a decoded value fits a field's type hint (lenient where it must be)."""
     if hint is Any or hint is object:
-        return lambda value: True
+        return _fits_anything
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is types.UnionType:
         args = typing.get_args(hint)
@@ -42,7 +46,18 @@ def _checker(hint: Any) -> _Checker:
         return lambda value: isinstance(value, origin)
     if isinstance(hint, type):
         return lambda value: isinstance(value, hint)
-    return lambda value: True
+    return _fits_anything
+
+
+def _sure_type(hint: Any) -> type | None:
+    """A type whose exact instances fit ``hint`` (checked with ``type(value) is``, before the checker's call)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _sure_type(args[0]) if len(args) == 1 else None
+    if origin is not None:
+        return origin if isinstance(origin, type) else None
+    return hint if isinstance(hint, type) and hint is not object and hint is not Any else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +66,8 @@ class FieldSpec:
     required: bool
     fits: _Checker
     hint: str
+    #: Values of exactly this type fit (``None``: ask ``fits``).
+    sure: type | None = None
 
 
 _SPECS: dict[type[Event], tuple[FieldSpec, ...]] = {}
@@ -67,6 +84,7 @@ def field_specs(cls: type[Event]) -> tuple[FieldSpec, ...]:
                 required=field.default is missing and field.default_factory is missing,
                 fits=_checker(hints[field.name]),
                 hint=str(field.type),
+                sure=_sure_type(hints[field.name]),
             )
             for field in dataclasses.fields(cls)
             if field.init
@@ -81,7 +99,7 @@ def prepare_event_types() -> None:
     it before it forks the zygote, so that no workflow process pays for it when its first signal or activity
     result arrives."""
     for cls in EVENT_TYPES.values():
-        field_specs(cls)
+        _LAYOUTS[cls] = _Layout(cls)
 
 
 def event_record(event: Event, *, stamp: bool) -> dict[str, Any]:
@@ -97,6 +115,33 @@ def event_record(event: Event, *, stamp: bool) -> dict[str, Any]:
 
 # The stamp fields go last in the map of a stamped event, after the body (map order carries no meaning).
 STAMP_FIELDS: Final = frozenset({"seq", "recorded_at"})
+
+
+class _Layout:
+    """How :func:`decode_event` builds one event type: its fields in order, the checks of their values, and
+    whether an instance may be made without calling ``__init__`` (no ``__post_init__``, no ``init=False`` field
+    and no slots: the dataclass's ``__init__`` would only set each field, in field order, as
+    ``aion.store._derive.stamp`` also assumes)."""
+
+    __slots__ = ("checks", "cls", "names", "plain", "specs")
+
+    def __init__(self, cls: type[Event]) -> None:
+        self.cls = cls
+        self.specs = field_specs(cls)
+        self.names = frozenset(spec.name for spec in self.specs)
+        #: The fields whose values are checked (a field of type ``Any`` takes any decoded value).
+        self.checks = tuple(spec for spec in self.specs if spec.fits is not _fits_anything)
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        self.plain = (
+            not hasattr(cls, "__post_init__")
+            and "__slots__" not in cls.__dict__
+            and all(field.init for field in fields.values())
+        )
+
+
+_LAYOUTS: dict[type[Event], _Layout] = {}
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def decode_event(data: bytes) -> Event:
@@ -120,8 +165,30 @@ def decode_event(data: bytes) -> Event:
         raise CorruptEventError(
             f"cannot decode {name} event: format version {version} is newer than this aion's {cls.version}"
         )
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _LAYOUTS[cls] = _Layout(cls)
+    if record.keys() != layout.names:  # a field missing (an older version) or unknown
+        return _decode_fields(name, version, layout, record)
+    for spec in layout.checks:
+        value = record[spec.name]
+        if type(value) is not spec.sure and not spec.fits(value):
+            raise CorruptEventError(
+                f"cannot decode {name} event: field {spec.name!r} should be {spec.hint}, found {value!r}"
+            )
+    # The fields in field order (the stamp comes last in a stored map), as __init__ would set them.
+    fields = {spec.name: record[spec.name] for spec in layout.specs}
+    if layout.plain:
+        event = _new_object(cls)
+        _set_attribute(event, "__dict__", fields)
+        return event
+    return _construct(name, cls, fields)
+
+
+def _decode_fields(name: str, version: int, layout: _Layout, record: dict[str, Any]) -> Event:
+    """:func:`decode_event` for a map whose keys are not exactly the type's fields: each field checked in turn."""
     kwargs: dict[str, Any] = {}
-    for spec in field_specs(cls):
+    for spec in layout.specs:
         if spec.name in record:
             value = record.pop(spec.name)
             if not spec.fits(value):
@@ -133,6 +200,10 @@ def decode_event(data: bytes) -> Event:
             raise CorruptEventError(f"cannot decode {name} event: required field {spec.name!r} is missing")
     if record:
         raise CorruptEventError(f"cannot decode {name} event v{version}: unknown fields {sorted(record)}")
+    return _construct(name, layout.cls, kwargs)
+
+
+def _construct(name: str, cls: type[Event], kwargs: dict[str, Any]) -> Event:
     try:
         return cls(**kwargs)
     except Exception as error:

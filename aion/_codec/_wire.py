@@ -207,16 +207,33 @@ def _rebuild_dataclass(name: str, fields: dict[str, Any]) -> Any:
     return {_DATACLASS_KEY: name, **fields}
 
 
+#: Datetimes decoded lately, by their extension's bytes: every event has one, and the events of one commit share
+#: it. A datetime is immutable, so one object may serve them all. Cleared when full.
+_DATETIMES: dict[bytes, datetime] = {}
+_DATETIMES_KEPT: Final = 4096
+
+
+def _datetime(data: bytes) -> datetime:
+    value = _DATETIMES.get(data)
+    if value is None:
+        # Plain msgpack inside: an extension there decodes to an ExtType, which datetime() refuses.
+        year, month, day, hour, minute, second, micro, fold, offset = msgpack.unpackb(data)
+        tz = None if offset is None else _tz_from_us(offset)
+        value = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz, fold=fold)
+        if len(_DATETIMES) >= _DATETIMES_KEPT:
+            _DATETIMES.clear()
+        _DATETIMES[data] = value
+    return value
+
+
 def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_DATETIME:
+        return _datetime(data)
     if code == _EXT_TUPLE:
         items = unpackb(data)
         if type(items) is not list:
             raise ValueError("tuple extension does not hold an array")
         return tuple(items)
-    if code == _EXT_DATETIME:
-        year, month, day, hour, minute, second, micro, fold, offset = unpackb(data)
-        tz = None if offset is None else _tz_from_us(offset)
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz, fold=fold)
     if code == _EXT_DATE:
         year, month, day = unpackb(data)
         return date(year, month, day)

@@ -489,4 +489,3 @@ class WorkflowRuntime:
             self._work.fail_waits(fail)
 
         self._in_workflow(cancel_all)
-
