@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import cast
 
 from aion.errors import InvalidArgumentError
 
@@ -23,7 +24,7 @@ def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     kind = type(value)
     if kind is float or kind is int:  # the usual cases first: workflow code calls this at every activity and timer
         try:
-            seconds = float(value)
+            seconds = float(cast("float", value))
         except OverflowError:
             raise InvalidArgumentError(f"{name} is too large: at most {MAX_SECONDS:g} seconds (100 years)") from None
     elif isinstance(value, timedelta):

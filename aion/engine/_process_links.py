@@ -18,7 +18,7 @@ from typing import Any
 import pykka
 
 from aion import events as ev
-from aion._codec import decode_payload, encode_payload
+from aion._codec import decode_payload, encode_event, encode_payload
 from aion.clock import Clock
 from aion.engine import _protocol as protocol
 from aion.engine._child_ids import ProcessRole, parse_child_id, query_child_id, run_child_id
@@ -141,7 +141,7 @@ class ProcessLinks:
             if pending is None:
                 channel.send({"t": protocol.STOP})
                 return
-            channel.send(protocol.run_message(self._store.read_run(workflow_id), once=True))
+            channel.send(protocol.encoded_run_message(self._store.read_run_encoded(workflow_id)[0], once=True))
             channel.send(pending[0])
             return
         run = self.run_of_child(child_id)
@@ -151,12 +151,15 @@ class ProcessLinks:
                 channel.send({"t": protocol.STOP})
             return
         # A run that has recorded nothing since it started (the common case: a new run) needs no store read.
+        # Otherwise the history goes as the store holds it: the process decodes it, the engine does not.
         started = run.state.started
-        fresh = started is not None and run.state.head == started.seq
-        history = [started] if fresh and started is not None else self._store.read_run(workflow_id)
+        if started is not None and run.state.head == started.seq:
+            history, last = [encode_event(started)], started.seq
+        else:
+            history, last = self._store.read_run_encoded(workflow_id)
         link = run.link
-        link.connected(channel, history[-1].seq)
-        self.send(run, protocol.run_message(history))
+        link.connected(channel, last)
+        self.send(run, protocol.encoded_run_message(history))
         for _, message in link.waiting_queries:
             self.send(run, message)
         link.waiting_queries.clear()

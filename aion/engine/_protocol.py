@@ -50,7 +50,13 @@ HEARTBEAT = "heartbeat"
 
 def run_message(history: Sequence[ev.Event], *, once: bool = False) -> dict[str, Any]:
     """Tell a workflow host to replay ``history`` and go live (``once``: answer one query, then exit)."""
-    return {"t": RUN, "history": [encode_event(event) for event in history], "once": once}
+    return encoded_run_message([encode_event(event) for event in history], once=once)
+
+
+def encoded_run_message(history: list[bytes], *, once: bool = False) -> dict[str, Any]:
+    """:func:`run_message` for a history already in the event codec's bytes, as the store holds it
+    (``EventStore.read_run_encoded``): the engine sends them without decoding them, the host decodes them."""
+    return {"t": RUN, "history": history, "once": once}
 
 
 def event_message(event: ev.Event) -> dict[str, Any]:

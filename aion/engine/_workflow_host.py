@@ -20,7 +20,13 @@ from aion._definitions import version_of_run
 from aion.engine import _protocol as protocol
 from aion.engine._holds import INTERNAL, NON_DETERMINISM, UNKNOWN_TYPE, UNKNOWN_VERSION, failure_details
 from aion.engine._registry import installed
-from aion.errors import NonDeterminismError, QueryError, UnknownWorkflowTypeError, UnknownWorkflowVersionError
+from aion.errors import (
+    CorruptEventError,
+    NonDeterminismError,
+    QueryError,
+    UnknownWorkflowTypeError,
+    UnknownWorkflowVersionError,
+)
 from aion.workflow import _guard
 from aion.workflow._runtime import WorkflowRuntime, failure_from_exception
 from supervisors import Channel, ChannelClosedError
@@ -42,12 +48,17 @@ def _serve(channel: Channel) -> None:
         if message.get("t") == protocol.STOP:
             return
         message = channel.recv()
-    history = protocol.decode_history(message)
-    started = history[0]
-    assert isinstance(started, ev.WorkflowStarted)
+    once = bool(message.get("once"))
+    try:
+        history = protocol.decode_history(message)  # a stored event it cannot decode is a CorruptEventError
+        started = history[0]
+        if not isinstance(started, ev.WorkflowStarted):
+            raise CorruptEventError(f"the run's history starts with {started.type}, not WorkflowStarted")
+    except Exception as error:  # the engine blocks the run (or fails it), naming the error
+        channel.send(_cannot_replay(error))
+        return
     registry = installed()
     closed = history[-1].terminal
-    once = bool(message.get("once"))
     try:
         # The run's own version of its type: a run always replays and runs on the version it started on.
         definition = registry.workflow_version(started.workflow_type, version_of_run(started.workflow_version))

@@ -131,15 +131,7 @@ class LmdbReads:
                     f"{error} (if this data directory was written with a payload codec, read it with that codec: "
                     "Engine(payload_codec=...), aion --codec MODULE:OBJECT)"
                 ) from error
-        if decode is not None:
-            try:
-                data = decode(data)
-            except Exception as error:
-                raise CorruptEventError(
-                    f"the payload codec cannot decode a stored event ({type(error).__name__}: {error}): "
-                    "is it the codec this data directory was written with?"
-                ) from error
-        return decode_event(data)
+        return decode_event(self._undo_codec(decode, data))
 
     def read_schedule(self, schedule_id: str) -> list[Event]:
         """A schedule's whole history (``[]`` for an unknown schedule)."""
@@ -204,6 +196,46 @@ class LmdbReads:
                             break
                         events.append(event)
         return events
+
+    def read_run_encoded(self, workflow_id: str) -> tuple[list[bytes], int]:
+        """The current run's events as the event codec's bytes (a payload codec's encoding undone), not decoded,
+        and the sequence number of the last: the current run is the workflow's last, so its events are the keys
+        from its first seq to the end of the workflow's."""
+        check_workflow_id(workflow_id)
+        dbs = self.environment.dbs
+        wf = workflow_id.encode()
+        prefix = wf + b"\x00"
+        values: list[bytes] = []
+        last = b""
+        with self.environment.read() as txn:
+            data = txn.get(wf, db=dbs.runs)
+            if data is None:
+                raise WorkflowNotFoundError(workflow_id)
+            first = decode_run(workflow_id, data).run_first_seq
+            with txn.cursor(db=dbs.history) as cursor:
+                if cursor.set_range(prefix + _pack(first)):
+                    for key, value in cursor.iternext():
+                        if not key.startswith(prefix):
+                            break
+                        values.append(value)
+                        last = key
+        if not values:
+            raise CorruptEventError(f"workflow {workflow_id!r}: its current run has no events")
+        seq: int = _unpack_from(last, len(prefix))[0]
+        decode = self.stored_decode
+        if decode is not None:
+            values = [self._undo_codec(decode, value) for value in values]
+        return values, seq
+
+    @staticmethod
+    def _undo_codec(decode: Callable[[bytes], bytes], data: bytes) -> bytes:
+        try:
+            return decode(data)
+        except Exception as error:
+            raise CorruptEventError(
+                f"the payload codec cannot decode a stored event ({type(error).__name__}: {error}): "
+                "is it the codec this data directory was written with?"
+            ) from error
 
     def get_run(self, workflow_id: str) -> RunInfo | None:
         """The workflow's current run record, or ``None``."""

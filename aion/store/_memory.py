@@ -208,6 +208,17 @@ class MemoryEventStore:
             events.append(event)
         return events
 
+    def read_run_encoded(self, workflow_id: str) -> tuple[list[bytes], int]:
+        """The current run's events as stored (the event codec's bytes), and the sequence number of the last."""
+        check_workflow_id(workflow_id)
+        with self._lock:
+            self._check_open()
+            run = self._runs.get(workflow_id)
+            if run is None:
+                raise WorkflowNotFoundError(workflow_id)
+            history = self._history[workflow_id]
+            return history[run.run_first_seq - 1 :], len(history)
+
     def get_run(self, workflow_id: str) -> RunInfo | None:
         """The workflow's current run record, or ``None``."""
         check_workflow_id(workflow_id)

@@ -59,6 +59,12 @@ class EventStore(Protocol):
         """One run's slice of history (the current run by default); ``WorkflowNotFoundError`` if unknown."""
         ...
 
+    def read_run_encoded(self, workflow_id: str) -> tuple[list[bytes], int]:
+        """The current run's events as the event codec's bytes (what ``decode_event`` reads; a payload codec's
+        encoding is undone), not decoded, and the sequence number of the last; ``WorkflowNotFoundError`` if
+        unknown. A restarting workflow process is sent them as they are."""
+        ...
+
     def get_run(self, workflow_id: str) -> RunInfo | None:
         """The workflow's current run record, or ``None`` when the workflow is unknown."""
         ...

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from aion._codec import decode_event
 from aion._ids import new_run_id
 from aion.clock import ManualClock
 from aion.errors import (
@@ -224,6 +225,11 @@ def test_multi_run_history_read_run_and_read_history(store: EventStore) -> None:
     store.append("wf-2", [started("wf-2")], 0)
     with pytest.raises(WorkflowNotFoundError):
         store.read_run("wf-2", first.run_id)  # a run of another workflow
+
+    encoded, last = store.read_run_encoded("wf-1")  # the current run, as the event codec's bytes
+    assert [decode_event(data) for data in encoded] == run2 and last == 5
+    with pytest.raises(WorkflowNotFoundError):
+        store.read_run_encoded("wf-3")
 
     run = store.get_run("wf-1")
     assert run is not None
