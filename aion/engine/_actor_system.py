@@ -33,6 +33,7 @@ from aion.observability._setup import recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
 from aion.schedules._service import Call, ScheduleService
 from aion.store import EventStore, WriterLock, open_store
+from aion.workflow import _guard
 from supervisors import SupervisionError
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class ActorSystem:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             _registry.install(settings.registry)
             prepare_event_types()  # inherited by every workflow process, not built on its live path
+            _guard.prepare()  # likewise: which loaded modules are user code (a realpath each)
             # The writer lock first: a second engine is refused before it forks anything.
             self._writer_lock = WriterLock.acquire(settings.data_dir)
             try:

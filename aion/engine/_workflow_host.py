@@ -145,9 +145,11 @@ async def _warm_up_workflow(value: int) -> int:
 
 def warm_up() -> None:
     """Run, in an idle pool host, what a workflow process does: decode a history, replay it, encode the
-    commands, then go live (a timer fires, a query, a signal completes the run). The copy-on-write page faults
-    this causes then happen before the host is handed a run, not on the crash-restart path or on the way from
-    a signal to the run's result (``Zygote.start(warm_up=...)``)."""
+    commands, then go live (a timer fires, a query, a signal completes the run); and walk the modules the way
+    installing the guard will (``_guard.prepare``). The copy-on-write page faults this causes then happen
+    before the host is handed a run, not on the crash-restart path or on the way from a signal to the run's
+    result (``Zygote.start(warm_up=...)``)."""
+    _guard.prepare()
     workflow_id, run_id = "warm-up", "00000000-0000-4000-8000-000000000000"
     at = ev.UNSET_TIME
     history: list[ev.Event] = [

@@ -183,6 +183,15 @@ def install() -> None:
     _rebind_user_modules(replaced)
 
 
+def prepare() -> None:
+    """Do ahead what :func:`install` will do first, binding nothing: find which loaded modules are user code
+    (a ``realpath`` per file, cached) and look through their names. The engine calls it before it forks (the
+    answers are inherited), and every idle pool host calls it while it warms up, so that the copy-on-write page
+    faults of that walk (some milliseconds in a fresh process) are paid before a run is handed to it, not
+    between a crash and the replay."""
+    _rebind_user_modules({})
+
+
 def _rebind_user_modules(replaced: dict[int, Any]) -> None:
     """Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in modules imported
     before the guard (the workflow modules, imported by the engine before it forked) still hold the originals:
