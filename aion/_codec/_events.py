@@ -123,14 +123,19 @@ class _Layout:
     and no slots: the dataclass's ``__init__`` would only set each field, in field order, as
     ``aion.store._derive.stamp`` also assumes)."""
 
-    __slots__ = ("checks", "cls", "names", "plain", "specs")
+    __slots__ = ("checks", "cls", "names", "order", "plain", "specs")
 
     def __init__(self, cls: type[Event]) -> None:
         self.cls = cls
         self.specs = field_specs(cls)
         self.names = frozenset(spec.name for spec in self.specs)
-        #: The fields whose values are checked (a field of type ``Any`` takes any decoded value).
-        self.checks = tuple(spec for spec in self.specs if spec.fits is not _fits_anything)
+        #: The field names in field order.
+        self.order = tuple(spec.name for spec in self.specs)
+        #: The fields whose values are checked (a field of type ``Any`` takes any decoded value): name, the type
+        #: that surely fits, the checker, the hint.
+        self.checks = tuple(
+            (spec.name, spec.sure, spec.fits, spec.hint) for spec in self.specs if spec.fits is not _fits_anything
+        )
         fields = {field.name: field for field in dataclasses.fields(cls)}
         self.plain = (
             not hasattr(cls, "__post_init__")
@@ -170,14 +175,12 @@ def decode_event(data: bytes) -> Event:
         layout = _LAYOUTS[cls] = _Layout(cls)
     if record.keys() != layout.names:  # a field missing (an older version) or unknown
         return _decode_fields(name, version, layout, record)
-    for spec in layout.checks:
-        value = record[spec.name]
-        if type(value) is not spec.sure and not spec.fits(value):
-            raise CorruptEventError(
-                f"cannot decode {name} event: field {spec.name!r} should be {spec.hint}, found {value!r}"
-            )
+    for field, sure, fits, hint in layout.checks:
+        value = record[field]
+        if type(value) is not sure and not fits(value):
+            raise CorruptEventError(f"cannot decode {name} event: field {field!r} should be {hint}, found {value!r}")
     # The fields in field order (the stamp comes last in a stored map), as __init__ would set them.
-    fields = {spec.name: record[spec.name] for spec in layout.specs}
+    fields = {field: record[field] for field in layout.order}
     if layout.plain:
         event = _new_object(cls)
         _set_attribute(event, "__dict__", fields)

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from aion import events as ev
 from aion._codec import decode_event, decode_payload, encode_event, encode_payload
+from aion._gc import collector_paused
 from aion.workflow._commands import (
     CancelTimer,
     CancelWorkflow,
@@ -118,7 +119,8 @@ def decode_waits(message: dict[str, Any]) -> list[str]:
 
 def decode_history(message: dict[str, Any]) -> list[ev.Event]:
     """The events of a ``run`` message."""
-    return [decode_event(data) for data in message["history"]]
+    with collector_paused():
+        return [decode_event(data) for data in message["history"]]
 
 
 def failure_message(kind: str, failure: ev.Failure) -> dict[str, Any]:

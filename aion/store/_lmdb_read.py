@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgpack
 
 from aion._codec import decode_event
+from aion._gc import collector_paused
 from aion.errors import CorruptEventError, WorkflowNotFoundError
 from aion.events import Event, WorkflowStarted
 from aion.status import WorkflowStatus
@@ -166,7 +167,8 @@ class LmdbReads:
                     raw.append(value)
                     if limit is not None and len(raw) >= limit:
                         break
-        return [self._decode(data) for data in raw]
+        with collector_paused():
+            return [self._decode(data) for data in raw]
 
     def read_run(self, workflow_id: str, run_id: str | None = None) -> list[Event]:
         """One run's events (the current run by default)."""
@@ -175,7 +177,7 @@ class LmdbReads:
         wf = workflow_id.encode()
         prefix = wf + b"\x00"
         events: list[Event] = []
-        with self.environment.read() as txn:
+        with self.environment.read() as txn, collector_paused():
             if run_id is None:
                 data = txn.get(wf, db=dbs.runs)
                 if data is None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import itertools
 import random
 import uuid
@@ -36,6 +35,7 @@ from typing import Any, ClassVar
 
 from aion import events as ev
 from aion._codec import check_payload
+from aion._gc import collector_paused
 from aion.errors import (
     CancelledError,
     ContinueAsNewError,
@@ -166,12 +166,8 @@ class WorkflowRuntime:
         self._commands.record_anchors(history)
         self._history_head = history[-1].seq
         self._replaying = True
-        # A replay makes and drops a few objects per event, nearly all freed by their reference counts; the cyclic
-        # collector would walk the young ones (and now and then the whole heap, the history included) many times.
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            with self._loop.running():
+            with collector_paused(), self._loop.running():
                 self._start()
                 for event in itertools.islice(history, 1, None):
                     if is_arrival(event):
@@ -180,8 +176,6 @@ class WorkflowRuntime:
             self._commands.raise_divergence()
         finally:
             self._replaying = False
-            if collecting:
-                gc.enable()
         return self._commands.take_outbox()
 
     def apply(self, event: ev.Event) -> list[Command]:
