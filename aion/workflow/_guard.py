@@ -148,6 +148,20 @@ _RANDOM_FUNCTIONS = (
 
 _SECRETS_FUNCTIONS = ("token_bytes", "token_hex", "token_urlsafe", "choice", "randbelow", "randbits")
 
+#: The module functions the guard replaces: the module, the names, how a call is named, what to use instead.
+_GUARDED: tuple[tuple[Any, tuple[str, ...], str, str], ...] = (
+    (
+        _time,
+        ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "process_time"),
+        "time.{}()",
+        "workflow.now()",
+    ),
+    (_random, _RANDOM_FUNCTIONS, "random.{}()", "workflow.random()"),
+    (_uuid, ("uuid1", "uuid4"), "uuid.{}()", "workflow.uuid4()"),
+    (os, ("urandom", "getrandom"), "os.{}()", "workflow.random()"),
+    (_secrets, _SECRETS_FUNCTIONS, "secrets.{}()", "workflow.random()"),
+)
+
 
 def install() -> None:
     """Install the guard in this process (idempotent). Only workflow processes call it."""
@@ -165,18 +179,11 @@ def install() -> None:
         setattr(module, name, guarded)
         replaced[id(original)] = guarded
 
-    for name in ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "process_time"):
-        replace(_time, name, f"time.{name}()", "workflow.now()")
+    for module, names, call, replacement in _GUARDED:
+        for name in names:
+            replace(module, name, call.format(name), replacement)
     replaced[id(_RealDatetime)] = _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
     replaced[id(_RealDate)] = _datetime.date = _GuardedDate  # type: ignore[misc]
-    for name in _RANDOM_FUNCTIONS:
-        replace(_random, name, f"random.{name}()", "workflow.random()")
-    for name in ("uuid1", "uuid4"):
-        replace(_uuid, name, f"uuid.{name}()", "workflow.uuid4()")
-    for name in ("urandom", "getrandom"):
-        replace(os, name, f"os.{name}()", "workflow.random()")
-    for name in _SECRETS_FUNCTIONS:
-        replace(_secrets, name, f"secrets.{name}()", "workflow.random()")
     _threading.Thread.start = _guard(  # type: ignore[method-assign]
         _threading.Thread.start, "threading.Thread.start()", "an activity (workflow code runs on one loop)"
     )
@@ -184,7 +191,7 @@ def install() -> None:
 
 
 def prepare() -> None:
-    """Do ahead what :func:`install` will do first, binding nothing: find which loaded modules are user code
+    """Do ahead what :func:`install` will do first, binding nothing: find the loaded modules that are user code
     (a ``realpath`` per file, cached) and look through their names. The engine calls it before it forks (the
     answers are inherited), and every idle pool host calls it while it warms up, so that the copy-on-write page
     faults of that walk (some milliseconds in a fresh process) are paid before a run is handed to it, not
@@ -192,17 +199,39 @@ def prepare() -> None:
     _rebind_user_modules({})
 
 
-def _rebind_user_modules(replaced: dict[int, Any]) -> None:
-    """Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in modules imported
-    before the guard (the workflow modules, imported by the engine before it forked) still hold the originals:
-    point the ones in user modules at the guarded replacements."""
+#: The namespaces of the user modules, and what ``_loaded`` said when they were found.
+_user_namespaces: tuple[tuple[int, str | None], list[dict[str, Any]]] = ((-1, None), [])
+
+
+def _loaded() -> tuple[int, str | None]:
+    """How many modules are loaded, and the name of the last one loaded (``sys.modules`` keeps import order)."""
+    return len(sys.modules), next(reversed(sys.modules), None)
+
+
+def _user_module_namespaces() -> list[dict[str, Any]]:
+    """The namespaces of the loaded modules that are user code; walked again only when modules were loaded
+    (or unloaded) since the last walk."""
+    global _user_namespaces
+    loaded, namespaces = _user_namespaces
+    if loaded == _loaded():
+        return namespaces
+    namespaces = []
     for module in list(sys.modules.values()):
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str) or not _is_user_file(filename):
             continue
         namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
+        if isinstance(namespace, dict):
+            namespaces.append(namespace)
+    _user_namespaces = (_loaded(), namespaces)
+    return namespaces
+
+
+def _rebind_user_modules(replaced: dict[int, Any]) -> None:
+    """Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in modules imported
+    before the guard (the workflow modules, imported by the engine before it forked) still hold the originals:
+    point the ones in user modules at the guarded replacements."""
+    for namespace in _user_module_namespaces():
         for name, value in list(namespace.items()):
             guarded = replaced.get(id(value))
             if guarded is not None:
