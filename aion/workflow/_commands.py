@@ -53,7 +53,13 @@ class ScheduleActivity(Command):
         return f"activity {self.activity_id} of type {self.activity_type!r}"
 
     def matches(self, event: ev.Event) -> bool:
-        return isinstance(event, ev.ActivityScheduled) and event.activity_type == self.activity_type
+        return self.anchored_by(event, self.activity_type)
+
+    @staticmethod
+    def anchored_by(event: ev.Event, activity_type: str) -> bool:
+        """Whether ``event`` is the anchor of a ``ScheduleActivity`` of ``activity_type`` (``matches``, without
+        the command: a replay checks thousands of these and builds none)."""
+        return isinstance(event, ev.ActivityScheduled) and event.activity_type == activity_type
 
 
 @dataclass(frozen=True)

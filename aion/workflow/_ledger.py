@@ -12,10 +12,11 @@ never resolves a future and never sends a command anywhere.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aion import events as ev
 from aion.errors import NonDeterminismError
-from aion.workflow._commands import Command, Key, anchor_key, describe_event
+from aion.workflow._commands import Command, Key, ScheduleActivity, anchor_key, describe_event
 from aion.workflow._context import Diverged
 
 
@@ -81,6 +82,21 @@ class CommandLedger:
             self.diverge(anchor.seq, describe_event(anchor), command.describe())
             raise Diverged()
         self._matched.add(key)
+
+    def issue_activity(self, activity_id: int, activity_type: str, args: list[Any], options: dict[str, Any]) -> None:
+        """:meth:`issue` of ``ScheduleActivity(activity_id, activity_type, args, options)``, which is only built
+        when it is not the match of its anchor (on replay nearly every one is)."""
+        key = ("activity", activity_id)
+        anchor = self._anchors.get(key)
+        if (
+            anchor is not None
+            and self.divergence is None
+            and key not in self._matched
+            and ScheduleActivity.anchored_by(anchor, activity_type)
+        ):
+            self._matched.add(key)
+            return
+        self.issue(ScheduleActivity(activity_id, activity_type, args, options))
 
     def diverge(self, seq: int, expected: str, found: str) -> None:
         """Record the run's divergence at ``seq`` (only the first one counts) and drop the outbox."""

@@ -52,7 +52,6 @@ from aion.workflow._commands import (
     FailWorkflow,
     RequestCancelActivity,
     RequestCancelChild,
-    ScheduleActivity,
     SignalExternal,
     StartChild,
     StartTimer,
@@ -225,7 +224,7 @@ class WorkflowRuntime:
         elif "task_queue" in options:
             options = {key: value for key, value in options.items() if key != "task_queue"}
         future = self._pending(self._work.activities, activity_id, lambda: self.cancel_activity(activity_id))
-        self._commands.issue(ScheduleActivity(activity_id, activity_type, args, options))
+        self._commands.issue_activity(activity_id, activity_type, args, options)
         return activity_id, future
 
     def cancel_activity(self, activity_id: int) -> None:
