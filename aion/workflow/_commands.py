@@ -325,7 +325,7 @@ class EventTypeTable(dict[type, Any]):
 
 
 #: The correlation key of each command-anchor event type, from the event (``None``: not an anchor after all).
-_ANCHOR_KEYS: Final[dict[type, Callable[[Any], Key | None] | None]] = EventTypeTable(
+ANCHOR_KEYS: Final[dict[type, Callable[[Any], Key | None] | None]] = EventTypeTable(
     {
         ev.ActivityScheduled: lambda event: ("activity", event.activity_id),
         ev.ActivityCancelRequested: lambda event: ("cancel_activity", event.activity_id),
@@ -344,7 +344,7 @@ _ANCHOR_KEYS: Final[dict[type, Callable[[Any], Key | None] | None]] = EventTypeT
 
 def anchor_key(event: ev.Event) -> Key | None:
     """The correlation key of a command-anchor event, or ``None`` if the event is not a command anchor."""
-    make = _ANCHOR_KEYS[type(event)]
+    make = ANCHOR_KEYS[type(event)]
     return None if make is None else make(event)
 
 
@@ -367,7 +367,7 @@ def describe_event(event: ev.Event) -> str:
 
 
 #: Whether each event type is an arrival: ``None`` for ``ActivityFailed``, which is one only without a retry due.
-_ARRIVALS: Final[dict[type, bool | None]] = EventTypeTable(
+ARRIVALS: Final[dict[type, bool | None]] = EventTypeTable(
     {
         ev.ActivityFailed: None,
         ev.ActivityCompleted: True,
@@ -390,7 +390,7 @@ def is_arrival(event: ev.Event) -> bool:
 
     A failed activity attempt with a retry due (``next_attempt_at`` set) is not: only its final outcome is.
     """
-    arrival = _ARRIVALS[type(event)]
+    arrival = ARRIVALS[type(event)]
     if arrival is None:
         return cast(ev.ActivityFailed, event).next_attempt_at is None
     return arrival

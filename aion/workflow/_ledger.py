@@ -16,7 +16,7 @@ from typing import Any
 
 from aion import events as ev
 from aion.errors import NonDeterminismError
-from aion.workflow._commands import Command, Key, ScheduleActivity, anchor_key, describe_event
+from aion.workflow._commands import ANCHOR_KEYS, Command, Key, ScheduleActivity, describe_event
 from aion.workflow._context import Diverged
 
 
@@ -35,10 +35,13 @@ class CommandLedger:
 
     def record_anchors(self, history: Sequence[ev.Event]) -> None:
         """Remember the anchors of ``history``: the commands already done."""
+        anchors = self._anchors
         for event in history:
-            key = anchor_key(event)
-            if key is not None:
-                self._anchors[key] = event
+            make = ANCHOR_KEYS[type(event)]  # anchor_key, inlined: this runs for every event of a replay
+            if make is not None:
+                key = make(event)
+                if key is not None:
+                    anchors[key] = event
 
     def recorded(self, key: Key) -> bool:
         """Whether history holds the anchor of the command ``key`` (it was issued before this replay)."""

@@ -43,6 +43,7 @@ from aion.errors import (
     QueryError,
 )
 from aion.workflow._commands import (
+    ARRIVALS,
     CancelTimer,
     CancelWorkflow,
     Command,
@@ -168,8 +169,10 @@ class WorkflowRuntime:
         try:
             with collector_paused(), self._loop.running():
                 self._start()
+                arrivals = ARRIVALS
                 for event in itertools.islice(history, 1, None):
-                    if is_arrival(event):
+                    arrival = arrivals[type(event)]  # is_arrival, inlined: this runs for every event
+                    if arrival or (arrival is None and is_arrival(event)):
                         self._deliver(event)
             self._commands.check_all_matched()
             self._commands.raise_divergence()
