@@ -163,21 +163,22 @@ class WorkflowRuntime:
         """
         if not history or history[0] != self._started:
             raise ValueError("history must start with this run's WorkflowStarted event")
-        self._commands.record_anchors(history)
-        self._history_head = history[-1].seq
-        self._replaying = True
-        try:
-            with collector_paused(), self._loop.running():
-                self._start()
-                arrivals = ARRIVALS
-                for event in itertools.islice(history, 1, None):
-                    arrival = arrivals[type(event)]  # is_arrival, inlined: this runs for every event
-                    if arrival or (arrival is None and is_arrival(event)):
-                        self._deliver(event)
-            self._commands.check_all_matched()
-            self._commands.raise_divergence()
-        finally:
-            self._replaying = False
+        with collector_paused():
+            self._commands.record_anchors(history)
+            self._history_head = history[-1].seq
+            self._replaying = True
+            try:
+                with self._loop.running():
+                    self._start()
+                    arrivals = ARRIVALS
+                    for event in itertools.islice(history, 1, None):
+                        arrival = arrivals[type(event)]  # is_arrival, inlined: this runs for every event
+                        if arrival or (arrival is None and is_arrival(event)):
+                            self._deliver(event)
+                self._commands.check_all_matched()
+                self._commands.raise_divergence()
+            finally:
+                self._replaying = False
         return self._commands.take_outbox()
 
     def apply(self, event: ev.Event) -> list[Command]:
