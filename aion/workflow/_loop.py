@@ -53,6 +53,8 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[_T]:
         """Wrap ``coro`` in a task that runs on this loop."""
+        if name is None and context is None:  # what asyncio.gather asks for each awaitable: fewer arguments
+            return asyncio.Task(coro, loop=self)
         return asyncio.Task(coro, loop=self, name=name, context=context)
 
     def get_debug(self) -> bool:

@@ -106,6 +106,13 @@ class PendingWork:
         self._conditions.clear()
 
     @staticmethod
+    def settle(table: dict[int, Any], ordinal: int, result: Any) -> None:
+        """:meth:`resolve` with ``result``: the usual outcome (an activity's result), with fewer arguments."""
+        future = table.pop(ordinal, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    @staticmethod
     def resolve(table: dict[int, Any], ordinal: int, *, result: Any = None, error: BaseException | None = None) -> None:
         """Settle the future of ``ordinal`` in ``table`` (one of the tables above) with ``result`` or ``error``,
         and drop it; an outcome for an ordinal no longer pending is ignored."""

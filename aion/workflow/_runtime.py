@@ -402,7 +402,7 @@ class WorkflowRuntime:
     # What each arrival does, one method per event type (``_ARRIVAL_HANDLERS`` maps the types).
 
     def _on_activity_completed(self, event: ev.ActivityCompleted) -> None:
-        self._work.resolve(self._work.activities, event.activity_id, result=event.result)
+        self._work.settle(self._work.activities, event.activity_id, event.result)
 
     def _on_activity_failed(self, event: ev.ActivityFailed) -> None:
         error = activity_error(event.failure, event.activity_id, event.attempt)
