@@ -143,6 +143,16 @@ class Residency:
             queue = self._resuming or self._starting
             _, run = queue.popitem(last=False)
             self._give(run)
+            if not queue:
+                self._drained(queue)
+
+    def _drained(self, queue: OrderedDict[str, Run]) -> None:
+        """A queue emptied: give it a new table (a dict never shrinks, and a burst of 100,000 starts leaves
+        one of 100,000 entries)."""
+        if queue is self._starting:
+            self._starting = OrderedDict()
+        else:
+            self._resuming = OrderedDict()
 
     def _evict_one(self) -> bool:
         """Evict the least recently active parked run; False if none of the oldest is parked."""
