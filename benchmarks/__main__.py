@@ -149,6 +149,19 @@ def _schedules(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _waiting(d: dict[str, Any]) -> list[Row]:
+    return [
+        (f"starts/s ({d['runs']:,} waiting runs)", d["starts_per_s"], f"≥ {d['target_starts_per_s']:,.0f}",
+         _met(d["starts_met"])),
+        ("engine RSS MiB, all waiting", d["engine_rss_mib"], f"≤ {d['target_engine_rss_mib']:g}",
+         _met(d["engine_rss_met"])),
+        ("unique MiB of all processes", d["unique_mib"], f"≤ {d['target_unique_mib']:g}", _met(d["unique_met"])),
+        ("processes / open fds", f"{d['processes']} / {d['open_fds']}", "", ""),
+        ("signal all → all completed s", d["signal_all_s"], f"≤ {d['target_signal_all_s']:g}",
+         _met(d["signal_all_met"])),
+    ]  # fmt: skip
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "throughput": _throughput,
     "crash_restart": _crash_restart,
@@ -162,6 +175,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "visibility": _visibility,
     "schedules": _schedules,
     "ray_activities": _ray_activities,
+    "waiting": _waiting,
 }
 
 

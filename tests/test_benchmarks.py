@@ -47,6 +47,21 @@ EXPECTED: dict[str, set[str]] = {
     "activities": {"cases"},
     "testing_env": {"runs", "environment_start_s", "thirty_day_test_p50_ms", "thirty_day_test_max_ms"},
     "ray_activities": {"cases", "ray"},
+    "waiting": {
+        "runs",
+        "starts_per_s",
+        "all_waiting_s",
+        "engine_rss_mib",
+        "unique_mib",
+        "processes",
+        "open_fds",
+        "signal_all_s",
+        "starts_met",
+        "engine_rss_met",
+        "unique_met",
+        "signal_all_met",
+        "met",
+    },
 }
 CRASH_CASE = {
     "history_size",

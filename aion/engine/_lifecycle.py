@@ -84,6 +84,9 @@ class RunLifecycle:
         policies settle it first (an existing run's ``WorkflowStarted`` may answer it). A ``companion`` (a schedule's
         fire) is committed with it, atomically."""
         definition = self._registry.workflow_version(workflow_type, options.version)
+        # The id's run record, read once: the store changes only through the core's appends, and a run with an
+        # append on its way is one the core holds (``live``), whose own state is what counts.
+        info = self._store.get_run(workflow_id)
         if self._policies.settle(
             workflow_id,
             options,
@@ -92,15 +95,16 @@ class RunLifecycle:
             start_again=lambda: self.start(
                 workflow_type, workflow_id, args, options, parent=parent, run_id=run_id, signal=signal, reply=reply
             ),
+            info=info,
         ):
             return
         existing = self._core.live(workflow_id)
         if existing is not None and not existing.state.closing:
             raise WorkflowAlreadyStartedError(workflow_id, existing.run_id)
-        info = self._store.get_run(workflow_id)
         if info is not None and info.is_running:
             raise WorkflowAlreadyStartedError(workflow_id, info.run_id)
-        head = existing.state.head if existing is not None else self._store.head(workflow_id)
+        # A run record's head_seq is the workflow's head; a workflow without one has no history.
+        head = existing.state.head if existing is not None else (info.head_seq if info is not None else 0)
         run_id = run_id or new_run_id()
         timeout = options.execution_timeout
         started = ev.WorkflowStarted(
@@ -331,7 +335,7 @@ class RunLifecycle:
 
     def arm_timers(self, run: Run) -> None:
         """Arm the run's pending durable timers (rebuilt from its history)."""
-        for timer_id, fire_at in run.state.timers.items():
+        for timer_id, fire_at in (run.state.timer_fires or {}).items():
             self._timers.arm(fire_at, TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, timer_id))
 
     def disarm_timers(self, run: Run) -> None:

@@ -24,7 +24,7 @@ from aion.engine import _protocol as protocol
 from aion.engine._child_ids import ProcessRole, parse_child_id, query_child_id, run_child_id
 from aion.engine._interfaces import Core, Processes
 from aion.engine._residency import Residency
-from aion.engine._runs import Run, next_query_id
+from aion.engine._runs import Run, next_query_id, shared_waits
 from aion.engine._timer_keys import RESIDENCY_RECHECK
 from aion.engine._timers import TimerService
 from aion.errors import QueryError, WorkflowNotFoundError
@@ -160,9 +160,8 @@ class ProcessLinks:
         link = run.link
         link.connected(channel, last)
         self.send(run, protocol.encoded_run_message(history))
-        for _, message in link.waiting_queries:
+        for _, message in link.take_waiting_queries():
             self.send(run, message)
-        link.waiting_queries.clear()
 
     def down(self, child_id: str) -> None:
         """A process exited: its run has no channel until its restart comes up."""
@@ -189,7 +188,7 @@ class ProcessLinks:
             residency = self.residency
             residency.touch(run)
             run.link.acked = max(run.link.acked, message["at"])
-            run.waits = protocol.decode_waits(message)
+            run.waits = shared_waits(protocol.decode_waits(message))
             try:
                 commands = protocol.decode_commands(message)
             except Exception as error:  # a frame the engine cannot read fails the run, recorded, never dropped

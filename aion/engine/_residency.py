@@ -143,6 +143,16 @@ class Residency:
             queue = self._resuming or self._starting
             _, run = queue.popitem(last=False)
             self._give(run)
+            if not queue:
+                self._drained(queue)
+
+    def _drained(self, queue: OrderedDict[str, Run]) -> None:
+        """A queue emptied: give it a new table (a dict never shrinks, and a burst of 100,000 starts leaves
+        one of 100,000 entries)."""
+        if queue is self._starting:
+            self._starting = OrderedDict()
+        else:
+            self._resuming = OrderedDict()
 
     def _evict_one(self) -> bool:
         """Evict the least recently active parked run; False if none of the oldest is parked."""
@@ -164,15 +174,15 @@ class Residency:
 def _parked(run: Run, now: float) -> bool:
     """Whether ``run`` waits only on what may take long (see the module), with its process up."""
     link, state = run.link, run.state
+    fires, activities = state.waiting_on()
     return (
         link.channel is not None
         and link.acked >= link.sent
         and link.delivered >= state.head  # nothing recorded for it is still on its way (an activity's result, say)
         and not state.closing
-        and not link.queries
-        and not link.waiting_queries
-        and all(fire_at - now > HORIZON for fire_at in state.timers.values())
-        and all(_long_running(activity, now) for activity in state.activities.values())
+        and not link.querying
+        and all(fire_at - now > HORIZON for fire_at in fires)
+        and all(_long_running(activity, now) for activity in activities)
     )
 
 

@@ -4,12 +4,16 @@
 issued, whether it is closing): after an engine restart or a failed append, it is rebuilt, never patched.
 :class:`ProcessLink` is the run's current workflow process as the core sees it (its channel and how far it has
 been sent and has answered); every new process of the run starts a new link. :class:`Run` holds the two.
+
+The engine keeps one :class:`Run` for every open run, also for the many that only wait (for a signal, a child, a
+timer days away) without a process, so these records are kept small: slotted, and the collections a waiting run
+seldom needs (what it issued, its queries) made only when first used.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +26,7 @@ from aion.engine._timer_keys import TimerKind
 from aion.workflow._commands import Key, anchor_key
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingActivity:
     """An activity that was scheduled and has no final outcome yet, and where its attempts stand."""
 
@@ -52,7 +56,7 @@ class PendingActivity:
         return float(self.scheduled_at + timeout)
 
 
-@dataclass
+@dataclass(slots=True)
 class ChildRef:
     """A child workflow this run started whose outcome it has not recorded yet."""
 
@@ -65,7 +69,7 @@ class ChildRef:
     options: StartOptions = field(default_factory=StartOptions)
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingSignal:
     """A signal this run sent to another workflow whose delivery it has not recorded yet."""
 
@@ -75,7 +79,7 @@ class PendingSignal:
     payload: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """What a run's history says of it: its identity, its open work, and whether it is closing.
 
@@ -90,25 +94,71 @@ class RunState:
     workflow_type: str
     head: int
     started: ev.WorkflowStarted | None = None
-    issued: set[Key] = field(default_factory=set)
-    children: dict[int, ChildRef] = field(default_factory=dict)
-    signals_out: dict[int, PendingSignal] = field(default_factory=dict)
     cancel_requested: bool = False
-    activities: dict[int, PendingActivity] = field(default_factory=dict)
-    #: Pending durable timers: timer id -> when it fires (epoch seconds).
-    timers: dict[int, float] = field(default_factory=dict)
     closing: bool = False
     #: Its code cannot make progress (``WorkflowBlocked`` and no ``WorkflowUnblocked`` after it).
     blocked: bool = False
     #: An operator paused it (``WorkflowPaused`` and no ``WorkflowResumed`` after it).
     paused: bool = False
-    #: The search attributes the run's code upserted (a ``None`` value removed one), in order.
-    upserted: dict[str, Any] = field(default_factory=dict)
+    # What the properties of the same meaning give, None until first used: most runs have few kinds of open
+    # work, and an empty dict or set in each of 100,000 waiting runs is memory for nothing.
+    issued_keys: set[Key] | None = field(default=None, repr=False)
+    child_refs: dict[int, ChildRef] | None = field(default=None, repr=False)
+    sent_signals: dict[int, PendingSignal] | None = field(default=None, repr=False)
+    pending_activities: dict[int, PendingActivity] | None = field(default=None, repr=False)
+    timer_fires: dict[int, float] | None = field(default=None, repr=False)
+    upserts: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def issued(self) -> set[Key]:
+        """The anchor keys of the commands recorded for the run (a replay's repeats are not recorded twice)."""
+        if self.issued_keys is None:
+            self.issued_keys = set()
+        return self.issued_keys
+
+    @property
+    def children(self) -> dict[int, ChildRef]:
+        """The child workflows it started whose outcome it has not recorded yet, by child id."""
+        if self.child_refs is None:
+            self.child_refs = {}
+        return self.child_refs
+
+    @property
+    def signals_out(self) -> dict[int, PendingSignal]:
+        """The signals it sent to other workflows whose delivery it has not recorded yet, by signal id."""
+        if self.sent_signals is None:
+            self.sent_signals = {}
+        return self.sent_signals
+
+    @property
+    def activities(self) -> dict[int, PendingActivity]:
+        """Its activities without a final outcome yet, by activity id."""
+        if self.pending_activities is None:
+            self.pending_activities = {}
+        return self.pending_activities
+
+    @property
+    def timers(self) -> dict[int, float]:
+        """Its pending durable timers: timer id -> when it fires (epoch seconds)."""
+        if self.timer_fires is None:
+            self.timer_fires = {}
+        return self.timer_fires
+
+    @property
+    def upserted(self) -> dict[str, Any]:
+        """The search attributes its code upserted (a ``None`` value removed one), in order."""
+        if self.upserts is None:
+            self.upserts = {}
+        return self.upserts
+
+    def waiting_on(self) -> tuple[Iterable[float], Iterable[PendingActivity]]:
+        """When its pending timers fire and its pending activities, without making the collections."""
+        return (self.timer_fires or {}).values(), (self.pending_activities or {}).values()
 
     def search_attributes(self) -> dict[str, Any]:
         """The run's search attributes now: those it started with, then its upserts (continue-as-new keeps them)."""
         attributes = dict(self.started.search_attributes) if self.started is not None else {}
-        for name, value in self.upserted.items():
+        for name, value in (self.upserts or {}).items():
             if value is None:
                 attributes.pop(name, None)
             else:
@@ -215,7 +265,7 @@ class RunState:
         return found
 
 
-@dataclass
+@dataclass(slots=True)
 class ProcessLink:
     """The run's current workflow process as the core sees it.
 
@@ -231,9 +281,35 @@ class ProcessLink:
     delivered: int = 0
     sent: int = 0
     acked: int = 0
-    #: Queries sent to the process and not answered yet; queries waiting for the process to come up.
-    queries: dict[int, pykka.Future[Any]] = field(default_factory=dict)
-    waiting_queries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    #: What ``queries`` and ``waiting_queries`` give, None until first used (most runs are never queried).
+    sent_queries: dict[int, pykka.Future[Any]] | None = field(default=None, repr=False)
+    queued_queries: list[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
+
+    @property
+    def queries(self) -> dict[int, pykka.Future[Any]]:
+        """Queries sent to the process and not answered yet (query id -> the caller's future)."""
+        queries = self.sent_queries
+        if queries is None:
+            queries = self.sent_queries = {}
+        return queries
+
+    @property
+    def waiting_queries(self) -> list[tuple[int, dict[str, Any]]]:
+        """Queries waiting for the process to come up, in arrival order."""
+        queued = self.queued_queries
+        if queued is None:
+            queued = self.queued_queries = []
+        return queued
+
+    def take_waiting_queries(self) -> list[tuple[int, dict[str, Any]]]:
+        """The queries waiting for the process to come up, which no longer wait."""
+        queued, self.queued_queries = self.queued_queries, None
+        return queued or []
+
+    @property
+    def querying(self) -> bool:
+        """Whether a query waits for an answer from the process, or for the process to come up."""
+        return bool(self.sent_queries) or bool(self.queued_queries)
 
     def connected(self, channel: Any, seen: int) -> None:
         """The process came up and was sent the history up to ``seen``."""
@@ -242,7 +318,7 @@ class ProcessLink:
         self.acked = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """A run the core works on: its state (from history) and the link to its process."""
 
@@ -255,8 +331,9 @@ class Run:
     generation: int = 0
     #: What the run's code last reported it waits on beyond its history (signal names, conditions: see
     #: ``WorkflowRuntime.waits``); ``None`` until a process of the run has reported. It is kept while the run
-    #: is evicted: nothing has reached the code since it reported.
-    waits: list[str] | None = None
+    #: is evicted: nothing has reached the code since it reported. Runs that wait on the same share one tuple
+    #: (see ``shared_waits``).
+    waits: tuple[str, ...] | None = None
 
     @property
     def workflow_id(self) -> str:
@@ -282,6 +359,22 @@ class Run:
 
 
 _query_ids = itertools.count(1)
+
+#: The distinct waits reported (most runs of a type wait on the same few), each kept once; cleared when full.
+_WAITS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_WAITS_SIZE = 4096
+
+
+def shared_waits(waits: Sequence[str]) -> tuple[str, ...]:
+    """``waits`` as a tuple shared by every run that reported the same (the engine may hold 100,000 runs that
+    wait on one signal)."""
+    key = tuple(waits)
+    found = _WAITS.get(key)
+    if found is None:
+        if len(_WAITS) >= _WAITS_SIZE:
+            _WAITS.clear()
+        found = _WAITS[key] = key
+    return found
 
 
 def next_query_id() -> int:

@@ -20,7 +20,7 @@ from aion.engine._interfaces import Core
 from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
 from aion.errors import AionError, WorkflowAlreadyStartedError
 from aion.status import WorkflowStatus
-from aion.store import EventStore
+from aion.store import EventStore, RunInfo
 
 #: How long a request id finds the run it started: a start retried later than this after the first one was
 #: recorded is a new start (the policies decide what it does).
@@ -46,11 +46,13 @@ class StartPolicies:
         *,
         terminate: Terminate,
         start_again: Callable[[], None],
+        info: RunInfo | None,
     ) -> bool:
         """True when the start is settled here (``reply`` answered with an existing run's ``WorkflowStarted``,
         or a running run is being terminated first and ``start_again`` will run once that is durable); False
-        when the start may go on; raises ``WorkflowAlreadyStartedError`` when a policy refuses it."""
-        started = self._latest_started(workflow_id)
+        when the start may go on; raises ``WorkflowAlreadyStartedError`` when a policy refuses it. ``info`` is
+        the id's run record in the store (``get_run``), read once by the caller for the whole start."""
+        started = self._latest_started(workflow_id, info)
         if started is None:
             return False
         if options.request_id is not None and started.request_id == options.request_id:
@@ -59,7 +61,7 @@ class StartPolicies:
                 if reply is not None:
                     reply.set([started])
                 return True
-        running = self._running(workflow_id)
+        running = self._running(workflow_id, info)
         if running is not None:
             policy = options.id_conflict_policy
             if policy is IdConflictPolicy.USE_EXISTING:
@@ -78,33 +80,32 @@ class StartPolicies:
                 if terminate(workflow_id, "terminated by a new start (id_conflict_policy=TERMINATE_EXISTING)", then):
                     return True
             raise WorkflowAlreadyStartedError(workflow_id, running)
-        self._check_reuse(workflow_id, started, options.id_reuse_policy)
+        self._check_reuse(workflow_id, started, options.id_reuse_policy, info)
         return False
 
-    def _latest_started(self, workflow_id: str) -> ev.WorkflowStarted | None:
+    def _latest_started(self, workflow_id: str, info: RunInfo | None) -> ev.WorkflowStarted | None:
         """The ``WorkflowStarted`` of the id's latest run: the core's (maybe not durable yet), else the store's."""
         run = self._core.run_of(workflow_id)
         if run is not None and run.state.started is not None:
             return run.state.started
-        info = self._store.get_run(workflow_id)
         if info is None:
             return None
         first = self._store.read_history(workflow_id, after_seq=info.run_first_seq - 1, limit=1)
         return first[0] if first and isinstance(first[0], ev.WorkflowStarted) else None
 
-    def _running(self, workflow_id: str) -> str | None:
+    def _running(self, workflow_id: str, info: RunInfo | None) -> str | None:
         """The run id of the id's running run (not closing), if it has one."""
         run = self._core.live(workflow_id)
         if run is not None:
             return None if run.state.closing else run.run_id
-        info = self._store.get_run(workflow_id)
         return info.run_id if info is not None and info.is_running else None
 
-    def _check_reuse(self, workflow_id: str, started: ev.WorkflowStarted, policy: IdReusePolicy) -> None:
+    def _check_reuse(
+        self, workflow_id: str, started: ev.WorkflowStarted, policy: IdReusePolicy, info: RunInfo | None
+    ) -> None:
         """Refuse a new run of an id whose last run closed, if ``policy`` says so."""
         if policy is IdReusePolicy.ALLOW_DUPLICATE:
             return
-        info = self._store.get_run(workflow_id)
         status = info.status if info is not None and info.run_id == started.run_id else WorkflowStatus.RUNNING
         if policy is IdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY and status not in (
             WorkflowStatus.COMPLETED,

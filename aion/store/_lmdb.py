@@ -37,7 +37,7 @@ from aion.store._writer_lock import WriterLock
 __all__ = ["DEFAULT_MAP_SIZE", "LOCK_FILE", "MAGIC", "SCHEMA_VERSION", "LmdbEventStore"]
 
 #: Run records the writer keeps decoded (it is the only writer, so they cannot go stale); cleared when full.
-_RUN_CACHE_SIZE: Final = 100_000
+_RUN_CACHE_SIZE: Final = 16_384
 
 
 class LmdbEventStore(LmdbReads):
