@@ -29,10 +29,24 @@ def _met(flag: Any) -> str:
 
 
 def _throughput(d: dict[str, Any]) -> list[Row]:
+    target = f"≥ {d['target_workflows_per_s']:g}"
     return [
-        ("workflows/s", d["workflows_per_s"], f"≥ {d['target_workflows_per_s']:g}", _met(d["met"])),
+        (f"workflows/s ({d['workflows']:,} workflows)", d["workflows_per_s"], target, _met(d["met_workflows_per_s"])),
+        (
+            f"workflows/s ({d['single_thread_workflows']} from one thread)",
+            d["single_thread_workflows_per_s"],
+            target,
+            _met(d["met_single_thread"]),
+        ),
+        (
+            "CPU ms/workflow: engine + children = total",
+            f"{d['engine_cpu_s_per_workflow'] * 1000:.2f} + {d['children_cpu_s_per_workflow'] * 1000:.2f}"
+            f" = {d['total_cpu_s_per_workflow'] * 1000:.2f}",
+            f"total ≤ {d['target_cpu_ms_per_workflow']:g}",
+            _met(d["met_cpu"]),
+        ),
+        ("cores kept busy", f"{d['cores_used']:.2f}", "", ""),
         ("latency p50 / p99 ms", f"{d['latency_p50_ms']:,.0f} / {d['latency_p99_ms']:,.0f}", "", ""),
-        ("engine CPU ms/workflow", d["engine_cpu_s_per_workflow"] * 1000, "", ""),
     ]
 
 
@@ -41,7 +55,7 @@ def _crash_restart(d: dict[str, Any]) -> list[Row]:
         (
             f"kill → next activity, {c['history_events_min']}-event history, p50 / p99 ms",
             f"{c['kill_to_started_p50_ms']:,.1f} / {c['kill_to_started_p99_ms']:,.1f}",
-            f"p50 < {c['target_p50_ms']:g}" if c["target_p50_ms"] else "",
+            f"p50 ≤ {c['target_p50_ms']:g}" if c["target_p50_ms"] else "",
             _met(c["met"]),
         )
         for c in d["cases"]
@@ -63,9 +77,9 @@ def _engine_recovery(d: dict[str, Any]) -> list[Row]:
 def _timer(d: dict[str, Any]) -> list[Row]:
     return [
         (
-            "100 ms sleep overshoot p50 / p99 ms",
+            "100 ms sleep overshoot inside the workflow, p50 / p99 ms",
             f"{d['overshoot_p50_ms']:.2f} / {d['overshoot_p99_ms']:.2f}",
-            f"p99 < {d['target_p99_ms']:g}",
+            f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
             _met(d["met"]),
         ),
     ]
@@ -76,14 +90,21 @@ def _signal(d: dict[str, Any]) -> list[Row]:
         (
             "signal() → result() p50 / p99 ms",
             f"{d['signal_to_result_p50_ms']:.2f} / {d['signal_to_result_p99_ms']:.2f}",
-            f"p50 < {d['target_p50_ms']:g}",
+            f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
             _met(d["met"]),
         ),
     ]
 
 
+#: The replay target holds for the full run's 10,000-event history (the quick run's is 1,000).
+REPLAY_TARGET_MS, REPLAY_TARGET_EVENTS = 30.0, 10_000
+
+
 def _replay(d: dict[str, Any]) -> list[Row]:
-    return [(f"replay of {d['events']:,} events ms", d["replay_median_ms"], "", "")]
+    if d["events"] < REPLAY_TARGET_EVENTS:
+        return [(f"replay of {d['events']:,} events ms", d["replay_median_ms"], "", "")]
+    met = d["replay_median_ms"] <= REPLAY_TARGET_MS
+    return [(f"replay of {d['events']:,} events ms", d["replay_median_ms"], f"≤ {REPLAY_TARGET_MS:g}", _met(met))]
 
 
 def _activities(d: dict[str, Any]) -> list[Row]:

@@ -165,7 +165,7 @@ def test_sigkill_during_cancellation_clean_up_then_it_finishes(tmp_path: Path) -
     with engine_process(SCRIPT, "cleanup", data, log, gates) as kill:
         # The clean-up activity runs. Its first attempt's start is recorded with its outcome, so the next engine
         # runs it again as attempt 1.
-        wait_until(lambda: (gates / "pid.1").exists())
+        wait_until((gates / "pid.1").exists)
         kill()
     assert not any(isinstance(e, ev.ActivityStarted) and e.activity_id == 2 for e in recorded(data, "cleanup"))
     (gates / "open.1").touch()

@@ -55,7 +55,7 @@ def test_an_activity_recorded_for_a_queue_no_longer_declared_fails_after_a_resta
     media = {"media": aion.LocalQueue(workers=1)}
     kinds = {"workflows": qf.WORKFLOWS, "activities": qf.ACTIVITIES, "activity_workers": 1}
     with aion.Engine(data, task_queues=media, **kinds) as engine:  # type: ignore[arg-type]
-        handle = engine.start_workflow(qf.blocks_on, "media", str(gate), workflow_id="blocked")
+        engine.start_workflow(qf.blocks_on, "media", str(gate), workflow_id="blocked")
         wait_until(lambda: Path(f"{gate}.started").exists(), timeout=30)
     with aion.Engine(data, **kinds) as engine:  # type: ignore[arg-type]
         assert engine.get_workflow("blocked").result(timeout=30) == "UnknownTaskQueue"
