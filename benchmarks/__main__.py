@@ -29,10 +29,24 @@ def _met(flag: Any) -> str:
 
 
 def _throughput(d: dict[str, Any]) -> list[Row]:
+    target = f"≥ {d['target_workflows_per_s']:g}"
     return [
-        ("workflows/s", d["workflows_per_s"], f"≥ {d['target_workflows_per_s']:g}", _met(d["met"])),
+        (f"workflows/s ({d['workflows']:,} workflows)", d["workflows_per_s"], target, _met(d["met_workflows_per_s"])),
+        (
+            f"workflows/s ({d['single_thread_workflows']} from one thread)",
+            d["single_thread_workflows_per_s"],
+            target,
+            _met(d["met_single_thread"]),
+        ),
+        (
+            "CPU ms/workflow: engine + children = total",
+            f"{d['engine_cpu_s_per_workflow'] * 1000:.2f} + {d['children_cpu_s_per_workflow'] * 1000:.2f}"
+            f" = {d['total_cpu_s_per_workflow'] * 1000:.2f}",
+            f"total ≤ {d['target_cpu_ms_per_workflow']:g}",
+            _met(d["met_cpu"]),
+        ),
+        ("cores kept busy", f"{d['cores_used']:.2f}", "", ""),
         ("latency p50 / p99 ms", f"{d['latency_p50_ms']:,.0f} / {d['latency_p99_ms']:,.0f}", "", ""),
-        ("engine CPU ms/workflow", d["engine_cpu_s_per_workflow"] * 1000, "", ""),
     ]
 
 
@@ -63,9 +77,9 @@ def _engine_recovery(d: dict[str, Any]) -> list[Row]:
 def _timer(d: dict[str, Any]) -> list[Row]:
     return [
         (
-            "100 ms sleep overshoot p50 / p99 ms",
+            "100 ms sleep overshoot inside the workflow, p50 / p99 ms",
             f"{d['overshoot_p50_ms']:.2f} / {d['overshoot_p99_ms']:.2f}",
-            f"p99 < {d['target_p99_ms']:g}",
+            f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
             _met(d["met"]),
         ),
     ]
@@ -76,7 +90,7 @@ def _signal(d: dict[str, Any]) -> list[Row]:
         (
             "signal() → result() p50 / p99 ms",
             f"{d['signal_to_result_p50_ms']:.2f} / {d['signal_to_result_p99_ms']:.2f}",
-            f"p50 < {d['target_p50_ms']:g}",
+            f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
             _met(d["met"]),
         ),
     ]

@@ -8,12 +8,11 @@ then schedules the next activity of the chain. Measured, per kill, from the ``os
 - the ``ActivityScheduled`` record of the next activity (the replayed run's command, durable, dispatched), and
 - the first line of that activity in its worker (the dispatch has arrived).
 
-The targets (p50 at most 4 ms with a 10-event history, at most 20 ms with a 1,000-event one) are checked against
-the second, stricter figure. Histories
-of about 10, 100 and 1,000 events are built by a prefix of no-op activities (3 events each) run in parallel
-before the chain; the history length each replay saw is reported. One workflow is killed up to a few times
-(its history grows by 7 events per kill), so ~1,000-event histories need not be rebuilt 200 times. Kills are
-made one at a time with nothing else running.
+The targets (p50 at most 4 ms with a ~10-event history, at most 20 ms with ~1,000 events) are checked against the
+second, stricter figure. Histories of about 10, 100 and 1,000 events are built by a prefix of no-op activities (3
+events each) run in parallel before the chain; the history length each replay saw is reported. One workflow is
+killed up to a few times (its history grows by 7 events per kill), so ~1,000-event histories need not be rebuilt 200
+times. Kills are made one at a time with nothing else running.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import aion
 from aion import activity, events, workflow
 from benchmarks._report import percentile, report
 
-#: nominal history size -> the p50 target of kill -> next activity started (ms)
+#: nominal history size -> the target p50 (ms) of kill → next activity started
 TARGET_P50_MS = {10: 4.0, 1000: 20.0}
 #: nominal history size -> kills made on each workflow (more kills per workflow for long histories)
 KILLS_PER_WORKFLOW = {10: 1, 100: 2, 1000: 10}

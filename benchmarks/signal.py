@@ -5,7 +5,7 @@ in batches of 20; once a batch's processes are up and waiting (a query answered 
 each is signalled in turn and timed from the ``handle.signal()`` call to ``handle.result()`` returning. That path
 is: ``SignalReceived`` made durable (``signal()`` returns), delivered to the workflow process, the workflow
 completes, ``WorkflowCompleted`` made durable, the waiter woken. The ``signal()`` call alone is shown too.
-200 signals (20 in quick mode). Target: p50 under 3 ms.
+200 signals (20 in quick mode). Targets: p50 at most 1.5 ms, p99 at most 4 ms.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import aion
 from aion import workflow
 from benchmarks._report import percentile, report
 
-TARGET_P50_MS = 3.0
+TARGET_P50_MS = 1.5
+TARGET_P99_MS = 4.0
 BATCH = 20
 
 
@@ -50,15 +51,16 @@ def measure(data: Path, count: int) -> dict[str, Any]:
                 assert result == index
                 to_durable.append((durable - began) * 1000)
                 to_result.append((done - began) * 1000)
-    p50 = percentile(to_result, 50)
+    p50, p99 = percentile(to_result, 50), percentile(to_result, 99)
     return {
         "signals": len(to_result),
         "signal_call_p50_ms": percentile(to_durable, 50),
         "signal_call_p99_ms": percentile(to_durable, 99),
         "signal_to_result_p50_ms": p50,
-        "signal_to_result_p99_ms": percentile(to_result, 99),
+        "signal_to_result_p99_ms": p99,
         "target_p50_ms": TARGET_P50_MS,
-        "met": p50 < TARGET_P50_MS,
+        "target_p99_ms": TARGET_P99_MS,
+        "met": p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS,
     }
 
 
@@ -74,7 +76,7 @@ def main() -> None:
             "signal() → result()",
             r["signal_to_result_p50_ms"],
             r["signal_to_result_p99_ms"],
-            f"p50 < {TARGET_P50_MS:g}",
+            f"p50 ≤ {TARGET_P50_MS:g}, p99 ≤ {TARGET_P99_MS:g}",
             "yes" if r["met"] else "NO",
         ),
         ("signal() call (durable)", r["signal_call_p50_ms"], r["signal_call_p99_ms"], "", ""),

@@ -1,10 +1,13 @@
 """Durable timer accuracy: how late a 100 ms ``workflow.sleep`` fires.
 
 ``python -m benchmarks.timer [--quick]``: a few workflows each sleep 100 ms in a loop (200 sleeps in all, 20 in
-quick mode), so several timers are armed at once as in real use. The overshoot of one sleep is the moment its
-``TimerFired`` was recorded (durable, then delivered to the workflow; ``workflow.now()`` after the ``await`` is
-that moment) minus the ``fire_at`` recorded in its ``TimerStarted``; the overshoot over the requested 100 ms
-(``TimerFired`` minus ``TimerStarted``, both as recorded, minus 100 ms) is shown too. Target: p99 under 5 ms.
+quick mode), so several timers are armed at once as in real use. The overshoot of one sleep, *seen inside the
+workflow*, is the real time at which the workflow resumes after the ``await`` (read with
+``time.clock_gettime(CLOCK_REALTIME)``, which the workflow guard leaves alone, for this measurement only: the
+value is returned, never decided on) minus the ``fire_at`` recorded in its ``TimerStarted``: the timer's wake-up,
+``TimerFired`` recorded and durable, delivered, the workflow woken. Targets: p50 at most 1.0 ms, p99 at most
+2.0 ms. Shown too: the moment ``TimerFired`` was recorded (``workflow.now()`` after the ``await``) minus
+``fire_at``, and the resume minus the moment ``workflow.sleep`` was called minus 100 ms.
 """
 
 from __future__ import annotations
@@ -19,30 +22,44 @@ import aion
 from aion import events, workflow
 from benchmarks._report import percentile, report
 
-TARGET_P99_MS = 5.0
+TARGET_P50_MS = 1.0
+TARGET_P99_MS = 2.0
 SLEEP_S = 0.1
 
 
+def _real_time() -> float:
+    return time.clock_gettime(time.CLOCK_REALTIME)
+
+
 @workflow.defn
-async def sleeper(count: int) -> int:
-    """Sleep 100 ms ``count`` times."""
+async def sleeper(count: int) -> list[list[float]]:
+    """Sleep 100 ms ``count`` times; for each sleep, the real time it was called and the real time it resumed."""
+    seen = []
     for _ in range(count):
+        called = _real_time()
         await workflow.sleep(SLEEP_S)
-    return count
+        seen.append([called, _real_time()])
+    return seen
 
 
-def overshoots(history: list[events.Event]) -> tuple[list[float], list[float]]:
-    """Per timer of ``history``: (fired - fire_at, fired - started - 100 ms), in milliseconds."""
+def overshoots(history: list[events.Event], seen: list[list[float]]) -> dict[str, list[float]]:
+    """Per sleep of ``history`` (timers in order) and ``seen`` (its real call and resume times), in milliseconds:
+    resumed - fire_at (``inside``), recorded - fire_at (``recorded``), resumed - called - 100 ms (``requested``)."""
     started: dict[int, events.TimerStarted] = {}
-    vs_fire_at, vs_requested = [], []
+    fired: list[tuple[events.TimerStarted, events.TimerFired]] = []
     for event in history:
         if isinstance(event, events.TimerStarted):
             started[event.timer_id] = event
         elif isinstance(event, events.TimerFired):
-            begun = started[event.timer_id]
-            vs_fire_at.append((event.recorded_at - begun.fire_at).total_seconds() * 1000)
-            vs_requested.append(((event.recorded_at - begun.recorded_at).total_seconds() - SLEEP_S) * 1000)
-    return vs_fire_at, vs_requested
+            fired.append((started[event.timer_id], event))
+    assert len(fired) == len(seen), (len(fired), len(seen))
+    out: dict[str, list[float]] = {"inside": [], "recorded": [], "requested": []}
+    for (begun, done), (called, resumed) in zip(fired, seen, strict=True):
+        fire_at = begun.fire_at.timestamp()
+        out["inside"].append((resumed - fire_at) * 1000)
+        out["recorded"].append((done.recorded_at.timestamp() - fire_at) * 1000)
+        out["requested"].append((resumed - called - SLEEP_S) * 1000)
+    return out
 
 
 def measure(data: Path, workflows: int, sleeps: int) -> dict[str, Any]:
@@ -52,24 +69,26 @@ def measure(data: Path, workflows: int, sleeps: int) -> dict[str, Any]:
         for _ in range(workflows):
             handles.append(engine.start_workflow(sleeper, sleeps))
             time.sleep(0.01)  # spread the timers over the 100 ms instead of firing them all at once
-        vs_fire_at: list[float] = []
-        vs_requested: list[float] = []
+        samples: dict[str, list[float]] = {"inside": [], "recorded": [], "requested": []}
         for handle in handles:
-            handle.result(timeout=120)
-            a, b = overshoots(handle.history())
-            vs_fire_at += a
-            vs_requested += b
-    p99 = percentile(vs_fire_at, 99)
+            seen = handle.result(timeout=120)
+            for name, values in overshoots(handle.history(), seen).items():
+                samples[name] += values
+    inside = samples["inside"]
+    p50, p99 = percentile(inside, 50), percentile(inside, 99)
     return {
-        "sleeps": len(vs_fire_at),
+        "sleeps": len(inside),
         "workflows": workflows,
-        "overshoot_p50_ms": percentile(vs_fire_at, 50),
+        "overshoot_p50_ms": p50,
         "overshoot_p99_ms": p99,
-        "overshoot_max_ms": max(vs_fire_at),
-        "over_requested_p50_ms": percentile(vs_requested, 50),
-        "over_requested_p99_ms": percentile(vs_requested, 99),
+        "overshoot_max_ms": max(inside),
+        "recorded_p50_ms": percentile(samples["recorded"], 50),
+        "recorded_p99_ms": percentile(samples["recorded"], 99),
+        "over_requested_p50_ms": percentile(samples["requested"], 50),
+        "over_requested_p99_ms": percentile(samples["requested"], 99),
+        "target_p50_ms": TARGET_P50_MS,
         "target_p99_ms": TARGET_P99_MS,
-        "met": p99 < TARGET_P99_MS,
+        "met": p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS,
     }
 
 
@@ -84,13 +103,14 @@ def main() -> None:
     met = "yes" if r["met"] else "NO"
     rows = [
         (
-            "TimerFired recorded - fire_at",
+            "workflow resumed - fire_at (inside the workflow)",
             r["overshoot_p50_ms"],
             r["overshoot_p99_ms"],
-            f"p99 < {TARGET_P99_MS:g}",
+            f"p50 ≤ {TARGET_P50_MS:g}, p99 ≤ {TARGET_P99_MS:g}",
             met,
         ),
-        ("TimerFired - TimerStarted - 100 ms", r["over_requested_p50_ms"], r["over_requested_p99_ms"], "", ""),
+        ("TimerFired recorded - fire_at", r["recorded_p50_ms"], r["recorded_p99_ms"], "", ""),
+        ("workflow resumed - sleep called - 100 ms", r["over_requested_p50_ms"], r["over_requested_p99_ms"], "", ""),
     ]
     title = f"overshoot of {r['sleeps']} sleeps of 100 ms ({workflows} workflows at once)"
     report("timer", title, ["overshoot", "p50 ms", "p99 ms", "target", "met"], rows, r)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -68,8 +69,13 @@ class _ZygoteSpec:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # Garbage is collected here, in the owner, not in the zygote: a full collection in a child forked from a
+        # process with threads traverses objects those threads left half-changed (seen: SIGSEGV with Ray's
+        # protobuf objects on Python 3.13). The zygote freezes what it inherits before any collection can run.
+        gc.collect()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the zygote
+            gc.freeze()
             code = 1
             try:
                 mine.close()

@@ -474,7 +474,6 @@ def zygote_main(
     except BaseException:
         ctl.send(pack(["error", traceback.format_exc()]))
         os._exit(1)
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # what the preload made too (the owner collected before it forked us; see Zygote._fork_once)
     ctl.send(pack(["ready", os.getpid()]))
     ZygoteServer(ctl, warm_pool).run()

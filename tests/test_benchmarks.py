@@ -28,7 +28,12 @@ EXPECTED: dict[str, set[str]] = {
         "latency_p99_ms",
         "engine_cpu_s_per_workflow",
         "children_cpu_s_per_workflow",
+        "total_cpu_s_per_workflow",
+        "cores_used",
         "target_workflows_per_s",
+        "single_thread_workflows_per_s",
+        "target_cpu_ms_per_workflow",
+        "met_cpu",
         "met",
     },
     "crash_restart": {"cases"},
@@ -41,8 +46,24 @@ EXPECTED: dict[str, set[str]] = {
         "target_first_s",
         "met",
     },
-    "timer": {"sleeps", "overshoot_p50_ms", "overshoot_p99_ms", "target_p99_ms", "met"},
-    "signal": {"signals", "signal_to_result_p50_ms", "signal_to_result_p99_ms", "signal_call_p50_ms", "met"},
+    "timer": {
+        "sleeps",
+        "overshoot_p50_ms",
+        "overshoot_p99_ms",
+        "recorded_p50_ms",
+        "target_p50_ms",
+        "target_p99_ms",
+        "met",
+    },
+    "signal": {
+        "signals",
+        "signal_to_result_p50_ms",
+        "signal_to_result_p99_ms",
+        "signal_call_p50_ms",
+        "target_p50_ms",
+        "target_p99_ms",
+        "met",
+    },
     "replay": {"events", "replay_median_ms", "replay_min_ms", "replay_events_per_s", "read_decode_median_ms"},
     "activities": {"cases"},
     "testing_env": {"runs", "environment_start_s", "thirty_day_test_p50_ms", "thirty_day_test_max_ms"},
@@ -120,7 +141,8 @@ def test_throughput_with_metrics_on_runs_and_counts_its_workflows() -> None:
     data = run_quick("benchmarks.throughput", "--metrics")
     assert data["benchmark"] == "throughput"
     assert data["metrics"] is True
-    assert EXPECTED["throughput"] <= set(data), EXPECTED["throughput"] - set(data)
+    one_batch = EXPECTED["throughput"] - {"single_thread_workflows_per_s", "target_cpu_ms_per_workflow", "met_cpu"}
+    assert one_batch <= set(data), one_batch - set(data)
 
 
 @pytest.mark.slow

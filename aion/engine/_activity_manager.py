@@ -16,6 +16,10 @@ workflow's commands: see ``_commands``).
 Attempt-level deadlines (start-to-close, heartbeat, the cancellation grace) are in-memory timers: after an
 engine restart the attempt they guarded is gone anyway and is recorded as lost. The schedule-to-close deadline
 is derived from ``ActivityScheduled.recorded_at``, so it survives restarts.
+
+A first attempt on a local worker is recorded with its outcome: its ``ActivityStarted`` waits in
+``PendingActivity.unrecorded_start`` and is appended just before the outcome (docs/architecture.md, "First
+attempts").
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from aion._codec import decode_payload
 from aion.clock import Clock
 from aion.engine import _protocol as protocol
 from aion.engine._activities import ActivityTask, LocalPool
-from aion.engine._interfaces import Core
+from aion.engine._interfaces import Core, Then
 from aion.engine._runs import PendingActivity, Run
 from aion.engine._task_queues import TaskQueue
 from aion.engine._timer_keys import ATTEMPT_DEADLINES, TimerKey, TimerKind
@@ -288,7 +292,11 @@ class ActivityManager:
             self._core.append(run, [started], then=hand_over)
         else:
             activity.worker_id = executor.start(task)
-            self._core.append(run, [started])
+            if task.attempt == 1:
+                activity.unrecorded_start = started  # recorded with the outcome (see "First attempts")
+                self._observer.attempt_taken(run, task.activity_id, now)
+            else:
+                self._core.append(run, [started])
         start_to_close = activity.options.start_to_close_timeout
         if start_to_close is not None:
             key = self._attempt_key(TimerKind.START_TO_CLOSE, run, activity, task.task_id)
@@ -310,7 +318,7 @@ class ActivityManager:
             completed = ev.ActivityCompleted(
                 workflow_id=run.workflow_id, activity_id=activity.activity_id, result=result, attempt=activity.attempt
             )
-            self._core.append(run, [completed])
+            self._record_outcome(run, activity, completed)
             return
         failure = decode_payload(message["failure"])
         assert isinstance(failure, ev.Failure)
@@ -430,7 +438,7 @@ class ActivityManager:
         )
         activity.attempt = attempt + 1
         activity.next_attempt_at = next_at
-        self._core.append(run, [failed], then=lambda _: self._arm_retry(run, activity, next_at))
+        self._record_outcome(run, activity, failed, then=lambda _: self._arm_retry(run, activity, next_at))
 
     def _record_final_failure(
         self, run: Run, activity: PendingActivity, failure: ev.Failure, *, retryable: bool
@@ -446,14 +454,22 @@ class ActivityManager:
             retryable=retryable,
             heartbeat_details=activity.heartbeat_details,
         )
-        self._core.append(run, [failed])
+        self._record_outcome(run, activity, failed)
 
     def _record_cancelled(self, run: Run, activity: PendingActivity) -> None:
         if run.state.activities.pop(activity.activity_id, None) is None:
             return
         self._disarm_schedule_deadline(run, activity)
         self._timers.disarm(self._activity_key(TimerKind.RETRY, run, activity))
-        self._core.append(run, [ev.ActivityCancelled(workflow_id=run.workflow_id, activity_id=activity.activity_id)])
+        self._record_outcome(
+            run, activity, ev.ActivityCancelled(workflow_id=run.workflow_id, activity_id=activity.activity_id)
+        )
+
+    def _record_outcome(self, run: Run, activity: PendingActivity, outcome: ev.Event, then: Then | None = None) -> None:
+        """Append an attempt's ``outcome``, after its ``ActivityStarted`` if that waits to be recorded with it."""
+        started = activity.unrecorded_start
+        activity.unrecorded_start = None
+        self._core.append(run, [outcome] if started is None else [started, outcome], then=then)
 
     def _arm_retry(self, run: Run, activity: PendingActivity, at: float) -> None:
         if activity.activity_id in run.state.activities:

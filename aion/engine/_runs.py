@@ -47,6 +47,9 @@ class PendingActivity:
     next_attempt_at: float | None = None
     #: From history after an engine restart: an attempt was started and never finished.
     lost_attempt: int | None = None
+    #: The ``ActivityStarted`` of a first attempt running on a local worker, recorded with its outcome (one append
+    #: instead of two); ``None`` once recorded, and for every other attempt (see ``_activity_manager``).
+    unrecorded_start: ev.ActivityStarted | None = None
 
     def schedule_deadline(self) -> float | None:
         """When the schedule-to-close timeout ends (epoch seconds), if there is one."""

@@ -7,7 +7,10 @@ pending timer from history, so past-due timers fire at once and future ones at t
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import heapq
+import sys
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -15,6 +18,18 @@ from typing import Any
 from aion.clock import SYSTEM_CLOCK, Clock
 
 Callback = Callable[[Any], None]
+
+#: ``prctl`` option setting the calling thread's timer slack (Linux): how late the kernel may wake a timed wait
+#: to coalesce wake-ups; 50 µs by default.
+_PR_SET_TIMERSLACK = 29
+
+
+def _precise_waits() -> None:
+    """Ask the kernel to wake this thread's timed waits on time (a 1 ns timer slack instead of 50 µs): a timer's
+    median wake-up comes ~45 µs sooner. Linux only; elsewhere (or if refused) waits keep the default slack."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
 
 
 class TimerService:
@@ -90,6 +105,7 @@ class TimerService:
             return len(self._armed)
 
     def _run(self) -> None:
+        _precise_waits()
         while True:
             due: list[Hashable] = []
             with self._condition:

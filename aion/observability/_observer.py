@@ -245,6 +245,12 @@ class Observer:
             known = pending[activity_id] = [activity_type, ready, None]
         return known
 
+    def attempt_taken(self, run: Run, activity_id: int, now: float) -> None:
+        """A first attempt whose ``ActivityStarted`` is recorded with its outcome started running at ``now``: the
+        schedule-to-start and execution times count from then, not from that record."""
+        if self.metrics is not None:
+            self._activity(run, activity_id)[2] = now
+
     def _activity_started(self, run: Run, event: ev.ActivityStarted) -> None:
         metrics = self.metrics
         if metrics is None:
@@ -252,7 +258,7 @@ class Observer:
         known = self._activity(run, event.activity_id)
         key = (known[0],)
         metrics.activity_attempts.inc(key)
-        started = _ts(event)
+        started = known[2] if known[2] is not None else _ts(event)
         if known[1] is not None:
             metrics.activity_schedule_to_start.observe(max(0.0, started - known[1]), key)
         known[2] = started

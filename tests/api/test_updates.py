@@ -98,7 +98,7 @@ def test_an_update_accepted_before_the_engine_is_sigkilled_completes_once_in_the
     data, gate = tmp_path / "data", tmp_path / "gate"
     with engine_process("tests.api.update_engine_proc", data, gate) as kill:
         # accepted, its handler waiting on the activity: the engine dies before the update completes
-        wait_until(lambda: "ActivityStarted" in [e.type for e in recorded(data, "c")], timeout=60)
+        wait_until(lambda: "ActivityScheduled" in [e.type for e in recorded(data, "c")], timeout=60)
         kill()
     before = [e.type for e in recorded(data, "c")]
     assert before.count("UpdateAccepted") == 1 and "UpdateCompleted" not in before

@@ -1,7 +1,8 @@
-"""An engine process for activity crash tests: ``python -m tests.engine.activity_engine_proc DATA LOG GATES``.
+"""An engine process for activity crash tests: ``python -m tests.engine.activity_engine_proc DATA LOG GATES [retry]``.
 
 Starts ``backoff`` (an activity failing once, then retried after a 1 s durable backoff) and ``running`` (an
-activity that waits on a gate file), prints ``ready``, then runs until killed.
+activity that waits on a gate file), or with ``retry`` only ``retrying`` (an activity failing once, whose second
+attempt waits on a gate file); prints ``ready``, then runs until killed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ def main() -> None:
     engine = aion.Engine(data, workflows=af.WORKFLOWS, activities=af.ACTIVITIES, activity_workers=2)
     engine.start()
     retry = {"initial_interval": 1.0, "maximum_attempts": 5}
+    if sys.argv[4:] == ["retry"]:
+        engine.start_workflow(
+            af.call,
+            log,
+            "fails_then_waits_for_gate",
+            [gates],
+            {"start_to_close_timeout": 30, "retry_policy": {"initial_interval": 0.05, "maximum_attempts": 5}},
+            workflow_id="retrying",
+        )
+        print("ready", flush=True)
+        threading.Event().wait()
     engine.start_workflow(
         af.call, log, "flaky", [1], {"start_to_close_timeout": 30, "retry_policy": retry}, workflow_id="backoff"
     )

@@ -100,6 +100,22 @@ def waits_for_gate(log: str, gate_dir: str) -> int:
 
 
 @activity.defn
+def fails_then_waits_for_gate(log: str, gate_dir: str) -> int:
+    """Fails attempt 1; later attempts write their pid to ``retry.pid.<attempt>``, then wait for
+    ``retry.open.<attempt>``."""
+    attempt = _log(log, "retried")
+    if attempt == 1:
+        raise ConnectionError("attempt 1 failed")
+    Path(gate_dir, f"retry.pid.{attempt}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 30
+    while not Path(gate_dir, f"retry.open.{attempt}").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("gate never opened")
+        time.sleep(0.005)
+    return attempt
+
+
+@activity.defn
 def returns_unserialisable(log: str) -> object:
     _log(log, "unserialisable")
     return object()
@@ -145,6 +161,6 @@ async def bad_timeouts(log: str, which: str) -> str:
 
 ACTIVITIES = [
     flaky, declines, sleeps, heartbeats_then_fails, heartbeats_once_then_stalls, heartbeats_until_cancelled,
-    ignores_cancellation, waits_for_gate, returns_unserialisable,
+    ignores_cancellation, waits_for_gate, fails_then_waits_for_gate, returns_unserialisable,
 ]  # fmt: skip
 WORKFLOWS = [call, cancels, bad_timeouts]

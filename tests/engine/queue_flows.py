@@ -30,8 +30,18 @@ def logged(log: str, name: str) -> str:
 
 
 @activity.defn
+def span(log: str, i: int) -> int:
+    """Logs ``+i`` as it begins and ``-i`` as it ends, a few milliseconds later; returns ``i``."""
+    log_execution(log, f"+{i}")
+    time.sleep(0.005)
+    log_execution(log, f"-{i}")
+    return i
+
+
+@activity.defn
 def blocker(gate: str) -> str:
-    """Waits until the file ``gate`` exists."""
+    """Creates ``<gate>.started``, then waits until the file ``gate`` exists."""
+    Path(f"{gate}.started").touch()
     deadline = time.monotonic() + 30
     while not Path(gate).exists():
         if time.monotonic() > deadline:
@@ -67,6 +77,15 @@ async def fan_out(count: int, queue: str) -> int:
 
 
 @workflow.defn
+async def fan_out_spans(log: str, count: int, queue: str) -> int:
+    """``count`` :func:`span` activities at once on ``queue``."""
+    handles = [
+        workflow.start_activity(span, log, i, start_to_close_timeout=60, task_queue=queue) for i in range(count)
+    ]
+    return sum(await workflow.gather(*handles))
+
+
+@workflow.defn
 async def prioritised(log: str, gate: str, priorities: list[int]) -> list[str]:
     """A blocker holds the queue's one worker while activities of ``priorities`` queue up behind it."""
     first = workflow.start_activity(blocker, gate, start_to_close_timeout=60, task_queue="single", priority=100)
@@ -89,5 +108,5 @@ async def blocks_on(queue: str, gate: str) -> str:
         return str(error.type)
 
 
-WORKFLOWS = [routed, undeclared, fan_out, prioritised, blocks_on]
-ACTIVITIES = [where, quick, logged, blocker]
+WORKFLOWS = [routed, undeclared, fan_out, fan_out_spans, prioritised, blocks_on]
+ACTIVITIES = [where, quick, logged, span, blocker]

@@ -187,18 +187,45 @@ def test_engine_sigkill_during_a_backoff_and_a_running_attempt(tmp_path: Path, l
         wait_until(lambda: "flaky:1" in flows.executions(log) and (gates / "pid.1").exists(), timeout=30)
         wait_until(lambda: any(isinstance(e, ev.ActivityFailed) for e in recorded(data, "backoff")), timeout=30)
         kill()  # one workflow is in its durable backoff, the other's attempt is running
-    (gates / "open.2").touch()
+    # A first attempt's ActivityStarted is recorded with its outcome: none was durable at the kill.
+    assert not of_type(recorded(data, "running"), ev.ActivityStarted)
+    (gates / "open.1").touch()
     with aion.Engine(data, workflows=af.WORKFLOWS, activities=af.ACTIVITIES, activity_workers=2) as engine:
         backoff = engine.get_workflow("backoff")
         running = engine.get_workflow("running")
         assert backoff.result(timeout=30) == 2
-        assert running.result(timeout=30) == 2
+        assert running.result(timeout=30) == 1
         backoff_history, running_history = backoff.history(), running.history()
-    # The backoff resumed at its recorded time; the lost attempt was recorded as failed and retried.
+    # The backoff resumed at its recorded time (its retry's ActivityStarted was recorded when it started).
     (failed,) = of_type(backoff_history, ev.ActivityFailed)
     assert of_type(backoff_history, ev.ActivityStarted)[-1].recorded_at >= failed.next_attempt_at
-    (lost,) = of_type(running_history, ev.ActivityFailed)
-    assert lost.failure.type == "WorkerLost" and lost.attempt == 1
+    # The running first attempt, never recorded, was dispatched again as attempt 1: nothing was recorded lost.
+    assert not of_type(running_history, ev.ActivityFailed)
+    (started,) = of_type(running_history, ev.ActivityStarted)
+    (completed,) = of_type(running_history, ev.ActivityCompleted)
+    assert started.attempt == completed.attempt == 1 and started.seq + 1 == completed.seq
+    assert started.recorded_at == completed.recorded_at  # one append
     runs = flows.executions(log)
     assert runs.count("flaky:1") == 1 and runs.count("flaky:2") == 1
-    assert runs.count("gated:2") == 1
+    assert runs.count("gated:1") == 2
+
+
+@pytest.mark.timeout(120)
+def test_engine_sigkill_during_a_retry_records_it_lost(tmp_path: Path, log: str, gates: Path) -> None:
+    """A retry (attempt 2 on) is recorded when it starts, so one running at an engine kill is recorded lost and
+    the retry policy goes on counting from it."""
+    data = tmp_path / "data"
+    with engine_process("tests.engine.activity_engine_proc", data, log, gates, "retry") as kill:
+        wait_until((gates / "retry.pid.2").exists, timeout=30)
+        wait_until(lambda: len(of_type(recorded(data, "retrying"), ev.ActivityStarted)) == 2, timeout=30)
+        kill()
+    (gates / "retry.open.3").touch()
+    with aion.Engine(data, workflows=af.WORKFLOWS, activities=af.ACTIVITIES, activity_workers=2) as engine:
+        retrying = engine.get_workflow("retrying")
+        assert retrying.result(timeout=30) == 3
+        history = retrying.history()
+    failed, lost = of_type(history, ev.ActivityFailed)
+    assert (failed.attempt, failed.failure.type) == (1, "ConnectionError")
+    assert (lost.attempt, lost.failure.type) == (2, "WorkerLost")
+    assert [e.attempt for e in of_type(history, ev.ActivityStarted)] == [1, 2, 3]
+    assert flows.executions(log).count("retried:2") == 1

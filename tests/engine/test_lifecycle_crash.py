@@ -163,14 +163,12 @@ def test_sigkill_during_cancellation_clean_up_then_it_finishes(tmp_path: Path) -
     data, log, gates = tmp_path / "data", str(tmp_path / "log"), tmp_path / "gates"
     gates.mkdir()
     with engine_process(SCRIPT, "cleanup", data, log, gates) as kill:
-        # The clean-up activity runs, and its start is recorded (a worker may start before ActivityStarted is
-        # durable: killed in between, the attempt would run again as attempt 1 and wait on open.1 for ever).
-        wait_until(
-            lambda: (gates / "pid.1").exists()
-            and any(isinstance(e, ev.ActivityStarted) and e.activity_id == 2 for e in recorded(data, "cleanup"))
-        )
+        # The clean-up activity runs. Its first attempt's start is recorded with its outcome, so the next engine
+        # runs it again as attempt 1.
+        wait_until((gates / "pid.1").exists)
         kill()
-    (gates / "open.2").touch()
+    assert not any(isinstance(e, ev.ActivityStarted) and e.activity_id == 2 for e in recorded(data, "cleanup"))
+    (gates / "open.1").touch()
     with engine_on(data) as engine:
         handle = engine.get_workflow("cleanup")
         assert handle.result(timeout=30) == "cleaned up"
