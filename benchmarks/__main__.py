@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._report import machine, report
+from benchmarks._report import machine, met_text, report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,26 +24,27 @@ REPO = Path(__file__).resolve().parents[1]
 Row = tuple[str, Any, str, str]
 
 
-def _met(flag: Any) -> str:
-    return "" if flag is None else ("yes" if flag else "NO")
-
-
 def _throughput(d: dict[str, Any]) -> list[Row]:
     target = f"≥ {d['target_workflows_per_s']:g}"
     return [
-        (f"workflows/s ({d['workflows']:,} workflows)", d["workflows_per_s"], target, _met(d["met_workflows_per_s"])),
+        (
+            f"workflows/s ({d['workflows']:,} workflows)",
+            d["workflows_per_s"],
+            target,
+            met_text(d["met_workflows_per_s"]),
+        ),
         (
             f"workflows/s ({d['single_thread_workflows']} from one thread)",
             d["single_thread_workflows_per_s"],
             target,
-            _met(d["met_single_thread"]),
+            met_text(d["met_single_thread"]),
         ),
         (
             "CPU ms/workflow: engine + children = total",
             f"{d['engine_cpu_s_per_workflow'] * 1000:.2f} + {d['children_cpu_s_per_workflow'] * 1000:.2f}"
             f" = {d['total_cpu_s_per_workflow'] * 1000:.2f}",
             f"total ≤ {d['target_cpu_ms_per_workflow']:g}",
-            _met(d["met_cpu"]),
+            met_text(d["met_cpu"]),
         ),
         ("cores kept busy", f"{d['cores_used']:.2f}", "", ""),
         ("latency p50 / p99 ms", f"{d['latency_p50_ms']:,.0f} / {d['latency_p99_ms']:,.0f}", "", ""),
@@ -56,7 +57,7 @@ def _crash_restart(d: dict[str, Any]) -> list[Row]:
             f"kill → next activity, {c['history_events_min']}-event history, p50 / p99 ms",
             f"{c['kill_to_started_p50_ms']:,.1f} / {c['kill_to_started_p99_ms']:,.1f}",
             f"p50 ≤ {c['target_p50_ms']:g}" if c["target_p50_ms"] else "",
-            _met(c["met"]),
+            met_text(c["met"]),
         )
         for c in d["cases"]
     ]
@@ -68,7 +69,7 @@ def _engine_recovery(d: dict[str, Any]) -> list[Row]:
             f"first resumed of {d['in_flight_at_kill']} s",
             d["first_resumed_s"],
             f"< {d['target_first_s']:g}",
-            _met(d["met"]),
+            met_text(d["met"]),
         ),
         ("all completed s", d["all_completed_s"], "", ""),
     ]
@@ -80,7 +81,7 @@ def _timer(d: dict[str, Any]) -> list[Row]:
             "100 ms sleep overshoot inside the workflow, p50 / p99 ms",
             f"{d['overshoot_p50_ms']:.2f} / {d['overshoot_p99_ms']:.2f}",
             f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
-            _met(d["met"]),
+            met_text(d["met"]),
         ),
     ]
 
@@ -91,7 +92,7 @@ def _signal(d: dict[str, Any]) -> list[Row]:
             "signal() → result() p50 / p99 ms",
             f"{d['signal_to_result_p50_ms']:.2f} / {d['signal_to_result_p99_ms']:.2f}",
             f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
-            _met(d["met"]),
+            met_text(d["met"]),
         ),
     ]
 
@@ -102,7 +103,7 @@ def _replay(d: dict[str, Any]) -> list[Row]:
             f"replay of {d['events']:,} events ms",
             d["replay_median_ms"],
             f"≤ {d['target_ms']:g}" if d.get("target_ms") else "",
-            _met(d.get("met")),
+            met_text(d.get("met")),
         ),
         ("read + decode from the store ms", d["read_decode_median_ms"], "", ""),
     ]
@@ -131,7 +132,7 @@ def _recorder(d: dict[str, Any]) -> list[Row]:
             "100 workflows the engine's way, % of raw ceiling",
             f"{100 * d['engine_100_ratio_to_raw_100']:.0f}%",
             f"≥ {100 * d['target_ratio']:.0f}%",
-            _met(d["met"]),
+            met_text(d["met"]),
         ),
         ("100 writer threads, % of raw ceiling", f"{100 * d['threads_100_ratio_to_raw_100']:.0f}%", "", ""),
     ]
@@ -147,7 +148,7 @@ def _visibility(d: dict[str, Any]) -> list[Row]:
             f"selective query of {d['runs']:,} runs ms (x faster than a scan)",
             f"{d['selective_query_ms']:.2f} ({d['speedup']:.0f}x)",
             f"< {d['target_ms']:g} ms, ≥ {d['target_speedup']:g}x",
-            _met(d["met"]),
+            met_text(d["met"]),
         ),
     ]
 
@@ -166,13 +167,13 @@ def _schedules(d: dict[str, Any]) -> list[Row]:
 def _waiting(d: dict[str, Any]) -> list[Row]:
     return [
         (f"starts/s ({d['runs']:,} waiting runs)", d["starts_per_s"], f"≥ {d['target_starts_per_s']:,.0f}",
-         _met(d["starts_met"])),
+         met_text(d["starts_met"])),
         ("engine RSS MiB, all waiting", d["engine_rss_mib"], f"≤ {d['target_engine_rss_mib']:g}",
-         _met(d["engine_rss_met"])),
-        ("unique MiB of all processes", d["unique_mib"], f"≤ {d['target_unique_mib']:g}", _met(d["unique_met"])),
+         met_text(d["engine_rss_met"])),
+        ("unique MiB of all processes", d["unique_mib"], f"≤ {d['target_unique_mib']:g}", met_text(d["unique_met"])),
         ("processes / open fds", f"{d['processes']} / {d['open_fds']}", "", ""),
         ("signal all → all completed s", d["signal_all_s"], f"≤ {d['target_signal_all_s']:g}",
-         _met(d["signal_all_met"])),
+         met_text(d["signal_all_met"])),
     ]  # fmt: skip
 
 

@@ -23,6 +23,11 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def met_text(flag: Any) -> str:
+    """A target's ``met`` cell: ``yes``, ``NO``, or empty when the figure has no target (``None``)."""
+    return "" if flag is None else ("yes" if flag else "NO")
+
+
 def machine() -> dict[str, Any]:
     """The facts that make a figure comparable: cores, Python, platform, date, and the 1-minute load average
     when the benchmark ran (other work on the machine skews every figure)."""

@@ -30,7 +30,7 @@ import psutil
 
 import aion
 from aion import activity, events, workflow
-from benchmarks._report import percentile, report
+from benchmarks._report import met_text, percentile, report
 
 TARGET_WORKFLOWS_PER_S = 600.0
 TARGET_CPU_MS_PER_WORKFLOW = 2.0
@@ -185,10 +185,6 @@ def report_metrics_cost(r: dict[str, Any]) -> None:
     report("throughput_metrics_cost", title, ["measure", "off", "on", "cost", "target"], rows, r)
 
 
-def _yes(flag: bool | None) -> str:
-    return "" if flag is None else ("yes" if flag else "NO")
-
-
 def main() -> None:
     """Run the benchmark and print its table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -215,7 +211,7 @@ def main() -> None:
             "workflows/s",
             r["workflows_per_s"],
             f"≥ {TARGET_WORKFLOWS_PER_S:g}",
-            _yes(r.get("met_workflows_per_s", r["met"])),
+            met_text(r.get("met_workflows_per_s", r["met"])),
         ),
         ("activities/s", r["activities_per_s"], "", ""),
         ("latency p50 ms", r["latency_p50_ms"], "", ""),
@@ -226,7 +222,7 @@ def main() -> None:
             "total CPU ms/workflow",
             r["total_cpu_s_per_workflow"] * 1000,
             f"≤ {TARGET_CPU_MS_PER_WORKFLOW:g}",
-            _yes(r.get("met_cpu")),
+            met_text(r.get("met_cpu")),
         ),
         ("cores kept busy", r["cores_used"], "", ""),
     ]
@@ -236,7 +232,7 @@ def main() -> None:
                 f"workflows/s, {r['single_thread_workflows']} started from one thread",
                 r["single_thread_workflows_per_s"],
                 f"≥ {TARGET_WORKFLOWS_PER_S:g}",
-                _yes(r["met_single_thread"]),
+                met_text(r["met_single_thread"]),
             )
         )
     title = f"{count:,} workflows of {ACTIVITIES_PER_WORKFLOW} no-op activities, started at once"

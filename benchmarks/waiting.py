@@ -33,7 +33,7 @@ import psutil
 
 import aion
 from aion import workflow
-from benchmarks._report import report
+from benchmarks._report import met_text, report
 from benchmarks.throughput import children_cpu, own_cpu
 
 TARGET_STARTS_PER_S = 2000.0
@@ -154,10 +154,6 @@ def measure(data: Path, count: int, clients: int) -> dict[str, Any]:
     }
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "NO"
-
-
 def _pair(r: dict[str, Any], phase: str) -> str:
     return f"{r[f'{phase}_engine_cpu_ms_per_run']:.2f} / {r[f'{phase}_children_cpu_ms_per_run']:.2f}"
 
@@ -174,14 +170,16 @@ def main() -> None:
         r = measure(Path(tmp, "data"), count, args.clients)
     r["met"] = all(r[key] for key in ("starts_met", "engine_rss_met", "unique_met", "signal_all_met"))
     rows = [
-        ("starts/s", r["starts_per_s"], f"≥ {TARGET_STARTS_PER_S:,.0f}", _yes(r["starts_met"])),
+        ("starts/s", r["starts_per_s"], f"≥ {TARGET_STARTS_PER_S:,.0f}", met_text(r["starts_met"])),
         ("all waiting after s", r["all_waiting_s"], "", ""),
         ("engine / children CPU ms per start", _pair(r, "start"), "", ""),
-        ("engine RSS MiB, all waiting", r["engine_rss_mib"], f"≤ {TARGET_ENGINE_RSS_MIB:g}", _yes(r["engine_rss_met"])),
+        ("engine RSS MiB, all waiting", r["engine_rss_mib"], f"≤ {TARGET_ENGINE_RSS_MIB:g}",
+         met_text(r["engine_rss_met"])),
         ("of which file pages mapped (store map, libraries)", r["engine_rss_file_mib"], "", ""),
-        ("unique MiB, all processes", r["unique_mib"], f"≤ {TARGET_UNIQUE_MIB:g}", _yes(r["unique_met"])),
+        ("unique MiB, all processes", r["unique_mib"], f"≤ {TARGET_UNIQUE_MIB:g}", met_text(r["unique_met"])),
         ("processes / open fds", f"{r['processes']} / {r['open_fds']}", "", ""),
-        ("signal all → all completed s", r["signal_all_s"], f"≤ {TARGET_SIGNAL_ALL_S:g}", _yes(r["signal_all_met"])),
+        ("signal all → all completed s", r["signal_all_s"], f"≤ {TARGET_SIGNAL_ALL_S:g}",
+         met_text(r["signal_all_met"])),
         ("signal() calls alone s", r["signal_calls_s"], "", ""),
         ("engine / children CPU ms per signalled run", _pair(r, "signal"), "", ""),
     ]

@@ -90,13 +90,18 @@ def ignores_cancellation(log: str, gate_dir: str) -> str:
 def waits_for_gate(log: str, gate_dir: str) -> int:
     """Writes its pid to ``pid.<attempt>``, then waits for ``open.<attempt>``."""
     attempt = _log(log, "gated")
-    Path(gate_dir, f"pid.{attempt}").write_text(str(os.getpid()))
+    _pid_then_gate(gate_dir, "", attempt)
+    return attempt
+
+
+def _pid_then_gate(gate_dir: str, prefix: str, attempt: int) -> None:
+    """Write this process's pid to ``<prefix>pid.<attempt>``, then wait for ``<prefix>open.<attempt>``."""
+    Path(gate_dir, f"{prefix}pid.{attempt}").write_text(str(os.getpid()))
     deadline = time.monotonic() + 30
-    while not Path(gate_dir, f"open.{attempt}").exists():
+    while not Path(gate_dir, f"{prefix}open.{attempt}").exists():
         if time.monotonic() > deadline:
             raise TimeoutError("gate never opened")
         time.sleep(0.005)
-    return attempt
 
 
 @activity.defn
@@ -106,12 +111,7 @@ def fails_then_waits_for_gate(log: str, gate_dir: str) -> int:
     attempt = _log(log, "retried")
     if attempt == 1:
         raise ConnectionError("attempt 1 failed")
-    Path(gate_dir, f"retry.pid.{attempt}").write_text(str(os.getpid()))
-    deadline = time.monotonic() + 30
-    while not Path(gate_dir, f"retry.open.{attempt}").exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError("gate never opened")
-        time.sleep(0.005)
+    _pid_then_gate(gate_dir, "retry.", attempt)
     return attempt
 
 
