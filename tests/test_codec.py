@@ -473,8 +473,8 @@ def test_older_version_of_a_bumped_event_decodes() -> None:
 
 
 def test_future_version_is_refused() -> None:
-    with pytest.raises(CorruptEventError, match=r"TimerFired.*version 2 is newer.*1") as caught:
-        decode_event(raw({"type": "TimerFired", "v": 2, "workflow_id": "w", "timer_id": 1}))
+    with pytest.raises(CorruptEventError, match=r"TimerFired.*version 3 is newer.*2") as caught:
+        decode_event(raw({"type": "TimerFired", "v": 3, "workflow_id": "w", "timer_id": 1}))
     assert isinstance(caught.value, StoreError)
     assert caught.value.code == "corrupt_event"
 

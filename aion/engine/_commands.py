@@ -27,6 +27,7 @@ from aion.engine._options import ActivityOptions, StartOptions
 from aion.engine._relations import Relations
 from aion.engine._runs import ChildRef, PendingActivity, PendingSignal, Run
 from aion.engine._timer_keys import TimerKey, TimerKind
+from aion.engine._timer_lead import record_at
 from aion.engine._timers import TimerService
 from aion.engine._updates import Updates
 from aion.errors import InvalidArgumentError, PayloadError
@@ -151,7 +152,8 @@ class CommandHandler:
             workflow_id=run.workflow_id, timer_id=command.timer_id, fire_at=fire_at, waiting_for=command.waiting_for
         )
         key = TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, command.timer_id)
-        self._core.append(run, [started], then=lambda _: self._timers.arm(at, key))
+        wake = record_at(at, self._clock)
+        self._core.append(run, [started], then=lambda _: self._timers.arm(wake, key))
 
     def _on_cancel_timer(self, run: Run, command: CancelTimer) -> None:
         tid = command.timer_id

@@ -44,6 +44,7 @@ from aion.engine._residency import DEFAULT_MAX_RESIDENT
 from aion.engine._runs import Run
 from aion.engine._task_queues import Executor, LocalQueue, QueueConfig, TaskQueue
 from aion.engine._timer_keys import TimerKind
+from aion.engine._timer_lead import record_at
 from aion.engine._timers import TimerService
 from aion.engine._updates import Updates
 from aion.errors import WorkflowNotFoundError, WorkflowNotRunningError
@@ -437,7 +438,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         if key.kind is TimerKind.TIMER:
             fire_at = run.state.timers.get(key.item)
             if fire_at is not None:
-                self._observer.timer_late(self._clock.time() - fire_at)
+                self._observer.timer_late(self._clock.time() - record_at(fire_at, self._clock))
         if key.kind in _ACTIVITY_DEADLINES:
             self._activities.due(run, key)
         else:

@@ -28,6 +28,7 @@ from aion.engine._registry import Registry
 from aion.engine._runs import Run, RunState
 from aion.engine._start_policies import StartPolicies
 from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
+from aion.engine._timer_lead import due_at, record_at
 from aion.engine._timers import TimerService
 from aion.errors import AionError, WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
 from aion.observability._observer import Observer
@@ -287,8 +288,10 @@ class RunLifecycle:
         """A run timeout passed (close the run with ``WorkflowTimedOut``) or a durable timer is due (record
         ``TimerFired``)."""
         if key.kind is TimerKind.TIMER:
-            if run.state.timers.pop(key.item, None) is not None:
-                self._core.append(run, [ev.TimerFired(workflow_id=run.workflow_id, timer_id=key.item)])
+            fire_at = run.state.timers.pop(key.item, None)
+            if fire_at is not None:
+                due = due_at(fire_at, self._clock)
+                self._core.append(run, [ev.TimerFired(workflow_id=run.workflow_id, timer_id=key.item, due_at=due)])
         else:
             self._end(run, ev.WorkflowTimedOut(workflow_id=run.workflow_id, kind=RUN_DEADLINES[key.kind]), None)
 
@@ -336,7 +339,8 @@ class RunLifecycle:
     def arm_timers(self, run: Run) -> None:
         """Arm the run's pending durable timers (rebuilt from its history)."""
         for timer_id, fire_at in (run.state.timer_fires or {}).items():
-            self._timers.arm(fire_at, TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, timer_id))
+            key = TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, timer_id)
+            self._timers.arm(record_at(fire_at, self._clock), key)
 
     def disarm_timers(self, run: Run) -> None:
         """Disarm the run's pending durable timers (they stay in its history)."""

@@ -24,7 +24,7 @@ Callback = Callable[[Any], None]
 _PR_SET_TIMERSLACK = 29
 
 
-def _precise_waits() -> None:
+def precise_waits() -> None:
     """Ask the kernel to wake this thread's timed waits on time (a 1 ns timer slack instead of 50 µs): a timer's
     median wake-up comes ~45 µs sooner. Linux only; elsewhere (or if refused) waits keep the default slack."""
     if sys.platform.startswith("linux"):
@@ -105,7 +105,7 @@ class TimerService:
             return len(self._armed)
 
     def _run(self) -> None:
-        _precise_waits()
+        precise_waits()
         while True:
             due: list[Hashable] = []
             with self._condition:

@@ -12,6 +12,8 @@ authoring guide).
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from aion import events as ev
@@ -20,6 +22,7 @@ from aion._definitions import version_of_run
 from aion.engine import _protocol as protocol
 from aion.engine._holds import INTERNAL, NON_DETERMINISM, UNKNOWN_TYPE, UNKNOWN_VERSION, failure_details
 from aion.engine._registry import installed
+from aion.engine._timers import precise_waits
 from aion.errors import (
     CorruptEventError,
     NonDeterminismError,
@@ -57,6 +60,7 @@ def _serve(channel: Channel) -> None:
     except Exception as error:  # the engine blocks the run (or fails it), naming the error
         channel.send(_cannot_replay(error))
         return
+    _hold_recorded_ahead(history)
     registry = installed()
     closed = history[-1].terminal
     try:
@@ -83,6 +87,8 @@ def _serve(channel: Channel) -> None:
             if closed:
                 continue
             event = decode_event(message["event"])
+            if type(event) is ev.TimerFired and event.due_at is not None:
+                _hold_until(event.due_at)
             try:
                 commands = runtime.apply(event)
             except NonDeterminismError as error:
@@ -96,6 +102,38 @@ def _serve(channel: Channel) -> None:
             if once:
                 return
         elif kind == protocol.STOP:
+            return
+
+
+def _hold_until(due: datetime) -> None:
+    """Wait until ``due`` (real time): a ``TimerFired`` recorded ahead of its timer is applied no earlier than the
+    timer is due (see ``aion.engine._timer_lead``)."""
+    global _precise
+    left = due.timestamp() - time.clock_gettime(time.CLOCK_REALTIME)
+    if left <= 0:
+        return
+    if not _precise:
+        precise_waits()
+        _precise = True
+    while left > 0:
+        time.sleep(left)
+        left = due.timestamp() - time.clock_gettime(time.CLOCK_REALTIME)
+
+
+#: Whether this process asked for precise timed waits yet (the first hold asks).
+_precise = False
+
+
+def _hold_recorded_ahead(history: list[ev.Event]) -> None:
+    """Before replaying ``history``, wait for the due time of a ``TimerFired`` in it recorded ahead of its timer:
+    such an event can only be among the last recorded (it is at most ``TIMER_LEAD_S`` early), so the scan stops
+    at the first event older than a second."""
+    horizon = time.clock_gettime(time.CLOCK_REALTIME) - 1.0
+    for event in reversed(history):
+        if type(event) is ev.TimerFired and event.due_at is not None:
+            _hold_until(event.due_at)
+            return
+        if event.recorded_at.timestamp() < horizon:
             return
 
 

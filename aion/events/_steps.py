@@ -88,9 +88,16 @@ class TimerStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TimerFired(Event):
-    """The timer fired."""
+    """The timer fired.
+
+    ``due_at`` is the timer's due time when the event was recorded ahead of it (format version 2): the engine
+    records ``TimerFired`` a moment early so that it is durable by then, and the workflow resumes, its clock
+    reading ``due_at``, no earlier than that."""
 
     timer_id: int
+    due_at: datetime | None = None
+
+    version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -116,6 +116,8 @@ class WorkflowRuntime:
         self._function = function
         self._started = started
         self._now: datetime = started.recorded_at
+        #: The latest ``due_at`` of a timer recorded ahead of its time: the clock never reads earlier after it.
+        self._due_floor: datetime | None = None
         self._loop = DeterministicLoop(self._clock)  # type: ignore[abstract]
         self.random = random.Random(uuid.UUID(started.run_id).int)
         self._ordinals: dict[str, int] = collections.defaultdict(int)
@@ -392,7 +394,8 @@ class WorkflowRuntime:
     def _deliver(self, event: ev.Event) -> None:
         if self._commands.divergence is not None:
             return
-        self._now = event.recorded_at
+        floor = self._due_floor
+        self._now = event.recorded_at if floor is None or event.recorded_at > floor else floor
         self._position = event.seq
         apply = self._ARRIVAL_HANDLERS[type(event)]
         if apply is not None:
@@ -413,6 +416,9 @@ class WorkflowRuntime:
         self._work.resolve(self._work.activities, event.activity_id, error=error)
 
     def _on_timer_fired(self, event: ev.TimerFired) -> None:
+        due = event.due_at
+        if due is not None and due > self._now:  # recorded ahead of its time: the workflow resumes at due_at
+            self._now = self._due_floor = due
         self._work.resolve(self._work.timers, event.timer_id, result=None)
 
     def _on_signal_received(self, event: ev.SignalReceived) -> None:
