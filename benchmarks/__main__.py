@@ -83,6 +83,7 @@ def _timer(d: dict[str, Any]) -> list[Row]:
             f"p50 ≤ {d['target_p50_ms']:g}, p99 ≤ {d['target_p99_ms']:g}",
             met_text(d["met"]),
         ),
+        ("100 ms sleeps resumed before their time", d["resumed_early"], "0", met_text(d["resumed_early"] == 0)),
     ]
 
 

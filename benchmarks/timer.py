@@ -4,10 +4,12 @@
 quick mode), so several timers are armed at once as in real use. The overshoot of one sleep, *seen inside the
 workflow*, is the real time at which the workflow resumes after the ``await`` (read with
 ``time.clock_gettime(CLOCK_REALTIME)``, which the workflow guard leaves alone, for this measurement only: the
-value is returned, never decided on) minus the ``fire_at`` recorded in its ``TimerStarted``: the timer's wake-up,
-``TimerFired`` recorded and durable, delivered, the workflow woken. Targets: p50 at most 1.0 ms, p99 at most
-2.0 ms. Shown too: the moment ``TimerFired`` was recorded (``workflow.now()`` after the ``await``) minus
-``fire_at``, and the resume minus the moment ``workflow.sleep`` was called minus 100 ms.
+value is returned, never decided on) minus the ``fire_at`` recorded in its ``TimerStarted``. ``TimerFired`` is
+recorded 2 ms ahead and held by the workflow process until ``fire_at``, so this is the hold's wake-up and the
+event applied, or, when the commit took longer than the lead, what it overran. Targets: p50 at most 1.0 ms, p99
+at most 2.0 ms. Shown too: how many sleeps resumed before ``fire_at`` (must be 0), the moment ``TimerFired`` was
+recorded minus ``fire_at`` (negative: ahead), and the resume minus the moment ``workflow.sleep`` was called minus
+100 ms.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import aion
 from aion import events, workflow
-from benchmarks._report import percentile, report
+from benchmarks._report import met_text, percentile, report
 
 TARGET_P50_MS = 1.0
 TARGET_P99_MS = 2.0
@@ -82,13 +84,14 @@ def measure(data: Path, workflows: int, sleeps: int) -> dict[str, Any]:
         "overshoot_p50_ms": p50,
         "overshoot_p99_ms": p99,
         "overshoot_max_ms": max(inside),
+        "resumed_early": sum(1 for value in inside if value < 0),
         "recorded_p50_ms": percentile(samples["recorded"], 50),
         "recorded_p99_ms": percentile(samples["recorded"], 99),
         "over_requested_p50_ms": percentile(samples["requested"], 50),
         "over_requested_p99_ms": percentile(samples["requested"], 99),
         "target_p50_ms": TARGET_P50_MS,
         "target_p99_ms": TARGET_P99_MS,
-        "met": p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS,
+        "met": p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and min(inside) >= 0,
     }
 
 
@@ -100,7 +103,7 @@ def main() -> None:
     workflows, sleeps = (2, 10) if args.quick else (4, 50)
     with tempfile.TemporaryDirectory(prefix="aion-bench-timer-") as tmp:
         r = measure(Path(tmp, "data"), workflows, sleeps)
-    met = "yes" if r["met"] else "NO"
+    met = met_text(r["overshoot_p50_ms"] <= TARGET_P50_MS and r["overshoot_p99_ms"] <= TARGET_P99_MS)
     rows = [
         (
             "workflow resumed - fire_at (inside the workflow)",
@@ -109,7 +112,8 @@ def main() -> None:
             f"p50 ≤ {TARGET_P50_MS:g}, p99 ≤ {TARGET_P99_MS:g}",
             met,
         ),
-        ("TimerFired recorded - fire_at", r["recorded_p50_ms"], r["recorded_p99_ms"], "", ""),
+        ("sleeps resumed before fire_at", r["resumed_early"], "", "0", met_text(r["resumed_early"] == 0)),
+        ("TimerFired recorded - fire_at (negative: ahead)", r["recorded_p50_ms"], r["recorded_p99_ms"], "", ""),
         ("workflow resumed - sleep called - 100 ms", r["over_requested_p50_ms"], r["over_requested_p99_ms"], "", ""),
     ]
     title = f"overshoot of {r['sleeps']} sleeps of 100 ms ({workflows} workflows at once)"

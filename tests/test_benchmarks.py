@@ -50,6 +50,7 @@ EXPECTED: dict[str, set[str]] = {
         "sleeps",
         "overshoot_p50_ms",
         "overshoot_p99_ms",
+        "resumed_early",
         "recorded_p50_ms",
         "target_p50_ms",
         "target_p99_ms",
