@@ -5,7 +5,7 @@ quick mode), so several timers are armed at once as in real use. The overshoot o
 workflow*, is the real time at which the workflow resumes after the ``await`` (read with
 ``time.clock_gettime(CLOCK_REALTIME)``, which the workflow guard leaves alone, for this measurement only: the
 value is returned, never decided on) minus the ``fire_at`` recorded in its ``TimerStarted``. ``TimerFired`` is
-recorded 2 ms ahead and held by the workflow process until ``fire_at``, so this is the hold's wake-up and the
+recorded 5 ms ahead and held by the workflow process until ``fire_at``, so this is the hold's wake-up and the
 event applied, or, when the commit took longer than the lead, what it overran. Targets: p50 at most 1.0 ms, p99
 at most 2.0 ms. Shown too: how many sleeps resumed before ``fire_at`` (must be 0), the moment ``TimerFired`` was
 recorded minus ``fire_at`` (negative: ahead), and the resume minus the moment ``workflow.sleep`` was called minus

@@ -20,7 +20,7 @@ from aion.clock import SYSTEM_CLOCK, Clock
 #: How long before a durable timer is due its ``TimerFired`` is recorded (system clock only). Longer than a
 #: commit takes nearly always, short enough that a signal arriving in that window (ordered after the timer) is
 #: delayed no more than this.
-TIMER_LEAD_S: Final = 0.002
+TIMER_LEAD_S: Final = 0.005
 
 
 def record_at(fire_at: float, clock: Clock) -> float:
