@@ -69,8 +69,9 @@ def _abnormal(status: int) -> bool:
 class ZygoteServer(HostPool):
     """The zygote's loop: fork process children (or hand them to idle pool hosts), reap them, report exits.
 
-    Children spawned *armed* get a **speculative restart**: when one dies abnormally and an idle pool host is
-    ready, the zygote hands that host the same target and args at once, with a new channel, and reports the
+    Children spawned *armed* get a **speculative restart**: when one dies abnormally and an idle host is ready
+    (a recycled host of the same target first: its code and caches are warm), the zygote hands that host the
+    same target and args at once, with a new channel, and reports the
     exit and the replacement in one message (``["exit", pid, status, new_pid, token]`` plus the owner's end of
     the new channel). The owner adopts the replacement or kills it. The replacement is armed too.
 
@@ -356,10 +357,11 @@ class ZygoteServer(HostPool):
                 if entry is not None:
                     entry[0].close()
                 payload = self.armed.pop(pid, None)
-                if payload is None or not self.idle or not _abnormal(status):
+                hosts = None if payload is None or not _abnormal(status) else self.spare_hosts(payload)
+                if payload is None or hosts is None:
                     self.send(["exit", pid, status])
                 else:
-                    self.respawn(pid, status, payload)
+                    self.respawn(pid, status, payload, hosts)
                 with contextlib.suppress(OSError):  # after the report: not on the path from a crash to a restart
                     os.killpg(pid, signal.SIGKILL)  # what it started dies with it (it led its process group)
             elif pid == self.nursery_pid:
@@ -393,14 +395,25 @@ class ZygoteServer(HostPool):
             except OSError:
                 continue
 
-    def respawn(self, pid: int, status: int, payload: bytes) -> None:
-        """Report the exit of ``pid`` together with a replacement handed to an idle host (see the class).
+    def spare_hosts(self, payload: bytes) -> dict[int, tuple[socket.socket, socket.socket]] | None:
+        """Where the replacement of an armed child (``payload``) comes from: an idle recycled host of its target
+        (warm from earlier runs of the same code, with whatever that code set up), else an idle pool host;
+        None if there is neither."""
+        recycled = self.recycled.get(unpack(payload)[0])
+        if recycled:
+            return recycled
+        return self.idle or None
+
+    def respawn(
+        self, pid: int, status: int, payload: bytes, hosts: dict[int, tuple[socket.socket, socket.socket]]
+    ) -> None:
+        """Report the exit of ``pid`` together with a replacement handed to one of ``hosts`` (see the class).
 
         The owner is told first: its side (exit handling, the supervisor's decision, ``on_start``) is the
         longer path, and a pool host starts in a fraction of it. The replacement counts as our child before
         the host is sent anything, so if the host turns out to be dead its exit is reported like any other.
         """
-        hpid, (hsock, hchan) = self.idle.popitem()
+        hpid, (hsock, hchan) = hosts.popitem()
         token = next(self.tokens)
         self.children[hpid] = token
         self.armed[hpid] = payload

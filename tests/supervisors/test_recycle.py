@@ -227,3 +227,36 @@ def test_a_spawn_that_timed_out_never_starts_a_child_behind_its_callers_back() -
     finally:
         gate.set()
         zygote.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_speculative_restart_takes_an_idle_recycled_host_of_the_same_target() -> None:
+    """The replacement of an armed child that crashed is a recycled host of its target when one is idle (its code
+    is warm), even with no pool host at all."""
+    zygote = sv.Zygote.start(warm_pool=0)
+    hub = zygote.hub
+    ref = target_ref(worker)
+    spares: dict[int, Proc | None] = {}
+    exits: list[sv.ExitReason] = []
+    try:
+        first = hub.spawn(
+            ref, [], on_start=None, on_message=None, trap_exit=False, timeout=10, arm=True, recycle=True,
+            on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare),
+        )
+        other = hub.spawn(
+            ref, [], on_start=None, on_message=None, trap_exit=False, timeout=10, recycle=True,
+            on_exit=lambda _pid, reason, _spare: exits.append(reason),
+        )
+        other.channel.send(["return"])  # its host is kept, idle, for the next child of the target
+        wait_until(lambda: [r.kind for r in exits] == ["normal"])
+        first.channel.send(["exit", 3])
+        assert first.exited.wait(10)
+        spare = spares[first.pid]
+        assert spare is not None and spare.pid == other.pid
+        assert spare.provisional
+        messages: list[Any] = []
+        assert hub.adopt(spare, on_start=None, on_message=messages.append, on_exit=None)
+        spare.channel.send(["ping", "again"])
+        wait_until(lambda: ["pong", "again"] in messages)
+    finally:
+        zygote.stop()
