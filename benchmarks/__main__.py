@@ -169,10 +169,11 @@ def _waiting(d: dict[str, Any]) -> list[Row]:
     return [
         (f"starts/s ({d['runs']:,} waiting runs)", d["starts_per_s"], f"≥ {d['target_starts_per_s']:,.0f}",
          met_text(d["starts_met"])),
-        ("engine RSS MiB, all waiting", d["engine_rss_mib"], f"≤ {d['target_engine_rss_mib']:g}",
+        ("engine RSS MiB, all waiting, settled", d["settled_engine_rss_mib"], f"≤ {d['target_engine_rss_mib']:g}",
          met_text(d["engine_rss_met"])),
-        ("unique MiB of all processes", d["unique_mib"], f"≤ {d['target_unique_mib']:g}", met_text(d["unique_met"])),
-        ("processes / open fds", f"{d['processes']} / {d['open_fds']}", "", ""),
+        ("unique MiB of all processes, settled", d["settled_unique_mib"], f"≤ {d['target_unique_mib']:g}",
+         met_text(d["unique_met"])),
+        ("processes / open fds, settled", f"{d['settled_processes']} / {d['settled_open_fds']}", "", ""),
         ("signal all → all completed s", d["signal_all_s"], f"≤ {d['target_signal_all_s']:g}",
          met_text(d["signal_all_met"])),
     ]  # fmt: skip

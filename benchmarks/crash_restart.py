@@ -120,6 +120,7 @@ def measure(data: Path, size: int, kills: int) -> dict[str, Any]:
         activities=[noop, kill_process, started_at],
         max_restarts=10_000,
         max_resident=workflows,
+        evict_idle_after=None,  # nor evicted for idleness while they wait their turn
     ) as engine:
         handles = []
         remaining = kills

@@ -12,10 +12,17 @@ import contextlib
 import os
 import selectors
 import socket
+import time
 from typing import Any
 
 #: Recycled idle hosts kept per target reference; a host offered back beyond this exits.
 MAX_RECYCLED_IDLE = 64
+#: Recycled idle hosts kept per target reference however long they stay idle. Beyond these, a host idle for
+#: `RECYCLED_IDLE_SECONDS` exits: the memory of a burst's hosts goes back to the machine once the burst is over,
+#: and hand-offs take the most recently idle host first, so that the ones a steady load does not need age out
+#: instead of every host being kept warm in turn.
+RECYCLED_IDLE_FLOOR = 8
+RECYCLED_IDLE_SECONDS = 5.0
 
 
 class HostPool:
@@ -31,6 +38,7 @@ class HostPool:
         # Idle recycled hosts, by target reference: pid -> (control socket, owner's end of a spare channel).
         self.recycled: dict[str, dict[int, tuple[socket.socket, socket.socket]]] = {}
         self.retired: set[int] = set()  # recycled hosts told to exit, not reaped yet
+        self.idle_since: dict[int, float] = {}  # recycled idle host -> when it became idle (monotonic)
         # pid -> (control socket, owner's end of a channel made in advance for a speculative restart)
         self.idle: dict[int, tuple[socket.socket, socket.socket]] = {}
 
@@ -42,10 +50,11 @@ class HostPool:
     def hand_off(
         hosts: dict[int, tuple[socket.socket, socket.socket]], payload: bytes, recycle: bool
     ) -> tuple[int, socket.socket | None, socket.socket | None]:
-        """Hand ``payload`` to one of ``hosts``, which runs it on the channel made with it: its pid (0 if none
-        took it), for a recyclable child its control socket (else closed), and the owner's end of its channel."""
+        """Hand ``payload`` to one of ``hosts`` (the most recently idle), which runs it on the channel made with it:
+        its pid (0 if none took it), for a recyclable child its control socket (else closed), and the owner's end
+        of its channel."""
         while hosts:
-            hpid = next(iter(hosts))
+            hpid = next(reversed(hosts))
             hsock, hchan = hosts.pop(hpid)
             try:
                 hsock.send(payload)
@@ -101,10 +110,27 @@ class HostPool:
         if len(idle) < MAX_RECYCLED_IDLE:
             control.setblocking(True)
             idle[pid] = (control, spare_channel)
+            self.idle_since[pid] = time.monotonic()
         else:
-            control.close()
-            spare_channel.close()
-            self.retired.add(pid)
+            self.retire(pid, control, spare_channel)
+
+    def retire(self, pid: int, control: socket.socket, spare_channel: socket.socket) -> None:
+        """Tell a recycled host to exit (it sees its control socket close); it is reaped like any child."""
+        control.close()
+        spare_channel.close()
+        self.retired.add(pid)
+
+    def retire_idle(self, now: float) -> None:
+        """Retire the recycled hosts idle for `RECYCLED_IDLE_SECONDS`, keeping `RECYCLED_IDLE_FLOOR` per target."""
+        since = self.idle_since
+        for hosts in self.recycled.values():
+            for pid in list(hosts)[: max(0, len(hosts) - RECYCLED_IDLE_FLOOR)]:  # the longest idle first
+                if now - since.get(pid, now) < RECYCLED_IDLE_SECONDS:
+                    break
+                self.retire(pid, *hosts.pop(pid))
+        idle = {pid for hosts in self.recycled.values() for pid in hosts}
+        if len(since) != len(idle):  # forget hosts handed off, retired or dead since
+            self.idle_since = {pid: at for pid, at in since.items() if pid in idle}
 
     def pop_host(self, pid: int) -> tuple[socket.socket, socket.socket] | None:
         """Forget the recycled idle host ``pid`` (it died); its sockets, or None if it was not one."""

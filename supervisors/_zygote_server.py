@@ -129,6 +129,7 @@ class ZygoteServer(HostPool):
             now = time.monotonic()
             if now >= next_scan:
                 self.kill_orphans()
+                self.retire_idle(now)
                 if self.requested and now - self.nursery_heard > FORK_PATIENCE:
                     self.requested = 0
                 next_scan = now + ORPHAN_SCAN

@@ -77,6 +77,8 @@ EXPECTED: dict[str, set[str]] = {
         "unique_mib",
         "processes",
         "open_fds",
+        "settled_unique_mib",
+        "settled_processes",
         "signal_all_s",
         "starts_met",
         "engine_rss_met",

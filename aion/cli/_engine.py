@@ -38,7 +38,7 @@ from aion.cli._base import (
 from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
-from aion.engine._residency import DEFAULT_MAX_RESIDENT
+from aion.engine._residency import DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_RESIDENT
 from aion.errors import (
     EngineStoppedError,
     InvalidArgumentError,
@@ -99,6 +99,13 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
     help="Runs holding a workflow process at once (parked runs beyond it are evicted, new runs wait).",
 )
 @click.option(
+    "--evict-idle-after",
+    type=click.FloatRange(min=0, min_open=True, max=3.15e9),
+    default=DEFAULT_EVICT_IDLE_AFTER,
+    show_default=True,
+    help="Seconds a parked run stays inactive before it gives up its process even with slots to spare.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
     default="INFO",
@@ -136,6 +143,7 @@ def serve(
     warm_pool: int,
     max_restarts: int,
     max_resident: int,
+    evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,
@@ -167,6 +175,7 @@ def serve(
         warm_pool=warm_pool,
         max_restarts=max_restarts,
         max_resident=max_resident,
+        evict_idle_after=evict_idle_after,
         metrics=metrics,
         search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
         on_code_mismatch=on_code_mismatch,

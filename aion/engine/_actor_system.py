@@ -123,6 +123,7 @@ class ActorSystem:
                     self._closures,
                     cancel_grace=settings.cancel_grace,
                     max_resident=settings.max_resident,
+                    evict_idle_after=settings.evict_idle_after,
                     clock=settings.clock,
                     observer=self._telemetry.observer,
                     on_code_mismatch=settings.on_code_mismatch,

@@ -28,7 +28,7 @@ from aion.engine._handle import WorkflowHandle
 from aion.engine._holds import CodeMismatch
 from aion.engine._messages import Request, SignalWithStart, StartWorkflow, UnblockWorkflows
 from aion.engine._options import IdConflictPolicy, IdReusePolicy
-from aion.engine._residency import DEFAULT_MAX_RESIDENT
+from aion.engine._residency import DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_RESIDENT
 from aion.engine._task_queues import LocalQueue, RayQueue
 from aion.engine._tree import run_node
 from aion.errors import WorkflowNotFoundError
@@ -60,9 +60,11 @@ class Engine:
     ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
     ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child,
     a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see
-    docs/architecture.md, "Residency"), ``metrics`` (``"HOST:PORT"``: serve Prometheus ``/metrics`` there;
-    True: count only, see ``metrics_registry``), ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans
-    of every run, needs ``aion[otel]``; docs/operations.md lists the logs, metrics and spans),
+    docs/architecture.md, "Residency"), ``evict_idle_after`` (seconds, default 60: such a run not active for
+    that long gives up its process even when no other run needs it; ``None``: only when one does), ``metrics``
+    (``"HOST:PORT"``: serve Prometheus ``/metrics`` there; True: count only, see ``metrics_registry``),
+    ``tracer_provider`` (an OpenTelemetry ``TracerProvider``: spans of every run, needs ``aion[otel]``;
+    docs/operations.md lists the logs, metrics and spans),
     ``search_attributes`` (the declared search attributes, name -> one of ``keyword``, ``text``, ``int``,
     ``float``, ``bool``, ``datetime``, ``keyword_list``: see docs/visibility.md),
     ``on_code_mismatch`` (``"block"``, the default: a run whose code does
@@ -90,6 +92,7 @@ class Engine:
         max_seconds: float = 60.0,
         activity_cancel_grace: float = 5.0,
         max_resident: int = DEFAULT_MAX_RESIDENT,
+        evict_idle_after: float | None = DEFAULT_EVICT_IDLE_AFTER,
         clock: Clock = SYSTEM_CLOCK,
         metrics: MetricsOption = None,
         tracer_provider: Any = None,
@@ -109,6 +112,7 @@ class Engine:
             max_seconds=max_seconds,
             activity_cancel_grace=activity_cancel_grace,
             max_resident=max_resident,
+            evict_idle_after=evict_idle_after,
             clock=clock,
             metrics=metrics,
             tracer_provider=tracer_provider,

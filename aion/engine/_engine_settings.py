@@ -39,6 +39,7 @@ class EngineSettings:
     max_restarts: int
     max_seconds: float
     max_resident: int
+    evict_idle_after: float | None
     warm_pool: int
     clock: Clock
     task_queues: dict[str, QueueConfig]
@@ -58,6 +59,7 @@ class EngineSettings:
         max_seconds: float,
         activity_cancel_grace: float,
         max_resident: int,
+        evict_idle_after: float | None,
         clock: Clock,
         metrics: MetricsOption,
         tracer_provider: Any,
@@ -85,6 +87,9 @@ class EngineSettings:
         checked_restarts = count(max_restarts, "max_restarts", minimum=0)
         checked_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)
         checked_resident = count(max_resident, "max_resident", minimum=1)
+        checked_idle = (
+            None if evict_idle_after is None else to_seconds(evict_idle_after, "evict_idle_after", allow_zero=False)
+        )
         checked_pool = count(warm_pool, "warm_pool", minimum=0, maximum=1024)
         if not all(callable(getattr(clock, name, None)) for name in ("time", "now", "monotonic", "wait_until")):
             raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
@@ -104,6 +109,7 @@ class EngineSettings:
             max_restarts=checked_restarts,
             max_seconds=checked_seconds,
             max_resident=checked_resident,
+            evict_idle_after=checked_idle,
             warm_pool=checked_pool,
             clock=clock,
             task_queues=queues,

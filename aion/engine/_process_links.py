@@ -53,6 +53,7 @@ class ProcessLinks:
         clock: Clock,
         *,
         max_resident: int,
+        evict_idle_after: float | None = None,
         on_commands: OnCommands,
         on_failure: OnFailure,
         on_diverged: OnFailure | None = None,
@@ -66,7 +67,12 @@ class ProcessLinks:
         self._on_diverged = on_diverged or on_failure
         self._one_off_queries: dict[int, tuple[dict[str, Any], pykka.Future[Any]]] = {}
         self.residency = Residency(
-            max_resident, self._spawn, self._evict, lambda at: timers.arm(at, RESIDENCY_RECHECK), clock
+            max_resident,
+            self._spawn,
+            self._evict,
+            lambda at: timers.arm(at, RESIDENCY_RECHECK),
+            clock,
+            idle_after=evict_idle_after,
         )
 
     # -- slots and processes --------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ for it.
 Runs that already started (an arrival for an evicted run, a restart after recovery) get a process before runs
 that have not started yet, so the work in flight is finished before new work is taken on. A slot is a run's from
 the moment it is given a process until it closes or is evicted.
+
+A parked run that has not been active for ``idle_after`` seconds (``Engine(evict_idle_after=...)``) is evicted
+even when no run waits for its slot: a run waiting hours for a signal does not keep a process (3-7 MiB) for it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ if TYPE_CHECKING:  # at run time only their attributes are used: this module sta
 #: Runs holding a workflow process at once, by default (``Engine(max_resident=...)``): the zygote's cap on
 #: idle recycled hosts, so that a burst of runs reuses processes instead of forking one per run beyond it.
 DEFAULT_MAX_RESIDENT = 64
+#: Seconds a parked run may stay inactive before it gives up its process with no other run needing it, by default
+#: (``Engine(evict_idle_after=...)``).
+DEFAULT_EVICT_IDLE_AFTER = 60.0
 
 #: A run whose next timer fires within this many seconds, or whose activity was scheduled less than this many
 #: seconds ago, is not evicted.
@@ -49,15 +55,20 @@ class Residency:
         evict: Callable[[Run], None],
         recheck_at: Callable[[float], None],
         clock: Clock,
+        *,
+        idle_after: float | None = None,
     ) -> None:
         self.max_resident = max_resident
         self._clock = clock
         self._spawn = spawn
         self._evict = evict
         self._recheck_at = recheck_at
-        self._recheck_armed = False
-        #: Runs holding a slot, least recently active first.
+        self._idle_after = idle_after
+        #: When `recheck` is armed for (epoch seconds), if it is.
+        self._recheck_when: float | None = None
+        #: Runs holding a slot, least recently active first, and when each was last active.
         self._resident: OrderedDict[str, Run] = OrderedDict()
+        self._active_at: dict[str, float] = {}
         #: Runs waiting for a slot: those that had started first, then new runs, each in arrival order.
         self._resuming: OrderedDict[str, Run] = OrderedDict()
         self._starting: OrderedDict[str, Run] = OrderedDict()
@@ -92,24 +103,28 @@ class Residency:
         # `settled` and one that ages by `recheck`, so the scan is not repeated for every newcomer.
         if len(self._resident) >= self.max_resident and (self.waiting or not self._evict_one()):
             (self._resuming if started else self._starting)[workflow_id] = run
-            self._arm_recheck()
+            self._arm(self._clock.time() + RECHECK)
             return
         self._give(run)
 
     def recheck(self) -> None:
-        """Evict parked runs for the runs that wait, as far as there are any; look again later if some still
-        wait."""
-        self._recheck_armed = False
+        """Evict parked runs for the runs that wait, as far as there are any, and parked runs idle for
+        ``idle_after``; look again later if some still wait or will be idle long enough."""
+        self._recheck_when = None
         while self.waiting and len(self._resident) >= self.max_resident and self._evict_one():
             self._admit()
         self._admit()
+        now = self._clock.time()
         if self.waiting:
-            self._arm_recheck()
+            self._arm(now + RECHECK)
+        self._evict_idle(now)
 
     def touch(self, run: Run) -> None:
         """``run`` was just active: it is the last one to be evicted."""
-        if run.workflow_id in self._resident:
-            self._resident.move_to_end(run.workflow_id)
+        workflow_id = run.workflow_id
+        if workflow_id in self._resident:
+            self._resident.move_to_end(workflow_id)
+            self._active_at[workflow_id] = self._clock.time()
 
     def settled(self, run: Run) -> None:
         """``run`` reported on what it was sent, or its last append is in: if it is now parked and runs wait for a
@@ -127,16 +142,49 @@ class Residency:
                 del waiting[workflow_id]
         if self._resident.get(workflow_id) is run:
             del self._resident[workflow_id]
+            self._active_at.pop(workflow_id, None)
             self._admit()
 
-    def _arm_recheck(self) -> None:
-        if not self._recheck_armed:
-            self._recheck_armed = True
-            self._recheck_at(self._clock.time() + RECHECK)
+    def _arm(self, at: float) -> None:
+        """Have `recheck` called at ``at`` (or earlier, if it is armed for earlier already)."""
+        if self._recheck_when is None or at < self._recheck_when:
+            self._recheck_when = at
+            self._recheck_at(at)
 
     def _give(self, run: Run) -> None:
-        self._resident[run.workflow_id] = run
+        workflow_id = run.workflow_id
+        self._resident[workflow_id] = run
+        now = self._clock.time()
+        self._active_at[workflow_id] = now
+        if self._idle_after is not None:
+            self._arm(now + self._idle_after)
         self._spawn(run)
+
+    def _evict_idle(self, now: float) -> None:
+        """Evict the parked runs not active for ``idle_after`` (the least recently active first); arm `recheck`
+        for when the next one will have been idle that long."""
+        if self._idle_after is None:
+            return
+        limit = now - self._idle_after
+        skipped = False  # an idle run that is not parked (a timer about to fire, say): look again soon
+        next_at: float | None = None
+        for scanned, run in enumerate(list(self._resident.values())):
+            active_at = self._active_at.get(run.workflow_id, now)
+            if active_at > limit:  # it and every run after it were active more recently
+                next_at = active_at + self._idle_after
+                break
+            if scanned >= EVICTION_SCAN:
+                skipped = True
+                break
+            if _parked(run, now):
+                self._evict_resident(run)
+            else:
+                skipped = True
+        self._admit()
+        if skipped:
+            self._arm(now + RECHECK)
+        elif next_at is not None:
+            self._arm(next_at)
 
     def _admit(self) -> None:
         while len(self._resident) < self.max_resident and (self._resuming or self._starting):
@@ -167,6 +215,7 @@ class Residency:
 
     def _evict_resident(self, run: Run) -> None:
         del self._resident[run.workflow_id]
+        self._active_at.pop(run.workflow_id, None)
         self.evictions += 1
         self._evict(run)
 

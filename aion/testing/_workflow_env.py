@@ -72,6 +72,8 @@ class WorkflowEnvironment:
         self._data_dir = None if data_dir is None else Path(data_dir)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         engine_options.setdefault("activity_workers", 2)
+        # Idle runs keep their processes: the virtual clock's leaps would otherwise evict every waiting run.
+        engine_options.setdefault("evict_idle_after", None)
         self._engine_options = engine_options
         self._engine: Engine | None = None
         self._auto = True

@@ -67,6 +67,19 @@ API_CASES = [
     api("engine-max-seconds-string", 'max_seconds="60"', INVALID, lambda c: Engine(c.tmp, max_seconds="60")),  # type: ignore[arg-type]
     api("engine-max-restarts-negative", "max_restarts=-1", INVALID, lambda c: Engine(c.tmp, max_restarts=-1)),
     api("engine-max-resident-zero", "max_resident=0", INVALID, lambda c: Engine(c.tmp, max_resident=0)),
+    api("engine-evict-idle-zero", "evict_idle_after=0", INVALID, lambda c: Engine(c.tmp, evict_idle_after=0)),
+    api(
+        "engine-evict-idle-nan",
+        "evict_idle_after=NaN",
+        INVALID,
+        lambda c: Engine(c.tmp, evict_idle_after=float("nan")),
+    ),
+    api(
+        "engine-evict-idle-string",
+        'evict_idle_after="60"',
+        INVALID,
+        lambda c: Engine(c.tmp, evict_idle_after="60"),  # type: ignore[arg-type]
+    ),
     api(
         "engine-cancel-grace-negative",
         "activity_cancel_grace=-1",

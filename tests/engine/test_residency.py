@@ -242,3 +242,25 @@ def test_queued_and_evicted_runs_survive_an_engine_restart(engine_with: EngineFa
 def test_max_resident_must_be_a_positive_int(tmp_path: Path, bad: object) -> None:
     with pytest.raises(aion.InvalidArgumentError, match="max_resident"):
         aion.Engine(tmp_path / "data", workflows=[flows.waits_for_signals], max_resident=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(90)
+def test_a_parked_run_idle_long_enough_gives_up_its_process_with_slots_to_spare(tmp_path: Path, log: str) -> None:
+    with aion.Engine(
+        tmp_path / "data", workflows=rf.WORKFLOWS, activities=rf.ACTIVITIES, evict_idle_after=0.5
+    ) as engine:
+        handle = engine.start_workflow(rf.parked_waiter, log, workflow_id="idle")
+        assert handle.query("ready") is True
+        pid = wait_until(lambda: engine.workflow_pid("idle"))
+        # Far below max_resident (64), and nothing else wants a slot: idleness alone gives the process up.
+        wait_until(lambda: engine.residency()["resident"] == 0 and engine.workflow_pid("idle") is None)
+        assert engine.residency()["evictions"] == 1
+        assert engine.workflow_pid("idle") != pid
+        handle.signal("go", 7)
+        assert handle.result(timeout=30) == 7  # replayed in a new process, nothing lost
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "60", True])
+def test_evict_idle_after_must_be_positive_seconds_or_none(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(aion.InvalidArgumentError, match="evict_idle_after"):
+        aion.Engine(tmp_path / "data", workflows=[flows.waits_for_signals], evict_idle_after=bad)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import pytest
 
 import supervisors as sv
 from supervisors._hub import Proc
+from supervisors._pool import RECYCLED_IDLE_FLOOR
 from supervisors._specs import target_ref
 from tests.helpers import is_gone
 
@@ -258,5 +259,28 @@ def test_a_speculative_restart_takes_an_idle_recycled_host_of_the_same_target() 
         assert hub.adopt(spare, on_start=None, on_message=messages.append, on_exit=None)
         spare.channel.send(["ping", "again"])
         wait_until(lambda: ["pong", "again"] in messages)
+    finally:
+        zygote.stop()
+
+
+@pytest.mark.timeout(60)
+def test_idle_recycled_hosts_beyond_the_floor_exit_once_idle_long_enough_the_longest_idle_first() -> None:
+    """After a burst, the recycled hosts a steady load does not need go: beyond `RECYCLED_IDLE_FLOOR` per target,
+    a host idle for `RECYCLED_IDLE_SECONDS` exits, the longest idle first; a spawn takes the most recently idle."""
+    zygote = sv.Zygote.start()
+    try:
+        children = [_Child(zygote, worker) for _ in range(RECYCLED_IDLE_FLOOR + 4)]  # all running at once
+        for child in children:
+            child.finish()  # in this order: the first finished has been idle the longest
+        pids = [child.pid for child in children]
+        newest = _Child(zygote, worker)
+        assert newest.pid == pids[-1]  # the most recently idle host is handed the next child
+        newest.finish()
+        wait_until(lambda: sum(is_gone(pid) for pid in pids) == 4, timeout=30)
+        assert all(is_gone(pid) for pid in pids[:4])
+        assert not any(is_gone(pid) for pid in pids[4:])
+        again = _Child(zygote, worker)  # the survivors still host children
+        again.ping("still")
+        assert again.pid in pids[4:]
     finally:
         zygote.stop()
