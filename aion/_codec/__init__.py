@@ -45,7 +45,7 @@ hold, and its entry points), ``_events`` (event decoding and the per-type field 
 event encoder's fast paths: a body encoded ahead, then stamped). Import from ``aion._codec`` itself.
 """
 
-from aion._codec._events import decode_event, prepare_event_types
+from aion._codec._events import decode_event, is_plain_event_type, prepare_event_types
 from aion._codec._payload import (
     DEFAULT_PAYLOAD_LIMIT,
     MAX_PAYLOAD_DEPTH,
@@ -68,6 +68,7 @@ __all__ = [
     "encode_payload",
     "encode_time",
     "is_model",
+    "is_plain_event_type",
     "pack_plain",
     "prepare_event_types",
     "stamp_event",

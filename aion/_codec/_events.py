@@ -117,11 +117,21 @@ def event_record(event: Event, *, stamp: bool) -> dict[str, Any]:
 STAMP_FIELDS: Final = frozenset({"seq", "recorded_at"})
 
 
+def is_plain_event_type(cls: type[Event]) -> bool:
+    """Whether an instance of ``cls`` may be made by setting its ``__dict__`` to its fields in field order,
+    without calling ``__init__``: no ``__post_init__``, no ``init=False`` field, no slots (the dataclass's
+    ``__init__`` would only set each field). The decoder and the store's stamping both rely on it."""
+    return (
+        not hasattr(cls, "__post_init__")
+        and "__slots__" not in cls.__dict__
+        and dataclasses.is_dataclass(cls)
+        and all(field.init for field in dataclasses.fields(cls))
+    )
+
+
 class _Layout:
     """How :func:`decode_event` builds one event type: its fields in order, the checks of their values, and
-    whether an instance may be made without calling ``__init__`` (no ``__post_init__``, no ``init=False`` field
-    and no slots: the dataclass's ``__init__`` would only set each field, in field order, as
-    ``aion.store._derive.stamp`` also assumes)."""
+    whether an instance may be made without calling ``__init__`` (:func:`is_plain_event_type`)."""
 
     __slots__ = ("checks", "cls", "names", "order", "plain", "specs")
 
@@ -136,12 +146,7 @@ class _Layout:
         self.checks = tuple(
             (spec.name, spec.sure, spec.fits, spec.hint) for spec in self.specs if spec.fits is not _fits_anything
         )
-        fields = {field.name: field for field in dataclasses.fields(cls)}
-        self.plain = (
-            not hasattr(cls, "__post_init__")
-            and "__slots__" not in cls.__dict__
-            and all(field.init for field in fields.values())
-        )
+        self.plain = is_plain_event_type(cls)
 
 
 _LAYOUTS: dict[type[Event], _Layout] = {}

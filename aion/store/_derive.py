@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, NoReturn
 
-from aion._codec import DEFAULT_PAYLOAD_LIMIT, encode_event_body, encode_time, stamp_event
+from aion._codec import DEFAULT_PAYLOAD_LIMIT, encode_event_body, encode_time, is_plain_event_type, stamp_event
 from aion._ids import validate_run_id
 from aion.errors import (
     InvalidArgumentError,
@@ -115,17 +115,6 @@ def evolve(run: RunInfo, **changes: Any) -> RunInfo:
     return new
 
 
-def _plain(cls: type[Event]) -> bool:
-    """True when a copy of the instance's ``__dict__`` is exactly what ``dataclasses.replace`` would build:
-    no ``__post_init__``, no ``init=False`` field, no slots."""
-    return (
-        not hasattr(cls, "__post_init__")
-        and "__slots__" not in cls.__dict__
-        and dataclasses.is_dataclass(cls)
-        and all(field.init for field in dataclasses.fields(cls))
-    )
-
-
 _PLAIN_EVENTS: dict[type[Event], bool] = {}
 _new_object = object.__new__
 _set_attribute = object.__setattr__
@@ -137,7 +126,7 @@ def stamp(event: Event, seq: int, recorded_at: datetime) -> Event:
     cls = type(event)
     plain = _PLAIN_EVENTS.get(cls)
     if plain is None:
-        plain = _PLAIN_EVENTS[cls] = _plain(cls)
+        plain = _PLAIN_EVENTS[cls] = is_plain_event_type(cls)
     if not plain:
         return dataclasses.replace(event, seq=seq, recorded_at=recorded_at)
     fields = event.__dict__.copy()
@@ -241,7 +230,7 @@ def apply_request(
         ordinary = _ORDINARY.get(kind)
         if ordinary is None:
             ordinary = _ORDINARY[kind] = _is_ordinary(kind)
-            FAST_EVENTS[kind] = ordinary and _plain(kind)
+            FAST_EVENTS[kind] = ordinary and is_plain_event_type(kind)
         if ordinary:  # the usual event: it only needs an open run
             if run is None or (run.status is not _RUNNING and run.status not in OPEN_STATUSES):
                 _refuse_without_running_run(workflow_id, run, event)
