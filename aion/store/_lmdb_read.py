@@ -115,6 +115,25 @@ class LmdbIndexSource:
                 yield run_of(self._txn, self._dbs, bytes(wf), data)
 
 
+def _history_from(txn: Any, db: Any, prefix: bytes, first: int) -> Iterator[tuple[bytes, bytes]]:
+    """The history rows ``(key, stored bytes)`` of the workflow whose keys start with ``prefix``, from sequence
+    number ``first`` on, in order."""
+    with txn.cursor(db=db) as cursor:
+        if cursor.set_range(prefix + _pack(first)):
+            for key, value in cursor.iternext():
+                if not key.startswith(prefix):
+                    return
+                yield key, value
+
+
+def _current_run_first(txn: Any, dbs: Databases, workflow_id: str, wf: bytes) -> int:
+    """The first sequence number of the workflow's current run; ``WorkflowNotFoundError`` if it has none."""
+    data = txn.get(wf, db=dbs.runs)
+    if data is None:
+        raise WorkflowNotFoundError(workflow_id)
+    return decode_run(workflow_id, data).run_first_seq
+
+
 class LmdbReads:
     """The read methods of the LMDB store, over the environment in :attr:`environment`."""
 
@@ -159,14 +178,11 @@ class LmdbReads:
         raw: list[bytes] = []
         if limit == 0:
             return []
-        with self.environment.read() as txn, txn.cursor(db=self.environment.dbs.history) as cursor:
-            if cursor.set_range(prefix + _pack(max(after_seq, 0) + 1)):
-                for key, value in cursor.iternext():
-                    if not key.startswith(prefix):
-                        break
-                    raw.append(value)
-                    if limit is not None and len(raw) >= limit:
-                        break
+        with self.environment.read() as txn:
+            for _, value in _history_from(txn, self.environment.dbs.history, prefix, max(after_seq, 0) + 1):
+                raw.append(value)
+                if limit is not None and len(raw) >= limit:
+                    break
         with collector_paused():
             return [self._decode(data) for data in raw]
 
@@ -179,24 +195,17 @@ class LmdbReads:
         events: list[Event] = []
         with self.environment.read() as txn, collector_paused():
             if run_id is None:
-                data = txn.get(wf, db=dbs.runs)
-                if data is None:
-                    raise WorkflowNotFoundError(workflow_id)
-                first = decode_run(workflow_id, data).run_first_seq
+                first = _current_run_first(txn, dbs, workflow_id, wf)
             else:
                 entry = txn.get(run_id.encode(), db=dbs.run_index)
                 owner, first = msgpack.unpackb(entry) if entry is not None else (None, 0)
                 if owner != workflow_id:
                     raise WorkflowNotFoundError(workflow_id, run_id)
-            with txn.cursor(db=dbs.history) as cursor:
-                if cursor.set_range(prefix + _pack(first)):
-                    for key, value in cursor.iternext():
-                        if not key.startswith(prefix):
-                            break
-                        event = self._decode(value)
-                        if events and isinstance(event, WorkflowStarted):
-                            break
-                        events.append(event)
+            for _, value in _history_from(txn, dbs.history, prefix, first):
+                event = self._decode(value)
+                if events and isinstance(event, WorkflowStarted):
+                    break
+                events.append(event)
         return events
 
     def read_run_encoded(self, workflow_id: str) -> tuple[list[bytes], int]:
@@ -210,17 +219,10 @@ class LmdbReads:
         values: list[bytes] = []
         last = b""
         with self.environment.read() as txn:
-            data = txn.get(wf, db=dbs.runs)
-            if data is None:
-                raise WorkflowNotFoundError(workflow_id)
-            first = decode_run(workflow_id, data).run_first_seq
-            with txn.cursor(db=dbs.history) as cursor:
-                if cursor.set_range(prefix + _pack(first)):
-                    for key, value in cursor.iternext():
-                        if not key.startswith(prefix):
-                            break
-                        values.append(value)
-                        last = key
+            first = _current_run_first(txn, dbs, workflow_id, wf)
+            for key, value in _history_from(txn, dbs.history, prefix, first):
+                values.append(value)
+                last = key
         if not values:
             raise CorruptEventError(f"workflow {workflow_id!r}: its current run has no events")
         seq: int = _unpack_from(last, len(prefix))[0]
