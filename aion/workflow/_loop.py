@@ -110,6 +110,8 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         if self._running:
             yield
             return
+        # asyncio has no public way to make a loop the running one without running it: these two are what
+        # BaseEventLoop.run_forever itself calls.
         previous = asyncio.events._get_running_loop()  # noqa: SLF001
         asyncio.events._set_running_loop(self)  # noqa: SLF001
         self._running = True
@@ -123,19 +125,8 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         """Run ready callbacks, including the ones they queue, until none is left (nothing once closed)."""
         if self._closed:
             return
-        if self._running:
+        with self.running():
             self._run_ready()
-            return
-        # asyncio has no public way to make a loop the running one without running it: these two are what
-        # BaseEventLoop.run_forever itself calls.
-        previous = asyncio.events._get_running_loop()  # noqa: SLF001
-        asyncio.events._set_running_loop(self)  # noqa: SLF001
-        self._running = True
-        try:
-            self._run_ready()
-        finally:
-            self._running = False
-            asyncio.events._set_running_loop(previous)  # noqa: SLF001
 
     def _run_ready(self) -> None:
         ready = self._ready

@@ -116,10 +116,9 @@ class PendingWork:
     def resolve(table: dict[int, Any], ordinal: int, *, result: Any = None, error: BaseException | None = None) -> None:
         """Settle the future of ``ordinal`` in ``table`` (one of the tables above) with ``result`` or ``error``,
         and drop it; an outcome for an ordinal no longer pending is ignored."""
-        future = table.pop(ordinal, None)
-        if future is None or future.done():
+        if error is None:
+            PendingWork.settle(table, ordinal, result)
             return
-        if error is not None:
+        future = table.pop(ordinal, None)
+        if future is not None and not future.done():
             future.set_exception(error)
-        else:
-            future.set_result(result)
