@@ -160,7 +160,7 @@ def _schedules(d: dict[str, Any]) -> list[Row]:
             f"schedule fire lateness p50 / p99 ({d['schedules']} schedules at 1 s)",
             f"{d['lateness_p50_ms']:.1f} / {d['lateness_p99_ms']:.1f} ms",
             f"p99 < {d['target_p99_ms']:g} ms",
-            "yes" if d["met"] else "NO",
+            met_text(d["met"]),
         ),
     ]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import aion
 from aion import activity, events, workflow
-from benchmarks._report import percentile, report
+from benchmarks._report import met_text, percentile, report
 
 #: nominal history size -> the target p50 (ms) of kill → next activity started
 TARGET_P50_MS = {10: 4.0, 1000: 20.0}
@@ -172,7 +172,7 @@ def main() -> None:
             r["kill_to_started_p50_ms"],
             r["kill_to_started_p99_ms"],
             f"p50 ≤ {r['target_p50_ms']:g}" if r["target_p50_ms"] else "",
-            "" if r["met"] is None else ("yes" if r["met"] else "NO"),
+            met_text(r["met"]),
         )
         for r in results
     ]

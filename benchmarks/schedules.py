@@ -17,7 +17,7 @@ from typing import Any
 import aion
 from aion import events, workflow
 from aion.schedules import ScheduleSpec
-from benchmarks._report import percentile, report
+from benchmarks._report import met_text, percentile, report
 
 TARGET_P99_MS = 50.0
 
@@ -59,7 +59,7 @@ def main() -> None:
     schedules, seconds = (10, 3.0) if args.quick else (100, 5.0)
     with tempfile.TemporaryDirectory(prefix="aion-bench-schedules-") as tmp:
         r = measure(Path(tmp, "data"), schedules, seconds)
-    met = "yes" if r["met"] else "NO"
+    met = met_text(r["met"])
     rows = [
         (
             "ScheduleFired recorded - fire_at",

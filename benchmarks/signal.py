@@ -18,7 +18,7 @@ from typing import Any
 
 import aion
 from aion import workflow
-from benchmarks._report import percentile, report
+from benchmarks._report import met_text, percentile, report
 
 TARGET_P50_MS = 1.5
 TARGET_P99_MS = 4.0
@@ -77,7 +77,7 @@ def main() -> None:
             r["signal_to_result_p50_ms"],
             r["signal_to_result_p99_ms"],
             f"p50 ≤ {TARGET_P50_MS:g}, p99 ≤ {TARGET_P99_MS:g}",
-            "yes" if r["met"] else "NO",
+            met_text(r["met"]),
         ),
         ("signal() call (durable)", r["signal_call_p50_ms"], r["signal_call_p99_ms"], "", ""),
     ]
