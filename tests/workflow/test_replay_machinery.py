@@ -13,8 +13,9 @@ from aion import events as ev
 from aion._codec import decode_event, encode_event, encode_event_body
 from aion._gc import collector_paused
 from aion.events import EVENT_TYPES
-from aion.workflow._commands import EventTypeTable, anchor_key, is_arrival
+from aion.workflow._commands import ARRIVALS, EventTypeTable, anchor_key, is_arrival
 from aion.workflow._loop import DeterministicLoop
+from aion.workflow._runtime import WorkflowRuntime
 from tests.event_samples import sample_event
 
 
@@ -115,3 +116,11 @@ def test_a_decoded_event_is_the_one_init_builds_and_encodes_to_the_same_bytes(na
     fields: dict[str, Any] = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
     assert list(vars(decoded)) == list(fields)  # field order, as __init__ sets them
     assert encode_event_body(decoded) == encode_event_body(event)
+
+
+def test_every_arrival_type_has_a_handler_in_the_runtime_and_only_those() -> None:
+    """``ARRIVALS`` (which events are delivered to a workflow) and the runtime's handlers list the same types."""
+    types = set(EVENT_TYPES.values())  # the tables also keep what they answered for other classes: not those
+    arrivals = {kind for kind, arrival in dict(ARRIVALS).items() if arrival is not False and kind in types}
+    handlers = dict(WorkflowRuntime._ARRIVAL_HANDLERS)
+    assert arrivals == {kind for kind, handler in handlers.items() if handler is not None and kind in types}
