@@ -322,10 +322,19 @@ class ActorSystem:
         return call.reply.get()
 
     def quiescence(self) -> Quiescence:
-        """Whether the core and the schedule service have settled, and when the next deadline of either is due."""
-        core: Quiescence = self.request(GetQuiescence())
+        """Whether the core and the schedule service have settled, and when the next deadline of either is due.
+
+        Each hands the other work (the service starts runs, the core reports closures), so the core is read
+        between two reads of the service: settled only if the service was settled both times and handled nothing
+        but the second read between them. A start that lands between the reads then shows in the core's read, and
+        a closure the core reported before its read shows as a message the service handled.
+        """
         if self._schedules is None:
+            core: Quiescence = self.request(GetQuiescence())
             return core
-        settled, next_due = self.schedule_call(None, lambda service: service.quiescence())
+        before, _, handled_before = self.schedule_call(None, lambda service: service.quiescence())
+        core = self.request(GetQuiescence())
+        after, next_due, handled_after = self.schedule_call(None, lambda service: service.quiescence())
+        settled = core.settled and before and after and handled_after == handled_before + 1
         dues = [due for due in (core.next_due, next_due) if due is not None]
-        return Quiescence(core.settled and settled, core.activities_busy, min(dues) if dues else None)
+        return Quiescence(settled, core.activities_busy, min(dues) if dues else None)

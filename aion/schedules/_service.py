@@ -146,6 +146,9 @@ class ScheduleService(pykka.ThreadingActor):
         self._starting = 0
         #: The API's reply futures of manual fires whose start is on its way.
         self._pending_replies: dict[tuple[str, str], pykka.Future[Any] | None] = {}
+        #: Messages handled so far: two quiescence reads with only the second one handled between them bracket
+        #: a moment in which the service did nothing (see ``ActorSystem.quiescence``).
+        self._messages_handled = 0
 
     # -- actor ----------------------------------------------------------------------------------------------
 
@@ -171,6 +174,7 @@ class ScheduleService(pykka.ThreadingActor):
         self._timers.stop()
 
     def on_receive(self, message: Any) -> Any:
+        self._messages_handled += 1
         try:
             if isinstance(message, Call):
                 self._on_call(message)
@@ -305,14 +309,15 @@ class ScheduleService(pykka.ThreadingActor):
         """Queue a manual fire (trigger, backfill); it is handled in turn, ``reply`` gets its outcome event."""
         slot.manual.append((fire_at, manual, overlap, reply))
 
-    def quiescence(self) -> tuple[bool, float | None]:
-        """Whether nothing is on its way (every due fire handled, no start in flight), and the next due time."""
+    def quiescence(self) -> tuple[bool, float | None, int]:
+        """Whether nothing is on its way (every due fire handled, no start in flight), the next due time, and
+        how many messages the service has handled (this one included)."""
         settled = (
             self._timers.settled()
             and not self._starting
             and not any(slot.busy or slot.deferred or slot.manual for slot in self._slots.values())
         )
-        return settled, self._timers.next_due()
+        return settled, self._timers.next_due(), self._messages_handled
 
     # -- firing ---------------------------------------------------------------------------------------------
 
