@@ -119,6 +119,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
             on_commands=self._run_commands,
             on_failure=self._run_failed,
             on_diverged=self._run_diverged,
+            observer=observer,
         )
         self._lifecycle = RunLifecycle(
             self,

@@ -25,7 +25,7 @@ from aion.engine._interfaces import Core, Then
 from aion.engine._options import StartOptions
 from aion.engine._process_links import ProcessLinks
 from aion.engine._registry import Registry
-from aion.engine._runs import Run, RunState
+from aion.engine._runs import Run, RunState, stored_started
 from aion.engine._start_policies import StartPolicies
 from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
 from aion.engine._timer_lead import due_at, record_at
@@ -160,8 +160,7 @@ class RunLifecycle:
             return
         run.state.closing = True
         run.continuing = True
-        previous = run.state.started
-        assert previous is not None
+        previous = self._started_of(run)
         next_run_id = new_run_id()
         closing = ev.WorkflowContinuedAsNew(
             workflow_id=run.workflow_id, input=command.args, new_run_id=next_run_id, workflow_type=workflow_type
@@ -173,7 +172,7 @@ class RunLifecycle:
             run_id=next_run_id,
             parent_run_id=run.run_id,
             first_run_id=previous.first_run_id or previous.run_id,
-            search_attributes=run.state.search_attributes(),
+            search_attributes=run.state.search_attributes(previous.search_attributes),
             execution_timeout=previous.execution_timeout,
             execution_deadline=previous.execution_deadline,
             run_timeout=previous.run_timeout,
@@ -195,6 +194,17 @@ class RunLifecycle:
                 action(successor)
 
         self._core.append(run, [closing, started], then=open_next)
+
+    def _started_of(self, run: Run) -> ev.WorkflowStarted:
+        """The run's ``WorkflowStarted``: kept in its state, or (once shed) read from the store, where it is
+        durable."""
+        started = run.state.started
+        if started is None:
+            info = self._store.get_run(run.workflow_id)
+            started = stored_started(self._store, info) if info is not None and info.run_id == run.run_id else None
+            if started is None:
+                raise RuntimeError(f"the WorkflowStarted of run {run.run_id!r} of {run.workflow_id!r} is not stored")
+        return started
 
     # -- requests from outside ------------------------------------------------------------------------------
 
@@ -327,7 +337,7 @@ class RunLifecycle:
     def release(self, run: Run) -> None:
         """The run's terminal event is durable: drop its deadlines, work, slot and queries."""
         self.disarm_timers(run)
-        for kind, _ in run.state.deadlines():
+        for kind in RUN_DEADLINES:
             self._timers.disarm(TimerKey(kind, run.workflow_id, run.run_id))
         self._activities.forget(run)
         self._links.release(run)

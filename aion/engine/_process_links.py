@@ -57,8 +57,10 @@ class ProcessLinks:
         on_commands: OnCommands,
         on_failure: OnFailure,
         on_diverged: OnFailure | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._core = core
+        self._observer = observer if observer is not None else Observer()
         self._store = store
         self._processes = processes
         self._on_commands = on_commands
@@ -113,7 +115,8 @@ class ProcessLinks:
     def _evict(self, run: Run) -> None:
         """Tell a parked run's process to stop (it is then kept for another run); the run's state is its history,
         and anything that arrives for it gives it a process again, which replays."""
-        Observer.evicted(run)
+        self._observer.evicted(run)
+        run.state.shed_started()
         channel, run.link.channel = run.link.channel, None
         run.link.incarnation += 1
         with contextlib.suppress(ChannelClosedError):

@@ -23,6 +23,7 @@ from aion import events as ev
 from aion._definitions import version_of_run
 from aion.engine._options import ActivityOptions, StartOptions
 from aion.engine._timer_keys import TimerKind
+from aion.store import EventStore, RunInfo
 from aion.workflow._commands import Key, anchor_key
 
 
@@ -96,6 +97,8 @@ class RunState:
     run_id: str
     workflow_type: str
     head: int
+    #: The run's ``WorkflowStarted`` (not stamped yet while it is on its way to the store), until the run is
+    #: first evicted (:meth:`shed_started`): then only what the engine keeps needing of it stays, below.
     started: ev.WorkflowStarted | None = None
     cancel_requested: bool = False
     closing: bool = False
@@ -111,6 +114,10 @@ class RunState:
     pending_activities: dict[int, PendingActivity] | None = field(default=None, repr=False)
     timer_fires: dict[int, float] | None = field(default=None, repr=False)
     upserts: dict[str, Any] | None = field(default=None, repr=False)
+    # What is kept of ``started`` once it is shed (see the properties of the same meaning).
+    shed_version: int = field(default=0, repr=False)
+    shed_parent: tuple[str, str] | None = field(default=None, repr=False)
+    shed_started_at: float = field(default=0.0, repr=False)
 
     @property
     def issued(self) -> set[Key]:
@@ -158,15 +165,28 @@ class RunState:
         """When its pending timers fire and its pending activities, without making the collections."""
         return (self.timer_fires or {}).values(), (self.pending_activities or {}).values()
 
-    def search_attributes(self) -> dict[str, Any]:
-        """The run's search attributes now: those it started with, then its upserts (continue-as-new keeps them)."""
-        attributes = dict(self.started.search_attributes) if self.started is not None else {}
+    def search_attributes(self, initial: dict[str, Any]) -> dict[str, Any]:
+        """The run's search attributes now: ``initial`` (those its ``WorkflowStarted`` records), then its upserts
+        (continue-as-new keeps them)."""
+        attributes = dict(initial)
         for name, value in (self.upserts or {}).items():
             if value is None:
                 attributes.pop(name, None)
             else:
                 attributes[name] = value
         return attributes
+
+    def shed_started(self) -> None:
+        """Keep of the ``WorkflowStarted`` only what the engine needs while the run waits (its version, parent and
+        start time): a run evicted from its process may wait for days, and the engine holds 100,000 such. The
+        rest is in the store (``stored_started``)."""
+        started = self.started
+        if started is None:
+            return
+        self.shed_version = self.version
+        self.shed_parent = self.parent
+        self.shed_started_at = started.recorded_at.timestamp()
+        self.started = None
 
     @classmethod
     def from_history(cls, history: Sequence[ev.Event]) -> RunState:
@@ -240,7 +260,14 @@ class RunState:
     @property
     def version(self) -> int:
         """The workflow version the run is pinned to (recorded in its ``WorkflowStarted``)."""
-        return version_of_run(self.started.workflow_version if self.started is not None else None)
+        started = self.started
+        return self.shed_version if started is None else version_of_run(started.workflow_version)
+
+    @property
+    def started_at(self) -> float:
+        """When its ``WorkflowStarted`` was recorded (epoch seconds)."""
+        started = self.started
+        return self.shed_started_at if started is None else started.recorded_at.timestamp()
 
     @property
     def held(self) -> bool:
@@ -251,12 +278,15 @@ class RunState:
     def parent(self) -> tuple[str, str] | None:
         """``(workflow_id, run_id)`` of the parent when this run belongs to a child workflow."""
         started = self.started
-        if started is None or started.parent_workflow_id is None or started.parent_workflow_run_id is None:
+        if started is None:
+            return self.shed_parent
+        if started.parent_workflow_id is None or started.parent_workflow_run_id is None:
             return None
         return started.parent_workflow_id, started.parent_workflow_run_id
 
     def deadlines(self) -> list[tuple[TimerKind, float]]:
-        """The run's own timeouts as ``(kind, epoch seconds)``: the run timeout and the execution timeout."""
+        """The run's own timeouts as ``(kind, epoch seconds)``: the run timeout and the execution timeout (read
+        when the run begins, before its ``WorkflowStarted`` can be shed)."""
         started = self.started
         if started is None:
             return []
@@ -378,6 +408,12 @@ def shared_waits(waits: Sequence[str]) -> tuple[str, ...]:
             _WAITS.clear()
         found = _WAITS[key] = key
     return found
+
+
+def stored_started(store: EventStore, info: RunInfo) -> ev.WorkflowStarted | None:
+    """The ``WorkflowStarted`` of the run ``info`` describes, read from the store."""
+    first = store.read_history(info.workflow_id, after_seq=info.run_first_seq - 1, limit=1)
+    return first[0] if first and isinstance(first[0], ev.WorkflowStarted) else None
 
 
 def next_query_id() -> int:

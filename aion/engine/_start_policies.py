@@ -18,6 +18,7 @@ from aion import events as ev
 from aion.clock import Clock
 from aion.engine._interfaces import Core
 from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
+from aion.engine._runs import stored_started
 from aion.errors import AionError, WorkflowAlreadyStartedError
 from aion.status import WorkflowStatus
 from aion.store import EventStore, RunInfo
@@ -88,10 +89,7 @@ class StartPolicies:
         run = self._core.run_of(workflow_id)
         if run is not None and run.state.started is not None:
             return run.state.started
-        if info is None:
-            return None
-        first = self._store.read_history(workflow_id, after_seq=info.run_first_seq - 1, limit=1)
-        return first[0] if first and isinstance(first[0], ev.WorkflowStarted) else None
+        return None if info is None else stored_started(self._store, info)
 
     def _running(self, workflow_id: str, info: RunInfo | None) -> str | None:
         """The run id of the id's running run (not closing), if it has one."""

@@ -194,9 +194,7 @@ class Observer:
                 ev.WorkflowContinuedAsNew: (metrics.workflows_continued, "continued_as_new"),
             }[type(event)]
             counter.inc((workflow_type,))
-            started = run.state.started
-            if started is not None:
-                metrics.workflow_duration.observe(_ts(event) - _ts(started), (workflow_type, outcome))
+            metrics.workflow_duration.observe(_ts(event) - run.state.started_at, (workflow_type, outcome))
         if self.tracing is not None:
             self.tracing.run_span(run.workflow_id, run.run_id, run.state.started)
             self.tracing.run_closed(run.workflow_id, run.run_id, event, error)
@@ -340,10 +338,12 @@ class Observer:
         """A running workflow was rebuilt from its history (engine start, or after a failed append)."""
         engine_log.debug("workflow run resumed from history", extra=_ids(run))
 
-    @staticmethod
-    def evicted(run: Run) -> None:
-        """A parked run gave its process up."""
+    def evicted(self, run: Run) -> None:
+        """A parked run gave its process up (its ``WorkflowStarted`` is about to be shed: the run's span is
+        opened from it now if this engine has none yet)."""
         engine_log.debug("workflow run evicted from its process", extra=_ids(run))
+        if self.tracing is not None:
+            self.tracing.run_span(run.workflow_id, run.run_id, run.state.started)
 
     # -- processes ------------------------------------------------------------------------------------------
 

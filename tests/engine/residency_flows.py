@@ -46,5 +46,31 @@ async def activity_then_sleep(log: str, gate_dir: str, name: str, seconds: float
     return opened
 
 
-WORKFLOWS = [parked_waiter, parked_sleeper, held_by_activity, activity_then_signal, activity_then_sleep]
+@workflow.defn
+async def continues_when_signalled(log: str, generation: int) -> Any:
+    """The first run upserts a search attribute, parks on a signal, then continues as new; the second returns
+    the signal's payload with what it knows of its start."""
+    workflow.set_query_handler("ready", lambda: True)
+    if generation == 0:
+        workflow.upsert_search_attributes({"Stage": "first"})
+        payload = await workflow.wait_signal("go")
+        workflow.continue_as_new(log, payload)
+    return generation
+
+
+@workflow.defn
+async def parent_of_waiter(log: str) -> Any:
+    """Waits for its child ``parked_waiter`` (id ``<own id>-child``) and returns its result."""
+    return await workflow.execute_child(parked_waiter, log, workflow_id=f"{workflow.info().workflow_id}-child")
+
+
+WORKFLOWS = [
+    continues_when_signalled,
+    parent_of_waiter,
+    parked_waiter,
+    parked_sleeper,
+    held_by_activity,
+    activity_then_signal,
+    activity_then_sleep,
+]
 ACTIVITIES = [flows.gate]

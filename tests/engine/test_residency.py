@@ -264,3 +264,51 @@ def test_a_parked_run_idle_long_enough_gives_up_its_process_with_slots_to_spare(
 def test_evict_idle_after_must_be_positive_seconds_or_none(tmp_path: Path, bad: object) -> None:
     with pytest.raises(aion.InvalidArgumentError, match="evict_idle_after"):
         aion.Engine(tmp_path / "data", workflows=[flows.waits_for_signals], evict_idle_after=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(90)
+def test_a_run_evicted_before_it_continues_as_new_carries_its_start_over(tmp_path: Path, log: str) -> None:
+    # An evicted run keeps only its version, parent and start time of its WorkflowStarted: continue-as-new
+    # reads the rest back from the store.
+    with aion.Engine(
+        tmp_path / "data",
+        workflows=rf.WORKFLOWS,
+        activities=rf.ACTIVITIES,
+        evict_idle_after=0.5,
+        search_attributes={"Customer": "keyword", "Stage": "keyword"},
+    ) as engine:
+        handle = engine.start_workflow(
+            rf.continues_when_signalled,
+            log,
+            0,
+            workflow_id="chain",
+            search_attributes={"Customer": "c-1"},
+            memo={"note": "kept"},
+            execution_timeout=3600,
+        )
+        assert handle.query("ready") is True
+        wait_until(lambda: engine.residency()["evictions"] == 1)
+        handle.signal("go", 2)
+        assert handle.result(timeout=30) == 2
+        first, second = [e for e in engine.store.read_history("chain") if isinstance(e, ev.WorkflowStarted)]
+        assert second.parent_run_id == first.run_id and second.first_run_id == first.run_id
+        assert second.search_attributes == {"Customer": "c-1", "Stage": "first"}
+        assert second.memo == {"note": "kept"}
+        assert second.execution_deadline == first.execution_deadline is not None
+
+
+@pytest.mark.timeout(90)
+def test_an_evicted_child_still_reports_to_its_parent(tmp_path: Path, log: str) -> None:
+    with aion.Engine(
+        tmp_path / "data",
+        workflows=rf.WORKFLOWS,
+        activities=rf.ACTIVITIES,
+        evict_idle_after=0.5,
+    ) as engine:
+        parent = engine.start_workflow(rf.parent_of_waiter, log, workflow_id="parent")
+        wait_until(lambda: engine.store.get_run("parent-child") is not None)
+        child = engine.get_workflow("parent-child")
+        assert child.query("ready") is True
+        wait_until(lambda: engine.residency()["evictions"] >= 2)  # the parent and its child gave processes up
+        child.signal("go", 5)
+        assert parent.result(timeout=30) == 5

@@ -42,7 +42,7 @@ def test_a_waiting_run_rebuilt_from_history_has_no_collections_made() -> None:
     assert made == (None,) * 6
     fires, activities = state.waiting_on()
     assert list(fires) == [] and list(activities) == []
-    assert state.search_attributes() == {}
+    assert state.search_attributes({}) == {}
     assert state.issued_keys is None and state.upserts is None  # reading them made nothing either
     assert not hasattr(state, "__dict__")  # slotted
 
@@ -56,12 +56,38 @@ def test_the_collections_made_on_first_use_keep_what_is_put_in_them() -> None:
     ]
     state = RunState.from_history(history)
     assert state.timers == {1: FIRE_AT.timestamp()}
-    assert state.search_attributes() == {"Customer": "c-1"}
+    assert state.search_attributes({"Customer": "c-0", "Region": "eu"}) == {"Customer": "c-1", "Region": "eu"}
     assert len(state.issued) == 1  # the timer's anchor key
     fires, _ = state.waiting_on()
     assert list(fires) == [FIRE_AT.timestamp()]
     state.children[7] = ChildRef(7, "child-7", "r-7", "waiter", [], "terminate")
     assert state.child_refs is not None and 7 in state.child_refs
+
+
+@pytest.mark.timeout(10)
+def test_a_shed_start_keeps_the_version_parent_and_start_time() -> None:
+    child_start = ev.WorkflowStarted(
+        workflow_id="w-1",
+        seq=1,
+        recorded_at=AT,
+        workflow_type="waiter",
+        input=[],
+        run_id="00000000-0000-4000-8000-000000000001",
+        workflow_version="3",
+        parent_workflow_id="p-1",
+        parent_workflow_run_id="00000000-0000-4000-8000-000000000002",
+    )
+    state = RunState.from_history([child_start])
+    before = (state.version, state.parent, state.started_at)
+    assert before == (3, ("p-1", "00000000-0000-4000-8000-000000000002"), AT.timestamp())
+    state.shed_started()
+    assert state.started is None
+    assert (state.version, state.parent, state.started_at) == before
+    state.shed_started()  # a second eviction sheds nothing more
+    assert (state.version, state.parent, state.started_at) == before
+    top = RunState.from_history([started()])
+    top.shed_started()
+    assert top.parent is None and top.version == RunState.from_history([started()]).version
 
 
 @pytest.mark.timeout(10)

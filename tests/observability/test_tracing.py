@@ -112,6 +112,28 @@ def test_a_run_resumed_by_a_new_engine_stays_in_its_trace(tmp_path: Path) -> Non
     assert parent_of(run) == span_id(start)
 
 
+@pytest.mark.timeout(120)
+def test_a_resumed_run_evicted_before_it_closes_keeps_its_span(tmp_path: Path) -> None:
+    # The engine sheds an evicted run's WorkflowStarted: the run's span must be opened from it before then.
+    provider, exporter = tracer()
+    with aion.Engine(tmp_path / "data", WORKFLOWS, ACTIVITIES, tracer_provider=provider, warm_pool=1) as engine:
+        engine.start_workflow(flows.waiting, workflow_id="evicted")
+    (start,) = named(exporter.get_finished_spans(), "workflow.start waiting")
+    with aion.Engine(
+        tmp_path / "data", WORKFLOWS, ACTIVITIES, tracer_provider=provider, warm_pool=1, evict_idle_after=0.3
+    ) as engine:
+        wait_until(lambda: engine.residency()["evictions"] == 1)
+        handle = engine.get_workflow("evicted")
+        handle.signal("go", "late")
+        assert handle.result(timeout=60) == "late"
+        (run,) = wait_until(lambda: named(exporter.get_finished_spans(), "workflow.run waiting"))
+        recorded = engine.store.read_run("evicted")[0]
+    assert run.context is not None and start.context is not None
+    assert run.context.trace_id == start.context.trace_id
+    assert parent_of(run) == span_id(start)
+    assert run.start_time == int(recorded.recorded_at.timestamp() * 1e9)
+
+
 @pytest.mark.timeout(60)
 def test_tracing_is_off_unless_configured(tmp_path: Path) -> None:
     with aion.Engine(tmp_path / "data", WORKFLOWS, ACTIVITIES, activity_workers=1, warm_pool=1) as engine:
