@@ -31,7 +31,8 @@ from aion.engine._task_queues import LocalQueue
 from aion.errors import AionError, EngineNotRunningError, EngineStartError, EngineStoppedError, InternalError
 from aion.observability._setup import recorder_source, residency_source
 from aion.recorder import RecorderHandle, start_recorder
-from aion.schedules._service import Call, ScheduleService
+from aion.schedules._messages import Call
+from aion.schedules._service import ScheduleService
 from aion.store import EventStore, WriterLock, open_store
 from aion.workflow import _guard
 from supervisors import SupervisionError

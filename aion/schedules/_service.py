@@ -35,9 +35,9 @@ from aion.engine._closures import Closures
 from aion.engine._messages import CancelWorkflowRequest, StartScheduled, StartScheduledMany, TerminateWorkflow
 from aion.engine._options import StartOptions
 from aion.engine._timers import TimerService
-from aion.errors import AionError
 from aion.observability._schedules import ScheduleObserver
 from aion.recorder import RecorderHandle
+from aion.schedules._messages import Call, Closed, Due, Started, StartNotifier
 from aion.schedules._spec import Overlap, fire_id
 from aion.schedules._state import ScheduleState
 from aion.store import EventStore, ScheduleAppend
@@ -45,59 +45,6 @@ from aion.store import EventStore, ScheduleAppend
 log = logging.getLogger(__name__)
 
 _FAILED = (ev.WorkflowFailed, ev.WorkflowTimedOut, ev.WorkflowTerminated)
-
-
-# -- messages ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Call:
-    """Run ``action(service)`` in the service's thread once schedule ``schedule_id`` has nothing on its way
-    (``None``: at once); ``reply`` gets its return value or error."""
-
-    schedule_id: str | None
-    action: Callable[[ScheduleService], Any]
-    reply: pykka.Future[Any] = field(default_factory=pykka.ThreadingFuture)
-
-
-@dataclass(frozen=True)
-class _Due:
-    """Wake-up: the timer thread has queued due schedule ids (``ScheduleService._due``)."""
-
-
-@dataclass(frozen=True)
-class _Started:
-    schedule_id: str
-    fired: ev.ScheduleFired
-    error: BaseException | None
-    #: When the transaction that recorded the fire committed.
-    recorded_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class _Closed:
-    workflow_id: str
-    terminal: ev.Event
-
-
-class _Notify(pykka.ThreadingFuture[Any]):
-    """A reply future that tells the service when the core sets it."""
-
-    def __init__(self, tell: Callable[[Any], None], schedule_id: str, fired: ev.ScheduleFired) -> None:
-        super().__init__()
-        self._tell, self._schedule_id, self._fired = tell, schedule_id, fired
-
-    def set(self, value: Any = None) -> None:
-        super().set(value)
-        recorded_at = value[0].recorded_at if isinstance(value, list) and value else None
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._tell(_Started(self._schedule_id, self._fired, None, recorded_at))
-
-    def set_exception(self, exc_info: Any = None) -> None:
-        super().set_exception(exc_info)
-        error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._tell(_Started(self._schedule_id, self._fired, error or AionError("start failed")))
 
 
 @dataclass
@@ -138,7 +85,7 @@ class ScheduleService(pykka.ThreadingActor):
         #: workflow id -> the schedule that started it (while it runs).
         self._owners: dict[str, str] = {}
         self._timers = TimerService(self._timer_due, clock)
-        #: Schedule ids the timer thread found due, taken all at once by one ``_Due`` (see ``_timer_due``).
+        #: Schedule ids the timer thread found due, taken all at once by one ``Due`` (see ``_timer_due``).
         self._due: list[str] = []
         self._due_lock = threading.Lock()
         #: Starts decided while handling one message, told to the core together when it is handled.
@@ -178,7 +125,7 @@ class ScheduleService(pykka.ThreadingActor):
         try:
             if isinstance(message, Call):
                 self._on_call(message)
-            elif isinstance(message, _Due):
+            elif isinstance(message, Due):
                 with self._due_lock:
                     due, self._due = self._due, []
                 for schedule_id in due:
@@ -186,9 +133,9 @@ class ScheduleService(pykka.ThreadingActor):
                     slot = self._slots.get(schedule_id)
                     if slot is not None:
                         self._consider(slot)  # a busy schedule looks again when its start lands
-            elif isinstance(message, _Started):
+            elif isinstance(message, Started):
                 self._on_started(message)
-            elif isinstance(message, _Closed):
+            elif isinstance(message, Closed):
                 self._on_closed(message)
         except Exception:
             log.exception("the schedule service failed to handle %r", message)
@@ -204,7 +151,7 @@ class ScheduleService(pykka.ThreadingActor):
             wake = len(self._due) == 1
         if wake:
             with contextlib.suppress(pykka.ActorDeadError):
-                self.actor_ref.tell(_Due())
+                self.actor_ref.tell(Due())
 
     def _send_starts(self) -> None:
         outbox = self._outbox
@@ -216,7 +163,7 @@ class ScheduleService(pykka.ThreadingActor):
     def _closed_listener(self, workflow_id: str, terminal: ev.Event) -> None:
         if workflow_id in self._owners and not isinstance(terminal, ev.WorkflowContinuedAsNew):
             with contextlib.suppress(pykka.ActorDeadError):
-                self.actor_ref.tell(_Closed(workflow_id, terminal))
+                self.actor_ref.tell(Closed(workflow_id, terminal))
 
     # -- what the API asks ----------------------------------------------------------------------------------
 
@@ -422,7 +369,7 @@ class ScheduleService(pykka.ThreadingActor):
             workflow_id=sid, fire_at=fire_at, started_workflow_id=workflow_id, run_id=run_id, manual=manual
         )
         options = StartOptions(search_attributes=dict(state.search_attributes))
-        notify = _Notify(self.actor_ref.tell, sid, fired)
+        notify = StartNotifier(self.actor_ref.tell, sid, fired)
         slot.busy = True
         self._starting += 1
         self._pending_replies[(sid, workflow_id)] = reply
@@ -438,7 +385,7 @@ class ScheduleService(pykka.ThreadingActor):
             )
         )
 
-    def _on_started(self, message: _Started) -> None:
+    def _on_started(self, message: Started) -> None:
         self._starting -= 1
         slot = self._slots.get(message.schedule_id)
         fired = message.fired
@@ -484,7 +431,7 @@ class ScheduleService(pykka.ThreadingActor):
                 reply.set(skipped[0])
         self._idle(slot)
 
-    def _on_closed(self, message: _Closed) -> None:
+    def _on_closed(self, message: Closed) -> None:
         schedule_id = self._owners.pop(message.workflow_id, None)
         slot = self._slots.get(schedule_id) if schedule_id is not None else None
         if slot is None:
