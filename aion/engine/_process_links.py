@@ -22,6 +22,7 @@ from aion._codec import decode_payload, encode_event, encode_payload
 from aion.clock import Clock
 from aion.engine import _protocol as protocol
 from aion.engine._child_ids import ProcessRole, parse_child_id, query_child_id, run_child_id
+from aion.engine._heap import HeapTrimmer
 from aion.engine._interfaces import Core, Processes
 from aion.engine._residency import Residency
 from aion.engine._runs import Run, next_query_id, shared_waits
@@ -75,6 +76,7 @@ class ProcessLinks:
             lambda at: timers.arm(at, RESIDENCY_RECHECK),
             clock,
             idle_after=evict_idle_after,
+            after_idle_evictions=HeapTrimmer().trim,
         )
 
     # -- slots and processes --------------------------------------------------------------------------------

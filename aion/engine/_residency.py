@@ -57,8 +57,11 @@ class Residency:
         clock: Clock,
         *,
         idle_after: float | None = None,
+        after_idle_evictions: Callable[[], object] | None = None,
     ) -> None:
         self.max_resident = max_resident
+        #: Called once a sweep has evicted idle runs (the engine trims its heap then: ``HeapTrimmer``).
+        self._after_idle_evictions = after_idle_evictions
         self._clock = clock
         self._spawn = spawn
         self._evict = evict
@@ -168,6 +171,7 @@ class Residency:
         limit = now - self._idle_after
         skipped = False  # an idle run that is not parked (a timer about to fire, say): look again soon
         next_at: float | None = None
+        evictions = self.evictions
         for scanned, run in enumerate(list(self._resident.values())):
             active_at = self._active_at.get(run.workflow_id, now)
             if active_at > limit:  # it and every run after it were active more recently
@@ -181,6 +185,8 @@ class Residency:
             else:
                 skipped = True
         self._admit()
+        if self.evictions > evictions and self._after_idle_evictions is not None:
+            self._after_idle_evictions()
         if skipped:
             self._arm(now + RECHECK)
         elif next_at is not None:

@@ -45,6 +45,13 @@ def engine_with(tmp_path: Path) -> Iterator[EngineFactory]:
             engine.stop()
 
 
+def idle_evicting(tmp_path: Path, **options: Any) -> aion.Engine:
+    """An engine (to use as a context manager) whose parked runs give their processes up after 0.5 s idle."""
+    return aion.Engine(
+        tmp_path / "data", workflows=rf.WORKFLOWS, activities=rf.ACTIVITIES, evict_idle_after=0.5, **options
+    )
+
+
 def start_at_gate(
     engine: aion.Engine, workflow: Callable[..., Any], log: str, tmp_path: Path, *args: Any
 ) -> tuple[aion.WorkflowHandle, Path]:
@@ -246,9 +253,7 @@ def test_max_resident_must_be_a_positive_int(tmp_path: Path, bad: object) -> Non
 
 @pytest.mark.timeout(90)
 def test_a_parked_run_idle_long_enough_gives_up_its_process_with_slots_to_spare(tmp_path: Path, log: str) -> None:
-    with aion.Engine(
-        tmp_path / "data", workflows=rf.WORKFLOWS, activities=rf.ACTIVITIES, evict_idle_after=0.5
-    ) as engine:
+    with idle_evicting(tmp_path) as engine:
         handle = engine.start_workflow(rf.parked_waiter, log, workflow_id="idle")
         assert handle.query("ready") is True
         pid = wait_until(lambda: engine.workflow_pid("idle"))
@@ -270,13 +275,7 @@ def test_evict_idle_after_must_be_positive_seconds_or_none(tmp_path: Path, bad: 
 def test_a_run_evicted_before_it_continues_as_new_carries_its_start_over(tmp_path: Path, log: str) -> None:
     # An evicted run keeps only its version, parent and start time of its WorkflowStarted: continue-as-new
     # reads the rest back from the store.
-    with aion.Engine(
-        tmp_path / "data",
-        workflows=rf.WORKFLOWS,
-        activities=rf.ACTIVITIES,
-        evict_idle_after=0.5,
-        search_attributes={"Customer": "keyword", "Stage": "keyword"},
-    ) as engine:
+    with idle_evicting(tmp_path, search_attributes={"Customer": "keyword", "Stage": "keyword"}) as engine:
         handle = engine.start_workflow(
             rf.continues_when_signalled,
             log,
@@ -299,12 +298,7 @@ def test_a_run_evicted_before_it_continues_as_new_carries_its_start_over(tmp_pat
 
 @pytest.mark.timeout(90)
 def test_an_evicted_child_still_reports_to_its_parent(tmp_path: Path, log: str) -> None:
-    with aion.Engine(
-        tmp_path / "data",
-        workflows=rf.WORKFLOWS,
-        activities=rf.ACTIVITIES,
-        evict_idle_after=0.5,
-    ) as engine:
+    with idle_evicting(tmp_path) as engine:
         parent = engine.start_workflow(rf.parent_of_waiter, log, workflow_id="parent")
         wait_until(lambda: engine.store.get_run("parent-child") is not None)
         child = engine.get_workflow("parent-child")
