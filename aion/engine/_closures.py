@@ -62,7 +62,8 @@ class Closures:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: set[tuple[str, str]] = set()
+        #: workflow id -> its open run's id (a dict of ids, not a set of pairs: 100,000 waiting runs are open).
+        self._open: dict[str, str] = {}
         self._waiters: dict[tuple[str, str], list[ClosureWaiter]] = {}
         self._recent: collections.OrderedDict[tuple[str, str], Event] = collections.OrderedDict()
         #: Called with ``(workflow_id, terminal)`` on every close (the schedule service's way to learn of them).
@@ -84,7 +85,7 @@ class Closures:
         """Register a waiter for run ``run_id`` of ``workflow_id`` for the duration of the ``with`` block."""
         key = (workflow_id, run_id)
         with self._lock:
-            waiter = ClosureWaiter(key, key in self._open)
+            waiter = ClosureWaiter(key, self._open.get(workflow_id) == run_id)
             waiter.terminal = self._recent.get(key)
             self._waiters.setdefault(key, []).append(waiter)
         try:
@@ -114,13 +115,13 @@ class Closures:
     def opened(self, workflow_id: str, run_id: str) -> None:
         """Run ``run_id`` is open and driven by the core, which will call :meth:`closed` or :meth:`forget`."""
         with self._lock:
-            self._open.add((workflow_id, run_id))
+            self._open[workflow_id] = run_id
 
     def closed(self, workflow_id: str, run_id: str, terminal: Event) -> None:
         """``terminal``, the last event of run ``run_id``, is durable: wake that run's waiters with it."""
         key = (workflow_id, run_id)
         with self._lock:
-            self._open.discard(key)
+            self._close(workflow_id, run_id)
             for waiter in self._waiters.get(key, ()):
                 waiter.wake(terminal)
             if _small_completion(terminal):
@@ -136,9 +137,14 @@ class Closures:
         """The run is no longer driven by the core as it was: its waiters read the store again."""
         key = (workflow_id, run_id)
         with self._lock:
-            self._open.discard(key)
+            self._close(workflow_id, run_id)
             for waiter in self._waiters.get(key, ()):
                 waiter.wake(None)
+
+    def _close(self, workflow_id: str, run_id: str) -> None:
+        """Run ``run_id`` is no longer open (its successor, opened already, stays so)."""
+        if self._open.get(workflow_id) == run_id:
+            del self._open[workflow_id]
 
 
 def _small_completion(terminal: Event) -> bool:

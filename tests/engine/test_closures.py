@@ -39,17 +39,31 @@ def test_a_waiter_on_an_open_run_is_handed_its_terminal_event() -> None:
 @pytest.mark.timeout(10)
 def test_closed_wakes_only_the_runs_waiters_and_forget_sends_them_to_the_store() -> None:
     closures = Closures()
-    for run_id in ("r1", "r2"):
-        closures.opened("w", run_id)
-    with closures.watch("w", "r1") as first, closures.watch("w", "r2") as second, closures.watch("x", "r9") as other:
+    closures.opened("w", "r1")
+    closures.opened("v", "r2")
+    with closures.watch("w", "r1") as first, closures.watch("v", "r2") as second, closures.watch("x", "r9") as other:
         assert first.open and second.open and not other.open  # "x" was never opened: read the store
         closures.closed("w", "r1", _completed())
         assert first.wait(0) and first.terminal is not None
         assert not second.wait(0) and not other.wait(0)
-        closures.forget("w", "r2")
+        closures.forget("v", "r2")
         assert second.wait(0) and second.terminal is None  # woken to look again
-    with closures.watch("w", "r2") as again:
+    with closures.watch("v", "r2") as again:
         assert not again.open
+
+
+@pytest.mark.timeout(10)
+def test_a_successor_run_is_the_open_one_and_its_predecessors_close_leaves_it_open() -> None:
+    # One open run per workflow id: a successor (continue-as-new) opened before its predecessor's close was
+    # reported sends the predecessor's new waiters to the store (where it is closed), and stays open itself.
+    closures = Closures()
+    closures.opened("w", "r1")
+    closures.opened("w", "r2")
+    with closures.watch("w", "r1") as predecessor:
+        assert not predecessor.open
+    closures.closed("w", "r1", _completed())
+    with closures.watch("w", "r2") as successor:
+        assert successor.open
 
 
 @pytest.mark.timeout(10)
