@@ -288,6 +288,39 @@ def test_dataclass_whose_fields_changed_decodes_to_dict() -> None:
     assert decode_payload(forged) == {"__dataclass__": f"{__name__}:Point", "x": 1, "y": 2.0, "z": 3}
 
 
+@dataclasses.dataclass
+class Grown:
+    """``Point`` as it might be later: a field added, with a default, and one added without."""
+
+    x: int
+    y: float
+    label: str = "none"
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class GrownWithoutDefault:
+    x: int
+    y: float
+    z: int
+
+
+def _stored_as(cls: type, value: Any) -> bytes:
+    """``value``'s encoding, as if it had been stored as an instance of ``cls``."""
+    ext = msgpack.unpackb(encode_payload(value))
+    _, fields = msgpack.unpackb(ext.data)
+    return msgpack.packb(msgpack.ExtType(ext.code, msgpack.packb([f"{cls.__module__}:{cls.__qualname__}", fields])))
+
+
+def test_a_dataclass_that_gained_fields_with_defaults_takes_the_defaults() -> None:
+    assert decode_payload(_stored_as(Grown, Point(1, 2.0))) == Grown(1, 2.0, "none", [])
+
+
+def test_a_dataclass_that_gained_a_field_without_default_decodes_to_dict() -> None:
+    name = f"{__name__}:GrownWithoutDefault"
+    assert decode_payload(_stored_as(GrownWithoutDefault, Point(1, 2.0))) == {"__dataclass__": name, "x": 1, "y": 2.0}
+
+
 def test_missing_module_decodes_to_dict() -> None:
     forged = msgpack.packb(msgpack.ExtType(6, msgpack.packb(["no_such_module_xyz:Thing", {"a": 1}])))
     assert decode_payload(forged) == {"__dataclass__": "no_such_module_xyz:Thing", "a": 1}

@@ -331,9 +331,9 @@ def test_payloads_holding_events_and_api_values_keep_their_bytes() -> None:
     payload = [sample_event(ev.TimerFired), ev.Failure("E", "m"), ev.UNSET_TIME]
     assert encode_payload(payload).hex() == PAYLOAD_WITH_EVENT
     assert decode_payload(bytes.fromhex(PAYLOAD_WITH_EVENT)) == payload
-    # A dataclass whose fields changed decodes to the map of its stored fields (see ``aion._codec``).
+    # A dataclass that gained a field with a default since it was stored takes the default (see ``aion._codec``).
     stored, *rest = decode_payload(bytes.fromhex(PAYLOAD_WITH_EVENT_V1))
-    assert stored["__dataclass__"] == "aion.events:TimerFired" and "due_at" not in stored
+    assert stored == dataclasses.replace(sample_event(ev.TimerFired), due_at=None)
     assert rest == payload[1:]
     assert encode_payload(workflow.ParentClosePolicy.ABANDON).hex() == PARENT_CLOSE_POLICY
     assert decode_payload(bytes.fromhex(PARENT_CLOSE_POLICY)) is workflow.ParentClosePolicy.ABANDON

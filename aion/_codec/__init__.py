@@ -18,9 +18,10 @@ Payloads
   as ``"module:qualname"`` plus the map of their fields, rebuilt with ``model_validate`` (a map with a
   ``"__model__"`` key if that fails);
 * dataclass instances, stored as ``"module:qualname"`` plus a map of all fields. Decoding imports ``module``
-  (if it is not already imported) and rebuilds the class; if the class cannot be found, is not a dataclass, or
-  refuses the stored fields, the value decodes to a plain ``dict`` of the fields plus a ``"__dataclass__"``
-  key holding ``"module:qualname"``.
+  (if it is not already imported) and rebuilds the class; a field the class gained since (with a default) takes
+  its default. If the class cannot be found, is not a dataclass, no longer declares a stored field, gained a
+  field without a default, or refuses the stored fields, the value decodes to a plain ``dict`` of the fields plus
+  a ``"__dataclass__"`` key holding ``"module:qualname"``.
 
 Only these exact types are accepted: other subclasses (``OrderedDict``, namedtuples...),
 sets and every other object are refused with :class:`~aion.errors.PayloadError` whose message names the path

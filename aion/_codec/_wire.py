@@ -194,17 +194,23 @@ def _rebuild_dataclass(name: str, fields: dict[str, Any]) -> Any:
     cls = _resolve_dataclass(name)
     if cls is not None:
         declared = {field.name: field for field in dataclasses.fields(cls)}
-        if set(declared) == set(fields):
+        # Fields added to the class since the value was stored take their defaults; a field stored but no longer
+        # declared, or added without a default, leaves the value a map (nothing stored is dropped or invented).
+        if fields.keys() <= declared.keys() and all(_has_default(declared[k]) for k in declared.keys() - fields):
             try:
                 instance = cls(**{k: v for k, v in fields.items() if declared[k].init})
-                for key, field in declared.items():
-                    if not field.init:
-                        object.__setattr__(instance, key, fields[key])
+                for key, value in fields.items():
+                    if not declared[key].init:
+                        object.__setattr__(instance, key, value)
             except Exception:
                 pass
             else:
                 return instance
     return {_DATACLASS_KEY: name, **fields}
+
+
+def _has_default(field: dataclasses.Field[Any]) -> bool:
+    return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
 
 
 #: Datetimes decoded lately, by their extension's bytes: every event has one, and the events of one commit share
