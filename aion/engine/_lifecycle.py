@@ -30,7 +30,13 @@ from aion.engine._start_policies import StartPolicies
 from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
 from aion.engine._timer_lead import due_at, record_at
 from aion.engine._timers import TimerService
-from aion.errors import AionError, WorkflowAlreadyStartedError, WorkflowNotFoundError, WorkflowNotRunningError
+from aion.errors import (
+    AionError,
+    InternalError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+    WorkflowNotRunningError,
+)
 from aion.observability._observer import Observer
 from aion.store import AppendRequest, EventStore
 from aion.workflow._commands import ContinueAsNew
@@ -203,7 +209,7 @@ class RunLifecycle:
             info = self._store.get_run(run.workflow_id)
             started = stored_started(self._store, info) if info is not None and info.run_id == run.run_id else None
             if started is None:
-                raise RuntimeError(f"the WorkflowStarted of run {run.run_id!r} of {run.workflow_id!r} is not stored")
+                raise InternalError(f"the WorkflowStarted of run {run.run_id!r} of {run.workflow_id!r} is not stored")
         return started
 
     # -- requests from outside ------------------------------------------------------------------------------
