@@ -22,8 +22,8 @@ from aion._codec import decode_payload, encode_event, encode_payload
 from aion.clock import Clock
 from aion.engine import _protocol as protocol
 from aion.engine._child_ids import ProcessRole, parse_child_id, query_child_id, run_child_id
-from aion.engine._heap import HeapTrimmer
 from aion.engine._interfaces import Core, Processes
+from aion.engine._memory_return import MemoryReturner
 from aion.engine._residency import Residency
 from aion.engine._runs import Run, next_query_id, shared_waits
 from aion.engine._timer_keys import RESIDENCY_RECHECK
@@ -76,14 +76,21 @@ class ProcessLinks:
             lambda at: timers.arm(at, RESIDENCY_RECHECK),
             clock,
             idle_after=evict_idle_after,
-            after_idle_evictions=HeapTrimmer().trim,
+            after_idle_evictions=MemoryReturner(store.release_cached_pages, now=clock.time).give_back,
         )
 
     # -- slots and processes --------------------------------------------------------------------------------
 
     def want(self, run: Run, *, started: bool) -> None:
         """``run`` needs a process: now, or when a slot frees (see :mod:`aion.engine._residency`)."""
-        self.residency.want(run, started=started)
+        residency = self.residency
+        residency.want(run, started=started)
+        if not residency.is_resident(run) and run.state.started is not None:
+            # In line for a slot, maybe behind a burst of thousands: meanwhile the run holds only its compact
+            # record. Shed now, its WorkflowStarted is freed before the next starts allocate; shed only when it
+            # is evicted later, it would leave holes between their records that the heap cannot give back.
+            self._observer.queued(run)
+            run.state.shed_started()
 
     def release(self, run: Run) -> None:
         """``run`` needs no process any more: its slot goes to the next in line."""

@@ -57,11 +57,14 @@ class Residency:
         clock: Clock,
         *,
         idle_after: float | None = None,
-        after_idle_evictions: Callable[[], object] | None = None,
+        after_idle_evictions: Callable[[], float | None] | None = None,
     ) -> None:
         self.max_resident = max_resident
-        #: Called once a sweep has evicted idle runs (the engine trims its heap then: ``HeapTrimmer``).
+        #: Called once a sweep has evicted idle runs (the engine gives memory back then: ``MemoryReturner``); it
+        #: returns None once done, or when (epoch seconds of ``clock``) to call it again.
         self._after_idle_evictions = after_idle_evictions
+        #: Whether idle runs were evicted since ``after_idle_evictions`` last got done.
+        self._return_owed = False
         self._clock = clock
         self._spawn = spawn
         self._evict = evict
@@ -186,7 +189,12 @@ class Residency:
                 skipped = True
         self._admit()
         if self.evictions > evictions and self._after_idle_evictions is not None:
-            self._after_idle_evictions()
+            self._return_owed = True
+        if self._return_owed and self._after_idle_evictions is not None:
+            again_at = self._after_idle_evictions()
+            self._return_owed = again_at is not None
+            if again_at is not None:
+                self._arm(again_at)
         if skipped:
             self._arm(now + RECHECK)
         elif next_at is not None:

@@ -221,6 +221,12 @@ class LmdbEventStore(LmdbReads):
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
+    def release_cached_pages(self) -> None:
+        """Let the OS have back the pages of the store's map that this process holds resident: reading went
+        through them, and they count in its RSS until dropped. Nothing stored changes; a later read maps a page
+        again from the page cache."""
+        self.environment.release_mapped_pages()
+
     def close(self) -> None:
         """Close the environment and release the writer lock; further calls raise ``StoreError``."""
         with self._write_lock:

@@ -28,6 +28,7 @@ import lmdb
 from aion.clock import Clock
 from aion.errors import StoreError, StoreFormatError, StoreFullError
 from aion.store._lmdb_format import DB_NAMES, MAGIC, SCHEMA_VERSION
+from aion.store._map_pages import release_mapped_pages
 from aion.store._writer_lock import DATA_FILE, LOCK_FILE, WriterLock
 
 #: Initial map size; the map doubles whenever a write transaction fills it.
@@ -341,6 +342,14 @@ class LmdbEnvironment:
                 self.env.set_mapsize(size)
             except lmdb.Error as error:
                 raise store_error(error, f"cannot grow the store's map to {size} bytes", self.path) from error
+
+    def release_mapped_pages(self) -> int:
+        """Drop this process's resident pages of the map (they stay in the OS page cache); how many bytes of
+        mapping were advised. Under the read gate: no remap can move the map meanwhile."""
+        with self.gate.shared():
+            if self.closed:
+                return 0
+            return release_mapped_pages(self.path / DATA_FILE)
 
     def copy_to(self, dest: Path) -> None:
         """A consistent, compacted copy of the store into the empty directory ``dest`` (LMDB's copy runs in one

@@ -272,6 +272,9 @@ class MemoryEventStore:
         rows.sort()
         return rows
 
+    def release_cached_pages(self) -> None:
+        """Nothing to release: the memory store's events are the store itself."""
+
     def close(self) -> None:
         """Forget nothing, but refuse further calls."""
         self._closed = True

@@ -109,6 +109,11 @@ class EventStore(Protocol):
         """The id of every schedule with a history, in id order."""
         ...
 
+    def release_cached_pages(self) -> None:
+        """Let the OS have back memory this process holds only as a cache of what is stored (an LMDB store's
+        mapped pages); nothing stored changes."""
+        ...
+
     def close(self) -> None:
         """Release the store; further calls raise ``StoreError``. Closing twice is harmless."""
         ...
