@@ -83,14 +83,7 @@ class ProcessLinks:
 
     def want(self, run: Run, *, started: bool) -> None:
         """``run`` needs a process: now, or when a slot frees (see :mod:`aion.engine._residency`)."""
-        residency = self.residency
-        residency.want(run, started=started)
-        if not residency.is_resident(run) and run.state.started is not None:
-            # In line for a slot, maybe behind a burst of thousands: meanwhile the run holds only its compact
-            # record. Shed now, its WorkflowStarted is freed before the next starts allocate; shed only when it
-            # is evicted later, it would leave holes between their records that the heap cannot give back.
-            self._observer.queued(run)
-            run.state.shed_started()
+        self.residency.want(run, started=started)
 
     def release(self, run: Run) -> None:
         """``run`` needs no process any more: its slot goes to the next in line."""

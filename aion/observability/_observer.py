@@ -338,20 +338,10 @@ class Observer:
         """A running workflow was rebuilt from its history (engine start, or after a failed append)."""
         engine_log.debug("workflow run resumed from history", extra=_ids(run))
 
-    def queued(self, run: Run) -> None:
-        """A run waits for a process slot (its ``WorkflowStarted`` is about to be shed: the run's span is opened
-        from it now if this engine has none yet)."""
-        engine_log.debug("workflow run waits for a process slot", extra=_ids(run))
-        self._open_run_span(run)
-
     def evicted(self, run: Run) -> None:
         """A parked run gave its process up (its ``WorkflowStarted`` is about to be shed: the run's span is
         opened from it now if this engine has none yet)."""
         engine_log.debug("workflow run evicted from its process", extra=_ids(run))
-        self._open_run_span(run)
-
-    def _open_run_span(self, run: Run) -> None:
-        """Open the run's span from its ``WorkflowStarted`` before that is shed, if tracing is on."""
         if self.tracing is not None:
             self.tracing.run_span(run.workflow_id, run.run_id, run.state.started)
 

@@ -4,7 +4,6 @@ resumed by a restarted engine."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -142,34 +141,3 @@ def test_tracing_is_off_unless_configured(tmp_path: Path) -> None:
         started = engine.store.read_run("plain")[0]
     assert isinstance(started, aion.events.WorkflowStarted)
     assert started.trace_context is None
-
-
-@pytest.mark.timeout(120)
-def test_resumed_runs_that_waited_for_a_slot_keep_their_spans(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # A run queued for a process slot sheds its WorkflowStarted at once: the span of a run resumed by a new
-    # engine must be opened from it before, and its process, when it comes up, reads it from the store.
-    provider, exporter = tracer()
-    with aion.Engine(tmp_path / "data", WORKFLOWS, ACTIVITIES, tracer_provider=provider, warm_pool=1) as engine:
-        for n in range(4):
-            engine.start_workflow(flows.waiting, workflow_id=f"queued-{n}")
-    caplog.set_level(logging.DEBUG, logger="aion.engine")
-    with aion.Engine(
-        tmp_path / "data", WORKFLOWS, ACTIVITIES, tracer_provider=provider, warm_pool=1, max_resident=1
-    ) as engine:
-        handles = [engine.get_workflow(f"queued-{n}") for n in range(4)]
-        for n, handle in enumerate(handles):
-            handle.signal("go", f"value-{n}")
-        assert [handle.result(timeout=60) for handle in handles] == [f"value-{n}" for n in range(4)]
-        wait_until(lambda: len(named(exporter.get_finished_spans(), "workflow.run waiting")) == 4)
-        recorded = {n: engine.store.read_run(f"queued-{n}")[0] for n in range(4)}
-    queued = [record for record in caplog.records if "waits for a process slot" in record.getMessage()]
-    assert len(queued) >= 3, "the runs did not wait for a slot: the path under test was not taken"
-    spans = {
-        span.attributes["aion.workflow_id"]: span  # type: ignore[index]
-        for span in named(exporter.get_finished_spans(), "workflow.run waiting")
-    }
-    assert sorted(spans) == [f"queued-{n}" for n in range(4)]
-    for n in range(4):
-        assert spans[f"queued-{n}"].start_time == int(recorded[n].recorded_at.timestamp() * 1e9)
