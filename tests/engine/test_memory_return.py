@@ -3,7 +3,9 @@ idle runs: the C heap's free pages, and the store map's pages its reads left res
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -141,3 +143,37 @@ def test_a_return_put_off_is_asked_for_again_when_the_returner_said() -> None:
     assert returner.returns == 2
     slots.recheck()
     assert returner.returns == 2  # owed no more
+
+
+@pytest.mark.timeout(120)
+def test_dropping_map_pages_while_the_map_grows_and_readers_read_loses_nothing(tmp_path: Path) -> None:
+    # Drops go on the whole time the map doubles (set_mapsize moves it) and histories are read back: every read
+    # must give back exactly what was written. A drop that advised anything but the store's read-only shared
+    # mapping (the heap, a private mapping) would zero live memory: wrong reads or a crash of this process.
+    blob = b"y" * 50_000
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def keep_dropping(store: Any) -> None:
+        while not stop.is_set():
+            try:
+                store.release_cached_pages()
+            except BaseException as error:  # reported by the main thread
+                failures.append(error)
+                return
+
+    with open_store(tmp_path, map_size=1 << 20) as store:  # 1 MiB: it doubles again and again below
+        store.append("wf-1", [started("wf-1")], 0)
+        dropper = threading.Thread(target=keep_dropping, args=(store,))
+        dropper.start()
+        try:
+            for head in range(1, 301):
+                store.append("wf-1", [signal("wf-1", head, payload=blob)], head)
+                if head % 25 == 0:
+                    history = store.read_history("wf-1")
+                    assert [event.seq for event in history] == list(range(1, head + 2))
+                    assert all(event.payload == blob for event in history[1:])  # type: ignore[attr-defined]
+        finally:
+            stop.set()
+            dropper.join(timeout=30)
+    assert not failures
