@@ -23,8 +23,10 @@ from typing import Final
 
 #: ``madvise`` advice: drop the range's page-table entries (Linux, every architecture).
 MADV_DONTNEED: Final = 4
+#: Where Linux lists the process's mappings (absent elsewhere: then nothing is released).
 PROC_MAPS: Final = Path("/proc/self/maps")
 
+#: ``madvise(addr, length, advice) -> 0 or -1``, as ctypes calls it.
 Madvise = Callable[[int, int, int], int]
 
 
