@@ -335,12 +335,23 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         try:
             self._start(child, spare)
         except Exception as exc:
-            logger.warning("restarting child %r of %r failed: %s", child.id, self.spec.id, exc)
+            # A restart that cannot succeed (the zygote is gone) fails again at once, up to the intensity: one
+            # warning per streak, not a hundred.
+            log = logger.warning if child.failed_restarts == 0 else logger.debug
+            child.failed_restarts += 1
+            log("restarting child %r of %r failed: %s", child.id, self.spec.id, exc)
             reason = ExitReason.from_exception(exc)
             token = object()
             child.token = token
             child.state = "restarting"
             _tell(self.actor_ref, _ChildExit(child.id, token, reason))
+            return
+        if child.failed_restarts:
+            logger.info(
+                "restarting child %r of %r succeeded after %d failed attempts",
+                child.id, self.spec.id, child.failed_restarts,
+            )  # fmt: skip
+            child.failed_restarts = 0
 
     def _escalate(self, child: Child, reason: ExitReason) -> None:
         logger.error(

@@ -73,6 +73,8 @@ class Child:
     intensity: Intensity | None = None
     """Its own restart intensity (``max_restarts`` of a process or actor spec), None if it has none."""
     last_exit: ExitReason | None = None
+    failed_restarts: int = 0
+    """Restarts that failed in a row (each is logged as a warning only when it is the first of its streak)."""
     started_at: float | None = None
     started_wall: float | None = None
     armed: bool = False  # the zygote restarts it speculatively after an abnormal exit

@@ -417,6 +417,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._links.gave_up(notice.child_id, notice.reason)
 
     def _on_worker_up(self, notice: msg.WorkerUp) -> None:
+        self._observer.worker_up(notice.worker_id)
         self._activities.worker_up(notice.worker_id, notice.channel, notice.queue)
 
     def _on_worker_message(self, notice: msg.WorkerMessage) -> None:

@@ -64,6 +64,9 @@ class Observer:
         self._event_keys: dict[type, tuple[str, ...]] = {}
         #: Workflow processes that crashed and have not come up again: child id → (supervisor, exit kind).
         self._crashed: dict[str, tuple[str, str]] = {}
+        #: Activity workers that exited and have not come up again: worker id → the reason last logged (a worker
+        #: whose restarts keep failing the same way is logged once, then at DEBUG, until it is up again).
+        self._workers_down: dict[str, str] = {}
         #: What the schedule service tells (its own thread, its own series).
         self.schedules = ScheduleObserver(metrics)
         self._handlers: dict[type, Callable[[Run, Any], None]] = {
@@ -387,6 +390,10 @@ class Observer:
             fields.update(_ids(run))
         process_log.info("workflow process gave up (%s); its run fails", reason, extra=fields)
 
+    def worker_up(self, worker_id: str) -> None:
+        """An activity worker came up."""
+        self._workers_down.pop(worker_id, None)
+
     def worker_down(self, worker_id: str, reason: str) -> None:
         """An activity worker exited (its supervisor replaces it)."""
         kind = reason_kind(reason)
@@ -395,7 +402,9 @@ class Observer:
         if kind not in ("normal", "shutdown"):
             if self.metrics is not None:
                 self.metrics.process_restarts.inc(("activities", kind))
-            process_log.info(
+            repeated = self._workers_down.get(worker_id) == reason
+            self._workers_down[worker_id] = reason
+            (process_log.debug if repeated else process_log.info)(
                 "activity worker %s exited (%s); restarting it",
                 worker_id,
                 reason,

@@ -12,6 +12,7 @@ import pytest
 
 import aion
 from aion.errors import WorkflowFailedError
+from aion.observability._observer import Observer
 from tests.helpers import wait_until
 from tests.observability import flows
 from tests.observability.test_metrics import ACTIVITIES, WORKFLOWS
@@ -85,3 +86,28 @@ def test_a_resumed_run_is_counted_and_logged_at_start(tmp_path: Path, caplog: py
         assert resumed.levelno == logging.DEBUG and resumed.__dict__["workflow_id"] == "later"
         engine.get_workflow("later").signal("go", "x")
         assert engine.get_workflow("later").result(timeout=60) == "x"
+
+
+@pytest.mark.timeout(10)
+def test_a_worker_exiting_the_same_way_again_and_again_is_logged_once_until_it_is_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A worker whose restarts keep failing (its zygote is gone) is reported down once per failed restart.
+    caplog.set_level(logging.DEBUG, logger="aion.supervisors")
+    observer = Observer()
+    gone = "exception SpawnError: the zygote is not running"
+    for _ in range(3):
+        observer.worker_down("worker-1", gone)
+    observer.worker_down("worker-2", gone)
+    observer.worker_down("worker-1", "killed by SIGKILL")  # another reason: logged
+    observer.worker_up("worker-1")
+    observer.worker_down("worker-1", "killed by SIGKILL")  # up in between: logged again
+    logged = [
+        (record.child_id, record.levelno)  # type: ignore[attr-defined]
+        for record in records(caplog, "aion.supervisors", "activity worker")
+    ]
+    info, debug = logging.INFO, logging.DEBUG
+    assert logged == [
+        ("worker-1", info), ("worker-1", debug), ("worker-1", debug), ("worker-2", info),
+        ("worker-1", info), ("worker-1", info),
+    ]  # fmt: skip

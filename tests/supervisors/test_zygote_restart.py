@@ -4,6 +4,7 @@ gives up and says why."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -64,6 +65,33 @@ def test_a_killed_zygote_is_replaced_and_its_children_restarted_on_the_new_one()
         os.kill(zygote.pid, signal.SIGKILL)  # the third death in the window: past its intensity
         wait_until(lambda: gave_up, timeout=30)
         assert "more than 2 times" in gave_up[0] and zygote.gave_up == gave_up[0]
+    finally:
+        done = threading.Event()
+        threading.Thread(target=lambda: (sup.stop(), done.set()), daemon=True).start()
+        done.wait(30)
+        zygote.stop()
+
+
+@pytest.mark.timeout(60)
+def test_restarts_that_keep_failing_warn_once_not_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    # With its zygote gone for good, every restart of a process child fails at once, again and again up to the
+    # supervisor's intensity: one warning for the streak, the rest at DEBUG.
+    caplog.set_level(logging.DEBUG, logger="supervisors")
+    gave_up: list[str] = []
+    zygote = sv.Zygote.start(max_restarts=0, max_seconds=60.0, on_give_up=gave_up.append)
+    sup = sv.Supervisor.start(
+        sv.SupervisorSpec(
+            id="root", max_restarts=20, max_seconds=60.0, children=[sv.ProcessSpec(id="w", target=worker)]
+        ),
+        zygote=zygote,
+    )
+    try:
+        os.kill(zygote.pid, signal.SIGKILL)
+        wait_until(lambda: gave_up, timeout=30)
+        wait_until(lambda: not sup.is_alive(), timeout=30)  # past its intensity: it escalates
+        failed = [r for r in caplog.records if r.getMessage().startswith("restarting child 'w' of 'root' failed")]
+        assert [r.levelno for r in failed[:1]] == [logging.WARNING]
+        assert len(failed) > 5 and all(r.levelno == logging.DEBUG for r in failed[1:])
     finally:
         done = threading.Event()
         threading.Thread(target=lambda: (sup.stop(), done.set()), daemon=True).start()
