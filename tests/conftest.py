@@ -24,6 +24,18 @@ def _become_subreaper() -> None:
 _become_subreaper()
 
 
+def _take_ctrl_c_back() -> None:
+    """Run from a shell's background job (``pytest &``, a CI step started with ``&``), this process inherits
+    SIGINT ignored, and so would every ``aion`` command the tests start: the tests that press Ctrl-C on one
+    would wait for an exit that never comes. A handled signal is reset to its default in a child, an ignored
+    one stays ignored: handling it here gives every child the default again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_take_ctrl_c_back()
+
+
 def _reap_zombies() -> None:
     while True:
         try:
