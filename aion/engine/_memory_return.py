@@ -15,29 +15,17 @@ back, and asks again when told to wait.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import time
 from collections.abc import Callable
 from typing import Final
 
+from aion._libc import libc_function
+
 #: The shortest time (seconds) between two returns of one returner.
 RETURN_INTERVAL: Final = 30.0
 
-
-def _find_malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-_MALLOC_TRIM: Final = _find_malloc_trim()
+#: glibc's ``malloc_trim``, or None where the C library has none (musl, macOS).
+_MALLOC_TRIM: Final[Callable[[int], int] | None] = libc_function("malloc_trim")
 
 
 def trim_heap() -> bool:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
+
+from aion._libc import libc_function
 
 #: ``madvise`` advice: drop the range's page-table entries (Linux, every architecture).
 MADV_DONTNEED: Final = 4
@@ -32,12 +33,8 @@ Madvise = Callable[[int, int, int], int]
 
 def _find_madvise() -> Madvise | None:
     """The C library's ``madvise(addr, length, advice)``, or None where there is none."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        function = ctypes.CDLL(name, use_errno=True).madvise
-    except (OSError, AttributeError):
+    function = libc_function("madvise")
+    if function is None:
         return None
     function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     function.restype = ctypes.c_int
