@@ -188,8 +188,7 @@ class Residency:
             else:
                 skipped = True
         self._admit()
-        if self.evictions > evictions and self._after_idle_evictions is not None:
-            self._return_owed = True
+        self._return_owed |= self.evictions > evictions
         if self._return_owed and self._after_idle_evictions is not None:
             again_at = self._after_idle_evictions()
             self._return_owed = again_at is not None
