@@ -3,8 +3,10 @@
 The core is the one place that appends for a workflow, so it knows every run's head and sends appends without
 waiting for the previous one (pipelining): ``RunState.head`` counts what was sent. The recorder reports the
 outcomes of one committed batch in one call on its own thread (the commit sink), which tells the core one
-:class:`~aion.engine._messages.AppendsCommitted` message and hands closed runs' terminal events straight to their
-``result()`` waiters. Back in the core, :meth:`AppendPipeline.settle` resolves each append's ``then`` and reply.
+:class:`~aion.engine._messages.AppendsCommitted` message, then answers the callers waiting for a durable append
+(``start_workflow``, ``signal``, ...) and hands closed runs' terminal events straight to their ``result()``
+waiters. Back in the core, :meth:`AppendPipeline.settle` resolves each append's ``then`` (and the reply of a
+failed one).
 
 Each append carries the run's *generation*: after a failed append the run is rebuilt from the store (a new
 generation), and the appends it still had in flight fail as a consequence of that failure, needing no rebuild of
@@ -78,9 +80,9 @@ class AppendPipeline:
         self.in_flight += 1
 
     def settle(self, token: AppendToken, stamped: list[ev.Event] | None, error: BaseException | None) -> bool:
-        """Resolve one append's ``then`` and reply; True when it is durable. A failed append's reply gets the
-        error and its run's ``result()`` waiters look in the store; the caller rebuilds the run if
-        :meth:`needs_resync`."""
+        """Resolve one append's ``then``; True when it is durable (its reply was set by the commit sink). A
+        failed append's reply gets the error and its run's ``result()`` waiters look in the store; the caller
+        rebuilds the run if :meth:`needs_resync`."""
         run = token.run
         self.in_flight -= 1
         if error is not None or stamped is None:
@@ -99,8 +101,6 @@ class AppendPipeline:
         self._observer.recorded(run, stamped)
         if token.then is not None:
             token.then(stamped)
-        if token.reply is not None:
-            token.reply.set(stamped)
         return True
 
     @staticmethod
@@ -114,14 +114,20 @@ def _commit_sink(tell: Callable[[Any], None], closures: Closures) -> CommitSink:
     """Where the recorder hands the outcomes of the core's appends: one message per committed batch."""
 
     def committed(outcomes: list[Committed]) -> None:
-        # On the recorder's thread, once durable: tell the core first (whoever ``result()`` wakes may ask it
-        # something next), then hand closed runs' terminal events straight to their waiters.
+        # On the recorder's thread, once durable: tell the core first (whoever a reply or ``result()`` wakes may
+        # ask it something next, which then reaches it after this commit), then hand closed runs' terminal
+        # events straight to their waiters and answer the callers that wait for their append to be durable: no
+        # wait for the core to reach this message behind the others in its mailbox.
         with contextlib.suppress(pykka.ActorDeadError):
             tell(AppendsCommitted(outcomes))
-        for token, stamped, _ in outcomes:
-            if token.closing and stamped is not None:
+        for token, stamped, error in outcomes:
+            if stamped is None or error is not None:
+                continue
+            if token.closing:
                 terminal = next(event for event in stamped if event.terminal)
                 run = token.run  # its ids never change, so reading them on this thread is safe
                 closures.closed(run.workflow_id, run.run_id, terminal)
+            if token.reply is not None:
+                token.reply.set(stamped)
 
     return committed
