@@ -1,4 +1,4 @@
-"""The C library's functions that the standard library does not wrap (``malloc_trim``, ``madvise``)."""
+"""The C library's functions that the standard library does not wrap (``malloc_trim``, ``madvise``, ``prctl``)."""
 
 from __future__ import annotations
 

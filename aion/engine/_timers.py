@@ -7,14 +7,13 @@ pending timer from history, so past-due timers fire at once and future ones at t
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import heapq
 import sys
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from aion._libc import libc_function
 from aion.clock import SYSTEM_CLOCK, Clock
 
 Callback = Callable[[Any], None]
@@ -27,9 +26,9 @@ _PR_SET_TIMERSLACK = 29
 def precise_waits() -> None:
     """Ask the kernel to wake this thread's timed waits on time (a 1 ns timer slack instead of 50 µs): a timer's
     median wake-up comes ~45 µs sooner. Linux only; elsewhere (or if refused) waits keep the default slack."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    prctl = libc_function("prctl") if sys.platform.startswith("linux") else None
+    if prctl is not None:
+        prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
 
 
 class TimerService:
