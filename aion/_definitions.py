@@ -65,8 +65,9 @@ def define_activity(function: Callable[..., Any], name: str | None, task_queue: 
     if not callable(function):
         raise RegistrationError(f"@activity.defn needs a function, got {function!r}")
     if not isinstance(task_queue, str) or not task_queue or len(task_queue) > 200 or "/" in task_queue:
-        raise RegistrationError(f"task_queue must be a non-empty string of at most 200 characters without '/', "
-                                f"got {task_queue!r}")
+        raise RegistrationError(
+            f"task_queue must be a non-empty string of at most 200 characters without '/', got {task_queue!r}"
+        )
     definition = ActivityDefinition(
         _check_name(name or function.__name__, "activity"), function, inspect.iscoroutinefunction(function), task_queue
     )

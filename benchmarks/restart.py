@@ -52,9 +52,7 @@ class _Probe:
 
     def wait_pong(self, not_pid: int | None, timeout: float = 10.0) -> tuple[int, float]:
         with self.cond:
-            ok = self.cond.wait_for(
-                lambda: self.pong is not None and self.pong[0] != not_pid, timeout=timeout
-            )
+            ok = self.cond.wait_for(lambda: self.pong is not None and self.pong[0] != not_pid, timeout=timeout)
             if not ok or self.pong is None:
                 raise TimeoutError("no pong from the replacement")
             return self.pong
@@ -102,9 +100,7 @@ def bench_restarts(zygote: sv.Zygote, crashes: int) -> list[float]:
             id="bench",
             max_restarts=crashes + 10,
             max_seconds=3600,
-            children=[
-                sv.ProcessSpec(id="child", target=pinger, on_start=probe.on_start, on_message=probe.on_message)
-            ],
+            children=[sv.ProcessSpec(id="child", target=pinger, on_start=probe.on_start, on_message=probe.on_message)],
         ),
         zygote=zygote,
     )

@@ -135,9 +135,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
                 self._start(child)
             except Exception as exc:
                 self._shutdown_children()
-                raise StartError(
-                    f"supervisor {self.spec.id!r}: child {spec.id!r} failed to start: {exc}"
-                ) from exc
+                raise StartError(f"supervisor {self.spec.id!r}: child {spec.id!r} failed to start: {exc}") from exc
             self.children[spec.id] = child
 
     def on_stop(self) -> None:
@@ -356,7 +354,11 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
     def _escalate(self, child: Child, reason: ExitReason) -> None:
         logger.error(
             "supervisor %r: more than %s restarts in %ss (last: child %r, %s); shutting down",
-            self.spec.id, self.spec.max_restarts, self.spec.max_seconds, child.id, reason,
+            self.spec.id,
+            self.spec.max_restarts,
+            self.spec.max_seconds,
+            child.id,
+            reason,
             extra={"supervisor": self.spec.id, "child_id": child.id, "reason": str(reason)},
         )
         self.exit_reason = decisions.escalation_reason(self.spec.id, self.intensity, child.id, reason)

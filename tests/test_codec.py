@@ -51,9 +51,7 @@ from aion.events import (
     WorkflowStarted,
 )
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- test dataclasses (module level, so they are importable by "module:qualname") ---------------------------
@@ -122,9 +120,7 @@ def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
             label=st.text(max_size=5),
             tags=children,
         ),
-        st.builds(
-            Failure, type=st.text(), message=st.text(), traceback=st.none() | st.text(), details=children
-        ),
+        st.builds(Failure, type=st.text(), message=st.text(), traceback=st.none() | st.text(), details=children),
     )
 
 
@@ -452,9 +448,7 @@ def test_event_map_layout() -> None:
 
 
 def test_failure_inside_an_event() -> None:
-    failure = Failure(
-        "KeyError", "'x'", traceback="Traceback...", details=(1, Point(1, 2.0)), non_retryable=True
-    )
+    failure = Failure("KeyError", "'x'", traceback="Traceback...", details=(1, Point(1, 2.0)), non_retryable=True)
     event = ActivityFailed(workflow_id="w", activity_id=1, failure=failure, attempt=3, retryable=False)
     assert decode_event(encode_event(event)) == event
 

@@ -266,9 +266,7 @@ class _Sink:
             return [outcome for call in self.calls for outcome in call]
 
 
-def test_append_to_delivers_each_batch_in_one_call_in_queue_order(
-    store: EventStore, recorder: RecorderHandle
-) -> None:
+def test_append_to_delivers_each_batch_in_one_call_in_queue_order(store: EventStore, recorder: RecorderHandle) -> None:
     sink = _Sink()
     release = threading.Event()
     recorder.ref.tell(_Block(release))  # hold the recorder so the appends pile up into one batch

@@ -111,9 +111,7 @@ def test_bad_runs_raise() -> None:
     with pytest.raises(ValueError, match="second terminal event WorkflowCancelled"):
         status_of_run([started(), WorkflowCompleted(workflow_id=WID), WorkflowCancelled(workflow_id=WID)])
     with pytest.raises(ValueError, match="WorkflowStarted at seq 7 inside a run"):
-        status_of_run(
-            [started(), WorkflowStarted(workflow_id=WID, seq=7, workflow_type="O", input=0, run_id="r2")]
-        )
+        status_of_run([started(), WorkflowStarted(workflow_id=WID, seq=7, workflow_type="O", input=0, run_id="r2")])
 
 
 def test_split_runs() -> None:
@@ -147,9 +145,7 @@ def test_status_of_workflow_bad_histories() -> None:
     with pytest.raises(ValueError, match="must start with WorkflowStarted"):
         status_of_workflow([WorkflowCompleted(workflow_id=WID)])
     with pytest.raises(ValueError, match="second terminal event"):
-        status_of_workflow(
-            [started("r1"), WorkflowTerminated(workflow_id=WID), WorkflowTimedOut(workflow_id=WID)]
-        )
+        status_of_workflow([started("r1"), WorkflowTerminated(workflow_id=WID), WorkflowTimedOut(workflow_id=WID)])
 
 
 def test_accepts_tuples() -> None:

@@ -26,9 +26,7 @@ MAX_PAYLOAD_DEPTH: Final = 100
 
 # --- encoding ----------------------------------------------------------------------------------------------
 
-_SCALARS: Final[frozenset[type]] = frozenset(
-    {type(None), bool, float, str, bytes, date, Decimal, uuid.UUID, timedelta}
-)
+_SCALARS: Final[frozenset[type]] = frozenset({type(None), bool, float, str, bytes, date, Decimal, uuid.UUID, timedelta})
 #: Types that are leaves of a payload: never containers, always encodable (an int out of msgpack's range
 #: becomes an extension).
 LEAVES: Final[frozenset[type]] = _SCALARS | {int, datetime}

@@ -135,9 +135,7 @@ def _fetch_history(data_dir: Path, workflow_id: str, after_seq: int, wait: float
     "--wait-for-engine", is_flag=True, help="With --follow and no engine running: wait for one instead of failing."
 )
 @json_option
-def history(
-    data_dir: Path, workflow_id: str, follow: bool, wait_for_engine: bool, as_json: bool
-) -> None:
+def history(data_dir: Path, workflow_id: str, follow: bool, wait_for_engine: bool, as_json: bool) -> None:
     """The events of a workflow's current run."""
     workflow_id = checked_workflow_id(workflow_id)
     view = _fetch_history(data_dir, workflow_id, 0, 0)

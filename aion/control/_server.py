@@ -231,9 +231,7 @@ class ControlServer:
             return _error_reply(error)
 
 
-def start_control_server(
-    engine: ControlledEngine, *, on_request: Callable[[str], None] | None = None
-) -> ControlServer:
+def start_control_server(engine: ControlledEngine, *, on_request: Callable[[str], None] | None = None) -> ControlServer:
     """Start serving ``engine``'s control socket; returns the server (stop it with ``stop()``). ``on_request``
     is told each request's operation name."""
     server = ControlServer(engine, on_request=on_request)

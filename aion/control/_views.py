@@ -228,8 +228,6 @@ def annotate_tree(tree: dict[str, Any], store: EventStore, waits_of: WaitsOf | N
             "run_id": run_id,
             "workflow_type": started.workflow_type if isinstance(started, ev.WorkflowStarted) else None,
             "status": status_of_run(history).value if history else None,
-            "waiting_on": waiting_on(
-                history, None if reports is None else reports[index], unknown=_unknown(waits_of)
-            ),
+            "waiting_on": waiting_on(history, None if reports is None else reports[index], unknown=_unknown(waits_of)),
         }
     return tree

@@ -244,6 +244,7 @@ class CommandHandler:
         marker = ev.MarkerRecorded(workflow_id=run.workflow_id, name=command.name, details=command.details)
         self._core.append(run, [marker])
 
+
 def _checked_child_options(
     options: dict[str, Any], schema: SearchAttributeSchema
 ) -> tuple[dict[str, Any], ev.Failure | None]:

@@ -376,6 +376,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
                 raise WorkflowNotFoundError(workflow_id)
             raise WorkflowNotRunningError(f"workflow {workflow_id!r} has no open run")
         return run
+
     def _on_get_waits(self, request: msg.GetWaits) -> None:
         request.reply.set(self._links.waits(request.runs))
 

@@ -318,9 +318,7 @@ class RunLifecycle:
         run.state.closing = True
         self._core.append(run, [ev.WorkflowFailed(workflow_id=run.workflow_id, failure=failure)])
 
-    def _end(
-        self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None, then: Then | None = None
-    ) -> bool:
+    def _end(self, run: Run, terminal: ev.Event, reply: pykka.Future[Any] | None, then: Then | None = None) -> bool:
         """Close a run from outside its code: record ``terminal``, kill its process and stop its work. False if
         the run is already closing."""
         if run.state.closing:

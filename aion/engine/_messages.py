@@ -290,4 +290,3 @@ class RayHeartbeats:
 
     queue: str
     beats: list[tuple[int, bytes | None]]
-

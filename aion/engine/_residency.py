@@ -252,8 +252,4 @@ def _long_running(activity: PendingActivity, now: float) -> bool:
     """Whether ``activity`` was scheduled long enough ago, and is not about to be retried, that the run waiting
     on it may as well give up its process."""
     scheduled_at, retry_at = activity.scheduled_at, activity.next_attempt_at
-    return (
-        scheduled_at is not None
-        and now - scheduled_at > HORIZON
-        and (retry_at is None or retry_at - now > HORIZON)
-    )
+    return scheduled_at is not None and now - scheduled_at > HORIZON and (retry_at is None or retry_at - now > HORIZON)

@@ -98,8 +98,9 @@ QueueConfig = LocalQueue | RayQueue
 def check_queue_name(name: object) -> str:
     """A task queue's name: a non-empty string of at most 200 characters without ``/``."""
     if not isinstance(name, str) or not name or len(name) > 200 or "/" in name:
-        raise InvalidArgumentError(f"a task queue name must be a non-empty string of at most 200 characters "
-                                   f"without '/', got {name!r}")
+        raise InvalidArgumentError(
+            f"a task queue name must be a non-empty string of at most 200 characters without '/', got {name!r}"
+        )
     return name
 
 

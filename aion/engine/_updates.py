@@ -125,9 +125,7 @@ class Updates:
     def closed(self, run: Run) -> None:
         """The run closed: its updates that did not complete will not."""
         for key in [key for key in self._waiting if key[0] == run.workflow_id]:
-            error = WorkflowNotRunningError(
-                f"workflow {run.workflow_id!r} closed before update {key[1]!r} completed"
-            )
+            error = WorkflowNotRunningError(f"workflow {run.workflow_id!r} closed before update {key[1]!r} completed")
             for waiter in self._waiting.pop(key):
                 waiter.set_exception((WorkflowNotRunningError, error, None))
 

@@ -101,6 +101,7 @@ class EventStore(Protocol):
 
     def set_search_attribute_schema(self, schema: Mapping[str, str]) -> None:
         """Keep the declared search attributes; the index is rebuilt in the same write when they changed."""
+
     def read_schedule(self, schedule_id: str) -> list[Event]:
         """A schedule's whole history (``[]`` for an unknown schedule): see ``ScheduleAppend``."""
         ...

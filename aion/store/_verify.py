@@ -220,4 +220,3 @@ def _check_attribute_index(txn: Any, dbs: Databases, report: Report) -> None:
         report.problem(f"the search-attribute index lacks {len(missing)} entries its run records imply")
     if extra := found - expected:
         report.problem(f"the search-attribute index has {len(extra)} entries no run record implies")
-

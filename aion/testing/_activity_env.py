@@ -25,9 +25,9 @@ R = TypeVar("R")
 class ActivityEnvironment:
     """Runs activities alone, with their context::
 
-        env = ActivityEnvironment(attempt=2)
-        assert env.run(charge, {"id": 1}) == {...}
-        assert env.heartbeats == [...]
+    env = ActivityEnvironment(attempt=2)
+    assert env.run(charge, {"id": 1}) == {...}
+    assert env.heartbeats == [...]
     """
 
     def __init__(

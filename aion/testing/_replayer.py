@@ -37,7 +37,7 @@ _CLOSED_BY = {
 class Replayer:
     """Replays histories against the given workflows (decorated ``async def`` functions)::
 
-        Replayer(workflows=[checkout]).replay(handle.history())   # NonDeterminismError if the code diverged
+    Replayer(workflows=[checkout]).replay(handle.history())   # NonDeterminismError if the code diverged
     """
 
     def __init__(self, workflows: Iterable[Callable[..., Any]], activities: Iterable[Callable[..., Any]] = ()) -> None:

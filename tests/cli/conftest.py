@@ -115,7 +115,6 @@ class Server:
         kill_process_group(self.proc)
 
 
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

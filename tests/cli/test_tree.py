@@ -39,9 +39,9 @@ def test_tree_shows_services_supervisors_and_a_restart_after_a_kill(server: Serv
     assert root["id"] == "aion" and root["kind"] == "supervisor"
     assert {"activities", "workflows:collector"} <= {child["id"] for child in root["children"]}
     node = wait_for(
-        lambda: (n := _workflow_node(server, "crashy")) is not None
-        and n["workflow"]["waiting_on"] != NOT_REPORTED
-        and n,
+        lambda: (
+            (n := _workflow_node(server, "crashy")) is not None and n["workflow"]["waiting_on"] != NOT_REPORTED and n
+        ),
         "the workflow process in the tree, reporting what it waits on",
     )
     assert node["kind"] == "process" and node["restarts"] == 0 and node["pid"] > 0

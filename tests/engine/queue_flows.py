@@ -79,9 +79,7 @@ async def fan_out(count: int, queue: str) -> int:
 @workflow.defn
 async def fan_out_spans(log: str, count: int, queue: str) -> int:
     """``count`` :func:`span` activities at once on ``queue``."""
-    handles = [
-        workflow.start_activity(span, log, i, start_to_close_timeout=60, task_queue=queue) for i in range(count)
-    ]
+    handles = [workflow.start_activity(span, log, i, start_to_close_timeout=60, task_queue=queue) for i in range(count)]
     return sum(await workflow.gather(*handles))
 
 
@@ -90,9 +88,7 @@ async def prioritised(log: str, gate: str, priorities: list[int]) -> list[str]:
     """A blocker holds the queue's one worker while activities of ``priorities`` queue up behind it."""
     first = workflow.start_activity(blocker, gate, start_to_close_timeout=60, task_queue="single", priority=100)
     handles = [
-        workflow.start_activity(
-            logged, log, f"p{p}-{i}", start_to_close_timeout=60, task_queue="single", priority=p
-        )
+        workflow.start_activity(logged, log, f"p{p}-{i}", start_to_close_timeout=60, task_queue="single", priority=p)
         for i, p in enumerate(priorities)
     ]
     await first

@@ -51,9 +51,7 @@ def still_running(handle: aion.WorkflowHandle) -> bool:
 
 
 @pytest.mark.timeout(30)
-def test_a_thirty_day_sleep_ends_when_the_clock_is_moved_thirty_days(
-    engine: aion.Engine, clock: ManualClock
-) -> None:
+def test_a_thirty_day_sleep_ends_when_the_clock_is_moved_thirty_days(engine: aion.Engine, clock: ManualClock) -> None:
     handle = engine.start_workflow(flows.sleeps_a_month)
     wait_until(lambda: recorded(handle, ev.TimerStarted))
     clock.advance(29 * DAY)

@@ -111,4 +111,3 @@ def test_a_timer_fired_without_a_due_time_keeps_the_clock_of_its_record() -> Non
     fired = T0 + timedelta(seconds=1, milliseconds=3)
     signal = fired + timedelta(milliseconds=1)
     assert _replayed_result(fired, None, signal) == [fired, signal]
-

@@ -157,9 +157,7 @@ def test_reset_of_a_failed_run_does_not_run_completed_activities_again(tmp_path:
 
 
 @pytest.mark.timeout(90)
-def test_reset_of_a_blocked_run_closes_it_naming_the_new_run_and_carries_its_signals(
-    tmp_path: Path, log: str
-) -> None:
+def test_reset_of_a_blocked_run_closes_it_naming_the_new_run_and_carries_its_signals(tmp_path: Path, log: str) -> None:
     data = tmp_path / "data"
     _start_order(data, log)
     with aion.Engine(data, workflows=[vf.order_changed], activities=vf.ACTIVITIES) as engine:

@@ -91,9 +91,6 @@ async def pausable(log: str) -> str:
     return await workflow.execute_activity(note, log, "after", start_to_close_timeout=30)
 
 
-
-
-
 @workflow.defn(name="order")
 async def order_deprecated(log: str) -> list[str]:
     """The clean-up step: every run recorded before the patch is closed, so only the new branch is left."""
@@ -124,4 +121,6 @@ async def retries_an_activity(log: str, flag: str) -> str:
     return await workflow.execute_activity(
         refuses_while_flagged, log, flag, start_to_close_timeout=30, retry_policy=policy
     )
+
+
 ACTIVITIES = [note, other_note, fails_while_flagged, refuses_while_flagged]

@@ -17,8 +17,6 @@ async def blocks() -> str:
     return str(await workflow.wait_signal("go"))
 
 
-
-
 @workflow.defn
 async def fails() -> None:
     """Fails at once."""

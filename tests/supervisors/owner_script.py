@@ -28,9 +28,7 @@ def run() -> None:
             id="root",
             children=[
                 sv.ProcessSpec(id="p1", target=main_target, args=("p1",)),
-                sv.SupervisorSpec(
-                    id="inner", children=[sv.ProcessSpec(id="p2", target=main_target, args=("p2",))]
-                ),
+                sv.SupervisorSpec(id="inner", children=[sv.ProcessSpec(id="p2", target=main_target, args=("p2",))]),
             ],
         ),
         zygote=zygote,

@@ -263,10 +263,15 @@ class FakeClock:
 
 def _kill_and_wait_restart(sup: sv.Supervisor, child_id: str, restarts: int) -> None:
     assert sup.kill_child(child_id)
-    wait_until(lambda: (children_by_id(sup)[child_id].restarts, children_by_id(sup)[child_id].state) == (
-        restarts,
-        "running",
-    ))
+    wait_until(
+        lambda: (
+            (children_by_id(sup)[child_id].restarts, children_by_id(sup)[child_id].state)
+            == (
+                restarts,
+                "running",
+            )
+        )
+    )
 
 
 def test_supervisor_with_a_fake_clock_escalates_after_n_crashes_within_its_window(zygote: sv.Zygote) -> None:

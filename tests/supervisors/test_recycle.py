@@ -28,9 +28,7 @@ class _Child:
         self.messages: list[Any] = []
         self.exit: sv.ExitReason | None = None
         self.exited = threading.Event()
-        self.pid = zygote.spawn(
-            target, on_message=self.messages.append, on_exit=self._on_exit, recycle=recycle
-        )
+        self.pid = zygote.spawn(target, on_message=self.messages.append, on_exit=self._on_exit, recycle=recycle)
         channel = zygote.channel(self.pid)
         assert channel is not None
         self.channel = channel
@@ -169,7 +167,14 @@ def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_it
 
         def crash_with_a_spare() -> Proc | None:
             first = hub.spawn(
-                ref, [], on_start=None, on_message=None, trap_exit=False, timeout=10, arm=True, recycle=True,
+                ref,
+                [],
+                on_start=None,
+                on_message=None,
+                trap_exit=False,
+                timeout=10,
+                arm=True,
+                recycle=True,
                 on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare),
             )
             first.channel.send(["exit", 3])
@@ -183,13 +188,21 @@ def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_it
         later_messages: list[Any] = []
         later_exits: list[sv.ExitReason] = []
         later = hub.spawn(
-            ref, [], on_start=None, on_message=later_messages.append, trap_exit=False, timeout=10, recycle=True,
+            ref,
+            [],
+            on_start=None,
+            on_message=later_messages.append,
+            trap_exit=False,
+            timeout=10,
+            recycle=True,
             on_exit=lambda _pid, reason, _spare: later_exits.append(reason),
         )
         assert later.pid == spare.pid  # the spare's host, recycled
         adopted_exits: list[sv.ExitReason] = []
         assert hub.adopt(
-            spare, on_start=None, on_message=None,
+            spare,
+            on_start=None,
+            on_message=None,
             on_exit=lambda _pid, reason, _spare: adopted_exits.append(reason),
         )
         assert [r.kind for r in adopted_exits] == ["normal"]
@@ -215,8 +228,13 @@ def test_a_spawn_that_timed_out_never_starts_a_child_behind_its_callers_back() -
         hub._post(lambda: gate.wait(30))  # the hub thread is busy: the zygote's answer waits in the socket
         with pytest.raises(sv.SpawnError):
             hub.spawn(
-                target_ref(worker), [], on_start=lambda pid, _ch: started.append(pid), on_message=None,
-                on_exit=None, trap_exit=False, timeout=0.2,
+                target_ref(worker),
+                [],
+                on_start=lambda pid, _ch: started.append(pid),
+                on_message=None,
+                on_exit=None,
+                trap_exit=False,
+                timeout=0.2,
             )
         orphan = wait_until(lambda: psutil.Process(zygote.pid).children(), timeout=10)[0].pid
         gate.set()
@@ -241,11 +259,24 @@ def test_a_speculative_restart_takes_an_idle_recycled_host_of_the_same_target() 
     exits: list[sv.ExitReason] = []
     try:
         first = hub.spawn(
-            ref, [], on_start=None, on_message=None, trap_exit=False, timeout=10, arm=True, recycle=True,
+            ref,
+            [],
+            on_start=None,
+            on_message=None,
+            trap_exit=False,
+            timeout=10,
+            arm=True,
+            recycle=True,
             on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare),
         )
         other = hub.spawn(
-            ref, [], on_start=None, on_message=None, trap_exit=False, timeout=10, recycle=True,
+            ref,
+            [],
+            on_start=None,
+            on_message=None,
+            trap_exit=False,
+            timeout=10,
+            recycle=True,
             on_exit=lambda _pid, reason, _spare: exits.append(reason),
         )
         other.channel.send(["return"])  # its host is kept, idle, for the next child of the target

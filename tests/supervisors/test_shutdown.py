@@ -76,8 +76,7 @@ def test_dynamic_children_simple_one_for_one(
     wf = root.start_child(sv.SupervisorSpec(id="wf:checkout", max_restarts=100, max_seconds=10))
     assert isinstance(wf, sv.Supervisor)
     pids = [
-        wf.start_child(rec.spec(f"order-{i}", worker, restart=sv.Restart.TRANSIENT, meta={"n": i}))
-        for i in range(5)
+        wf.start_child(rec.spec(f"order-{i}", worker, restart=sv.Restart.TRANSIENT, meta={"n": i})) for i in range(5)
     ]
     assert len(set(pids)) == 5
     assert wf.count_children() == {"specs": 5, "active": 5, "supervisors": 0, "workers": 5}

@@ -48,7 +48,7 @@ def test_a_child_that_cannot_start_goes_to_on_error(start_sup: StartSup) -> None
 
     sup.start_child_nowait(rec.spec("bad", "tests.supervisors.targets:no_such_target"), on_error=on_error)
     assert done.wait(20)
-    (child_id, error, thread), = failed
+    ((child_id, error, thread),) = failed
     assert child_id == "bad"
     assert isinstance(error, sv.StartError)
     assert "no_such_target" in str(error)

@@ -150,11 +150,7 @@ def test_snapshot_consistent_during_restarts(
     assert kills[0] >= 20
     assert snapshots > 0
     # everything comes back
-    wait_until(
-        lambda: all(
-            n["state"] == "running" for n in _walk(root.tree()) if n["kind"] in ("process", "actor")
-        )
-    )
+    wait_until(lambda: all(n["state"] == "running" for n in _walk(root.tree()) if n["kind"] in ("process", "actor")))
     # (a kill can land on a process its supervisor is already stopping, so restarts <= kills)
     final = root.tree()
     total = sum(n["restarts"] for n in _walk(final) if n["kind"] == "process")

@@ -75,7 +75,6 @@ class UIProcess:
         kill_process_group(self.proc)
 
 
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
