@@ -110,6 +110,18 @@ def _replay(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _lifecycle(d: dict[str, Any]) -> list[Row]:
+    return [
+        ("recycled process child lives/s", d["lives_per_s"], "", ""),
+        (
+            "CPU µs per life: owner (supervisor, hub) / children",
+            f"{d['owner_cpu_us_per_life']:.0f} / {d['children_cpu_us_per_life']:.0f}",
+            "",
+            "",
+        ),
+    ]
+
+
 def _activities(d: dict[str, Any]) -> list[Row]:
     best = max(d["cases"], key=lambda c: c["activities_per_s"])
     return [(f"activities/s ({best['in_flight']} workflows)", best["activities_per_s"], "", "")]
@@ -193,6 +205,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "schedules": _schedules,
     "ray_activities": _ray_activities,
     "waiting": _waiting,
+    "lifecycle": _lifecycle,
 }
 
 

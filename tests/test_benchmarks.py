@@ -69,6 +69,14 @@ EXPECTED: dict[str, set[str]] = {
     "activities": {"cases"},
     "testing_env": {"runs", "environment_start_s", "thirty_day_test_p50_ms", "thirty_day_test_max_ms"},
     "ray_activities": {"cases", "ray"},
+    "lifecycle": {
+        "lives",
+        "in_flight",
+        "lives_per_s",
+        "owner_cpu_us_per_life",
+        "owner_cpu_us_per_life_by_thread",
+        "children_cpu_us_per_life",
+    },
     "waiting": {
         "runs",
         "starts_per_s",
