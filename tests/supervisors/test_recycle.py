@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 import supervisors as sv
-from supervisors._hub import Proc
+from supervisors._hub import Hub, Proc
 from supervisors._pool import RECYCLED_IDLE_FLOOR
 from supervisors._specs import target_ref
 from tests.helpers import is_gone
@@ -154,6 +154,28 @@ def test_supervised_recyclable_children_kill_child_reaches_only_the_running_inca
     rec.ping("b", 2)
 
 
+def _spawn_recyclable(
+    hub: Hub,
+    ref: str,
+    *,
+    on_exit: Callable[[int, sv.ExitReason, Proc | None], None],
+    on_message: Callable[[Any], None] | None = None,
+    arm: bool = False,
+) -> Proc:
+    """A recyclable process child of ``ref`` started through the hub (``arm``: restarted speculatively)."""
+    return hub.spawn(
+        ref,
+        [],
+        on_start=None,
+        on_message=on_message,
+        trap_exit=False,
+        timeout=10,
+        arm=arm,
+        recycle=True,
+        on_exit=on_exit,
+    )
+
+
 @pytest.mark.timeout(60)
 def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_its_pid_alone() -> None:
     """A speculative replacement (a spare) that returns normally before its owner decides is recycled at once and
@@ -166,16 +188,8 @@ def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_it
     try:
 
         def crash_with_a_spare() -> Proc | None:
-            first = hub.spawn(
-                ref,
-                [],
-                on_start=None,
-                on_message=None,
-                trap_exit=False,
-                timeout=10,
-                arm=True,
-                recycle=True,
-                on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare),
+            first = _spawn_recyclable(
+                hub, ref, on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare), arm=True
             )
             first.channel.send(["exit", 3])
             assert first.exited.wait(10)
@@ -187,15 +201,8 @@ def test_a_spare_that_returned_before_adoption_leaves_the_next_incarnation_of_it
         wait_until(lambda: spare.held is not None)
         later_messages: list[Any] = []
         later_exits: list[sv.ExitReason] = []
-        later = hub.spawn(
-            ref,
-            [],
-            on_start=None,
-            on_message=later_messages.append,
-            trap_exit=False,
-            timeout=10,
-            recycle=True,
-            on_exit=lambda _pid, reason, _spare: later_exits.append(reason),
+        later = _spawn_recyclable(
+            hub, ref, on_message=later_messages.append, on_exit=lambda _pid, reason, _spare: later_exits.append(reason)
         )
         assert later.pid == spare.pid  # the spare's host, recycled
         adopted_exits: list[sv.ExitReason] = []
@@ -258,27 +265,10 @@ def test_a_speculative_restart_takes_an_idle_recycled_host_of_the_same_target() 
     spares: dict[int, Proc | None] = {}
     exits: list[sv.ExitReason] = []
     try:
-        first = hub.spawn(
-            ref,
-            [],
-            on_start=None,
-            on_message=None,
-            trap_exit=False,
-            timeout=10,
-            arm=True,
-            recycle=True,
-            on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare),
+        first = _spawn_recyclable(
+            hub, ref, on_exit=lambda pid, _reason, spare: spares.__setitem__(pid, spare), arm=True
         )
-        other = hub.spawn(
-            ref,
-            [],
-            on_start=None,
-            on_message=None,
-            trap_exit=False,
-            timeout=10,
-            recycle=True,
-            on_exit=lambda _pid, reason, _spare: exits.append(reason),
-        )
+        other = _spawn_recyclable(hub, ref, on_exit=lambda _pid, reason, _spare: exits.append(reason))
         other.channel.send(["return"])  # its host is kept, idle, for the next child of the target
         wait_until(lambda: [r.kind for r in exits] == ["normal"])
         first.channel.send(["exit", 3])
