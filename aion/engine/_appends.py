@@ -3,10 +3,10 @@
 The core is the one place that appends for a workflow, so it knows every run's head and sends appends without
 waiting for the previous one (pipelining): ``RunState.head`` counts what was sent. The recorder reports the
 outcomes of one committed batch in one call on its own thread (the commit sink), which tells the core one
-:class:`~aion.engine._messages.AppendsCommitted` message, then answers the callers waiting for a durable append
-(``start_workflow``, ``signal``, ...) and hands closed runs' terminal events straight to their ``result()``
-waiters. Back in the core, :meth:`AppendPipeline.settle` resolves each append's ``then`` (and the reply of a
-failed one).
+:class:`~aion.engine._messages.AppendsCommitted` message, then hands closed runs' terminal events straight to
+their ``result()`` waiters and answers the callers waiting for a durable append (``start_workflow``, ``signal``,
+...). Back in the core, :meth:`AppendPipeline.settle` resolves each append's ``then`` (and the reply of a failed
+one).
 
 Each append carries the run's *generation*: after a failed append the run is rebuilt from the store (a new
 generation), and the appends it still had in flight fail as a consequence of that failure, needing no rebuild of
