@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 from typing import Any
+
+
+@functools.cache
+def _process_symbols() -> ctypes.CDLL | None:
+    """The symbols already loaded into this process, the C library's among them (``dlopen(NULL)``): no search
+    for the library file, which ``ctypes.util.find_library`` does by running ``ldconfig`` (~2 ms, a subprocess)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def libc_function(name: str) -> Any | None:
     """The C library's function ``name`` (``errno`` kept for ``ctypes.get_errno``), or None where there is no C
     library or it has no such function (``malloc_trim`` on musl or macOS)."""
-    library = ctypes.util.find_library("c")
-    if library is None:
+    symbols = _process_symbols()
+    if symbols is None:
         return None
     try:
-        return getattr(ctypes.CDLL(library, use_errno=True), name)
-    except (OSError, AttributeError):
+        return getattr(symbols, name)
+    except AttributeError:
         return None
