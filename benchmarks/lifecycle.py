@@ -21,9 +21,8 @@ import threading
 import time
 from typing import Any
 
-import psutil
-
 import supervisors as sv
+from benchmarks._cpu import children_cpu
 from benchmarks._report import report
 
 
@@ -47,18 +46,6 @@ def thread_cpu() -> dict[str, float]:
         name = re.sub(r"-\d+$", "", names.get(int(tid), "other").split(" (")[0])
         spent[name] += (int(fields[11]) + int(fields[12])) / ticks
     return dict(spent)
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's descendants, with what they reaped."""
-    total = 0.0
-    for child in psutil.Process().children(recursive=True):
-        try:
-            times = child.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
 
 
 class _Lives:

@@ -18,7 +18,6 @@ process (off-on, on-off, ...) so that the machine's drift falls on both alike; i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
@@ -26,10 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 import aion
 from aion import activity, events, workflow
+from benchmarks._cpu import children_cpu, own_cpu
 from benchmarks._report import met_text, percentile, report
 
 TARGET_WORKFLOWS_PER_S = 600.0
@@ -50,26 +48,6 @@ async def three_steps() -> int:
     for _ in range(ACTIVITIES_PER_WORKFLOW):
         await workflow.execute_activity(noop, start_to_close_timeout=30)
     return ACTIVITIES_PER_WORKFLOW
-
-
-def own_cpu() -> float:
-    """User + system CPU seconds of this process (all its threads)."""
-    times = psutil.Process().cpu_times()
-    return float(times.user + times.system)
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's descendants, including the ones they have already reaped.
-
-    Every process child of the engine is forked by the zygote, which reaps it; a finished workflow process's
-    time therefore shows up in the zygote's ``children_user``/``children_system``.
-    """
-    total = 0.0
-    for proc in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
 
 
 def measure(data: Path, count: int, clients: int, *, metrics: bool = False) -> dict[str, Any]:

@@ -37,8 +37,8 @@ import psutil
 import aion
 from aion import workflow
 from aion.engine._residency import DEFAULT_EVICT_IDLE_AFTER
+from benchmarks._cpu import children_cpu, own_cpu
 from benchmarks._report import met_text, report
-from benchmarks.throughput import children_cpu, own_cpu
 from supervisors._pool import RECYCLED_IDLE_SECONDS
 
 TARGET_STARTS_PER_S = 2000.0
