@@ -56,6 +56,11 @@ def demo() -> None:
     demo_module.main()
 
 
+def dump_every_thread(_signum: int, _frame: object) -> None:
+    """Write every thread's stack to stderr (the SIGUSR2 handler of ``aion serve``)."""
+    faulthandler.dump_traceback(sys.stderr, all_threads=True)
+
+
 def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
     """The ``@workflow.defn`` and ``@activity.defn`` functions defined or imported in ``modules``."""
     if os.getcwd() not in sys.path:
@@ -197,8 +202,11 @@ def serve(
             ui_server = serve_engine(engine, ui, token=ui_token)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, on_signal)
-        # SIGUSR2 writes every thread's stack to stderr: what a stop that hangs is waiting on.
-        faulthandler.register(signal.SIGUSR2, all_threads=True)
+        # SIGUSR2 writes every thread's stack to stderr: what a stop that hangs is waiting on. The main thread
+        # writes it from a Python handler, holding the GIL, so no other thread moves its frames mid-dump;
+        # faulthandler.register dumps from whichever thread the kernel picks, without the GIL, and could print
+        # a frame being popped as garbage.
+        signal.signal(signal.SIGUSR2, dump_every_thread)
         names = sorted(engine.registry.workflows)
         click.echo(
             f"aion engine (pid {os.getpid()}) serving {data_dir} with workflows {', '.join(names)}; "

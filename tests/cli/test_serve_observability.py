@@ -67,6 +67,8 @@ def test_sigusr2_writes_every_threads_stack_and_the_engine_goes_on(
     wait_for(lambda: "Current thread" in server.log.read_text(), "the stacks written")
     text = server.log.read_text()
     assert text.count("Thread 0x") >= 2  # the main thread and the engine's (core, recorder, hub, ...)
+    assert "File ???" not in text  # written holding the GIL: no frame read while its thread moved it
+    assert "dump_every_thread" in text.split("Current thread", 1)[1]  # by the main thread's handler
     assert "EngineCore" in text or "_actor_loop" in text
     assert aion("list", "--data-dir", data_dir).code == 0  # still serving
     assert server.stop() == 0, server.log.read_text()[-20000:]
