@@ -37,6 +37,7 @@ from ._channel import (
     wait_ready,
 )
 from ._errors import SpawnError
+from ._latch import Latch
 from ._links import LinkBook, LinkTable, Watchers
 from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
 from ._reasons import ExitReason
@@ -53,7 +54,7 @@ class _Pending:
     on_exit: OnExit | None
     trap_exit: bool
     owner: SpareOwner | None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Latch = field(default_factory=Latch)
     proc: Proc | None = None
     error: str | None = None
 
@@ -116,7 +117,10 @@ class Hub(SpareBook, LinkBook, Succession):
 
     def send_ctl(self, msg: list[Any], fds: Sequence[int] = ()) -> None:
         """Send a control message to the zygote (thread-safe)."""
-        data = pack(msg)
+        self._send_ctl_data(pack(msg), fds)
+
+    def _send_ctl_data(self, data: bytes, fds: Sequence[int] = ()) -> None:
+        """Send a packed control message to the zygote (thread-safe)."""
         with self._ctl_lock:
             while True:
                 try:
@@ -152,15 +156,11 @@ class Hub(SpareBook, LinkBook, Succession):
         ``recycle``: when the target returns normally, the process is kept for a later spawn of ``ref``
         (`ZygoteServer`); its exit is reported as normal all the same.
         """
-        try:
-            packed_args = list(args)
-            pack(packed_args)
-        except (TypeError, ValueError, msgpack.PackException) as exc:
-            raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
+        arg_list = list(args)
         pending = _Pending(on_start, on_message, on_exit, trap_exit, owner)
         hub = self
         while True:  # a spawn asked of a zygote that died goes to the one started in its place
-            proc = hub._spawn_once(pending, ref, packed_args, timeout=timeout, arm=arm, recycle=recycle)
+            proc = hub._spawn_once(pending, ref, arg_list, timeout=timeout, arm=arm, recycle=recycle)
             if proc is not None:
                 return proc
             successor: Hub | None = hub.next_hub()
@@ -169,17 +169,21 @@ class Hub(SpareBook, LinkBook, Succession):
             hub, pending = successor, _Pending(on_start, on_message, on_exit, trap_exit, owner)
 
     def _spawn_once(
-        self, pending: _Pending, ref: str, packed_args: list[Any], *, timeout: float, arm: bool, recycle: bool
+        self, pending: _Pending, ref: str, args: list[Any], *, timeout: float, arm: bool, recycle: bool
     ) -> Proc | None:
         """`spawn` on this hub's zygote; None if that zygote is gone (``pending.error`` says so)."""
-        if not self._zygote_alive:
-            return None
         # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
         req = next(self._reqs)
+        try:  # packed once, and first: a bad argument is refused for what it is, before anything is sent
+            data = pack(["spawn", req, ref, args, arm, recycle])
+        except (TypeError, ValueError, msgpack.PackException) as exc:
+            raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
+        if not self._zygote_alive:
+            return None
         with self._lock:
             self._pending[req] = pending
         try:
-            self.send_ctl(["spawn", req, ref, packed_args, arm, recycle])
+            self._send_ctl_data(data)
         except SpawnError as exc:  # its socket broke: the zygote is gone (the hub thread sees it in a moment)
             with self._lock:
                 self._pending.pop(req, None)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._channel import FrameReader, OwnerChannel
+from ._latch import Latch
 from ._reasons import Down, ExitReason
 
 OnStart = Callable[[int, OwnerChannel], None]
@@ -32,7 +32,7 @@ class Proc:
     link_kill: str | None = None
     shutdown_requested: bool = False
     reason: ExitReason | None = None
-    exited: threading.Event = field(default_factory=threading.Event)
+    exited: Latch = field(default_factory=Latch)
     registered: bool = False
     owner: SpareOwner | None = None
     provisional: bool = False

@@ -21,6 +21,7 @@ from typing import Any
 from . import _fds
 from ._channel import OwnerChannel
 from ._errors import SpawnError
+from ._latch import Latch
 from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
 from ._reasons import ExitReason
 
@@ -93,7 +94,7 @@ class SpareBook:
         """Take ``spare`` as a new process child (any thread): the hub calls ``on_start``, then delivers its
         messages, then its exit. Returns once ``on_start`` has run, as `spawn` does; False if the hub is gone
         (the spare is then dead)."""
-        done = threading.Event()
+        done = Latch()
         gate = threading.Lock()
         state = {"started": False, "cancelled": False, "adopted": False}
 
