@@ -198,15 +198,15 @@ def test_start_recorder_convenience(store: EventStore) -> None:
         handle.stop(timeout=10)
 
 
-# --- the recorder's own future ------------------------------------------------------------------------------
+# --- the recorder's (and the core's) future --------------------------------------------------------------
 
 
-def test_append_future_behaves_like_a_threading_future(recorder: RecorderHandle) -> None:
+def test_one_shot_future_behaves_like_a_threading_future(recorder: RecorderHandle) -> None:
     import queue
 
-    from aion.recorder._future import AppendFuture
+    from aion._futures import OneShotFuture
 
-    future = AppendFuture()
+    future = OneShotFuture()
     with pytest.raises(pykka.Timeout):
         future.get(timeout=0.01)
     threading.Timer(0.05, future.set, args=(["done"],)).start()
@@ -215,13 +215,13 @@ def test_append_future_behaves_like_a_threading_future(recorder: RecorderHandle)
     with pytest.raises(queue.Full):
         future.set(["again"])
 
-    failed = AppendFuture()
+    failed = OneShotFuture()
     failed.set_exception((PayloadError, PayloadError("bad"), None))
     for _ in range(2):
         with pytest.raises(PayloadError, match="bad"):
             failed.get(timeout=1)
 
-    hooked = AppendFuture()
+    hooked = OneShotFuture()
     hooked.set_get_hook(lambda timeout: ["hooked"])
     assert hooked.get() == ["hooked"]
     with pytest.raises(queue.Full):

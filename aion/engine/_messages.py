@@ -13,6 +13,7 @@ from typing import Any
 import pykka
 
 from aion import events as ev
+from aion._futures import OneShotFuture
 from aion.engine._options import StartOptions
 from aion.engine._timer_keys import TimerKey
 from aion.store import AppendRequest
@@ -24,7 +25,7 @@ from aion.store import AppendRequest
 class Request:
     """A call into the core; ``reply`` resolves with its outcome."""
 
-    reply: pykka.Future[Any] = field(default_factory=pykka.ThreadingFuture, kw_only=True)
+    reply: pykka.Future[Any] = field(default_factory=OneShotFuture, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,11 @@ resolved after its own commit returned. When the queue is empty they are resolve
 
 Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
 ``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
-:class:`~aion.recorder._future.AppendFuture` (a flag, and a plain lock only if someone waits) instead of
+:class:`~aion._futures.OneShotFuture` (a flag, and a plain lock only if someone waits) instead of
 ``pykka.ThreadingFuture`` (a ``threading.Condition`` each).
 
 The package: ``_shared`` (the queued items, the shared state, the sinks), ``_actor`` (the group-commit loop),
-``_future`` (the futures) and ``_handle`` (the thread-safe API and :func:`start_recorder`).
+``_handle`` (the thread-safe API and :func:`start_recorder`).
 
 An actor must not block on a future: it appends with ``append_to(sink, token, ...)`` instead, and the recorder
 hands the sink the outcomes of that actor's appends, one call per committed batch (the engine core turns that

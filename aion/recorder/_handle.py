@@ -14,10 +14,10 @@ from typing import Any
 import pykka
 
 from aion._codec import encode_event_body
+from aion._futures import OneShotFuture
 from aion.errors import AionError, RecorderStoppedError
 from aion.events import Event
 from aion.recorder._actor import CommitObserver, Recorder
-from aion.recorder._future import AppendFuture
 from aion.recorder._shared import (
     DEFAULT_MAX_BATCH,
     CommitSink,
@@ -92,7 +92,7 @@ class RecorderHandle:
         atomic: bool,
         single: bool,
     ) -> pykka.Future[Any]:
-        future = AppendFuture()
+        future = OneShotFuture()
         self._queue((requests, atomic, single, future))
         return future
 

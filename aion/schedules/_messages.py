@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from aion import events as ev
+from aion._futures import OneShotFuture
 from aion.errors import AionError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class Call:
 
     schedule_id: str | None
     action: Callable[[ScheduleService], Any]
-    reply: pykka.Future[Any] = field(default_factory=pykka.ThreadingFuture)
+    reply: pykka.Future[Any] = field(default_factory=OneShotFuture)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""The recorder's futures: a one-shot ``pykka.Future`` resolved by the recorder, as cheap as can be.
+"""A one-shot ``pykka.Future`` for the engine's answers, as cheap as can be: the recorder's answer to an append,
+the core's (or the commit sink's) answer to a request.
 
-It owns how a caller waits for its append and how the recorder wakes it. It never queues or commits anything,
-and must behave exactly like ``pykka.ThreadingFuture`` to whoever holds one.
+It owns how a caller waits for its answer and how the answering thread wakes it. It never queues or sends
+anything, and must behave exactly like ``pykka.ThreadingFuture`` to whoever holds one.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from typing import Any
 
 import pykka
 
-#: Guards the creation of an :class:`AppendFuture`'s wait lock against its resolution (held for a few
+#: Guards the creation of a :class:`OneShotFuture`'s wait lock against its resolution (held for a few
 #: instructions; futures whose result nobody waits for never take it to wait).
 _WAIT_LOCKS = threading.Lock()
 
 
-class AppendFuture(pykka.Future[Any]):
-    """A one-shot ``pykka.Future`` resolved by the recorder, as cheap as can be on both sides.
+class OneShotFuture(pykka.Future[Any]):
+    """A one-shot ``pykka.Future`` resolved once by one thread, as cheap as can be on both sides.
 
     ``pykka.ThreadingFuture`` builds a ``threading.Condition`` per future and wakes its waiter through it; here
     a plain lock is the only wait, and it is created only when ``get`` has to wait (a writer that checks a
-    future only after it is resolved never creates one). With a hundred writers
-    these costs sit on the recorder's critical path. Behaves like ``ThreadingFuture`` (``get`` with a timeout
-    raises ``pykka.Timeout``, a second ``set`` raises ``queue.Full``, get hooks and ``await`` work)."""
+    future only after it is resolved never creates one). With a hundred writers these costs sit on the
+    recorder's critical path, and every start or signal of a run makes one. Behaves like ``ThreadingFuture``
+    (``get`` with a timeout raises ``pykka.Timeout``, a second ``set`` raises ``queue.Full``, get hooks and
+    ``await`` work)."""
 
     _get_hook = None  # pykka's __init__ is only run for a get hook (see set_get_hook)
 
@@ -36,7 +38,7 @@ class AppendFuture(pykka.Future[Any]):
         self._done = False
 
     def get(self, *, timeout: float | None = None) -> Any:
-        """The stamped events (or batch slots) once durable; raises the refusing error, or ``pykka.Timeout``."""
+        """The answer once set; raises the error set instead, or ``pykka.Timeout``."""
         if not self._done:
             if self._get_hook is not None:
                 return super().get(timeout=timeout)
