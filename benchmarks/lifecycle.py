@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import threading
 import time
 from typing import Any
+
+import psutil
 
 import supervisors as sv
 from benchmarks._cpu import children_cpu
@@ -35,16 +36,10 @@ def thread_cpu() -> dict[str, float]:
     """CPU seconds of this process's live threads, by thread kind (a thread's name without its actor urn or its
     ``-N`` number)."""
     names = {thread.native_id: thread.name for thread in threading.enumerate()}
-    ticks = os.sysconf("SC_CLK_TCK")
     spent: collections.defaultdict[str, float] = collections.defaultdict(float)
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended meanwhile
-        name = re.sub(r"-\d+$", "", names.get(int(tid), "other").split(" (")[0])
-        spent[name] += (int(fields[11]) + int(fields[12])) / ticks
+    for thread in psutil.Process().threads():
+        name = re.sub(r"-\d+$", "", names.get(thread.id, "other").split(" (")[0])
+        spent[name] += thread.user_time + thread.system_time
     return dict(spent)
 
 
