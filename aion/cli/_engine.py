@@ -87,7 +87,11 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
 @cli.command()
 @data_dir_option
 @click.option("--module", "-m", "modules", multiple=True, required=True, help="Module with workflows (repeatable).")
-@click.option("--activity-workers", type=click.IntRange(min=1), help="Activity worker processes [default: CPUs].")
+@click.option(
+    "--activity-workers",
+    type=click.IntRange(min=1),
+    help="Activity worker processes [default: one per CPU, at least 8].",
+)
 @click.option("--warm-pool", type=click.IntRange(min=0), default=2, show_default=True, help="Idle forked hosts.")
 @click.option(
     "--max-restarts",

@@ -56,7 +56,7 @@ class Engine:
     resumes every workflow that was running in the data directory; leaving stops it cleanly. Workflows and
     activities must be decorated with ``@workflow.defn`` / ``@activity.defn``.
 
-    Options: ``activity_workers`` (default: the number of CPUs), ``warm_pool`` (idle forked hosts kept ready),
+    Options: ``activity_workers`` (default: one per CPU, at least 8), ``warm_pool`` (idle forked hosts kept ready),
     ``max_restarts``/``max_seconds`` (how often one workflow process may crash before the run fails),
     ``max_resident`` (how many runs hold a workflow process at once; beyond it, runs waiting on a signal, a child,
     a distant timer or an activity scheduled over a second ago are evicted, and new runs wait their turn: see

@@ -24,6 +24,16 @@ from aion.errors import InvalidArgumentError
 from aion.observability._setup import MetricsOption, Telemetry
 from aion.visibility import SearchAttributeSchema
 
+#: The fewest activity worker processes an engine gets by default (more with more CPUs). With one worker per CPU
+#: (the first default), short activities left a 2-core engine's workers idle: each waited for the core to take its
+#: result before it was sent the next attempt (docs/benchmarks.md, "Activity workers").
+MIN_DEFAULT_ACTIVITY_WORKERS = 8
+
+
+def default_activity_workers() -> int:
+    """The activity worker processes of an engine not told how many: one per CPU, at least 8, at most 1,024."""
+    return min(max(MIN_DEFAULT_ACTIVITY_WORKERS, os.cpu_count() or 1), 1024)
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -82,7 +92,7 @@ class EngineSettings:
         if on_code_mismatch not in ("block", "fail"):
             raise InvalidArgumentError(f"on_code_mismatch must be 'block' or 'fail', got {on_code_mismatch!r}")
         registry = Registry.build(workflows, activities)
-        workers = activity_workers if activity_workers is not None else min(os.cpu_count() or 2, 1024)
+        workers = activity_workers if activity_workers is not None else default_activity_workers()
         checked_workers = count(workers, "activity_workers", minimum=1, maximum=1024)
         checked_restarts = count(max_restarts, "max_restarts", minimum=0)
         checked_seconds = to_seconds(max_seconds, "max_seconds", allow_zero=False)

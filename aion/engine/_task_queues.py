@@ -40,7 +40,7 @@ def _check_limits(max_concurrent: int | None, rate_limit: float | None) -> None:
 class LocalQueue:
     """A queue served by ``workers`` supervised worker processes forked by the engine (today's pool).
 
-    ``workers`` defaults to the engine's ``activity_workers`` (the number of CPUs). ``max_concurrent`` (attempts
+    ``workers`` defaults to the engine's ``activity_workers`` (one per CPU, at least 8). ``max_concurrent`` (attempts
     at once, at most ``workers`` anyway) and ``rate_limit`` (attempts started per second) limit it further.
     """
 

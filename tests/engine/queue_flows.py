@@ -50,6 +50,31 @@ def blocker(gate: str) -> str:
     return "open"
 
 
+@activity.defn
+def rendezvous(meeting: str, count: int) -> int:
+    """Marks its arrival in the directory ``meeting``, then waits until ``count`` attempts have arrived there: it
+    returns only if ``count`` attempts run at the same time. Returns its pid."""
+    Path(meeting, str(os.getpid())).touch()
+    deadline = time.monotonic() + 20
+    while len(os.listdir(meeting)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(os.listdir(meeting))} of {count} attempts ever ran at once")
+        time.sleep(0.005)
+    return os.getpid()
+
+
+@workflow.defn
+async def meet(meeting: str, count: int) -> list[int]:
+    """``count`` :func:`rendezvous` activities at once, on the default queue, without retries."""
+    handles = [
+        workflow.start_activity(
+            rendezvous, meeting, count, start_to_close_timeout=60, retry_policy=aion.RetryPolicy(maximum_attempts=1)
+        )
+        for _ in range(count)
+    ]
+    return list(await workflow.gather(*handles))
+
+
 @workflow.defn
 async def routed() -> list[Any]:
     """``where`` on its own queue, then on ``default`` by a per-call override."""
@@ -104,5 +129,5 @@ async def blocks_on(queue: str, gate: str) -> str:
         return str(error.type)
 
 
-WORKFLOWS = [routed, undeclared, fan_out, fan_out_spans, prioritised, blocks_on]
-ACTIVITIES = [where, quick, logged, span, blocker]
+WORKFLOWS = [routed, undeclared, fan_out, fan_out_spans, prioritised, blocks_on, meet]
+ACTIVITIES = [where, quick, logged, span, blocker, rendezvous]

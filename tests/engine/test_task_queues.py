@@ -43,6 +43,16 @@ def test_an_activity_runs_on_its_queue_or_the_one_its_call_names(tmp_path: Path)
 
 
 @pytest.mark.timeout(60)
+def test_an_engine_not_told_how_many_workers_runs_eight_activities_at_once(tmp_path: Path) -> None:
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    with aion.Engine(tmp_path / "data", workflows=qf.WORKFLOWS, activities=qf.ACTIVITIES) as engine:
+        pids = engine.start_workflow(qf.meet, str(meeting), 8).result(timeout=40)
+    # Eight attempts met, each in a worker process of its own: the default pool has at least eight.
+    assert len(set(pids)) == 8
+
+
+@pytest.mark.timeout(60)
 def test_an_undeclared_queue_is_refused_at_the_call(tmp_path: Path) -> None:
     with aion.Engine(tmp_path / "data", workflows=qf.WORKFLOWS, activities=qf.ACTIVITIES, activity_workers=1) as engine:
         message = engine.start_workflow(qf.undeclared).result(timeout=30)
