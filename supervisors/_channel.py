@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 
 from ._errors import ChannelClosedError
+from ._gil_io import recv_without_blocking, send_without_blocking
 from ._reasons import Down, ExitReason, ExitSignal
 
 HEADER = struct.Struct("!IB")
@@ -253,16 +254,17 @@ class OwnerChannel:
             if self.closed:
                 raise ChannelClosedError(f"process {self.pid} has exited")
             try:
-                self._sock.sendall(data)
+                # Most frames fit in the socket's buffer: sent without letting go of the GIL (see _gil_io).
+                sent = send_without_blocking(self._sock, data)
+                if sent < len(data):
+                    self._sock.sendall(memoryview(data)[sent:])
             except OSError as exc:
                 raise ChannelClosedError(f"process {self.pid} has exited: {exc}") from exc
 
     def recv_nowait(self) -> bytes | None:
         """Hub side: read what is available; b"" at EOF, None if nothing."""
         try:
-            return self._sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return None
+            return recv_without_blocking(self._sock, RECV_SIZE)
         except OSError:
             return b""
 
