@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -102,6 +104,27 @@ def test_new_ids_are_uuid4_and_unique() -> None:
         assert uuid.UUID(value).version == 4
         assert validate_workflow_id(value) == value
         assert validate_run_id(value) == value
+
+
+FORKED_IDS = """
+import os
+from aion._ids import new_run_id
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, new_run_id().encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+child = os.read(read, 100).decode()
+print(child != new_run_id())
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
+    # Ids come from a seeded generator: a fork copies its state, so the child must seed again.
+    result = subprocess.run([sys.executable, "-c", FORKED_IDS], capture_output=True, text=True, timeout=50, check=True)
+    assert result.stdout.strip() == "True", result.stderr
 
 
 @pytest.mark.parametrize(
