@@ -21,6 +21,7 @@ from aion.errors import (
     WorkflowNotRunningError,
 )
 from aion.events import (
+    ActivityCancelled,
     ActivityCompleted,
     ActivityFailed,
     ActivityScheduled,
@@ -407,6 +408,36 @@ def test_timer_rows_of_activity_retries(store: EventStore) -> None:
         ],
         5,
     )
+    assert store.all_timers() == []
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "deadline"])
+def test_a_retry_row_goes_when_the_wait_for_the_retry_ends_without_a_start(store: EventStore, ending: str) -> None:
+    store.append("wf-1", [started("wf-1")], 0)
+    retry_at = T0 + timedelta(seconds=5)
+    failure = Failure("IOError", "net")
+    store.append(
+        "wf-1",
+        [
+            ActivityScheduled(workflow_id="wf-1", activity_id=1, activity_type="charge", input=None),
+            ActivityStarted(workflow_id="wf-1", activity_id=1, attempt=1),
+            ActivityFailed(
+                workflow_id="wf-1", activity_id=1, failure=failure, attempt=1, retryable=True, next_attempt_at=retry_at
+            ),
+            ActivityScheduled(workflow_id="wf-1", activity_id=2, activity_type="charge", input=None),
+            ActivityStarted(workflow_id="wf-1", activity_id=2, attempt=1),
+            ActivityCompleted(workflow_id="wf-1", activity_id=2, result=2, attempt=1),
+        ],
+        1,
+    )
+    # A first attempt's start and completion (activity 2) leave activity 1's retry row alone.
+    assert store.all_timers() == [TimerRow(retry_at, "wf-1", ACTIVITY_RETRY, 1)]
+    ended: Event = (
+        ActivityCancelled(workflow_id="wf-1", activity_id=1)
+        if ending == "cancelled"
+        else ActivityFailed(workflow_id="wf-1", activity_id=1, failure=failure, attempt=1, retryable=False)
+    )
+    store.append("wf-1", [ended], 7)
     assert store.all_timers() == []
 
 
