@@ -8,9 +8,11 @@ its time in those waits: measured in aion's engine core, a ``sendall`` of a few 
 took ~180 µs of wall time, of which the call itself is a small part.
 
 :func:`send_without_blocking` and :func:`recv_without_blocking` call the C library's ``send`` and ``recv``
-through ``ctypes.PyDLL``, which keeps the GIL, with ``MSG_DONTWAIT``: they never block, so keeping the GIL holds
-no other thread up for longer than a copy between the socket's buffer and memory. What would block is left to
-the caller (``socket.sendall``, the selector), which releases the GIL. Where the C library cannot be loaded,
+through ``ctypes.PyDLL``, which keeps the GIL, with ``MSG_DONTWAIT``: they never block, so the GIL is held only
+for the system call itself. That is not free: a send that wakes an idle process costs the sender tens of µs of
+kernel time on a virtual machine, during which no other thread runs Python (measured in aion: throughput up,
+"signal all", whose sends mostly wake idle processes, a few percent down). What would block is left to the
+caller (``socket.sendall``, the selector), which releases the GIL. Where the C library cannot be loaded,
 they fall back on the socket's own calls.
 """
 

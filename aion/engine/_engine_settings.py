@@ -26,7 +26,7 @@ from aion.visibility import SearchAttributeSchema
 
 #: The fewest activity worker processes an engine gets by default (more with more CPUs). With one worker per CPU
 #: (the first default), short activities left a 2-core engine's workers idle: each waited for the core to take its
-#: result before it was sent the next attempt (docs/benchmarks.md, "Activity workers").
+#: result before it was sent the next attempt (docs/architecture.md, "Task queues and executors").
 MIN_DEFAULT_ACTIVITY_WORKERS = 8
 
 
