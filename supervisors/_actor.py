@@ -16,12 +16,19 @@ from typing import Any
 import pykka
 
 from . import _decisions as decisions
-from ._children import Child, ChildInfo, NestedSupervisor, start_process, supervised_actor_class
+from ._children import (
+    Child,
+    ChildInfo,
+    NestedSupervisor,
+    start_process,
+    supervised_actor_class,
+)
 from ._errors import StartError, SupervisorError
 from ._inbox import SimpleInbox
 from ._proc import Proc, SpareOwner
 from ._reasons import ExitReason
-from ._specs import ChildSpec, ProcessSpec, SupervisorSpec
+from ._specs import ChildSpec, ProcessSpec, Strategy, SupervisorSpec
+from ._starting import Notify, NowaitStarts, Spawned, tell_if_alive
 from ._zygote import Zygote
 
 logger = logging.getLogger("supervisors")
@@ -63,14 +70,6 @@ class _InitChildren:
     """Asked once by `spawn_supervisor`: start the static children."""
 
 
-def _tell(ref: pykka.ActorRef[Any], msg: Any) -> bool:
-    try:
-        ref.tell(msg)
-    except pykka.ActorDeadError:
-        return False
-    return True
-
-
 def spawn_supervisor(
     spec: SupervisorSpec,
     zygote: Zygote | None,
@@ -95,7 +94,7 @@ def spawn_supervisor(
     return handle
 
 
-class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
+class _SupervisorActor(SimpleInbox, pykka.ThreadingActor, NowaitStarts):
     use_daemon_thread = True
 
     def __init__(
@@ -109,6 +108,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         make_handle: MakeHandle,
     ) -> None:
         super().__init__()
+        NowaitStarts.__init__(self)
         self.spec = spec
         self.zygote = zygote
         self.done = done
@@ -171,25 +171,14 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
     def _start(self, child: Child, spare: Proc | None = None) -> None:
         """Start a new incarnation of ``child`` (adopting ``spare`` if given); raises if it cannot be started."""
         token = object()
-        me = self.actor_ref
         cid = child.id
         spec = child.spec
         zygote = self.zygote
-
-        def notify(reason: ExitReason, spare: Proc | None = None) -> None:
-            if not _tell(me, _ChildExit(cid, token, reason, spare)) and spare is not None and zygote is not None:
-                zygote.hub.discard(spare)
-
+        notify = self._notifier(cid, token)
         if isinstance(spec, ProcessSpec):
             if zygote is None:
                 raise StartError(f"supervisor {self.spec.id!r} has no zygote to start process {cid!r}")
-            armed = zygote.warm_pool > 0 and decisions.should_arm(
-                strategy=self.spec.strategy,
-                restart=spec.restart,
-                child=child.intensity,
-                supervisor=self.intensity,
-                now=self.clock(),
-            )
+            armed = self._armed(zygote, child)
             if start_process(child, spec, zygote.hub, notify, spare=spare, arm=armed, owner=self.spare_owner):
                 self.adopted = spare
         elif isinstance(spec, SupervisorSpec):
@@ -202,6 +191,32 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         child.state = "running"
         child.started_at = self.clock()
         child.started_wall = time.time()
+
+    def _notifier(self, cid: str, token: object) -> Notify:
+        """What tells this supervisor that the incarnation ``token`` of child ``cid`` exited (with the spare the
+        zygote started in its place, if any, which is discarded if the supervisor is gone)."""
+        me = self.actor_ref
+        zygote = self.zygote
+
+        def notify(reason: ExitReason, spare: Proc | None = None) -> None:
+            if (
+                not tell_if_alive(me, _ChildExit(cid, token, reason, spare))
+                and spare is not None
+                and zygote is not None
+            ):
+                zygote.hub.discard(spare)
+
+        return notify
+
+    def _armed(self, zygote: Zygote, child: Child) -> bool:
+        """Whether the zygote may restart ``child``'s next incarnation speculatively (see ``should_arm``)."""
+        return zygote.warm_pool > 0 and decisions.should_arm(
+            strategy=self.spec.strategy,
+            restart=child.spec.restart,
+            child=child.intensity,
+            supervisor=self.intensity,
+            now=self.clock(),
+        )
 
     def _disarm_all(self) -> None:
         """The supervisor is at its intensity limit: no more speculative restarts of any child."""
@@ -250,6 +265,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
                 logger.exception("on_exit of child %r failed", child.id)
 
     def _shutdown_children(self) -> None:
+        self._settle_all()
         for child in reversed(list(self.children.values())):
             if child.state == "running":
                 try:
@@ -263,6 +279,11 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         if isinstance(message, _ChildExit):
             self._child_exited(message)
             return None
+        if isinstance(message, Spawned):
+            entry = self.starting.get(message.child_id)
+            if entry is not None and entry.ticket is message.ticket:
+                self._started(message.child_id)
+            return None
         if isinstance(message, StartNowait):
             self.start_child_nowait(message.spec, message.on_error)
             return None
@@ -272,6 +293,8 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         return super().on_receive(message)
 
     def _child_exited(self, msg: _ChildExit) -> None:
+        if self.spec.strategy != Strategy.ONE_FOR_ONE:
+            self._settle_all()  # the siblings an exit stops or restarts include those being started
         spare = msg.spare
         self.adopted = None
         try:
@@ -342,7 +365,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
             token = object()
             child.token = token
             child.state = "restarting"
-            _tell(self.actor_ref, _ChildExit(child.id, token, reason))
+            tell_if_alive(self.actor_ref, _ChildExit(child.id, token, reason))
             return
         if child.failed_restarts:
             logger.info(
@@ -373,7 +396,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
 
     def start_child(self, spec: ChildSpec) -> Any:
         self._check_open()
-        if spec.id in self.children:
+        if spec.id in self.children or spec.id in self.starting:
             raise SupervisorError(f"supervisor {self.spec.id!r} already has a child {spec.id!r}")
         child = Child(spec, dynamic=True, meta=dict(spec.meta))
         try:
@@ -383,17 +406,8 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         self.children[spec.id] = child
         return child.public()
 
-    def start_child_nowait(self, spec: ChildSpec, on_error: Callable[[str, BaseException], None] | None) -> None:
-        """`start_child` for callers that must not wait: a failure goes to ``on_error(child_id, error)``."""
-        try:
-            self.start_child(spec)
-        except Exception as exc:
-            if on_error is None:
-                logger.exception("starting child %r failed", spec.id)
-            else:
-                on_error(spec.id, exc)
-
     def _get(self, child_id: str) -> Child:
+        self._settle(child_id)
         try:
             return self.children[child_id]
         except KeyError:
@@ -407,6 +421,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         return reason
 
     def kill_child(self, child_id: str) -> bool:
+        self._settle(child_id)
         child = self.children.get(child_id)
         if child is None or child.state != "running" or child.proc is None or self.zygote is None:
             return False
@@ -431,6 +446,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         self._get(child_id).meta.update(kv)
 
     def child_pid(self, child_id: str) -> int | None:
+        self._settle(child_id)
         child = self.children.get(child_id)
         return None if child is None else child.pid
 
@@ -439,9 +455,11 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         return child.sup if child is not None and child.running else None
 
     def which_children(self) -> list[ChildInfo]:
+        self._settle_all()
         return [c.info() for c in self.children.values()]
 
     def count_children(self) -> dict[str, int]:
+        self._settle_all()
         kids = list(self.children.values())
         return {
             "specs": len(kids),
@@ -451,6 +469,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor):
         }
 
     def tree(self) -> dict[str, Any]:
+        self._settle_all()
         now = self.clock()
         return {
             "id": self.spec.id,

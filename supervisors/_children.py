@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import psutil
 import pykka
@@ -15,12 +15,15 @@ import pykka
 from ._channel import OwnerChannel
 from ._decisions import Intensity
 from ._hub import Hub
-from ._proc import Proc, SpareOwner
+from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
 from ._reasons import ExitReason
 from ._specs import ChildSpec, ProcessSpec, Restart, SupervisorSpec, target_ref
+from ._tickets import SpawnTicket
 
 ChildKind = Literal["process", "supervisor", "actor"]
 ChildState = Literal["running", "restarting", "stopped"]
+#: How long a process child's spawn may take (the zygote's answer), in seconds.
+SPAWN_TIMEOUT: Final = 10.0
 
 
 class NestedSupervisor(Protocol):
@@ -163,7 +166,65 @@ def start_process(
     """Start a new incarnation of the process child ``child``: adopt ``spare`` (a replacement the zygote already
     started) if there is one and it is still wanted, else spawn one. ``arm``: the zygote may restart it
     speculatively. True if ``spare`` was adopted. Raises `SpawnError` if it cannot be started."""
-    cid = child.id
+    on_start, on_message, on_exit = _callbacks(child.id, spec, notify)
+    child.armed = arm
+    if spare is not None and hub.adopt(spare, on_start=on_start, on_message=on_message, on_exit=on_exit):
+        child.pid, child.proc = spare.pid, spare
+        if not arm:  # the zygote armed the replacement like the original
+            hub.disarm(spare)
+        return True
+    child.proc = hub.spawn(
+        target_ref(spec.target),
+        spec.args,
+        on_start=on_start,
+        on_message=on_message,
+        on_exit=on_exit,
+        trap_exit=spec.trap_exit,
+        timeout=SPAWN_TIMEOUT,
+        arm=arm,
+        recycle=spec.recycle,
+        owner=owner,
+    )
+    child.pid = child.proc.pid
+    return False
+
+
+def spawn_process_nowait(
+    child: Child,
+    spec: ProcessSpec,
+    hub: Hub,
+    notify: Callable[[ExitReason, Proc | None], None],
+    on_done: Callable[[SpawnTicket], None],
+    *,
+    arm: bool,
+    owner: SpareOwner,
+) -> SpawnTicket | None:
+    """Ask for a new incarnation of the process child ``child`` without waiting (see `Hub.spawn_nowait`): its
+    ticket, or None if the hub's zygote is gone (`start_process` then asks its successor). ``child`` gets its
+    ``proc`` and ``pid`` from the caller once the ticket is done. Raises `SpawnError` for arguments that cannot
+    be sent."""
+    on_start, on_message, on_exit = _callbacks(child.id, spec, notify)
+    child.armed = arm
+    return hub.spawn_nowait(
+        target_ref(spec.target),
+        spec.args,
+        on_start=on_start,
+        on_message=on_message,
+        on_exit=on_exit,
+        on_done=on_done,
+        trap_exit=spec.trap_exit,
+        timeout=SPAWN_TIMEOUT,
+        arm=arm,
+        recycle=spec.recycle,
+        owner=owner,
+    )
+
+
+def _callbacks(
+    cid: str, spec: ProcessSpec, notify: Callable[[ExitReason, Proc | None], None]
+) -> tuple[OnStart, OnMessage | None, OnExit]:
+    """The hub's callbacks for an incarnation of the process child ``cid``: ``spec``'s, given the child's id,
+    and its exit told to its supervisor through ``notify``."""
     user_start, user_message = spec.on_start, spec.on_message
 
     def on_start(pid: int, channel: OwnerChannel) -> None:
@@ -174,31 +235,7 @@ def start_process(
         if user_message is not None:
             user_message(cid, msg)
 
-    child.armed = arm
-    if spare is not None and hub.adopt(
-        spare,
-        on_start=on_start,
-        on_message=on_message if user_message is not None else None,
-        on_exit=lambda _pid, reason, spare: notify(reason, spare),
-    ):
-        child.pid, child.proc = spare.pid, spare
-        if not arm:  # the zygote armed the replacement like the original
-            hub.disarm(spare)
-        return True
-    child.proc = hub.spawn(
-        target_ref(spec.target),
-        spec.args,
-        on_start=on_start,
-        on_message=on_message if user_message is not None else None,
-        on_exit=lambda _pid, reason, spare: notify(reason, spare),
-        trap_exit=spec.trap_exit,
-        timeout=10.0,
-        arm=arm,
-        recycle=spec.recycle,
-        owner=owner,
-    )
-    child.pid = child.proc.pid
-    return False
+    return on_start, on_message if user_message is not None else None, lambda _pid, reason, spare: notify(reason, spare)
 
 
 def process_stats(pid: int) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -37,33 +36,22 @@ from ._channel import (
     wait_ready,
 )
 from ._errors import SpawnError
-from ._latch import Latch
 from ._links import LinkBook, LinkTable, Watchers
 from ._proc import OnExit, OnMessage, OnStart, Proc, SpareOwner
 from ._reasons import ExitReason
 from ._spares import SpareBook
 from ._succession import ZYGOTE_EXITED, Succession
+from ._tickets import SpawnTicket, TicketBook
 
 logger = logging.getLogger("supervisors")
 
 
-@dataclass(eq=False)
-class _Pending:
-    on_start: OnStart | None
-    on_message: OnMessage | None
-    on_exit: OnExit | None
-    trap_exit: bool
-    owner: SpareOwner | None
-    done: Latch = field(default_factory=Latch)
-    proc: Proc | None = None
-    error: str | None = None
-
-
-class Hub(SpareBook, LinkBook, Succession):
+class Hub(SpareBook, LinkBook, Succession, TicketBook):
     """Owns the owner process's end of the zygote's control socket and every live process child."""
 
     def __init__(self, ctl: socket.socket, zygote_pid: int) -> None:
         Succession.__init__(self)
+        TicketBook.__init__(self)
         self._ctl = ctl
         self._zygote_pid = zygote_pid
         self._ctl_lock = threading.Lock()
@@ -75,7 +63,7 @@ class Hub(SpareBook, LinkBook, Succession):
         for fd in (self._sel.fileno(), self._wake_r, self._wake_w, ctl.fileno()):
             _fds.register(fd)
         self._procs: dict[int, Proc] = {}
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, SpawnTicket] = {}
         self._reqs = itertools.count(1)
         self._refs = itertools.count(1)
         self._links = LinkTable()
@@ -157,7 +145,7 @@ class Hub(SpareBook, LinkBook, Succession):
         (`ZygoteServer`); its exit is reported as normal all the same.
         """
         arg_list = list(args)
-        pending = _Pending(on_start, on_message, on_exit, trap_exit, owner)
+        pending = SpawnTicket(on_start, on_message, on_exit, trap_exit, owner)
         hub = self
         while True:  # a spawn asked of a zygote that died goes to the one started in its place
             proc = hub._spawn_once(pending, ref, arg_list, timeout=timeout, arm=arm, recycle=recycle)
@@ -166,10 +154,10 @@ class Hub(SpareBook, LinkBook, Succession):
             successor: Hub | None = hub.next_hub()
             if successor is None:
                 raise SpawnError(pending.error or "the zygote is not running")
-            hub, pending = successor, _Pending(on_start, on_message, on_exit, trap_exit, owner)
+            hub, pending = successor, SpawnTicket(on_start, on_message, on_exit, trap_exit, owner)
 
     def _spawn_once(
-        self, pending: _Pending, ref: str, args: list[Any], *, timeout: float, arm: bool, recycle: bool
+        self, pending: SpawnTicket, ref: str, args: list[Any], *, timeout: float, arm: bool, recycle: bool
     ) -> Proc | None:
         """`spawn` on this hub's zygote; None if that zygote is gone (``pending.error`` says so)."""
         # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
@@ -262,7 +250,7 @@ class Hub(SpareBook, LinkBook, Succession):
         self._round.begin()
         try:
             while True:
-                for key, _ in self._sel.select():
+                for key, _ in self._sel.select(self._expire_spawns() if self._deadlines else None):
                     data = key.data
                     if data == "wake":
                         with contextlib.suppress(OSError):
@@ -309,7 +297,7 @@ class Hub(SpareBook, LinkBook, Succession):
                     pending = self._pending.pop(msg[1], None)
                 if pending is not None:
                     pending.error = msg[2]
-                    pending.done.set()
+                    pending.finish()
             elif op == "nursery":
                 self.nursery_pid = msg[1]
             elif op == "exit":
@@ -349,7 +337,7 @@ class Hub(SpareBook, LinkBook, Succession):
             self._sel.register(sock, selectors.EVENT_READ, proc)
             proc.registered = True
         finally:
-            pending.done.set()  # its caller may be waiting without a timeout (see spawn)
+            pending.finish()  # its caller may be waiting without a timeout (see spawn)
 
     def _read_channel(self, proc: Proc, *, drain: bool = False) -> None:
         """Read and dispatch what ``proc`` sent. A read shorter than asked for emptied the socket: unless
@@ -457,7 +445,7 @@ class Hub(SpareBook, LinkBook, Succession):
         self.announce_gone(self.zygote_status)
         for pending in pendings:  # their callers ask the successor, if there is one
             pending.error = ZYGOTE_EXITED
-            pending.done.set()
+            pending.finish()
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:

@@ -68,6 +68,17 @@ class HostPool:
             return hpid, None, hchan
         return 0, None, None
 
+    def take_returns(self) -> bool:
+        """Take in the ``done`` of every recyclable child that said it since this loop last looked (True if
+        any): a burst of spawns read in one go would otherwise fork a process each while the hosts whose
+        targets returned meanwhile wait, unread, behind it."""
+        taken = False
+        for key, _ in self.sel.select(0):
+            if isinstance(key.data, int):
+                self.read_recycler(key.data)
+                taken = True
+        return taken
+
     def watch_recycler(self, pid: int, control: socket.socket, ref: str) -> None:
         """Listen on a recyclable child's control socket for its ``done``."""
         control.setblocking(False)

@@ -292,6 +292,8 @@ class ZygoteServer(HostPool):
             return
         payload = pack([ref, args, recycle])
         pid, control, owner = self.hand_off(self.recycled.get(ref, {}), payload, recycle)
+        if not pid and self.take_returns():
+            pid, control, owner = self.hand_off(self.recycled.get(ref, {}), payload, recycle)
         if not pid:
             pid, control, owner = self.hand_off(self.idle, payload, recycle)
         pooled = bool(pid)
