@@ -80,6 +80,7 @@ class NowaitStarts:
         raise NotImplementedError
 
     def start_child(self, spec: ChildSpec) -> Any:
+        """Start a dynamic child, waiting for it (the supervisor actor's)."""
         raise NotImplementedError
 
     def _check_open(self) -> None:
@@ -170,6 +171,7 @@ class NowaitStarts:
 
     @staticmethod
     def _start_failed(child_id: str, error: BaseException, on_error: OnError | None) -> None:
+        """Tell ``on_error`` that ``child_id`` could not be started, or log it if there is no one to tell."""
         if on_error is None:
             logger.error("starting child %r failed", child_id, exc_info=error)
         else:
