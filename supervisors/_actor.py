@@ -16,13 +16,7 @@ from typing import Any
 import pykka
 
 from . import _decisions as decisions
-from ._children import (
-    Child,
-    ChildInfo,
-    NestedSupervisor,
-    start_process,
-    supervised_actor_class,
-)
+from ._children import Child, ChildInfo, NestedSupervisor, start_process, supervised_actor_class
 from ._errors import StartError, SupervisorError
 from ._inbox import SimpleInbox
 from ._proc import Proc, SpareOwner

@@ -21,8 +21,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgpack
-
 from . import _fds
 from ._batch import Round
 from ._channel import (
@@ -160,22 +158,8 @@ class Hub(SpareBook, LinkBook, Succession, TicketBook):
         self, pending: SpawnTicket, ref: str, args: list[Any], *, timeout: float, arm: bool, recycle: bool
     ) -> Proc | None:
         """`spawn` on this hub's zygote; None if that zygote is gone (``pending.error`` says so)."""
-        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
-        req = next(self._reqs)
-        try:  # packed once, and first: a bad argument is refused for what it is, before anything is sent
-            data = pack(["spawn", req, ref, args, arm, recycle])
-        except (TypeError, ValueError, msgpack.PackException) as exc:
-            raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
-        if not self._zygote_alive:
-            return None
-        with self._lock:
-            self._pending[req] = pending
-        try:
-            self._send_ctl_data(data)
-        except SpawnError as exc:  # its socket broke: the zygote is gone (the hub thread sees it in a moment)
-            with self._lock:
-                self._pending.pop(req, None)
-            pending.error = str(exc)
+        req = self._ask(pending, ref, args, arm=arm, recycle=recycle, timeout=None)
+        if req is None:
             return None
         if not pending.done.wait(timeout):
             with self._lock:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,7 @@ class TicketBook:
 
     _lock: threading.RLock
     _pending: dict[int, SpawnTicket]
-    _reqs: Any
+    _reqs: Iterator[int]
     _closed: bool
     _zygote_alive: bool
 
@@ -95,27 +95,41 @@ class TicketBook:
         The hub thread completes the ticket when the answer comes (or after ``timeout`` s without one, as an
         error) and then calls ``on_done(ticket)``. None if this hub's zygote is gone: ask `spawn`, which goes to
         its successor. Raises `SpawnError` for arguments that cannot be sent."""
-        try:  # packed first: a bad argument is refused for what it is, before anything is sent
-            req = next(self._reqs)
-            data = pack(["spawn", req, ref, list(args), arm, recycle])
+        ticket = SpawnTicket(on_start, on_message, on_exit, trap_exit, owner, on_done=on_done)
+        if self._ask(ticket, ref, list(args), arm=arm, recycle=recycle, timeout=timeout) is None:
+            return None
+        return ticket
+
+    def _ask(
+        self, ticket: SpawnTicket, ref: str, args: list[Any], *, arm: bool, recycle: bool, timeout: float | None
+    ) -> int | None:
+        """Send the zygote the request for ``ticket``'s process (the hub thread completes ``ticket`` when the answer
+        comes); its request number, or None if this hub's zygote is gone (``ticket.error`` says why if its socket
+        broke). ``timeout``: the hub thread fails the ticket after that many seconds without an answer (None: the
+        caller waits, and gives up, itself). Raises `SpawnError` for arguments that cannot be sent."""
+        # The zygote makes the channel (or has one ready in a pool host) and sends the owner's end with "spawned".
+        req = next(self._reqs)
+        try:  # packed once, and first: a bad argument is refused for what it is, before anything is sent
+            data = pack(["spawn", req, ref, args, arm, recycle])
         except (TypeError, ValueError, msgpack.PackException) as exc:
             raise SpawnError(f"process args must be msgpack-serialisable: {exc}") from exc
-        ticket = SpawnTicket(on_start, on_message, on_exit, trap_exit, owner, on_done=on_done)
         with self._lock:
             if self._closed or not self._zygote_alive:
                 return None
             self._pending[req] = ticket
-            first = not self._deadlines
-            self._deadlines.append((time.monotonic() + timeout, req, ref, timeout))
+            first = timeout is not None and not self._deadlines
+            if timeout is not None:
+                self._deadlines.append((time.monotonic() + timeout, req, ref, timeout))
         try:
             self._send_ctl_data(data)
-        except SpawnError:  # its socket broke: the zygote is gone (the hub thread sees it in a moment)
+        except SpawnError as exc:  # its socket broke: the zygote is gone (the hub thread sees it in a moment)
             with self._lock:
                 self._pending.pop(req, None)
+            ticket.error = str(exc)
             return None
         if first:
             self.wake()  # the hub thread's select() had no deadline to keep
-        return ticket
+        return req
 
     def _expire_spawns(self) -> float | None:
         """Fail the `spawn_nowait` tickets the zygote did not answer in time; seconds until the next deadline
