@@ -76,6 +76,17 @@ def graceful(channel: sv.Channel) -> None:
         channel.send("cleaned-up")
 
 
+def graceful_worker(channel: sv.Channel) -> None:
+    """Say ready, then return on ``["return"]``; tell the owner from a finally block that it got to clean up
+    (also when SIGTERM ends it)."""
+    try:
+        channel.send("ready")
+        while channel.recv() != ["return"]:
+            pass
+    finally:
+        channel.send("cleaned-up")
+
+
 def echo_all(channel: sv.Channel) -> None:
     """Echo every message back, as is."""
     while True:

@@ -18,7 +18,7 @@ from supervisors._specs import target_ref
 from tests.helpers import is_gone
 
 from .helpers import Recorder, wait_until
-from .targets import echo_all, worker
+from .targets import echo_all, graceful_worker, worker
 
 
 class _Child:
@@ -115,6 +115,34 @@ def test_a_child_that_fails_or_is_killed_is_not_recycled(zygote: sv.Zygote) -> N
     after = _Child(zygote, worker)
     assert after.pid not in {failing.pid, killed.pid}
     zygote.terminate(after.pid, kill=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_later_incarnation_still_runs_its_finally_blocks_when_stopped(zygote: sv.Zygote) -> None:
+    # The SIGTERM handler that raises inside a target is installed once per process: the second target a
+    # recycled process runs must be stopped as gracefully as the first.
+    first = _Child(zygote, graceful_worker)
+    wait_until(lambda: "ready" in first.messages)
+    assert first.finish().kind == "normal"
+    second = _Child(zygote, graceful_worker)
+    assert second.pid == first.pid
+    wait_until(lambda: "ready" in second.messages)
+    reason = zygote.terminate(second.pid, timeout=10)
+    assert reason is not None and reason.kind == "shutdown" and reason.signal == "SIGTERM"
+    assert "cleaned-up" in second.messages
+    wait_until(lambda: not psutil.pid_exists(second.pid))
+
+
+@pytest.mark.timeout(60)
+def test_a_sigterm_while_a_recycled_process_waits_for_its_next_target_ends_it(zygote: sv.Zygote) -> None:
+    first = _Child(zygote, worker)
+    assert first.finish().kind == "normal"
+    assert psutil.pid_exists(first.pid)
+    psutil.Process(first.pid).terminate()  # SIGTERM, between two targets
+    wait_until(lambda: not psutil.pid_exists(first.pid))
+    after = _Child(zygote, worker)
+    assert after.pid != first.pid
+    after.ping(1)
 
 
 @pytest.mark.timeout(60)
