@@ -119,7 +119,7 @@ class WorkflowRuntime:
         #: The latest ``due_at`` of a timer recorded ahead of its time: the clock never reads earlier after it.
         self._due_floor: datetime | None = None
         self._loop = DeterministicLoop(self._clock)  # type: ignore[abstract]
-        self.random = random.Random(uuid.UUID(started.run_id).int)
+        self._random: random.Random | None = None
         self._ordinals: dict[str, int] = collections.defaultdict(int)
         self._work = PendingWork(self._loop.create_future)
         self.query_handlers: dict[str, Callable[..., Any]] = {}
@@ -157,13 +157,21 @@ class WorkflowRuntime:
         """True while history is being replayed (commands are matched, not issued)."""
         return self._replaying
 
+    @property
+    def random(self) -> random.Random:
+        """The run's deterministic random generator, seeded by its run id: made at its first use (most runs
+        never use it, and seeding one was a measurable share of a short run's work in its process)."""
+        if self._random is None:
+            self._random = random.Random(uuid.UUID(self._started.run_id).int)
+        return self._random
+
     def replay(self, history: Sequence[ev.Event]) -> list[Command]:
         """Re-execute the code through ``history`` (this run's events, ``WorkflowStarted`` first).
 
         Returns the commands the code issued that history does not hold: the ones to send to the engine now.
         Raises :class:`NonDeterminismError` when code and history disagree; nothing is issued then.
         """
-        if not history or history[0] != self._started:
+        if not history or (history[0] is not self._started and history[0] != self._started):
             raise ValueError("history must start with this run's WorkflowStarted event")
         with collector_paused():
             self._commands.record_anchors(history)
