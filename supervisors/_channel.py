@@ -152,9 +152,16 @@ class Channel:
         """Read what is available, waiting at most ``timeout``; False on timeout."""
         if self._closed:
             raise ChannelClosedError("channel is closed")
-        if not self._poller.poll(None if timeout is None else timeout * 1000):  # see wait_ready
+        # Without a timeout the (blocking) read itself waits: one system call per wake-up instead of two, which
+        # counts in a process that is woken cold for each message of a short run.
+        if timeout is not None and not self._poller.poll(timeout * 1000):  # see wait_ready
             return False
-        data = self._sock.recv(1 << 16)
+        while True:
+            try:
+                data = self._sock.recv(1 << 16)
+                break
+            except BlockingIOError:  # a descriptor made non-blocking elsewhere: wait until it is readable
+                self._poller.poll(None)
         if not data:
             self._closed = True
             raise ChannelClosedError("the owner closed the channel")

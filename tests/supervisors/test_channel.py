@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import resource
 import socket
 import threading
@@ -143,3 +144,25 @@ def test_a_channel_on_a_descriptor_above_1023_waits_like_any_other() -> None:
         owner.close()
         if soft != resource.RLIM_INFINITY and soft < 1200:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.timeout(30)
+def test_recv_without_a_timeout_waits_for_the_owner_even_on_a_non_blocking_descriptor() -> None:
+    """``recv()`` without a timeout waits in the read itself; a descriptor left non-blocking (its flags are
+    shared by every copy of it) must make it wait all the same, not raise ``BlockingIOError``."""
+    for blocking in (True, False):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        os.set_blocking(b.fileno(), blocking)
+        channel = sv.Channel(socket.socket(fileno=b.detach()))
+        owner = sv.OwnerChannel(a)
+        try:
+            later = threading.Timer(0.05, owner.send, args=(["late", blocking],))
+            later.start()
+            assert channel.recv() == ["late", blocking]
+            later.join()
+            owner.close()
+            with pytest.raises(sv.ChannelClosedError):
+                channel.recv()
+        finally:
+            channel.close()
+            owner.close()
