@@ -311,10 +311,10 @@ class Engine:
 
     def get_workflow(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[Any]:
         """A handle to ``workflow_id``'s current run (or run ``run_id``); ``WorkflowNotFoundError`` if unknown."""
-        info = self.store.get_run(validate_workflow_id(workflow_id))
-        if info is None:
+        current = self.store.current_run_id(validate_workflow_id(workflow_id))
+        if current is None:
             raise WorkflowNotFoundError(workflow_id)
-        return WorkflowHandle(self, workflow_id, run_id or info.run_id)
+        return WorkflowHandle(self, workflow_id, run_id or current)
 
     @overload
     def list_workflows(

@@ -128,6 +128,18 @@ def encode_run(run: RunInfo) -> bytes:
     )
 
 
+def run_id_of(workflow_id: str, data: bytes) -> str:
+    """The run id in a stored run record (``decode_run``'s, checked the same way), without decoding the rest."""
+    try:
+        fields = msgpack.unpackb(data, raw=False)
+        version, run_id = fields[:2]
+        if version != _RECORD_VERSION or not isinstance(run_id, str):
+            raise ValueError(f"run record version {version}" if version != _RECORD_VERSION else "run id not a string")
+        return run_id
+    except Exception as error:
+        raise StoreError(f"the run record of workflow {workflow_id!r} is unreadable: {error}") from error
+
+
 def decode_run(workflow_id: str, data: bytes) -> RunInfo:
     try:
         fields = msgpack.unpackb(data, raw=False)

@@ -23,7 +23,7 @@ from aion.status import WorkflowStatus
 from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
 from aion.store._derive import with_head
 from aion.store._lmdb_env import Databases, LmdbEnvironment
-from aion.store._lmdb_format import U64, decode_run, time_key, time_of
+from aion.store._lmdb_format import U64, decode_run, run_id_of, time_key, time_of
 from aion.store._schedule_rows import lmdb_schedule_history, lmdb_schedule_ids
 from aion.store._types import RunInfo, TimerRow
 
@@ -249,6 +249,14 @@ class LmdbReads:
         with self.environment.read() as txn:
             data = txn.get(wf, db=dbs.runs)
             return None if data is None else run_of(txn, dbs, wf, data)
+
+    def current_run_id(self, workflow_id: str) -> str | None:
+        """The id of the workflow's current run, or ``None``: one read of its run record, nothing else decoded
+        (no ``RunInfo``, no history head)."""
+        check_workflow_id(workflow_id)
+        with self.environment.read() as txn:
+            data = txn.get(workflow_id.encode(), db=self.environment.dbs.runs)
+            return None if data is None else run_id_of(workflow_id, data)
 
     def list_workflows(
         self,

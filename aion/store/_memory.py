@@ -226,6 +226,14 @@ class MemoryEventStore:
             self._check_open()
             return _copy(self._runs.get(workflow_id))
 
+    def current_run_id(self, workflow_id: str) -> str | None:
+        """The id of the workflow's current run, or ``None``."""
+        check_workflow_id(workflow_id)
+        with self._lock:
+            self._check_open()
+            run = self._runs.get(workflow_id)
+            return None if run is None else run.run_id
+
     def list_workflows(
         self,
         status: WorkflowStatus | str | None = None,

@@ -69,6 +69,11 @@ class EventStore(Protocol):
         """The workflow's current run record, or ``None`` when the workflow is unknown."""
         ...
 
+    def current_run_id(self, workflow_id: str) -> str | None:
+        """The id of the workflow's current run, or ``None`` when the workflow is unknown: what ``get_run``
+        says of it, without building the whole record (``Engine.get_workflow`` asks it)."""
+        ...
+
     def list_workflows(
         self,
         status: WorkflowStatus | str | None = None,

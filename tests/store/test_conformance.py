@@ -97,6 +97,7 @@ def test_head_of_unknown_workflow_is_zero_and_reads_are_empty(store: EventStore)
     assert store.head("nobody") == 0
     assert store.read_history("nobody") == []
     assert store.get_run("nobody") is None
+    assert store.current_run_id("nobody") is None
     with pytest.raises(WorkflowNotFoundError):
         store.read_run("nobody")
 
@@ -210,6 +211,7 @@ def test_oversize_event_is_refused_and_store_stays_usable(store: EventStore) -> 
 def test_multi_run_history_read_run_and_read_history(store: EventStore) -> None:
     first, second = started("wf-1"), started("wf-1", input={"n": 2})
     run1 = store.append("wf-1", [first, signal("wf-1", 1)], 0)
+    assert store.current_run_id("wf-1") == first.run_id
     cut = WorkflowContinuedAsNew(workflow_id="wf-1", input={"n": 2}, new_run_id=second.run_id)
     run1 += store.append("wf-1", [cut, second], 2)[:1]
     run2 = store.read_history("wf-1", after_seq=3)
@@ -237,6 +239,7 @@ def test_multi_run_history_read_run_and_read_history(store: EventStore) -> None:
     assert (run.run_id, run.run_first_seq, run.head_seq, run.run_number) == (second.run_id, 4, 5, 2)
     assert run.status is WorkflowStatus.RUNNING
     assert run.first_run_id == second.run_id
+    assert store.current_run_id("wf-1") == second.run_id  # the new run, once the old one continued as new
 
 
 @pytest.mark.parametrize(

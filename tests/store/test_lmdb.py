@@ -254,6 +254,20 @@ def test_the_head_comes_from_history_not_from_the_run_record(tmp_path: Path) -> 
     assert result.stdout.split() == ["7", "7"]
 
 
+def test_an_unreadable_run_record_is_a_store_error_naming_the_workflow(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        store.append("wf-bad", [started("wf-bad")], 0)
+    env = lmdb.open(str(tmp_path), max_dbs=16)
+    with env.begin(db=env.open_db(b"runs"), write=True) as txn:
+        txn.put(b"wf-bad", msgpack.packb([99, "not-this-format"]))
+    env.close()
+    with open_store(tmp_path) as store:
+        for read in (store.get_run, store.current_run_id):
+            with pytest.raises(StoreError, match="run record of workflow 'wf-bad' is unreadable"):
+                read("wf-bad")
+        assert [event.type for event in store.read_history("wf-bad")] == ["WorkflowStarted"]  # history intact
+
+
 def test_a_schema_1_store_is_upgraded_by_its_first_writer(tmp_path: Path) -> None:
     assert _fill(tmp_path) == [1, 2]
     env = lmdb.open(str(tmp_path), max_dbs=16)
