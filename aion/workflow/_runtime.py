@@ -36,12 +36,7 @@ from typing import Any, ClassVar
 from aion import events as ev
 from aion._codec import check_payload
 from aion._gc import collector_paused
-from aion.errors import (
-    CancelledError,
-    ContinueAsNewError,
-    PayloadError,
-    QueryError,
-)
+from aion.errors import CancelledError, ContinueAsNewError, PayloadError, QueryError
 from aion.workflow._commands import (
     ARRIVALS,
     CancelTimer,
@@ -59,12 +54,7 @@ from aion.workflow._commands import (
     UpsertSearchAttributes,
     is_arrival,
 )
-from aion.workflow._context import (
-    ContinueAsNewSignal,
-    Diverged,
-    WorkflowFunction,
-    WorkflowInfo,
-)
+from aion.workflow._context import ContinueAsNewSignal, Diverged, WorkflowFunction, WorkflowInfo
 from aion.workflow._failures import activity_error, child_error, failure_from_exception, signal_error
 from aion.workflow._ledger import CommandLedger
 from aion.workflow._loop import DeterministicLoop
@@ -159,8 +149,7 @@ class WorkflowRuntime:
 
     @property
     def random(self) -> random.Random:
-        """The run's deterministic random generator, seeded by its run id: made at its first use (most runs
-        never use it, and seeding one was a measurable share of a short run's work in its process)."""
+        """The run's deterministic random generator, seeded by its run id on first use (most runs use none)."""
         if self._random is None:
             self._random = random.Random(uuid.UUID(self._started.run_id).int)
         return self._random
