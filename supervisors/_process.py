@@ -89,10 +89,9 @@ def run_target(fd: int | Channel, ref: str, args: list[Any], host: socket.socket
 
 def _run_one(fd: int | Channel, ref: str, args: list[Any]) -> int:
     """Run one target on its channel and close the channel; return its exit code. A SIGTERM during the target
-    (caught by the handler `run_target` installed) kills the process after its ``finally`` blocks ran, as if it
-    had not been caught."""
+    (`_Terminated`, from the handler `run_target` installed) goes on to `run_target`, which ends the process by it
+    once the ``finally`` blocks ran."""
     code = 70
-    terminated = False
     channel = fd if isinstance(fd, Channel) else Channel(socket.socket(fileno=fd))
     try:
         target = resolve_target(ref)
@@ -101,15 +100,13 @@ def _run_one(fd: int | Channel, ref: str, args: list[Any]) -> int:
     except SystemExit as exc:
         code = _exit_code(exc.code)
     except _Terminated:
-        terminated = True
+        raise  # not a failure of the target: reported as the SIGTERM it is
     except BaseException as exc:
         with contextlib.suppress(BaseException):
             channel.send_exit_info(exc)
         code = 1
     finally:
         _flush_stdio()
-    if terminated:
-        _die_of_sigterm()
     channel.close()
     return code
 
