@@ -32,7 +32,7 @@ from aion.store._lmdb_read import history_head
 from aion.store._plan import plan_batch
 from aion.store._schedule_rows import lmdb_schedule_head, schedule_key
 from aion.store._types import AppendRequest, RunInfo
-from aion.visibility._keys import index_keys
+from aion.visibility._keys import index_key_changes, index_keys
 
 
 def write_batch(  # noqa: PLR0917 (the writer's path: no keyword arguments)
@@ -149,11 +149,10 @@ def write_run(  # noqa: PLR0917 (the writer's path: no keyword arguments)
 ) -> None:
     """Put the run record of a workflow and move its visibility keys when they changed."""
     txn.put(wf, encode_run(after), db=dbs.runs)
-    old_attr = index_keys(before, unindexed)
-    new_attr = index_keys(after, unindexed)
-    for key in old_attr - new_attr:
+    removed, added = index_key_changes(before, after, unindexed)
+    for key in removed:
         txn.delete(key, db=dbs.vis_attr)
-    for key in new_attr - old_attr:
+    for key in added:
         txn.put(key, b"", db=dbs.vis_attr)
     if (
         before is not None

@@ -96,11 +96,48 @@ def index_keys(run: RunInfo | None, unindexed: Collection[str] = ()) -> set[byte
     wf = run.workflow_id.encode()
     keys: set[bytes] = set()
     for name, value in run_attributes(run).items():
-        if value is None or name in unindexed:
-            continue
-        prefix = attribute_prefix(name)
-        for item in value if isinstance(value, list) else (value,):
-            encoded = encode_value(item)
-            if encoded is not None:
-                keys.add(prefix + encoded + wf)
+        if name not in unindexed:
+            _add_keys(keys, name, value, wf)
     return keys
+
+
+def index_key_changes(
+    before: RunInfo | None, after: RunInfo, unindexed: Collection[str] = ()
+) -> tuple[set[bytes], set[bytes]]:
+    """The index keys to delete and those to put when a workflow's run record ``before`` becomes ``after``:
+    ``index_keys(before) - index_keys(after)`` and the reverse, with only the attributes whose value changed
+    encoded (a signal or a new head changes none; a completion three)."""
+    if before is None:
+        return set(), index_keys(after, unindexed)
+    old_wf, new_wf = before.workflow_id.encode(), after.workflow_id.encode()
+    old, new = run_attributes(before), run_attributes(after)
+    removed: set[bytes] = set()
+    added: set[bytes] = set()
+    for name in old.keys() | new.keys():
+        old_value, new_value = old.get(name), new.get(name)
+        if name in unindexed or (old_wf == new_wf and _same_value(old_value, new_value)):
+            continue
+        old_keys: set[bytes] = set()
+        new_keys: set[bytes] = set()
+        _add_keys(old_keys, name, old_value, old_wf)
+        _add_keys(new_keys, name, new_value, new_wf)
+        removed |= old_keys - new_keys
+        added |= new_keys - old_keys
+    return removed, added
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two attribute values surely have the same keys: equal and of one type (``1 == 1.0 == True`` have
+    three different keys). Lists are compared by their keys."""
+    return a is b or (type(a) is type(b) and not isinstance(a, list) and a == b)
+
+
+def _add_keys(keys: set[bytes], name: str, value: Any, wf: bytes) -> None:
+    """Add the index keys of attribute ``name`` holding ``value`` (an element each for a list) in workflow ``wf``."""
+    if value is None:
+        return
+    prefix = attribute_prefix(name)
+    for item in value if isinstance(value, list) else (value,):
+        encoded = encode_value(item)
+        if encoded is not None:
+            keys.add(prefix + encoded + wf)
