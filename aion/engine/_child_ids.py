@@ -3,8 +3,9 @@ query a process serves."""
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from aion import _tree
 from aion._tree import run_id_of_token
@@ -37,7 +38,15 @@ def query_child_id(query_id: int, workflow_id: str) -> str:
     return f"query:{query_id}:{workflow_id}"
 
 
+_ROLES: Final = {role.value: role for role in ProcessRole}
+
+
+# Cached: the core parses a process's child id at each thing the process says or does (about eight times in a
+# run's life, all while it is resident), and ``ProcessRole(...)`` alone costs more than the rest.
+@functools.lru_cache(maxsize=4096)
 def parse_child_id(child_id: str) -> ChildId:
     """The parts of a child id made by :func:`run_child_id` or :func:`query_child_id`."""
     role, token, workflow_id = _tree.parse_child_id(child_id)
-    return ChildId(ProcessRole(role), token, workflow_id)
+    if role not in _ROLES:
+        raise ValueError(f"{child_id!r} is not a workflow process's child id: unknown role {role!r}")
+    return ChildId(_ROLES[role], token, workflow_id)
