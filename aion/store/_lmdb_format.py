@@ -130,12 +130,26 @@ def encode_run(run: RunInfo) -> bytes:
 
 def run_id_of(workflow_id: str, data: bytes) -> str:
     """The run id in a stored run record (``decode_run``'s, checked the same way), without decoding the rest."""
+    run_id, _ = _run_key_fields(workflow_id, data)
+    return run_id
+
+
+def run_first_seq_of(workflow_id: str, data: bytes) -> int:
+    """The first sequence number of the run in a stored run record (``decode_run``'s ``run_first_seq``, checked
+    the same way), without decoding the rest."""
+    _, first = _run_key_fields(workflow_id, data)
+    return first
+
+
+def _run_key_fields(workflow_id: str, data: bytes) -> tuple[str, int]:
     try:
         fields = msgpack.unpackb(data, raw=False)
-        version, run_id = fields[:2]
-        if version != _RECORD_VERSION or not isinstance(run_id, str):
-            raise ValueError(f"run record version {version}" if version != _RECORD_VERSION else "run id not a string")
-        return run_id
+        version, run_id, first = fields[0], fields[1], fields[5]
+        if version != _RECORD_VERSION:
+            raise ValueError(f"run record version {version}")
+        if not isinstance(run_id, str) or not isinstance(first, int):
+            raise ValueError("run id not a string" if not isinstance(run_id, str) else "first seq not an integer")
+        return run_id, first
     except Exception as error:
         raise StoreError(f"the run record of workflow {workflow_id!r} is unreadable: {error}") from error
 

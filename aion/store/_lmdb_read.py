@@ -23,7 +23,7 @@ from aion.status import WorkflowStatus
 from aion.store._checks import check_aware, check_limit, check_workflow_id, parse_status
 from aion.store._derive import with_head
 from aion.store._lmdb_env import Databases, LmdbEnvironment
-from aion.store._lmdb_format import U64, decode_run, run_id_of, time_key, time_of
+from aion.store._lmdb_format import U64, decode_run, run_first_seq_of, run_id_of, time_key, time_of
 from aion.store._schedule_rows import lmdb_schedule_history, lmdb_schedule_ids
 from aion.store._types import RunInfo, TimerRow
 
@@ -131,7 +131,7 @@ def _current_run_first(txn: Any, dbs: Databases, workflow_id: str, wf: bytes) ->
     data = txn.get(wf, db=dbs.runs)
     if data is None:
         raise WorkflowNotFoundError(workflow_id)
-    return decode_run(workflow_id, data).run_first_seq
+    return run_first_seq_of(workflow_id, data)
 
 
 class LmdbReads:

@@ -262,7 +262,7 @@ def test_an_unreadable_run_record_is_a_store_error_naming_the_workflow(tmp_path:
         txn.put(b"wf-bad", msgpack.packb([99, "not-this-format"]))
     env.close()
     with open_store(tmp_path) as store:
-        for read in (store.get_run, store.current_run_id):
+        for read in (store.get_run, store.current_run_id, store.read_run, store.read_run_encoded):
             with pytest.raises(StoreError, match="run record of workflow 'wf-bad' is unreadable"):
                 read("wf-bad")
         assert [event.type for event in store.read_history("wf-bad")] == ["WorkflowStarted"]  # history intact
