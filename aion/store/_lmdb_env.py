@@ -64,17 +64,25 @@ class ReadGate:
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
+        self.enter_shared()
+        try:
+            yield
+        finally:
+            self.leave_shared()
+
+    def enter_shared(self) -> None:
+        """Take a reader's share (waiting out a resize); :meth:`leave_shared` gives it back."""
         with self._cond:
             while self._exclusive:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+
+    def leave_shared(self) -> None:
+        """Give back a reader's share taken with :meth:`enter_shared`."""
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -296,28 +304,10 @@ class LmdbEnvironment:
         if self.closed:
             raise StoreError(f"the store at {str(self.path)!r} is closed")
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Any]:
-        """A read transaction, adopting a map grown by another process when LMDB says so."""
-        self.check_open()
-        while True:
-            with self.gate.shared():
-                try:
-                    txn = self.env.begin()
-                except lmdb.MapResizedError:
-                    txn = None
-                except lmdb.Error as error:
-                    raise store_error(error, "cannot begin a read transaction") from error
-                if txn is not None:
-                    try:
-                        yield txn
-                    except lmdb.Error as error:
-                        raise store_error(error, "read failed") from error
-                    finally:
-                        txn.abort()
-                    return
-            with self.gate.exclusive():
-                self.env.set_mapsize(0)
+    def read(self) -> _ReadTransaction:
+        """A read transaction (a context manager giving the LMDB transaction), adopting a map grown by another
+        process when LMDB says so."""
+        return _ReadTransaction(self)
 
     def begin_write(self) -> Any:
         """A write transaction (the caller holds the store's write lock and commits or aborts it)."""
@@ -375,3 +365,44 @@ def _denied(error: lmdb.Error) -> bool:
     """True if LMDB failed for lack of permission on the lock file (or a read-only file system)."""
     text = str(error)
     return isinstance(error, lmdb.ReadonlyError) or "Permission denied" in text or "Read-only file system" in text
+
+
+class _ReadTransaction:
+    """:meth:`LmdbEnvironment.read`: a class, not a generator context manager, as every store read enters one
+    (a generator's enter and exit cost more than LMDB's own ``begin`` and ``abort``)."""
+
+    __slots__ = ("_environment", "_txn")
+
+    def __init__(self, environment: LmdbEnvironment) -> None:
+        self._environment = environment
+        self._txn: Any = None
+
+    def __enter__(self) -> Any:
+        environment = self._environment
+        environment.check_open()
+        gate = environment.gate
+        while True:
+            gate.enter_shared()
+            try:
+                txn = environment.env.begin()
+            except lmdb.MapResizedError:
+                gate.leave_shared()
+                with gate.exclusive():
+                    environment.env.set_mapsize(0)
+                continue
+            except lmdb.Error as error:
+                gate.leave_shared()
+                raise store_error(error, "cannot begin a read transaction") from error
+            except BaseException:
+                gate.leave_shared()
+                raise
+            self._txn = txn
+            return txn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            self._txn.abort()
+        finally:
+            self._environment.gate.leave_shared()
+        if isinstance(exc, lmdb.Error):
+            raise store_error(exc, "read failed") from exc

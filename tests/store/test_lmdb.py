@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import lmdb
@@ -266,6 +267,23 @@ def test_an_unreadable_run_record_is_a_store_error_naming_the_workflow(tmp_path:
             with pytest.raises(StoreError, match="run record of workflow 'wf-bad' is unreadable"):
                 read("wf-bad")
         assert [event.type for event in store.read_history("wf-bad")] == ["WorkflowStarted"]  # history intact
+
+
+def test_a_failed_read_is_a_store_error_and_gives_its_reader_share_back(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        environment = store.environment
+        with pytest.raises(StoreError, match="read failed: boom"), environment.read():
+            raise lmdb.BadTxnError("boom")
+        with pytest.raises(KeyError), environment.read():
+            raise KeyError("not the store's")
+        # A map resize waits until no read transaction is active: a share left taken would hold it forever.
+        grown = threading.Thread(target=environment.grow, daemon=True)
+        grown.start()
+        grown.join(10)
+        assert not grown.is_alive(), "a failed read kept its share of the read gate"
+        _fill(tmp_path / "other")  # and the store still reads and writes
+        store.append("wf-2", [started("wf-2")], 0)
+        assert [event.seq for event in store.read_history("wf-2")] == [1]
 
 
 def test_a_schema_1_store_is_upgraded_by_its_first_writer(tmp_path: Path) -> None:
