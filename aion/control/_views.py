@@ -22,7 +22,7 @@ from aion._tree import RUN_ROLE, parse_child_id, run_id_of_token, walk
 from aion._waits import NOT_REPORTED, UNKNOWN_WITHOUT_ENGINE, pending_work, waiting_on
 from aion.errors import WorkflowNotFoundError
 from aion.status import WorkflowStatus, status_of_run
-from aion.store import EventStore, RunInfo
+from aion.store import EventStore, RunInfo, read_started
 from aion.visibility import WorkflowCount, WorkflowPage
 
 __all__ = [
@@ -99,9 +99,8 @@ def run_view(info: RunInfo, version: int | None = None) -> dict[str, Any]:
 
 def run_version(store: EventStore, info: RunInfo) -> int:
     """The workflow version ``info``'s run is pinned to (read from its ``WorkflowStarted``)."""
-    first = store.read_history(info.workflow_id, after_seq=info.run_first_seq - 1, limit=1)
-    started = first[0] if first else None
-    return version_of_run(started.workflow_version if isinstance(started, ev.WorkflowStarted) else None)
+    started = read_started(store, info)
+    return version_of_run(started.workflow_version if started is not None else None)
 
 
 def list_view(store: EventStore, runs: Sequence[RunInfo]) -> dict[str, Any]:

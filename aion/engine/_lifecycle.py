@@ -25,7 +25,7 @@ from aion.engine._interfaces import Core, Then
 from aion.engine._options import StartOptions
 from aion.engine._process_links import ProcessLinks
 from aion.engine._registry import Registry
-from aion.engine._runs import Run, RunState, stored_started
+from aion.engine._runs import Run, RunState
 from aion.engine._start_policies import StartPolicies
 from aion.engine._timer_keys import RUN_DEADLINES, TimerKey, TimerKind
 from aion.engine._timer_lead import due_at, record_at
@@ -38,7 +38,7 @@ from aion.errors import (
     WorkflowNotRunningError,
 )
 from aion.observability._observer import Observer
-from aion.store import AppendRequest, EventStore
+from aion.store import AppendRequest, EventStore, read_started
 from aion.workflow._commands import ContinueAsNew
 
 #: A caller's request applied to a workflow's open run.
@@ -207,7 +207,7 @@ class RunLifecycle:
         started = run.state.started
         if started is None:
             info = self._store.get_run(run.workflow_id)
-            started = stored_started(self._store, info) if info is not None and info.run_id == run.run_id else None
+            started = read_started(self._store, info) if info is not None and info.run_id == run.run_id else None
             if started is None:
                 raise InternalError(f"the WorkflowStarted of run {run.run_id!r} of {run.workflow_id!r} is not stored")
         return started

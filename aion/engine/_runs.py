@@ -23,7 +23,6 @@ from aion import events as ev
 from aion._definitions import version_of_run
 from aion.engine._options import ActivityOptions, StartOptions
 from aion.engine._timer_keys import TimerKind
-from aion.store import EventStore, RunInfo
 from aion.workflow._commands import Key, anchor_key
 
 
@@ -179,7 +178,7 @@ class RunState:
     def shed_started(self) -> None:
         """Keep of the ``WorkflowStarted`` only what the engine needs while the run waits (its version, parent and
         start time): a run evicted from its process may wait for days, and the engine holds 100,000 such. The
-        rest is in the store (``stored_started``)."""
+        rest is in the store (``aion.store.read_started``)."""
         started = self.started
         if started is None:
             return
@@ -408,12 +407,6 @@ def shared_waits(waits: Sequence[str]) -> tuple[str, ...]:
             _WAITS.clear()
         found = _WAITS[key] = key
     return found
-
-
-def stored_started(store: EventStore, info: RunInfo) -> ev.WorkflowStarted | None:
-    """The ``WorkflowStarted`` of the run ``info`` describes, read from the store."""
-    first = store.read_history(info.workflow_id, after_seq=info.run_first_seq - 1, limit=1)
-    return first[0] if first and isinstance(first[0], ev.WorkflowStarted) else None
 
 
 def next_query_id() -> int:

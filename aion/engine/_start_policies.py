@@ -18,10 +18,9 @@ from aion import events as ev
 from aion.clock import Clock
 from aion.engine._interfaces import Core
 from aion.engine._options import IdConflictPolicy, IdReusePolicy, StartOptions
-from aion.engine._runs import stored_started
 from aion.errors import AionError, WorkflowAlreadyStartedError
 from aion.status import WorkflowStatus
-from aion.store import EventStore, RunInfo
+from aion.store import EventStore, RunInfo, read_started
 
 #: How long a request id finds the run it started: a start retried later than this after the first one was
 #: recorded is a new start (the policies decide what it does).
@@ -89,7 +88,7 @@ class StartPolicies:
         run = self._core.run_of(workflow_id)
         if run is not None and run.state.started is not None:
             return run.state.started
-        return None if info is None else stored_started(self._store, info)
+        return None if info is None else read_started(self._store, info)
 
     def _running(self, workflow_id: str, info: RunInfo | None) -> str | None:
         """The run id of the id's running run (not closing), if it has one."""

@@ -18,7 +18,7 @@ from aion.codec import PayloadCodec
 from aion.store._derive import DEFAULT_MAX_EVENT_BYTES
 from aion.store._lmdb import DEFAULT_MAP_SIZE, SCHEMA_VERSION, LmdbEventStore
 from aion.store._memory import MemoryEventStore
-from aion.store._protocol import EventStore
+from aion.store._protocol import EventStore, read_started
 from aion.store._types import (
     ACTIVITY_RETRY,
     EXECUTION_TIMEOUT,
@@ -48,6 +48,7 @@ __all__ = [
     "TimerRow",
     "WriterLock",
     "open_store",
+    "read_started",
 ]
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from aion.errors import AionError
-from aion.events import Event
+from aion.events import Event, WorkflowStarted
 from aion.status import WorkflowStatus
 from aion.store._types import AppendRequest, RunInfo, TimerRow
 
@@ -123,3 +123,10 @@ class EventStore(Protocol):
     def close(self) -> None:
         """Release the store; further calls raise ``StoreError``. Closing twice is harmless."""
         ...
+
+
+def read_started(store: EventStore, info: RunInfo) -> WorkflowStarted | None:
+    """The ``WorkflowStarted`` of the run ``info`` describes, read from ``store`` (its first event: the workflow's
+    history holds every run of the id, each beginning at its ``run_first_seq``); ``None`` if it is not there."""
+    first = store.read_history(info.workflow_id, after_seq=info.run_first_seq - 1, limit=1)
+    return first[0] if first and isinstance(first[0], WorkflowStarted) else None
