@@ -46,6 +46,20 @@ def _die_of_sigterm() -> NoReturn:
     os._exit(128 + signal.SIGTERM)  # not reached: SIGTERM is not blocked here
 
 
+def _leave_sigterm_to_the_kernel() -> None:
+    """Between two targets of a recycled process: let a SIGTERM end it by its default action. No ``finally``
+    block waits for it there, and a Python handler cannot be relied on while the process waits for its next
+    target: one that lands after the interpreter's last check and before the wait blocks would run only once a
+    target arrives. Blocked meanwhile, a SIGTERM that comes during the switch stays pending and then acts by
+    default; one that came before runs the handler (``signal.signal`` runs pending handlers first)."""
+    sigterm = {signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigterm)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, sigterm)
+
+
 def _exit_code(code: object) -> int:
     if code is None:
         return 0
@@ -66,8 +80,6 @@ def run_target(fd: int | Channel, ref: str, args: list[Any], host: socket.socket
         # Lead a process group of our own: whatever the target starts is in it, and dies with us (the zygote
         # kills the group when it reaps us).
         os.setpgid(0, 0)
-    # Installed once for the process's life, not around each target: two `signal.signal` calls per target
-    # were a measurable share of a recycled host's work. A SIGTERM between targets ends the process the same way.
     signal.signal(signal.SIGTERM, _on_sigterm)
     runs = 0
     try:
@@ -76,9 +88,11 @@ def run_target(fd: int | Channel, ref: str, args: list[Any], host: socket.socket
             runs += 1
             if host is None or code != 0 or runs >= MAX_RUNS_PER_HOST:
                 os._exit(code)
+            _leave_sigterm_to_the_kernel()
             task = _recycle(host)
             if task is None:
                 os._exit(0)
+            signal.signal(signal.SIGTERM, _on_sigterm)
             fd, ref, args, recycle = task
             if not recycle:
                 host.close()
