@@ -44,6 +44,9 @@ class _ZygoteSpec:
     warm_up: str | None
     ready_timeout: float
     close_fds: list[int]
+    #: The CPUs the zygote runs on, and every process it forks unless that process sets its own (None: as it
+    #: inherits them from the thread that forks it).
+    cpus: frozenset[int] | None = None
 
     def fork(self) -> tuple[int, socket.socket]:
         """Fork a zygote and wait until it is ready; its pid and the owner's end of its control socket.
@@ -83,6 +86,8 @@ class _ZygoteSpec:
                 for fd in self.close_fds:
                     with contextlib.suppress(OSError):
                         os.close(fd)
+                if self.cpus is not None:
+                    os.sched_setaffinity(0, self.cpus)
                 zygote_main(theirs, self.preload, self.warm_pool, owner_pid, self.warm_up)
             except BaseException:
                 traceback.print_exc()
@@ -158,6 +163,7 @@ class Zygote:
         max_seconds: float = 5.0,
         on_restart: Callable[[int, int], None] | None = None,
         on_give_up: Callable[[str], None] | None = None,
+        cpus: Iterable[int] | None = None,
     ) -> Zygote:
         """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
 
@@ -168,6 +174,10 @@ class Zygote:
         ``close_fds``: descriptors of the owner that the zygote closes as soon as it is forked, so that no process
         child holds them (a lock the owner holds, for example).
 
+        ``cpus``: the CPUs the zygote runs on, and with it every process it forks (a process may set its own
+        afterwards); by default those the calling thread may run on, as they are now (the zygote is forked by
+        another thread, whose own may differ). Restarts of the zygote keep them. ``ValueError`` for an empty set.
+
         The zygote is supervised: if it dies without being asked to stop, a new one is forked at once, before
         the exits of its process children are reported (so their supervisors restart them on the new one), and
         whatever the dead one's session left running is killed; ``on_restart(old_pid, new_pid)`` is then
@@ -176,7 +186,7 @@ class Zygote:
 
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
-        spec = _ZygoteSpec(list(preload), warm_pool, warm_up, ready_timeout, list(close_fds))
+        spec = _ZygoteSpec(list(preload), warm_pool, warm_up, ready_timeout, list(close_fds), _cpus_of(cpus))
         pid, ctl = in_forker(spec.fork)
         zygote = cls(pid, ctl, spec.preload, warm_pool)
         zygote._spec = spec
@@ -377,3 +387,15 @@ class Zygote:
 
     def __repr__(self) -> str:
         return f"<Zygote pid={self.pid} warm_pool={self.warm_pool}{'' if self.alive else ' stopped'}>"
+
+
+def _cpus_of(cpus: Iterable[int] | None) -> frozenset[int] | None:
+    """The zygote's CPUs: ``cpus``, or those of the calling thread (None where the OS has no CPU affinity)."""
+    if cpus is not None:
+        chosen = frozenset(cpus)
+        if not chosen:
+            raise ValueError("cpus must name at least one CPU")
+        return chosen
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return frozenset(os.sched_getaffinity(0))
