@@ -38,6 +38,7 @@ from aion.cli._base import (
 from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
+from aion.engine._placement import AUTO, EngineCpu
 from aion.engine._residency import DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_RESIDENT
 from aion.errors import (
     EngineStoppedError,
@@ -84,6 +85,22 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
     return list(workflows.values()), list(activities.values())
 
 
+class EngineCpuOption(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
+    """``--engine-cpu``: ``auto``, ``none`` or a CPU number (what ``Engine(engine_cpu=...)`` takes)."""
+
+    name = "auto|none|CPU"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> EngineCpu:
+        text = str(value).strip().lower()
+        if text == AUTO:
+            return AUTO
+        if text == "none":
+            return None
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is not 'auto', 'none' or a CPU number", param, ctx)
+
+
 @cli.command()
 @data_dir_option
 @click.option("--module", "-m", "modules", multiple=True, required=True, help="Module with workflows (repeatable).")
@@ -113,6 +130,13 @@ def discover(modules: tuple[str, ...]) -> tuple[list[Callable[..., Any]], list[C
     default=DEFAULT_EVICT_IDLE_AFTER,
     show_default=True,
     help="Seconds a parked run stays inactive before it gives up its process even with slots to spare.",
+)
+@click.option(
+    "--engine-cpu",
+    type=EngineCpuOption(),
+    default=AUTO,
+    show_default=True,
+    help="The CPU the engine's threads share (workflow processes run on the others): auto, none, or a CPU number.",
 )
 @click.option(
     "--log-level",
@@ -153,6 +177,7 @@ def serve(
     max_restarts: int,
     max_resident: int,
     evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
+    engine_cpu: EngineCpu = AUTO,
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,
@@ -185,6 +210,7 @@ def serve(
         max_restarts=max_restarts,
         max_resident=max_resident,
         evict_idle_after=evict_idle_after,
+        engine_cpu=engine_cpu,
         metrics=metrics,
         search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
         on_code_mismatch=on_code_mismatch,

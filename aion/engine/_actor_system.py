@@ -25,6 +25,7 @@ from aion.engine._closures import Closures
 from aion.engine._core import EngineCore
 from aion.engine._engine_settings import EngineSettings
 from aion.engine._messages import GetQuiescence, GetResidency, GetWaits, Quiescence, Recover, Request
+from aion.engine._placement import CpuClaim, Placement, current_cpus, place
 from aion.engine._ray_executor import ray_executors, teller
 from aion.engine._supervision import Supervision
 from aion.engine._task_queues import LocalQueue
@@ -64,6 +65,7 @@ class ActorSystem:
         self._schedules: pykka.ActorRef[Any] | None = None  # the schedule service (aion.schedules)
         self._ray_executors: dict[str, Any] = {}
         self._writer_lock: WriterLock | None = None
+        self._cpu_claim: CpuClaim | None = None  # this engine's CPU, claimed while it runs (see _placement)
         self._stopped_reason: str | None = None  # why the engine stopped by itself (see _stop_after_fault)
 
     # -- starting and stopping ------------------------------------------------------------------------------
@@ -71,84 +73,98 @@ class ActorSystem:
     def start(self, engine: ControlledEngine) -> None:
         """Start the actor system and resume the running workflows found in the data directory; ``engine`` is
         what the control socket serves."""
-        settings = self._settings
         with self._lock:
             if self._running:
                 return
-            self._stopped_reason = None
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            _registry.install(settings.registry)
-            prepare_event_types()  # inherited by every workflow process, not built on its live path
-            _guard.prepare()  # likewise: which loaded modules are user code (a realpath each)
-            # The writer lock first: a second engine is refused before it forks anything.
-            self._writer_lock = WriterLock.acquire(settings.data_dir)
+            placement, self._cpu_claim = place(self._settings.engine_cpu, current_cpus())
             try:
-                self._supervision = Supervision(
-                    settings.registry,
-                    warm_pool=settings.warm_pool,
-                    activity_workers=settings.activity_workers,
-                    max_restarts=settings.max_restarts,
-                    max_seconds=settings.max_seconds,
-                    local_queues={
-                        name: queue.workers or 1
-                        for name, queue in settings.task_queues.items()
-                        if isinstance(queue, LocalQueue)
-                    },
-                    close_fds=(self._writer_lock.fd,),
-                    session_file=settings.data_dir / SESSION_FILE,
-                    on_give_up=self._stop_after_fault,
-                )
-            except BaseException as error:
-                self._writer_lock.release()
-                self._writer_lock = None
-                if isinstance(error, SupervisionError):  # the zygote could not be started
-                    raise EngineStartError(f"the engine could not start its zygote: {error}") from error
+                with placement.engine_threads():  # every thread started from here on shares the engine's CPU
+                    self._boot(engine, placement)
+            except BaseException:
+                self._release_cpu()  # a start refused or failed leaves the CPU to the next engine
                 raise
-            try:
-                self._ray_executors = ray_executors(settings.task_queues, settings.registry)
-                self._store = open_store(
-                    settings.data_dir,
-                    clock=settings.clock,
-                    payload_codec=settings.payload_codec,
-                    writer_lock=self._writer_lock,
-                    max_map_size=settings.map_size,
-                )
-                self._store.set_search_attribute_schema(settings.search_attributes.to_dict())
-                self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
-                self._closures.reset()
-                self._core = EngineCore.start(
-                    self._store,
-                    self._recorder,
-                    settings.registry,
-                    self._supervision,
-                    self._closures,
-                    cancel_grace=settings.cancel_grace,
-                    max_resident=settings.max_resident,
-                    evict_idle_after=settings.evict_idle_after,
-                    clock=settings.clock,
-                    observer=self._telemetry.observer,
-                    on_code_mismatch=settings.on_code_mismatch,
-                    task_queues=settings.task_queues,
-                    executors=self._ray_executors,
-                )
-                for executor in self._ray_executors.values():
+
+    def _boot(self, engine: ControlledEngine, placement: Placement) -> None:
+        """`start`'s work, with the lock held and the calling thread on the engine's CPU."""
+        settings = self._settings
+        self._stopped_reason = None
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _registry.install(settings.registry)
+        prepare_event_types()  # inherited by every workflow process, not built on its live path
+        _guard.prepare()  # likewise: which loaded modules are user code (a realpath each)
+        # The writer lock first: a second engine is refused before it forks anything.
+        self._writer_lock = WriterLock.acquire(settings.data_dir)
+        held = (self._writer_lock.fd,) if self._cpu_claim is None else (self._writer_lock.fd, self._cpu_claim.fd)
+        try:
+            self._supervision = Supervision(
+                settings.registry,
+                warm_pool=settings.warm_pool,
+                activity_workers=settings.activity_workers,
+                max_restarts=settings.max_restarts,
+                max_seconds=settings.max_seconds,
+                local_queues={
+                    name: queue.workers or 1
+                    for name, queue in settings.task_queues.items()
+                    if isinstance(queue, LocalQueue)
+                },
+                close_fds=held,  # no child holds the writer lock or the CPU's claim
+                session_file=settings.data_dir / SESSION_FILE,
+                on_give_up=self._stop_after_fault,
+                host_cpus=placement.host_cpus,
+                worker_cpus=placement.worker_cpus,
+            )
+        except BaseException as error:
+            self._writer_lock.release()
+            self._writer_lock = None
+            if isinstance(error, SupervisionError):  # the zygote could not be started
+                raise EngineStartError(f"the engine could not start its zygote: {error}") from error
+            raise
+        try:
+            self._ray_executors = ray_executors(settings.task_queues, settings.registry)
+            self._store = open_store(
+                settings.data_dir,
+                clock=settings.clock,
+                payload_codec=settings.payload_codec,
+                writer_lock=self._writer_lock,
+                max_map_size=settings.map_size,
+            )
+            self._store.set_search_attribute_schema(settings.search_attributes.to_dict())
+            self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
+            self._closures.reset()
+            self._core = EngineCore.start(
+                self._store,
+                self._recorder,
+                settings.registry,
+                self._supervision,
+                self._closures,
+                cancel_grace=settings.cancel_grace,
+                max_resident=settings.max_resident,
+                evict_idle_after=settings.evict_idle_after,
+                clock=settings.clock,
+                observer=self._telemetry.observer,
+                on_code_mismatch=settings.on_code_mismatch,
+                task_queues=settings.task_queues,
+                executors=self._ray_executors,
+            )
+            for executor in self._ray_executors.values():
+                with placement.unpinned():  # Ray's own processes must not inherit the engine's CPU
                     executor.open(teller(self._core))
-                self._supervision.start(self._core)
-                self._running = True
-                recovered = self.request(Recover())
-                recorder = self._recorder
-                sources = [residency_source(lambda: self.residency(timeout=5))]
-                sources.append(recorder_source(recorder.stats))
-                self._start_schedules()
-                schedules = self.schedule_call(None, lambda service: len(service.slots()))
-                self._telemetry.started(settings.data_dir, recovered, schedules, sources)
-                self._control = start_control_server(engine, on_request=self._telemetry.control_request)
-            except BaseException as error:
-                self._running = True
-                self._shutdown()
-                if isinstance(error, SupervisionError):  # keep the supervision library's errors out of the API
-                    raise EngineStartError(f"the engine could not start its processes: {error}") from error
-                raise
+            self._supervision.start(self._core)
+            self._running = True
+            recovered = self.request(Recover())
+            recorder = self._recorder
+            sources = [residency_source(lambda: self.residency(timeout=5))]
+            sources.append(recorder_source(recorder.stats))
+            self._start_schedules()
+            schedules = self.schedule_call(None, lambda service: len(service.slots()))
+            self._telemetry.started(settings.data_dir, recovered, schedules, sources)
+            self._control = start_control_server(engine, on_request=self._telemetry.control_request)
+        except BaseException as error:
+            self._running = True
+            self._shutdown()
+            if isinstance(error, SupervisionError):  # keep the supervision library's errors out of the API
+                raise EngineStartError(f"the engine could not start its processes: {error}") from error
+            raise
 
     def stop(self) -> None:
         """Stop every process and actor; recorded history stays, and a new engine resumes from it."""
@@ -173,6 +189,7 @@ class ActorSystem:
             steps.append(self._close_store)
         self._supervision = None
         steps.insert(0, self._stop_schedules)
+        steps.append(self._release_cpu)
         for step in steps:
             try:
                 step()
@@ -240,6 +257,11 @@ class ActorSystem:
         elif self._writer_lock is not None:
             self._writer_lock.release()
         self._writer_lock = None
+
+    def _release_cpu(self) -> None:
+        claim, self._cpu_claim = self._cpu_claim, None
+        if claim is not None:
+            claim.release()
 
     # -- while running --------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from aion.engine._handle import WorkflowHandle
 from aion.engine._holds import CodeMismatch
 from aion.engine._messages import Request, SignalWithStart, StartWorkflow, UnblockWorkflows
 from aion.engine._options import IdConflictPolicy, IdReusePolicy
+from aion.engine._placement import AUTO, EngineCpu
 from aion.engine._residency import DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_RESIDENT
 from aion.engine._task_queues import LocalQueue, RayQueue
 from aion.engine._tree import run_node
@@ -78,6 +79,11 @@ class Engine:
     tasks, ``aion[ray]``), each with ``max_concurrent`` and ``rate_limit``. See docs/scaling.md.
     ``map_size`` is the most bytes the store may grow to: past it a write fails with ``StoreFullError`` (default:
     only the disk bounds it).
+    ``engine_cpu`` (``"auto"``, the default; a CPU number; or ``None``): the CPU the engine's own threads share,
+    while its workflow processes run on the other CPUs and its activity workers on any (``"auto"``: the
+    highest-numbered CPU the starting thread may run on that no other running engine of this machine has
+    claimed, if it may run on two or more; ``None``: nothing is pinned). The caller's threads are left as they
+    are. See docs/operations.md, "CPU placement".
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class Engine:
         payload_codec: PayloadCodec | None = None,
         task_queues: Mapping[str, LocalQueue | RayQueue] | None = None,
         map_size: int | None = None,
+        engine_cpu: EngineCpu = AUTO,
     ) -> None:
         settings = EngineSettings.check(
             data_dir,
@@ -121,6 +128,7 @@ class Engine:
             payload_codec=payload_codec,
             task_queues=task_queues,
             map_size=map_size,
+            engine_cpu=engine_cpu,
         )
         self.data_dir = settings.data_dir
         self._telemetry = settings.telemetry

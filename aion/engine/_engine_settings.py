@@ -18,6 +18,7 @@ from aion._durations import to_seconds
 from aion.clock import Clock
 from aion.codec import PayloadCodec
 from aion.engine._holds import CodeMismatch
+from aion.engine._placement import AUTO, EngineCpu, check_engine_cpu
 from aion.engine._registry import Registry
 from aion.engine._task_queues import LocalQueue, QueueConfig, RayQueue, check_queues
 from aion.errors import InvalidArgumentError
@@ -55,6 +56,7 @@ class EngineSettings:
     task_queues: dict[str, QueueConfig]
     cancel_grace: float
     map_size: int | None
+    engine_cpu: EngineCpu = AUTO
 
     @classmethod
     def check(
@@ -78,6 +80,7 @@ class EngineSettings:
         payload_codec: PayloadCodec | None,
         task_queues: Mapping[str, LocalQueue | RayQueue] | None,
         map_size: int | None,
+        engine_cpu: object = AUTO,
     ) -> EngineSettings:
         """``Engine(...)``'s arguments, checked (``InvalidArgumentError`` naming the first bad one) and normalised:
         the registry built, the default queue and worker count filled in."""
@@ -125,4 +128,5 @@ class EngineSettings:
             task_queues=queues,
             cancel_grace=cancel_grace,
             map_size=map_size,
+            engine_cpu=check_engine_cpu(engine_cpu),
         )

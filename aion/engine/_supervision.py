@@ -93,6 +93,8 @@ class Supervision:
         close_fds: Sequence[int] = (),
         session_file: Path | None = None,
         on_give_up: Callable[[str], None] | None = None,
+        host_cpus: frozenset[int] | None = None,
+        worker_cpus: frozenset[int] | None = None,
     ) -> None:
         self._session_file = session_file
         if session_file is not None:
@@ -109,6 +111,7 @@ class Supervision:
             max_seconds=ROOT_MAX_SECONDS,
             on_restart=lambda _old, _new: self._record_session(),
             on_give_up=on_give_up,
+            cpus=host_cpus,
         )
         self._record_session()
         #: Each local task queue's worker count (``"default"``: ``activity_workers``).
@@ -118,6 +121,8 @@ class Supervision:
         self._activity_supervisors: dict[str, str] = {}
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
+        #: The activity workers' CPUs (they leave the zygote's, the workflow processes', for these).
+        self._worker_cpus = None if worker_cpus is None else sorted(worker_cpus)
         self._root: sv.Supervisor | None = None
         self._type_supervisors: dict[str, sv.Supervisor] = {}
         self._workflow_tellers: tuple[Callable[..., None], ...] = ()
@@ -271,6 +276,7 @@ class Supervision:
             sv.ProcessSpec(
                 id=f"{prefix}worker-{index}",
                 target=run_activity_worker,
+                args=(self._worker_cpus,),
                 restart=sv.Restart.PERMANENT,
                 shutdown_timeout=1.0,
                 on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel, queue)),

@@ -81,6 +81,14 @@ API_CASES = [
         lambda c: Engine(c.tmp, evict_idle_after="60"),  # type: ignore[arg-type]
     ),
     api(
+        "engine-cpu-string",
+        'engine_cpu="fast"',
+        INVALID,
+        lambda c: Engine(c.tmp, engine_cpu="fast"),  # type: ignore[arg-type]
+    ),
+    api("engine-cpu-negative", "engine_cpu=-1", INVALID, lambda c: Engine(c.tmp, engine_cpu=-1)),
+    api("engine-cpu-not-allowed", "engine_cpu=4096", INVALID, lambda c: Engine(c.tmp, engine_cpu=4096)),
+    api(
         "engine-cancel-grace-negative",
         "activity_cancel_grace=-1",
         INVALID,

@@ -112,3 +112,33 @@ def test_serve_max_resident_bounds_the_processes_and_tree_reports_the_residency(
 def test_serve_refuses_a_max_resident_below_one(data_dir: Path) -> None:
     result = aion("serve", "--data-dir", data_dir, "--module", "tests.cli.flows", "--max-resident", "0", timeout=20)
     assert result.code == 2 and "--max-resident" in result.err
+
+
+def _thread_cpus(pid: int) -> dict[int, frozenset[int]]:
+    """Each thread of process ``pid`` and the CPUs it may run on."""
+    return {int(tid): frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="placement pins only with two CPUs or more")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("option", ["auto", "none"])
+def test_serve_engine_cpu_pins_the_engine_threads_or_nothing(
+    serve: Callable[..., Server], data_dir: Path, option: str
+) -> None:
+    cpus = frozenset(os.sched_getaffinity(0))
+    server = serve(data_dir, "--engine-cpu", option)
+    threads = _thread_cpus(server.proc.pid)
+    assert threads.pop(server.proc.pid) == cpus  # the main thread is the caller's: never pinned
+    if option == "auto":  # every thread the engine started, on one CPU (the highest free of other engines' claims)
+        (shared,) = set(threads.values())
+        assert len(shared) == 1 and shared < cpus
+    else:
+        assert set(threads.values()) == {cpus}
+
+
+@pytest.mark.timeout(30)
+def test_serve_refuses_a_bad_engine_cpu(data_dir: Path) -> None:
+    result = aion("serve", "--data-dir", data_dir, "--module", "tests.cli.flows", "--engine-cpu", "fast", timeout=20)
+    assert result.code == 2 and "--engine-cpu" in result.err and "'fast'" in result.err
+    result = aion("serve", "--data-dir", data_dir, "--module", "tests.cli.flows", "--engine-cpu", "4096", timeout=20)
+    assert result.code == 1 and "engine_cpu=4096 is not one of the CPUs" in result.err
