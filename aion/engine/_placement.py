@@ -3,10 +3,12 @@
 The engine's threads (the core, the recorder, the supervisors' hub and actors, the timers, ...) take turns on one
 GIL: only one of them runs Python at a time. Spread over several CPUs, every hand-over of the GIL is a wake-up
 from one CPU to another, and a thread holding the GIL is preempted by the engine's own workflow processes, which
-stalls every other engine thread until it runs again. Measured on a 2-CPU VM (docs/benchmarks.md): with the
-engine's threads on one CPU and the workflow processes on the other, a run costs the engine 15-25% less CPU and
-the throughput batches run 15-20% faster. Activity workers keep every CPU: they run the user's side effects,
-which may need them all. The calling thread, and every other thread of the user's, is left as it was.
+stalls every other engine thread until it runs again. So the engine's threads share one CPU and each workflow
+process runs on the others (it sets them as its run starts). The zygote, its idle hosts and the activity workers
+keep every CPU: a crash's work in the zygote may use the engine's CPU while the restarted run replays, and
+activities (the user's side effects) may need every CPU. The calling thread, and every other thread of the
+user's, is left as it was. docs/architecture.md ("Processes and threads") and docs/benchmarks.md have the
+measurements.
 """
 
 from __future__ import annotations
@@ -63,10 +65,10 @@ class Placement:
 
     #: The CPU the engine's threads share; None: they are not pinned.
     engine_cpu: int | None
-    #: The CPUs of the zygote and the workflow processes it forks (None: where the OS has no CPU affinity).
+    #: The CPUs of the workflow processes, set by each as its run starts (None: where the OS has no CPU affinity).
     host_cpus: frozenset[int] | None
-    #: The CPUs of the activity workers: every CPU the starting thread may run on.
-    worker_cpus: frozenset[int] | None
+    #: Every CPU the starting thread may run on: the zygote's, its idle hosts' and the activity workers'.
+    all_cpus: frozenset[int] | None
 
     @classmethod
     def plan(cls, option: EngineCpu, allowed: frozenset[int] | None) -> Placement:
@@ -99,10 +101,10 @@ class Placement:
     def unpinned(self) -> Iterator[None]:
         """Inside `engine_threads`: give the calling thread every CPU back for a while (what it starts there, Ray's
         processes for one, must not inherit the engine's CPU)."""
-        if self.engine_cpu is None or self.worker_cpus is None:
+        if self.engine_cpu is None or self.all_cpus is None:
             yield
             return
-        os.sched_setaffinity(0, self.worker_cpus)
+        os.sched_setaffinity(0, self.all_cpus)
         try:
             yield
         finally:
@@ -155,11 +157,19 @@ def place(option: EngineCpu, allowed: frozenset[int] | None) -> tuple[Placement,
     return Placement.plan(AUTO, allowed), None
 
 
+#: The CPUs this (workflow) process last set for itself: a recycled process sets them again only if they changed.
+_own_cpus: list[int] | None = None
+
+
 def set_own_cpus(cpus: list[int] | None) -> None:
-    """In a child process: run on ``cpus`` from now on (nothing for None or where the OS cannot)."""
-    if cpus is not None and hasattr(os, "sched_setaffinity"):
-        with contextlib.suppress(OSError):  # a CPU taken from the machine's cpuset since: keep those it has
-            os.sched_setaffinity(0, cpus)
+    """In a workflow process, as a run starts: run on ``cpus`` from now on (nothing for None, for the CPUs it
+    already has, or where the OS cannot)."""
+    global _own_cpus  # one process-wide setting, like the affinity itself
+    if cpus is None or cpus == _own_cpus or not hasattr(os, "sched_setaffinity"):
+        return
+    with contextlib.suppress(OSError):  # a CPU taken from the machine's cpuset since: keep those it has
+        os.sched_setaffinity(0, cpus)
+        _own_cpus = cpus
 
 
 def _listed(cpus: frozenset[int]) -> str:

@@ -94,7 +94,7 @@ class Supervision:
         session_file: Path | None = None,
         on_give_up: Callable[[str], None] | None = None,
         host_cpus: frozenset[int] | None = None,
-        worker_cpus: frozenset[int] | None = None,
+        zygote_cpus: frozenset[int] | None = None,
     ) -> None:
         self._session_file = session_file
         if session_file is not None:
@@ -111,7 +111,9 @@ class Supervision:
             max_seconds=ROOT_MAX_SECONDS,
             on_restart=lambda _old, _new: self._record_session(),
             on_give_up=on_give_up,
-            cpus=host_cpus,
+            # Every CPU, for the zygote and the idle hosts it forks: what a crash makes them do (reap, fork a
+            # spare, refill the pool) may use the engine's CPU while the restarted run replays on the others.
+            cpus=zygote_cpus,
         )
         self._record_session()
         #: Each local task queue's worker count (``"default"``: ``activity_workers``).
@@ -121,8 +123,8 @@ class Supervision:
         self._activity_supervisors: dict[str, str] = {}
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
-        #: The activity workers' CPUs (they leave the zygote's, the workflow processes', for these).
-        self._worker_cpus = None if worker_cpus is None else sorted(worker_cpus)
+        #: The workflow processes' CPUs, which each sets as its run starts (see `run_workflow_host`).
+        self._host_cpus = None if host_cpus is None else sorted(host_cpus)
         self._root: sv.Supervisor | None = None
         self._type_supervisors: dict[str, sv.Supervisor] = {}
         self._workflow_tellers: tuple[Callable[..., None], ...] = ()
@@ -255,7 +257,7 @@ class Supervision:
         return sv.ProcessSpec(
             id=child_id,
             target=run_workflow_host,
-            args=(workflow_id,),
+            args=(workflow_id, self._host_cpus),
             recycle=True,
             restart=restart,
             shutdown_timeout=1.0,
@@ -276,7 +278,6 @@ class Supervision:
             sv.ProcessSpec(
                 id=f"{prefix}worker-{index}",
                 target=run_activity_worker,
-                args=(self._worker_cpus,),
                 restart=sv.Restart.PERMANENT,
                 shutdown_timeout=1.0,
                 on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel, queue)),

@@ -21,6 +21,7 @@ from aion._codec import decode_event, decode_payload, encode_payload
 from aion._definitions import version_of_run
 from aion.engine import _protocol as protocol
 from aion.engine._holds import INTERNAL, NON_DETERMINISM, UNKNOWN_TYPE, UNKNOWN_VERSION, failure_details
+from aion.engine._placement import set_own_cpus
 from aion.engine._registry import installed
 from aion.engine._timers import precise_waits
 from aion.errors import (
@@ -35,8 +36,10 @@ from aion.workflow._runtime import WorkflowRuntime, failure_from_exception
 from supervisors import Channel, ChannelClosedError
 
 
-def run_workflow_host(channel: Channel, workflow_id: str) -> None:
-    """Process target: serve the run of ``workflow_id`` until it closes or the engine says ``stop``."""
+def run_workflow_host(channel: Channel, workflow_id: str, cpus: list[int] | None = None) -> None:
+    """Process target: serve the run of ``workflow_id`` until it closes or the engine says ``stop``, on ``cpus``
+    (the CPUs other than the engine's: see ``aion.engine._placement``)."""
+    set_own_cpus(cpus)
     _guard.install()
     try:
         _serve(channel)
