@@ -193,9 +193,12 @@ def host_wait(sock: socket.socket, chan: socket.socket) -> NoReturn:
     run_target(fd, ref, args, sock if recycle else None)
 
 
-def nursery_main(sock: socket.socket, zygote_pid: int) -> NoReturn:
+def nursery_main(sock: socket.socket, zygote_pid: int, cpus: frozenset[int] | None = None) -> NoReturn:
     """The nursery: fork pool hosts on request, each through a short-lived intermediate process, so that the
-    host is re-parented to the zygote (a child subreaper) and the zygote never has to fork itself."""
+    host is re-parented to the zygote (a child subreaper) and the zygote never has to fork itself. It and the
+    hosts it forks run on ``cpus`` (None: the zygote's)."""
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     sock.setblocking(True)
     while True:
         try:

@@ -47,6 +47,8 @@ class _ZygoteSpec:
     #: The CPUs the zygote runs on, and every process it forks unless that process sets its own (None: as it
     #: inherits them from the thread that forks it).
     cpus: frozenset[int] | None = None
+    #: The CPUs of the nursery and the idle hosts it forks (None: the zygote's).
+    pool_cpus: frozenset[int] | None = None
 
     def fork(self) -> tuple[int, socket.socket]:
         """Fork a zygote and wait until it is ready; its pid and the owner's end of its control socket.
@@ -88,7 +90,7 @@ class _ZygoteSpec:
                         os.close(fd)
                 if self.cpus is not None:
                     os.sched_setaffinity(0, self.cpus)
-                zygote_main(theirs, self.preload, self.warm_pool, owner_pid, self.warm_up)
+                zygote_main(theirs, self.preload, self.warm_pool, owner_pid, self.warm_up, self.pool_cpus)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -164,6 +166,7 @@ class Zygote:
         on_restart: Callable[[int, int], None] | None = None,
         on_give_up: Callable[[str], None] | None = None,
         cpus: Iterable[int] | None = None,
+        pool_cpus: Iterable[int] | None = None,
     ) -> Zygote:
         """Fork the zygote, import ``preload`` in it, and start the I/O hub thread.
 
@@ -176,7 +179,9 @@ class Zygote:
 
         ``cpus``: the CPUs the zygote runs on, and with it every process it forks (a process may set its own
         afterwards); by default those the calling thread may run on, as they are now (the zygote is forked by
-        another thread, whose own may differ). Restarts of the zygote keep them. ``ValueError`` for an empty set.
+        another thread, whose own may differ). ``pool_cpus``: the CPUs of the idle pool hosts (and of the process
+        that forks them), where they warm up and which a child handed to one keeps unless it sets its own; by
+        default the zygote's. Restarts of the zygote keep both. ``ValueError`` for an empty set.
 
         The zygote is supervised: if it dies without being asked to stop, a new one is forked at once, before
         the exits of its process children are reported (so their supervisors restart them on the new one), and
@@ -186,7 +191,9 @@ class Zygote:
 
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
-        spec = _ZygoteSpec(list(preload), warm_pool, warm_up, ready_timeout, list(close_fds), _cpus_of(cpus))
+        spec = _ZygoteSpec(
+            list(preload), warm_pool, warm_up, ready_timeout, list(close_fds), _cpus_of(cpus), _pool_cpus_of(pool_cpus)
+        )
         pid, ctl = in_forker(spec.fork)
         zygote = cls(pid, ctl, spec.preload, warm_pool)
         zygote._spec = spec
@@ -399,3 +406,13 @@ def _cpus_of(cpus: Iterable[int] | None) -> frozenset[int] | None:
     if not hasattr(os, "sched_getaffinity"):
         return None
     return frozenset(os.sched_getaffinity(0))
+
+
+def _pool_cpus_of(cpus: Iterable[int] | None) -> frozenset[int] | None:
+    """The pool hosts' CPUs: ``cpus`` (None: the zygote's)."""
+    if cpus is None:
+        return None
+    chosen = frozenset(cpus)
+    if not chosen:
+        raise ValueError("pool_cpus must name at least one CPU")
+    return chosen

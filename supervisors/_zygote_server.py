@@ -26,6 +26,9 @@ from ._pool import HostPool
 from ._process import MAX_CTL_MESSAGE, nursery_main, run_target, set_user_warm_up
 from ._specs import resolve_target
 
+#: A set of CPUs (None: those inherited).
+Cpus = frozenset[int] | None
+
 CTL_BUFFER = 1 << 20
 REFILL_DELAY = 0.003
 MAX_ARMED_PAYLOAD = 1 << 16
@@ -83,10 +86,11 @@ class ZygoteServer(HostPool):
     pid's current one is ignored.
     """
 
-    def __init__(self, ctl: socket.socket, warm_pool: int) -> None:
+    def __init__(self, ctl: socket.socket, warm_pool: int, pool_cpus: Cpus = None) -> None:
         super().__init__()
         self.ctl = ctl
         self.warm_pool = warm_pool
+        self.pool_cpus = pool_cpus  # the nursery's and its pool hosts' CPUs (None: the zygote's)
         self.pid = os.getpid()
         self.children: dict[int, int] = {}  # pid -> token of its current incarnation
         self.tokens = itertools.count(1)
@@ -172,7 +176,7 @@ class ZygoteServer(HostPool):
             try:
                 self.become_child()
                 mine.close()
-                nursery_main(theirs, self.pid)
+                nursery_main(theirs, self.pid, self.pool_cpus)
             finally:
                 os._exit(70)
         theirs.close()
@@ -471,8 +475,8 @@ def _children_of(pid: int) -> set[int]:
         return set()
 
 
-def zygote_main(
-    ctl: socket.socket, preload: list[str], warm_pool: int, owner_pid: int, warm_up: str | None = None
+def zygote_main(  # noqa: PLR0917 - the forked zygote's entry point
+    ctl: socket.socket, preload: list[str], warm_pool: int, owner_pid: int, warm_up: str | None, pool_cpus: Cpus
 ) -> NoReturn:
     """Entry point of the forked zygote."""
     set_user_warm_up(warm_up)
@@ -492,4 +496,4 @@ def zygote_main(
         os._exit(1)
     gc.freeze()  # what the preload made too (the owner collected before it forked us; see Zygote._fork_once)
     ctl.send(pack(["ready", os.getpid()]))
-    ZygoteServer(ctl, warm_pool).run()
+    ZygoteServer(ctl, warm_pool, pool_cpus).run()

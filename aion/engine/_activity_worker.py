@@ -11,12 +11,15 @@ from typing import Any
 
 from aion.engine import _protocol as protocol
 from aion.engine._attempt import failure_reply, run_attempt
+from aion.engine._placement import set_own_cpus
 from aion.engine._registry import installed
 from supervisors import Channel, ChannelClosedError
 
 
-def run_activity_worker(channel: Channel) -> None:
-    """Process target: take tasks from ``channel`` until it closes."""
+def run_activity_worker(channel: Channel, cpus: list[int] | None = None) -> None:
+    """Process target: take tasks from ``channel`` until it closes, on ``cpus`` (every CPU the engine's caller may
+    run on: activities are the user's side effects, which may need them all)."""
+    set_own_cpus(cpus)
     try:
         while True:
             message = channel.recv()

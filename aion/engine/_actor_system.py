@@ -111,7 +111,7 @@ class ActorSystem:
                 session_file=settings.data_dir / SESSION_FILE,
                 on_give_up=self._stop_after_fault,
                 host_cpus=placement.host_cpus,
-                zygote_cpus=placement.all_cpus,
+                all_cpus=placement.all_cpus,
             )
         except BaseException as error:
             self._writer_lock.release()

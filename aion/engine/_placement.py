@@ -3,12 +3,12 @@
 The engine's threads (the core, the recorder, the supervisors' hub and actors, the timers, ...) take turns on one
 GIL: only one of them runs Python at a time. Spread over several CPUs, every hand-over of the GIL is a wake-up
 from one CPU to another, and a thread holding the GIL is preempted by the engine's own workflow processes, which
-stalls every other engine thread until it runs again. So the engine's threads share one CPU and each workflow
-process runs on the others (it sets them as its run starts). The zygote, its idle hosts and the activity workers
-keep every CPU: a crash's work in the zygote may use the engine's CPU while the restarted run replays, and
-activities (the user's side effects) may need every CPU. The calling thread, and every other thread of the
-user's, is left as it was. docs/architecture.md ("Processes and threads") and docs/benchmarks.md have the
-measurements.
+stalls every other engine thread until it runs again. So the engine's threads share one CPU, and the zygote and
+each workflow process run on the others (a workflow process sets them as its run starts). The zygote's idle pool
+hosts and the activity workers keep every CPU: refilling the pool after a crash may use the engine's CPU while the
+restarted run replays, and activities (the user's side effects) may need every CPU. The calling thread, and
+every other thread of the user's, is left as it was. docs/architecture.md ("Processes and threads") and
+docs/benchmarks.md have the measurements.
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ class Placement:
 
     #: The CPU the engine's threads share; None: they are not pinned.
     engine_cpu: int | None
-    #: The CPUs of the workflow processes, set by each as its run starts (None: where the OS has no CPU affinity).
+    #: The CPUs of the zygote and the workflow processes (each sets them as its run starts); None where the OS
+    #: has no CPU affinity.
     host_cpus: frozenset[int] | None
-    #: Every CPU the starting thread may run on: the zygote's, its idle hosts' and the activity workers'.
+    #: Every CPU the starting thread may run on: the zygote's idle pool hosts' and the activity workers'.
     all_cpus: frozenset[int] | None
 
     @classmethod
@@ -162,8 +163,8 @@ _own_cpus: list[int] | None = None
 
 
 def set_own_cpus(cpus: list[int] | None) -> None:
-    """In a workflow process, as a run starts: run on ``cpus`` from now on (nothing for None, for the CPUs it
-    already has, or where the OS cannot)."""
+    """In a child process (a workflow process as each run starts, an activity worker as it starts): run on
+    ``cpus`` from now on (nothing for None, for the CPUs it already set, or where the OS cannot)."""
     global _own_cpus  # one process-wide setting, like the affinity itself
     if cpus is None or cpus == _own_cpus or not hasattr(os, "sched_setaffinity"):
         return

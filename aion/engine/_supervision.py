@@ -94,7 +94,7 @@ class Supervision:
         session_file: Path | None = None,
         on_give_up: Callable[[str], None] | None = None,
         host_cpus: frozenset[int] | None = None,
-        zygote_cpus: frozenset[int] | None = None,
+        all_cpus: frozenset[int] | None = None,
     ) -> None:
         self._session_file = session_file
         if session_file is not None:
@@ -111,9 +111,11 @@ class Supervision:
             max_seconds=ROOT_MAX_SECONDS,
             on_restart=lambda _old, _new: self._record_session(),
             on_give_up=on_give_up,
-            # Every CPU, for the zygote and the idle hosts it forks: what a crash makes them do (reap, fork a
-            # spare, refill the pool) may use the engine's CPU while the restarted run replays on the others.
-            cpus=zygote_cpus,
+            # The zygote hands every run its process: it runs beside them, off the engine's CPU. Its idle hosts warm
+            # up on every CPU: refilling the pool after a crash may use the engine's CPU while the restarted run
+            # replays on the others.
+            cpus=host_cpus,
+            pool_cpus=all_cpus,
         )
         self._record_session()
         #: Each local task queue's worker count (``"default"``: ``activity_workers``).
@@ -123,8 +125,10 @@ class Supervision:
         self._activity_supervisors: dict[str, str] = {}
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
-        #: The workflow processes' CPUs, which each sets as its run starts (see `run_workflow_host`).
+        #: The workflow processes' CPUs, which each sets as its run starts (see `run_workflow_host`), and the
+        #: activity workers', which each sets as it starts (see `run_activity_worker`).
         self._host_cpus = None if host_cpus is None else sorted(host_cpus)
+        self._all_cpus = None if all_cpus is None else sorted(all_cpus)
         self._root: sv.Supervisor | None = None
         self._type_supervisors: dict[str, sv.Supervisor] = {}
         self._workflow_tellers: tuple[Callable[..., None], ...] = ()
@@ -278,6 +282,7 @@ class Supervision:
             sv.ProcessSpec(
                 id=f"{prefix}worker-{index}",
                 target=run_activity_worker,
+                args=(self._all_cpus,),
                 restart=sv.Restart.PERMANENT,
                 shutdown_timeout=1.0,
                 on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel, queue)),
