@@ -191,9 +191,8 @@ class Zygote:
 
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
-        spec = _ZygoteSpec(
-            list(preload), warm_pool, warm_up, ready_timeout, list(close_fds), _cpus_of(cpus), _pool_cpus_of(pool_cpus)
-        )
+        own_cpus, pool = _cpus_of(cpus), _cpu_set(pool_cpus, "pool_cpus")
+        spec = _ZygoteSpec(list(preload), warm_pool, warm_up, ready_timeout, list(close_fds), own_cpus, pool)
         pid, ctl = in_forker(spec.fork)
         zygote = cls(pid, ctl, spec.preload, warm_pool)
         zygote._spec = spec
@@ -399,20 +398,17 @@ class Zygote:
 def _cpus_of(cpus: Iterable[int] | None) -> frozenset[int] | None:
     """The zygote's CPUs: ``cpus``, or those of the calling thread (None where the OS has no CPU affinity)."""
     if cpus is not None:
-        chosen = frozenset(cpus)
-        if not chosen:
-            raise ValueError("cpus must name at least one CPU")
-        return chosen
+        return _cpu_set(cpus, "cpus")
     if not hasattr(os, "sched_getaffinity"):
         return None
     return frozenset(os.sched_getaffinity(0))
 
 
-def _pool_cpus_of(cpus: Iterable[int] | None) -> frozenset[int] | None:
-    """The pool hosts' CPUs: ``cpus`` (None: the zygote's)."""
+def _cpu_set(cpus: Iterable[int] | None, name: str) -> frozenset[int] | None:
+    """``cpus`` as a set (None stays None); ``ValueError`` naming ``name`` if it is empty."""
     if cpus is None:
         return None
     chosen = frozenset(cpus)
     if not chosen:
-        raise ValueError("pool_cpus must name at least one CPU")
+        raise ValueError(f"{name} must name at least one CPU")
     return chosen

@@ -45,10 +45,7 @@ def check_engine_cpu(option: object) -> EngineCpu:
     allowed = current_cpus()
     if allowed is None:
         raise InvalidArgumentError(f"engine_cpu={option} needs CPU affinity (os.sched_setaffinity): this OS has none")
-    if option not in allowed:
-        raise InvalidArgumentError(
-            f"engine_cpu={option} is not one of the CPUs this thread may run on ({_listed(allowed)})"
-        )
+    _require_allowed(option, allowed)
     return option
 
 
@@ -77,10 +74,7 @@ class Placement:
         if allowed is None or option is None or (option == AUTO and len(allowed) < 2):
             return cls(None, allowed, allowed)
         engine_cpu = max(allowed) if option == AUTO else int(option)
-        if engine_cpu not in allowed:
-            raise InvalidArgumentError(
-                f"engine_cpu={engine_cpu} is not one of the CPUs this thread may run on ({_listed(allowed)})"
-            )
+        _require_allowed(engine_cpu, allowed)
         others = allowed - {engine_cpu}
         return cls(engine_cpu, others or allowed, allowed)
 
@@ -173,5 +167,8 @@ def set_own_cpus(cpus: list[int] | None) -> None:
         _own_cpus = cpus
 
 
-def _listed(cpus: frozenset[int]) -> str:
-    return ", ".join(str(cpu) for cpu in sorted(cpus))
+def _require_allowed(cpu: int, allowed: frozenset[int]) -> None:
+    """``InvalidArgumentError`` unless the starting thread may run on ``cpu``."""
+    if cpu not in allowed:
+        listed = ", ".join(str(one) for one in sorted(allowed))
+        raise InvalidArgumentError(f"engine_cpu={cpu} is not one of the CPUs this thread may run on ({listed})")
