@@ -74,25 +74,22 @@ def _workers_on(engine: aion.Engine, cpus: frozenset[int], count: int) -> bool:
         return False
 
 
+def _nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a supervision tree."""
+    yield tree
+    for child in tree.get("children", ()):
+        yield from _nodes(child)
+
+
 def _idle_hosts(engine: aion.Engine, children: list[int]) -> list[int]:
     """Of the zygote's ``children``, those the supervision tree does not list (idle pool hosts, the nursery)."""
-    listed: set[int] = set()
-
-    def walk(node: dict[str, Any]) -> None:
-        if node.get("kind") == "process" and node.get("pid"):
-            listed.add(int(node["pid"]))
-        for child in node.get("children", ()):
-            walk(child)
-
-    walk(engine.supervision_tree())
+    tree = engine.supervision_tree()
+    listed = {int(node["pid"]) for node in _nodes(tree) if node.get("kind") == "process" and node.get("pid")}
     return [pid for pid in children if pid not in listed]
 
 
 def _worker_pids(tree: dict[str, Any]) -> list[int]:
-    found = [int(tree["pid"])] if tree.get("meta", {}).get("role") == "activity_worker" else []
-    for child in tree.get("children", ()):
-        found += _worker_pids(child)
-    return found
+    return [int(node["pid"]) for node in _nodes(tree) if node.get("meta", {}).get("role") == "activity_worker"]
 
 
 @pytest.fixture
