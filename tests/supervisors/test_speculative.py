@@ -29,6 +29,15 @@ def zygote() -> Iterator[sv.Zygote]:
         z.stop()
 
 
+def _live_processes(pids: set[int]) -> list[psutil.Process]:
+    """The processes of ``pids`` still there: one may be reaped between listing it and looking it up."""
+    live = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            live.append(psutil.Process(pid))
+    return live
+
+
 def _zygote_children(zygote: sv.Zygote) -> set[int]:
     """Live (non-zombie) children of the zygote: process children and idle pool hosts."""
     out = set()
@@ -297,7 +306,7 @@ def test_hosts_killed_on_their_way_are_replaced(zygote: sv.Zygote) -> None:
             victims = psutil.Process(nursery).children(recursive=True) if nursery else []
         except psutil.NoSuchProcess:
             victims = []
-        victims += [psutil.Process(pid) for pid in _zygote_children(zygote) - {nursery}]
+        victims += _live_processes(_zygote_children(zygote) - {nursery})
         for proc in victims:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
