@@ -14,6 +14,7 @@ import pykka
 import pytest
 
 import supervisors as sv
+from tests.helpers import process_or_none
 
 from .helpers import Recorder, children_by_id, wait_until
 from .targets import always_crash, graceful, worker
@@ -27,15 +28,6 @@ def zygote() -> Iterator[sv.Zygote]:
         yield z
     finally:
         z.stop()
-
-
-def _live_processes(pids: set[int]) -> list[psutil.Process]:
-    """The processes of ``pids`` still there: one may be reaped between listing it and looking it up."""
-    live = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            live.append(psutil.Process(pid))
-    return live
 
 
 def _zygote_children(zygote: sv.Zygote) -> set[int]:
@@ -306,7 +298,9 @@ def test_hosts_killed_on_their_way_are_replaced(zygote: sv.Zygote) -> None:
             victims = psutil.Process(nursery).children(recursive=True) if nursery else []
         except psutil.NoSuchProcess:
             victims = []
-        victims += _live_processes(_zygote_children(zygote) - {nursery})
+        # A child listed may be reaped before it is looked up.
+        listed = map(process_or_none, _zygote_children(zygote) - {nursery})
+        victims += [proc for proc in listed if proc is not None]
         for proc in victims:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
