@@ -17,6 +17,7 @@ import time
 from typing import Any, NoReturn
 
 from . import _fds
+from ._affinity import run_on
 from ._channel import DATA, Channel, FrameReader, frame, make_pair, pack, unpack
 from ._specs import resolve_target
 
@@ -197,8 +198,7 @@ def nursery_main(sock: socket.socket, zygote_pid: int, cpus: frozenset[int] | No
     """The nursery: fork pool hosts on request, each through a short-lived intermediate process, so that the
     host is re-parented to the zygote (a child subreaper) and the zygote never has to fork itself. It and the
     hosts it forks run on ``cpus`` (None: the zygote's)."""
-    if cpus is not None:
-        os.sched_setaffinity(0, cpus)
+    run_on(cpus)
     sock.setblocking(True)
     while True:
         try:

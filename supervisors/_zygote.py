@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _fds
+from ._affinity import cpu_set, run_on
 from ._channel import OwnerChannel, unpack
 from ._decisions import Intensity
 from ._errors import SpawnError, ZygoteError
@@ -88,8 +89,7 @@ class _ZygoteSpec:
                 for fd in self.close_fds:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                if self.cpus is not None:
-                    os.sched_setaffinity(0, self.cpus)
+                run_on(self.cpus)
                 zygote_main(theirs, self.preload, self.warm_pool, owner_pid, self.warm_up, self.pool_cpus)
             except BaseException:
                 traceback.print_exc()
@@ -181,7 +181,9 @@ class Zygote:
         afterwards); by default those the calling thread may run on, as they are now (the zygote is forked by
         another thread, whose own may differ). ``pool_cpus``: the CPUs of the idle pool hosts (and of the process
         that forks them), where they warm up and which a child handed to one keeps unless it sets its own; by
-        default the zygote's. Restarts of the zygote keep both. ``ValueError`` for an empty set.
+        default the zygote's. Restarts of the zygote keep both; a zygote or nursery forked when the OS no longer
+        lets it run on any of them (the machine's cpuset lost them) keeps the CPUs it inherited. ``ValueError``
+        for an empty set or a CPU the machine does not have.
 
         The zygote is supervised: if it dies without being asked to stop, a new one is forked at once, before
         the exits of its process children are reported (so their supervisors restart them on the new one), and
@@ -191,7 +193,7 @@ class Zygote:
 
         Raises `ZygoteError` (with the zygote's traceback) if a preload module fails to import.
         """
-        own_cpus, pool = _cpus_of(cpus), _cpu_set(pool_cpus, "pool_cpus")
+        own_cpus, pool = _cpus_of(cpus), cpu_set(pool_cpus, "pool_cpus")
         spec = _ZygoteSpec(list(preload), warm_pool, warm_up, ready_timeout, list(close_fds), own_cpus, pool)
         pid, ctl = in_forker(spec.fork)
         zygote = cls(pid, ctl, spec.preload, warm_pool)
@@ -398,17 +400,7 @@ class Zygote:
 def _cpus_of(cpus: Iterable[int] | None) -> frozenset[int] | None:
     """The zygote's CPUs: ``cpus``, or those of the calling thread (None where the OS has no CPU affinity)."""
     if cpus is not None:
-        return _cpu_set(cpus, "cpus")
+        return cpu_set(cpus, "cpus")
     if not hasattr(os, "sched_getaffinity"):
         return None
     return frozenset(os.sched_getaffinity(0))
-
-
-def _cpu_set(cpus: Iterable[int] | None, name: str) -> frozenset[int] | None:
-    """``cpus`` as a set (None stays None); ``ValueError`` naming ``name`` if it is empty."""
-    if cpus is None:
-        return None
-    chosen = frozenset(cpus)
-    if not chosen:
-        raise ValueError(f"{name} must name at least one CPU")
-    return chosen

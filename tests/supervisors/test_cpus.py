@@ -1,12 +1,19 @@
 """The zygote's CPUs (``Zygote.start(cpus=..., pool_cpus=...)``): the zygote and every process it forks itself run
 on ``cpus``, its idle pool hosts (and a child handed one) on ``pool_cpus``, restarts of the zygote included; by
-default both are those of the thread that starts it, whichever thread forks it."""
+default both are those of the thread that starts it, whichever thread forks it. A CPU the machine does not have is
+refused by name; a zygote restarted after the machine's cpuset lost its CPUs runs on those left."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -24,6 +31,10 @@ pytestmark = [
 ]
 
 CPUS = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("cpuset_owner.py")
+#: Where cgroup v1 keeps its cpusets (the test makes one of its own there, as root).
+CPUSETS = Path("/sys/fs/cgroup/cpuset")
 
 
 def _cpus(pid: int) -> frozenset[int] | None:
@@ -114,3 +125,63 @@ def test_no_cpu_at_all_is_refused() -> None:
         sv.Zygote.start(cpus=())
     with pytest.raises(ValueError, match="at least one CPU"):
         sv.Zygote.start(pool_cpus=())
+
+
+@pytest.mark.parametrize("argument", ["cpus", "pool_cpus"])
+def test_a_cpu_the_machine_does_not_have_is_refused_by_name(argument: str) -> None:
+    beyond = os.sysconf("SC_NPROCESSORS_CONF") + 7
+    with pytest.raises(ValueError, match=rf"{argument} names CPUs this machine does not have: {beyond}\b"):
+        sv.Zygote.start(**{argument: [min(CPUS), beyond]})
+    with pytest.raises(ValueError, match=rf"{argument} names CPUs this machine does not have: -1\b"):
+        sv.Zygote.start(**{argument: [-1]})
+
+
+def _can_make_cpusets() -> bool:
+    return os.geteuid() == 0 and (CPUSETS / "cpuset.cpus").is_file() and os.access(CPUSETS, os.W_OK)
+
+
+@contextlib.contextmanager
+def _cpuset(cpus: frozenset[int]) -> Iterator[Path]:
+    """A cgroup v1 cpuset of its own on ``cpus``, removed afterwards (once every process in it has gone)."""
+    group = CPUSETS / f"aion-test-{os.getpid()}-{threading.get_ident()}"
+    group.mkdir()
+    try:
+        (group / "cpuset.mems").write_text((CPUSETS / "cpuset.mems").read_text())
+        (group / "cpuset.cpus").write_text(",".join(str(cpu) for cpu in sorted(cpus)))
+        yield group
+    finally:
+        wait_until(lambda: not (group / "cgroup.procs").read_text().strip(), timeout=30)
+        group.rmdir()
+
+
+@pytest.mark.skipif(not _can_make_cpusets(), reason="needs root and cgroup v1's cpuset hierarchy")
+def test_a_zygote_restarted_after_the_cpuset_lost_its_cpus_runs_on_the_cpus_left() -> None:
+    """The zygote and its pool are given one CPU; the machine's cpuset then loses it. The zygote killed then is
+    forked again, and so are its nursery, its warm pool and the child: on the CPU the cpuset kept."""
+    kept, lost = min(CPUS), max(CPUS)
+    with _cpuset(frozenset({kept, lost})) as group:
+        owner = subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(lost)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert owner.stdin is not None and owner.stdout is not None
+            (group / "cgroup.procs").write_text(str(owner.pid))
+            owner.stdin.write("inside\n")  # it forks its zygote only now: every process of it is in the cpuset
+            owner.stdin.flush()
+            assert owner.stdout.readline().strip() == "ready"
+            zygote = psutil.Process(owner.pid).children()[0].pid
+            assert _cpus(zygote) == frozenset({lost})
+            (group / "cpuset.cpus").write_text(str(kept))
+            owner.stdin.write("shrunk\n")
+            owner.stdin.flush()
+            report = json.loads(owner.stdout.readline())
+            assert report == {"zygote": [kept], "child": [kept], "nursery": [kept], "pool": [kept]}, report
+            assert owner.wait(timeout=30) == 0
+        finally:
+            owner.kill()
+            owner.wait(timeout=30)
