@@ -13,13 +13,11 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import psutil
 
 import supervisors as sv
+from tests.helpers import wait_until
 
 DEADLINE_S = 30.0
 
@@ -28,16 +26,6 @@ def echo(channel: sv.Channel) -> None:
     """A child that answers every message with itself."""
     while True:
         channel.send(channel.recv())
-
-
-def _wait(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise TimeoutError(f"no {what} within {DEADLINE_S} s")
 
 
 def _cpus(pid: int) -> list[int]:
@@ -61,12 +49,12 @@ def run() -> None:
         sys.stdin.readline()
         first_zygote, first_child = zygote.pid, _child_pid(root)
         os.kill(first_zygote, signal.SIGKILL)
-        _wait(lambda: zygote.alive and zygote.pid != first_zygote, "restarted zygote")
-        child = _wait(lambda: _child_pid(root) not in (None, first_child) and _child_pid(root), "restarted child")
-        nursery = _wait(lambda: zygote.hub.nursery_pid, "nursery")
-        pool = _wait(
+        wait_until(lambda: zygote.alive and zygote.pid != first_zygote, timeout=DEADLINE_S)
+        child = wait_until(lambda: _child_pid(root) not in (None, first_child) and _child_pid(root), timeout=DEADLINE_S)
+        nursery = wait_until(lambda: zygote.hub.nursery_pid, timeout=DEADLINE_S)
+        pool = wait_until(
             lambda: [p.pid for p in psutil.Process(zygote.pid).children() if p.pid not in (nursery, child)],
-            "warm pool host",
+            timeout=DEADLINE_S,
         )
         print(
             json.dumps(
