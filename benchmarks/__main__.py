@@ -262,7 +262,7 @@ def main() -> None:
     facts = machine()
     title = (
         f"aion benchmarks{' (quick)' if args.quick else ''}: {facts['cores']} cores, Python {facts['python']}, "
-        f"load {facts['load_average']}, {facts['date']}"
+        f"load {facts['load_average']}, Python speed {facts['python_speed_ms']} ms, {facts['date']}"
     )
     report(
         "all",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MACHINE = {"benchmark", "cores", "python", "date", "load_average"}
+MACHINE = {"benchmark", "cores", "python", "date", "load_average", "python_speed_ms"}
 
 #: benchmark -> keys its JSON line must carry (besides the machine facts)
 EXPECTED: dict[str, set[str]] = {
@@ -130,6 +130,7 @@ def test_quick_mode_prints_its_figures(name: str) -> None:
     data = run_quick(f"benchmarks.{name}")
     assert data["benchmark"] == name
     assert set(data) >= MACHINE
+    assert data["python_speed_ms"] > 0
     assert EXPECTED[name] <= set(data), EXPECTED[name] - set(data)
     if name == "crash_restart":
         assert [case["history_size"] for case in data["cases"]] == [10, 100, 1000]
