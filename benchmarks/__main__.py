@@ -270,6 +270,7 @@ def main() -> None:
         ["benchmark", "figure", "value", "target", "met", "run s"],
         rows,
         {"quick": args.quick, "results": results, "failed": failed},
+        facts=facts,
     )
     if failed:
         sys.exit(1)

@@ -69,15 +69,24 @@ def _stamp(event: dict[str, Any]) -> tuple[int, str]:
     return event["seq"], f"{event['kind']}:{event['payload'][1]}"
 
 
-def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], data: dict[str, Any]) -> None:
-    """Print ``rows`` as a table titled ``title``, then ``data`` (with the machine facts) as one JSON line."""
+def report(
+    name: str,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    data: dict[str, Any],
+    *,
+    facts: dict[str, Any] | None = None,
+) -> None:
+    """Print ``rows`` as a table titled ``title``, then ``data`` with the machine facts as one JSON line:
+    ``facts`` if the caller already read them (for its title), else read now."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="right" if column != columns[0] else "left")
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
     Console(width=120).print(table)
-    print(json.dumps({"benchmark": name, **machine(), **data}, sort_keys=True))
+    print(json.dumps({"benchmark": name, **(facts if facts is not None else machine()), **data}, sort_keys=True))
 
 
 def _cell(value: Any) -> str:
