@@ -32,17 +32,14 @@ def cpu_set(cpus: Iterable[int] | None, name: str) -> frozenset[int] | None:
     return chosen
 
 
-def run_on(cpus: frozenset[int] | None) -> bool:
-    """Run the calling thread (in a freshly forked process: the process) on ``cpus``. False, and the CPUs it has
-    are kept, for None, where the OS has no CPU affinity, or where it refuses the set (none of them is in the
-    machine's cpuset any more)."""
+def run_on(cpus: frozenset[int] | None) -> None:
+    """Run the calling thread (in a freshly forked process: the process) on ``cpus``. The CPUs it has are kept
+    for None, where the OS has no CPU affinity, or where it refuses the set (none of them is in the machine's
+    cpuset any more)."""
     if cpus is None or not hasattr(os, "sched_setaffinity"):
-        return False
-    try:
+        return
+    with contextlib.suppress(OSError):
         os.sched_setaffinity(0, cpus)
-    except OSError:
-        return False
-    return True
 
 
 def _configured_cpus() -> int:

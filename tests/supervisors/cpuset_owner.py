@@ -2,9 +2,9 @@
 
 Argument: that CPU. It waits for a line on stdin (the test moves it into a cpuset meanwhile), starts a zygote (one
 warm pool host, up to three restarts) and a supervised child, prints ``ready``, and waits for another line (the
-test shrinks the cpuset meanwhile). Then it
-kills its zygote, waits for the zygote, the child and the warm pool to come back, and prints one JSON line with
-the CPUs each runs on (or ``{"error": ...}``). It stops everything before it exits.
+test shrinks the cpuset meanwhile). Then it kills its zygote, waits for the zygote, the child and the warm pool to
+come back, and prints one JSON line with the CPUs each runs on (or ``{"error": ...}``). It stops everything before
+it exits.
 """
 
 from __future__ import annotations
