@@ -22,7 +22,7 @@ from ._affinity import cpu_set, run_on
 from ._channel import OwnerChannel, unpack
 from ._decisions import Intensity
 from ._errors import SpawnError, ZygoteError
-from ._forker import in_forker
+from ._forker import fork, in_forker
 from ._hub import Hub
 from ._leftovers import kill_session, start_time
 from ._proc import Notify
@@ -79,7 +79,7 @@ class _ZygoteSpec:
         # process with threads traverses objects those threads left half-changed (seen: SIGSEGV with Ray's
         # protobuf objects on Python 3.13). The zygote freezes what it inherits before any collection can run.
         gc.collect()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:  # pragma: no cover - the zygote
             gc.freeze()
             code = 1

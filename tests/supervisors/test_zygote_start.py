@@ -1,9 +1,12 @@
 """A zygote that dies without a word during its start-up is forked again (a failed import, which it reports, is
-raised at once); past the attempts, the error says how it died."""
+raised at once); past the attempts, the error says how it died. Forking it raises no warning about threads."""
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,21 @@ def test_a_zygote_that_keeps_dying_at_start_up_is_an_error_naming_its_signal(
     with pytest.raises(sv.ZygoteError, match="exited during start-up \\(killed by SIGKILL\\)"):
         sv.Zygote.start(preload=[MODULE], warm_pool=0)
     assert len(record.read_text().split()) == START_ATTEMPTS
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="Python 3.11 does not warn at a fork of a process with threads")
+def test_forking_the_zygote_does_not_warn_that_the_process_has_threads_and_leaves_the_filters_alone() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        zygote = sv.Zygote.start(warm_pool=0)
+        zygote.stop()
+        assert warnings.filters == filters
+        assert threading.active_count() > 1  # the forker thread at least: the program's own fork still warns
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0)
+        os.waitpid(pid, 0)
+    threads_warnings = [str(w.message) for w in caught if "multi-threaded" in str(w.message)]
+    assert len(threads_warnings) == 1, threads_warnings
+    assert f"pid={os.getpid()}" in threads_warnings[0]
