@@ -125,6 +125,9 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         """Run ready callbacks, including the ones they queue, until none is left (nothing once closed)."""
         if self._closed:
             return
+        if self._running:  # inside running() (a replay, once per arrival): the running loop already
+            self._run_ready()
+            return
         with self.running():
             self._run_ready()
 

@@ -111,7 +111,7 @@ class WorkflowRuntime:
         self._loop = DeterministicLoop(self._clock)  # type: ignore[abstract]
         self._random: random.Random | None = None
         self._ordinals: dict[str, int] = collections.defaultdict(int)
-        self._work = PendingWork(self._loop.create_future)
+        self._work = PendingWork(self._loop.create_future, self._cancelled)
         self.query_handlers: dict[str, Callable[..., Any]] = {}
         self.update_handlers: dict[str, UpdateHandler] = {}
         #: The reason given when cancellation was requested (``None`` until it is).
@@ -226,7 +226,7 @@ class WorkflowRuntime:
             options = {**options, "task_queue": queue}
         elif "task_queue" in options:
             options = {key: value for key, value in options.items() if key != "task_queue"}
-        future = self._pending(self._work.activities, activity_id, lambda: self.cancel_activity(activity_id))
+        future = self._work.pending(self._work.activities, activity_id, lambda: self.cancel_activity(activity_id))
         self._commands.issue_activity(activity_id, activity_type, args, options)
         return activity_id, future
 
@@ -239,7 +239,7 @@ class WorkflowRuntime:
         """Issue ``StartTimer``; returns the timer ordinal and the future its firing resolves. ``waiting_for``
         names the wait the timer is the timeout of (recorded, for ``describe``)."""
         timer_id = self._next("timer")
-        future = self._pending(self._work.timers, timer_id, lambda: self.cancel_timer(timer_id))
+        future = self._work.pending(self._work.timers, timer_id, lambda: self.cancel_timer(timer_id))
         self._commands.issue(StartTimer(timer_id, seconds, waiting_for))
         return timer_id, future
 
@@ -262,7 +262,7 @@ class WorkflowRuntime:
             self.check_workflow(workflow_type)
         child_id = self._next("child")
         child_workflow_id = workflow_id or f"{self.info.workflow_id}/{self.info.run_id[:8]}/child-{child_id}"
-        future = self._pending(self._work.children, child_id, lambda: self.cancel_child(child_id))
+        future = self._work.pending(self._work.children, child_id, lambda: self.cancel_child(child_id))
         self._commands.issue(StartChild(child_id, child_workflow_id, workflow_type, args, policy, options))
         return child_id, child_workflow_id, future
 
@@ -320,17 +320,10 @@ class WorkflowRuntime:
         self._ordinals[kind] += 1
         return self._ordinals[kind]
 
-    def _pending(self, table: dict[int, Any], ordinal: int, on_cancel: Callable[[], None]) -> asyncio.Future[Any]:
-        """A future registered under ``ordinal``; ``asyncio`` cancelling it (a timeout won) calls ``on_cancel``."""
-        future: asyncio.Future[Any] = self._loop.create_future()
-        table[ordinal] = future
-
-        def cancelled(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() and self._commands.divergence is None and not self.closed:
-                self._in_workflow(on_cancel)
-
-        future.add_done_callback(cancelled)
-        return future
+    def _cancelled(self, on_cancel: Callable[[], None]) -> None:
+        """A pending future was cancelled by ``asyncio`` (a timeout won): ``on_cancel``, in the workflow."""
+        if self._commands.divergence is None and not self.closed:
+            self._in_workflow(on_cancel)
 
     def _in_workflow(self, action: Callable[[], None]) -> None:
         global _current

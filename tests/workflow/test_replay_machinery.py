@@ -1,10 +1,14 @@
-"""The pieces the replay loop is made of, on their own: the deterministic loop's queued callbacks, the tables by
-event type, the collector's pause, and the decoder's fast path (a plain event built from its stored map)."""
+"""The pieces the replay loop is made of, on their own: the deterministic loop's queued callbacks, the pending
+work's cancellation watch, the tables by event type, the collector's pause, and the decoder's fast path (a plain
+event built from its stored map)."""
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import gc
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +18,8 @@ from aion._codec import decode_event, encode_event, encode_event_body
 from aion._gc import collector_paused
 from aion.events import EVENT_TYPES
 from aion.workflow._commands import ARRIVALS, EventTypeTable, anchor_key, is_arrival
-from aion.workflow._loop import DeterministicLoop
+from aion.workflow._loop import DeterministicLoop, ReadyCallback
+from aion.workflow._pending import PendingWork
 from aion.workflow._runtime import WorkflowRuntime
 from tests.event_samples import sample_event
 
@@ -54,6 +59,48 @@ def test_the_loop_is_the_running_one_inside_running_and_inside_each_pass() -> No
         assert loop.is_running()
     assert not loop.is_running() and asyncio.events._get_running_loop() is None
     assert seen == [True, True]
+
+
+class _CountingLoop(DeterministicLoop):
+    """The deterministic loop, keeping every callback queued on it."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: 0.0)
+        self.queued: list[Callable[..., object]] = []
+
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> ReadyCallback:
+        self.queued.append(callback)
+        return super().call_soon(callback, *args, context=context)
+
+
+@pytest.mark.timeout(10)
+def test_an_outcome_takes_its_cancel_watch_off_and_a_cancel_reaches_on_cancel_once() -> None:
+    loop = _CountingLoop()  # type: ignore[abstract]
+    told: list[Callable[[], None]] = []
+    work = PendingWork(loop.create_future, told.append)
+
+    def cancel_first() -> None: ...
+
+    def cancel_second() -> None: ...
+
+    first = work.pending(work.activities, 1, cancel_first)
+    second = work.pending(work.activities, 2, cancel_second)
+    work.settle(work.activities, 1, "result")
+    assert first.result() == "result"
+    assert loop.queued == []  # nothing awaited it: its outcome is not a step of the loop
+    second.cancel()
+    loop.run_until_idle()
+    assert told == [cancel_second]
+    work.resolve(work.activities, 2, error=ValueError("late"))  # an outcome after the cancel is ignored
+    assert second.cancelled()
+    assert told == [cancel_second]
+    # Neither future is kept once its outcome is known.
+    kept = [weakref.ref(first), weakref.ref(second)]
+    del first, second
+    gc.collect()
+    assert [ref() for ref in kept] == [None, None]
 
 
 @pytest.mark.timeout(10)
