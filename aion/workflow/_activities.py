@@ -28,6 +28,10 @@ class ActivityHandle(Generic[_R]):
     :class:`aion.CancelledError`, unless the activity completed before the cancellation reached it.
     """
 
+    #: Not a future: ``asyncio.isfuture`` (which ``gather`` asks of every awaitable) then answers without an
+    #: attribute miss.
+    _asyncio_future_blocking = None
+
     def __init__(self, activity_id: int, future: asyncio.Future[Any]) -> None:
         self.activity_id = activity_id
         self._future = future

@@ -38,6 +38,10 @@ class ParentClosePolicy(enum.StrEnum):
 class ChildHandle(Generic[_R]):
     """A child workflow started by :func:`start_child`: await it for its result, signal it, or cancel it."""
 
+    #: Not a future: ``asyncio.isfuture`` (which ``gather`` asks of every awaitable) then answers without an
+    #: attribute miss.
+    _asyncio_future_blocking = None
+
     def __init__(self, child_id: int, workflow_id: str, future: asyncio.Future[Any]) -> None:
         self.child_id = child_id
         self.workflow_id = workflow_id

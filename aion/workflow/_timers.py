@@ -16,6 +16,10 @@ from aion.workflow._runtime import current_runtime
 class TimerHandle:
     """A durable timer started by :func:`start_timer`: await it to wait for it, or :meth:`cancel` it."""
 
+    #: Not a future: ``asyncio.isfuture`` (which ``gather`` asks of every awaitable) then answers without an
+    #: attribute miss.
+    _asyncio_future_blocking = None
+
     def __init__(self, timer_id: int, future: asyncio.Future[None]) -> None:
         self.timer_id = timer_id
         self._future = future

@@ -4,9 +4,11 @@ event built from its stored map)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 import gc
+import inspect
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +19,13 @@ from aion import events as ev
 from aion._codec import decode_event, encode_event, encode_event_body
 from aion._gc import collector_paused
 from aion.events import EVENT_TYPES
+from aion.workflow._activities import ActivityHandle
+from aion.workflow._children import ChildHandle
 from aion.workflow._commands import ARRIVALS, EventTypeTable, anchor_key, is_arrival
 from aion.workflow._loop import DeterministicLoop, ReadyCallback
 from aion.workflow._pending import PendingWork
 from aion.workflow._runtime import WorkflowRuntime
+from aion.workflow._timers import TimerHandle
 from tests.event_samples import sample_event
 
 
@@ -45,8 +50,6 @@ def test_a_cancelled_callback_does_not_run_and_one_that_raises_is_reported() -> 
 
 @pytest.mark.timeout(10)
 def test_the_loop_is_the_running_one_inside_running_and_inside_each_pass() -> None:
-    import asyncio
-
     loop = DeterministicLoop(lambda: 0.0)
     seen: list[bool] = []
     loop.call_soon(lambda: seen.append(asyncio.get_running_loop() is loop))
@@ -171,3 +174,12 @@ def test_every_arrival_type_has_a_handler_in_the_runtime_and_only_those() -> Non
     arrivals = {kind for kind, arrival in dict(ARRIVALS).items() if arrival is not False and kind in types}
     handlers = dict(WorkflowRuntime._ARRIVAL_HANDLERS)
     assert arrivals == {kind for kind, handler in handlers.items() if handler is not None and kind in types}
+
+
+@pytest.mark.timeout(10)
+def test_the_handles_workflow_code_awaits_are_awaitables_that_asyncio_does_not_take_for_futures() -> None:
+    loop = DeterministicLoop(lambda: 0.0)
+    future = loop.create_future()
+    for handle in (ActivityHandle(1, future), ChildHandle(1, "child", future), TimerHandle(1, future)):
+        assert inspect.isawaitable(handle)
+        assert not asyncio.isfuture(handle)
