@@ -133,6 +133,22 @@ def _activities(d: dict[str, Any]) -> list[Row]:
     return [(f"activities/s ({best['in_flight']} workflows)", best["activities_per_s"], "", "")]
 
 
+def _activity_burst(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for use_engine_cpu in (False, True):
+        case = next(c for c in d["cases"] if c["use_engine_cpu"] is use_engine_cpu)
+        where = "on every CPU" if use_engine_cpu else "off the engine's CPU"
+        rows.append(
+            (
+                f"short workflow p50 / p99 ms beside {d['activities']} CPU-bound activities {where}; burst s",
+                f"{case['during_p50_ms']:.1f} / {case['during_p99_ms']:.1f}; {case['burst_s']:.2f}",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
 def _ray_activities(d: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for executor in ("local", "ray"):
@@ -205,6 +221,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "signal": _signal,
     "replay": _replay,
     "activities": _activities,
+    "activity_burst": _activity_burst,
     "recorder": _recorder,
     "testing_env": _testing_env,
     "visibility": _visibility,

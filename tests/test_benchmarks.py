@@ -70,6 +70,7 @@ EXPECTED: dict[str, set[str]] = {
     },
     "replay": {"events", "replay_median_ms", "replay_min_ms", "replay_events_per_s", "read_decode_median_ms"},
     "activities": {"cases"},
+    "activity_burst": {"activities", "activity_cpu_ms", "cases"},
     "testing_env": {"runs", "environment_start_s", "thirty_day_test_p50_ms", "thirty_day_test_max_ms"},
     "ray_activities": {"cases", "ray"},
     "lifecycle": {
@@ -139,6 +140,9 @@ def test_quick_mode_prints_its_figures(name: str) -> None:
             assert case["kills"] > 0
     if name == "throughput":
         assert 0 < data["single_thread_start_call_p50_ms"] <= data["single_thread_start_call_p99_ms"]
+    if name == "activity_burst":
+        assert [case["use_engine_cpu"] for case in data["cases"]] == [False, True]
+        assert all(case["during_samples"] >= 1 and case["burst_s"] > 0 for case in data["cases"])
 
 
 @pytest.mark.slow

@@ -139,6 +139,11 @@ class EngineCpuOption(click.ParamType):  # type: ignore[type-arg]  # generic onl
     help="The CPU the engine's threads share (workflow processes run on the others): auto, none, or a CPU number.",
 )
 @click.option(
+    "--activities-on-engine-cpu",
+    is_flag=True,
+    help="Let the activity workers run on the engine's CPU too (CPU-bound activities on a small machine).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
     default="INFO",
@@ -178,6 +183,7 @@ def serve(
     max_resident: int,
     evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
     engine_cpu: EngineCpu = AUTO,
+    activities_on_engine_cpu: bool = False,
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,
@@ -211,6 +217,7 @@ def serve(
         max_resident=max_resident,
         evict_idle_after=evict_idle_after,
         engine_cpu=engine_cpu,
+        task_queues={"default": aion.LocalQueue(use_engine_cpu=True)} if activities_on_engine_cpu else None,
         metrics=metrics,
         search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
         on_code_mismatch=on_code_mismatch,

@@ -17,8 +17,8 @@ from supervisors import Channel, ChannelClosedError
 
 
 def run_activity_worker(channel: Channel, cpus: list[int] | None = None) -> None:
-    """Process target: take tasks from ``channel`` until it closes, on ``cpus`` (every CPU the engine's caller may
-    run on: activities are the user's side effects, which may need them all)."""
+    """Process target: take tasks from ``channel`` until it closes, on ``cpus`` (the CPUs other than the engine's,
+    or every CPU the engine's caller may run on for a queue with ``use_engine_cpu``: see ``LocalQueue``)."""
     set_own_cpus(cpus)
     try:
         while True:

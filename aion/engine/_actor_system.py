@@ -103,9 +103,7 @@ class ActorSystem:
                 max_restarts=settings.max_restarts,
                 max_seconds=settings.max_seconds,
                 local_queues={
-                    name: queue.workers or 1
-                    for name, queue in settings.task_queues.items()
-                    if isinstance(queue, LocalQueue)
+                    name: queue for name, queue in settings.task_queues.items() if isinstance(queue, LocalQueue)
                 },
                 close_fds=held,  # no child holds the writer lock or the CPU's claim
                 session_file=settings.data_dir / SESSION_FILE,

@@ -75,15 +75,16 @@ class Engine:
     ``aion.codec``.
 
     ``task_queues`` declares where activities run, by queue name: ``LocalQueue(workers=N)`` (a supervised pool of
-    worker processes; ``"default"`` is one of ``activity_workers`` unless declared) or ``RayQueue(...)`` (Ray
-    tasks, ``aion[ray]``), each with ``max_concurrent`` and ``rate_limit``. See docs/scaling.md.
+    worker processes, off the engine's CPU unless ``use_engine_cpu``; ``"default"`` is one of ``activity_workers``
+    unless declared) or ``RayQueue(...)`` (Ray tasks, ``aion[ray]``), each with ``max_concurrent`` and
+    ``rate_limit``. See docs/scaling.md.
     ``map_size`` is the most bytes the store may grow to: past it a write fails with ``StoreFullError`` (default:
     only the disk bounds it).
     ``engine_cpu`` (``"auto"``, the default; a CPU number; or ``None``): the CPU the engine's own threads share,
-    while its workflow processes run on the other CPUs and its activity workers on any (``"auto"``: the
-    highest-numbered CPU the starting thread may run on that no other running engine of this machine has
-    claimed, if it may run on two or more; ``None``: nothing is pinned). The caller's threads are left as they
-    are. See docs/operations.md, "CPU placement".
+    while its workflow processes and activity workers run on the other CPUs (``"auto"``: the highest-numbered CPU
+    the starting thread may run on that no other running engine of this machine has claimed, if it may run on two
+    or more; ``None``: nothing is pinned). The caller's threads are left as they are. See docs/operations.md,
+    "CPU placement".
     """
 
     def __init__(

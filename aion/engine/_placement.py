@@ -1,14 +1,15 @@
-"""Where the engine runs: its own threads on one CPU, its workflow processes on the others (``Engine(engine_cpu=)``).
+"""Where the engine runs: its own threads on one CPU, its workflow processes and activity workers on the others
+(``Engine(engine_cpu=)``).
 
 The engine's threads (the core, the recorder, the supervisors' hub and actors, the timers, ...) take turns on one
 GIL: only one of them runs Python at a time. Spread over several CPUs, every hand-over of the GIL is a wake-up
-from one CPU to another, and a thread holding the GIL is preempted by the engine's own workflow processes, which
-stalls every other engine thread until it runs again. So the engine's threads share one CPU, and the zygote and
-each workflow process run on the others (a workflow process sets them as its run starts). The zygote's idle pool
-hosts and the activity workers keep every CPU: refilling the pool after a crash may use the engine's CPU while the
-restarted run replays, and activities (the user's side effects) may need every CPU. The calling thread, and
-every other thread of the user's, is left as it was. docs/architecture.md ("Processes and threads") and
-docs/benchmarks.md have the measurements.
+from one CPU to another, and a thread holding the GIL is preempted by the engine's own child processes, which
+stalls every other engine thread until it runs again. So the engine's threads share one CPU, and the zygote, each
+workflow process (it sets them as its run starts) and each activity worker (as it starts) run on the others. A
+local task queue may let its workers use the engine's CPU too (``LocalQueue(use_engine_cpu=True)``: CPU-bound
+activities on a small machine). The zygote's idle pool hosts keep every CPU: refilling the pool after a crash may
+use the engine's CPU while the restarted run replays. The calling thread, and every other thread of the user's,
+is left as it was. docs/architecture.md ("Processes and threads") and docs/benchmarks.md have the measurements.
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ class Placement:
 
     #: The CPU the engine's threads share; None: they are not pinned.
     engine_cpu: int | None
-    #: The CPUs of the zygote and the workflow processes (each sets them as its run starts); None where the OS
-    #: has no CPU affinity.
+    #: The CPUs of the zygote, the workflow processes (each sets them as its run starts) and the activity workers;
+    #: None where the OS has no CPU affinity.
     host_cpus: frozenset[int] | None
-    #: Every CPU the starting thread may run on: the zygote's idle pool hosts' and the activity workers'.
+    #: Every CPU the starting thread may run on: the zygote's idle pool hosts', and the activity workers' of a queue
+    #: with ``use_engine_cpu``.
     all_cpus: frozenset[int] | None
 
     @classmethod

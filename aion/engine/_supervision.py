@@ -29,6 +29,7 @@ from aion.engine._messages import (
     WorkerUp,
 )
 from aion.engine._registry import Registry
+from aion.engine._task_queues import LocalQueue
 from aion.engine._workflow_host import run_workflow_host, warm_up
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Supervision:
         activity_workers: int,
         max_restarts: int,
         max_seconds: float,
-        local_queues: Mapping[str, int] | None = None,
+        local_queues: Mapping[str, LocalQueue] | None = None,
         close_fds: Sequence[int] = (),
         session_file: Path | None = None,
         on_give_up: Callable[[str], None] | None = None,
@@ -118,15 +119,18 @@ class Supervision:
             pool_cpus=all_cpus,
         )
         self._record_session()
-        #: Each local task queue's worker count (``"default"``: ``activity_workers``).
-        self._local_queues = dict(local_queues) if local_queues is not None else {"default": activity_workers}
+        #: Each local task queue (``"default"``: ``activity_workers`` workers).
+        self._local_queues = (
+            dict(local_queues) if local_queues is not None else {"default": LocalQueue(workers=activity_workers)}
+        )
         #: Each local task queue's supervisor id (its handle is asked of the root when needed: a supervisor the
         #: root restarted after it escalated is a new actor).
         self._activity_supervisors: dict[str, str] = {}
         self._max_restarts = max_restarts
         self._max_seconds = max_seconds
         #: The workflow processes' CPUs, which each sets as its run starts (see `run_workflow_host`), and the
-        #: activity workers', which each sets as it starts (see `run_activity_worker`).
+        #: engine's starting thread's: an activity worker sets one or the other as it starts (see
+        #: `run_activity_worker` and ``LocalQueue.use_engine_cpu``).
         self._host_cpus = None if host_cpus is None else sorted(host_cpus)
         self._all_cpus = None if all_cpus is None else sorted(all_cpus)
         self._root: sv.Supervisor | None = None
@@ -154,8 +158,8 @@ class Supervision:
             ),
             zygote=self.zygote,
         )
-        for queue, workers in self._local_queues.items():
-            spec = self._activity_supervisor_spec(core, queue, workers)
+        for queue, config in self._local_queues.items():
+            spec = self._activity_supervisor_spec(core, queue, config)
             self._root.start_child(spec)
             self._activity_supervisors[queue] = spec.id
 
@@ -274,15 +278,16 @@ class Supervision:
             meta={"workflow_id": workflow_id, "role": role.value, **meta},
         )
 
-    def _activity_supervisor_spec(self, core: CoreRef, queue: str, count: int) -> sv.SupervisorSpec:
+    def _activity_supervisor_spec(self, core: CoreRef, queue: str, config: LocalQueue) -> sv.SupervisorSpec:
         """The pool of a local task queue: ``activities`` with ``worker-N`` for ``"default"``, else
         ``activities:<queue>`` with ``<queue>/worker-N``."""
         prefix = "" if queue == "default" else f"{queue}/"
+        cpus = self._all_cpus if config.use_engine_cpu else self._host_cpus
         workers: Sequence[sv.ProcessSpec] = [
             sv.ProcessSpec(
                 id=f"{prefix}worker-{index}",
                 target=run_activity_worker,
-                args=(self._all_cpus,),
+                args=(cpus,),
                 restart=sv.Restart.PERMANENT,
                 shutdown_timeout=1.0,
                 on_start=_teller(core, lambda cid, _pid, channel: WorkerUp(cid, channel, queue)),
@@ -290,7 +295,7 @@ class Supervision:
                 on_exit=_teller(core, lambda cid, reason: WorkerDown(cid, str(reason))),
                 meta={"role": "activity_worker", "task_queue": queue},
             )
-            for index in range(1, count + 1)
+            for index in range(1, (config.workers or 1) + 1)
         ]
         return sv.SupervisorSpec(
             id="activities" if queue == "default" else f"activities:{queue}",

@@ -9,6 +9,7 @@ highest ``priority`` first (FIFO among equals). The executor only runs what it i
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -42,11 +43,18 @@ class LocalQueue:
 
     ``workers`` defaults to the engine's ``activity_workers`` (one per CPU, at least 8). ``max_concurrent`` (attempts
     at once, at most ``workers`` anyway) and ``rate_limit`` (attempts started per second) limit it further.
+
+    ``use_engine_cpu``: whether the workers may also run on the engine's own CPU (``Engine(engine_cpu=...)``). By
+    default they run on the other CPUs, beside the workflow processes, so that activities taking CPU time cannot
+    slow the engine's threads (and every run with them); ``True`` lets a queue of CPU-bound activities use every
+    CPU of a small machine, at that cost while they run. With no CPU of its own (``engine_cpu=None``, one CPU),
+    both mean every CPU.
     """
 
     workers: int | None = None
     max_concurrent: int | None = None
     rate_limit: float | None = None
+    use_engine_cpu: bool = False
 
     def __post_init__(self) -> None:
         if self.workers is not None and (
@@ -54,6 +62,8 @@ class LocalQueue:
         ):
             raise InvalidArgumentError(f"LocalQueue workers must be an int of at least 1, got {self.workers!r}")
         _check_limits(self.max_concurrent, self.rate_limit)
+        if not isinstance(self.use_engine_cpu, bool):
+            raise InvalidArgumentError(f"LocalQueue use_engine_cpu must be True or False, got {self.use_engine_cpu!r}")
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def check_queues(queues: Mapping[str, Any] | None, default_workers: int) -> dict
         check_queue_name(name)
         if isinstance(config, LocalQueue):
             workers = config.workers if config.workers is not None else default_workers
-            declared[name] = LocalQueue(workers, config.max_concurrent, config.rate_limit)
+            declared[name] = dataclasses.replace(config, workers=workers)
         elif isinstance(config, RayQueue):
             declared[name] = config
         else:

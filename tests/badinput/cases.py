@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aion import Engine
+from aion import Engine, LocalQueue
 from tests.badinput import flows
 
 INVALID = ("InvalidArgumentError", "invalid_argument")
@@ -88,6 +88,12 @@ API_CASES = [
     ),
     api("engine-cpu-negative", "engine_cpu=-1", INVALID, lambda c: Engine(c.tmp, engine_cpu=-1)),
     api("engine-cpu-not-allowed", "engine_cpu=4096", INVALID, lambda c: Engine(c.tmp, engine_cpu=4096)),
+    api(
+        "queue-use-engine-cpu-string",
+        'LocalQueue(use_engine_cpu="yes")',
+        INVALID,
+        lambda c: LocalQueue(use_engine_cpu="yes"),  # type: ignore[arg-type]
+    ),
     api(
         "engine-cancel-grace-negative",
         "activity_cancel_grace=-1",

@@ -142,6 +142,28 @@ def test_serve_engine_cpu_pins_the_engine_threads_or_nothing(
         assert set(threads.values()) == {cpus}
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="placement pins only with two CPUs or more")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flag", [False, True])
+def test_serve_runs_the_activity_workers_off_the_engine_cpu_unless_told_otherwise(
+    serve: Callable[..., Server], data_dir: Path, flag: bool
+) -> None:
+    cpus = frozenset(os.sched_getaffinity(0))
+    server = serve(data_dir, *(["--activities-on-engine-cpu"] if flag else []))
+    engine_cpus = set(_thread_cpus(server.proc.pid).values()) - {cpus}
+    assert len(engine_cpus) == 1  # the engine's threads, on their CPU
+    expected = cpus if flag else cpus - next(iter(engine_cpus))
+
+    def workers_on_expected() -> bool:
+        root = ok("tree", "--json", "--data-dir", data_dir).json()["root"]
+        pids = [node["pid"] for node in _nodes(root) if (node.get("meta") or {}).get("role") == "activity_worker"]
+        with contextlib.suppress(ProcessLookupError):
+            return bool(pids) and all(frozenset(os.sched_getaffinity(pid)) == expected for pid in pids)
+        return False
+
+    wait_for(workers_on_expected, f"the activity workers on CPUs {sorted(expected)}")
+
+
 @pytest.mark.timeout(30)
 def test_serve_refuses_a_bad_engine_cpu(data_dir: Path) -> None:
     result = aion("serve", "--data-dir", data_dir, "--module", "tests.cli.flows", "--engine-cpu", "fast", timeout=20)

@@ -1,6 +1,6 @@
-"""CPU placement (``Engine(engine_cpu=...)``): the engine's threads share one CPU, its workflow processes run on the
-others, its activity workers on any, and the caller's threads are left alone. Read from the live processes'
-affinity (``sched_getaffinity``) of real engines."""
+"""CPU placement (``Engine(engine_cpu=...)``): the engine's threads share one CPU, its workflow processes and activity
+workers run on the others (a queue with ``use_engine_cpu`` on any), and the caller's threads are left alone. Read
+from the live processes' affinity (``sched_getaffinity``) of real engines."""
 
 from __future__ import annotations
 
@@ -64,10 +64,10 @@ def _engine_threads() -> dict[str, frozenset[int]]:
     }
 
 
-def _workers_on(engine: aion.Engine, cpus: frozenset[int], count: int) -> bool:
-    """Whether the engine has ``count`` activity workers and each runs on ``cpus`` (a worker sets its CPUs as its
-    target starts, a moment after its process is listed)."""
-    pids = _worker_pids(engine.supervision_tree())
+def _workers_on(engine: aion.Engine, cpus: frozenset[int], count: int, queue: str | None = None) -> bool:
+    """Whether the engine has ``count`` activity workers (of task queue ``queue``, or of all) and each runs on
+    ``cpus`` (a worker sets its CPUs as its target starts, a moment after its process is listed)."""
+    pids = _worker_pids(engine.supervision_tree(), queue)
     try:
         return len(pids) == count and all(frozenset(os.sched_getaffinity(pid)) == cpus for pid in pids)
     except ProcessLookupError:  # one was replaced meanwhile
@@ -88,8 +88,14 @@ def _idle_hosts(engine: aion.Engine, children: list[int]) -> list[int]:
     return [pid for pid in children if pid not in listed]
 
 
-def _worker_pids(tree: dict[str, Any]) -> list[int]:
-    return [int(node["pid"]) for node in _nodes(tree) if node.get("meta", {}).get("role") == "activity_worker"]
+def _worker_pids(tree: dict[str, Any], queue: str | None = None) -> list[int]:
+    """The pids of the activity workers in ``tree`` (of task queue ``queue`` only, when given)."""
+    return [
+        int(node["pid"])
+        for node in _nodes(tree)
+        if node.get("meta", {}).get("role") == "activity_worker"
+        and (queue is None or node["meta"].get("task_queue") == queue)
+    ]
 
 
 @pytest.fixture
@@ -129,7 +135,8 @@ def test_the_engine_threads_share_one_cpu_and_its_workflow_processes_run_on_the_
     # use the engine's CPU while the restarted run replays on the others.
     idle = _idle_hosts(engine, [child.pid for child in psutil.Process(zygote).children() if child.pid != workflow_pid])
     assert idle and all(frozenset(os.sched_getaffinity(pid)) == CPUS for pid in idle)
-    wait_until(lambda: _workers_on(engine, CPUS, 2), timeout=30)  # activities may use every CPU
+    # Activities taking CPU time must not slow the engine's threads: the workers run beside the workflow processes.
+    wait_until(lambda: _workers_on(engine, hosts, 2), timeout=30)
 
 
 @pytest.mark.timeout(60)
@@ -162,10 +169,36 @@ def test_a_restarted_workflow_process_and_a_restarted_zygote_keep_the_placement(
         assert frozenset(os.sched_getaffinity(_zygote_pid(data))) == hosts  # forked again by a pinned thread
         third = wait_until(lambda: engine.workflow_pid("waits") not in (None, second) and engine.workflow_pid("waits"))
         assert _settles_on(third, hosts)
-        wait_until(lambda: _workers_on(engine, CPUS, 2), timeout=30)
+        wait_until(lambda: _workers_on(engine, hosts, 2), timeout=30)
         assert set(_engine_threads().values()) == {frozenset({engine_cpu})}
         handle.signal("item", 1)
         assert handle.result(timeout=60) == [1]
+
+
+@needs_two_cpus
+@pytest.mark.timeout(90)
+def test_a_queue_with_use_engine_cpu_runs_its_workers_on_every_cpu_and_the_others_stay_off_the_engines(
+    tmp_path: Path, log: str
+) -> None:
+    engine_cpu = max(CPUS)
+    hosts = CPUS - {engine_cpu}
+    with aion.Engine(
+        tmp_path / "data",
+        workflows=flows.ALL_WORKFLOWS,
+        activities=flows.ALL_ACTIVITIES,
+        task_queues={
+            "default": aion.LocalQueue(workers=1),
+            "heavy": aion.LocalQueue(workers=2, use_engine_cpu=True),
+        },
+        engine_cpu=engine_cpu,
+    ) as engine:
+        wait_until(lambda: _workers_on(engine, CPUS, 2, "heavy"), timeout=30)
+        wait_until(lambda: _workers_on(engine, hosts, 1, "default"), timeout=30)
+        # A replaced worker of the queue is placed as the first was.
+        first = _worker_pids(engine.supervision_tree(), "heavy")[0]
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: first not in _worker_pids(engine.supervision_tree(), "heavy"), timeout=30)
+        wait_until(lambda: _workers_on(engine, CPUS, 2, "heavy"), timeout=30)
 
 
 @needs_two_cpus

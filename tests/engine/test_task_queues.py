@@ -78,6 +78,11 @@ def test_bad_queue_declarations_are_refused(tmp_path: Path) -> None:
         aion.LocalQueue(workers=2, max_concurrent=0)
     with pytest.raises(aion.InvalidArgumentError, match="rate_limit"):
         aion.RayQueue(rate_limit=-1)
+    for bad in (1, "yes", None):
+        with pytest.raises(
+            aion.InvalidArgumentError, match=f"LocalQueue use_engine_cpu must be True or False, got {bad!r}"
+        ):
+            aion.LocalQueue(workers=1, use_engine_cpu=bad)  # type: ignore[arg-type]
     with pytest.raises(aion.InvalidArgumentError, match="resources"):
         aion.RayQueue(resources={"gpu": "lots"})  # type: ignore[dict-item]
     with pytest.raises(aion.InvalidArgumentError, match="LocalQueue or a RayQueue"):
