@@ -6,14 +6,15 @@ cancels one. Part of the :mod:`aion.workflow` API (import from there).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar, TypeVarTuple, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from aion._codec import check_payload
 from aion._definitions import activity_type_name
 from aion._durations import Duration, to_seconds
 from aion.errors import InvalidArgumentError
 from aion.retry import RetryPolicy
+from aion.workflow._handle import PendingHandle
 from aion.workflow._runtime import current_runtime
 
 #: The result type of an activity or child, and the types of its positional arguments (mypy checks them).
@@ -21,31 +22,20 @@ _R = TypeVar("_R")
 _Ts = TypeVarTuple("_Ts")
 
 
-class ActivityHandle(Generic[_R]):
+class ActivityHandle(PendingHandle[_R]):
     """A scheduled activity: await it for its result, or :meth:`cancel` it.
 
     The outcome is whatever history records first: after ``cancel()`` the await raises
     :class:`aion.CancelledError`, unless the activity completed before the cancellation reached it.
     """
 
-    #: Not a future: ``asyncio.isfuture`` (which ``gather`` asks of every awaitable) then answers without an
-    #: attribute miss.
-    _asyncio_future_blocking = None
-
     def __init__(self, activity_id: int, future: asyncio.Future[Any]) -> None:
+        super().__init__(future)
         self.activity_id = activity_id
-        self._future = future
 
     def cancel(self) -> None:
         """Request cancellation (the running attempt sees it at its next ``activity.heartbeat()``)."""
         current_runtime().cancel_activity(self.activity_id)
-
-    def done(self) -> bool:
-        """True once the activity's outcome is known to the workflow."""
-        return self._future.done()
-
-    def __await__(self) -> Generator[Any, None, _R]:
-        return self._future.__await__()
 
 
 @overload

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar, TypeVarTuple, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from aion._codec import check_payload
 from aion._definitions import workflow_type_name
 from aion._durations import Duration, optional_seconds
 from aion._ids import validate_workflow_id
 from aion.errors import InvalidArgumentError
+from aion.workflow._handle import PendingHandle
 from aion.workflow._messages import signal_external
 from aion.workflow._runtime import current_runtime
 
@@ -35,17 +36,13 @@ class ParentClosePolicy(enum.StrEnum):
     """The child runs on, on its own."""
 
 
-class ChildHandle(Generic[_R]):
+class ChildHandle(PendingHandle[_R]):
     """A child workflow started by :func:`start_child`: await it for its result, signal it, or cancel it."""
 
-    #: Not a future: ``asyncio.isfuture`` (which ``gather`` asks of every awaitable) then answers without an
-    #: attribute miss.
-    _asyncio_future_blocking = None
-
     def __init__(self, child_id: int, workflow_id: str, future: asyncio.Future[Any]) -> None:
+        super().__init__(future)
         self.child_id = child_id
         self.workflow_id = workflow_id
-        self._future = future
 
     def signal(self, name: str, payload: Any = None) -> Awaitable[None]:
         """Send the child signal ``name`` (exactly once); await it to know it was delivered."""
@@ -54,13 +51,6 @@ class ChildHandle(Generic[_R]):
     def cancel(self) -> None:
         """Ask the child to cancel; awaiting it then raises ``aion.CancelledError`` if it ends cancelled."""
         current_runtime().cancel_child(self.child_id)
-
-    def done(self) -> bool:
-        """True once the child's outcome is known to this workflow."""
-        return self._future.done()
-
-    def __await__(self) -> Generator[Any, None, _R]:
-        return self._future.__await__()
 
 
 @overload

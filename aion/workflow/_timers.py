@@ -6,35 +6,25 @@ timer, used by the timed waits). Part of the :mod:`aion.workflow` API (import fr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable
 from typing import Any
 
 from aion._durations import Duration, to_seconds
+from aion.workflow._handle import PendingHandle
 from aion.workflow._runtime import current_runtime
 
 
-class TimerHandle:
+class TimerHandle(PendingHandle[None]):
     """A durable timer started by :func:`start_timer`: await it to wait for it, or :meth:`cancel` it."""
 
-    #: Not a future: ``asyncio.isfuture`` (which ``gather`` asks of every awaitable) then answers without an
-    #: attribute miss.
-    _asyncio_future_blocking = None
-
     def __init__(self, timer_id: int, future: asyncio.Future[None]) -> None:
+        super().__init__(future)
         self.timer_id = timer_id
-        self._future = future
 
     def cancel(self) -> None:
         """Cancel the timer (records ``TimerCancelled``); awaiting it then raises ``aion.CancelledError`` (as a
         cancelled activity or child does)."""
         current_runtime().cancel_timer(self.timer_id)
-
-    def done(self) -> bool:
-        """True once the timer fired or was cancelled."""
-        return self._future.done()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._future.__await__()
 
 
 def start_timer(duration: Duration) -> TimerHandle:
