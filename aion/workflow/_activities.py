@@ -30,7 +30,7 @@ class ActivityHandle(PendingHandle[_R]):
     """
 
     def __init__(self, activity_id: int, future: asyncio.Future[Any]) -> None:
-        super().__init__(future)
+        self._future = future
         self.activity_id = activity_id
 
     def cancel(self) -> None:

@@ -40,7 +40,7 @@ class ChildHandle(PendingHandle[_R]):
     """A child workflow started by :func:`start_child`: await it for its result, signal it, or cancel it."""
 
     def __init__(self, child_id: int, workflow_id: str, future: asyncio.Future[Any]) -> None:
-        super().__init__(future)
+        self._future = future
         self.child_id = child_id
         self.workflow_id = workflow_id
 

@@ -18,7 +18,7 @@ class TimerHandle(PendingHandle[None]):
     """A durable timer started by :func:`start_timer`: await it to wait for it, or :meth:`cancel` it."""
 
     def __init__(self, timer_id: int, future: asyncio.Future[None]) -> None:
-        super().__init__(future)
+        self._future = future
         self.timer_id = timer_id
 
     def cancel(self) -> None:
