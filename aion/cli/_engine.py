@@ -35,6 +35,7 @@ from aion.cli._base import (
     show_json,
     to_json,
 )
+from aion.cli._queue_option import TaskQueueOption, declared_queues
 from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
@@ -141,7 +142,15 @@ class EngineCpuOption(click.ParamType):  # type: ignore[type-arg]  # generic onl
 @click.option(
     "--activities-on-engine-cpu",
     is_flag=True,
-    help="Let the activity workers run on the engine's CPU too (CPU-bound activities on a small machine).",
+    help="Let the default queue's activity workers run on the engine's CPU too (CPU-bound activities, few CPUs).",
+)
+@click.option(
+    "--task-queue",
+    "task_queues",
+    type=TaskQueueOption(),
+    multiple=True,
+    help="Declare a local task queue (repeatable): NAME[:OPTION,...], OPTION one of workers=N, max-concurrent=N, "
+    "rate-limit=PER_SECOND, engine-cpu; e.g. --task-queue mail:workers=2,rate-limit=5.",
 )
 @click.option(
     "--log-level",
@@ -184,6 +193,7 @@ def serve(
     evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
     engine_cpu: EngineCpu = AUTO,
     activities_on_engine_cpu: bool = False,
+    task_queues: tuple[str, ...] = (),
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,
@@ -206,6 +216,10 @@ def serve(
             raise click.BadParameter(str(error), param_hint="--metrics") from None
     if ui is not None:
         check_address(ui, "--ui")
+    try:
+        declared = declared_queues(task_queues, activities_on_engine_cpu=activities_on_engine_cpu)
+    except InvalidArgumentError as error:
+        raise click.BadParameter(str(error), param_hint="--task-queue") from None
     configure_logging(log_level, log_format)
     engine = aion.Engine(
         data_dir,
@@ -217,7 +231,7 @@ def serve(
         max_resident=max_resident,
         evict_idle_after=evict_idle_after,
         engine_cpu=engine_cpu,
-        task_queues={"default": aion.LocalQueue(use_engine_cpu=True)} if activities_on_engine_cpu else None,
+        task_queues=declared,
         metrics=metrics,
         search_attributes=dict(item.partition("=")[::2] for item in search_attributes),
         on_code_mismatch=on_code_mismatch,
