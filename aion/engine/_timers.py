@@ -18,6 +18,12 @@ from aion.clock import SYSTEM_CLOCK, Clock
 
 Callback = Callable[[Any], None]
 
+#: The heap is rebuilt from the armed keys when it holds more than twice as many entries as there are armed keys,
+#: and more than this many: a disarmed or moved key's entry otherwise stays in it until its time comes, and an
+#: activity's timeout of an hour, disarmed as the activity completes, would keep an hour's worth of dead entries
+#: (and the ids of runs long closed) in memory at any throughput.
+COMPACT_ABOVE = 1024
+
 #: ``prctl`` option setting the calling thread's timer slack (Linux): how late the kernel may wake a timed wait
 #: to coalesce wake-ups; 50 µs by default.
 _PR_SET_TIMERSLACK = 29
@@ -69,18 +75,39 @@ class TimerService:
         waits for an earlier one, and looks at the heap again then.
         """
         with self._condition:
-            self._armed[key] = fire_at
+            armed = self._armed
+            moved = key in armed
+            armed[key] = fire_at
             self._counter += 1
             entry = (fire_at, self._counter, key)
             heap = self._heap
             heapq.heappush(heap, entry)
             if heap[0] is entry:
                 self._condition.notify()
+            if moved:  # its earlier entry is dead now
+                self._compact_if_mostly_dead()
 
     def disarm(self, key: Hashable) -> None:
         """Forget ``key``; a no-op if it is not armed."""
         with self._condition:
-            self._armed.pop(key, None)
+            if self._armed.pop(key, None) is not None:
+                self._compact_if_mostly_dead()
+
+    def _compact_if_mostly_dead(self) -> None:
+        """Rebuild the heap from the armed keys once most of its entries are dead (see ``COMPACT_ABOVE``): O(n)
+        each time the dead entries have outgrown the live ones, so O(1) per disarm over time. The earliest entry
+        can only get later, so the thread, waiting for it, needs no wake-up."""
+        armed = self._armed
+        if len(self._heap) > COMPACT_ABOVE and len(self._heap) > 2 * len(armed):
+            heap = [(fire_at, order, key) for order, (key, fire_at) in enumerate(armed.items())]
+            heapq.heapify(heap)
+            self._heap = heap
+
+    def entries(self) -> int:
+        """How many entries the heap holds: the armed keys', and dead ones (a disarmed or moved key's earlier
+        entry) not yet dropped."""
+        with self._condition:
+            return len(self._heap)
 
     def handled(self) -> None:
         """The owner has handled one key it was called back with (see :meth:`settled`)."""

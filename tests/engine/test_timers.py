@@ -9,7 +9,7 @@ from collections.abc import Hashable, Iterator
 
 import pytest
 
-from aion.engine._timers import TimerService
+from aion.engine._timers import COMPACT_ABOVE, TimerService
 
 
 @pytest.fixture
@@ -85,3 +85,44 @@ def test_a_past_time_fires_at_once(
     started = time.monotonic()
     assert got.get(timeout=5)[0] == "overdue"
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.timeout(10)
+def test_disarmed_keys_do_not_pile_up_in_the_heap(
+    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
+) -> None:
+    # An activity's hour-long timeout, disarmed as it completes, ten thousand times: its entries must not stay for
+    # the hour (nor the ids of the runs they name).
+    service, got = fired
+    now = time.time()
+    service.arm(now + 3600, "still armed")
+    for number in range(10_000):
+        service.arm(now + 3600, ("attempt", number))
+        service.disarm(("attempt", number))
+        assert service.entries() <= COMPACT_ABOVE + 1
+    for number in range(10_000):  # moved, again and again, as heartbeats move their deadline
+        service.arm(now + 3600 + number, "heartbeat")
+        assert service.entries() <= COMPACT_ABOVE + 2
+    assert service.pending() == 2
+    assert got.empty()
+
+
+@pytest.mark.timeout(10)
+def test_rebuilding_the_heap_keeps_every_armed_key_and_its_time(
+    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
+) -> None:
+    service, got = fired
+    now = time.time()
+    live = [f"live-{number}" for number in range(3 * COMPACT_ABOVE)]
+    for number, key in enumerate(live):  # live keys due in order, dead ones in between to make rebuilds happen
+        service.arm(now + 0.5 + number * 1e-5, key)
+        service.arm(now + 3600, ("dead", number))
+        service.disarm(("dead", number))
+        if number % 3 == 0:
+            service.arm(now + 0.5 + number * 1e-5, key)  # re-armed at the same time: one firing all the same
+    assert service.pending() == len(live)
+    assert service.entries() < 2 * len(live)  # rebuilt at least once
+    order = [got.get(timeout=5)[0] for _ in live]
+    assert order == live
+    assert service.pending() == 0
+    assert service.next_due() is None
