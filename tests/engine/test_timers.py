@@ -11,9 +11,12 @@ import pytest
 
 from aion.engine._timers import COMPACT_ABOVE, TimerService
 
+#: A running timer service, and the queue its callback puts each due key into with the time it was called.
+Fired = tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]]
+
 
 @pytest.fixture
-def fired() -> Iterator[tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]]]:
+def fired() -> Iterator[Fired]:
     got: queue.SimpleQueue[tuple[Hashable, float]] = queue.SimpleQueue()
     service = TimerService(lambda key: got.put((key, time.time())))
     service.start()
@@ -24,9 +27,7 @@ def fired() -> Iterator[tuple[TimerService, queue.SimpleQueue[tuple[Hashable, fl
 
 
 @pytest.mark.timeout(10)
-def test_an_earlier_time_armed_after_a_later_one_fires_at_its_own_time(
-    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
-) -> None:
+def test_an_earlier_time_armed_after_a_later_one_fires_at_its_own_time(fired: Fired) -> None:
     service, got = fired
     now = time.time()
     service.arm(now + 30, "late")
@@ -39,9 +40,7 @@ def test_an_earlier_time_armed_after_a_later_one_fires_at_its_own_time(
 
 
 @pytest.mark.timeout(10)
-def test_later_times_armed_behind_an_earlier_one_fire_in_order(
-    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
-) -> None:
+def test_later_times_armed_behind_an_earlier_one_fire_in_order(fired: Fired) -> None:
     service, got = fired
     now = time.time()
     service.arm(now + 0.1, "a")
@@ -55,9 +54,7 @@ def test_later_times_armed_behind_an_earlier_one_fire_in_order(
 
 
 @pytest.mark.timeout(10)
-def test_rearming_moves_the_time_and_disarming_drops_the_key(
-    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
-) -> None:
+def test_rearming_moves_the_time_and_disarming_drops_the_key(fired: Fired) -> None:
     service, got = fired
     now = time.time()
     service.arm(now + 0.1, "gone")
@@ -75,9 +72,7 @@ def test_rearming_moves_the_time_and_disarming_drops_the_key(
 
 
 @pytest.mark.timeout(10)
-def test_a_past_time_fires_at_once(
-    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
-) -> None:
+def test_a_past_time_fires_at_once(fired: Fired) -> None:
     service, got = fired
     service.arm(time.time() + 60, "later")
     time.sleep(0.05)
@@ -88,9 +83,7 @@ def test_a_past_time_fires_at_once(
 
 
 @pytest.mark.timeout(10)
-def test_disarmed_keys_do_not_pile_up_in_the_heap(
-    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
-) -> None:
+def test_disarmed_keys_do_not_pile_up_in_the_heap(fired: Fired) -> None:
     # An activity's hour-long timeout, disarmed as it completes, ten thousand times: its entries must not stay for
     # the hour (nor the ids of the runs they name).
     service, got = fired
@@ -108,9 +101,7 @@ def test_disarmed_keys_do_not_pile_up_in_the_heap(
 
 
 @pytest.mark.timeout(10)
-def test_rebuilding_the_heap_keeps_every_armed_key_and_its_time(
-    fired: tuple[TimerService, queue.SimpleQueue[tuple[Hashable, float]]],
-) -> None:
+def test_rebuilding_the_heap_keeps_every_armed_key_and_its_time(fired: Fired) -> None:
     service, got = fired
     now = time.time()
     live = [f"live-{number}" for number in range(3 * COMPACT_ABOVE)]
