@@ -38,29 +38,30 @@ def parse_task_queue(spec: str) -> tuple[str, LocalQueue]:
     try:
         check_queue_name(name)
     except InvalidArgumentError as error:
-        raise InvalidArgumentError(f"--task-queue {spec!r}: {error}") from None
+        raise InvalidArgumentError(f"{spec!r}: {error}") from None
     fields: dict[str, Any] = {}
     for option in (part.strip() for part in options.split(",")) if options.strip() else ():
         key, equals, text = (piece.strip() for piece in option.partition("="))
-        if key not in KNOWN_OPTIONS:
-            known = ", ".join(KNOWN_OPTIONS)
-            raise InvalidArgumentError(f"--task-queue {spec!r}: unknown option {key!r} (known: {known})")
-        field, kind, convert = _VALUED.get(key, ("use_engine_cpu", "", str))
-        if field in fields:
-            raise InvalidArgumentError(f"--task-queue {spec!r}: {key} given twice")
         if key == _ENGINE_CPU:
             if equals:
-                raise InvalidArgumentError(f"--task-queue {spec!r}: {_ENGINE_CPU} takes no value")
-            fields[field] = True
+                raise InvalidArgumentError(f"{spec!r}: {_ENGINE_CPU} takes no value")
+            if "use_engine_cpu" in fields:
+                raise InvalidArgumentError(f"{spec!r}: {key} given twice")
+            fields["use_engine_cpu"] = True
             continue
+        if key not in _VALUED:
+            raise InvalidArgumentError(f"{spec!r}: unknown option {key!r} (known: {', '.join(KNOWN_OPTIONS)})")
+        field, kind, convert = _VALUED[key]
+        if field in fields:
+            raise InvalidArgumentError(f"{spec!r}: {key} given twice")
         try:
             fields[field] = convert(text)
         except ValueError:
-            raise InvalidArgumentError(f"--task-queue {spec!r}: {key} must be {kind}, got {text!r}") from None
+            raise InvalidArgumentError(f"{spec!r}: {key} must be {kind}, got {text!r}") from None
     try:
         return name, LocalQueue(**fields)
     except InvalidArgumentError as error:
-        raise InvalidArgumentError(f"--task-queue {spec!r}: {error}") from None
+        raise InvalidArgumentError(f"{spec!r}: {error}") from None
 
 
 def declared_queues(specs: Sequence[str], *, activities_on_engine_cpu: bool) -> dict[str, LocalQueue] | None:
@@ -70,7 +71,7 @@ def declared_queues(specs: Sequence[str], *, activities_on_engine_cpu: bool) -> 
     for spec in specs:
         name, queue = parse_task_queue(spec)
         if name in queues:
-            raise InvalidArgumentError(f"--task-queue: queue {name!r} is declared twice")
+            raise InvalidArgumentError(f"queue {name!r} is declared twice")
         queues[name] = queue
     if activities_on_engine_cpu:
         queues["default"] = dataclasses.replace(queues.get("default", LocalQueue()), use_engine_cpu=True)
