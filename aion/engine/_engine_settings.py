@@ -7,6 +7,7 @@ attributes, ...), so of several bad options the same one is always named.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from aion.engine._task_queues import LocalQueue, QueueConfig, RayQueue, check_qu
 from aion.errors import InvalidArgumentError
 from aion.observability._setup import MetricsOption, Telemetry
 from aion.visibility import SearchAttributeSchema
+
+#: Warnings about the engine's configuration go where its start and stop are logged.
+log = logging.getLogger("aion.engine")
 
 #: The fewest activity worker processes an engine gets by default (more with more CPUs). With one worker per CPU
 #: (the first default), short activities left a 2-core engine's workers idle: each waited for the core to take its
@@ -108,6 +112,7 @@ class EngineSettings:
             raise InvalidArgumentError(f"clock must be an aion.clock.Clock, got {clock!r}")
         queues = check_queues(task_queues, checked_workers)
         registry.task_queues = frozenset(queues)
+        _warn_of_undeclared_queues(registry, queues)
         cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
         if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20):
             raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
@@ -130,3 +135,20 @@ class EngineSettings:
             map_size=map_size,
             engine_cpu=check_engine_cpu(engine_cpu),
         )
+
+
+def _warn_of_undeclared_queues(registry: Registry, queues: Mapping[str, QueueConfig]) -> None:
+    """Log a warning for each registered activity whose default task queue the engine does not declare: its calls
+    that name no other queue fail their run. Not an error: a workflow may always name a declared queue instead."""
+    declared = ", ".join(sorted(queues))
+    for definition in sorted(registry.activities.values(), key=lambda definition: definition.name):
+        if definition.task_queue not in queues:
+            log.warning(
+                "activity %r sends its calls to task queue %r, which this engine does not declare (declared: %s): "
+                "a call that names no other queue fails its run; declare the queue (Engine(task_queues=...), "
+                "aion serve --task-queue)",
+                definition.name,
+                definition.task_queue,
+                declared,
+                extra={"activity_type": definition.name, "task_queue": definition.task_queue},
+            )

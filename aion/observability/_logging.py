@@ -24,6 +24,7 @@ FIELDS = (
     "workflow_type",
     "activity_id",
     "activity_type",
+    "task_queue",
     "attempt",
     "error",
     "next_attempt_at",

@@ -76,6 +76,10 @@ def test_serve_with_the_module_but_not_its_queue_fails_the_run_naming_the_queue(
     result = aion("result", "undeclared", "--timeout", "30", "--json", "--data-dir", server.data_dir)
     assert result.code != 0
     assert "task queue 'mail' is not declared" in result.err + result.out
+    # and the server said so as it started
+    assert "activity 'send_mail' sends its calls to task queue 'mail', which this engine does not declare" in (
+        server.log.read_text()
+    )
 
 
 @pytest.mark.timeout(30)

@@ -4,6 +4,7 @@ ordering a backlog."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -57,6 +58,21 @@ def test_an_undeclared_queue_is_refused_at_the_call(tmp_path: Path) -> None:
     with aion.Engine(tmp_path / "data", workflows=qf.WORKFLOWS, activities=qf.ACTIVITIES, activity_workers=1) as engine:
         message = engine.start_workflow(qf.undeclared).result(timeout=30)
     assert "task queue 'gpu' is not declared" in message and "default" in message
+
+
+@pytest.mark.timeout(30)
+def test_an_activity_whose_default_queue_is_not_declared_is_warned_of_when_the_engine_is_made(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aion.engine")
+    aion.Engine(tmp_path / "data", workflows=qf.WORKFLOWS, activities=qf.ACTIVITIES)
+    warned = [record for record in caplog.records if hasattr(record, "task_queue")]
+    assert [(record.activity_type, record.task_queue) for record in warned] == [("where", "media")]  # type: ignore[attr-defined]
+    assert "which this engine does not declare (declared: default)" in warned[0].getMessage()
+    caplog.clear()
+    media = {"media": aion.LocalQueue(workers=1)}
+    aion.Engine(tmp_path / "data", workflows=qf.WORKFLOWS, activities=qf.ACTIVITIES, task_queues=media)
+    assert not [record for record in caplog.records if hasattr(record, "task_queue")]
 
 
 @pytest.mark.timeout(60)
