@@ -72,6 +72,20 @@ def live_descendants() -> list[psutil.Process]:
     return alive
 
 
+#: The tests that import Ray (and with it filelock) into the test process.
+_RAY_TESTS = Path(__file__).parent / "ray_executor"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the Ray tests last. Importing Ray imports filelock, which registers fork hooks (``os.register_at_fork``)
+    that every later fork of this process runs, the zygotes of every engine a test starts included; filelock 4.3's
+    hook waits up to 30 s for another thread's lock operation to end, and the child then exits. Seen once in CI, with
+    Ray imported at collection: a zygote's fork held in that hook until the test timed out, and runs of other
+    tests not getting a process within 10 s. Run last, the Ray tests are the only ones that fork with those hooks
+    in place, as an engine with a Ray queue does in production."""
+    items.sort(key=lambda item: _RAY_TESTS in Path(str(item.path)).parents)
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
     """Fail a test that leaves a child process alive (after a short grace), and kill what it left."""

@@ -7,6 +7,7 @@ start) are kept out of the suite's leak check while it runs, and whatever of the
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,11 @@ import pytest
 
 from tests.conftest import SESSION_PROCESSES, live_descendants
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'aion[ray]'): the Ray queue tests skip")
+# Not imported here: importing Ray imports filelock, whose fork hooks every later fork of the test process then runs
+# (see tests/conftest.py, ``pytest_collection_modifyitems``). Ray is imported by the cluster fixture, when the
+# first of these tests (run last) needs it.
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("Ray is not installed (pip install 'aion[ray]'): the Ray queue tests skip", allow_module_level=True)
 
 _STORE = 80 * 1024 * 1024
 
