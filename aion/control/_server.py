@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Connections served at once; more are answered with an error and closed.
 MAX_CONNECTIONS: Final = 64
+#: The name the control socket is bound under in the data directory before it is linked to ``control.sock``.
+STAGING_NAME: Final = ".control.sock.staging"
 #: Seconds a connection may stay silent between frames before it is closed.
 IDLE_TIMEOUT: Final = 60.0
 #: Seconds an operation may take before its client gets an error reply (the longest waits are bounded below it).
@@ -78,17 +80,29 @@ class ControlServer:
         self._acceptor: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bind ``<data_dir>/control.sock`` (mode 0600), replacing a stale one, and start accepting."""
+        """Bind ``<data_dir>/control.sock`` (mode 0600), replacing a stale one, and start accepting.
+
+        The socket is bound under a staging name, made 0600 and listening there, and only then linked to its own
+        name: a client never finds ``control.sock`` with the mode ``bind`` gave it (the umask's, which a client
+        rightly refuses) nor bound and not yet listening. Only one engine opens a data directory at a time (the
+        store's writer lock is taken first), so one staging name does."""
         self._remove_stale()
+        staging = self.path.with_name(STAGING_NAME)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with short_address(self.path) as address:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)  # left by an engine killed while it started
+            with short_address(staging) as address:
                 listener.bind(address)
-                os.chmod(address, 0o600)  # before listen(): nobody can connect while the mode is wider
+            os.chmod(staging, 0o600)
             listener.listen(32)
+            os.link(staging, self.path)  # never over another engine's socket: that fails (EEXIST)
+            os.unlink(staging)
             self._inode = os.lstat(self.path).st_ino
         except OSError as error:
             listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
             raise ControlError(f"cannot listen on {self.path}: {error.strerror or error}") from None
         self._listener = listener
         self._acceptor = threading.Thread(target=self._accept_loop, name="aion-control", daemon=True)

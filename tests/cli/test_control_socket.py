@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 
-from aion.control import MAX_FRAME_BYTES
+import aion
+from aion.control import MAX_FRAME_BYTES, ControlServer
 from aion.control._frames import recv_frame
 from tests.cli.conftest import Server, ok
 from tests.cli.conftest import aion as run
@@ -108,3 +111,36 @@ def test_a_stale_socket_of_a_killed_engine_is_replaced(serve: Any, data_dir: Pat
     serve(data_dir)  # detects the stale socket and replaces it
     ok("signal", "survivor", "item", "--payload", "2", "--data-dir", data_dir)
     assert ok("result", "survivor", "--timeout", "30", "--json", "--data-dir", data_dir).json()["result"] == [1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_a_client_never_finds_the_socket_open_to_others_while_the_engine_starts(tmp_path: Path) -> None:
+    # A client that looks while the engine starts (a CLI command, a test waiting for `aion serve`) must find no
+    # socket or a 0600 one: never the mode bind() gave it, which the client refuses ("open to other users").
+    engine = aion.Engine(tmp_path / "data", workflows=[], activities=[])  # made, not started: only its data_dir
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "control.sock"
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                mode = stat.S_IMODE(os.lstat(path).st_mode)
+                if mode != 0o600:
+                    seen.append(f"{mode:04o}")
+
+    watcher = threading.Thread(target=watch)
+    previous = os.umask(0o022)  # what bind() applies: a socket file 0755 until it is chmod-ed
+    watcher.start()
+    try:
+        for _ in range(300):
+            server = ControlServer(engine)
+            server.start()
+            server.stop()
+    finally:
+        done.set()
+        watcher.join()
+        os.umask(previous)
+    assert seen == []
+    assert list((tmp_path / "data").iterdir()) == []  # nor a staging name left behind
