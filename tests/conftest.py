@@ -83,7 +83,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Ray imported at collection: a zygote's fork held in that hook until the test timed out, and runs of other
     tests not getting a process within 10 s. Run last, the Ray tests are the only ones that fork with those hooks
     in place, as an engine with a Ray queue does in production."""
-    items.sort(key=lambda item: _RAY_TESTS in Path(str(item.path)).parents)
+    items.sort(key=lambda item: _RAY_TESTS in item.path.parents)
 
 
 @pytest.fixture(autouse=True)

@@ -193,7 +193,7 @@ def serve(
     evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
     engine_cpu: EngineCpu = AUTO,
     activities_on_engine_cpu: bool = False,
-    task_queues: tuple[str, ...] = (),
+    task_queues: tuple[tuple[str, aion.LocalQueue], ...] = (),
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,

@@ -64,12 +64,14 @@ def parse_task_queue(spec: str) -> tuple[str, LocalQueue]:
         raise InvalidArgumentError(f"{spec!r}: {error}") from None
 
 
-def declared_queues(specs: Sequence[str], *, activities_on_engine_cpu: bool) -> dict[str, LocalQueue] | None:
-    """The queues of ``--task-queue`` options (a name given twice is refused), the default queue's workers also on
-    the engine's CPU with ``--activities-on-engine-cpu``; ``None`` when neither is given (the engine's default)."""
+def declared_queues(
+    parsed: Sequence[tuple[str, LocalQueue]], *, activities_on_engine_cpu: bool
+) -> dict[str, LocalQueue] | None:
+    """The queues of ``--task-queue`` options, as :func:`parse_task_queue` gave them (a name given twice is refused),
+    the default queue's workers also on the engine's CPU with ``--activities-on-engine-cpu``; ``None`` when neither
+    is given (the engine's default)."""
     queues: dict[str, LocalQueue] = {}
-    for spec in specs:
-        name, queue = parse_task_queue(spec)
+    for name, queue in parsed:
         if name in queues:
             raise InvalidArgumentError(f"queue {name!r} is declared twice")
         queues[name] = queue
@@ -79,13 +81,15 @@ def declared_queues(specs: Sequence[str], *, activities_on_engine_cpu: bool) -> 
 
 
 class TaskQueueOption(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
-    """``--task-queue NAME[:OPTION,...]``: checked as it is read, so a bad one is a usage error (exit 2)."""
+    """``--task-queue NAME[:OPTION,...]``: parsed as it is read (``(name, LocalQueue)``), so a bad one is a usage
+    error (exit 2)."""
 
     name = "NAME[:OPTION,...]"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, LocalQueue]:
+        if isinstance(value, tuple):  # already parsed (click may convert a value twice)
+            return value
         try:
-            parse_task_queue(str(value))
+            return parse_task_queue(str(value))
         except InvalidArgumentError as error:
             self.fail(str(error), param, ctx)
-        return str(value)
