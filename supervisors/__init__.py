@@ -25,6 +25,7 @@ Example::
         zygote.stop()
 """
 
+from ._affinity import run_on
 from ._batch import Batch
 from ._channel import Channel, OwnerChannel
 from ._children import ChildInfo
@@ -69,5 +70,6 @@ __all__ = [
     "Zygote",
     "ZygoteError",
     "kill_session",
+    "run_on",
     "start_time",
 ]

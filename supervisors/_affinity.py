@@ -32,14 +32,20 @@ def cpu_set(cpus: Iterable[int] | None, name: str) -> frozenset[int] | None:
     return chosen
 
 
-def run_on(cpus: frozenset[int] | None) -> None:
-    """Run the calling thread (in a freshly forked process: the process) on ``cpus``. The CPUs it has are kept
-    for None, where the OS has no CPU affinity, or where it refuses the set (none of them is in the machine's
-    cpuset any more)."""
+def run_on(cpus: Iterable[int] | None) -> bool:
+    """Run the calling thread (in a freshly forked process: the process) on ``cpus``; return whether it now does.
+    The CPUs it has are kept for None, where the OS has no CPU affinity, or where it refuses the set (none of them
+    is in the machine's cpuset any more)::
+
+        supervisors.run_on({0})  # this process's thread on CPU 0 from now on (where the OS lets it)
+    """
     if cpus is None or not hasattr(os, "sched_setaffinity"):
-        return
-    with contextlib.suppress(OSError):
+        return False
+    try:
         os.sched_setaffinity(0, cpus)
+    except OSError:
+        return False
+    return True
 
 
 def _configured_cpus() -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import supervisors
 from aion.errors import InvalidArgumentError
 
 #: ``engine_cpu`` for "choose": the highest-numbered CPU the starting thread may run on that no other running engine
@@ -162,10 +163,9 @@ def set_own_cpus(cpus: list[int] | None) -> None:
     """In a child process (a workflow process as each run starts, an activity worker as it starts): run on
     ``cpus`` from now on (nothing for None, for the CPUs it already set, or where the OS cannot)."""
     global _own_cpus  # one process-wide setting, like the affinity itself
-    if cpus is None or cpus == _own_cpus or not hasattr(os, "sched_setaffinity"):
+    if cpus is None or cpus == _own_cpus:
         return
-    with contextlib.suppress(OSError):  # a CPU taken from the machine's cpuset since: keep those it has
-        os.sched_setaffinity(0, cpus)
+    if supervisors.run_on(cpus):  # refused (a CPU taken from the machine's cpuset since): keep those it has
         _own_cpus = cpus
 
 

@@ -185,3 +185,33 @@ def test_a_zygote_restarted_after_the_cpuset_lost_its_cpus_runs_on_the_cpus_left
         finally:
             owner.kill()
             owner.wait(timeout=30)
+
+
+def _run_on_in_a_child(cpus: str) -> dict[str, object]:
+    """``supervisors.run_on`` called in a fresh interpreter (not to move the test process): its result and CPUs."""
+    code = (
+        "import json, os, supervisors as sv; "
+        f"done = sv.run_on({cpus}); "
+        "print(json.dumps({'done': done, 'cpus': sorted(os.sched_getaffinity(0))}))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).stdout
+    return dict(json.loads(output))
+
+
+def test_run_on_moves_the_calling_process_and_says_so() -> None:
+    one = max(CPUS)
+    assert _run_on_in_a_child(f"{{{one}}}") == {"done": True, "cpus": [one]}
+
+
+def test_run_on_keeps_the_cpus_it_has_when_it_cannot_move() -> None:
+    beyond = os.sysconf("SC_NPROCESSORS_CONF") + 7  # no such CPU: the OS refuses the set
+    assert _run_on_in_a_child(f"{{{beyond}}}") == {"done": False, "cpus": sorted(CPUS)}
+    assert _run_on_in_a_child("None") == {"done": False, "cpus": sorted(CPUS)}
