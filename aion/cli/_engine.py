@@ -35,7 +35,7 @@ from aion.cli._base import (
     show_json,
     to_json,
 )
-from aion.cli._queue_option import TaskQueueOption, declared_queues
+from aion.cli._queue_option import QueueConfig, TaskQueueOption, declared_queues
 from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
@@ -149,8 +149,10 @@ class EngineCpuOption(click.ParamType):  # type: ignore[type-arg]  # generic onl
     "task_queues",
     type=TaskQueueOption(),
     multiple=True,
-    help="Declare a local task queue (repeatable): NAME[:OPTION,...], OPTION one of workers=N, max-concurrent=N, "
-    "rate-limit=PER_SECOND, engine-cpu; e.g. --task-queue mail:workers=2,rate-limit=5.",
+    help="Declare a task queue (repeatable): NAME[:OPTION,...]. A local queue takes workers=N, max-concurrent=N, "
+    "rate-limit=PER_SECOND, engine-cpu; the option ray makes it a Ray queue, which takes address=ADDRESS, num-cpus=N, "
+    "num-gpus=N, resource.NAME=AMOUNT, max-concurrent=N, rate-limit=PER_SECOND. E.g. --task-queue "
+    "mail:workers=2,rate-limit=5 --task-queue gpu:ray,address=auto,num-gpus=1.",
 )
 @click.option(
     "--log-level",
@@ -193,7 +195,7 @@ def serve(
     evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
     engine_cpu: EngineCpu = AUTO,
     activities_on_engine_cpu: bool = False,
-    task_queues: tuple[tuple[str, aion.LocalQueue], ...] = (),
+    task_queues: tuple[tuple[str, QueueConfig], ...] = (),
     log_level: str = "INFO",
     log_format: str = "text",
     metrics: str | None = None,

@@ -1,7 +1,8 @@
-"""``aion serve --task-queue``: a local task queue declared on the command line.
+"""``aion serve --task-queue``: a task queue declared on the command line.
 
-It owns turning ``NAME[:OPTION,...]`` into the ``(name, LocalQueue)`` that ``Engine(task_queues=...)`` takes, and
-nothing else: the queue's own checks (``LocalQueue``, the queue name's) say what a bad value is.
+It owns turning ``NAME[:OPTION,...]`` into the ``(name, LocalQueue | RayQueue)`` that ``Engine(task_queues=...)``
+takes, and nothing else: the queue's own checks (``LocalQueue``, ``RayQueue``, the queue name's) say what a bad
+value is. The option ``ray`` makes it a Ray queue; without it, a local one.
 """
 
 from __future__ import annotations
@@ -12,26 +13,41 @@ from typing import Any
 
 import click
 
-from aion.engine import LocalQueue
+from aion.engine import LocalQueue, RayQueue
 from aion.engine._task_queues import check_queue_name
 from aion.errors import InvalidArgumentError
 
-#: The options a queue takes, each with what its value must be and the ``LocalQueue`` field it sets.
-_VALUED: dict[str, tuple[str, str, Callable[[str], Any]]] = {
-    "workers": ("workers", "an integer", int),
+QueueConfig = LocalQueue | RayQueue
+
+#: The options both kinds of queue take: what each value must be, and the queue's field it sets.
+_LIMITS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "max-concurrent": ("max_concurrent", "an integer", int),
     "rate-limit": ("rate_limit", "a number", float),
 }
-#: The option that takes no value: the queue's workers may also run on the engine's CPU.
+#: A local queue's own valued options.
+_LOCAL: dict[str, tuple[str, str, Callable[[str], Any]]] = {"workers": ("workers", "an integer", int)}
+#: A Ray queue's own valued options (``resource.NAME=AMOUNT`` besides: a custom resource each attempt asks for).
+_RAY: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    "address": ("address", "an address", str),
+    "num-cpus": ("num_cpus", "a number", float),
+    "num-gpus": ("num_gpus", "a number", float),
+}
+#: The option that takes no value and makes the queue a Ray queue.
+_RAY_FLAG = "ray"
+#: The option that takes no value: a local queue's workers may also run on the engine's CPU.
 _ENGINE_CPU = "engine-cpu"
-KNOWN_OPTIONS = (*_VALUED, _ENGINE_CPU)
+#: The prefix of a Ray queue's custom resource option.
+_RESOURCE = "resource."
+KNOWN_OPTIONS = (*_LOCAL, *_LIMITS, _ENGINE_CPU, _RAY_FLAG, *_RAY, f"{_RESOURCE}NAME")
 
 
-def parse_task_queue(spec: str) -> tuple[str, LocalQueue]:
-    """``"mail:workers=2,rate-limit=5"`` → ``("mail", LocalQueue(workers=2, rate_limit=5.0))``; a bad spec raises
-    ``InvalidArgumentError`` naming the spec and what is wrong with it::
+def parse_task_queue(spec: str) -> tuple[str, QueueConfig]:
+    """``"mail:workers=2,rate-limit=5"`` → ``("mail", LocalQueue(workers=2, rate_limit=5.0))``,
+    ``"gpu:ray,num-gpus=1"`` → ``("gpu", RayQueue(num_gpus=1.0))``; a bad spec raises ``InvalidArgumentError``
+    naming the spec and what is wrong with it::
 
         parse_task_queue("cpu:workers=4,engine-cpu")  # 4 workers, allowed on the engine's CPU too
+        parse_task_queue("media:ray,address=auto,resource.media_node=0.01")
     """
     name, _, options = spec.partition(":")
     name = name.strip()
@@ -39,54 +55,87 @@ def parse_task_queue(spec: str) -> tuple[str, LocalQueue]:
         check_queue_name(name)
     except InvalidArgumentError as error:
         raise InvalidArgumentError(f"{spec!r}: {error}") from None
+    pairs = [tuple(piece.strip() for piece in part.partition("=")) for part in options.split(",")]
+    pairs = pairs if options.strip() else []
+    on_ray = any(key == _RAY_FLAG for key, _, _ in pairs)
     fields: dict[str, Any] = {}
-    for option in (part.strip() for part in options.split(",")) if options.strip() else ():
-        key, equals, text = (piece.strip() for piece in option.partition("="))
-        if key == _ENGINE_CPU:
-            if equals:
-                raise InvalidArgumentError(f"{spec!r}: {_ENGINE_CPU} takes no value")
-            if "use_engine_cpu" in fields:
-                raise InvalidArgumentError(f"{spec!r}: {key} given twice")
-            fields["use_engine_cpu"] = True
-            continue
-        if key not in _VALUED:
-            raise InvalidArgumentError(f"{spec!r}: unknown option {key!r} (known: {', '.join(KNOWN_OPTIONS)})")
-        field, kind, convert = _VALUED[key]
-        if field in fields:
+    resources: dict[str, float] = {}
+    seen: set[str] = set()
+    for key, equals, text in pairs:
+        if key in seen:
             raise InvalidArgumentError(f"{spec!r}: {key} given twice")
-        try:
-            fields[field] = convert(text)
-        except ValueError:
-            raise InvalidArgumentError(f"{spec!r}: {key} must be {kind}, got {text!r}") from None
+        seen.add(key)
+        if key in (_RAY_FLAG, _ENGINE_CPU):
+            if equals:
+                raise InvalidArgumentError(f"{spec!r}: {key} takes no value")
+            if key == _ENGINE_CPU:
+                _check_kind(spec, key, local=True, on_ray=on_ray)
+                fields["use_engine_cpu"] = True
+            continue
+        if key.startswith(_RESOURCE) and len(key) > len(_RESOURCE):
+            _check_kind(spec, key, local=False, on_ray=on_ray)
+            resources[key[len(_RESOURCE) :]] = _convert(spec, key, text, float, "a number")
+            continue
+        known = _LIMITS.get(key) or _LOCAL.get(key) or _RAY.get(key)
+        if known is None:
+            raise InvalidArgumentError(f"{spec!r}: unknown option {key!r} (known: {', '.join(KNOWN_OPTIONS)})")
+        if key not in _LIMITS:
+            _check_kind(spec, key, local=key in _LOCAL, on_ray=on_ray)
+        field, kind, convert = known
+        fields[field] = _convert(spec, key, text, convert, kind)
     try:
+        if on_ray:
+            return name, RayQueue(**fields, resources=resources)
         return name, LocalQueue(**fields)
     except InvalidArgumentError as error:
         raise InvalidArgumentError(f"{spec!r}: {error}") from None
 
 
+def _check_kind(spec: str, key: str, *, local: bool, on_ray: bool) -> None:
+    """``InvalidArgumentError`` if ``key``, an option of a local queue (``local``) or of a Ray one, is given to the
+    other kind."""
+    if local and on_ray:
+        raise InvalidArgumentError(f"{spec!r}: {key} is an option of a local queue, and this is a Ray queue (ray)")
+    if not local and not on_ray:
+        raise InvalidArgumentError(f"{spec!r}: {key} is an option of a Ray queue: add the option ray")
+
+
+def _convert(spec: str, key: str, text: str, convert: Callable[[str], Any], kind: str) -> Any:
+    try:
+        value = convert(text)
+    except ValueError:
+        value = ""
+    if value == "":
+        raise InvalidArgumentError(f"{spec!r}: {key} must be {kind}, got {text!r}")
+    return value
+
+
 def declared_queues(
-    parsed: Sequence[tuple[str, LocalQueue]], *, activities_on_engine_cpu: bool
-) -> dict[str, LocalQueue] | None:
+    parsed: Sequence[tuple[str, QueueConfig]], *, activities_on_engine_cpu: bool
+) -> dict[str, QueueConfig] | None:
     """The queues of ``--task-queue`` options, as :func:`parse_task_queue` gave them (a name given twice is refused),
     the default queue's workers also on the engine's CPU with ``--activities-on-engine-cpu``; ``None`` when neither
     is given (the engine's default)."""
-    queues: dict[str, LocalQueue] = {}
+    queues: dict[str, QueueConfig] = {}
     for name, queue in parsed:
         if name in queues:
             raise InvalidArgumentError(f"queue {name!r} is declared twice")
         queues[name] = queue
     if activities_on_engine_cpu:
-        queues["default"] = dataclasses.replace(queues.get("default", LocalQueue()), use_engine_cpu=True)
+        default = queues.get("default", LocalQueue())
+        if isinstance(default, RayQueue):
+            raise InvalidArgumentError("--activities-on-engine-cpu is for a local default queue, but it is a Ray queue")
+        queues["default"] = dataclasses.replace(default, use_engine_cpu=True)
     return queues or None
 
 
 class TaskQueueOption(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
-    """``--task-queue NAME[:OPTION,...]``: parsed as it is read (``(name, LocalQueue)``), so a bad one is a usage
-    error (exit 2)."""
+    """``--task-queue NAME[:OPTION,...]``: parsed as it is read (``(name, LocalQueue | RayQueue)``), so a bad one is
+    a usage error (exit 2)."""
 
     name = "NAME[:OPTION,...]"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, LocalQueue]:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, QueueConfig]:
         if isinstance(value, tuple):  # already parsed (click may convert a value twice)
             return value
         try:

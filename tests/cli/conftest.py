@@ -83,7 +83,7 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
 class Server:
     """One ``aion serve`` subprocess on ``data_dir`` (in its own session so it can be killed as a group)."""
 
-    def __init__(self, data_dir: Path, log: Path, *options: str) -> None:
+    def __init__(self, data_dir: Path, log: Path, *options: str, start_timeout: float = 20.0) -> None:
         self.data_dir = data_dir
         self.log = log
         with log.open("ab") as out:
@@ -92,7 +92,7 @@ class Server:
                  "--activity-workers", "1", "--warm-pool", "1", *options],
                 cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        wait_for(self._answers, f"aion serve on {data_dir} answering (log: {log})")
+        wait_for(self._answers, f"aion serve on {data_dir} answering (log: {log})", timeout=start_timeout)
 
     def _answers(self) -> bool:
         if self.proc.poll() is not None:

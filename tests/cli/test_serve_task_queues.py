@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from aion.cli._queue_option import parse_task_queue
-from aion.engine import LocalQueue
+from aion.engine import LocalQueue, RayQueue
 from aion.errors import InvalidArgumentError
 from tests.cli.conftest import Server, aion, ok, wait_for
 
@@ -86,12 +86,23 @@ def test_serve_with_the_module_but_not_its_queue_fails_the_run_naming_the_queue(
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("mail:fast", "unknown option 'fast' (known: workers, max-concurrent, rate-limit, engine-cpu)"),
+        (
+            "mail:fast",
+            "unknown option 'fast' (known: workers, max-concurrent, rate-limit, engine-cpu, ray, address, num-cpus, "
+            "num-gpus, resource.NAME)",
+        ),
         ("mail:workers=two", "workers must be an integer, got 'two'"),
         ("mail:workers=0", "LocalQueue workers must be an int of at least 1, got 0"),
         ("mail:rate-limit=-1", "rate_limit must be a positive number"),
         ("mail:engine-cpu=yes", "engine-cpu takes no value"),
         ("a/b", "a task queue name must be a non-empty string"),
+        ("gpu:num-gpus=1", "num-gpus is an option of a Ray queue: add the option ray"),
+        ("gpu:ray,workers=2", "workers is an option of a local queue, and this is a Ray queue (ray)"),
+        ("gpu:ray,engine-cpu", "engine-cpu is an option of a local queue, and this is a Ray queue (ray)"),
+        ("gpu:ray,num-cpus=-1", "RayQueue num_cpus must be a number >= 0, got -1.0"),
+        ("gpu:ray,resource.media=lots", "resource.media must be a number, got 'lots'"),
+        ("gpu:ray,address=", "address must be an address, got ''"),
+        ("gpu:ray=auto", "ray takes no value"),
     ],
 )
 def test_serve_refuses_a_bad_task_queue(data_dir: Path, spec: str, message: str) -> None:
@@ -115,6 +126,16 @@ def test_serve_refuses_a_task_queue_declared_twice(data_dir: Path) -> None:
         ("mail", ("mail", LocalQueue())),
         ("mail:workers=2,rate-limit=5", ("mail", LocalQueue(workers=2, rate_limit=5.0))),
         (" cpu : max-concurrent = 3 , engine-cpu ", ("cpu", LocalQueue(max_concurrent=3, use_engine_cpu=True))),
+        ("gpu:ray", ("gpu", RayQueue())),
+        (
+            "media:num-gpus=0.5,ray,address=ray://head:10001,resource.media_node=0.01,num-cpus=0,rate-limit=2",
+            (
+                "media",
+                RayQueue(
+                    address="ray://head:10001", num_cpus=0, num_gpus=0.5, resources={"media_node": 0.01}, rate_limit=2
+                ),
+            ),
+        ),
     ],
 )
 @pytest.mark.timeout(10)
@@ -122,8 +143,30 @@ def test_parse_task_queue(spec: str, expected: tuple[str, Any]) -> None:
     assert parse_task_queue(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["", ":workers=2", "q:workers=1,workers=2", "q:engine-cpu,engine-cpu", "q:workers=2,"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        ":workers=2",
+        "q:workers=1,workers=2",
+        "q:engine-cpu,engine-cpu",
+        "q:workers=2,",
+        "q:ray,ray",
+        "q:ray,resource.a=1,resource.a=2",
+        "q:ray,resource.=1",
+    ],
+)
 @pytest.mark.timeout(10)
 def test_parse_task_queue_refuses(spec: str) -> None:
     with pytest.raises(InvalidArgumentError, match=re.escape(repr(spec))):
         parse_task_queue(spec)
+
+
+@pytest.mark.timeout(30)
+def test_serve_refuses_engine_cpu_for_a_default_queue_on_ray(data_dir: Path) -> None:
+    result = aion(
+        "serve", "--data-dir", data_dir, "--module", "tests.cli.flows",
+        "--task-queue", "default:ray", "--activities-on-engine-cpu", timeout=20,
+    )  # fmt: skip
+    assert result.code == 2 and "--activities-on-engine-cpu is for a local default queue" in result.err, result.err
+    assert not data_dir.exists()
