@@ -289,14 +289,14 @@ class ActivityManager:
                     self._handing.discard(task.task_id)
                     activity.worker_id = executor.start(task)
 
-            self._core.append(run, [started], then=hand_over)
+            self._core.append(run, [started], then=hand_over, deferrable=True)
         else:
             activity.worker_id = executor.start(task)
             if task.attempt == 1:
                 activity.unrecorded_start = started  # recorded with the outcome (see "First attempts")
                 self._observer.attempt_taken(run, task.activity_id, now)
             else:
-                self._core.append(run, [started])
+                self._core.append(run, [started], deferrable=True)
         start_to_close = activity.options.start_to_close_timeout
         if start_to_close is not None:
             key = self._attempt_key(TimerKind.START_TO_CLOSE, run, activity, task.task_id)
@@ -469,7 +469,7 @@ class ActivityManager:
         """Append an attempt's ``outcome``, after its ``ActivityStarted`` if that waits to be recorded with it."""
         started = activity.unrecorded_start
         activity.unrecorded_start = None
-        self._core.append(run, [outcome] if started is None else [started, outcome], then=then)
+        self._core.append(run, [outcome] if started is None else [started, outcome], then=then, deferrable=True)
 
     def _arm_retry(self, run: Run, activity: PendingActivity, at: float) -> None:
         if activity.activity_id in run.state.activities:

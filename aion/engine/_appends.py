@@ -69,6 +69,7 @@ class AppendPipeline:
         then: Then | None = None,
         reply: pykka.Future[Any] | None = None,
         companion: AppendRequest | None = None,
+        deferrable: bool = False,
     ) -> None:
         """Queue ``events`` after the run's head (see ``Core.append``)."""
         state = run.state
@@ -76,7 +77,11 @@ class AppendPipeline:
         state.head += len(events)
         closing = any(event.terminal for event in events)
         token = AppendToken(run, then, reply, closing, run.generation)
-        self._recorder.append_to(self._sink, token, state.workflow_id, events, expected, companion=companion)
+        if deferrable and closing and self._closures.awaited(state.workflow_id, run.run_id):
+            deferrable = False  # its result() is awaited (a waiter coming later expedites the recorder itself)
+        self._recorder.append_to(
+            self._sink, token, state.workflow_id, events, expected, companion=companion, deferrable=deferrable
+        )
         self.in_flight += 1
 
     def settle(self, token: AppendToken, stamped: list[ev.Event] | None, error: BaseException | None) -> bool:

@@ -68,6 +68,9 @@ class Closures:
         self._recent: collections.OrderedDict[tuple[str, str], Event] = collections.OrderedDict()
         #: Called with ``(workflow_id, terminal)`` on every close (the schedule service's way to learn of them).
         self._listeners: list[Callable[[str, Event], None]] = []
+        #: Called when a waiter registers for an open run: the engine's recorder then ends a hold at once (its
+        #: closing append may be held, queued before anyone waited; see ``aion.recorder``).
+        self.on_wait: Callable[[], None] = _nothing
 
     def listen(self, listener: Callable[[str, Event], None]) -> None:
         """Call ``listener(workflow_id, terminal)`` (on the recorder's thread: it must be quick and not raise)
@@ -88,6 +91,8 @@ class Closures:
             waiter = ClosureWaiter(key, self._open.get(workflow_id) == run_id)
             waiter.terminal = self._recent.get(key)
             self._waiters.setdefault(key, []).append(waiter)
+        if waiter.open:
+            self.on_wait()
         try:
             yield waiter
         finally:
@@ -97,6 +102,11 @@ class Closures:
                     waiters.remove(waiter)
                     if not waiters:
                         del self._waiters[key]
+
+    def awaited(self, workflow_id: str, run_id: str) -> bool:
+        """Whether someone waits for run ``run_id`` of ``workflow_id`` to close now."""
+        with self._lock:
+            return (workflow_id, run_id) in self._waiters
 
     def wake_all(self) -> None:
         """Forget which runs are open and wake every waiter without a result (the engine stopped: they look
@@ -145,6 +155,10 @@ class Closures:
         """Run ``run_id`` is no longer open (its successor, opened already, stays so)."""
         if self._open.get(workflow_id) == run_id:
             del self._open[workflow_id]
+
+
+def _nothing() -> None:
+    """No one to tell."""
 
 
 def _small_completion(terminal: Event) -> bool:

@@ -136,7 +136,7 @@ class CommandHandler:
         def dispatch(stamped: list[ev.Event]) -> None:
             self._activities.scheduled(run, activity, stamped[0].recorded_at)
 
-        self._core.append(run, [scheduled], then=dispatch)
+        self._core.append(run, [scheduled], then=dispatch, deferrable=True)
 
     def _on_request_cancel_activity(self, run: Run, command: RequestCancelActivity) -> None:
         aid = command.activity_id
@@ -153,7 +153,7 @@ class CommandHandler:
         )
         key = TimerKey(TimerKind.TIMER, run.workflow_id, run.run_id, command.timer_id)
         wake = record_at(at, self._clock)
-        self._core.append(run, [started], then=lambda _: self._timers.arm(wake, key))
+        self._core.append(run, [started], then=lambda _: self._timers.arm(wake, key), deferrable=True)
 
     def _on_cancel_timer(self, run: Run, command: CancelTimer) -> None:
         tid = command.timer_id
@@ -168,7 +168,9 @@ class CommandHandler:
             self._lifecycle.fail(run, ev.Failure(type(error).__name__, str(error)))
             return
         run.state.closing = True
-        self._core.append(run, [ev.WorkflowCompleted(workflow_id=run.workflow_id, result=command.result)])
+        self._core.append(
+            run, [ev.WorkflowCompleted(workflow_id=run.workflow_id, result=command.result)], deferrable=True
+        )
 
     def _on_fail_workflow(self, run: Run, command: FailWorkflow) -> None:
         self._lifecycle.fail(run, command.failure)

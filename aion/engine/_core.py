@@ -93,6 +93,7 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         self._runs: dict[str, Run] = {}
         self._store = store
         self._closures = closures
+        closures.on_wait = recorder.expedite
         self._clock = clock
         self._observer = observer = observer if observer is not None else Observer()
         tell = self.actor_ref.tell
@@ -255,9 +256,10 @@ class EngineCore(SimpleInbox, pykka.ThreadingActor):
         then: Then | None = None,
         reply: pykka.Future[Any] | None = None,
         companion: AppendRequest | None = None,
+        deferrable: bool = False,
     ) -> None:
         """Record ``events`` for ``run`` (see ``Core.append``)."""
-        self._appends.append(run, events, then=then, reply=reply, companion=companion)
+        self._appends.append(run, events, then=then, reply=reply, companion=companion, deferrable=deferrable)
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
         """``terminal`` is durable: release the run, apply its parent-close policy, tell its parent."""

@@ -43,10 +43,14 @@ class Core(Protocol):
         then: Then | None = None,
         reply: pykka.Future[Any] | None = None,
         companion: AppendRequest | None = None,
+        deferrable: bool = False,
     ) -> None:
         """Send ``events`` to the recorder after the run's head; once durable, ``then`` and ``reply`` get the
         stamped events and each event takes effect (a terminal one closes the run, an arrival is delivered).
-        ``companion`` (a schedule's fire) is committed in the same transaction, atomically."""
+        ``companion`` (a schedule's fire) is committed in the same transaction, atomically. ``deferrable``: no
+        caller outside the engine waits on it (a step of the run's own: an activity's, a timer's, its
+        completion when nobody waits for its result), so it may share a caller's transaction (see
+        ``aion.recorder``, "Holding deferrable appends")."""
 
     def closed(self, run: Run, terminal: ev.Event) -> None:
         """``terminal`` is durable: release everything the run held and tell whoever depends on it."""

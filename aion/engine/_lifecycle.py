@@ -307,7 +307,9 @@ class RunLifecycle:
             fire_at = run.state.timers.pop(key.item, None)
             if fire_at is not None:
                 due = due_at(fire_at, self._clock)
-                self._core.append(run, [ev.TimerFired(workflow_id=run.workflow_id, timer_id=key.item, due_at=due)])
+                self._core.append(
+                    run, [ev.TimerFired(workflow_id=run.workflow_id, timer_id=key.item, due_at=due)], deferrable=True
+                )
         else:
             self._end(run, ev.WorkflowTimedOut(workflow_id=run.workflow_id, kind=RUN_DEADLINES[key.kind]), None)
 

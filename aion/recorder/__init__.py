@@ -43,6 +43,21 @@ commit: the writers then run while the actor waits on the fsync, and they are as
 delays the acknowledgement by the next batch's write phase, never before durability: a batch's futures are
 resolved after its own commit returned. When the queue is empty they are resolved at once.
 
+Holding deferrable appends
+--------------------------
+Greedy group commit starts the next transaction as soon as the last one is committed, with whatever is queued. A
+caller that waits for each append (a thread starting workflows one after another) then finds a transaction in
+flight, made of the engine's own steps, and waits for it and then for its own: two commits per call, and a commit
+per step besides. So an append says whether a caller waits on it: *prompt* (the default) or ``deferrable`` (the
+engine core's own steps: an activity's, a timer's, a completion nobody waits for). While prompt appends come in a
+steady stream (their smoothed gap, and the time since the last one, under three holds), the actor holds the
+deferrable ones queued, for at most ``hold`` (``DEFAULT_HOLD``, 2 ms), until the next prompt one: that one finds
+the actor idle, its caller waits for one commit, and the held appends share it. Anything else ends a hold at once:
+a prompt append, ``expedite()`` (the engine calls it when a ``result()`` waiter arrives, whose run's completion may
+be held) and ``stop()``. With no stream, nothing is held: the batch adapts to the load as before, with no timer.
+The cost is at most ``hold`` of latency for a run's own step while callers keep the recorder busy;
+``hold=0`` turns it off. ``stats().holds`` counts the holds.
+
 Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
 ``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
 :class:`~aion._futures.OneShotFuture` (a flag, and a plain lock only if someone waits) instead of

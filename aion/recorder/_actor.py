@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import queue
 import sys
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -20,6 +21,7 @@ import pykka
 from aion.errors import AionError
 from aion.events import Event
 from aion.recorder._shared import (
+    DEFAULT_HOLD,
     DEFAULT_MAX_BATCH,
     CommitSink,
     Committed,
@@ -34,6 +36,10 @@ from aion.recorder._shared import (
 )
 from aion.store import EventStore
 from supervisors import SimpleInbox
+
+#: Prompt appends make a steady stream while their smoothed gap, and the time since the last one, are below this
+#: many holds.
+_STREAM_WINDOW = 3.0
 
 #: What a recorder tells of each committed transaction: ``(monotonic clock, observe(seconds, requests))``.
 CommitObserver = tuple[Callable[[], float], Callable[[float, int], None]]
@@ -145,10 +151,17 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
     :class:`RecorderHandle` (or use :func:`start_recorder`)."""
 
     def __init__(
-        self, store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH, on_commit: CommitObserver | None = None
+        self,
+        store: EventStore,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        on_commit: CommitObserver | None = None,
+        hold: float = DEFAULT_HOLD,
     ) -> None:
         super().__init__()
         self._store = store
+        #: The longest deferrable appends wait for a prompt one (seconds; 0: never).
+        self._hold = max(0.0, hold)
         #: Told each committed transaction's duration (seconds) and size (requests), with its clock.
         self._on_commit = on_commit
         self._max_batch = max(1, max_batch)
@@ -185,10 +198,18 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         self._drain()
 
     def _drain(self) -> None:
-        get = self._shared.queue.get_nowait
+        shared = self._shared
+        get = shared.queue.get_nowait
         max_batch = self._max_batch
+        prompt = shared.prompt
         try:
             while True:
+                if self._hold and (wait := self._hold_for()) > 0.0:
+                    self._pending.resolve()  # the last batch's callers go on meanwhile
+                    shared.holds += 1
+                    prompt.wait(wait)
+                if prompt.is_set():
+                    prompt.clear()  # before draining: a prompt append queued after it sets it again
                 items: list[Item] = []
                 size = 0
                 atomic = False
@@ -210,6 +231,22 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
                     self._commit_group(items)  # what _commit does with no atomic item, without the scan
         finally:
             self._pending.resolve()  # the queue is empty: nothing left to overlap with
+
+    def _hold_for(self) -> float:
+        """How long to wait for a prompt append before the next transaction (0: not at all). Only when none is
+        queued, deferrable ones are, and prompt appends come in a steady stream (their smoothed gap, and the time
+        since the last one, within ``_STREAM_WINDOW`` holds): the next one then finds the recorder idle, so its
+        caller waits for its own commit only, and the held ones share it."""
+        shared = self._shared
+        if shared.prompt.is_set() or shared.stopped:
+            return 0.0
+        hold = self._hold
+        window = hold * _STREAM_WINDOW
+        gap = shared.prompt_gap
+        since = time.monotonic() - shared.last_prompt
+        if gap >= window or since >= window or not 0 < shared.queue.qsize() < self._max_batch:
+            return 0.0
+        return hold
 
     def _commit(self, items: list[Item]) -> None:
         """Commit drained items in queue order: runs of non-atomic items share one transaction."""

@@ -7,6 +7,7 @@ per flush. It never writes to the store and never resolves a future: the actor d
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from aion.errors import AionError, RecorderStoppedError
 from aion.events import Event
 from aion.recorder._actor import CommitObserver, Recorder
 from aion.recorder._shared import (
+    DEFAULT_HOLD,
     DEFAULT_MAX_BATCH,
     CommitSink,
     Flush,
@@ -61,6 +63,7 @@ class RecorderHandle:
         expected_head: int,
         *,
         companion: AppendRequest | None = None,
+        deferrable: bool = False,
     ) -> None:
         """Queue an append whose outcome goes to ``sink`` as ``(token, stamped_events, error)`` once durable (or
         refused): the way for an actor, which must not block, to append. Every outcome of one committed batch
@@ -71,12 +74,16 @@ class RecorderHandle:
 
         A ``companion`` request (a schedule's fire, ``aion.store.ScheduleAppend``) is committed atomically with
         the append, in a transaction of their own: both or neither. The outcome reported is the append's.
+
+        ``deferrable``: no caller waits on this append, so while prompt appends (the others) come in a steady
+        stream it may wait for the next one, up to the recorder's ``hold``, to share its transaction (see
+        "Holding deferrable appends" in ``aion.recorder``).
         """
         request = _new_request(workflow_id, events, expected_head)
         if companion is None:
-            self._queue(([request], False, True, (sink, token)))
+            self._queue(([request], False, True, (sink, token)), prompt=not deferrable)
         else:
-            self._queue(([request, _with_bodies(companion)], True, True, (sink, token)))
+            self._queue(([request, _with_bodies(companion)], True, True, (sink, token)), prompt=not deferrable)
 
     def append_batch(
         self, requests: Sequence[AppendRequest], atomic: bool = False
@@ -96,7 +103,7 @@ class RecorderHandle:
         self._queue((requests, atomic, single, future))
         return future
 
-    def _queue(self, item: Item) -> None:
+    def _queue(self, item: Item, *, prompt: bool = True) -> None:
         shared = self._shared
         lock = shared.lock
         lock.acquire()  # not ``with``: acquire and release cost a third less, once per append
@@ -104,6 +111,8 @@ class RecorderHandle:
             if shared.stopped:
                 raise RecorderStoppedError("the recorder has stopped")
             shared.queue.put(item)
+            if prompt:
+                shared.prompt_queued(time.monotonic())
             if shared.flush_scheduled:
                 return
             shared.flush_scheduled = True
@@ -161,14 +170,21 @@ class RecorderHandle:
                 return
             set_exception(item[3], (RecorderStoppedError, died, None))
 
+    def expedite(self) -> None:
+        """End a hold now: the deferrable appends queued commit at once (someone started waiting for one)."""
+        self._shared.prompt.set()
+
     def stats(self) -> RecorderStats:
         """A snapshot of the recorder's counters."""
         shared = self._shared
-        return RecorderStats(shared.batches, shared.appends, shared.events, shared.errors, shared.max_batch)
+        return RecorderStats(
+            shared.batches, shared.appends, shared.events, shared.errors, shared.max_batch, shared.holds
+        )
 
     def stop(self, timeout: float | None = None) -> None:
         """Commit every append already queued, then stop the actor. Later appends raise
         ``RecorderStoppedError``. Stopping twice is harmless."""
+        self.expedite()  # a hold ends now: the stop is behind it
         self.ref.stop(block=True, timeout=timeout)
 
     @property
@@ -205,8 +221,13 @@ def _with_bodies(request: AppendRequest) -> AppendRequest:
 
 
 def start_recorder(
-    store: EventStore, *, max_batch: int = DEFAULT_MAX_BATCH, on_commit: CommitObserver | None = None
+    store: EventStore,
+    *,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    on_commit: CommitObserver | None = None,
+    hold: float = DEFAULT_HOLD,
 ) -> RecorderHandle:
     """Start a :class:`Recorder` on ``store`` and return its handle (``on_commit``: a clock and a function told
-    each committed transaction's duration and size, for metrics)."""
-    return RecorderHandle(Recorder.start(store, max_batch=max_batch, on_commit=on_commit))
+    each committed transaction's duration and size, for metrics; ``hold``: the longest a deferrable append waits
+    for a prompt one, 0 for never)."""
+    return RecorderHandle(Recorder.start(store, max_batch=max_batch, on_commit=on_commit, hold=hold))

@@ -7,6 +7,7 @@ It owns these types and nothing that runs: it never commits, never queues, never
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -25,6 +26,13 @@ log: Final = logging.getLogger("aion.recorder")
 #: Most append requests committed in one write transaction.
 DEFAULT_MAX_BATCH: Final = 4096
 
+#: Longest a deferrable append waits for a prompt one to share its transaction (seconds): see "Holding
+#: deferrable appends" in ``aion.recorder``.
+DEFAULT_HOLD: Final = 0.002
+
+#: Weight of the newest gap in the smoothed gap between prompt appends.
+_GAP_WEIGHT: Final = 0.25
+
 BatchResult = list[list[Event] | AionError]
 
 
@@ -42,6 +50,8 @@ class RecorderStats:
     errors: int
     #: The most requests committed in one transaction.
     max_batch: int
+    #: Times the recorder held deferrable appends, waiting for a prompt one to share their transaction.
+    holds: int = 0
 
 
 #: Where the outcome of a queued append goes: its future, or ``(sink, token)`` for an ``append_to`` (outcomes
@@ -82,6 +92,20 @@ class Shared:
         self.events = 0
         self.errors = 0
         self.max_batch = 0
+        self.holds = 0
+        #: Set by each prompt append (one a caller waits on): the actor waits on it while it holds deferrable ones.
+        self.prompt = threading.Event()
+        #: When the last prompt append was queued (``time.monotonic``), and the smoothed gap between them.
+        self.last_prompt = -math.inf
+        self.prompt_gap = math.inf
+
+    def prompt_queued(self, now: float) -> None:
+        """A prompt append was queued at ``now`` (the caller holds ``lock``): the stream of them moves on."""
+        gap = now - self.last_prompt
+        previous = self.prompt_gap
+        self.prompt_gap = gap if previous == math.inf else previous + _GAP_WEIGHT * (gap - previous)
+        self.last_prompt = now
+        self.prompt.set()
 
 
 #: The outcome of one ``append_to``: ``(token, stamped_events, None)`` once durable, or ``(token, None, error)``.

@@ -115,3 +115,49 @@ def test_a_closing_appends_caller_is_answered_after_the_run_is_closed_for_result
     with closures.watch("w", run.run_id) as waiter:
         assert not waiter.open  # closed: the waiter is handed the result or reads the store
         assert isinstance(waiter.terminal, ev.WorkflowCompleted) and waiter.terminal.result == 5
+
+
+def _held_stream(store: EventStore) -> RecorderHandle:
+    """A recorder holding deferrable appends for a minute, with prompt appends already coming in a stream."""
+    recorder = start_recorder(store, hold=60.0)
+    for workflow_id in ("caller-1", "caller-2"):
+        recorder.append(workflow_id, [started(workflow_id)], 0).get(timeout=10)
+    return recorder
+
+
+@pytest.mark.timeout(30)
+def test_a_deferrable_closing_append_is_prompt_when_its_result_is_awaited(store: EventStore) -> None:
+    recorder = _held_stream(store)
+    try:
+        closures = Closures()
+        pipeline, told = _pipeline(recorder, closures)
+        store.append("w", [started("w")], 0)
+        run = _run("w", head=1)
+        closures.opened("w", run.run_id)
+        with closures.watch("w", run.run_id):
+            pipeline.append(run, [ev.WorkflowCompleted(workflow_id="w", result=5)], deferrable=True)
+            wait_until(lambda: len(told) == 1, timeout=10)  # not held a minute
+        assert recorder.stats().holds == 0
+    finally:
+        recorder.stop(timeout=10)
+
+
+@pytest.mark.timeout(30)
+def test_a_result_waiter_arriving_ends_the_hold_of_a_closing_append(store: EventStore) -> None:
+    recorder = _held_stream(store)
+    try:
+        closures = Closures()
+        closures.on_wait = recorder.expedite  # as the engine core wires them
+        pipeline, told = _pipeline(recorder, closures)
+        store.append("w", [started("w")], 0)
+        run = _run("w", head=1)
+        closures.opened("w", run.run_id)
+        pipeline.append(run, [ev.WorkflowCompleted(workflow_id="w", result=5)], deferrable=True)
+        wait_until(lambda: recorder.stats().holds == 1, timeout=10)
+        assert told == []  # held: nobody waits for it yet
+        with closures.watch("w", run.run_id) as waiter:
+            assert waiter.wait(timeout=10)  # handed over once durable, well before the hold's minute
+            assert isinstance(waiter.terminal, ev.WorkflowCompleted) and waiter.terminal.result == 5
+        assert len(told) == 1
+    finally:
+        recorder.stop(timeout=10)
