@@ -31,7 +31,7 @@ from aion.engine._supervision import Supervision
 from aion.engine._task_queues import LocalQueue
 from aion.errors import AionError, EngineNotRunningError, EngineStartError, EngineStoppedError, InternalError
 from aion.observability._setup import recorder_source, residency_source
-from aion.recorder import RecorderHandle, start_recorder
+from aion.recorder import RecorderHandle, RecorderStats, start_recorder
 from aion.schedules._messages import Call
 from aion.schedules._service import ScheduleService
 from aion.store import EventStore, WriterLock, open_store
@@ -321,6 +321,11 @@ class ActorSystem:
                     left -= wait
                     if left <= 0:
                         raise
+
+    def recorder_stats(self) -> RecorderStats:
+        """The recorder's counters (all zero before the engine started)."""
+        recorder = self._recorder
+        return recorder.stats() if recorder is not None else RecorderStats(0, 0, 0, 0, 0, 0)
 
     def residency(self, *, timeout: float | None = None) -> dict[str, int]:
         """The core's residency figures (``resident``, ``waiting``, ``evictions``, ``max_resident``)."""

@@ -34,6 +34,7 @@ from aion.engine._task_queues import LocalQueue, RayQueue
 from aion.engine._tree import run_node
 from aion.errors import WorkflowNotFoundError
 from aion.observability._setup import MetricsOption
+from aion.recorder import RecorderStats
 from aion.schedules import ScheduleDescription, ScheduleHandle, SchedulePolicy, ScheduleSpec, load_state
 from aion.schedules._handle import create, describe_state
 from aion.schedules._service import ScheduleService
@@ -381,6 +382,12 @@ class Engine:
         """How many runs hold a workflow process (``resident``), wait for one (``waiting``), how many were
         evicted since the engine started (``evictions``), and the bound (``max_resident``)."""
         return self._system.residency()
+
+    def recorder_stats(self) -> RecorderStats:
+        """The recorder's counters since the engine started: write transactions committed (``batches``, one fsync
+        each), appends, events, refused appends, the largest transaction, and how often deferrable appends were
+        held for a caller's (``holds``; docs/architecture.md, "Recorder and group commit")."""
+        return self._system.recorder_stats()
 
     def run_waits(self, runs: Sequence[tuple[str, str]]) -> list[list[str] | None]:
         """For each (workflow id, run id): the signals and conditions its code last reported waiting on beyond
