@@ -12,6 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from aion.store import EventStore, open_store
+
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -115,3 +117,11 @@ def gates(tmp_path: Path) -> Path:
     path = tmp_path / "gates"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    """A real LMDB store in the test's temp dir, closed afterwards (a package may define its own)."""
+    made = open_store(tmp_path / "data")
+    yield made
+    made.close()

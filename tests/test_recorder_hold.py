@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pykka
@@ -17,7 +16,7 @@ import pytest
 
 from aion.events import Event
 from aion.recorder import Committed, RecorderHandle, start_recorder
-from aion.store import EventStore, open_store
+from aion.store import EventStore
 from tests.helpers import wait_until
 from tests.store._helpers import signal, started
 
@@ -40,13 +39,6 @@ class Sink:
     def tokens(self) -> list[Any]:
         with self._lock:
             return [token for delivery in self.deliveries for token in delivery]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    made = open_store(tmp_path / "data")
-    yield made
-    made.close()
 
 
 @pytest.fixture
@@ -110,17 +102,22 @@ def test_stop_ends_a_hold_and_commits_what_was_held(store: EventStore) -> None:
     assert len(store.read_history("w")) == 1
 
 
-def test_a_hold_ends_by_itself(store: EventStore) -> None:
-    recorder = start_recorder(store, hold=0.5)
+def _deferrable_alone_after_a_stream(store: EventStore, hold: float) -> int:
+    """With ``hold``: a stream of prompt appends, then a deferrable one and no other; it commits all the same.
+    How many holds there were."""
+    recorder = start_recorder(store, hold=hold)
     try:
-        # A stream for this hold: prompt appends less than three holds apart.
-        _prompt_stream(recorder)
+        _prompt_stream(recorder)  # two prompt appends less than three holds apart
         sink = Sink()
         recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
-        wait_until(lambda: sink.tokens() == ["d"], timeout=10)  # no prompt append came: the hold ran out
-        assert recorder.stats().holds >= 1
+        wait_until(lambda: sink.tokens() == ["d"], timeout=10)
+        return recorder.stats().holds
     finally:
         recorder.stop(timeout=10)
+
+
+def test_a_hold_ends_by_itself(store: EventStore) -> None:
+    assert _deferrable_alone_after_a_stream(store, hold=0.5) >= 1  # held, and no prompt append came: it ran out
 
 
 def test_a_deferrable_append_behind_a_queued_prompt_one_is_not_held(recorder: RecorderHandle) -> None:
@@ -135,12 +132,4 @@ def test_a_deferrable_append_behind_a_queued_prompt_one_is_not_held(recorder: Re
 
 
 def test_no_hold_is_zero_hold(store: EventStore) -> None:
-    recorder = start_recorder(store, hold=0)
-    try:
-        _prompt_stream(recorder)
-        sink = Sink()
-        recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
-        wait_until(lambda: sink.tokens() == ["d"], timeout=10)
-        assert recorder.stats().holds == 0
-    finally:
-        recorder.stop(timeout=10)
+    assert _deferrable_alone_after_a_stream(store, hold=0) == 0

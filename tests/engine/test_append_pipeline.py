@@ -5,7 +5,6 @@ answered by the core (``settle``), which also decides whether the run is rebuilt
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pykka
@@ -19,16 +18,9 @@ from aion.engine._runs import Run, RunState
 from aion.errors import SequenceConflictError
 from aion.observability._observer import Observer
 from aion.recorder import RecorderHandle, start_recorder
-from aion.store import EventStore, open_store
+from aion.store import EventStore
 from tests.helpers import wait_until
 from tests.store._helpers import signal, started
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    made = open_store(tmp_path / "data")
-    yield made
-    made.close()
 
 
 @pytest.fixture
