@@ -39,6 +39,7 @@ from aion.cli._queue_option import QueueConfig, TaskQueueOption, declared_queues
 from aion.cli._ui import announce, check_address, ui_options
 from aion.control import socket_path
 from aion.control._render import tree_table
+from aion.engine._engine_settings import MAX_COMMIT_HOLD
 from aion.engine._placement import AUTO, EngineCpu
 from aion.engine._residency import DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_RESIDENT
 from aion.errors import (
@@ -48,6 +49,7 @@ from aion.errors import (
 )
 from aion.observability import configure_logging, parse_address
 from aion.observability._logging import FORMATS
+from aion.recorder import DEFAULT_HOLD
 
 
 @cli.command()
@@ -133,6 +135,13 @@ class EngineCpuOption(click.ParamType):  # type: ignore[type-arg]  # generic onl
     help="Seconds a parked run stays inactive before it gives up its process even with slots to spare.",
 )
 @click.option(
+    "--commit-hold",
+    type=click.FloatRange(min=0, max=MAX_COMMIT_HOLD),
+    default=DEFAULT_HOLD,
+    show_default=True,
+    help="Seconds a run's own step may wait to share a caller's commit while callers' appends stream in (0: never).",
+)
+@click.option(
     "--engine-cpu",
     type=EngineCpuOption(),
     default=AUTO,
@@ -193,6 +202,7 @@ def serve(
     max_restarts: int,
     max_resident: int,
     evict_idle_after: float = DEFAULT_EVICT_IDLE_AFTER,
+    commit_hold: float = DEFAULT_HOLD,
     engine_cpu: EngineCpu = AUTO,
     activities_on_engine_cpu: bool = False,
     task_queues: tuple[tuple[str, QueueConfig], ...] = (),
@@ -232,6 +242,7 @@ def serve(
         max_restarts=max_restarts,
         max_resident=max_resident,
         evict_idle_after=evict_idle_after,
+        commit_hold=commit_hold,
         engine_cpu=engine_cpu,
         task_queues=declared,
         metrics=metrics,

@@ -127,7 +127,9 @@ class ActorSystem:
                 max_map_size=settings.map_size,
             )
             self._store.set_search_attribute_schema(settings.search_attributes.to_dict())
-            self._recorder = start_recorder(self._store, on_commit=self._telemetry.commit_observer())
+            self._recorder = start_recorder(
+                self._store, on_commit=self._telemetry.commit_observer(), hold=settings.commit_hold
+            )
             self._closures.reset()
             self._core = EngineCore.start(
                 self._store,

@@ -34,7 +34,7 @@ from aion.engine._task_queues import LocalQueue, RayQueue
 from aion.engine._tree import run_node
 from aion.errors import WorkflowNotFoundError
 from aion.observability._setup import MetricsOption
-from aion.recorder import RecorderStats
+from aion.recorder import DEFAULT_HOLD, RecorderStats
 from aion.schedules import ScheduleDescription, ScheduleHandle, SchedulePolicy, ScheduleSpec, load_state
 from aion.schedules._handle import create, describe_state
 from aion.schedules._service import ScheduleService
@@ -86,6 +86,10 @@ class Engine:
     the starting thread may run on that no other running engine of this machine has claimed, if it may run on two
     or more; ``None``: nothing is pinned). The caller's threads are left as they are. See docs/operations.md,
     "CPU placement".
+    ``commit_hold`` (seconds, default 0.002, at most 0.1; 0: never): while callers' appends (starts, signals, ...)
+    come in a steady stream, how long a run's own step (an activity's or a timer's event, a completion nobody
+    waits for) may wait to share the next caller's transaction rather than take one of its own. See
+    docs/architecture.md, "Recorder and group commit".
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Engine:
         task_queues: Mapping[str, LocalQueue | RayQueue] | None = None,
         map_size: int | None = None,
         engine_cpu: EngineCpu = AUTO,
+        commit_hold: float = DEFAULT_HOLD,
     ) -> None:
         settings = EngineSettings.check(
             data_dir,
@@ -131,6 +136,7 @@ class Engine:
             task_queues=task_queues,
             map_size=map_size,
             engine_cpu=engine_cpu,
+            commit_hold=commit_hold,
         )
         self.data_dir = settings.data_dir
         self._telemetry = settings.telemetry

@@ -24,7 +24,11 @@ from aion.engine._registry import Registry
 from aion.engine._task_queues import LocalQueue, QueueConfig, RayQueue, check_queues
 from aion.errors import InvalidArgumentError
 from aion.observability._setup import MetricsOption, Telemetry
+from aion.recorder import DEFAULT_HOLD
 from aion.visibility import SearchAttributeSchema
+
+#: The longest ``Engine(commit_hold=...)``: a run's own step waits at most this long for a caller's commit.
+MAX_COMMIT_HOLD = 0.1
 
 #: Warnings about the engine's configuration go where its start and stop are logged.
 log = logging.getLogger("aion.engine")
@@ -61,6 +65,7 @@ class EngineSettings:
     cancel_grace: float
     map_size: int | None
     engine_cpu: EngineCpu = AUTO
+    commit_hold: float = DEFAULT_HOLD
 
     @classmethod
     def check(
@@ -85,6 +90,7 @@ class EngineSettings:
         task_queues: Mapping[str, LocalQueue | RayQueue] | None,
         map_size: int | None,
         engine_cpu: object = AUTO,
+        commit_hold: object = DEFAULT_HOLD,
     ) -> EngineSettings:
         """``Engine(...)``'s arguments, checked (``InvalidArgumentError`` naming the first bad one) and normalised:
         the registry built, the default queue and worker count filled in."""
@@ -116,6 +122,9 @@ class EngineSettings:
         cancel_grace = to_seconds(activity_cancel_grace, "activity_cancel_grace")
         if map_size is not None and (isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20):
             raise InvalidArgumentError(f"map_size must be an int of at least 1 MiB (bytes), got {map_size!r}")
+        hold = to_seconds(commit_hold, "commit_hold")
+        if hold > MAX_COMMIT_HOLD:
+            raise InvalidArgumentError(f"commit_hold is at most {MAX_COMMIT_HOLD:g} seconds, got {commit_hold!r}")
         return cls(
             data_dir=checked_dir,
             payload_codec=payload_codec,
@@ -134,6 +143,7 @@ class EngineSettings:
             cancel_grace=cancel_grace,
             map_size=map_size,
             engine_cpu=check_engine_cpu(engine_cpu),
+            commit_hold=hold,
         )
 
 

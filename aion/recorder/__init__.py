@@ -56,7 +56,7 @@ the actor idle, its caller waits for one commit, and the held appends share it. 
 a prompt append, ``expedite()`` (the engine calls it when a ``result()`` waiter arrives, whose run's completion may
 be held) and ``stop()``. With no stream, nothing is held: the batch adapts to the load as before, with no timer.
 The cost is at most ``hold`` of latency for a run's own step while callers keep the recorder busy;
-``hold=0`` turns it off. ``stats().holds`` counts the holds.
+``hold=0`` turns it off (the engine's ``Engine(commit_hold=...)``). ``stats().holds`` counts the holds.
 
 Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
 ``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
@@ -75,9 +75,10 @@ transaction: they must be quick and must not write to the store; one that raises
 
 from aion.recorder._actor import Recorder
 from aion.recorder._handle import RecorderHandle, start_recorder
-from aion.recorder._shared import DEFAULT_MAX_BATCH, CommitSink, Committed, RecorderStats
+from aion.recorder._shared import DEFAULT_HOLD, DEFAULT_MAX_BATCH, CommitSink, Committed, RecorderStats
 
 __all__ = [
+    "DEFAULT_HOLD",
     "DEFAULT_MAX_BATCH",
     "CommitSink",
     "Committed",

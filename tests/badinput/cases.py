@@ -80,6 +80,14 @@ API_CASES = [
         INVALID,
         lambda c: Engine(c.tmp, evict_idle_after="60"),  # type: ignore[arg-type]
     ),
+    api("engine-commit-hold-negative", "commit_hold=-1", INVALID, lambda c: Engine(c.tmp, commit_hold=-1)),
+    api("engine-commit-hold-long", "commit_hold=0.5", INVALID, lambda c: Engine(c.tmp, commit_hold=0.5)),
+    api(
+        "engine-commit-hold-string",
+        'commit_hold="2ms"',
+        INVALID,
+        lambda c: Engine(c.tmp, commit_hold="2ms"),  # type: ignore[arg-type]
+    ),
     api(
         "engine-cpu-string",
         'engine_cpu="fast"',

@@ -30,3 +30,14 @@ def test_sequential_starts_complete_every_run_and_the_counters_add_up(tmp_path: 
     assert after.events - before.events == sum(len(history) for history in histories)
     assert after.batches - before.batches >= 60  # each start waited for a transaction holding it
     assert after.errors == before.errors
+
+
+@pytest.mark.timeout(120)
+def test_commit_hold_zero_never_holds(tmp_path: Path) -> None:
+    log = str(tmp_path / "log")
+    with aion.Engine(
+        tmp_path / "data", workflows=flows.ALL_WORKFLOWS, activities=flows.ALL_ACTIVITIES, commit_hold=0
+    ) as engine:
+        handles = [engine.start_workflow(flows.chain, log, 2, workflow_id=f"chain-{n}") for n in range(40)]
+        assert all(handle.result(timeout=60) == 2 for handle in handles)
+        assert engine.recorder_stats().holds == 0
