@@ -114,6 +114,7 @@ def test_snapshot_consistent_during_restarts(
     root = start_sup(_spec(rec))
     stop = threading.Event()
     kills = [0]
+    killed: set[int] = set()  # the pids signalled (a kill may land on one already dead, not yet replaced)
 
     def killer() -> None:
         while not stop.is_set() and kills[0] < 60:
@@ -125,6 +126,7 @@ def test_snapshot_consistent_during_restarts(
             try:
                 os.kill(victim["pid"], signal.SIGKILL)
                 kills[0] += 1
+                killed.add(victim["pid"])
             except ProcessLookupError:
                 pass
 
@@ -149,9 +151,16 @@ def test_snapshot_consistent_during_restarts(
         thread.join()
     assert kills[0] >= 20
     assert snapshots > 0
-    # everything comes back
-    wait_until(lambda: all(n["state"] == "running" for n in _walk(root.tree()) if n["kind"] in ("process", "actor")))
-    # (a kill can land on a process its supervisor is already stopping, so restarts <= kills)
-    final = root.tree()
+
+    # Everything comes back: every child runs again, none in a pid that was killed (on a loaded machine the last
+    # kills' exits may still be on their way when the killer stops; a tree read then counted no restart once).
+    def back() -> dict[str, Any] | None:
+        tree = root.tree()
+        nodes = [n for n in _walk(tree) if n["kind"] in ("process", "actor")]
+        replaced = all(n["state"] == "running" and n.get("pid") not in killed for n in nodes)
+        return tree if replaced else None
+
+    final = wait_until(back, timeout=30)
+    # (a kill can land on a process already dead, or one its supervisor is stopping, so restarts <= kills)
     total = sum(n["restarts"] for n in _walk(final) if n["kind"] == "process")
-    assert total > 0, (kills[0], final)  # (seen once at 0 in a run loaded with three suites: the tree says why)
+    assert 1 <= total <= kills[0], (kills[0], len(killed), final)
