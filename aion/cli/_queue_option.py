@@ -55,8 +55,8 @@ def parse_task_queue(spec: str) -> tuple[str, QueueConfig]:
         check_queue_name(name)
     except InvalidArgumentError as error:
         raise InvalidArgumentError(f"{spec!r}: {error}") from None
-    pairs = [tuple(piece.strip() for piece in part.partition("=")) for part in options.split(",")]
-    pairs = pairs if options.strip() else []
+    parts = options.split(",") if options.strip() else []
+    pairs = [tuple(piece.strip() for piece in part.partition("=")) for part in parts]
     on_ray = any(key == _RAY_FLAG for key, _, _ in pairs)
     fields: dict[str, Any] = {}
     resources: dict[str, float] = {}
@@ -101,13 +101,14 @@ def _check_kind(spec: str, key: str, *, local: bool, on_ray: bool) -> None:
 
 
 def _convert(spec: str, key: str, text: str, convert: Callable[[str], Any], kind: str) -> Any:
+    """``convert(text)``; ``InvalidArgumentError`` naming the spec and the option if it is empty or will not
+    convert."""
     try:
-        value = convert(text)
+        if not text:
+            raise ValueError(text)
+        return convert(text)
     except ValueError:
-        value = ""
-    if value == "":
-        raise InvalidArgumentError(f"{spec!r}: {key} must be {kind}, got {text!r}")
-    return value
+        raise InvalidArgumentError(f"{spec!r}: {key} must be {kind}, got {text!r}") from None
 
 
 def declared_queues(

@@ -204,10 +204,10 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         prompt = shared.prompt
         try:
             while True:
-                if self._hold and (wait := self._hold_for()) > 0.0:
+                if self._hold and self._may_hold():
                     self._pending.resolve()  # the last batch's callers go on meanwhile
                     shared.holds += 1
-                    prompt.wait(wait)
+                    prompt.wait(self._hold)
                 if prompt.is_set():
                     prompt.clear()  # before draining: a prompt append queued after it sets it again
                 items: list[Item] = []
@@ -232,21 +232,18 @@ class Recorder(SimpleInbox, pykka.ThreadingActor):
         finally:
             self._pending.resolve()  # the queue is empty: nothing left to overlap with
 
-    def _hold_for(self) -> float:
-        """How long to wait for a prompt append before the next transaction (0: not at all). Only when none is
-        queued, deferrable ones are, and prompt appends come in a steady stream (their smoothed gap, and the time
-        since the last one, within ``_STREAM_WINDOW`` holds): the next one then finds the recorder idle, so its
-        caller waits for its own commit only, and the held ones share it."""
+    def _may_hold(self) -> bool:
+        """Whether to wait (up to the hold) for a prompt append before the next transaction: none is queued,
+        deferrable ones are, and prompt appends come in a steady stream (their smoothed gap, and the time since the
+        last one, within ``_STREAM_WINDOW`` holds). The next one then finds the recorder idle, so its caller waits
+        for its own commit only, and the held ones share it."""
         shared = self._shared
         if shared.prompt.is_set() or shared.stopped:
-            return 0.0
-        hold = self._hold
-        window = hold * _STREAM_WINDOW
-        gap = shared.prompt_gap
-        since = time.monotonic() - shared.last_prompt
-        if gap >= window or since >= window or not 0 < shared.queue.qsize() < self._max_batch:
-            return 0.0
-        return hold
+            return False
+        window = self._hold * _STREAM_WINDOW
+        if shared.prompt_gap >= window or time.monotonic() - shared.last_prompt >= window:
+            return False
+        return 0 < shared.queue.qsize() < self._max_batch
 
     def _commit(self, items: list[Item]) -> None:
         """Commit drained items in queue order: runs of non-atomic items share one transaction."""
