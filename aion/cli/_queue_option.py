@@ -1,8 +1,9 @@
 """``aion serve --task-queue``: a task queue declared on the command line.
 
-It owns turning ``NAME[:OPTION,...]`` into the ``(name, LocalQueue | RayQueue)`` that ``Engine(task_queues=...)``
-takes, and nothing else: the queue's own checks (``LocalQueue``, ``RayQueue``, the queue name's) say what a bad
-value is. The option ``ray`` makes it a Ray queue; without it, a local one.
+It owns turning ``NAME[:OPTION,...]`` (a name may hold ``:``: see `_split_name`) into the
+``(name, LocalQueue | RayQueue)`` that ``Engine(task_queues=...)`` takes, and nothing else: the queue's own checks
+(``LocalQueue``, ``RayQueue``, the queue name's) say what a bad value is. The option ``ray`` makes it a Ray queue;
+without it, a local one.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def parse_task_queue(spec: str) -> tuple[str, QueueConfig]:
         parse_task_queue("cpu:workers=4,engine-cpu")  # 4 workers, allowed on the engine's CPU too
         parse_task_queue("media:ray,address=auto,resource.media_node=0.01")
     """
-    name, _, options = spec.partition(":")
-    name = name.strip()
+    name, options = _split_name(spec)
     try:
         check_queue_name(name)
     except InvalidArgumentError as error:
@@ -78,7 +78,8 @@ def parse_task_queue(spec: str) -> tuple[str, QueueConfig]:
             continue
         known = _LIMITS.get(key) or _LOCAL.get(key) or _RAY.get(key)
         if known is None:
-            raise InvalidArgumentError(f"{spec!r}: unknown option {key!r} (known: {', '.join(KNOWN_OPTIONS)})")
+            hint = "" if equals else f"; a queue name holding ':' ends with one more, as in '{name}:{key}:'"
+            raise InvalidArgumentError(f"{spec!r}: unknown option {key!r} (known: {', '.join(KNOWN_OPTIONS)}){hint}")
         if key not in _LIMITS:
             _check_kind(spec, key, local=key in _LOCAL, on_ray=on_ray)
         field, kind, convert = known
@@ -89,6 +90,28 @@ def parse_task_queue(spec: str) -> tuple[str, QueueConfig]:
         return name, LocalQueue(**fields)
     except InvalidArgumentError as error:
         raise InvalidArgumentError(f"{spec!r}: {error}") from None
+
+
+def _split_name(spec: str) -> tuple[str, str]:
+    """``spec``'s queue name and its options. The name ends at the first ``:`` that is followed by nothing or by a
+    known option, so a name may hold ``:`` itself (``"mail:eu:workers=2"``, or ``"mail:eu:"`` for no options);
+    with no such ``:``, at the first one (whose unknown option is then refused, naming it)."""
+    colons = [index for index, char in enumerate(spec) if char == ":"]
+    for index in colons:
+        options = spec[index + 1 :]
+        key = options.split(",", 1)[0].partition("=")[0].strip()
+        if not options.strip() or _is_option(key):
+            return spec[:index].strip(), options
+    if colons:
+        return spec[: colons[0]].strip(), spec[colons[0] + 1 :]
+    return spec.strip(), ""
+
+
+def _is_option(key: str) -> bool:
+    """Whether ``key`` names an option of ``--task-queue``."""
+    if key.startswith(_RESOURCE):
+        return len(key) > len(_RESOURCE)
+    return key in _LIMITS or key in _LOCAL or key in _RAY or key in (_RAY_FLAG, _ENGINE_CPU)
 
 
 def _check_kind(spec: str, key: str, *, local: bool, on_ray: bool) -> None:

@@ -103,6 +103,8 @@ def test_serve_with_the_module_but_not_its_queue_fails_the_run_naming_the_queue(
         ("gpu:ray,resource.media=lots", "resource.media must be a number, got 'lots'"),
         ("gpu:ray,address=", "address must be an address, got ''"),
         ("gpu:ray=auto", "ray takes no value"),
+        ("mail:eu", "unknown option 'eu' (known: workers, "),
+        ("mail:eu", "a queue name holding ':' ends with one more, as in 'mail:eu:'"),
     ],
 )
 def test_serve_refuses_a_bad_task_queue(data_dir: Path, spec: str, message: str) -> None:
@@ -127,6 +129,12 @@ def test_serve_refuses_a_task_queue_declared_twice(data_dir: Path) -> None:
         ("mail:workers=2,rate-limit=5", ("mail", LocalQueue(workers=2, rate_limit=5.0))),
         (" cpu : max-concurrent = 3 , engine-cpu ", ("cpu", LocalQueue(max_concurrent=3, use_engine_cpu=True))),
         ("gpu:ray", ("gpu", RayQueue())),
+        # A name may hold ':': it ends at the first ':' followed by a known option, or by nothing.
+        ("mail:eu:workers=2", ("mail:eu", LocalQueue(workers=2))),
+        ("mail:eu:", ("mail:eu", LocalQueue())),
+        ("a:b:c:rate-limit=5", ("a:b:c", LocalQueue(rate_limit=5.0))),
+        ("x:ray:workers=2", ("x:ray", LocalQueue(workers=2))),
+        ("gpu:ray,address=ray://head:10001", ("gpu", RayQueue(address="ray://head:10001"))),
         (
             "media:num-gpus=0.5,ray,address=ray://head:10001,resource.media_node=0.01,num-cpus=0,rate-limit=2",
             (
@@ -154,6 +162,8 @@ def test_parse_task_queue(spec: str, expected: tuple[str, Any]) -> None:
         "q:ray,ray",
         "q:ray,resource.a=1,resource.a=2",
         "q:ray,resource.=1",
+        "mail:eu",
+        "mail:eu:workrs=2",
     ],
 )
 @pytest.mark.timeout(10)
