@@ -38,6 +38,9 @@ EXPECTED: dict[str, set[str]] = {
         "single_thread_warm_workflows_per_s",
         "single_thread_warm_start_call_p50_ms",
         "single_thread_warm_commits_per_workflow",
+        "paced_latency_p50_ms",
+        "paced_latency_p99_ms",
+        "paced_commits_per_workflow",
         "single_thread_warm_total_cpu_s_per_workflow",
         "commits_per_workflow",
         "start_call_p50_ms",
@@ -148,6 +151,8 @@ def test_quick_mode_prints_its_figures(name: str) -> None:
         assert 0 < data["single_thread_start_call_p50_ms"] <= data["single_thread_start_call_p99_ms"]
         # Each start is a transaction of its own at least; the warm batch commits for its starts too.
         assert data["single_thread_commits_per_workflow"] >= 1 and data["single_thread_warm_commits_per_workflow"] >= 1
+        assert 0 < data["paced_latency_p50_ms"] <= data["paced_latency_p99_ms"]
+        assert data["paced_commits_per_workflow"] >= 1
     if name == "activity_burst":
         assert [case["use_engine_cpu"] for case in data["cases"]] == [False, True]
         assert all(case["during_samples"] >= 1 and case["burst_s"] > 0 for case in data["cases"])
@@ -170,7 +175,7 @@ def test_throughput_with_metrics_on_runs_and_counts_its_workflows() -> None:
     data = run_quick("benchmarks.throughput", "--metrics")
     assert data["benchmark"] == "throughput"
     assert data["metrics"] is True
-    one_batch = {key for key in EXPECTED["throughput"] if not key.startswith("single_thread_")} - {
+    one_batch = {key for key in EXPECTED["throughput"] if not key.startswith(("single_thread_", "paced_"))} - {
         "target_cpu_ms_per_workflow",
         "met_cpu",
     }

@@ -8,6 +8,7 @@ waits for them."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,7 +108,7 @@ def _deferrable_alone_after_a_stream(store: EventStore, hold: float) -> int:
     How many holds there were."""
     recorder = start_recorder(store, hold=hold)
     try:
-        _prompt_stream(recorder)  # two prompt appends less than three holds apart
+        _prompt_stream(recorder)  # two prompt appends well within the stream window apart
         sink = Sink()
         recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
         wait_until(lambda: sink.tokens() == ["d"], timeout=10)
@@ -117,7 +118,7 @@ def _deferrable_alone_after_a_stream(store: EventStore, hold: float) -> int:
 
 
 def test_a_hold_ends_by_itself(store: EventStore) -> None:
-    assert _deferrable_alone_after_a_stream(store, hold=0.5) >= 1  # held, and no prompt append came: it ran out
+    assert _deferrable_alone_after_a_stream(store, hold=1.0) >= 1  # held, and no prompt append came: it ran out
 
 
 def test_a_deferrable_append_behind_a_queued_prompt_one_is_not_held(recorder: RecorderHandle) -> None:
@@ -129,6 +130,23 @@ def test_a_deferrable_append_behind_a_queued_prompt_one_is_not_held(recorder: Re
     stamped: list[Event] = recorder.append("w2", [started("w2"), signal("w2")], 0).get(timeout=10)
     assert [event.seq for event in stamped] == [1, 2]
     wait_until(lambda: sink.tokens() == ["d1"], timeout=10)
+
+
+def test_prompt_appends_further_apart_than_the_stream_window_are_no_stream(store: EventStore) -> None:
+    """A caller appending every two and a half holds (every 5 ms with the default hold) is no stream: its runs'
+    steps are not paced by its appends."""
+    hold = 0.05
+    recorder = start_recorder(store, hold=hold)
+    try:
+        for index in range(3):
+            recorder.append(f"caller-{index}", [started(f"caller-{index}")], 0).get(timeout=10)
+            time.sleep(hold * 2.5)  # the cadence under test
+        sink = Sink()
+        recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
+        wait_until(lambda: sink.tokens() == ["d"], timeout=10)
+        assert recorder.stats().holds == 0
+    finally:
+        recorder.stop(timeout=10)
 
 
 def test_no_hold_is_zero_hold(store: EventStore) -> None:

@@ -50,13 +50,15 @@ caller that waits for each append (a thread starting workflows one after another
 flight, made of the engine's own steps, and waits for it and then for its own: two commits per call, and a commit
 per step besides. So an append says whether a caller waits on it: *prompt* (the default) or ``deferrable`` (the
 engine core's own steps: an activity's, a timer's, a completion nobody waits for). While prompt appends come in a
-steady stream (their smoothed gap, and the time since the last one, under three holds), the actor holds the
-deferrable ones queued, for at most ``hold`` (``DEFAULT_HOLD``, 2 ms), until the next prompt one: that one finds
-the actor idle, its caller waits for one commit, and the held appends share it. Anything else ends a hold at once:
-a prompt append, ``expedite()`` (the engine calls it when a ``result()`` waiter arrives, whose run's completion may
-be held) and ``stop()``. With no stream, nothing is held: the batch adapts to the load as before, with no timer.
-The cost is at most ``hold`` of latency for a run's own step while callers keep the recorder busy;
-``hold=0`` turns it off (the engine's ``Engine(commit_hold=...)``). ``stats().holds`` counts the holds.
+steady stream (their smoothed gap, and the time since the last one, under ``STREAM_WINDOW`` holds: one and a
+half), the actor holds the deferrable ones queued, for at most ``hold`` (``DEFAULT_HOLD``, 2 ms), until the next
+prompt one: that one finds the actor idle, its caller waits for one commit, and the held appends share it.
+Anything else ends a hold at once: a prompt append, ``expedite()`` (the engine calls it when a ``result()`` waiter
+arrives, whose run's completion may be held) and ``stop()``. With no stream, nothing is held: the batch adapts to
+the load as before, with no timer. The cost is at most ``hold`` of latency for a run's own step while callers keep
+the recorder busy, and a run's held steps advance at most once per prompt append: the window is narrow so that a
+caller starting a run every few milliseconds (which a commit per step does not overload) does not pace the runs
+it started. ``hold=0`` turns it off (the engine's ``Engine(commit_hold=...)``). ``stats().holds`` counts the holds.
 
 Two more costs are kept off the actor's critical path: each ``append`` encodes its events' bodies (all but
 ``seq`` and ``recorded_at``, see ``aion._codec.encode_event_body``) in the appending thread, and the futures are
