@@ -91,11 +91,7 @@ def _batch(engine: aion.Engine, count: int, clients: int, prefix: str) -> dict[s
     cpu_engine, cpu_children = own_cpu() - cpu_before, children_cpu() - children_before
     commits = engine.recorder_stats().batches - batches_before
     start_calls = [took for _, _, took in started]
-    latencies = []
-    for called, handle, _ in started:
-        completed = handle.history()[-1]
-        assert isinstance(completed, events.WorkflowCompleted)
-        latencies.append((completed.recorded_at.timestamp() - called) * 1000)
+    latencies = [_latency_ms(called, handle) for called, handle, _ in started]
     return {
         "workflows": count,
         "activities": count * ACTIVITIES_PER_WORKFLOW,
@@ -126,18 +122,23 @@ def _paced(engine: aion.Engine, count: int, interval: float, prefix: str) -> dic
         started.append((time.time(), engine.start_workflow(three_steps, workflow_id=f"{prefix}-{index}")))
         due += interval
         time.sleep(max(0.0, due - time.perf_counter()))
-    latencies = []
-    for called, handle in started:
+    for _, handle in started:
         handle.result(timeout=600)
-        completed = handle.history()[-1]
-        assert isinstance(completed, events.WorkflowCompleted)
-        latencies.append((completed.recorded_at.timestamp() - called) * 1000)
+    latencies = [_latency_ms(called, handle) for called, handle in started]
     return {
         "starts_per_s": 1 / interval,
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p99_ms": percentile(latencies, 99),
         "commits_per_workflow": (engine.recorder_stats().batches - batches_before) / count,
     }
+
+
+def _latency_ms(called: float, handle: aion.WorkflowHandle) -> float:
+    """A completed workflow's latency: from ``called`` (its ``start_workflow`` call, ``time.time()``) to its
+    ``WorkflowCompleted`` record, in milliseconds."""
+    completed = handle.history()[-1]
+    assert isinstance(completed, events.WorkflowCompleted)
+    return (completed.recorded_at.timestamp() - called) * 1000
 
 
 def both_batches(count: int, clients: int, single: int) -> dict[str, Any]:
