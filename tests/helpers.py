@@ -1,5 +1,5 @@
-"""Helpers for every test: waiting on a condition with a deadline (never sleep-and-hope), and stopping the
-process trees of the commands a test started."""
+"""Helpers for every test: waiting on a condition with a deadline (never sleep-and-hope), stopping the process
+trees of the commands a test started, and a recorder commit sink that keeps what it was handed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,35 @@ def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {pred}")
         time.sleep(interval)
+
+
+class RecordingSink:
+    """A recorder commit sink (``RecorderHandle.append_to``) for tests: keeps every delivery (one list of outcomes
+    per committed transaction, in order) and wakes whoever waits for them."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Any]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, batch: list[Any]) -> None:
+        with self._cond:
+            self.calls.append(list(batch))
+            self._cond.notify_all()
+
+    def wait_for(self, outcomes: int) -> list[Any]:
+        """Every outcome delivered, once there are at least ``outcomes`` (failing the test after 10 s)."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: sum(map(len, self.calls)) >= outcomes, timeout=10)
+            return [outcome for call in self.calls for outcome in call]
+
+    def tokens(self) -> list[Any]:
+        """The tokens of every outcome delivered so far, in order."""
+        return [token for call in self.token_calls() for token in call]
+
+    def token_calls(self) -> list[list[Any]]:
+        """The tokens of each delivery so far (one list per committed transaction)."""
+        with self._cond:
+            return [[outcome[0] for outcome in call] for call in self.calls]
 
 
 def stop_process_group(proc: subprocess.Popen[Any], timeout: float, dump: signal.Signals | None = None) -> int:

@@ -20,6 +20,7 @@ from aion.errors import (
 from aion.events import Event, WorkflowCompleted, WorkflowContinuedAsNew
 from aion.recorder import Recorder, RecorderHandle, start_recorder
 from aion.store import AppendRequest, EventStore, MemoryEventStore, open_store
+from tests.helpers import RecordingSink
 from tests.store._helpers import signal, started
 
 
@@ -248,26 +249,8 @@ def test_futures_resolve_only_after_their_batch_is_readable(store: EventStore, r
     assert all(store.head(f"wf-p{i}") == 21 for i in range(8))
 
 
-class _Sink:
-    """A commit sink for tests: remembers every delivery (one list per call) and signals each one."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[Any]] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, batch: list[Any]) -> None:
-        with self.cond:
-            self.calls.append(list(batch))
-            self.cond.notify_all()
-
-    def wait_for(self, outcomes: int) -> list[Any]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: sum(map(len, self.calls)) >= outcomes, timeout=10)
-            return [outcome for call in self.calls for outcome in call]
-
-
 def test_append_to_delivers_each_batch_in_one_call_in_queue_order(store: EventStore, recorder: RecorderHandle) -> None:
-    sink = _Sink()
+    sink = RecordingSink()
     release = threading.Event()
     recorder.ref.tell(_Block(release))  # hold the recorder so the appends pile up into one batch
     for index in range(5):
@@ -287,7 +270,7 @@ def test_append_to_delivers_each_batch_in_one_call_in_queue_order(store: EventSt
 
 
 def test_append_to_outcomes_come_only_once_durable(store: EventStore, recorder: RecorderHandle) -> None:
-    sink = _Sink()
+    sink = RecordingSink()
     heads = dict.fromkeys(range(8), 0)
     for index in heads:
         recorder.append_to(sink, index, f"wf-d{index}", [started(f"wf-d{index}")], 0)
@@ -308,7 +291,7 @@ def test_a_raising_sink_does_not_hurt_other_appends(store: EventStore, recorder:
     def broken(batch: list[Any]) -> None:
         raise RuntimeError("sink bug")
 
-    sink = _Sink()
+    sink = RecordingSink()
     recorder.append_to(broken, 1, "wf-b1", [started("wf-b1")], 0)
     recorder.append_to(sink, 2, "wf-b2", [started("wf-b2")], 0)
     assert sink.wait_for(1)[0][0] == 2
@@ -319,4 +302,4 @@ def test_append_to_a_stopped_recorder_is_refused(store: EventStore) -> None:
     handle = _start(store)
     handle.stop(timeout=10)
     with pytest.raises(RecorderStoppedError):
-        handle.append_to(_Sink(), 1, "wf-late", [started("wf-late")], 0)
+        handle.append_to(RecordingSink(), 1, "wf-late", [started("wf-late")], 0)

@@ -7,39 +7,21 @@ waits for them."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pykka
 import pytest
 
 from aion.events import Event
-from aion.recorder import Committed, RecorderHandle, start_recorder
+from aion.recorder import RecorderHandle, start_recorder
 from aion.store import EventStore
-from tests.helpers import wait_until
+from tests.helpers import RecordingSink, wait_until
 from tests.store._helpers import signal, started
 
 pytestmark = pytest.mark.timeout(60)
 
 LONG_HOLD = 60.0
-
-
-class Sink:
-    """A commit sink keeping each delivery (one per committed transaction) as the list of its tokens."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[list[Any]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, batch: list[Committed]) -> None:
-        with self._lock:
-            self.deliveries.append([token for token, _events, _error in batch])
-
-    def tokens(self) -> list[Any]:
-        with self._lock:
-            return [token for delivery in self.deliveries for token in delivery]
 
 
 @pytest.fixture
@@ -61,7 +43,7 @@ def _held(recorder: RecorderHandle, holds: int = 1) -> None:
 
 
 def test_with_no_prompt_stream_a_deferrable_append_commits_at_once(recorder: RecorderHandle) -> None:
-    sink = Sink()
+    sink = RecordingSink()
     recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
     wait_until(lambda: sink.tokens() == ["d"], timeout=10)  # not a minute later
     assert recorder.stats().holds == 0
@@ -72,20 +54,20 @@ def test_a_held_deferrable_append_shares_the_next_prompt_appends_transaction(
 ) -> None:
     _prompt_stream(recorder)
     batches = recorder.stats().batches
-    sink = Sink()
+    sink = RecordingSink()
     recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
     _held(recorder)
     assert sink.tokens() == [] and store.read_history("w") == []  # held: not written yet
     recorder.append_to(sink, "p", "caller-3", [started("caller-3")], 0)  # prompt
     wait_until(lambda: len(sink.tokens()) == 2, timeout=10)
-    assert sink.deliveries == [["d", "p"]]  # one transaction, in queue order
+    assert sink.token_calls() == [["d", "p"]]  # one transaction, in queue order
     assert recorder.stats().batches == batches + 1
     assert [type(event).__name__ for event in store.read_history("w")] == ["WorkflowStarted"]
 
 
 def test_expedite_ends_a_hold(recorder: RecorderHandle) -> None:
     _prompt_stream(recorder)
-    sink = Sink()
+    sink = RecordingSink()
     recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
     _held(recorder)
     recorder.expedite()
@@ -95,7 +77,7 @@ def test_expedite_ends_a_hold(recorder: RecorderHandle) -> None:
 def test_stop_ends_a_hold_and_commits_what_was_held(store: EventStore) -> None:
     recorder = start_recorder(store, hold=LONG_HOLD)
     _prompt_stream(recorder)
-    sink = Sink()
+    sink = RecordingSink()
     recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
     _held(recorder)
     recorder.stop(timeout=10)
@@ -109,7 +91,7 @@ def _deferrable_alone_after_a_stream(store: EventStore, hold: float) -> int:
     recorder = start_recorder(store, hold=hold)
     try:
         _prompt_stream(recorder)  # two prompt appends well within the stream window apart
-        sink = Sink()
+        sink = RecordingSink()
         recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
         wait_until(lambda: sink.tokens() == ["d"], timeout=10)
         return recorder.stats().holds
@@ -124,7 +106,7 @@ def test_a_hold_ends_by_itself(store: EventStore) -> None:
 def test_a_deferrable_append_behind_a_queued_prompt_one_is_not_held(recorder: RecorderHandle) -> None:
     """A future append is prompt: appended while the recorder holds, it ends the hold and both commit."""
     _prompt_stream(recorder)
-    sink = Sink()
+    sink = RecordingSink()
     recorder.append_to(sink, "d1", "w1", [started("w1")], 0, deferrable=True)
     _held(recorder)
     stamped: list[Event] = recorder.append("w2", [started("w2"), signal("w2")], 0).get(timeout=10)
@@ -141,7 +123,7 @@ def test_prompt_appends_further_apart_than_the_stream_window_are_no_stream(store
         for index in range(3):
             recorder.append(f"caller-{index}", [started(f"caller-{index}")], 0).get(timeout=10)
             time.sleep(hold * 2.5)  # the cadence under test
-        sink = Sink()
+        sink = RecordingSink()
         recorder.append_to(sink, "d", "w", [started("w")], 0, deferrable=True)
         wait_until(lambda: sink.tokens() == ["d"], timeout=10)
         assert recorder.stats().holds == 0
