@@ -33,6 +33,8 @@ _RAY: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "num-cpus": ("num_cpus", "a number", float),
     "num-gpus": ("num_gpus", "a number", float),
 }
+#: Every option that takes a value, but a Ray queue's custom resources.
+_VALUED = {**_LIMITS, **_LOCAL, **_RAY}
 #: The option that takes no value and makes the queue a Ray queue.
 _RAY_FLAG = "ray"
 #: The option that takes no value: a local queue's workers may also run on the engine's CPU.
@@ -72,11 +74,11 @@ def parse_task_queue(spec: str) -> tuple[str, QueueConfig]:
                 _check_kind(spec, key, local=True, on_ray=on_ray)
                 fields["use_engine_cpu"] = True
             continue
-        if key.startswith(_RESOURCE) and len(key) > len(_RESOURCE):
+        if _is_resource(key):
             _check_kind(spec, key, local=False, on_ray=on_ray)
             resources[key[len(_RESOURCE) :]] = _convert(spec, key, text, float, "a number")
             continue
-        known = _LIMITS.get(key) or _LOCAL.get(key) or _RAY.get(key)
+        known = _VALUED.get(key)
         if known is None:
             hint = "" if equals else f"; a queue name holding ':' ends with one more, as in '{name}:{key}:'"
             raise InvalidArgumentError(f"{spec!r}: unknown option {key!r} (known: {', '.join(KNOWN_OPTIONS)}){hint}")
@@ -109,9 +111,12 @@ def _split_name(spec: str) -> tuple[str, str]:
 
 def _is_option(key: str) -> bool:
     """Whether ``key`` names an option of ``--task-queue``."""
-    if key.startswith(_RESOURCE):
-        return len(key) > len(_RESOURCE)
-    return key in _LIMITS or key in _LOCAL or key in _RAY or key in (_RAY_FLAG, _ENGINE_CPU)
+    return key in _VALUED or key in (_RAY_FLAG, _ENGINE_CPU) or _is_resource(key)
+
+
+def _is_resource(key: str) -> bool:
+    """Whether ``key`` is a Ray queue's custom resource option (``resource.NAME``)."""
+    return key.startswith(_RESOURCE) and len(key) > len(_RESOURCE)
 
 
 def _check_kind(spec: str, key: str, *, local: bool, on_ray: bool) -> None:
