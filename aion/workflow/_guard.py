@@ -7,14 +7,16 @@ Installed once in each workflow process (never in the engine). It replaces the c
 ``threading.Thread.start`` with wrappers that raise :class:`~aion.errors.NonDeterministicCallError` when **both**:
 
 - a workflow step is running in this process (the runtime is driving workflow code), and
-- the direct caller is user code: a file outside the standard library, the installed packages and aion itself.
+- the direct caller is user code: a file outside the standard library, the installed packages, aion itself and the
+  ``supervisors`` library it ships with (both trusted however installed: an editable install leaves them outside).
 
 So library internals (logging's timestamps, a parser's use of ``time``) keep working under workflow code, while
 a workflow that calls ``datetime.now()`` fails at once with a message that names ``workflow.now()``.
 
 Names bound by ``from time import perf_counter`` (or ``from datetime import datetime``) in user modules imported
 before the guard was installed (the workflow modules, imported by the engine before it forked) are pointed at the
-wrappers when it is installed. Limits (see docs/workflows.md): only module-level names of user modules are
+wrappers when it is installed. The wrappers, and which of those names to rebind, are found by :func:`prepare` in the
+engine before it forks, so that installing binds a few names and writes to few pages of a new workflow process. Limits (see docs/workflows.md): only module-level names of user modules are
 rebound, and only direct calls from user code are judged.
 """
 
@@ -31,9 +33,11 @@ import threading as _threading
 import time as _time
 import uuid as _uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aion
+import supervisors
 from aion.errors import NonDeterministicCallError
 from aion.workflow._runtime import in_workflow_code
 
@@ -43,7 +47,9 @@ _installed = False
 def _compute_trusted_prefixes() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths[name] for name in ("stdlib", "platstdlib", "purelib", "platlib") if name in paths}
-    roots.add(os.path.dirname(os.path.abspath(aion.__file__)))
+    # aion and the supervision library it ships with are never user code, wherever they are installed from
+    # (an editable install leaves them outside the installed packages).
+    roots.update(os.path.dirname(os.path.abspath(path)) for path in (aion.__file__, supervisors.__file__))
     return tuple(os.path.join(os.path.realpath(root), "") for root in roots)
 
 
@@ -163,40 +169,88 @@ _GUARDED: tuple[tuple[Any, tuple[str, ...], str, str], ...] = (
 )
 
 
+#: A guarded name: the object that holds it (a module, ``threading.Thread``), the name, the original, the wrapper.
+Replacement = tuple[Any, str, Any, Any]
+#: A user module's name bound to an original the guard replaces: its namespace, the name, the original, the wrapper.
+UserName = tuple[dict[str, Any], str, Any, Any]
+
+
+def _make_replacements() -> tuple[Replacement, ...]:
+    """The wrappers the guard installs, made without installing them."""
+    made: list[Replacement] = []
+    for module, names, call, replacement in _GUARDED:
+        for name in names:
+            original = getattr(module, name, None)
+            if original is not None:
+                made.append((module, name, original, _guard(original, call.format(name), replacement)))
+    made.append((_datetime, "datetime", _RealDatetime, _GuardedDatetime))
+    made.append((_datetime, "date", _RealDate, _GuardedDate))
+    start = _threading.Thread.start
+    thread_start = _guard(start, "threading.Thread.start()", "an activity (workflow code runs on one loop)")
+    made.append((_threading.Thread, "start", start, thread_start))
+    return tuple(made)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What `install` binds, found ahead of it."""
+
+    #: What ``_loaded`` said when the user modules were looked through: a plan found before modules were loaded
+    #: (or unloaded) does not name theirs, and is found again.
+    loaded: tuple[int, str | None]
+    replacements: tuple[Replacement, ...]
+    #: Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in user modules
+    #: imported before the guard (the workflow modules, imported by the engine before it forked), which still
+    #: hold the originals.
+    user_names: tuple[UserName, ...]
+
+    @classmethod
+    def find(cls, replacements: tuple[Replacement, ...] | None) -> _Plan:
+        """Look through the user modules for the originals of ``replacements`` (made now if None)."""
+        made = replacements if replacements is not None else _make_replacements()
+        wrapper_of = {id(original): guarded for _owner, _name, original, guarded in made}
+        user_names = tuple(
+            (namespace, name, value, wrapper_of[id(value)])
+            for namespace in _user_module_namespaces()
+            for name, value in list(namespace.items())
+            if id(value) in wrapper_of
+        )
+        return cls(_loaded(), made, user_names)
+
+
+#: Found by `prepare` in the engine before it forks, so that a new workflow process inherits it. Making the
+#: wrappers (some fifty functions, each with its attribute dict) and walking every name of the user modules in the
+#: workflow process wrote to hundreds of pages it shares with the zygote, a copy-on-write fault each, between the
+#: spawn of a run and its replay; binding what the plan names writes to a few.
+_plan: _Plan | None = None
+
+
 def install() -> None:
     """Install the guard in this process (idempotent). Only workflow processes call it."""
     global _installed
     if _installed:
         return
     _installed = True
-    replaced: dict[int, Any] = {}  # id of an original -> its guarded replacement, to rebind names in user modules
-
-    def replace(module: Any, name: str, call: str, replacement: str) -> None:
-        original = getattr(module, name, None)
-        if original is None:
-            return
-        guarded = _guard(original, call, replacement)
-        setattr(module, name, guarded)
-        replaced[id(original)] = guarded
-
-    for module, names, call, replacement in _GUARDED:
-        for name in names:
-            replace(module, name, call.format(name), replacement)
-    replaced[id(_RealDatetime)] = _datetime.datetime = _GuardedDatetime  # type: ignore[misc]
-    replaced[id(_RealDate)] = _datetime.date = _GuardedDate  # type: ignore[misc]
-    _threading.Thread.start = _guard(  # type: ignore[method-assign]
-        _threading.Thread.start, "threading.Thread.start()", "an activity (workflow code runs on one loop)"
-    )
-    _rebind_user_modules(replaced)
+    plan = _plan
+    if plan is None or plan.loaded != _loaded():
+        plan = _Plan.find(plan.replacements if plan is not None else None)
+    for owner, name, _original, guarded in plan.replacements:
+        setattr(owner, name, guarded)
+    # Only module-level names are rebound (a documented limit); one rebound since the plan was found is left be.
+    for namespace, name, original, guarded in plan.user_names:
+        if namespace.get(name) is original:
+            namespace[name] = guarded
 
 
 def prepare() -> None:
-    """Do ahead what :func:`install` will do first, binding nothing: find the loaded modules that are user code
-    (a ``realpath`` per file, cached) and look through their names. The engine calls it before it forks (the
-    answers are inherited), and every idle pool host calls it while it warms up, so that the copy-on-write page
-    faults of that walk (some milliseconds in a fresh process) are paid before a run is handed to it, not
-    between a crash and the replay."""
-    _rebind_user_modules({})
+    """Do ahead what :func:`install` will do, binding nothing: make the wrappers, find the loaded modules that are
+    user code (a ``realpath`` per file, cached) and the names in them to rebind. The engine calls it before it
+    forks (the answers are inherited), and every idle pool host calls it while it warms up, so that the
+    copy-on-write page faults of that work (some milliseconds in a fresh process) are paid before a run is handed
+    to it, not between a spawn or a crash and the replay."""
+    global _plan
+    if not _installed:
+        _plan = _Plan.find(_plan.replacements if _plan is not None else None)
 
 
 #: The namespaces of the user modules, and what ``_loaded`` said when they were found.
@@ -225,14 +279,3 @@ def _user_module_namespaces() -> list[dict[str, Any]]:
             namespaces.append(namespace)
     _user_namespaces = (_loaded(), namespaces)
     return namespaces
-
-
-def _rebind_user_modules(replaced: dict[int, Any]) -> None:
-    """Names bound by ``from time import perf_counter`` or ``from datetime import datetime`` in modules imported
-    before the guard (the workflow modules, imported by the engine before it forked) still hold the originals:
-    point the ones in user modules at the guarded replacements."""
-    for namespace in _user_module_namespaces():
-        for name, value in list(namespace.items()):
-            guarded = replaced.get(id(value))
-            if guarded is not None:
-                namespace[name] = guarded
