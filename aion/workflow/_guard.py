@@ -16,8 +16,9 @@ a workflow that calls ``datetime.now()`` fails at once with a message that names
 Names bound by ``from time import perf_counter`` (or ``from datetime import datetime``) in user modules imported
 before the guard was installed (the workflow modules, imported by the engine before it forked) are pointed at the
 wrappers when it is installed. The wrappers, and which of those names to rebind, are found by :func:`prepare` in the
-engine before it forks, so that installing binds a few names and writes to few pages of a new workflow process. Limits (see docs/workflows.md): only module-level names of user modules are
-rebound, and only direct calls from user code are judged.
+engine before it forks, so that installing binds a few names and writes to few pages of a new workflow process.
+Limits (see docs/workflows.md): only module-level names of user modules are rebound, and only direct calls from
+user code are judged.
 """
 
 from __future__ import annotations
