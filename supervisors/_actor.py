@@ -216,6 +216,7 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor, NowaitStarts):
         """The supervisor is at its intensity limit: no more speculative restarts of any child."""
         if self.zygote is None:
             return
+        self._settle_all()  # an armed child being started counts too
         for child in self.children.values():
             if child.armed and child.proc is not None:
                 child.armed = False
@@ -289,6 +290,8 @@ class _SupervisorActor(SimpleInbox, pykka.ThreadingActor, NowaitStarts):
     def _child_exited(self, msg: _ChildExit) -> None:
         if self.spec.strategy != Strategy.ONE_FOR_ONE:
             self._settle_all()  # the siblings an exit stops or restarts include those being started
+        else:
+            self._settle(msg.child_id)  # its successful spawn is taken here, not told (see `_starting`)
         spare = msg.spare
         self.adopted = None
         try:

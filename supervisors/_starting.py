@@ -1,6 +1,11 @@
 """Process children started without waiting for the zygote: the part of the supervisor actor that asks for a
-child's spawn, goes on to its next message, and takes the zygote's answer when it comes (`Spawned`), or as soon
-as something needs the child (`NowaitStarts._settle`). See `Supervisor.start_child_nowait`."""
+child's spawn, goes on to its next message, and takes the zygote's answer as soon as something needs the child
+(`NowaitStarts._settle`: its exit, a call about it, a look at the children), or when a failed spawn is told
+(`Spawned`). See `Supervisor.start_child_nowait`.
+
+A spawn that succeeded is not told: the hub thread's answer is already in the child's ticket, and a message for
+it would cost the supervisor's thread a wake-up per child life for nothing the next message could not do (a
+recycled workflow process lives a few milliseconds; its exit is that next message)."""
 
 from __future__ import annotations
 
@@ -47,7 +52,7 @@ class Spawned:
 
 @dataclass(frozen=True, slots=True)
 class _Starting:
-    """A process child started by `StartNowait` whose spawn the zygote has not answered yet."""
+    """A process child started by `StartNowait` whose spawn's answer the supervisor has not taken yet."""
 
     child: Child
     ticket: SpawnTicket
@@ -70,8 +75,9 @@ class NowaitStarts:
     spare_owner: SpareOwner
 
     def __init__(self) -> None:
-        #: Children started by `StartNowait` whose spawn is on its way, by id: not yet in ``children``. Whatever
-        #: would look at such a child first waits for its spawn (`_settle`), so nothing sees it half started.
+        #: Children started by `StartNowait` whose spawn's answer is not taken yet (on its way, or come and not
+        #: needed so far), by id: not yet in ``children``. Whatever would look at such a child first takes the
+        #: answer, waiting for it if need be (`_settle`), so nothing sees it half started.
         self.starting: dict[str, _Starting] = {}
 
     @property
@@ -120,6 +126,8 @@ class NowaitStarts:
         cid = spec.id
 
         def answered(ticket: SpawnTicket) -> None:  # in the hub thread
+            if ticket.proc is not None and ticket.error is None and me.is_alive():
+                return  # taken when something needs the child (`_settle`); a stopping supervisor settles all
             if not tell_if_alive(me, Spawned(cid, ticket)) and ticket.proc is not None and not ticket.claimed:
                 zygote.hub.signal_proc(ticket.proc, signal.SIGKILL, disarm=True)  # no supervisor left to own it
 
@@ -144,8 +152,9 @@ class NowaitStarts:
         if proc is not None and ticket.error is None:
             child.proc, child.pid = proc, proc.pid
             child.state = "running"
-            child.started_at = self.clock()
-            child.started_wall = time.time()
+            # Dated by the answer, not by this later look at it, on the supervisor's own clock.
+            child.started_at = self.clock() - max(time.monotonic() - ticket.answered_at, 0.0)
+            child.started_wall = ticket.answered_wall
             self.children[child_id] = child
             return
         if ticket.error == ZYGOTE_EXITED:  # asked of a zygote that died: its successor starts it, waiting

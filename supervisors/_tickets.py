@@ -43,9 +43,14 @@ class SpawnTicket:
     on_done: Callable[[SpawnTicket], None] | None = None
     claimed: bool = False
     """Set by the owner once it took the answer (so ``on_done`` knows whether a process is left to end)."""
+    answered_at: float = 0.0
+    """When the answer came (``time.monotonic()``); an owner that takes it later dates the child's start by it."""
+    answered_wall: float = 0.0
+    """The same, as ``time.time()``."""
 
     def finish(self) -> None:
-        """Answered: wake whoever waits, then tell ``on_done``."""
+        """Answered: stamp the time, wake whoever waits, then tell ``on_done``."""
+        self.answered_at, self.answered_wall = time.monotonic(), time.time()
         self.done.set()
         if self.on_done is not None:
             try:

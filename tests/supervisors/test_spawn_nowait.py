@@ -10,7 +10,9 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -23,7 +25,7 @@ from supervisors._tickets import SpawnTicket
 from tests.helpers import is_gone
 
 from .helpers import Recorder, wait_until
-from .targets import worker
+from .targets import crash_n_times, worker
 
 StartSup = Callable[[sv.SupervisorSpec], sv.Supervisor]
 
@@ -183,3 +185,39 @@ def test_a_burst_of_spawns_takes_the_hosts_whose_targets_returned(zygote: sv.Zyg
 def _registered(hub: Any, pid: int) -> bool:
     proc = hub.proc(pid)
     return proc is not None and proc.registered
+
+
+@pytest.mark.timeout(60)
+def test_a_child_started_without_waiting_is_dated_by_its_spawn_not_by_the_first_look_at_it(
+    zygote: sv.Zygote, start_sup: StartSup
+) -> None:
+    # A successful spawn is not told to the supervisor: the answer is taken when something needs the child. The
+    # child's start is still the answer's time.
+    rec = Recorder()
+    sup = start_sup(sv.SupervisorSpec(id="root"))
+    sup.start_child_nowait(rec.spec("p", worker), on_error=None)
+    wait_until(lambda: rec.starts, timeout=20)
+    running_since = time.time()
+    time.sleep(0.5)  # time passing is what is looked at, not a condition waited for
+    (node,) = sup.tree()["children"]
+    assert node["id"] == "p" and node["state"] == "running"
+    assert node["uptime"] >= 0.5
+    assert node["started_at"] <= running_since
+
+
+@pytest.mark.timeout(60)
+def test_a_crash_of_a_child_nothing_looked_at_is_restarted(
+    zygote: sv.Zygote, start_sup: StartSup, tmp_path: Path
+) -> None:
+    # Its exit is the first thing that needs the child: the supervisor takes the spawn's answer there, then
+    # restarts it as it would any child.
+    rec = Recorder()
+    sup = start_sup(sv.SupervisorSpec(id="root"))
+    counter = tmp_path / "runs"
+    sup.start_child_nowait(rec.spec("p", crash_n_times, str(counter), 1, restart=sv.Restart.TRANSIENT), on_error=None)
+    wait_until(lambda: len(rec.starts) == 2, timeout=20)
+    (crash,) = rec.exits_of("p")
+    assert crash.kind == "exception" and "crash 1" in str(crash)
+    rec.ping("p", 1)
+    (info,) = sup.which_children()
+    assert info.restarts == 1 and info.state == "running" and info.pid == rec.starts[1][1]
