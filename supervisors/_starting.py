@@ -44,7 +44,8 @@ def tell_if_alive(ref: pykka.ActorRef[Any], msg: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Spawned:
-    """The hub thread's word that the spawn of a child started by `StartNowait` was answered."""
+    """The hub thread's word that the spawn of a child started by `StartNowait` failed (a successful one is
+    taken when something needs the child, see the module's docstring)."""
 
     child_id: str
     ticket: SpawnTicket
@@ -102,8 +103,8 @@ class NowaitStarts:
         """`start_child` for callers that must not wait: a failure goes to ``on_error(child_id, error)``.
 
         A process child is not waited for either: its spawn is asked of the zygote and this thread goes on to
-        its next message (the zygote's answer comes back as `Spawned`), so the spawns of a burst overlap
-        instead of taking one round trip each."""
+        its next message (the answer is taken when something needs the child; a failure comes back as
+        `Spawned`), so the spawns of a burst overlap instead of taking one round trip each."""
         try:
             if isinstance(spec, ProcessSpec) and self._spawn_nowait(spec, on_error):
                 return
