@@ -206,9 +206,10 @@ class _Plan:
     user_names: tuple[UserName, ...]
 
     @classmethod
-    def find(cls, replacements: tuple[Replacement, ...] | None) -> _Plan:
-        """Look through the user modules for the originals of ``replacements`` (made now if None)."""
-        made = replacements if replacements is not None else _make_replacements()
+    def find(cls, previous: _Plan | None) -> _Plan:
+        """Look through the user modules for the originals the guard replaces (the wrappers of ``previous``,
+        else made now)."""
+        made = previous.replacements if previous is not None else _make_replacements()
         wrapper_of = {id(original): guarded for _owner, _name, original, guarded in made}
         user_names = tuple(
             (namespace, name, value, wrapper_of[id(value)])
@@ -234,7 +235,7 @@ def install() -> None:
     _installed = True
     plan = _plan
     if plan is None or plan.loaded != _loaded():
-        plan = _Plan.find(plan.replacements if plan is not None else None)
+        plan = _Plan.find(plan)
     for owner, name, _original, guarded in plan.replacements:
         setattr(owner, name, guarded)
     # Only module-level names are rebound (a documented limit); one rebound since the plan was found is left be.
@@ -251,7 +252,7 @@ def prepare() -> None:
     to it, not between a spawn or a crash and the replay."""
     global _plan
     if not _installed:
-        _plan = _Plan.find(_plan.replacements if _plan is not None else None)
+        _plan = _Plan.find(_plan)
 
 
 #: The namespaces of the user modules, and what ``_loaded`` said when they were found.
